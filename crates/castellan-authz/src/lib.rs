@@ -1,0 +1,1 @@
+//! Placeholder: the engine lands with issue 3.
