@@ -1,0 +1,558 @@
+//! The SQLite transaction: every repository trait.
+
+use crate::{db_err, rows};
+use async_trait::async_trait;
+use castellan_core::{KeyId, OrgId, ProjectId, UserId};
+use castellan_store::audit::{seal, AuditRecord, NewAuditRecord};
+use castellan_store::page::Window;
+use castellan_store::*;
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use uuid::Uuid;
+
+/// A transaction on the SQLite store.
+pub struct SqliteTx {
+    tx: Transaction<'static, Sqlite>,
+    revision: Option<Revision>,
+    writable: bool,
+}
+
+impl SqliteTx {
+    pub(crate) fn new(tx: Transaction<'static, Sqlite>, writable: bool) -> Self {
+        SqliteTx { tx, revision: None, writable }
+    }
+
+    fn ensure_writable(&self) -> StoreResult<()> {
+        if self.writable {
+            Ok(())
+        } else {
+            Err(StoreError::Backend("write attempted in a read-only transaction".into()))
+        }
+    }
+}
+
+fn is_unique(e: &sqlx::Error) -> bool {
+    e.as_database_error().is_some_and(|d| d.is_unique_violation())
+}
+
+fn org_name_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
+#[async_trait]
+impl Tx for SqliteTx {
+    async fn revision(&mut self) -> StoreResult<Revision> {
+        if let Some(r) = self.revision {
+            return Ok(r);
+        }
+        self.ensure_writable()?;
+        let v: i64 = sqlx::query_scalar("UPDATE castellan_revision SET value = value + 1 WHERE id = 1 RETURNING value")
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        let r = rows::i64_to_rev(v)?;
+        self.revision = Some(r);
+        Ok(r)
+    }
+
+    async fn record_change(&mut self, created: Micros, payload: &serde_json::Value) -> StoreResult<Revision> {
+        let rev = self.revision().await?;
+        sqlx::query("INSERT INTO change_log (revision, created, payload) VALUES (?, ?, ?)")
+            .bind(rows::rev_to_i64(rev)?)
+            .bind(created)
+            .bind(payload.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        Ok(rev)
+    }
+
+    async fn commit(self: Box<Self>) -> StoreResult<()> {
+        self.tx.commit().await.map_err(db_err)
+    }
+}
+
+#[async_trait]
+impl OrgRepo for SqliteTx {
+    async fn insert_org(&mut self, o: &OrgRecord) -> StoreResult<()> {
+        self.ensure_writable()?;
+        sqlx::query(
+            "INSERT INTO orgs (id, name, name_key, api_url, is_universal_api, is_dataplane_private, proxy_url, \
+             realtime_url, image_rendering_mode, settings, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(o.id.0)
+        .bind(&o.name)
+        .bind(org_name_key(&o.name))
+        .bind(&o.api_url)
+        .bind(o.is_universal_api)
+        .bind(o.is_dataplane_private)
+        .bind(&o.proxy_url)
+        .bind(&o.realtime_url)
+        .bind(&o.image_rendering_mode)
+        .bind(o.settings.to_string())
+        .bind(o.created)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|e| {
+            if is_unique(&e) {
+                StoreError::Conflict(format!("an organization named `{}` already exists", o.name))
+            } else {
+                db_err(e)
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn get_org(&mut self, id: OrgId) -> StoreResult<Option<OrgRecord>> {
+        let sql = format!("SELECT {} FROM orgs WHERE id = ? AND deleted_at IS NULL", rows::ORG_COLS);
+        let r = sqlx::query(&sql).bind(id.0).fetch_optional(&mut *self.tx).await.map_err(db_err)?;
+        r.map(|r| rows::org(&r)).transpose()
+    }
+
+    async fn find_org_by_name(&mut self, name: &str) -> StoreResult<Option<OrgRecord>> {
+        let sql = format!("SELECT {} FROM orgs WHERE name_key = ? AND deleted_at IS NULL", rows::ORG_COLS);
+        let r = sqlx::query(&sql).bind(org_name_key(name)).fetch_optional(&mut *self.tx).await.map_err(db_err)?;
+        r.map(|r| rows::org(&r)).transpose()
+    }
+
+    async fn update_org(&mut self, o: &OrgRecord) -> StoreResult<()> {
+        self.ensure_writable()?;
+        let res = sqlx::query(
+            "UPDATE orgs SET name = ?, name_key = ?, api_url = ?, is_universal_api = ?, is_dataplane_private = ?, \
+             proxy_url = ?, realtime_url = ?, image_rendering_mode = ?, settings = ? WHERE id = ? AND deleted_at IS NULL",
+        )
+        .bind(&o.name)
+        .bind(org_name_key(&o.name))
+        .bind(&o.api_url)
+        .bind(o.is_universal_api)
+        .bind(o.is_dataplane_private)
+        .bind(&o.proxy_url)
+        .bind(&o.realtime_url)
+        .bind(&o.image_rendering_mode)
+        .bind(o.settings.to_string())
+        .bind(o.id.0)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|e| {
+            if is_unique(&e) {
+                StoreError::Conflict(format!("an organization named `{}` already exists", o.name))
+            } else {
+                db_err(e)
+            }
+        })?;
+        if res.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("organization `{}`", o.id)));
+        }
+        Ok(())
+    }
+
+    async fn delete_org(&mut self, id: OrgId, at: Micros) -> StoreResult<()> {
+        self.ensure_writable()?;
+        let res = sqlx::query("UPDATE orgs SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
+            .bind(at)
+            .bind(id.0)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        if res.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("organization `{id}`")));
+        }
+        Ok(())
+    }
+
+    async fn list_orgs(&mut self, f: &OrgFilter, w: &Window) -> StoreResult<Vec<OrgRecord>> {
+        if f.scope.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {} FROM orgs WHERE deleted_at IS NULL", rows::ORG_COLS));
+        let scope: Vec<Uuid> = f.scope.iter().map(|o| o.0).collect();
+        rows::push_ids(&mut qb, "id", &scope);
+        rows::push_ids(&mut qb, "id", &f.ids);
+        if let Some(n) = &f.name {
+            qb.push(" AND name_key = ").push_bind(org_name_key(n));
+        }
+        rows::push_window(&mut qb, "", w);
+        let rs = qb.build().fetch_all(&mut *self.tx).await.map_err(db_err)?;
+        rs.iter().map(rows::org).collect()
+    }
+
+    async fn count_orgs(&mut self) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orgs WHERE deleted_at IS NULL")
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        Ok(n.max(0) as u64)
+    }
+
+    async fn add_member(&mut self, m: &MemberRecord) -> StoreResult<bool> {
+        self.ensure_writable()?;
+        let res = sqlx::query("INSERT INTO org_members (org_id, user_id, created) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+            .bind(m.org_id.0)
+            .bind(m.user_id.0)
+            .bind(m.created)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn remove_member(&mut self, org: OrgId, user: UserId) -> StoreResult<bool> {
+        self.ensure_writable()?;
+        let res = sqlx::query("DELETE FROM org_members WHERE org_id = ? AND user_id = ?")
+            .bind(org.0)
+            .bind(user.0)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn member_orgs(&mut self, user: UserId) -> StoreResult<Vec<OrgId>> {
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT m.org_id FROM org_members m JOIN orgs o ON o.id = m.org_id \
+             WHERE m.user_id = ? AND o.deleted_at IS NULL ORDER BY o.created, o.id",
+        )
+        .bind(user.0)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        Ok(ids.into_iter().map(OrgId).collect())
+    }
+
+    async fn list_members(&mut self, org: OrgId) -> StoreResult<Vec<MemberRecord>> {
+        let rs = sqlx::query("SELECT org_id, user_id, created FROM org_members WHERE org_id = ? ORDER BY created, user_id")
+            .bind(org.0)
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        rs.iter()
+            .map(|r| {
+                Ok(MemberRecord {
+                    org_id: OrgId(r.try_get("org_id").map_err(db_err)?),
+                    user_id: UserId(r.try_get("user_id").map_err(db_err)?),
+                    created: r.try_get("created").map_err(db_err)?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl UserRepo for SqliteTx {
+    async fn insert_user(&mut self, u: &UserRecord) -> StoreResult<()> {
+        self.ensure_writable()?;
+        sqlx::query(
+            "INSERT INTO users (id, kind, email, given_name, family_name, avatar_url, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(u.id.0)
+        .bind(u.kind.as_str())
+        .bind(&u.email)
+        .bind(&u.given_name)
+        .bind(&u.family_name)
+        .bind(&u.avatar_url)
+        .bind(u.created)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|e| {
+            if is_unique(&e) {
+                StoreError::Conflict(format!("a user with email `{}` already exists", u.email.as_deref().unwrap_or("")))
+            } else {
+                db_err(e)
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn get_user(&mut self, id: UserId) -> StoreResult<Option<UserRecord>> {
+        let sql = format!("SELECT {} FROM users WHERE id = ? AND deleted_at IS NULL", rows::USER_COLS);
+        let r = sqlx::query(&sql).bind(id.0).fetch_optional(&mut *self.tx).await.map_err(db_err)?;
+        r.map(|r| rows::user(&r)).transpose()
+    }
+
+    async fn find_user_by_email(&mut self, email: &str) -> StoreResult<Option<UserRecord>> {
+        let sql = format!("SELECT {} FROM users WHERE email = ? AND deleted_at IS NULL", rows::USER_COLS);
+        let r = sqlx::query(&sql).bind(email.to_lowercase()).fetch_optional(&mut *self.tx).await.map_err(db_err)?;
+        r.map(|r| rows::user(&r)).transpose()
+    }
+
+    async fn update_user(&mut self, u: &UserRecord) -> StoreResult<()> {
+        self.ensure_writable()?;
+        let res = sqlx::query(
+            "UPDATE users SET email = ?, given_name = ?, family_name = ?, avatar_url = ? WHERE id = ? AND deleted_at IS NULL",
+        )
+        .bind(&u.email)
+        .bind(&u.given_name)
+        .bind(&u.family_name)
+        .bind(&u.avatar_url)
+        .bind(u.id.0)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|e| {
+            if is_unique(&e) {
+                StoreError::Conflict(format!("a user with email `{}` already exists", u.email.as_deref().unwrap_or("")))
+            } else {
+                db_err(e)
+            }
+        })?;
+        if res.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("user `{}`", u.id)));
+        }
+        Ok(())
+    }
+
+    async fn list_users(&mut self, f: &UserFilter, w: &Window) -> StoreResult<Vec<UserRecord>> {
+        if f.orgs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut qb = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {} FROM users WHERE deleted_at IS NULL AND id IN (SELECT user_id FROM org_members WHERE 1 = 1",
+            rows::USER_COLS
+        ));
+        let orgs: Vec<Uuid> = f.orgs.iter().map(|o| o.0).collect();
+        rows::push_ids(&mut qb, "org_id", &orgs);
+        qb.push(")");
+        rows::push_ids(&mut qb, "id", &f.ids);
+        rows::push_texts(&mut qb, "given_name", &f.given_names);
+        rows::push_texts(&mut qb, "family_name", &f.family_names);
+        let emails: Vec<String> = f.emails.iter().map(|e| e.to_lowercase()).collect();
+        rows::push_texts(&mut qb, "email", &emails);
+        rows::push_window(&mut qb, "", w);
+        let rs = qb.build().fetch_all(&mut *self.tx).await.map_err(db_err)?;
+        rs.iter().map(rows::user).collect()
+    }
+}
+
+#[async_trait]
+impl ProjectRepo for SqliteTx {
+    async fn insert_project(&mut self, p: &ProjectRecord) -> StoreResult<()> {
+        self.ensure_writable()?;
+        sqlx::query(
+            "INSERT INTO projects (id, org_id, name, description, user_id, settings, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(p.id.0)
+        .bind(p.org_id.0)
+        .bind(&p.name)
+        .bind(&p.description)
+        .bind(p.user_id.map(|u| u.0))
+        .bind(p.settings.as_ref().map(|s| s.to_string()))
+        .bind(p.created)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|e| {
+            if is_unique(&e) {
+                StoreError::Conflict(format!("a project named `{}` already exists", p.name))
+            } else {
+                db_err(e)
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn get_project(&mut self, id: ProjectId) -> StoreResult<Option<ProjectRecord>> {
+        let sql = format!("SELECT {} FROM projects WHERE id = ? AND deleted_at IS NULL", rows::PROJECT_COLS);
+        let r = sqlx::query(&sql).bind(id.0).fetch_optional(&mut *self.tx).await.map_err(db_err)?;
+        r.map(|r| rows::project(&r)).transpose()
+    }
+
+    async fn find_project_by_name(&mut self, org: OrgId, name: &str) -> StoreResult<Option<ProjectRecord>> {
+        let sql =
+            format!("SELECT {} FROM projects WHERE org_id = ? AND name = ? AND deleted_at IS NULL", rows::PROJECT_COLS);
+        let r = sqlx::query(&sql).bind(org.0).bind(name).fetch_optional(&mut *self.tx).await.map_err(db_err)?;
+        r.map(|r| rows::project(&r)).transpose()
+    }
+
+    async fn update_project(&mut self, p: &ProjectRecord) -> StoreResult<()> {
+        self.ensure_writable()?;
+        let res = sqlx::query(
+            "UPDATE projects SET name = ?, description = ?, user_id = ?, settings = ? WHERE id = ? AND deleted_at IS NULL",
+        )
+        .bind(&p.name)
+        .bind(&p.description)
+        .bind(p.user_id.map(|u| u.0))
+        .bind(p.settings.as_ref().map(|s| s.to_string()))
+        .bind(p.id.0)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|e| {
+            if is_unique(&e) {
+                StoreError::Conflict(format!("a project named `{}` already exists", p.name))
+            } else {
+                db_err(e)
+            }
+        })?;
+        if res.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("project `{}`", p.id)));
+        }
+        Ok(())
+    }
+
+    async fn delete_project(&mut self, id: ProjectId, at: Micros) -> StoreResult<()> {
+        self.ensure_writable()?;
+        let res = sqlx::query("UPDATE projects SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
+            .bind(at)
+            .bind(id.0)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        if res.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("project `{id}`")));
+        }
+        Ok(())
+    }
+
+    async fn list_projects(&mut self, f: &ProjectFilter, w: &Window) -> StoreResult<Vec<ProjectRecord>> {
+        if f.orgs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut qb =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {} FROM projects WHERE deleted_at IS NULL", rows::PROJECT_COLS));
+        let orgs: Vec<Uuid> = f.orgs.iter().map(|o| o.0).collect();
+        rows::push_ids(&mut qb, "org_id", &orgs);
+        rows::push_ids(&mut qb, "id", &f.ids);
+        if let Some(n) = &f.name {
+            qb.push(" AND name = ").push_bind(n.clone());
+        }
+        rows::push_window(&mut qb, "", w);
+        let rs = qb.build().fetch_all(&mut *self.tx).await.map_err(db_err)?;
+        rs.iter().map(rows::project).collect()
+    }
+}
+
+#[async_trait]
+impl KeyRepo for SqliteTx {
+    async fn insert_key(&mut self, k: &NewKey) -> StoreResult<()> {
+        self.ensure_writable()?;
+        let r = &k.record;
+        sqlx::query(
+            "INSERT INTO api_keys (id, kind, name, key_hash, preview_name, user_id, org_id, created, last_used, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(r.id.0)
+        .bind(r.kind.as_str())
+        .bind(&r.name)
+        .bind(&k.key_hash)
+        .bind(&r.preview_name)
+        .bind(r.user_id.0)
+        .bind(r.org_id.map(|o| o.0))
+        .bind(r.created)
+        .bind(r.last_used)
+        .bind(r.expires_at)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn get_key(&mut self, id: KeyId) -> StoreResult<Option<KeyRecord>> {
+        let sql = format!("SELECT {} FROM api_keys WHERE id = ? AND deleted_at IS NULL", rows::KEY_COLS);
+        let r = sqlx::query(&sql).bind(id.0).fetch_optional(&mut *self.tx).await.map_err(db_err)?;
+        r.map(|r| rows::key(&r)).transpose()
+    }
+
+    async fn delete_key(&mut self, id: KeyId, at: Micros) -> StoreResult<()> {
+        self.ensure_writable()?;
+        let res = sqlx::query("UPDATE api_keys SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
+            .bind(at)
+            .bind(id.0)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        if res.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("key `{id}`")));
+        }
+        Ok(())
+    }
+
+    async fn list_keys(&mut self, f: &KeyFilter, w: &Window) -> StoreResult<Vec<KeyRecord>> {
+        if f.orgs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut qb = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {} FROM api_keys WHERE deleted_at IS NULL AND kind = ",
+            rows::KEY_COLS
+        ));
+        qb.push_bind(f.kind.as_str());
+        let orgs: Vec<Uuid> = f.orgs.iter().map(|o| o.0).collect();
+        rows::push_ids(&mut qb, "org_id", &orgs);
+        if let Some(u) = f.user {
+            qb.push(" AND user_id = ").push_bind(u.0);
+        }
+        rows::push_ids(&mut qb, "id", &f.ids);
+        if let Some(n) = &f.name {
+            qb.push(" AND name = ").push_bind(n.clone());
+        }
+        rows::push_window(&mut qb, "", w);
+        let rs = qb.build().fetch_all(&mut *self.tx).await.map_err(db_err)?;
+        rs.iter().map(rows::key).collect()
+    }
+}
+
+#[async_trait]
+impl AuditRepo for SqliteTx {
+    async fn append_audit(&mut self, rec: NewAuditRecord) -> StoreResult<AuditRecord> {
+        let revision = self.revision().await?;
+        let head: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM audit_head WHERE org_id = ?")
+            .bind(rec.org_id.0)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        let prev = head.map(|(s, h)| Ok::<_, StoreError>((rows::i64_to_rev(s)?, h))).transpose()?;
+        let sealed = seal(Uuid::now_v7(), revision, rec, prev);
+        let r = &sealed.record;
+        sqlx::query(
+            "INSERT INTO audit_log (org_id, seq, id, revision, created, actor_id, impersonator_id, event_type, \
+             resource_type, resource_id, resource_name, before, after, details, prev_hash, hash) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(r.org_id.0)
+        .bind(rows::rev_to_i64(sealed.seq)?)
+        .bind(sealed.id)
+        .bind(rows::rev_to_i64(revision)?)
+        .bind(r.created)
+        .bind(r.actor_id.map(|u| u.0))
+        .bind(r.impersonator_id.map(|u| u.0))
+        .bind(&r.event_type)
+        .bind(&r.resource_type)
+        .bind(r.resource_id)
+        .bind(&r.resource_name)
+        .bind(&r.before)
+        .bind(&r.after)
+        .bind(&r.details)
+        .bind(&sealed.prev_hash)
+        .bind(&sealed.hash)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO audit_head (org_id, seq, hash) VALUES (?, ?, ?) \
+             ON CONFLICT (org_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+        )
+        .bind(r.org_id.0)
+        .bind(rows::rev_to_i64(sealed.seq)?)
+        .bind(&sealed.hash)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        Ok(sealed)
+    }
+
+    async fn audit_chain(&mut self, org: OrgId, after_seq: u64, limit: usize) -> StoreResult<Vec<AuditRecord>> {
+        let sql = format!("SELECT {} FROM audit_log WHERE org_id = ? AND seq > ? ORDER BY seq LIMIT ?", rows::AUDIT_COLS);
+        let rs = sqlx::query(&sql)
+            .bind(org.0)
+            .bind(rows::rev_to_i64(after_seq)?)
+            .bind(limit as i64)
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        rs.iter().map(rows::audit).collect()
+    }
+
+    async fn audit_head(&mut self, org: OrgId) -> StoreResult<Option<(u64, String)>> {
+        let head: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM audit_head WHERE org_id = ?")
+            .bind(org.0)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        head.map(|(s, h)| Ok((rows::i64_to_rev(s)?, h))).transpose()
+    }
+}

@@ -1,0 +1,18 @@
+//! Castellan's storage layer: the records, the traits every backend implements, the
+//! errors they return, and one conformance suite that every backend must pass.
+//!
+//! A backend owns its SQL and its migrations; nothing here knows which database is
+//! underneath. All writes happen inside a [`Tx`]; a write, its audit record and its
+//! change-feed entry commit together or not at all.
+
+pub mod audit;
+pub mod conformance;
+pub mod error;
+pub mod model;
+pub mod page;
+pub mod traits;
+
+pub use error::{StoreError, StoreResult};
+pub use model::*;
+pub use page::{fill_page, Cursor, PageRequest};
+pub use traits::*;

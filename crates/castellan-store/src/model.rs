@@ -1,0 +1,248 @@
+//! The records the store keeps. Times are unix epoch microseconds ([`Micros`]).
+
+use castellan_core::{KeyId, OrgId, ProjectId, UserId};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Unix epoch microseconds.
+pub type Micros = i64;
+
+/// A revision of the whole database: every committed write gets a new, larger one.
+pub type Revision = u64;
+
+/// An organization.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrgRecord {
+    /// Id.
+    pub id: OrgId,
+    /// Unique (case-insensitively) among live organizations.
+    pub name: String,
+    /// Braintrust-compatible data-plane URL.
+    pub api_url: Option<String>,
+    /// Braintrust-compatible flag.
+    pub is_universal_api: Option<bool>,
+    /// Braintrust-compatible flag.
+    pub is_dataplane_private: Option<bool>,
+    /// Braintrust-compatible proxy URL.
+    pub proxy_url: Option<String>,
+    /// Braintrust-compatible realtime URL.
+    pub realtime_url: Option<String>,
+    /// `auto`, `click_to_load` or `blocked`.
+    pub image_rendering_mode: Option<String>,
+    /// Castellan's own org settings (strict delegation, …) as a JSON object.
+    pub settings: serde_json::Value,
+    /// Creation time.
+    pub created: Micros,
+}
+
+/// Whether a user is a person or a service account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserKind {
+    /// A person.
+    User,
+    /// A non-human user that acts through service tokens.
+    ServiceAccount,
+}
+
+impl UserKind {
+    /// The stored text.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            UserKind::User => "user",
+            UserKind::ServiceAccount => "service_account",
+        }
+    }
+
+    /// Parses the stored text.
+    pub fn parse(s: &str) -> Option<UserKind> {
+        match s {
+            "user" => Some(UserKind::User),
+            "service_account" => Some(UserKind::ServiceAccount),
+            _ => None,
+        }
+    }
+}
+
+/// A user or a service account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserRecord {
+    /// Id.
+    pub id: UserId,
+    /// Person or service account.
+    pub kind: UserKind,
+    /// Lowercased; unique among live users. Service accounts get a synthetic one.
+    pub email: Option<String>,
+    /// Given name (for service accounts: the account's name).
+    pub given_name: Option<String>,
+    /// Family name.
+    pub family_name: Option<String>,
+    /// Avatar URL.
+    pub avatar_url: Option<String>,
+    /// Creation time.
+    pub created: Micros,
+}
+
+/// A user's membership in an organization.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    /// The organization.
+    pub org_id: OrgId,
+    /// The member.
+    pub user_id: UserId,
+    /// When the user joined.
+    pub created: Micros,
+}
+
+/// A project.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectRecord {
+    /// Id.
+    pub id: ProjectId,
+    /// Owning organization.
+    pub org_id: OrgId,
+    /// Unique among the org's live projects.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Creator.
+    pub user_id: Option<UserId>,
+    /// Project settings (replaced whole on update).
+    pub settings: Option<serde_json::Value>,
+    /// Creation time.
+    pub created: Micros,
+}
+
+/// Whether a credential is a user's API key or a service account's token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyKind {
+    /// `sk-…`, acts as its user.
+    ApiKey,
+    /// `bt-st-…`, acts as its service account.
+    ServiceToken,
+}
+
+impl KeyKind {
+    /// The stored text.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::ApiKey => "api_key",
+            KeyKind::ServiceToken => "service_token",
+        }
+    }
+
+    /// Parses the stored text.
+    pub fn parse(s: &str) -> Option<KeyKind> {
+        match s {
+            "api_key" => Some(KeyKind::ApiKey),
+            "service_token" => Some(KeyKind::ServiceToken),
+            _ => None,
+        }
+    }
+}
+
+/// An API key or service token. The raw secret is never stored; only its hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// Id.
+    pub id: KeyId,
+    /// API key or service token.
+    pub kind: KeyKind,
+    /// Free text, not unique.
+    pub name: String,
+    /// Masked preview such as `sk-…a1b2`.
+    pub preview_name: String,
+    /// The user (or service account) the key acts as.
+    pub user_id: UserId,
+    /// The organization it was created in.
+    pub org_id: Option<OrgId>,
+    /// Creation time.
+    pub created: Micros,
+    /// Last successful authentication, at minute granularity.
+    pub last_used: Option<Micros>,
+    /// After this time the key no longer authenticates.
+    pub expires_at: Option<Micros>,
+}
+
+/// A new key: the record plus the hash of its raw secret.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    /// The record to store.
+    pub record: KeyRecord,
+    /// Hex SHA-256 of the raw secret.
+    pub key_hash: String,
+}
+
+/// What authenticating a credential yields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyAuth {
+    /// The key.
+    pub key: KeyRecord,
+    /// The user it acts as.
+    pub user: UserRecord,
+}
+
+/// One committed change of the authorization state, in revision order. Replicas
+/// follow these to keep their in-memory index current.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeRecord {
+    /// The revision of the transaction that made the change.
+    pub revision: Revision,
+    /// Commit time.
+    pub created: Micros,
+    /// Opaque to the store: the server's list of authorization mutations.
+    pub payload: serde_json::Value,
+}
+
+/// Filters for listing organizations.
+#[derive(Debug, Clone, Default)]
+pub struct OrgFilter {
+    /// Only these orgs (the caller's). Empty means none.
+    pub scope: Vec<OrgId>,
+    /// Exact ids.
+    pub ids: Vec<Uuid>,
+    /// Exact name.
+    pub name: Option<String>,
+}
+
+/// Filters for listing projects.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectFilter {
+    /// Only projects of these orgs. Empty means none.
+    pub orgs: Vec<OrgId>,
+    /// Exact ids.
+    pub ids: Vec<Uuid>,
+    /// Exact name.
+    pub name: Option<String>,
+}
+
+/// Filters for listing users.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// Only members of these orgs. Empty means none.
+    pub orgs: Vec<OrgId>,
+    /// Exact ids.
+    pub ids: Vec<Uuid>,
+    /// Any of these given names.
+    pub given_names: Vec<String>,
+    /// Any of these family names.
+    pub family_names: Vec<String>,
+    /// Any of these emails (lowercased).
+    pub emails: Vec<String>,
+}
+
+/// Filters for listing keys.
+#[derive(Debug, Clone)]
+pub struct KeyFilter {
+    /// API keys or service tokens.
+    pub kind: KeyKind,
+    /// Only keys created in these orgs.
+    pub orgs: Vec<OrgId>,
+    /// Only keys of this user (None: any user).
+    pub user: Option<UserId>,
+    /// Exact ids.
+    pub ids: Vec<Uuid>,
+    /// Exact name.
+    pub name: Option<String>,
+}
