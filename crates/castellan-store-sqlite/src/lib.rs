@@ -8,7 +8,9 @@ mod tx;
 use async_trait::async_trait;
 use castellan_core::KeyId;
 use castellan_store::*;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::Row;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -47,14 +49,21 @@ impl SqliteStore {
             .await
             .map_err(db_err)?;
         let store_writer = writer.clone();
-        MIGRATOR.run(&store_writer).await.map_err(|e| StoreError::Backend(e.to_string()))?;
+        MIGRATOR
+            .run(&store_writer)
+            .await
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
         let reader = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(base.read_only(true))
             .await
             .map_err(db_err)?;
-        Ok(SqliteStore { writer, reader, path: path.to_owned() })
+        Ok(SqliteStore {
+            writer,
+            reader,
+            path: path.to_owned(),
+        })
     }
 
     /// The database file.
@@ -70,14 +79,21 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> StoreResult<()> {
-        MIGRATOR.run(&self.writer).await.map_err(|e| StoreError::Backend(e.to_string()))
+        MIGRATOR
+            .run(&self.writer)
+            .await
+            .map_err(|e| StoreError::Backend(e.to_string()))
     }
 
     async fn write(&self) -> StoreResult<Box<dyn Tx>> {
         // IMMEDIATE takes the write lock up front, so a transaction that reads and
         // then writes can never fail to upgrade (another process, e.g. `castellan
         // bootstrap`, may hold the file too; busy_timeout makes it wait).
-        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        let tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_err)?;
         Ok(Box::new(SqliteTx::new(tx, true)))
     }
 
@@ -119,7 +135,8 @@ impl Store for SqliteStore {
                 Ok(ChangeRecord {
                     revision: rows::i64_to_rev(r.try_get("revision").map_err(db_err)?)?,
                     created: r.try_get("created").map_err(db_err)?,
-                    payload: serde_json::from_str(&payload).map_err(|e| StoreError::Integrity(e.to_string()))?,
+                    payload: serde_json::from_str(&payload)
+                        .map_err(|e| StoreError::Integrity(e.to_string()))?,
                 })
             })
             .collect()

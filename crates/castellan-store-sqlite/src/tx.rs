@@ -18,20 +18,27 @@ pub struct SqliteTx {
 
 impl SqliteTx {
     pub(crate) fn new(tx: Transaction<'static, Sqlite>, writable: bool) -> Self {
-        SqliteTx { tx, revision: None, writable }
+        SqliteTx {
+            tx,
+            revision: None,
+            writable,
+        }
     }
 
     fn ensure_writable(&self) -> StoreResult<()> {
         if self.writable {
             Ok(())
         } else {
-            Err(StoreError::Backend("write attempted in a read-only transaction".into()))
+            Err(StoreError::Backend(
+                "write attempted in a read-only transaction".into(),
+            ))
         }
     }
 }
 
 fn is_unique(e: &sqlx::Error) -> bool {
-    e.as_database_error().is_some_and(|d| d.is_unique_violation())
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
 }
 
 fn org_name_key(name: &str) -> String {
@@ -45,16 +52,22 @@ impl Tx for SqliteTx {
             return Ok(r);
         }
         self.ensure_writable()?;
-        let v: i64 = sqlx::query_scalar("UPDATE castellan_revision SET value = value + 1 WHERE id = 1 RETURNING value")
-            .fetch_one(&mut *self.tx)
-            .await
-            .map_err(db_err)?;
+        let v: i64 = sqlx::query_scalar(
+            "UPDATE castellan_revision SET value = value + 1 WHERE id = 1 RETURNING value",
+        )
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
         let r = rows::i64_to_rev(v)?;
         self.revision = Some(r);
         Ok(r)
     }
 
-    async fn record_change(&mut self, created: Micros, payload: &serde_json::Value) -> StoreResult<Revision> {
+    async fn record_change(
+        &mut self,
+        created: Micros,
+        payload: &serde_json::Value,
+    ) -> StoreResult<Revision> {
         let rev = self.revision().await?;
         sqlx::query("INSERT INTO change_log (revision, created, payload) VALUES (?, ?, ?)")
             .bind(rows::rev_to_i64(rev)?)
@@ -103,14 +116,28 @@ impl OrgRepo for SqliteTx {
     }
 
     async fn get_org(&mut self, id: OrgId) -> StoreResult<Option<OrgRecord>> {
-        let sql = format!("SELECT {} FROM orgs WHERE id = ? AND deleted_at IS NULL", rows::ORG_COLS);
-        let r = sqlx::query(&sql).bind(id.0).fetch_optional(&mut *self.tx).await.map_err(db_err)?;
+        let sql = format!(
+            "SELECT {} FROM orgs WHERE id = ? AND deleted_at IS NULL",
+            rows::ORG_COLS
+        );
+        let r = sqlx::query(&sql)
+            .bind(id.0)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
         r.map(|r| rows::org(&r)).transpose()
     }
 
     async fn find_org_by_name(&mut self, name: &str) -> StoreResult<Option<OrgRecord>> {
-        let sql = format!("SELECT {} FROM orgs WHERE name_key = ? AND deleted_at IS NULL", rows::ORG_COLS);
-        let r = sqlx::query(&sql).bind(org_name_key(name)).fetch_optional(&mut *self.tx).await.map_err(db_err)?;
+        let sql = format!(
+            "SELECT {} FROM orgs WHERE name_key = ? AND deleted_at IS NULL",
+            rows::ORG_COLS
+        );
+        let r = sqlx::query(&sql)
+            .bind(org_name_key(name))
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
         r.map(|r| rows::org(&r)).transpose()
     }
 
@@ -163,7 +190,10 @@ impl OrgRepo for SqliteTx {
         if f.scope.is_empty() {
             return Ok(Vec::new());
         }
-        let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {} FROM orgs WHERE deleted_at IS NULL", rows::ORG_COLS));
+        let mut qb = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {} FROM orgs WHERE deleted_at IS NULL",
+            rows::ORG_COLS
+        ));
         let scope: Vec<Uuid> = f.scope.iter().map(|o| o.0).collect();
         rows::push_ids(&mut qb, "id", &scope);
         rows::push_ids(&mut qb, "id", &f.ids);
@@ -263,14 +293,28 @@ impl UserRepo for SqliteTx {
     }
 
     async fn get_user(&mut self, id: UserId) -> StoreResult<Option<UserRecord>> {
-        let sql = format!("SELECT {} FROM users WHERE id = ? AND deleted_at IS NULL", rows::USER_COLS);
-        let r = sqlx::query(&sql).bind(id.0).fetch_optional(&mut *self.tx).await.map_err(db_err)?;
+        let sql = format!(
+            "SELECT {} FROM users WHERE id = ? AND deleted_at IS NULL",
+            rows::USER_COLS
+        );
+        let r = sqlx::query(&sql)
+            .bind(id.0)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
         r.map(|r| rows::user(&r)).transpose()
     }
 
     async fn find_user_by_email(&mut self, email: &str) -> StoreResult<Option<UserRecord>> {
-        let sql = format!("SELECT {} FROM users WHERE email = ? AND deleted_at IS NULL", rows::USER_COLS);
-        let r = sqlx::query(&sql).bind(email.to_lowercase()).fetch_optional(&mut *self.tx).await.map_err(db_err)?;
+        let sql = format!(
+            "SELECT {} FROM users WHERE email = ? AND deleted_at IS NULL",
+            rows::USER_COLS
+        );
+        let r = sqlx::query(&sql)
+            .bind(email.to_lowercase())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
         r.map(|r| rows::user(&r)).transpose()
     }
 
@@ -348,15 +392,33 @@ impl ProjectRepo for SqliteTx {
     }
 
     async fn get_project(&mut self, id: ProjectId) -> StoreResult<Option<ProjectRecord>> {
-        let sql = format!("SELECT {} FROM projects WHERE id = ? AND deleted_at IS NULL", rows::PROJECT_COLS);
-        let r = sqlx::query(&sql).bind(id.0).fetch_optional(&mut *self.tx).await.map_err(db_err)?;
+        let sql = format!(
+            "SELECT {} FROM projects WHERE id = ? AND deleted_at IS NULL",
+            rows::PROJECT_COLS
+        );
+        let r = sqlx::query(&sql)
+            .bind(id.0)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
         r.map(|r| rows::project(&r)).transpose()
     }
 
-    async fn find_project_by_name(&mut self, org: OrgId, name: &str) -> StoreResult<Option<ProjectRecord>> {
-        let sql =
-            format!("SELECT {} FROM projects WHERE org_id = ? AND name = ? AND deleted_at IS NULL", rows::PROJECT_COLS);
-        let r = sqlx::query(&sql).bind(org.0).bind(name).fetch_optional(&mut *self.tx).await.map_err(db_err)?;
+    async fn find_project_by_name(
+        &mut self,
+        org: OrgId,
+        name: &str,
+    ) -> StoreResult<Option<ProjectRecord>> {
+        let sql = format!(
+            "SELECT {} FROM projects WHERE org_id = ? AND name = ? AND deleted_at IS NULL",
+            rows::PROJECT_COLS
+        );
+        let r = sqlx::query(&sql)
+            .bind(org.0)
+            .bind(name)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
         r.map(|r| rows::project(&r)).transpose()
     }
 
@@ -387,24 +449,31 @@ impl ProjectRepo for SqliteTx {
 
     async fn delete_project(&mut self, id: ProjectId, at: Micros) -> StoreResult<()> {
         self.ensure_writable()?;
-        let res = sqlx::query("UPDATE projects SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
-            .bind(at)
-            .bind(id.0)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(db_err)?;
+        let res =
+            sqlx::query("UPDATE projects SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
+                .bind(at)
+                .bind(id.0)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(db_err)?;
         if res.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("project `{id}`")));
         }
         Ok(())
     }
 
-    async fn list_projects(&mut self, f: &ProjectFilter, w: &Window) -> StoreResult<Vec<ProjectRecord>> {
+    async fn list_projects(
+        &mut self,
+        f: &ProjectFilter,
+        w: &Window,
+    ) -> StoreResult<Vec<ProjectRecord>> {
         if f.orgs.is_empty() {
             return Ok(Vec::new());
         }
-        let mut qb =
-            QueryBuilder::<Sqlite>::new(format!("SELECT {} FROM projects WHERE deleted_at IS NULL", rows::PROJECT_COLS));
+        let mut qb = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {} FROM projects WHERE deleted_at IS NULL",
+            rows::PROJECT_COLS
+        ));
         let orgs: Vec<Uuid> = f.orgs.iter().map(|o| o.0).collect();
         rows::push_ids(&mut qb, "org_id", &orgs);
         rows::push_ids(&mut qb, "id", &f.ids);
@@ -443,19 +512,27 @@ impl KeyRepo for SqliteTx {
     }
 
     async fn get_key(&mut self, id: KeyId) -> StoreResult<Option<KeyRecord>> {
-        let sql = format!("SELECT {} FROM api_keys WHERE id = ? AND deleted_at IS NULL", rows::KEY_COLS);
-        let r = sqlx::query(&sql).bind(id.0).fetch_optional(&mut *self.tx).await.map_err(db_err)?;
+        let sql = format!(
+            "SELECT {} FROM api_keys WHERE id = ? AND deleted_at IS NULL",
+            rows::KEY_COLS
+        );
+        let r = sqlx::query(&sql)
+            .bind(id.0)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
         r.map(|r| rows::key(&r)).transpose()
     }
 
     async fn delete_key(&mut self, id: KeyId, at: Micros) -> StoreResult<()> {
         self.ensure_writable()?;
-        let res = sqlx::query("UPDATE api_keys SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
-            .bind(at)
-            .bind(id.0)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(db_err)?;
+        let res =
+            sqlx::query("UPDATE api_keys SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
+                .bind(at)
+                .bind(id.0)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(db_err)?;
         if res.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("key `{id}`")));
         }
@@ -490,12 +567,15 @@ impl KeyRepo for SqliteTx {
 impl AuditRepo for SqliteTx {
     async fn append_audit(&mut self, rec: NewAuditRecord) -> StoreResult<AuditRecord> {
         let revision = self.revision().await?;
-        let head: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM audit_head WHERE org_id = ?")
-            .bind(rec.org_id.0)
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(db_err)?;
-        let prev = head.map(|(s, h)| Ok::<_, StoreError>((rows::i64_to_rev(s)?, h))).transpose()?;
+        let head: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM audit_head WHERE org_id = ?")
+                .bind(rec.org_id.0)
+                .fetch_optional(&mut *self.tx)
+                .await
+                .map_err(db_err)?;
+        let prev = head
+            .map(|(s, h)| Ok::<_, StoreError>((rows::i64_to_rev(s)?, h)))
+            .transpose()?;
         let sealed = seal(Uuid::now_v7(), revision, rec, prev);
         let r = &sealed.record;
         sqlx::query(
@@ -535,8 +615,16 @@ impl AuditRepo for SqliteTx {
         Ok(sealed)
     }
 
-    async fn audit_chain(&mut self, org: OrgId, after_seq: u64, limit: usize) -> StoreResult<Vec<AuditRecord>> {
-        let sql = format!("SELECT {} FROM audit_log WHERE org_id = ? AND seq > ? ORDER BY seq LIMIT ?", rows::AUDIT_COLS);
+    async fn audit_chain(
+        &mut self,
+        org: OrgId,
+        after_seq: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<AuditRecord>> {
+        let sql = format!(
+            "SELECT {} FROM audit_log WHERE org_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            rows::AUDIT_COLS
+        );
         let rs = sqlx::query(&sql)
             .bind(org.0)
             .bind(rows::rev_to_i64(after_seq)?)
@@ -548,11 +636,12 @@ impl AuditRepo for SqliteTx {
     }
 
     async fn audit_head(&mut self, org: OrgId) -> StoreResult<Option<(u64, String)>> {
-        let head: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM audit_head WHERE org_id = ?")
-            .bind(org.0)
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(db_err)?;
+        let head: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM audit_head WHERE org_id = ?")
+                .bind(org.0)
+                .fetch_optional(&mut *self.tx)
+                .await
+                .map_err(db_err)?;
         head.map(|(s, h)| Ok((rows::i64_to_rev(s)?, h))).transpose()
     }
 }

@@ -11,7 +11,9 @@ use castellan_core::{KeyId, OrgId, ProjectId, UserId};
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// Expands to one `#[tokio::test]` per story, each on a fresh store from `$make`.
+/// Expands to one `#[tokio::test]` per story, each on a fresh store from `$make`
+/// (an async fn returning `Option<Arc<dyn Store>>`; `None` means the backend is not
+/// available here and the story does not run, which the backend reports itself).
 #[macro_export]
 macro_rules! conformance_suite {
     ($make:path) => {
@@ -35,8 +37,9 @@ macro_rules! conformance_suite {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $story() {
-                let store = $make().await;
-                $crate::conformance::$story(store).await;
+                if let Some(store) = $make().await {
+                    $crate::conformance::$story(store).await;
+                }
             }
         )+
     };
@@ -110,7 +113,9 @@ fn audit(org: OrgId, n: i64) -> NewAuditRecord {
         resource_id: Some(Uuid::now_v7()),
         resource_name: Some(format!("p{n}")),
         before: None,
-        after: Some(canonical_json(&serde_json::json!({"name": format!("p{n}"), "x": 1.5}))),
+        after: Some(canonical_json(
+            &serde_json::json!({"name": format!("p{n}"), "x": 1.5}),
+        )),
         details: None,
     }
 }
@@ -124,7 +129,11 @@ async fn seed_org(store: &dyn Store, name: &str, created: i64) -> OrgRecord {
 }
 
 fn window(from: Option<crate::page::PageKey>, limit: usize) -> Window {
-    Window { from, direction: Direction::Older, limit }
+    Window {
+        from,
+        direction: Direction::Older,
+        limit,
+    }
 }
 
 /// Orgs round-trip; a second live org with the same name in other case is refused.
@@ -132,7 +141,13 @@ pub async fn orgs_round_trip_and_names_are_unique_ignoring_case(store: Arc<dyn S
     let mut o = seed_org(&*store, "Acme", 10).await;
     let mut tx = store.write().await.expect("begin");
     assert_eq!(tx.get_org(o.id).await.expect("get"), Some(o.clone()));
-    assert_eq!(tx.find_org_by_name("acme").await.expect("find").map(|x| x.id), Some(o.id));
+    assert_eq!(
+        tx.find_org_by_name("acme")
+            .await
+            .expect("find")
+            .map(|x| x.id),
+        Some(o.id)
+    );
     let clash = tx.insert_org(&org("ACME", 11)).await;
     assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
     drop(tx);
@@ -149,8 +164,13 @@ pub async fn orgs_round_trip_and_names_are_unique_ignoring_case(store: Arc<dyn S
     let mut tx = store.write().await.expect("begin");
     tx.delete_org(o.id, 20).await.expect("delete");
     assert_eq!(tx.get_org(o.id).await.expect("get"), None);
-    assert!(matches!(tx.delete_org(o.id, 21).await, Err(StoreError::NotFound(_))));
-    tx.insert_org(&org("acme", 22)).await.expect("name is free after deletion");
+    assert!(matches!(
+        tx.delete_org(o.id, 21).await,
+        Err(StoreError::NotFound(_))
+    ));
+    tx.insert_org(&org("acme", 22))
+        .await
+        .expect("name is free after deletion");
     tx.commit().await.expect("commit");
 }
 
@@ -159,16 +179,31 @@ pub async fn users_round_trip_and_emails_are_unique(store: Arc<dyn Store>) {
     let mut u = user("ada@example.com", 1);
     let mut tx = store.write().await.expect("begin");
     tx.insert_user(&u).await.expect("insert");
-    assert!(matches!(tx.insert_user(&user("ada@example.com", 2)).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        tx.insert_user(&user("ada@example.com", 2)).await,
+        Err(StoreError::Conflict(_))
+    ));
     tx.commit().await.expect("commit");
     let mut tx = store.write().await.expect("begin");
     assert_eq!(tx.get_user(u.id).await.expect("get"), Some(u.clone()));
-    assert_eq!(tx.find_user_by_email("ADA@example.com").await.expect("find").map(|x| x.id), Some(u.id));
+    assert_eq!(
+        tx.find_user_by_email("ADA@example.com")
+            .await
+            .expect("find")
+            .map(|x| x.id),
+        Some(u.id)
+    );
     u.given_name = Some("Augusta".into());
     tx.update_user(&u).await.expect("update");
     tx.commit().await.expect("commit");
     let mut tx = store.read().await.expect("read");
-    assert_eq!(tx.get_user(u.id).await.expect("get").and_then(|x| x.given_name), Some("Augusta".into()));
+    assert_eq!(
+        tx.get_user(u.id)
+            .await
+            .expect("get")
+            .and_then(|x| x.given_name),
+        Some("Augusta".into())
+    );
     assert_eq!(tx.get_user(UserId::generate()).await.expect("get"), None);
 }
 
@@ -179,9 +214,30 @@ pub async fn members_join_and_leave_and_list_their_orgs(store: Arc<dyn Store>) {
     let u = user("u@example.com", 3);
     let mut tx = store.write().await.expect("begin");
     tx.insert_user(&u).await.expect("user");
-    assert!(tx.add_member(&MemberRecord { org_id: a.id, user_id: u.id, created: 4 }).await.expect("add"));
-    assert!(!tx.add_member(&MemberRecord { org_id: a.id, user_id: u.id, created: 5 }).await.expect("again"));
-    assert!(tx.add_member(&MemberRecord { org_id: b.id, user_id: u.id, created: 6 }).await.expect("add b"));
+    assert!(tx
+        .add_member(&MemberRecord {
+            org_id: a.id,
+            user_id: u.id,
+            created: 4
+        })
+        .await
+        .expect("add"));
+    assert!(!tx
+        .add_member(&MemberRecord {
+            org_id: a.id,
+            user_id: u.id,
+            created: 5
+        })
+        .await
+        .expect("again"));
+    assert!(tx
+        .add_member(&MemberRecord {
+            org_id: b.id,
+            user_id: u.id,
+            created: 6
+        })
+        .await
+        .expect("add b"));
     assert_eq!(tx.member_orgs(u.id).await.expect("orgs"), vec![a.id, b.id]);
     assert_eq!(tx.list_members(a.id).await.expect("members").len(), 1);
     assert!(tx.remove_member(a.id, u.id).await.expect("remove"));
@@ -198,15 +254,28 @@ pub async fn projects_are_unique_by_name_within_an_org_only(store: Arc<dyn Store
     let p = project(a.id, "proj", 3);
     let mut tx = store.write().await.expect("begin");
     tx.insert_project(&p).await.expect("insert");
-    assert!(matches!(tx.insert_project(&project(a.id, "proj", 4)).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        tx.insert_project(&project(a.id, "proj", 4)).await,
+        Err(StoreError::Conflict(_))
+    ));
     drop(tx);
     let mut tx = store.write().await.expect("begin");
-    tx.insert_project(&p).await.expect("insert again after rollback");
-    tx.insert_project(&project(b.id, "proj", 5)).await.expect("same name in another org");
+    tx.insert_project(&p)
+        .await
+        .expect("insert again after rollback");
+    tx.insert_project(&project(b.id, "proj", 5))
+        .await
+        .expect("same name in another org");
     tx.commit().await.expect("commit");
     let mut tx = store.read().await.expect("read");
-    assert_eq!(tx.find_project_by_name(a.id, "proj").await.expect("find"), Some(p.clone()));
-    assert_eq!(tx.find_project_by_name(a.id, "PROJ").await.expect("find"), None);
+    assert_eq!(
+        tx.find_project_by_name(a.id, "proj").await.expect("find"),
+        Some(p.clone())
+    );
+    assert_eq!(
+        tx.find_project_by_name(a.id, "PROJ").await.expect("find"),
+        None
+    );
     assert_eq!(tx.get_project(p.id).await.expect("get"), Some(p));
 }
 
@@ -224,16 +293,27 @@ pub async fn project_updates_and_soft_deletes_free_the_name(store: Arc<dyn Store
     tx.update_project(&p).await.expect("update");
     let mut clash = p.clone();
     clash.name = "two".into();
-    assert!(matches!(tx.update_project(&clash).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        tx.update_project(&clash).await,
+        Err(StoreError::Conflict(_))
+    ));
     tx.commit().await.expect("commit");
     let mut tx = store.write().await.expect("begin");
     assert_eq!(tx.get_project(p.id).await.expect("get"), Some(p.clone()));
     tx.delete_project(q.id, 9).await.expect("delete");
     assert_eq!(tx.get_project(q.id).await.expect("get"), None);
-    assert!(matches!(tx.delete_project(q.id, 10).await, Err(StoreError::NotFound(_))));
-    assert!(matches!(tx.update_project(&q).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        tx.delete_project(q.id, 10).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        tx.update_project(&q).await,
+        Err(StoreError::NotFound(_))
+    ));
     clash.created = 11;
-    tx.update_project(&clash).await.expect("rename onto the deleted project's name");
+    tx.update_project(&clash)
+        .await
+        .expect("rename onto the deleted project's name");
     tx.commit().await.expect("commit");
 }
 
@@ -250,60 +330,126 @@ pub async fn lists_are_newest_first_and_page_both_ways_with_filters(store: Arc<d
         tx.insert_project(&p).await.expect("insert");
         ps.push(p);
     }
-    tx.insert_project(&project(b.id, "other", 500)).await.expect("other org");
+    tx.insert_project(&project(b.id, "other", 500))
+        .await
+        .expect("other org");
     tx.commit().await.expect("commit");
     let mut expected = ps.clone();
     expected.sort_by(|x, y| (y.created, y.id).cmp(&(x.created, x.id)));
 
-    let f = ProjectFilter { orgs: vec![a.id], ..Default::default() };
+    let f = ProjectFilter {
+        orgs: vec![a.id],
+        ..Default::default()
+    };
     let mut tx = store.read().await.expect("read");
-    let all = tx.list_projects(&f, &window(None, 100)).await.expect("list");
+    let all = tx
+        .list_projects(&f, &window(None, 100))
+        .await
+        .expect("list");
     assert_eq!(all, expected);
     // Walk forward in pages of 7 with the shared page filler.
     let mut seen = Vec::new();
     let mut cursor = Cursor::Start;
     loop {
         let req = PageRequest { limit: 7, cursor };
-        let page = fill_page(&req, |w| {
-            let rows: Vec<ProjectRecord> = expected
-                .iter()
-                .filter(|p| match (w.from, w.direction) {
-                    (None, _) => true,
-                    (Some(k), Direction::Older) => (p.created, p.id.0) < (k.created, k.id),
-                    (Some(k), Direction::Newer) => (p.created, p.id.0) > (k.created, k.id),
-                })
-                .take(w.limit)
-                .cloned()
-                .collect();
-            async move { Ok(rows) }
-        }, |_| true)
+        let page = fill_page(
+            &req,
+            |w| {
+                let rows: Vec<ProjectRecord> = expected
+                    .iter()
+                    .filter(|p| match (w.from, w.direction) {
+                        (None, _) => true,
+                        (Some(k), Direction::Older) => (p.created, p.id.0) < (k.created, k.id),
+                        (Some(k), Direction::Newer) => (p.created, p.id.0) > (k.created, k.id),
+                    })
+                    .take(w.limit)
+                    .cloned()
+                    .collect();
+                async move { Ok(rows) }
+            },
+            |_| true,
+        )
         .await
         .expect("page");
         if page.is_empty() {
             break;
         }
-        cursor = Cursor::After(crate::page::Paged::page_key(page.last().expect("non-empty")));
+        cursor = Cursor::After(crate::page::Paged::page_key(
+            page.last().expect("non-empty"),
+        ));
         seen.extend(page);
     }
     assert_eq!(seen, expected);
     // The backend's own windows agree with the in-memory order in both directions.
     let k = crate::page::Paged::page_key(&expected[9]);
-    let older = tx.list_projects(&f, &window(Some(k), 3)).await.expect("older");
+    let older = tx
+        .list_projects(&f, &window(Some(k), 3))
+        .await
+        .expect("older");
     assert_eq!(older, expected[10..13].to_vec());
     let newer = tx
-        .list_projects(&f, &Window { from: Some(k), direction: Direction::Newer, limit: 3 })
+        .list_projects(
+            &f,
+            &Window {
+                from: Some(k),
+                direction: Direction::Newer,
+                limit: 3,
+            },
+        )
         .await
         .expect("newer");
-    assert_eq!(newer, vec![expected[8].clone(), expected[7].clone(), expected[6].clone()]);
-    let by_ids = ProjectFilter { orgs: vec![a.id], ids: vec![ps[3].id.0, ps[5].id.0], ..Default::default() };
-    let got = tx.list_projects(&by_ids, &window(None, 100)).await.expect("ids");
-    assert_eq!(got.iter().map(|p| p.id).collect::<Vec<_>>(), vec![ps[5].id, ps[3].id]);
-    let by_name = ProjectFilter { orgs: vec![a.id, b.id], name: Some("other".into()), ..Default::default() };
-    assert_eq!(tx.list_projects(&by_name, &window(None, 100)).await.expect("name").len(), 1);
+    assert_eq!(
+        newer,
+        vec![
+            expected[8].clone(),
+            expected[7].clone(),
+            expected[6].clone()
+        ]
+    );
+    let by_ids = ProjectFilter {
+        orgs: vec![a.id],
+        ids: vec![ps[3].id.0, ps[5].id.0],
+        ..Default::default()
+    };
+    let got = tx
+        .list_projects(&by_ids, &window(None, 100))
+        .await
+        .expect("ids");
+    assert_eq!(
+        got.iter().map(|p| p.id).collect::<Vec<_>>(),
+        vec![ps[5].id, ps[3].id]
+    );
+    let by_name = ProjectFilter {
+        orgs: vec![a.id, b.id],
+        name: Some("other".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        tx.list_projects(&by_name, &window(None, 100))
+            .await
+            .expect("name")
+            .len(),
+        1
+    );
     let none = ProjectFilter::default();
-    assert!(tx.list_projects(&none, &window(None, 100)).await.expect("empty scope").is_empty());
-    let orgs = tx.list_orgs(&OrgFilter { scope: vec![a.id, b.id], ..Default::default() }, &window(None, 10)).await;
-    assert_eq!(orgs.expect("orgs").iter().map(|o| o.id).collect::<Vec<_>>(), vec![b.id, a.id]);
+    assert!(tx
+        .list_projects(&none, &window(None, 100))
+        .await
+        .expect("empty scope")
+        .is_empty());
+    let orgs = tx
+        .list_orgs(
+            &OrgFilter {
+                scope: vec![a.id, b.id],
+                ..Default::default()
+            },
+            &window(None, 10),
+        )
+        .await;
+    assert_eq!(
+        orgs.expect("orgs").iter().map(|o| o.id).collect::<Vec<_>>(),
+        vec![b.id, a.id]
+    );
 }
 
 /// A key authenticates by the hash of its secret until it is deleted; touching it
@@ -316,13 +462,24 @@ pub async fn keys_authenticate_by_hash_until_deleted(store: Arc<dyn Store>) {
     tx.insert_user(&u).await.expect("user");
     tx.insert_key(&k).await.expect("key");
     tx.commit().await.expect("commit");
-    let auth = store.authenticate(&k.key_hash).await.expect("auth").expect("found");
+    let auth = store
+        .authenticate(&k.key_hash)
+        .await
+        .expect("auth")
+        .expect("found");
     assert_eq!(auth.key, k.record);
     assert_eq!(auth.user, u);
     assert_eq!(store.authenticate("nope").await.expect("auth"), None);
     store.touch_key(k.record.id, 1_000).await.expect("touch");
-    store.touch_key(k.record.id, 500).await.expect("an older touch never moves last_used back");
-    let auth = store.authenticate(&k.key_hash).await.expect("auth").expect("found");
+    store
+        .touch_key(k.record.id, 500)
+        .await
+        .expect("an older touch never moves last_used back");
+    let auth = store
+        .authenticate(&k.key_hash)
+        .await
+        .expect("auth")
+        .expect("found");
     assert_eq!(auth.key.last_used, Some(1_000));
     let mut tx = store.write().await.expect("begin");
     tx.delete_key(k.record.id, 2_000).await.expect("delete");
@@ -358,42 +515,67 @@ pub async fn keys_list_by_kind_user_and_org(store: Arc<dyn Store>) {
         name: name.map(str::to_owned),
     };
     let ids = |v: Vec<KeyRecord>| v.into_iter().map(|k| k.id).collect::<Vec<_>>();
-    assert_eq!(ids(tx.list_keys(&f(KeyKind::ApiKey, None, None), &window(None, 10)).await.expect("l")), vec![
-        k2.record.id,
-        k1.record.id
-    ]);
-    assert_eq!(ids(tx.list_keys(&f(KeyKind::ApiKey, Some(u.id), None), &window(None, 10)).await.expect("l")), vec![
-        k1.record.id
-    ]);
-    assert_eq!(ids(tx.list_keys(&f(KeyKind::ServiceToken, None, None), &window(None, 10)).await.expect("l")), vec![
-        k3.record.id
-    ]);
-    assert_eq!(ids(tx.list_keys(&f(KeyKind::ApiKey, None, Some("one")), &window(None, 10)).await.expect("l")), vec![
-        k1.record.id
-    ]);
+    assert_eq!(
+        ids(tx
+            .list_keys(&f(KeyKind::ApiKey, None, None), &window(None, 10))
+            .await
+            .expect("l")),
+        vec![k2.record.id, k1.record.id]
+    );
+    assert_eq!(
+        ids(tx
+            .list_keys(&f(KeyKind::ApiKey, Some(u.id), None), &window(None, 10))
+            .await
+            .expect("l")),
+        vec![k1.record.id]
+    );
+    assert_eq!(
+        ids(tx
+            .list_keys(&f(KeyKind::ServiceToken, None, None), &window(None, 10))
+            .await
+            .expect("l")),
+        vec![k3.record.id]
+    );
+    assert_eq!(
+        ids(tx
+            .list_keys(&f(KeyKind::ApiKey, None, Some("one")), &window(None, 10))
+            .await
+            .expect("l")),
+        vec![k1.record.id]
+    );
 }
 
 /// Each committed write transaction gets a larger revision; a rolled-back one leaves
 /// no change entry behind.
-pub async fn revisions_increase_with_each_commit_and_rollbacks_leave_no_trace(store: Arc<dyn Store>) {
+pub async fn revisions_increase_with_each_commit_and_rollbacks_leave_no_trace(
+    store: Arc<dyn Store>,
+) {
     let start = store.current_revision().await.expect("rev");
     let mut revs = Vec::new();
     for i in 0..3 {
         let mut tx = store.write().await.expect("begin");
-        let r = tx.record_change(i, &serde_json::json!({"i": i})).await.expect("change");
+        let r = tx
+            .record_change(i, &serde_json::json!({"i": i}))
+            .await
+            .expect("change");
         assert_eq!(tx.revision().await.expect("same revision"), r);
         tx.commit().await.expect("commit");
         revs.push(r);
     }
     assert!(revs[0] > start && revs[1] > revs[0] && revs[2] > revs[1]);
     let mut tx = store.write().await.expect("begin");
-    tx.record_change(9, &serde_json::json!({"rolled": "back"})).await.expect("change");
+    tx.record_change(9, &serde_json::json!({"rolled": "back"}))
+        .await
+        .expect("change");
     drop(tx);
     assert_eq!(store.current_revision().await.expect("rev"), revs[2]);
     let changes = store.changes_since(start, 100).await.expect("changes");
     assert_eq!(changes.iter().map(|c| c.revision).collect::<Vec<_>>(), revs);
     assert_eq!(changes[1].payload, serde_json::json!({"i": 1}));
-    assert_eq!(store.changes_since(revs[0], 1).await.expect("limit").len(), 1);
+    assert_eq!(
+        store.changes_since(revs[0], 1).await.expect("limit").len(),
+        1
+    );
 }
 
 /// Writers racing from many tasks each get a distinct revision, and the change feed
@@ -406,8 +588,13 @@ pub async fn concurrent_writers_get_distinct_ordered_revisions(store: Arc<dyn St
         let store = store.clone();
         handles.push(tokio::spawn(async move {
             let mut tx = store.write().await.expect("begin");
-            tx.insert_project(&project(a.id, &format!("p{i}"), i)).await.expect("insert");
-            let r = tx.record_change(i, &serde_json::json!({"i": i})).await.expect("change");
+            tx.insert_project(&project(a.id, &format!("p{i}"), i))
+                .await
+                .expect("insert");
+            let r = tx
+                .record_change(i, &serde_json::json!({"i": i}))
+                .await
+                .expect("change");
             tx.commit().await.expect("commit");
             r
         }));
@@ -419,7 +606,13 @@ pub async fn concurrent_writers_get_distinct_ordered_revisions(store: Arc<dyn St
     revs.sort_unstable();
     revs.dedup();
     assert_eq!(revs.len(), 16);
-    let feed: Vec<Revision> = store.changes_since(start, 100).await.expect("feed").into_iter().map(|c| c.revision).collect();
+    let feed: Vec<Revision> = store
+        .changes_since(start, 100)
+        .await
+        .expect("feed")
+        .into_iter()
+        .map(|c| c.revision)
+        .collect();
     assert!(feed.windows(2).all(|w| w[0] < w[1]));
     for r in &revs {
         assert!(feed.contains(r));
@@ -447,7 +640,10 @@ pub async fn audit_records_chain_per_org_and_verify(store: Arc<dyn Store>) {
     assert_eq!(head_a.map(|h| h.0), Some(5));
     let chain_b = tx.audit_chain(b.id, 0, 100).await.expect("chain b");
     assert_eq!(chain_b.len(), 3);
-    assert_eq!(verify_chain(&chain_b, tx.audit_head(b.id).await.expect("head b")), vec![]);
+    assert_eq!(
+        verify_chain(&chain_b, tx.audit_head(b.id).await.expect("head b")),
+        vec![]
+    );
     assert_eq!(tx.audit_chain(a.id, 3, 100).await.expect("tail").len(), 2);
     // What was stored is exactly what was hashed, JSON text included.
     assert_eq!(chain_a[0].record.after, audit(a.id, 0).after);
@@ -458,21 +654,31 @@ pub async fn audit_records_chain_per_org_and_verify(store: Arc<dyn Store>) {
 pub async fn audit_records_roll_back_with_their_write(store: Arc<dyn Store>) {
     let a = seed_org(&*store, "a", 1).await;
     let mut tx = store.write().await.expect("begin");
-    tx.insert_project(&project(a.id, "kept", 2)).await.expect("p");
+    tx.insert_project(&project(a.id, "kept", 2))
+        .await
+        .expect("p");
     tx.append_audit(audit(a.id, 1)).await.expect("audit");
     tx.commit().await.expect("commit");
     let mut tx = store.write().await.expect("begin");
-    tx.insert_project(&project(a.id, "lost", 3)).await.expect("p");
+    tx.insert_project(&project(a.id, "lost", 3))
+        .await
+        .expect("p");
     tx.append_audit(audit(a.id, 2)).await.expect("audit");
     drop(tx);
     let mut tx = store.write().await.expect("begin");
     let r = tx.append_audit(audit(a.id, 3)).await.expect("audit");
     assert_eq!(r.seq, 2);
-    assert_eq!(tx.find_project_by_name(a.id, "lost").await.expect("find"), None);
+    assert_eq!(
+        tx.find_project_by_name(a.id, "lost").await.expect("find"),
+        None
+    );
     tx.commit().await.expect("commit");
     let mut tx = store.read().await.expect("read");
     let chain = tx.audit_chain(a.id, 0, 10).await.expect("chain");
-    assert_eq!(verify_chain(&chain, tx.audit_head(a.id).await.expect("head")), vec![]);
+    assert_eq!(
+        verify_chain(&chain, tx.audit_head(a.id).await.expect("head")),
+        vec![]
+    );
 }
 
 /// A read transaction refuses every kind of write.

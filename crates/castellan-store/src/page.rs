@@ -86,7 +86,12 @@ where
     while out.len() < req.limit {
         // Over-fetch a little: most rows are usually visible, so one batch is typical.
         let want = ((req.limit - out.len()) * 2).clamp(16, MAX_BATCH);
-        let rows = fetch(Window { from, direction, limit: want }).await?;
+        let rows = fetch(Window {
+            from,
+            direction,
+            limit: want,
+        })
+        .await?;
         let exhausted = rows.len() < want;
         for row in rows {
             from = Some(row.page_key());
@@ -115,7 +120,10 @@ mod tests {
     struct Row(i64);
     impl Paged for Row {
         fn page_key(&self) -> PageKey {
-            PageKey { created: self.0, id: Uuid::from_u128(self.0 as u128) }
+            PageKey {
+                created: self.0,
+                id: Uuid::from_u128(self.0 as u128),
+            }
         }
     }
 
@@ -150,9 +158,19 @@ mod tests {
     #[test]
     fn a_page_skips_invisible_rows_without_getting_shorter() {
         let all: Vec<i64> = (1..=200).collect();
-        let req = PageRequest { limit: 10, cursor: Cursor::Start };
-        let page = block_on(fill_page(&req, |w| { let rows = fetch_from(&all, w); async move { Ok(rows) } }, |r: &Row| r.0 % 7 == 0))
-            .unwrap();
+        let req = PageRequest {
+            limit: 10,
+            cursor: Cursor::Start,
+        };
+        let page = block_on(fill_page(
+            &req,
+            |w| {
+                let rows = fetch_from(&all, w);
+                async move { Ok(rows) }
+            },
+            |r: &Row| r.0 % 7 == 0,
+        ))
+        .unwrap();
         let got: Vec<i64> = page.into_iter().map(|r| r.0).collect();
         assert_eq!(got, vec![196, 189, 182, 175, 168, 161, 154, 147, 140, 133]);
     }
@@ -161,8 +179,19 @@ mod tests {
     fn ending_before_returns_the_rows_just_newer_in_newest_first_order() {
         let all: Vec<i64> = (1..=50).collect();
         let key = Row(20).page_key();
-        let req = PageRequest { limit: 3, cursor: Cursor::Before(key) };
-        let page = block_on(fill_page(&req, |w| { let rows = fetch_from(&all, w); async move { Ok(rows) } }, |_: &Row| true)).unwrap();
+        let req = PageRequest {
+            limit: 3,
+            cursor: Cursor::Before(key),
+        };
+        let page = block_on(fill_page(
+            &req,
+            |w| {
+                let rows = fetch_from(&all, w);
+                async move { Ok(rows) }
+            },
+            |_: &Row| true,
+        ))
+        .unwrap();
         assert_eq!(page, vec![Row(23), Row(22), Row(21)]);
     }
 
@@ -170,8 +199,19 @@ mod tests {
     fn a_page_stops_when_the_rows_run_out() {
         let all: Vec<i64> = (1..=5).collect();
         let key = Row(3).page_key();
-        let req = PageRequest { limit: 10, cursor: Cursor::After(key) };
-        let page = block_on(fill_page(&req, |w| { let rows = fetch_from(&all, w); async move { Ok(rows) } }, |_: &Row| true)).unwrap();
+        let req = PageRequest {
+            limit: 10,
+            cursor: Cursor::After(key),
+        };
+        let page = block_on(fill_page(
+            &req,
+            |w| {
+                let rows = fetch_from(&all, w);
+                async move { Ok(rows) }
+            },
+            |_: &Row| true,
+        ))
+        .unwrap();
         assert_eq!(page, vec![Row(2), Row(1)]);
     }
 }

@@ -40,7 +40,11 @@ pub trait Tx: OrgRepo + UserRepo + ProjectRepo + KeyRepo + AuditRepo + Send {
     /// a larger revision becomes visible.
     async fn revision(&mut self) -> StoreResult<Revision>;
     /// Appends this transaction's entry to the change feed (at its revision).
-    async fn record_change(&mut self, created: Micros, payload: &serde_json::Value) -> StoreResult<Revision>;
+    async fn record_change(
+        &mut self,
+        created: Micros,
+        payload: &serde_json::Value,
+    ) -> StoreResult<Revision>;
     /// Commits.
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }
@@ -95,13 +99,21 @@ pub trait ProjectRepo {
     /// A live project by id.
     async fn get_project(&mut self, id: ProjectId) -> StoreResult<Option<ProjectRecord>>;
     /// A live project by exact name within an org.
-    async fn find_project_by_name(&mut self, org: OrgId, name: &str) -> StoreResult<Option<ProjectRecord>>;
+    async fn find_project_by_name(
+        &mut self,
+        org: OrgId,
+        name: &str,
+    ) -> StoreResult<Option<ProjectRecord>>;
     /// Replaces a project's fields. `Conflict` on a name clash, `NotFound` if gone.
     async fn update_project(&mut self, p: &ProjectRecord) -> StoreResult<()>;
     /// Soft-deletes a project. `NotFound` if gone.
     async fn delete_project(&mut self, id: ProjectId, at: Micros) -> StoreResult<()>;
     /// One raw window of live projects matching `f`.
-    async fn list_projects(&mut self, f: &ProjectFilter, w: &Window) -> StoreResult<Vec<ProjectRecord>>;
+    async fn list_projects(
+        &mut self,
+        f: &ProjectFilter,
+        w: &Window,
+    ) -> StoreResult<Vec<ProjectRecord>>;
 }
 
 /// API keys and service tokens.
@@ -123,28 +135,45 @@ pub trait AuditRepo {
     /// Seals `rec` onto its org's chain at this transaction's revision.
     async fn append_audit(&mut self, rec: NewAuditRecord) -> StoreResult<AuditRecord>;
     /// An org's records with `seq > after_seq`, ascending, at most `limit`.
-    async fn audit_chain(&mut self, org: OrgId, after_seq: u64, limit: usize) -> StoreResult<Vec<AuditRecord>>;
+    async fn audit_chain(
+        &mut self,
+        org: OrgId,
+        after_seq: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<AuditRecord>>;
     /// An org's chain head `(seq, hash)`, if it has records.
     async fn audit_head(&mut self, org: OrgId) -> StoreResult<Option<(u64, String)>>;
 }
 
 impl crate::page::Paged for OrgRecord {
     fn page_key(&self) -> crate::page::PageKey {
-        crate::page::PageKey { created: self.created, id: self.id.0 }
+        crate::page::PageKey {
+            created: self.created,
+            id: self.id.0,
+        }
     }
 }
 impl crate::page::Paged for UserRecord {
     fn page_key(&self) -> crate::page::PageKey {
-        crate::page::PageKey { created: self.created, id: self.id.0 }
+        crate::page::PageKey {
+            created: self.created,
+            id: self.id.0,
+        }
     }
 }
 impl crate::page::Paged for ProjectRecord {
     fn page_key(&self) -> crate::page::PageKey {
-        crate::page::PageKey { created: self.created, id: self.id.0 }
+        crate::page::PageKey {
+            created: self.created,
+            id: self.id.0,
+        }
     }
 }
 impl crate::page::Paged for KeyRecord {
     fn page_key(&self) -> crate::page::PageKey {
-        crate::page::PageKey { created: self.created, id: self.id.0 }
+        crate::page::PageKey {
+            created: self.created,
+            id: self.id.0,
+        }
     }
 }
