@@ -102,7 +102,7 @@ impl Snapshot {
         };
         let Some(node) = self.objects.remove(&obj) else { return };
         if let Some(bucket) = node.acls {
-            for e in bucket.iter() {
+            for e in bucket.entries.iter() {
                 self.unlink_acl(obj, e);
             }
         }
@@ -227,9 +227,7 @@ impl Snapshot {
         }
         let entry = AclEntry { id: row.id, subject: row.subject, grant: row.grant, expires: Expiry::new(row.expires_at) };
         if let Some(node) = self.objects.get_mut(&row.object) {
-            let bucket = Arc::make_mut(node.acls.get_or_insert_with(Default::default));
-            let at = bucket.partition_point(|e| e.key() < entry.key());
-            bucket.insert(at, entry);
+            Arc::make_mut(node.acls.get_or_insert_with(Default::default)).insert(entry);
         }
         self.acl_loc.insert(row.id, row.object);
         match row.subject {
@@ -258,13 +256,15 @@ impl Snapshot {
     fn remove_entries(&mut self, obj: ObjectRef, pred: impl Fn(&AclEntry) -> bool) {
         let Some(node) = self.objects.get_mut(&obj) else { return };
         let Some(bucket) = node.acls.as_mut() else { return };
-        if !bucket.iter().any(&pred) {
+        if !bucket.entries.iter().any(&pred) {
             return;
         }
         let b = Arc::make_mut(bucket);
-        let removed: Vec<AclEntry> = b.iter().filter(|e| pred(e)).copied().collect();
-        b.retain(|e| !pred(e));
-        if b.is_empty() {
+        let removed: Vec<AclEntry> = b.entries.iter().filter(|e| pred(e)).copied().collect();
+        b.entries.retain(|e| !pred(e));
+        // A Bloom filter cannot forget a bit; rebuilding keeps it tight (removal is O(n) anyway).
+        b.rebuild();
+        if b.entries.is_empty() {
             node.acls = None;
         }
         for e in &removed {

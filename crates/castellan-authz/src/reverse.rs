@@ -74,7 +74,7 @@ impl Snapshot {
         if self.contains(object) {
             for a in self.ancestors(object) {
                 let Some(bucket) = self.objects.get(&a).and_then(|n| n.acls.as_ref()) else { continue };
-                for e in bucket.iter() {
+                for e in bucket.entries.iter() {
                     if !(e.expires.live(now) && self.yields(&e.grant, permission, t)) {
                         continue;
                     }

@@ -60,12 +60,81 @@ impl AclEntry {
     }
 }
 
+/// The ACL rows on one object, with a Bloom filter of their subjects.
+///
+/// Looking a principal up in a large bucket is one binary search per subject of the
+/// principal (the user and each of its groups); the filter (about eight bits per row, one
+/// probe) skips the searches for subjects that have no row here, which is nearly all of
+/// them, so the cost no longer grows with the bucket.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Bucket {
+    // INVARIANT: sorted by (subject, id), never empty once stored in a node.
+    pub(crate) entries: Vec<AclEntry>,
+    // INVARIANT: empty for small buckets (scanned), else every entry's subject bit is set.
+    filter: Vec<u64>,
+}
+
+/// Buckets up to this size are scanned rather than searched.
+const SCAN_MAX: usize = 8;
+
+impl Bucket {
+    #[inline]
+    fn bit(s: &Subject, mask: usize) -> usize {
+        // Ids are random, so their low bits are a good enough hash; the kind is mixed in so a
+        // user and a group with equal ids do not share a bit.
+        let (kind, v) = subject_key(s);
+        ((v as u64) ^ (v >> 64) as u64 ^ (kind as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)) as usize & mask
+    }
+
+    fn bits_for(n: usize) -> usize {
+        if n <= SCAN_MAX {
+            0
+        } else {
+            (n * 8).next_power_of_two()
+        }
+    }
+
+    /// Recomputes the filter from the entries.
+    pub(crate) fn rebuild(&mut self) {
+        let bits = Self::bits_for(self.entries.len());
+        self.filter = vec![0; bits / 64];
+        if bits == 0 {
+            return;
+        }
+        for e in &self.entries {
+            let b = Self::bit(&e.subject, bits - 1);
+            self.filter[b >> 6] |= 1 << (b & 63);
+        }
+    }
+
+    /// Inserts an entry at its place, keeping the filter exact enough (no false negatives).
+    pub(crate) fn insert(&mut self, entry: AclEntry) {
+        let at = self.entries.partition_point(|e| e.key() < entry.key());
+        self.entries.insert(at, entry);
+        let bits = Self::bits_for(self.entries.len());
+        if bits != self.filter.len() * 64 {
+            self.rebuild();
+        } else if bits > 0 {
+            let b = Self::bit(&entry.subject, bits - 1);
+            self.filter[b >> 6] |= 1 << (b & 63);
+        }
+    }
+
+    #[inline]
+    fn may_name(&self, s: &Subject) -> bool {
+        if self.filter.is_empty() {
+            return true;
+        }
+        let b = Self::bit(s, self.filter.len() * 64 - 1);
+        self.filter[b >> 6] >> (b & 63) & 1 != 0
+    }
+}
+
 /// A node of the object tree.
 #[derive(Debug, Clone)]
 pub(crate) struct ObjNode {
     pub(crate) parent: Option<ObjectRef>,
-    // INVARIANT: sorted by (subject, id), never empty when Some.
-    pub(crate) acls: Option<Arc<Vec<AclEntry>>>,
+    pub(crate) acls: Option<Arc<Bucket>>,
 }
 
 /// A user: its direct groups and the precomputed closure.
@@ -148,8 +217,21 @@ impl Principal<'_> {
     pub(crate) fn has(&self, s: &Subject) -> bool {
         match s {
             Subject::User(u) => *u == self.user,
-            Subject::Group(g) => self.groups.binary_search(g).is_ok(),
+            Subject::Group(g) => {
+                let g = g.as_u128();
+                self.groups.binary_search_by(|x| x.as_u128().cmp(&g)).is_ok()
+            }
         }
+    }
+}
+
+/// The bucket order as integers: `Uuid`'s own `Ord` compares byte slices (a `memcmp`
+/// call), while `as_u128` is big-endian, so this is the same order at register speed.
+#[inline]
+pub(crate) fn subject_key(s: &Subject) -> (u8, u128) {
+    match s {
+        Subject::User(u) => (0, u.as_u128()),
+        Subject::Group(g) => (1, g.as_u128()),
     }
 }
 
@@ -158,14 +240,18 @@ impl Principal<'_> {
 /// Small buckets are scanned; large ones (an organization's) are binary-searched once per
 /// subject of the principal, so the cost stays logarithmic in the number of rows.
 #[inline]
-pub(crate) fn for_each_match<'b>(bucket: &'b [AclEntry], who: &Principal<'_>, mut f: impl FnMut(&'b AclEntry) -> bool) -> bool {
-    let k = who.groups.len() + 1;
-    if bucket.len() <= 16 || bucket.len() <= 4 * k {
+pub(crate) fn for_each_match<'b>(b: &'b Bucket, who: &Principal<'_>, mut f: impl FnMut(&'b AclEntry) -> bool) -> bool {
+    let bucket = &b.entries[..];
+    if bucket.len() <= SCAN_MAX {
         return bucket.iter().any(|e| who.has(&e.subject) && f(e));
     }
     let subjects = std::iter::once(Subject::User(who.user)).chain(who.groups.iter().map(|g| Subject::Group(*g)));
     for s in subjects {
-        let start = bucket.partition_point(|e| e.subject < s);
+        if !b.may_name(&s) {
+            continue;
+        }
+        let key = subject_key(&s);
+        let start = bucket.partition_point(|e| subject_key(&e.subject) < key);
         for e in bucket[start..].iter().take_while(|e| e.subject == s) {
             if f(e) {
                 return true;
