@@ -80,10 +80,7 @@ impl ObjectType {
     pub const fn is_org_noun(self) -> bool {
         matches!(
             self,
-            ObjectType::Organization
-                | ObjectType::OrgMember
-                | ObjectType::OrgProject
-                | ObjectType::OrgAuditLogs
+            ObjectType::Organization | ObjectType::OrgMember | ObjectType::OrgProject | ObjectType::OrgAuditLogs
         )
     }
 
@@ -121,14 +118,11 @@ pub struct UnknownVariant {
 impl FromStr for ObjectType {
     type Err = UnknownVariant;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ObjectType::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| UnknownVariant {
-                kind: "object type",
-                value: s.to_owned(),
-                expected: ObjectType::ALL.map(|t| t.as_str()).join(", "),
-            })
+        ObjectType::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| UnknownVariant {
+            kind: "object type",
+            value: s.to_owned(),
+            expected: ObjectType::ALL.map(|t| t.as_str()).join(", "),
+        })
     }
 }
 
@@ -197,14 +191,11 @@ impl fmt::Display for Permission {
 impl FromStr for Permission {
     type Err = UnknownVariant;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Permission::ALL
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or_else(|| UnknownVariant {
-                kind: "permission",
-                value: s.to_owned(),
-                expected: Permission::ALL.map(|p| p.as_str()).join(", "),
-            })
+        Permission::ALL.into_iter().find(|p| p.as_str() == s).ok_or_else(|| UnknownVariant {
+            kind: "permission",
+            value: s.to_owned(),
+            expected: Permission::ALL.map(|p| p.as_str()).join(", "),
+        })
     }
 }
 

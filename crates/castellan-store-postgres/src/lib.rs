@@ -6,6 +6,7 @@
 //! write transactions commit in revision order (the change feed never skips over a
 //! revision that commits later) and lock-order deadlocks between writers cannot occur.
 
+mod access;
 mod rows;
 mod tx;
 
@@ -36,23 +37,16 @@ impl PgStore {
     /// `schema` (created if missing; tests use one schema per database), and runs
     /// migrations.
     pub async fn connect(url: &str, schema: Option<&str>) -> StoreResult<PgStore> {
-        let mut opts = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Backend(format!("bad database url: {e}")))?;
+        let mut opts =
+            PgConnectOptions::from_str(url).map_err(|e| StoreError::Backend(format!("bad database url: {e}")))?;
         if let Some(s) = schema {
             if !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(StoreError::Backend(format!("bad schema name `{s}`")));
             }
             let mut conn_opts = opts.clone();
             conn_opts = conn_opts.options([("search_path", "public")]);
-            let setup = PgPoolOptions::new()
-                .max_connections(1)
-                .connect_with(conn_opts)
-                .await
-                .map_err(db_err)?;
-            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {s}"))
-                .execute(&setup)
-                .await
-                .map_err(db_err)?;
+            let setup = PgPoolOptions::new().max_connections(1).connect_with(conn_opts).await.map_err(db_err)?;
+            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {s}")).execute(&setup).await.map_err(db_err)?;
             setup.close().await;
             opts = opts.options([("search_path", s)]);
         }
@@ -62,10 +56,7 @@ impl PgStore {
             .connect_with(opts)
             .await
             .map_err(db_err)?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Backend(e.to_string()))?;
         Ok(PgStore { pool })
     }
 }
@@ -77,10 +68,7 @@ impl Store for PgStore {
     }
 
     async fn migrate(&self) -> StoreResult<()> {
-        MIGRATOR
-            .run(&self.pool)
-            .await
-            .map_err(|e| StoreError::Backend(e.to_string()))
+        MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Backend(e.to_string()))
     }
 
     async fn write(&self) -> StoreResult<Box<dyn Tx>> {
@@ -93,20 +81,12 @@ impl Store for PgStore {
     }
 
     async fn read(&self) -> StoreResult<Box<dyn Tx>> {
-        let tx = self
-            .pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .await
-            .map_err(db_err)?;
+        let tx = self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await.map_err(db_err)?;
         Ok(Box::new(PgTx::new(tx, false)))
     }
 
     async fn authenticate(&self, key_hash: &str) -> StoreResult<Option<KeyAuth>> {
-        let row = sqlx::query(rows::KEY_AUTH_SQL)
-            .bind(key_hash)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let row = sqlx::query(rows::KEY_AUTH_SQL).bind(key_hash).fetch_optional(&self.pool).await.map_err(db_err)?;
         row.map(|r| rows::key_auth(&r)).transpose()
     }
 
@@ -121,12 +101,14 @@ impl Store for PgStore {
     }
 
     async fn changes_since(&self, after: Revision, limit: usize) -> StoreResult<Vec<ChangeRecord>> {
-        let rows = sqlx::query("SELECT revision, created, payload FROM change_log WHERE revision > $1 ORDER BY revision LIMIT $2")
-            .bind(rows::rev_to_i64(after)?)
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let rows = sqlx::query(
+            "SELECT revision, created, payload FROM change_log WHERE revision > $1 ORDER BY revision LIMIT $2",
+        )
+        .bind(rows::rev_to_i64(after)?)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
         rows.iter()
             .map(|r| {
                 let payload: Json<serde_json::Value> = r.try_get("payload").map_err(db_err)?;

@@ -12,19 +12,12 @@ use std::sync::Arc;
 async fn fresh() -> Option<Arc<dyn Store>> {
     let required = std::env::var("CASTELLAN_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
     let Ok(url) = std::env::var("CASTELLAN_TEST_POSTGRES_URL") else {
-        assert!(
-            !required,
-            "CASTELLAN_REQUIRE_POSTGRES=1 but CASTELLAN_TEST_POSTGRES_URL is not set"
-        );
+        assert!(!required, "CASTELLAN_REQUIRE_POSTGRES=1 but CASTELLAN_TEST_POSTGRES_URL is not set");
         eprintln!("NOT RUN on PostgreSQL: set CASTELLAN_TEST_POSTGRES_URL (see README, `Running the tests`)");
         return None;
     };
     let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-    Some(Arc::new(
-        PgStore::connect(&url, Some(&schema))
-            .await
-            .expect("connect to postgres"),
-    ))
+    Some(Arc::new(PgStore::connect(&url, Some(&schema)).await.expect("connect to postgres")))
 }
 
 castellan_store::conformance_suite!(fresh);

@@ -2,15 +2,14 @@
 //! transactions queue instead of failing with `SQLITE_BUSY`) and a pool of read-only
 //! readers. Owns its SQL and its migrations.
 
+mod access;
 mod rows;
 mod tx;
 
 use async_trait::async_trait;
 use castellan_core::KeyId;
 use castellan_store::*;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::Row;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -49,21 +48,14 @@ impl SqliteStore {
             .await
             .map_err(db_err)?;
         let store_writer = writer.clone();
-        MIGRATOR
-            .run(&store_writer)
-            .await
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        MIGRATOR.run(&store_writer).await.map_err(|e| StoreError::Backend(e.to_string()))?;
         let reader = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(base.read_only(true))
             .await
             .map_err(db_err)?;
-        Ok(SqliteStore {
-            writer,
-            reader,
-            path: path.to_owned(),
-        })
+        Ok(SqliteStore { writer, reader, path: path.to_owned() })
     }
 
     /// The database file.
@@ -79,21 +71,14 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> StoreResult<()> {
-        MIGRATOR
-            .run(&self.writer)
-            .await
-            .map_err(|e| StoreError::Backend(e.to_string()))
+        MIGRATOR.run(&self.writer).await.map_err(|e| StoreError::Backend(e.to_string()))
     }
 
     async fn write(&self) -> StoreResult<Box<dyn Tx>> {
         // IMMEDIATE takes the write lock up front, so a transaction that reads and
         // then writes can never fail to upgrade (another process, e.g. `castellan
         // bootstrap`, may hold the file too; busy_timeout makes it wait).
-        let tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_err)?;
+        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
         Ok(Box::new(SqliteTx::new(tx, true)))
     }
 
@@ -103,11 +88,7 @@ impl Store for SqliteStore {
     }
 
     async fn authenticate(&self, key_hash: &str) -> StoreResult<Option<KeyAuth>> {
-        let row = sqlx::query(rows::KEY_AUTH_SQL)
-            .bind(key_hash)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?;
+        let row = sqlx::query(rows::KEY_AUTH_SQL).bind(key_hash).fetch_optional(&self.reader).await.map_err(db_err)?;
         row.map(|r| rows::key_auth(&r)).transpose()
     }
 
@@ -123,20 +104,21 @@ impl Store for SqliteStore {
     }
 
     async fn changes_since(&self, after: Revision, limit: usize) -> StoreResult<Vec<ChangeRecord>> {
-        let rows = sqlx::query("SELECT revision, created, payload FROM change_log WHERE revision > ? ORDER BY revision LIMIT ?")
-            .bind(rows::rev_to_i64(after)?)
-            .bind(limit as i64)
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_err)?;
+        let rows = sqlx::query(
+            "SELECT revision, created, payload FROM change_log WHERE revision > ? ORDER BY revision LIMIT ?",
+        )
+        .bind(rows::rev_to_i64(after)?)
+        .bind(limit as i64)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
         rows.iter()
             .map(|r| {
                 let payload: String = r.try_get("payload").map_err(db_err)?;
                 Ok(ChangeRecord {
                     revision: rows::i64_to_rev(r.try_get("revision").map_err(db_err)?)?,
                     created: r.try_get("created").map_err(db_err)?,
-                    payload: serde_json::from_str(&payload)
-                        .map_err(|e| StoreError::Integrity(e.to_string()))?,
+                    payload: serde_json::from_str(&payload).map_err(|e| StoreError::Integrity(e.to_string()))?,
                 })
             })
             .collect()

@@ -11,11 +11,11 @@ use uuid::Uuid;
 pub(crate) const ORG_COLS: &str = "id, name, api_url, is_universal_api, is_dataplane_private, proxy_url, realtime_url, image_rendering_mode, settings, created";
 pub(crate) const USER_COLS: &str = "id, kind, email, given_name, family_name, avatar_url, created";
 pub(crate) const PROJECT_COLS: &str = "id, org_id, name, description, user_id, settings, created";
-pub(crate) const KEY_COLS: &str =
-    "id, kind, name, preview_name, user_id, org_id, created, last_used, expires_at";
+pub(crate) const KEY_COLS: &str = "id, kind, name, preview_name, user_id, org_id, created, last_used, expires_at";
 pub(crate) const AUDIT_COLS: &str = "org_id, seq, id, revision, created, actor_id, impersonator_id, event_type, resource_type, resource_id, resource_name, before, after, details, prev_hash, hash";
 
-pub(crate) const KEY_AUTH_SQL: &str = "SELECT k.id, k.kind, k.name, k.preview_name, k.user_id, k.org_id, k.created, k.last_used, k.expires_at, \
+pub(crate) const KEY_AUTH_SQL: &str =
+    "SELECT k.id, k.kind, k.name, k.preview_name, k.user_id, k.org_id, k.created, k.last_used, k.expires_at, \
      u.kind AS u_kind, u.email AS u_email, u.given_name AS u_given_name, u.family_name AS u_family_name, \
      u.avatar_url AS u_avatar_url, u.created AS u_created \
      FROM api_keys k JOIN users u ON u.id = k.user_id \
@@ -35,8 +35,7 @@ pub(crate) fn i64_to_rev(v: i64) -> StoreResult<Revision> {
 
 fn json_opt(r: &SqliteRow, col: &str) -> StoreResult<Option<serde_json::Value>> {
     let s: Option<String> = r.try_get(col).map_err(db_err)?;
-    s.map(|s| serde_json::from_str(&s).map_err(|_| integrity(col)))
-        .transpose()
+    s.map(|s| serde_json::from_str(&s).map_err(|_| integrity(col))).transpose()
 }
 
 pub(crate) fn org(r: &SqliteRow) -> StoreResult<OrgRecord> {
@@ -60,15 +59,9 @@ pub(crate) fn user_with_prefix(r: &SqliteRow, id: Uuid, p: &str) -> StoreResult<
         id: UserId(id),
         kind: UserKind::parse(&kind).ok_or_else(|| integrity("user kind"))?,
         email: r.try_get(format!("{p}email").as_str()).map_err(db_err)?,
-        given_name: r
-            .try_get(format!("{p}given_name").as_str())
-            .map_err(db_err)?,
-        family_name: r
-            .try_get(format!("{p}family_name").as_str())
-            .map_err(db_err)?,
-        avatar_url: r
-            .try_get(format!("{p}avatar_url").as_str())
-            .map_err(db_err)?,
+        given_name: r.try_get(format!("{p}given_name").as_str()).map_err(db_err)?,
+        family_name: r.try_get(format!("{p}family_name").as_str()).map_err(db_err)?,
+        avatar_url: r.try_get(format!("{p}avatar_url").as_str()).map_err(db_err)?,
         created: r.try_get(format!("{p}created").as_str()).map_err(db_err)?,
     })
 }
@@ -83,10 +76,7 @@ pub(crate) fn project(r: &SqliteRow) -> StoreResult<ProjectRecord> {
         org_id: OrgId(r.try_get("org_id").map_err(db_err)?),
         name: r.try_get("name").map_err(db_err)?,
         description: r.try_get("description").map_err(db_err)?,
-        user_id: r
-            .try_get::<Option<Uuid>, _>("user_id")
-            .map_err(db_err)?
-            .map(UserId),
+        user_id: r.try_get::<Option<Uuid>, _>("user_id").map_err(db_err)?.map(UserId),
         settings: json_opt(r, "settings")?,
         created: r.try_get("created").map_err(db_err)?,
     })
@@ -100,10 +90,7 @@ pub(crate) fn key(r: &SqliteRow) -> StoreResult<KeyRecord> {
         name: r.try_get("name").map_err(db_err)?,
         preview_name: r.try_get("preview_name").map_err(db_err)?,
         user_id: UserId(r.try_get("user_id").map_err(db_err)?),
-        org_id: r
-            .try_get::<Option<Uuid>, _>("org_id")
-            .map_err(db_err)?
-            .map(OrgId),
+        org_id: r.try_get::<Option<Uuid>, _>("org_id").map_err(db_err)?.map(OrgId),
         created: r.try_get("created").map_err(db_err)?,
         last_used: r.try_get("last_used").map_err(db_err)?,
         expires_at: r.try_get("expires_at").map_err(db_err)?,
@@ -124,14 +111,8 @@ pub(crate) fn audit(r: &SqliteRow) -> StoreResult<audit::AuditRecord> {
         record: audit::NewAuditRecord {
             org_id: OrgId(r.try_get("org_id").map_err(db_err)?),
             created: r.try_get("created").map_err(db_err)?,
-            actor_id: r
-                .try_get::<Option<Uuid>, _>("actor_id")
-                .map_err(db_err)?
-                .map(UserId),
-            impersonator_id: r
-                .try_get::<Option<Uuid>, _>("impersonator_id")
-                .map_err(db_err)?
-                .map(UserId),
+            actor_id: r.try_get::<Option<Uuid>, _>("actor_id").map_err(db_err)?.map(UserId),
+            impersonator_id: r.try_get::<Option<Uuid>, _>("impersonator_id").map_err(db_err)?.map(UserId),
             event_type: r.try_get("event_type").map_err(db_err)?,
             resource_type: r.try_get("resource_type").map_err(db_err)?,
             resource_id: r.try_get("resource_id").map_err(db_err)?,
@@ -184,8 +165,6 @@ pub(crate) fn push_window(qb: &mut QueryBuilder<'_, Sqlite>, prefix: &str, w: &W
         qb.push_bind(k.id);
         qb.push(")");
     }
-    qb.push(format_args!(
-        " ORDER BY {prefix}created {order}, {prefix}id {order} LIMIT "
-    ));
+    qb.push(format_args!(" ORDER BY {prefix}created {order}, {prefix}id {order} LIMIT "));
     qb.push_bind(w.limit as i64);
 }

@@ -18,27 +18,24 @@ pub struct SqliteTx {
 
 impl SqliteTx {
     pub(crate) fn new(tx: Transaction<'static, Sqlite>, writable: bool) -> Self {
-        SqliteTx {
-            tx,
-            revision: None,
-            writable,
-        }
+        SqliteTx { tx, revision: None, writable }
     }
 
-    fn ensure_writable(&self) -> StoreResult<()> {
+    pub(crate) fn conn(&mut self) -> &mut sqlx::SqliteConnection {
+        &mut self.tx
+    }
+
+    pub(crate) fn ensure_writable(&self) -> StoreResult<()> {
         if self.writable {
             Ok(())
         } else {
-            Err(StoreError::Backend(
-                "write attempted in a read-only transaction".into(),
-            ))
+            Err(StoreError::Backend("write attempted in a read-only transaction".into()))
         }
     }
 }
 
 fn is_unique(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .is_some_and(|d| d.is_unique_violation())
+    e.as_database_error().is_some_and(|d| d.is_unique_violation())
 }
 
 fn org_name_key(name: &str) -> String {
@@ -52,22 +49,16 @@ impl Tx for SqliteTx {
             return Ok(r);
         }
         self.ensure_writable()?;
-        let v: i64 = sqlx::query_scalar(
-            "UPDATE castellan_revision SET value = value + 1 WHERE id = 1 RETURNING value",
-        )
-        .fetch_one(&mut *self.tx)
-        .await
-        .map_err(db_err)?;
+        let v: i64 = sqlx::query_scalar("UPDATE castellan_revision SET value = value + 1 WHERE id = 1 RETURNING value")
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
         let r = rows::i64_to_rev(v)?;
         self.revision = Some(r);
         Ok(r)
     }
 
-    async fn record_change(
-        &mut self,
-        created: Micros,
-        payload: &serde_json::Value,
-    ) -> StoreResult<Revision> {
+    async fn record_change(&mut self, created: Micros, payload: &serde_json::Value) -> StoreResult<Revision> {
         let rev = self.revision().await?;
         sqlx::query("INSERT INTO change_log (revision, created, payload) VALUES (?, ?, ?)")
             .bind(rows::rev_to_i64(rev)?)
@@ -116,28 +107,14 @@ impl OrgRepo for SqliteTx {
     }
 
     async fn get_org(&mut self, id: OrgId) -> StoreResult<Option<OrgRecord>> {
-        let sql = format!(
-            "SELECT {} FROM orgs WHERE id = ? AND deleted_at IS NULL",
-            rows::ORG_COLS
-        );
-        let r = sqlx::query(&sql)
-            .bind(id.0)
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(db_err)?;
+        let sql = format!("SELECT {} FROM orgs WHERE id = ? AND deleted_at IS NULL", rows::ORG_COLS);
+        let r = sqlx::query(&sql).bind(id.0).fetch_optional(&mut *self.tx).await.map_err(db_err)?;
         r.map(|r| rows::org(&r)).transpose()
     }
 
     async fn find_org_by_name(&mut self, name: &str) -> StoreResult<Option<OrgRecord>> {
-        let sql = format!(
-            "SELECT {} FROM orgs WHERE name_key = ? AND deleted_at IS NULL",
-            rows::ORG_COLS
-        );
-        let r = sqlx::query(&sql)
-            .bind(org_name_key(name))
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(db_err)?;
+        let sql = format!("SELECT {} FROM orgs WHERE name_key = ? AND deleted_at IS NULL", rows::ORG_COLS);
+        let r = sqlx::query(&sql).bind(org_name_key(name)).fetch_optional(&mut *self.tx).await.map_err(db_err)?;
         r.map(|r| rows::org(&r)).transpose()
     }
 
@@ -190,10 +167,8 @@ impl OrgRepo for SqliteTx {
         if f.scope.is_empty() {
             return Ok(Vec::new());
         }
-        let mut qb = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {} FROM orgs WHERE deleted_at IS NULL",
-            rows::ORG_COLS
-        ));
+        let mut qb =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {} FROM orgs WHERE deleted_at IS NULL", rows::ORG_COLS));
         let scope: Vec<Uuid> = f.scope.iter().map(|o| o.0).collect();
         rows::push_ids(&mut qb, "id", &scope);
         rows::push_ids(&mut qb, "id", &f.ids);
@@ -215,13 +190,14 @@ impl OrgRepo for SqliteTx {
 
     async fn add_member(&mut self, m: &MemberRecord) -> StoreResult<bool> {
         self.ensure_writable()?;
-        let res = sqlx::query("INSERT INTO org_members (org_id, user_id, created) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
-            .bind(m.org_id.0)
-            .bind(m.user_id.0)
-            .bind(m.created)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(db_err)?;
+        let res =
+            sqlx::query("INSERT INTO org_members (org_id, user_id, created) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+                .bind(m.org_id.0)
+                .bind(m.user_id.0)
+                .bind(m.created)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(db_err)?;
         Ok(res.rows_affected() == 1)
     }
 
@@ -249,11 +225,12 @@ impl OrgRepo for SqliteTx {
     }
 
     async fn list_members(&mut self, org: OrgId) -> StoreResult<Vec<MemberRecord>> {
-        let rs = sqlx::query("SELECT org_id, user_id, created FROM org_members WHERE org_id = ? ORDER BY created, user_id")
-            .bind(org.0)
-            .fetch_all(&mut *self.tx)
-            .await
-            .map_err(db_err)?;
+        let rs =
+            sqlx::query("SELECT org_id, user_id, created FROM org_members WHERE org_id = ? ORDER BY created, user_id")
+                .bind(org.0)
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err(db_err)?;
         rs.iter()
             .map(|r| {
                 Ok(MemberRecord {
@@ -293,28 +270,14 @@ impl UserRepo for SqliteTx {
     }
 
     async fn get_user(&mut self, id: UserId) -> StoreResult<Option<UserRecord>> {
-        let sql = format!(
-            "SELECT {} FROM users WHERE id = ? AND deleted_at IS NULL",
-            rows::USER_COLS
-        );
-        let r = sqlx::query(&sql)
-            .bind(id.0)
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(db_err)?;
+        let sql = format!("SELECT {} FROM users WHERE id = ? AND deleted_at IS NULL", rows::USER_COLS);
+        let r = sqlx::query(&sql).bind(id.0).fetch_optional(&mut *self.tx).await.map_err(db_err)?;
         r.map(|r| rows::user(&r)).transpose()
     }
 
     async fn find_user_by_email(&mut self, email: &str) -> StoreResult<Option<UserRecord>> {
-        let sql = format!(
-            "SELECT {} FROM users WHERE email = ? AND deleted_at IS NULL",
-            rows::USER_COLS
-        );
-        let r = sqlx::query(&sql)
-            .bind(email.to_lowercase())
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(db_err)?;
+        let sql = format!("SELECT {} FROM users WHERE email = ? AND deleted_at IS NULL", rows::USER_COLS);
+        let r = sqlx::query(&sql).bind(email.to_lowercase()).fetch_optional(&mut *self.tx).await.map_err(db_err)?;
         r.map(|r| rows::user(&r)).transpose()
     }
 
@@ -392,33 +355,15 @@ impl ProjectRepo for SqliteTx {
     }
 
     async fn get_project(&mut self, id: ProjectId) -> StoreResult<Option<ProjectRecord>> {
-        let sql = format!(
-            "SELECT {} FROM projects WHERE id = ? AND deleted_at IS NULL",
-            rows::PROJECT_COLS
-        );
-        let r = sqlx::query(&sql)
-            .bind(id.0)
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(db_err)?;
+        let sql = format!("SELECT {} FROM projects WHERE id = ? AND deleted_at IS NULL", rows::PROJECT_COLS);
+        let r = sqlx::query(&sql).bind(id.0).fetch_optional(&mut *self.tx).await.map_err(db_err)?;
         r.map(|r| rows::project(&r)).transpose()
     }
 
-    async fn find_project_by_name(
-        &mut self,
-        org: OrgId,
-        name: &str,
-    ) -> StoreResult<Option<ProjectRecord>> {
-        let sql = format!(
-            "SELECT {} FROM projects WHERE org_id = ? AND name = ? AND deleted_at IS NULL",
-            rows::PROJECT_COLS
-        );
-        let r = sqlx::query(&sql)
-            .bind(org.0)
-            .bind(name)
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(db_err)?;
+    async fn find_project_by_name(&mut self, org: OrgId, name: &str) -> StoreResult<Option<ProjectRecord>> {
+        let sql =
+            format!("SELECT {} FROM projects WHERE org_id = ? AND name = ? AND deleted_at IS NULL", rows::PROJECT_COLS);
+        let r = sqlx::query(&sql).bind(org.0).bind(name).fetch_optional(&mut *self.tx).await.map_err(db_err)?;
         r.map(|r| rows::project(&r)).transpose()
     }
 
@@ -449,24 +394,19 @@ impl ProjectRepo for SqliteTx {
 
     async fn delete_project(&mut self, id: ProjectId, at: Micros) -> StoreResult<()> {
         self.ensure_writable()?;
-        let res =
-            sqlx::query("UPDATE projects SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
-                .bind(at)
-                .bind(id.0)
-                .execute(&mut *self.tx)
-                .await
-                .map_err(db_err)?;
+        let res = sqlx::query("UPDATE projects SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
+            .bind(at)
+            .bind(id.0)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
         if res.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("project `{id}`")));
         }
         Ok(())
     }
 
-    async fn list_projects(
-        &mut self,
-        f: &ProjectFilter,
-        w: &Window,
-    ) -> StoreResult<Vec<ProjectRecord>> {
+    async fn list_projects(&mut self, f: &ProjectFilter, w: &Window) -> StoreResult<Vec<ProjectRecord>> {
         if f.orgs.is_empty() {
             return Ok(Vec::new());
         }
@@ -512,27 +452,19 @@ impl KeyRepo for SqliteTx {
     }
 
     async fn get_key(&mut self, id: KeyId) -> StoreResult<Option<KeyRecord>> {
-        let sql = format!(
-            "SELECT {} FROM api_keys WHERE id = ? AND deleted_at IS NULL",
-            rows::KEY_COLS
-        );
-        let r = sqlx::query(&sql)
-            .bind(id.0)
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(db_err)?;
+        let sql = format!("SELECT {} FROM api_keys WHERE id = ? AND deleted_at IS NULL", rows::KEY_COLS);
+        let r = sqlx::query(&sql).bind(id.0).fetch_optional(&mut *self.tx).await.map_err(db_err)?;
         r.map(|r| rows::key(&r)).transpose()
     }
 
     async fn delete_key(&mut self, id: KeyId, at: Micros) -> StoreResult<()> {
         self.ensure_writable()?;
-        let res =
-            sqlx::query("UPDATE api_keys SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
-                .bind(at)
-                .bind(id.0)
-                .execute(&mut *self.tx)
-                .await
-                .map_err(db_err)?;
+        let res = sqlx::query("UPDATE api_keys SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
+            .bind(at)
+            .bind(id.0)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
         if res.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("key `{id}`")));
         }
@@ -567,15 +499,12 @@ impl KeyRepo for SqliteTx {
 impl AuditRepo for SqliteTx {
     async fn append_audit(&mut self, rec: NewAuditRecord) -> StoreResult<AuditRecord> {
         let revision = self.revision().await?;
-        let head: Option<(i64, String)> =
-            sqlx::query_as("SELECT seq, hash FROM audit_head WHERE org_id = ?")
-                .bind(rec.org_id.0)
-                .fetch_optional(&mut *self.tx)
-                .await
-                .map_err(db_err)?;
-        let prev = head
-            .map(|(s, h)| Ok::<_, StoreError>((rows::i64_to_rev(s)?, h)))
-            .transpose()?;
+        let head: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM audit_head WHERE org_id = ?")
+            .bind(rec.org_id.0)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        let prev = head.map(|(s, h)| Ok::<_, StoreError>((rows::i64_to_rev(s)?, h))).transpose()?;
         let sealed = seal(Uuid::now_v7(), revision, rec, prev);
         let r = &sealed.record;
         sqlx::query(
@@ -615,16 +544,9 @@ impl AuditRepo for SqliteTx {
         Ok(sealed)
     }
 
-    async fn audit_chain(
-        &mut self,
-        org: OrgId,
-        after_seq: u64,
-        limit: usize,
-    ) -> StoreResult<Vec<AuditRecord>> {
-        let sql = format!(
-            "SELECT {} FROM audit_log WHERE org_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-            rows::AUDIT_COLS
-        );
+    async fn audit_chain(&mut self, org: OrgId, after_seq: u64, limit: usize) -> StoreResult<Vec<AuditRecord>> {
+        let sql =
+            format!("SELECT {} FROM audit_log WHERE org_id = ? AND seq > ? ORDER BY seq LIMIT ?", rows::AUDIT_COLS);
         let rs = sqlx::query(&sql)
             .bind(org.0)
             .bind(rows::rev_to_i64(after_seq)?)
@@ -636,12 +558,11 @@ impl AuditRepo for SqliteTx {
     }
 
     async fn audit_head(&mut self, org: OrgId) -> StoreResult<Option<(u64, String)>> {
-        let head: Option<(i64, String)> =
-            sqlx::query_as("SELECT seq, hash FROM audit_head WHERE org_id = ?")
-                .bind(org.0)
-                .fetch_optional(&mut *self.tx)
-                .await
-                .map_err(db_err)?;
+        let head: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM audit_head WHERE org_id = ?")
+            .bind(org.0)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
         head.map(|(s, h)| Ok((rows::i64_to_rev(s)?, h))).transpose()
     }
 }

@@ -9,9 +9,7 @@ async fn fresh() -> Option<Arc<dyn Store>> {
     let path = dir.path().join("castellan.sqlite");
     // Keep the directory for the life of the test process: the store holds the file.
     std::mem::forget(dir);
-    Some(Arc::new(
-        SqliteStore::open(&path).await.expect("open sqlite"),
-    ))
+    Some(Arc::new(SqliteStore::open(&path).await.expect("open sqlite")))
 }
 
 castellan_store::conformance_suite!(fresh);

@@ -70,13 +70,7 @@ pub fn canonical_json<T: Serialize>(value: &T) -> String {
 }
 
 /// The hash of a record given its chain position and predecessor.
-pub fn chain_hash(
-    id: Uuid,
-    seq: u64,
-    revision: Revision,
-    rec: &NewAuditRecord,
-    prev_hash: &str,
-) -> String {
+pub fn chain_hash(id: Uuid, seq: u64, revision: Revision, rec: &NewAuditRecord, prev_hash: &str) -> String {
     // A JSON array is an unambiguous encoding: no field can bleed into the next.
     let fields = serde_json::json!([
         "castellan-audit-v1",
@@ -100,25 +94,13 @@ pub fn chain_hash(
 }
 
 /// Builds the stored record that follows `prev` (or starts the chain).
-pub fn seal(
-    id: Uuid,
-    revision: Revision,
-    rec: NewAuditRecord,
-    prev: Option<(u64, String)>,
-) -> AuditRecord {
+pub fn seal(id: Uuid, revision: Revision, rec: NewAuditRecord, prev: Option<(u64, String)>) -> AuditRecord {
     let (seq, prev_hash) = match prev {
         Some((s, h)) => (s + 1, h),
         None => (1, GENESIS_HASH.to_owned()),
     };
     let hash = chain_hash(id, seq, revision, &rec, &prev_hash);
-    AuditRecord {
-        id,
-        seq,
-        revision,
-        record: rec,
-        prev_hash,
-        hash,
-    }
+    AuditRecord { id, seq, revision, record: rec, prev_hash, hash }
 }
 
 /// A problem found while verifying a chain.
@@ -140,24 +122,15 @@ pub fn verify_chain(records: &[AuditRecord], head: Option<(u64, String)>) -> Vec
         if r.seq != expected_seq {
             breaks.push(ChainBreak {
                 seq: expected_seq,
-                problem: format!(
-                    "record {expected_seq} is missing (next present is {})",
-                    r.seq
-                ),
+                problem: format!("record {expected_seq} is missing (next present is {})", r.seq),
             });
         }
         if r.prev_hash != prev_hash {
-            breaks.push(ChainBreak {
-                seq: r.seq,
-                problem: "previous-hash link does not match".into(),
-            });
+            breaks.push(ChainBreak { seq: r.seq, problem: "previous-hash link does not match".into() });
         }
         let recomputed = chain_hash(r.id, r.seq, r.revision, &r.record, &r.prev_hash);
         if recomputed != r.hash {
-            breaks.push(ChainBreak {
-                seq: r.seq,
-                problem: "contents do not match the record's hash".into(),
-            });
+            breaks.push(ChainBreak { seq: r.seq, problem: "contents do not match the record's hash".into() });
         }
         expected_seq = r.seq + 1;
         prev_hash = r.hash.clone();
@@ -169,9 +142,7 @@ pub fn verify_chain(records: &[AuditRecord], head: Option<(u64, String)>) -> Vec
             if hs != ls || hh != lh {
                 breaks.push(ChainBreak {
                     seq: ls.max(hs),
-                    problem: format!(
-                        "chain head says record {hs} is last but the log ends at {ls}"
-                    ),
+                    problem: format!("chain head says record {hs} is last but the log ends at {ls}"),
                 });
             }
         }
@@ -182,10 +153,7 @@ pub fn verify_chain(records: &[AuditRecord], head: Option<(u64, String)>) -> Vec
             });
         }
         (None, Some((ls, _))) => {
-            breaks.push(ChainBreak {
-                seq: ls,
-                problem: "records exist but the chain head is missing".into(),
-            });
+            breaks.push(ChainBreak { seq: ls, problem: "records exist but the chain head is missing".into() });
         }
     }
     breaks
@@ -215,22 +183,14 @@ mod tests {
         let mut out: Vec<AuditRecord> = Vec::new();
         for i in 1..=n {
             let prev = out.last().map(|r| (r.seq, r.hash.clone()));
-            out.push(seal(
-                Uuid::from_u128(100 + i as u128),
-                i as u64,
-                rec(i),
-                prev,
-            ));
+            out.push(seal(Uuid::from_u128(100 + i as u128), i as u64, rec(i), prev));
         }
         out
     }
 
     #[test]
     fn canonical_json_sorts_keys() {
-        assert_eq!(
-            canonical_json(&serde_json::json!({"b": 1, "a": {"d": 2, "c": 3}})),
-            r#"{"a":{"c":3,"d":2},"b":1}"#
-        );
+        assert_eq!(canonical_json(&serde_json::json!({"b": 1, "a": {"d": 2, "c": 3}})), r#"{"a":{"c":3,"d":2},"b":1}"#);
     }
 
     #[test]
@@ -255,9 +215,7 @@ mod tests {
         let head = c.last().map(|r| (r.seq, r.hash.clone()));
         let mut middle = c.clone();
         middle.remove(1);
-        assert!(verify_chain(&middle, head.clone())
-            .iter()
-            .any(|b| b.seq == 2));
+        assert!(verify_chain(&middle, head.clone()).iter().any(|b| b.seq == 2));
         let mut tail = c;
         tail.pop();
         assert!(!verify_chain(&tail, head).is_empty());

@@ -7,7 +7,7 @@
 use crate::audit::{canonical_json, verify_chain, NewAuditRecord};
 use crate::page::{fill_page, Cursor, Direction, PageRequest, Window};
 use crate::*;
-use castellan_core::{KeyId, OrgId, ProjectId, UserId};
+use castellan_core::{AclId, GroupId, KeyId, ObjectType, OrgId, Permission, ProjectId, RoleId, UserId};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -30,7 +30,11 @@ macro_rules! conformance_suite {
             concurrent_writers_get_distinct_ordered_revisions,
             audit_records_chain_per_org_and_verify,
             audit_records_roll_back_with_their_write,
-            read_transactions_refuse_writes
+            read_transactions_refuse_writes,
+            groups_hold_users_and_groups_and_deleting_one_drops_its_edges,
+            roles_are_unique_per_org_and_system_roles_apart,
+            acls_are_unique_by_contents_and_filter_and_cascade,
+            the_access_state_reflects_every_live_row
         );
     };
     (@each $make:path; $($story:ident),+ $(,)?) => {
@@ -113,9 +117,7 @@ fn audit(org: OrgId, n: i64) -> NewAuditRecord {
         resource_id: Some(Uuid::now_v7()),
         resource_name: Some(format!("p{n}")),
         before: None,
-        after: Some(canonical_json(
-            &serde_json::json!({"name": format!("p{n}"), "x": 1.5}),
-        )),
+        after: Some(canonical_json(&serde_json::json!({"name": format!("p{n}"), "x": 1.5}))),
         details: None,
     }
 }
@@ -129,11 +131,7 @@ async fn seed_org(store: &dyn Store, name: &str, created: i64) -> OrgRecord {
 }
 
 fn window(from: Option<crate::page::PageKey>, limit: usize) -> Window {
-    Window {
-        from,
-        direction: Direction::Older,
-        limit,
-    }
+    Window { from, direction: Direction::Older, limit }
 }
 
 /// Orgs round-trip; a second live org with the same name in other case is refused.
@@ -141,13 +139,7 @@ pub async fn orgs_round_trip_and_names_are_unique_ignoring_case(store: Arc<dyn S
     let mut o = seed_org(&*store, "Acme", 10).await;
     let mut tx = store.write().await.expect("begin");
     assert_eq!(tx.get_org(o.id).await.expect("get"), Some(o.clone()));
-    assert_eq!(
-        tx.find_org_by_name("acme")
-            .await
-            .expect("find")
-            .map(|x| x.id),
-        Some(o.id)
-    );
+    assert_eq!(tx.find_org_by_name("acme").await.expect("find").map(|x| x.id), Some(o.id));
     let clash = tx.insert_org(&org("ACME", 11)).await;
     assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
     drop(tx);
@@ -164,13 +156,8 @@ pub async fn orgs_round_trip_and_names_are_unique_ignoring_case(store: Arc<dyn S
     let mut tx = store.write().await.expect("begin");
     tx.delete_org(o.id, 20).await.expect("delete");
     assert_eq!(tx.get_org(o.id).await.expect("get"), None);
-    assert!(matches!(
-        tx.delete_org(o.id, 21).await,
-        Err(StoreError::NotFound(_))
-    ));
-    tx.insert_org(&org("acme", 22))
-        .await
-        .expect("name is free after deletion");
+    assert!(matches!(tx.delete_org(o.id, 21).await, Err(StoreError::NotFound(_))));
+    tx.insert_org(&org("acme", 22)).await.expect("name is free after deletion");
     tx.commit().await.expect("commit");
 }
 
@@ -179,31 +166,16 @@ pub async fn users_round_trip_and_emails_are_unique(store: Arc<dyn Store>) {
     let mut u = user("ada@example.com", 1);
     let mut tx = store.write().await.expect("begin");
     tx.insert_user(&u).await.expect("insert");
-    assert!(matches!(
-        tx.insert_user(&user("ada@example.com", 2)).await,
-        Err(StoreError::Conflict(_))
-    ));
+    assert!(matches!(tx.insert_user(&user("ada@example.com", 2)).await, Err(StoreError::Conflict(_))));
     tx.commit().await.expect("commit");
     let mut tx = store.write().await.expect("begin");
     assert_eq!(tx.get_user(u.id).await.expect("get"), Some(u.clone()));
-    assert_eq!(
-        tx.find_user_by_email("ADA@example.com")
-            .await
-            .expect("find")
-            .map(|x| x.id),
-        Some(u.id)
-    );
+    assert_eq!(tx.find_user_by_email("ADA@example.com").await.expect("find").map(|x| x.id), Some(u.id));
     u.given_name = Some("Augusta".into());
     tx.update_user(&u).await.expect("update");
     tx.commit().await.expect("commit");
     let mut tx = store.read().await.expect("read");
-    assert_eq!(
-        tx.get_user(u.id)
-            .await
-            .expect("get")
-            .and_then(|x| x.given_name),
-        Some("Augusta".into())
-    );
+    assert_eq!(tx.get_user(u.id).await.expect("get").and_then(|x| x.given_name), Some("Augusta".into()));
     assert_eq!(tx.get_user(UserId::generate()).await.expect("get"), None);
 }
 
@@ -214,30 +186,9 @@ pub async fn members_join_and_leave_and_list_their_orgs(store: Arc<dyn Store>) {
     let u = user("u@example.com", 3);
     let mut tx = store.write().await.expect("begin");
     tx.insert_user(&u).await.expect("user");
-    assert!(tx
-        .add_member(&MemberRecord {
-            org_id: a.id,
-            user_id: u.id,
-            created: 4
-        })
-        .await
-        .expect("add"));
-    assert!(!tx
-        .add_member(&MemberRecord {
-            org_id: a.id,
-            user_id: u.id,
-            created: 5
-        })
-        .await
-        .expect("again"));
-    assert!(tx
-        .add_member(&MemberRecord {
-            org_id: b.id,
-            user_id: u.id,
-            created: 6
-        })
-        .await
-        .expect("add b"));
+    assert!(tx.add_member(&MemberRecord { org_id: a.id, user_id: u.id, created: 4 }).await.expect("add"));
+    assert!(!tx.add_member(&MemberRecord { org_id: a.id, user_id: u.id, created: 5 }).await.expect("again"));
+    assert!(tx.add_member(&MemberRecord { org_id: b.id, user_id: u.id, created: 6 }).await.expect("add b"));
     assert_eq!(tx.member_orgs(u.id).await.expect("orgs"), vec![a.id, b.id]);
     assert_eq!(tx.list_members(a.id).await.expect("members").len(), 1);
     assert!(tx.remove_member(a.id, u.id).await.expect("remove"));
@@ -254,28 +205,15 @@ pub async fn projects_are_unique_by_name_within_an_org_only(store: Arc<dyn Store
     let p = project(a.id, "proj", 3);
     let mut tx = store.write().await.expect("begin");
     tx.insert_project(&p).await.expect("insert");
-    assert!(matches!(
-        tx.insert_project(&project(a.id, "proj", 4)).await,
-        Err(StoreError::Conflict(_))
-    ));
+    assert!(matches!(tx.insert_project(&project(a.id, "proj", 4)).await, Err(StoreError::Conflict(_))));
     drop(tx);
     let mut tx = store.write().await.expect("begin");
-    tx.insert_project(&p)
-        .await
-        .expect("insert again after rollback");
-    tx.insert_project(&project(b.id, "proj", 5))
-        .await
-        .expect("same name in another org");
+    tx.insert_project(&p).await.expect("insert again after rollback");
+    tx.insert_project(&project(b.id, "proj", 5)).await.expect("same name in another org");
     tx.commit().await.expect("commit");
     let mut tx = store.read().await.expect("read");
-    assert_eq!(
-        tx.find_project_by_name(a.id, "proj").await.expect("find"),
-        Some(p.clone())
-    );
-    assert_eq!(
-        tx.find_project_by_name(a.id, "PROJ").await.expect("find"),
-        None
-    );
+    assert_eq!(tx.find_project_by_name(a.id, "proj").await.expect("find"), Some(p.clone()));
+    assert_eq!(tx.find_project_by_name(a.id, "PROJ").await.expect("find"), None);
     assert_eq!(tx.get_project(p.id).await.expect("get"), Some(p));
 }
 
@@ -293,27 +231,16 @@ pub async fn project_updates_and_soft_deletes_free_the_name(store: Arc<dyn Store
     tx.update_project(&p).await.expect("update");
     let mut clash = p.clone();
     clash.name = "two".into();
-    assert!(matches!(
-        tx.update_project(&clash).await,
-        Err(StoreError::Conflict(_))
-    ));
+    assert!(matches!(tx.update_project(&clash).await, Err(StoreError::Conflict(_))));
     tx.commit().await.expect("commit");
     let mut tx = store.write().await.expect("begin");
     assert_eq!(tx.get_project(p.id).await.expect("get"), Some(p.clone()));
     tx.delete_project(q.id, 9).await.expect("delete");
     assert_eq!(tx.get_project(q.id).await.expect("get"), None);
-    assert!(matches!(
-        tx.delete_project(q.id, 10).await,
-        Err(StoreError::NotFound(_))
-    ));
-    assert!(matches!(
-        tx.update_project(&q).await,
-        Err(StoreError::NotFound(_))
-    ));
+    assert!(matches!(tx.delete_project(q.id, 10).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(tx.update_project(&q).await, Err(StoreError::NotFound(_))));
     clash.created = 11;
-    tx.update_project(&clash)
-        .await
-        .expect("rename onto the deleted project's name");
+    tx.update_project(&clash).await.expect("rename onto the deleted project's name");
     tx.commit().await.expect("commit");
 }
 
@@ -330,22 +257,14 @@ pub async fn lists_are_newest_first_and_page_both_ways_with_filters(store: Arc<d
         tx.insert_project(&p).await.expect("insert");
         ps.push(p);
     }
-    tx.insert_project(&project(b.id, "other", 500))
-        .await
-        .expect("other org");
+    tx.insert_project(&project(b.id, "other", 500)).await.expect("other org");
     tx.commit().await.expect("commit");
     let mut expected = ps.clone();
     expected.sort_by(|x, y| (y.created, y.id).cmp(&(x.created, x.id)));
 
-    let f = ProjectFilter {
-        orgs: vec![a.id],
-        ..Default::default()
-    };
+    let f = ProjectFilter { orgs: vec![a.id], ..Default::default() };
     let mut tx = store.read().await.expect("read");
-    let all = tx
-        .list_projects(&f, &window(None, 100))
-        .await
-        .expect("list");
+    let all = tx.list_projects(&f, &window(None, 100)).await.expect("list");
     assert_eq!(all, expected);
     // Walk forward in pages of 7 with the shared page filler.
     let mut seen = Vec::new();
@@ -374,82 +293,26 @@ pub async fn lists_are_newest_first_and_page_both_ways_with_filters(store: Arc<d
         if page.is_empty() {
             break;
         }
-        cursor = Cursor::After(crate::page::Paged::page_key(
-            page.last().expect("non-empty"),
-        ));
+        cursor = Cursor::After(crate::page::Paged::page_key(page.last().expect("non-empty")));
         seen.extend(page);
     }
     assert_eq!(seen, expected);
     // The backend's own windows agree with the in-memory order in both directions.
     let k = crate::page::Paged::page_key(&expected[9]);
-    let older = tx
-        .list_projects(&f, &window(Some(k), 3))
-        .await
-        .expect("older");
+    let older = tx.list_projects(&f, &window(Some(k), 3)).await.expect("older");
     assert_eq!(older, expected[10..13].to_vec());
-    let newer = tx
-        .list_projects(
-            &f,
-            &Window {
-                from: Some(k),
-                direction: Direction::Newer,
-                limit: 3,
-            },
-        )
-        .await
-        .expect("newer");
-    assert_eq!(
-        newer,
-        vec![
-            expected[8].clone(),
-            expected[7].clone(),
-            expected[6].clone()
-        ]
-    );
-    let by_ids = ProjectFilter {
-        orgs: vec![a.id],
-        ids: vec![ps[3].id.0, ps[5].id.0],
-        ..Default::default()
-    };
-    let got = tx
-        .list_projects(&by_ids, &window(None, 100))
-        .await
-        .expect("ids");
-    assert_eq!(
-        got.iter().map(|p| p.id).collect::<Vec<_>>(),
-        vec![ps[5].id, ps[3].id]
-    );
-    let by_name = ProjectFilter {
-        orgs: vec![a.id, b.id],
-        name: Some("other".into()),
-        ..Default::default()
-    };
-    assert_eq!(
-        tx.list_projects(&by_name, &window(None, 100))
-            .await
-            .expect("name")
-            .len(),
-        1
-    );
+    let newer =
+        tx.list_projects(&f, &Window { from: Some(k), direction: Direction::Newer, limit: 3 }).await.expect("newer");
+    assert_eq!(newer, vec![expected[8].clone(), expected[7].clone(), expected[6].clone()]);
+    let by_ids = ProjectFilter { orgs: vec![a.id], ids: vec![ps[3].id.0, ps[5].id.0], ..Default::default() };
+    let got = tx.list_projects(&by_ids, &window(None, 100)).await.expect("ids");
+    assert_eq!(got.iter().map(|p| p.id).collect::<Vec<_>>(), vec![ps[5].id, ps[3].id]);
+    let by_name = ProjectFilter { orgs: vec![a.id, b.id], name: Some("other".into()), ..Default::default() };
+    assert_eq!(tx.list_projects(&by_name, &window(None, 100)).await.expect("name").len(), 1);
     let none = ProjectFilter::default();
-    assert!(tx
-        .list_projects(&none, &window(None, 100))
-        .await
-        .expect("empty scope")
-        .is_empty());
-    let orgs = tx
-        .list_orgs(
-            &OrgFilter {
-                scope: vec![a.id, b.id],
-                ..Default::default()
-            },
-            &window(None, 10),
-        )
-        .await;
-    assert_eq!(
-        orgs.expect("orgs").iter().map(|o| o.id).collect::<Vec<_>>(),
-        vec![b.id, a.id]
-    );
+    assert!(tx.list_projects(&none, &window(None, 100)).await.expect("empty scope").is_empty());
+    let orgs = tx.list_orgs(&OrgFilter { scope: vec![a.id, b.id], ..Default::default() }, &window(None, 10)).await;
+    assert_eq!(orgs.expect("orgs").iter().map(|o| o.id).collect::<Vec<_>>(), vec![b.id, a.id]);
 }
 
 /// A key authenticates by the hash of its secret until it is deleted; touching it
@@ -462,24 +325,13 @@ pub async fn keys_authenticate_by_hash_until_deleted(store: Arc<dyn Store>) {
     tx.insert_user(&u).await.expect("user");
     tx.insert_key(&k).await.expect("key");
     tx.commit().await.expect("commit");
-    let auth = store
-        .authenticate(&k.key_hash)
-        .await
-        .expect("auth")
-        .expect("found");
+    let auth = store.authenticate(&k.key_hash).await.expect("auth").expect("found");
     assert_eq!(auth.key, k.record);
     assert_eq!(auth.user, u);
     assert_eq!(store.authenticate("nope").await.expect("auth"), None);
     store.touch_key(k.record.id, 1_000).await.expect("touch");
-    store
-        .touch_key(k.record.id, 500)
-        .await
-        .expect("an older touch never moves last_used back");
-    let auth = store
-        .authenticate(&k.key_hash)
-        .await
-        .expect("auth")
-        .expect("found");
+    store.touch_key(k.record.id, 500).await.expect("an older touch never moves last_used back");
+    let auth = store.authenticate(&k.key_hash).await.expect("auth").expect("found");
     assert_eq!(auth.key.last_used, Some(1_000));
     let mut tx = store.write().await.expect("begin");
     tx.delete_key(k.record.id, 2_000).await.expect("delete");
@@ -516,66 +368,44 @@ pub async fn keys_list_by_kind_user_and_org(store: Arc<dyn Store>) {
     };
     let ids = |v: Vec<KeyRecord>| v.into_iter().map(|k| k.id).collect::<Vec<_>>();
     assert_eq!(
-        ids(tx
-            .list_keys(&f(KeyKind::ApiKey, None, None), &window(None, 10))
-            .await
-            .expect("l")),
+        ids(tx.list_keys(&f(KeyKind::ApiKey, None, None), &window(None, 10)).await.expect("l")),
         vec![k2.record.id, k1.record.id]
     );
     assert_eq!(
-        ids(tx
-            .list_keys(&f(KeyKind::ApiKey, Some(u.id), None), &window(None, 10))
-            .await
-            .expect("l")),
+        ids(tx.list_keys(&f(KeyKind::ApiKey, Some(u.id), None), &window(None, 10)).await.expect("l")),
         vec![k1.record.id]
     );
     assert_eq!(
-        ids(tx
-            .list_keys(&f(KeyKind::ServiceToken, None, None), &window(None, 10))
-            .await
-            .expect("l")),
+        ids(tx.list_keys(&f(KeyKind::ServiceToken, None, None), &window(None, 10)).await.expect("l")),
         vec![k3.record.id]
     );
     assert_eq!(
-        ids(tx
-            .list_keys(&f(KeyKind::ApiKey, None, Some("one")), &window(None, 10))
-            .await
-            .expect("l")),
+        ids(tx.list_keys(&f(KeyKind::ApiKey, None, Some("one")), &window(None, 10)).await.expect("l")),
         vec![k1.record.id]
     );
 }
 
 /// Each committed write transaction gets a larger revision; a rolled-back one leaves
 /// no change entry behind.
-pub async fn revisions_increase_with_each_commit_and_rollbacks_leave_no_trace(
-    store: Arc<dyn Store>,
-) {
+pub async fn revisions_increase_with_each_commit_and_rollbacks_leave_no_trace(store: Arc<dyn Store>) {
     let start = store.current_revision().await.expect("rev");
     let mut revs = Vec::new();
     for i in 0..3 {
         let mut tx = store.write().await.expect("begin");
-        let r = tx
-            .record_change(i, &serde_json::json!({"i": i}))
-            .await
-            .expect("change");
+        let r = tx.record_change(i, &serde_json::json!({"i": i})).await.expect("change");
         assert_eq!(tx.revision().await.expect("same revision"), r);
         tx.commit().await.expect("commit");
         revs.push(r);
     }
     assert!(revs[0] > start && revs[1] > revs[0] && revs[2] > revs[1]);
     let mut tx = store.write().await.expect("begin");
-    tx.record_change(9, &serde_json::json!({"rolled": "back"}))
-        .await
-        .expect("change");
+    tx.record_change(9, &serde_json::json!({"rolled": "back"})).await.expect("change");
     drop(tx);
     assert_eq!(store.current_revision().await.expect("rev"), revs[2]);
     let changes = store.changes_since(start, 100).await.expect("changes");
     assert_eq!(changes.iter().map(|c| c.revision).collect::<Vec<_>>(), revs);
     assert_eq!(changes[1].payload, serde_json::json!({"i": 1}));
-    assert_eq!(
-        store.changes_since(revs[0], 1).await.expect("limit").len(),
-        1
-    );
+    assert_eq!(store.changes_since(revs[0], 1).await.expect("limit").len(), 1);
 }
 
 /// Writers racing from many tasks each get a distinct revision, and the change feed
@@ -588,13 +418,8 @@ pub async fn concurrent_writers_get_distinct_ordered_revisions(store: Arc<dyn St
         let store = store.clone();
         handles.push(tokio::spawn(async move {
             let mut tx = store.write().await.expect("begin");
-            tx.insert_project(&project(a.id, &format!("p{i}"), i))
-                .await
-                .expect("insert");
-            let r = tx
-                .record_change(i, &serde_json::json!({"i": i}))
-                .await
-                .expect("change");
+            tx.insert_project(&project(a.id, &format!("p{i}"), i)).await.expect("insert");
+            let r = tx.record_change(i, &serde_json::json!({"i": i})).await.expect("change");
             tx.commit().await.expect("commit");
             r
         }));
@@ -606,13 +431,8 @@ pub async fn concurrent_writers_get_distinct_ordered_revisions(store: Arc<dyn St
     revs.sort_unstable();
     revs.dedup();
     assert_eq!(revs.len(), 16);
-    let feed: Vec<Revision> = store
-        .changes_since(start, 100)
-        .await
-        .expect("feed")
-        .into_iter()
-        .map(|c| c.revision)
-        .collect();
+    let feed: Vec<Revision> =
+        store.changes_since(start, 100).await.expect("feed").into_iter().map(|c| c.revision).collect();
     assert!(feed.windows(2).all(|w| w[0] < w[1]));
     for r in &revs {
         assert!(feed.contains(r));
@@ -640,10 +460,7 @@ pub async fn audit_records_chain_per_org_and_verify(store: Arc<dyn Store>) {
     assert_eq!(head_a.map(|h| h.0), Some(5));
     let chain_b = tx.audit_chain(b.id, 0, 100).await.expect("chain b");
     assert_eq!(chain_b.len(), 3);
-    assert_eq!(
-        verify_chain(&chain_b, tx.audit_head(b.id).await.expect("head b")),
-        vec![]
-    );
+    assert_eq!(verify_chain(&chain_b, tx.audit_head(b.id).await.expect("head b")), vec![]);
     assert_eq!(tx.audit_chain(a.id, 3, 100).await.expect("tail").len(), 2);
     // What was stored is exactly what was hashed, JSON text included.
     assert_eq!(chain_a[0].record.after, audit(a.id, 0).after);
@@ -654,31 +471,21 @@ pub async fn audit_records_chain_per_org_and_verify(store: Arc<dyn Store>) {
 pub async fn audit_records_roll_back_with_their_write(store: Arc<dyn Store>) {
     let a = seed_org(&*store, "a", 1).await;
     let mut tx = store.write().await.expect("begin");
-    tx.insert_project(&project(a.id, "kept", 2))
-        .await
-        .expect("p");
+    tx.insert_project(&project(a.id, "kept", 2)).await.expect("p");
     tx.append_audit(audit(a.id, 1)).await.expect("audit");
     tx.commit().await.expect("commit");
     let mut tx = store.write().await.expect("begin");
-    tx.insert_project(&project(a.id, "lost", 3))
-        .await
-        .expect("p");
+    tx.insert_project(&project(a.id, "lost", 3)).await.expect("p");
     tx.append_audit(audit(a.id, 2)).await.expect("audit");
     drop(tx);
     let mut tx = store.write().await.expect("begin");
     let r = tx.append_audit(audit(a.id, 3)).await.expect("audit");
     assert_eq!(r.seq, 2);
-    assert_eq!(
-        tx.find_project_by_name(a.id, "lost").await.expect("find"),
-        None
-    );
+    assert_eq!(tx.find_project_by_name(a.id, "lost").await.expect("find"), None);
     tx.commit().await.expect("commit");
     let mut tx = store.read().await.expect("read");
     let chain = tx.audit_chain(a.id, 0, 10).await.expect("chain");
-    assert_eq!(
-        verify_chain(&chain, tx.audit_head(a.id).await.expect("head")),
-        vec![]
-    );
+    assert_eq!(verify_chain(&chain, tx.audit_head(a.id).await.expect("head")), vec![]);
 }
 
 /// A read transaction refuses every kind of write.
@@ -689,4 +496,204 @@ pub async fn read_transactions_refuse_writes(store: Arc<dyn Store>) {
     drop(tx);
     let mut tx = store.read().await.expect("read");
     assert_eq!(tx.count_orgs().await.expect("count"), 0);
+}
+
+fn group(org: OrgId, name: &str, created: i64) -> GroupRecord {
+    GroupRecord { id: GroupId::generate(), org_id: org, name: name.into(), description: None, user_id: None, created }
+}
+
+fn role(org: Option<OrgId>, name: &str, created: i64) -> RoleRecord {
+    RoleRecord { id: RoleId::generate(), org_id: org, name: name.into(), description: None, user_id: None, created }
+}
+
+fn acl_for_user(org: OrgId, object: (ObjectType, Uuid), user: UserId, p: Permission, created: i64) -> AclRecord {
+    AclRecord {
+        id: AclId::generate(),
+        org_id: org,
+        object_type: object.0,
+        object_id: object.1,
+        user_id: Some(user),
+        group_id: None,
+        permission: Some(p),
+        role_id: None,
+        restrict_object_type: None,
+        expires_at: None,
+        created,
+    }
+}
+
+/// Groups are unique by name per org, hold users and groups, and deleting one drops
+/// its memberships in both directions.
+pub async fn groups_hold_users_and_groups_and_deleting_one_drops_its_edges(store: Arc<dyn Store>) {
+    let a = seed_org(&*store, "a", 1).await;
+    let b = seed_org(&*store, "b", 2).await;
+    let u = user("g@example.com", 3);
+    let mut tx = store.write().await.expect("begin");
+    tx.insert_user(&u).await.expect("user");
+    let mut g1 = group(a.id, "Owners", 4);
+    let g2 = group(a.id, "Engineers", 5);
+    tx.insert_group(&g1).await.expect("g1");
+    tx.insert_group(&g2).await.expect("g2");
+    assert!(matches!(tx.insert_group(&group(a.id, "Owners", 6)).await, Err(StoreError::Conflict(_))));
+    tx.insert_group(&group(b.id, "Owners", 7)).await.expect("same name in another org");
+    assert!(tx.add_group_user(g1.id, u.id).await.expect("add"));
+    assert!(!tx.add_group_user(g1.id, u.id).await.expect("add again"));
+    assert!(tx.add_group_group(g2.id, g1.id).await.expect("nest"));
+    assert!(!tx.add_group_group(g2.id, g1.id).await.expect("nest again"));
+    assert_eq!(tx.group_users(g1.id).await.expect("users"), vec![u.id]);
+    assert_eq!(tx.group_groups(g2.id).await.expect("groups"), vec![g1.id]);
+    assert_eq!(tx.user_groups(a.id, u.id).await.expect("user groups"), vec![g1.id]);
+    assert_eq!(tx.user_groups(b.id, u.id).await.expect("other org"), vec![]);
+    g1.description = Some("all access".into());
+    tx.update_group(&g1).await.expect("update");
+    let mut rename = g2.clone();
+    rename.name = "Owners".into();
+    assert!(matches!(tx.update_group(&rename).await, Err(StoreError::Conflict(_))));
+    tx.commit().await.expect("commit");
+    let mut tx = store.write().await.expect("begin");
+    assert_eq!(tx.find_group_by_name(a.id, "Owners").await.expect("find"), Some(g1.clone()));
+    tx.delete_group(g1.id, 9).await.expect("delete");
+    assert_eq!(tx.get_group(g1.id).await.expect("get"), None);
+    assert_eq!(tx.group_groups(g2.id).await.expect("edge gone"), vec![]);
+    assert_eq!(tx.user_groups(a.id, u.id).await.expect("membership gone"), vec![]);
+    assert!(!tx.remove_group_user(g1.id, u.id).await.expect("remove"));
+    let listed = tx.list_groups(&GroupFilter { orgs: vec![a.id], ..Default::default() }, &window(None, 10)).await;
+    assert_eq!(listed.expect("list").iter().map(|g| g.id).collect::<Vec<_>>(), vec![g2.id]);
+    tx.commit().await.expect("commit");
+}
+
+/// Role names are unique per org and, separately, among system roles; permissions
+/// and inheritance edges are sets; deleting a role drops its edges both ways.
+pub async fn roles_are_unique_per_org_and_system_roles_apart(store: Arc<dyn Store>) {
+    let a = seed_org(&*store, "a", 1).await;
+    let mut tx = store.write().await.expect("begin");
+    let owner = role(None, "Owner", 2);
+    let r = role(Some(a.id), "Owner", 3);
+    let base = role(Some(a.id), "base", 4);
+    tx.insert_role(&owner).await.expect("system");
+    tx.insert_role(&r).await.expect("org role may share a system role's name");
+    tx.insert_role(&base).await.expect("base");
+    assert!(matches!(tx.insert_role(&role(None, "Owner", 5)).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(tx.insert_role(&role(Some(a.id), "base", 6)).await, Err(StoreError::Conflict(_))));
+    let read_projects =
+        RolePermission { permission: Permission::Read, restrict_object_type: Some(ObjectType::Project) };
+    let read_all = RolePermission { permission: Permission::Read, restrict_object_type: None };
+    assert!(tx.add_role_permission(base.id, read_projects).await.expect("perm"));
+    assert!(tx.add_role_permission(base.id, read_all).await.expect("perm unrestricted is distinct"));
+    assert!(!tx.add_role_permission(base.id, read_all).await.expect("again"));
+    assert!(tx.add_role_role(r.id, base.id).await.expect("inherit"));
+    assert_eq!(tx.role_permissions(base.id).await.expect("perms").len(), 2);
+    assert_eq!(tx.role_roles(r.id).await.expect("roles"), vec![base.id]);
+    assert_eq!(tx.find_role_by_name(None, "Owner").await.expect("sys").map(|x| x.id), Some(owner.id));
+    assert_eq!(tx.find_role_by_name(Some(a.id), "Owner").await.expect("org").map(|x| x.id), Some(r.id));
+    assert!(tx.remove_role_permission(base.id, read_projects).await.expect("remove"));
+    assert_eq!(tx.role_permissions(base.id).await.expect("perms"), vec![read_all]);
+    tx.commit().await.expect("commit");
+    let mut tx = store.write().await.expect("begin");
+    let both = RoleFilter { orgs: vec![a.id], include_system: true, ..Default::default() };
+    assert_eq!(tx.list_roles(&both, &window(None, 10)).await.expect("list").len(), 3);
+    let sys = RoleFilter { include_system: true, ..Default::default() };
+    assert_eq!(
+        tx.list_roles(&sys, &window(None, 10)).await.expect("list").iter().map(|x| x.id).collect::<Vec<_>>(),
+        vec![owner.id]
+    );
+    tx.delete_role(base.id, 9).await.expect("delete");
+    assert_eq!(tx.role_roles(r.id).await.expect("edge gone"), vec![]);
+    assert_eq!(tx.role_permissions(base.id).await.expect("perms gone"), vec![]);
+    assert_eq!(tx.get_role(base.id).await.expect("get"), None);
+    tx.commit().await.expect("commit");
+}
+
+/// ACLs are unique by contents (not by expiry), filter on every column, and are
+/// removed with their object, their user or their group and role.
+pub async fn acls_are_unique_by_contents_and_filter_and_cascade(store: Arc<dyn Store>) {
+    let a = seed_org(&*store, "a", 1).await;
+    let u = user("acl@example.com", 2);
+    let p = project(a.id, "p", 3);
+    let g = group(a.id, "g", 4);
+    let r = role(Some(a.id), "r", 5);
+    let mut tx = store.write().await.expect("begin");
+    tx.insert_user(&u).await.expect("user");
+    tx.insert_project(&p).await.expect("project");
+    tx.insert_group(&g).await.expect("group");
+    tx.insert_role(&r).await.expect("role");
+    let on_p = (ObjectType::Project, p.id.0);
+    let on_org = (ObjectType::Organization, a.id.0);
+    let a1 = acl_for_user(a.id, on_p, u.id, Permission::Read, 10);
+    let mut a2 = acl_for_user(a.id, on_p, u.id, Permission::Read, 11);
+    a2.restrict_object_type = Some(ObjectType::Experiment);
+    let mut a3 = acl_for_user(a.id, on_org, u.id, Permission::Update, 12);
+    a3.expires_at = Some(99);
+    let mut a4 = acl_for_user(a.id, on_p, u.id, Permission::Read, 13);
+    a4.user_id = None;
+    a4.group_id = Some(g.id);
+    let mut a5 = acl_for_user(a.id, on_org, u.id, Permission::Read, 14);
+    a5.permission = None;
+    a5.role_id = Some(r.id);
+    for x in [&a1, &a2, &a3, &a4, &a5] {
+        tx.insert_acl(x).await.expect("acl");
+    }
+    let mut dup = a1.clone();
+    dup.id = AclId::generate();
+    dup.expires_at = Some(5);
+    assert!(matches!(tx.insert_acl(&dup).await, Err(StoreError::Conflict(_))));
+    assert_eq!(tx.find_acl(&dup.content_key()).await.expect("find"), Some(a1.clone()));
+    assert_eq!(tx.get_acl(a3.id).await.expect("get"), Some(a3.clone()));
+    let ids = |v: Vec<AclRecord>| v.into_iter().map(|x| x.id).collect::<Vec<_>>();
+    let base = AclFilter { orgs: vec![a.id], ..Default::default() };
+    let on_project = AclFilter { object_type: Some(ObjectType::Project), object_id: Some(p.id.0), ..base.clone() };
+    assert_eq!(ids(tx.list_acls(&on_project, &window(None, 10)).await.expect("l")), vec![a4.id, a2.id, a1.id]);
+    let restricted = AclFilter { restrict_object_type: Some(ObjectType::Experiment), ..base.clone() };
+    assert_eq!(ids(tx.list_acls(&restricted, &window(None, 10)).await.expect("l")), vec![a2.id]);
+    let by_role = AclFilter { role_id: Some(r.id), ..base.clone() };
+    assert_eq!(ids(tx.list_acls(&by_role, &window(None, 10)).await.expect("l")), vec![a5.id]);
+    let by_perm = AclFilter { permission: Some(Permission::Update), user_id: Some(u.id), ..base.clone() };
+    assert_eq!(ids(tx.list_acls(&by_perm, &window(None, 10)).await.expect("l")), vec![a3.id]);
+    assert_eq!(ids(tx.delete_acls_on(ObjectType::Project, p.id.0).await.expect("on")), vec![a1.id, a2.id, a4.id]);
+    assert_eq!(ids(tx.delete_acls_referencing(None, Some(r.id)).await.expect("role")), vec![a5.id]);
+    assert_eq!(ids(tx.delete_acls_of_user(a.id, u.id).await.expect("user")), vec![a3.id]);
+    assert!(tx.list_acls(&base, &window(None, 10)).await.expect("l").is_empty());
+    assert!(matches!(tx.delete_acl(a1.id).await, Err(StoreError::NotFound(_))));
+    tx.commit().await.expect("commit");
+}
+
+/// The state the authorization index is built from lists every live row and
+/// nothing deleted, at the current revision.
+pub async fn the_access_state_reflects_every_live_row(store: Arc<dyn Store>) {
+    let a = seed_org(&*store, "a", 1).await;
+    let gone = seed_org(&*store, "gone", 2).await;
+    let u = user("s@example.com", 3);
+    let p = project(a.id, "p", 4);
+    let dead = project(a.id, "dead", 5);
+    let g = group(a.id, "g", 6);
+    let h = group(a.id, "h", 7);
+    let r = role(None, "Owner", 8);
+    let rp = RolePermission { permission: Permission::Delete, restrict_object_type: None };
+    let acl = acl_for_user(a.id, (ObjectType::Project, p.id.0), u.id, Permission::Read, 9);
+    let mut tx = store.write().await.expect("begin");
+    tx.insert_user(&u).await.expect("user");
+    tx.insert_project(&p).await.expect("p");
+    tx.insert_project(&dead).await.expect("dead");
+    tx.delete_project(dead.id, 10).await.expect("delete");
+    tx.delete_org(gone.id, 10).await.expect("delete org");
+    tx.insert_group(&g).await.expect("g");
+    tx.insert_group(&h).await.expect("h");
+    tx.add_group_user(g.id, u.id).await.expect("gu");
+    tx.add_group_group(h.id, g.id).await.expect("gg");
+    tx.insert_role(&r).await.expect("role");
+    tx.add_role_permission(r.id, rp).await.expect("rp");
+    tx.insert_acl(&acl).await.expect("acl");
+    let rev = tx.record_change(11, &serde_json::json!([])).await.expect("change");
+    tx.commit().await.expect("commit");
+    let mut tx = store.read().await.expect("read");
+    let s = tx.load_access_state().await.expect("state");
+    assert_eq!(s.revision, rev);
+    assert_eq!(s.orgs, vec![a.id]);
+    assert_eq!(s.projects, vec![(p.id, a.id)]);
+    assert_eq!(s.groups, vec![(g.id, a.id), (h.id, a.id)]);
+    assert_eq!(s.group_users, vec![(g.id, u.id)]);
+    assert_eq!(s.group_groups, vec![(h.id, g.id)]);
+    assert_eq!(s.roles, vec![(r.id, None)]);
+    assert_eq!(s.role_permissions, vec![(r.id, rp)]);
+    assert_eq!(s.acls, vec![acl]);
 }

@@ -1,6 +1,6 @@
 //! The records the store keeps. Times are unix epoch microseconds ([`Micros`]).
 
-use castellan_core::{KeyId, OrgId, ProjectId, UserId};
+use castellan_core::{AclId, GroupId, KeyId, ObjectType, OrgId, Permission, ProjectId, RoleId, UserId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -245,4 +245,186 @@ pub struct KeyFilter {
     pub ids: Vec<Uuid>,
     /// Exact name.
     pub name: Option<String>,
+}
+
+/// A permission group of an organization.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    /// Id.
+    pub id: GroupId,
+    /// Owning organization (immutable).
+    pub org_id: OrgId,
+    /// Unique among the org's live groups.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Creator.
+    pub user_id: Option<UserId>,
+    /// Creation time.
+    pub created: Micros,
+}
+
+/// A role: a named set of permissions that may inherit other roles.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleRecord {
+    /// Id.
+    pub id: RoleId,
+    /// Owning organization; `None` for a system role (such as `Owner`).
+    pub org_id: Option<OrgId>,
+    /// Unique among the org's live roles (system roles: among system roles).
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Creator.
+    pub user_id: Option<UserId>,
+    /// Creation time.
+    pub created: Micros,
+}
+
+/// One `(permission, restrict_object_type)` a role grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RolePermission {
+    /// The permission.
+    pub permission: Permission,
+    /// Only on objects of this type, if set.
+    pub restrict_object_type: Option<ObjectType>,
+}
+
+/// An ACL row: grants a permission or a role to a user or a group on one object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AclRecord {
+    /// Id.
+    pub id: AclId,
+    /// The org that owns the object (`_object_org_id`).
+    pub org_id: OrgId,
+    /// Type of the object the grant is on.
+    pub object_type: ObjectType,
+    /// Id of that object.
+    pub object_id: Uuid,
+    /// Grantee user (exactly one of user/group).
+    pub user_id: Option<UserId>,
+    /// Grantee group.
+    pub group_id: Option<GroupId>,
+    /// Granted permission (exactly one of permission/role).
+    pub permission: Option<Permission>,
+    /// Granted role.
+    pub role_id: Option<RoleId>,
+    /// Narrows a direct permission to objects of this type.
+    pub restrict_object_type: Option<ObjectType>,
+    /// The grant stops counting at this time.
+    pub expires_at: Option<Micros>,
+    /// Creation time.
+    pub created: Micros,
+}
+
+impl AclRecord {
+    /// The identity of an ACL's contents: two rows with the same key are the same
+    /// grant (Braintrust's "same contents"). Expiry is not part of it.
+    pub fn content_key(&self) -> String {
+        acl_content_key(
+            self.object_type,
+            self.object_id,
+            self.user_id,
+            self.group_id,
+            self.permission,
+            self.role_id,
+            self.restrict_object_type,
+        )
+    }
+}
+
+/// See [`AclRecord::content_key`].
+pub fn acl_content_key(
+    object_type: ObjectType,
+    object_id: Uuid,
+    user_id: Option<UserId>,
+    group_id: Option<GroupId>,
+    permission: Option<Permission>,
+    role_id: Option<RoleId>,
+    restrict_object_type: Option<ObjectType>,
+) -> String {
+    let subject = match (user_id, group_id) {
+        (Some(u), _) => format!("u:{u}"),
+        (None, Some(g)) => format!("g:{g}"),
+        (None, None) => "-".into(),
+    };
+    let grant = match (permission, role_id) {
+        (Some(p), _) => format!("p:{p}"),
+        (None, Some(r)) => format!("r:{r}"),
+        (None, None) => "-".into(),
+    };
+    let restrict = restrict_object_type.map(|t| t.as_str()).unwrap_or("");
+    format!("{object_type}:{object_id}:{subject}:{grant}:{restrict}")
+}
+
+/// Filters for listing groups.
+#[derive(Debug, Clone, Default)]
+pub struct GroupFilter {
+    /// Only groups of these orgs. Empty means none.
+    pub orgs: Vec<OrgId>,
+    /// Exact ids.
+    pub ids: Vec<Uuid>,
+    /// Exact name.
+    pub name: Option<String>,
+}
+
+/// Filters for listing roles.
+#[derive(Debug, Clone, Default)]
+pub struct RoleFilter {
+    /// Roles of these orgs.
+    pub orgs: Vec<OrgId>,
+    /// Also system roles (org_id null).
+    pub include_system: bool,
+    /// Exact ids.
+    pub ids: Vec<Uuid>,
+    /// Exact name.
+    pub name: Option<String>,
+}
+
+/// Filters for listing ACLs. Every set field must match.
+#[derive(Debug, Clone, Default)]
+pub struct AclFilter {
+    /// Only ACLs of these orgs. Empty means none.
+    pub orgs: Vec<OrgId>,
+    /// Object type.
+    pub object_type: Option<ObjectType>,
+    /// Object id.
+    pub object_id: Option<Uuid>,
+    /// Grantee user.
+    pub user_id: Option<UserId>,
+    /// Grantee group.
+    pub group_id: Option<GroupId>,
+    /// Granted permission.
+    pub permission: Option<Permission>,
+    /// Granted role.
+    pub role_id: Option<RoleId>,
+    /// Restriction.
+    pub restrict_object_type: Option<ObjectType>,
+    /// Exact ids.
+    pub ids: Vec<Uuid>,
+}
+
+/// Everything the authorization index is built from, read in one consistent snapshot.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AccessState {
+    /// The revision the snapshot was read at.
+    pub revision: Revision,
+    /// Live organizations.
+    pub orgs: Vec<OrgId>,
+    /// Live projects and their orgs.
+    pub projects: Vec<(ProjectId, OrgId)>,
+    /// Live groups and their orgs.
+    pub groups: Vec<(GroupId, OrgId)>,
+    /// Direct user members of groups.
+    pub group_users: Vec<(GroupId, UserId)>,
+    /// Group-in-group edges: `(group, member_group)`.
+    pub group_groups: Vec<(GroupId, GroupId)>,
+    /// Live roles and their orgs (`None`: system role).
+    pub roles: Vec<(RoleId, Option<OrgId>)>,
+    /// Each role's own permissions.
+    pub role_permissions: Vec<(RoleId, RolePermission)>,
+    /// Role inheritance edges: `(role, member_role)`.
+    pub role_roles: Vec<(RoleId, RoleId)>,
+    /// Every live ACL.
+    pub acls: Vec<AclRecord>,
 }

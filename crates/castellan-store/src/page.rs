@@ -86,12 +86,7 @@ where
     while out.len() < req.limit {
         // Over-fetch a little: most rows are usually visible, so one batch is typical.
         let want = ((req.limit - out.len()) * 2).clamp(16, MAX_BATCH);
-        let rows = fetch(Window {
-            from,
-            direction,
-            limit: want,
-        })
-        .await?;
+        let rows = fetch(Window { from, direction, limit: want }).await?;
         let exhausted = rows.len() < want;
         for row in rows {
             from = Some(row.page_key());
@@ -120,10 +115,7 @@ mod tests {
     struct Row(i64);
     impl Paged for Row {
         fn page_key(&self) -> PageKey {
-            PageKey {
-                created: self.0,
-                id: Uuid::from_u128(self.0 as u128),
-            }
+            PageKey { created: self.0, id: Uuid::from_u128(self.0 as u128) }
         }
     }
 
@@ -158,10 +150,7 @@ mod tests {
     #[test]
     fn a_page_skips_invisible_rows_without_getting_shorter() {
         let all: Vec<i64> = (1..=200).collect();
-        let req = PageRequest {
-            limit: 10,
-            cursor: Cursor::Start,
-        };
+        let req = PageRequest { limit: 10, cursor: Cursor::Start };
         let page = block_on(fill_page(
             &req,
             |w| {
@@ -179,10 +168,7 @@ mod tests {
     fn ending_before_returns_the_rows_just_newer_in_newest_first_order() {
         let all: Vec<i64> = (1..=50).collect();
         let key = Row(20).page_key();
-        let req = PageRequest {
-            limit: 3,
-            cursor: Cursor::Before(key),
-        };
+        let req = PageRequest { limit: 3, cursor: Cursor::Before(key) };
         let page = block_on(fill_page(
             &req,
             |w| {
@@ -199,10 +185,7 @@ mod tests {
     fn a_page_stops_when_the_rows_run_out() {
         let all: Vec<i64> = (1..=5).collect();
         let key = Row(3).page_key();
-        let req = PageRequest {
-            limit: 10,
-            cursor: Cursor::After(key),
-        };
+        let req = PageRequest { limit: 10, cursor: Cursor::After(key) };
         let page = block_on(fill_page(
             &req,
             |w| {

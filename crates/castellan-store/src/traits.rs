@@ -6,7 +6,8 @@ use crate::error::StoreResult;
 use crate::model::*;
 use crate::page::Window;
 use async_trait::async_trait;
-use castellan_core::{KeyId, OrgId, ProjectId, UserId};
+use castellan_core::{AclId, GroupId, KeyId, ObjectType, OrgId, ProjectId, RoleId, UserId};
+use uuid::Uuid;
 
 /// A database. Cheap to share behind an `Arc`.
 #[async_trait]
@@ -34,17 +35,13 @@ pub trait Store: Send + Sync + 'static {
 
 /// One transaction: all repositories, plus revision allocation and commit.
 #[async_trait]
-pub trait Tx: OrgRepo + UserRepo + ProjectRepo + KeyRepo + AuditRepo + Send {
+pub trait Tx: OrgRepo + UserRepo + ProjectRepo + KeyRepo + AccessRepo + AuditRepo + Send {
     /// This transaction's revision, allocated on first call. Revisions are assigned
     /// in commit order: no transaction with a smaller revision commits after one with
     /// a larger revision becomes visible.
     async fn revision(&mut self) -> StoreResult<Revision>;
     /// Appends this transaction's entry to the change feed (at its revision).
-    async fn record_change(
-        &mut self,
-        created: Micros,
-        payload: &serde_json::Value,
-    ) -> StoreResult<Revision>;
+    async fn record_change(&mut self, created: Micros, payload: &serde_json::Value) -> StoreResult<Revision>;
     /// Commits.
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }
@@ -99,21 +96,13 @@ pub trait ProjectRepo {
     /// A live project by id.
     async fn get_project(&mut self, id: ProjectId) -> StoreResult<Option<ProjectRecord>>;
     /// A live project by exact name within an org.
-    async fn find_project_by_name(
-        &mut self,
-        org: OrgId,
-        name: &str,
-    ) -> StoreResult<Option<ProjectRecord>>;
+    async fn find_project_by_name(&mut self, org: OrgId, name: &str) -> StoreResult<Option<ProjectRecord>>;
     /// Replaces a project's fields. `Conflict` on a name clash, `NotFound` if gone.
     async fn update_project(&mut self, p: &ProjectRecord) -> StoreResult<()>;
     /// Soft-deletes a project. `NotFound` if gone.
     async fn delete_project(&mut self, id: ProjectId, at: Micros) -> StoreResult<()>;
     /// One raw window of live projects matching `f`.
-    async fn list_projects(
-        &mut self,
-        f: &ProjectFilter,
-        w: &Window,
-    ) -> StoreResult<Vec<ProjectRecord>>;
+    async fn list_projects(&mut self, f: &ProjectFilter, w: &Window) -> StoreResult<Vec<ProjectRecord>>;
 }
 
 /// API keys and service tokens.
@@ -129,51 +118,130 @@ pub trait KeyRepo {
     async fn list_keys(&mut self, f: &KeyFilter, w: &Window) -> StoreResult<Vec<KeyRecord>>;
 }
 
+/// Groups, roles and ACLs: the stored form of the authorization model.
+#[async_trait]
+pub trait AccessRepo {
+    /// Inserts a group. `Conflict` if the org has a live group of that name.
+    async fn insert_group(&mut self, g: &GroupRecord) -> StoreResult<()>;
+    /// A live group by id.
+    async fn get_group(&mut self, id: GroupId) -> StoreResult<Option<GroupRecord>>;
+    /// A live group by exact name within an org.
+    async fn find_group_by_name(&mut self, org: OrgId, name: &str) -> StoreResult<Option<GroupRecord>>;
+    /// Replaces a group's name and description. `Conflict` on a name clash.
+    async fn update_group(&mut self, g: &GroupRecord) -> StoreResult<()>;
+    /// Soft-deletes a group and drops its memberships (both ways). `NotFound` if gone.
+    async fn delete_group(&mut self, id: GroupId, at: Micros) -> StoreResult<()>;
+    /// One raw window of live groups matching `f`.
+    async fn list_groups(&mut self, f: &GroupFilter, w: &Window) -> StoreResult<Vec<GroupRecord>>;
+    /// A group's direct user members.
+    async fn group_users(&mut self, group: GroupId) -> StoreResult<Vec<UserId>>;
+    /// A group's direct member groups.
+    async fn group_groups(&mut self, group: GroupId) -> StoreResult<Vec<GroupId>>;
+    /// Adds a user to a group; `false` if already in it.
+    async fn add_group_user(&mut self, group: GroupId, user: UserId) -> StoreResult<bool>;
+    /// Removes a user from a group; `false` if not in it.
+    async fn remove_group_user(&mut self, group: GroupId, user: UserId) -> StoreResult<bool>;
+    /// Makes `member` a member group of `group`; `false` if it already is.
+    async fn add_group_group(&mut self, group: GroupId, member: GroupId) -> StoreResult<bool>;
+    /// Removes a member group; `false` if it was not one.
+    async fn remove_group_group(&mut self, group: GroupId, member: GroupId) -> StoreResult<bool>;
+    /// The groups of `org` a user is a direct member of.
+    async fn user_groups(&mut self, org: OrgId, user: UserId) -> StoreResult<Vec<GroupId>>;
+
+    /// Inserts a role. `Conflict` if a live role of that name exists in its org (or
+    /// among system roles).
+    async fn insert_role(&mut self, r: &RoleRecord) -> StoreResult<()>;
+    /// A live role by id.
+    async fn get_role(&mut self, id: RoleId) -> StoreResult<Option<RoleRecord>>;
+    /// A live role by exact name in an org (`None`: a system role).
+    async fn find_role_by_name(&mut self, org: Option<OrgId>, name: &str) -> StoreResult<Option<RoleRecord>>;
+    /// Replaces a role's name and description. `Conflict` on a name clash.
+    async fn update_role(&mut self, r: &RoleRecord) -> StoreResult<()>;
+    /// Soft-deletes a role and drops its permissions and inheritance edges (both ways).
+    async fn delete_role(&mut self, id: RoleId, at: Micros) -> StoreResult<()>;
+    /// One raw window of live roles matching `f`.
+    async fn list_roles(&mut self, f: &RoleFilter, w: &Window) -> StoreResult<Vec<RoleRecord>>;
+    /// A role's own permissions, sorted.
+    async fn role_permissions(&mut self, role: RoleId) -> StoreResult<Vec<RolePermission>>;
+    /// Adds a permission to a role; `false` if it already has it.
+    async fn add_role_permission(&mut self, role: RoleId, p: RolePermission) -> StoreResult<bool>;
+    /// Removes a permission from a role; `false` if it did not have it.
+    async fn remove_role_permission(&mut self, role: RoleId, p: RolePermission) -> StoreResult<bool>;
+    /// The roles a role directly inherits.
+    async fn role_roles(&mut self, role: RoleId) -> StoreResult<Vec<RoleId>>;
+    /// Makes `role` inherit `member`; `false` if it already does.
+    async fn add_role_role(&mut self, role: RoleId, member: RoleId) -> StoreResult<bool>;
+    /// Stops `role` inheriting `member`; `false` if it did not.
+    async fn remove_role_role(&mut self, role: RoleId, member: RoleId) -> StoreResult<bool>;
+
+    /// Inserts an ACL. `Conflict` if an ACL with the same contents exists.
+    async fn insert_acl(&mut self, a: &AclRecord) -> StoreResult<()>;
+    /// An ACL by id.
+    async fn get_acl(&mut self, id: AclId) -> StoreResult<Option<AclRecord>>;
+    /// The ACL with these contents ([`AclRecord::content_key`]).
+    async fn find_acl(&mut self, content_key: &str) -> StoreResult<Option<AclRecord>>;
+    /// Deletes an ACL. `NotFound` if gone.
+    async fn delete_acl(&mut self, id: AclId) -> StoreResult<()>;
+    /// One raw window of ACLs matching `f`.
+    async fn list_acls(&mut self, f: &AclFilter, w: &Window) -> StoreResult<Vec<AclRecord>>;
+    /// Deletes every ACL on an object and returns them.
+    async fn delete_acls_on(&mut self, object_type: ObjectType, object_id: Uuid) -> StoreResult<Vec<AclRecord>>;
+    /// Deletes every ACL naming a user (in one org) and returns them.
+    async fn delete_acls_of_user(&mut self, org: OrgId, user: UserId) -> StoreResult<Vec<AclRecord>>;
+    /// Deletes every ACL naming a group or granting a role, and returns them.
+    async fn delete_acls_referencing(
+        &mut self,
+        group: Option<GroupId>,
+        role: Option<RoleId>,
+    ) -> StoreResult<Vec<AclRecord>>;
+
+    /// Everything the authorization index is built from, at this transaction's snapshot.
+    async fn load_access_state(&mut self) -> StoreResult<AccessState>;
+}
+
 /// The audit log.
 #[async_trait]
 pub trait AuditRepo {
     /// Seals `rec` onto its org's chain at this transaction's revision.
     async fn append_audit(&mut self, rec: NewAuditRecord) -> StoreResult<AuditRecord>;
     /// An org's records with `seq > after_seq`, ascending, at most `limit`.
-    async fn audit_chain(
-        &mut self,
-        org: OrgId,
-        after_seq: u64,
-        limit: usize,
-    ) -> StoreResult<Vec<AuditRecord>>;
+    async fn audit_chain(&mut self, org: OrgId, after_seq: u64, limit: usize) -> StoreResult<Vec<AuditRecord>>;
     /// An org's chain head `(seq, hash)`, if it has records.
     async fn audit_head(&mut self, org: OrgId) -> StoreResult<Option<(u64, String)>>;
 }
 
 impl crate::page::Paged for OrgRecord {
     fn page_key(&self) -> crate::page::PageKey {
-        crate::page::PageKey {
-            created: self.created,
-            id: self.id.0,
-        }
+        crate::page::PageKey { created: self.created, id: self.id.0 }
     }
 }
 impl crate::page::Paged for UserRecord {
     fn page_key(&self) -> crate::page::PageKey {
-        crate::page::PageKey {
-            created: self.created,
-            id: self.id.0,
-        }
+        crate::page::PageKey { created: self.created, id: self.id.0 }
     }
 }
 impl crate::page::Paged for ProjectRecord {
     fn page_key(&self) -> crate::page::PageKey {
-        crate::page::PageKey {
-            created: self.created,
-            id: self.id.0,
-        }
+        crate::page::PageKey { created: self.created, id: self.id.0 }
     }
 }
 impl crate::page::Paged for KeyRecord {
     fn page_key(&self) -> crate::page::PageKey {
-        crate::page::PageKey {
-            created: self.created,
-            id: self.id.0,
-        }
+        crate::page::PageKey { created: self.created, id: self.id.0 }
+    }
+}
+impl crate::page::Paged for GroupRecord {
+    fn page_key(&self) -> crate::page::PageKey {
+        crate::page::PageKey { created: self.created, id: self.id.0 }
+    }
+}
+impl crate::page::Paged for RoleRecord {
+    fn page_key(&self) -> crate::page::PageKey {
+        crate::page::PageKey { created: self.created, id: self.id.0 }
+    }
+}
+impl crate::page::Paged for AclRecord {
+    fn page_key(&self) -> crate::page::PageKey {
+        crate::page::PageKey { created: self.created, id: self.id.0 }
     }
 }
