@@ -126,7 +126,8 @@ impl Rng {
     }
 }
 
-const CHILD_TYPES: [ObjectType; 4] = [ObjectType::Experiment, ObjectType::Dataset, ObjectType::Prompt, ObjectType::PromptSession];
+const CHILD_TYPES: [ObjectType; 4] =
+    [ObjectType::Experiment, ObjectType::Dataset, ObjectType::Prompt, ObjectType::PromptSession];
 
 /// Generates the data set of `spec` from `seed`.
 pub fn generate(spec: &Spec, seed: u64) -> Dataset {
@@ -192,7 +193,10 @@ pub fn generate(spec: &Spec, seed: u64) -> Dataset {
         }
         // A few engineers and viewers, as in a real org.
         if i % 50 == 1 {
-            m.push(Mutation::AddGroupUser { group: if i % 100 == 1 { builtin.engineers } else { builtin.viewers }, user: *u });
+            m.push(Mutation::AddGroupUser {
+                group: if i % 100 == 1 { builtin.engineers } else { builtin.viewers },
+                user: *u,
+            });
         }
     }
 
@@ -233,7 +237,8 @@ pub fn generate(spec: &Spec, seed: u64) -> Dataset {
         objects.push(object);
     }
 
-    let mut ds = Dataset { org, now, mutations: m, users, groups: Vec::new(), roles, projects, objects, acls: Vec::new(), rng };
+    let mut ds =
+        Dataset { org, now, mutations: m, users, groups: Vec::new(), roles, projects, objects, acls: Vec::new(), rng };
     ds.groups = [builtin.owners, builtin.engineers, builtin.viewers].into_iter().chain(all_groups).collect();
     for _ in 0..spec.acls {
         let row = ds.random_acl(spec);
@@ -300,7 +305,10 @@ impl Dataset {
                 Mutation::AddGroupUser { group: self.groups[3 + self.rng.below(self.groups.len() - 3)], user }
             } else {
                 let object = ObjectRef::new(self.rng.pick(&CHILD_TYPES), self.rng.uuid());
-                Mutation::AddObject { object, parent: ObjectRef::new(ObjectType::Project, self.rng.pick(&self.projects)) }
+                Mutation::AddObject {
+                    object,
+                    parent: ObjectRef::new(ObjectType::Project, self.rng.pick(&self.projects)),
+                }
             };
             out.push(m);
         }

@@ -192,7 +192,8 @@ impl Snapshot {
         if object.object_type == T::Project {
             let p = object.object_id;
             for t in PROJECT_CHILDREN {
-                let ids: Vec<Uuid> = self.project_index.get(&(p, t)).map(|s| s.iter().copied().collect()).unwrap_or_default();
+                let ids: Vec<Uuid> =
+                    self.project_index.get(&(p, t)).map(|s| s.iter().copied().collect()).unwrap_or_default();
                 for id in ids {
                     self.drop_node(ObjectRef::new(t, id));
                 }
@@ -225,13 +226,16 @@ impl Snapshot {
                 return Err(AuthzError::CrossOrg { id: r, object: row.object });
             }
         }
-        let entry = AclEntry { id: row.id, subject: row.subject, grant: row.grant, expires: Expiry::new(row.expires_at) };
+        let entry =
+            AclEntry { id: row.id, subject: row.subject, grant: row.grant, expires: Expiry::new(row.expires_at) };
         if let Some(node) = self.objects.get_mut(&row.object) {
             Arc::make_mut(node.acls.get_or_insert_with(Default::default)).insert(entry);
         }
         self.acl_loc.insert(row.id, row.object);
         match row.subject {
-            Subject::User(u) => Arc::make_mut(&mut self.users.get_or_insert_with(u, UserNode::default).acl_objects).push(row.object),
+            Subject::User(u) => {
+                Arc::make_mut(&mut self.users.get_or_insert_with(u, UserNode::default).acl_objects).push(row.object)
+            }
             Subject::Group(g) => {
                 if let Some(node) = self.groups.get_mut(&g) {
                     Arc::make_mut(&mut node.acl_objects).push(row.object);
@@ -426,7 +430,8 @@ impl Snapshot {
             }
         }
         // The users of member_group do not change with its parents; their closures do.
-        let users: Vec<Uuid> = self.groups.get(&member_group).map(|n| n.users.iter().copied().collect()).unwrap_or_default();
+        let users: Vec<Uuid> =
+            self.groups.get(&member_group).map(|n| n.users.iter().copied().collect()).unwrap_or_default();
         for u in users {
             self.refresh_user(u);
         }
@@ -558,7 +563,13 @@ impl Snapshot {
         Ok(())
     }
 
-    fn set_role_permission(&mut self, role: Uuid, p: Permission, r: Option<ObjectType>, present: bool) -> Result<(), AuthzError> {
+    fn set_role_permission(
+        &mut self,
+        role: Uuid,
+        p: Permission,
+        r: Option<ObjectType>,
+        present: bool,
+    ) -> Result<(), AuthzError> {
         let node = self.roles.get_mut(&role).ok_or(AuthzError::UnknownRole(role))?;
         let has = node.perms.contains(&(p, r));
         if has == present {

@@ -118,7 +118,8 @@ impl<K: Hash + Eq + Clone, V: Clone> PMap<K, V> {
         let old = std::mem::take(&mut self.shards);
         let per = (self.len >> bits) + 1;
         self.bits = bits;
-        self.shards = (0..1usize << bits).map(|_| Arc::new(Shard::with_capacity_and_hasher(per, FxBuildHasher))).collect();
+        self.shards =
+            (0..1usize << bits).map(|_| Arc::new(Shard::with_capacity_and_hasher(per, FxBuildHasher))).collect();
         for shard in old {
             let shard = Arc::try_unwrap(shard).unwrap_or_else(|a| (*a).clone());
             for (k, v) in shard {
@@ -128,4 +129,3 @@ impl<K: Hash + Eq + Clone, V: Clone> PMap<K, V> {
         }
     }
 }
-

@@ -76,8 +76,12 @@ impl Reference {
     pub fn groups_of(&self, user: Uuid) -> BTreeSet<Uuid> {
         let mut set: BTreeSet<Uuid> = self.group_users.iter().filter(|(_, u)| *u == user).map(|(g, _)| *g).collect();
         loop {
-            let more: Vec<Uuid> =
-                self.group_groups.iter().filter(|(g, m)| set.contains(m) && !set.contains(g)).map(|(g, _)| *g).collect();
+            let more: Vec<Uuid> = self
+                .group_groups
+                .iter()
+                .filter(|(g, m)| set.contains(m) && !set.contains(g))
+                .map(|(g, _)| *g)
+                .collect();
             if more.is_empty() {
                 return set;
             }
@@ -104,8 +108,12 @@ impl Reference {
     pub fn role_closure(&self, role: Uuid) -> BTreeSet<Uuid> {
         let mut set = BTreeSet::from([role]);
         loop {
-            let more: Vec<Uuid> =
-                self.role_inherits.iter().filter(|(r, m)| set.contains(r) && !set.contains(m)).map(|(_, m)| *m).collect();
+            let more: Vec<Uuid> = self
+                .role_inherits
+                .iter()
+                .filter(|(r, m)| set.contains(r) && !set.contains(m))
+                .map(|(_, m)| *m)
+                .collect();
             if more.is_empty() {
                 return set;
             }
@@ -180,8 +188,12 @@ impl Reference {
     pub fn create_chain(&self, child_type: ObjectType, parent: ObjectRef) -> Option<Vec<ObjectRef>> {
         let ok = match child_type {
             T::Project => matches!(parent.object_type, T::Organization | T::OrgProject),
-            T::ProjectLog | T::Experiment | T::Dataset | T::Prompt | T::PromptSession => parent.object_type == T::Project,
-            T::Group | T::Role | T::OrgMember | T::OrgProject | T::OrgAuditLogs => parent.object_type == T::Organization,
+            T::ProjectLog | T::Experiment | T::Dataset | T::Prompt | T::PromptSession => {
+                parent.object_type == T::Project
+            }
+            T::Group | T::Role | T::OrgMember | T::OrgProject | T::OrgAuditLogs => {
+                parent.object_type == T::Organization
+            }
             T::Organization => false,
         };
         if !ok || !self.objects.contains_key(&parent) {

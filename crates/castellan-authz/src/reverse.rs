@@ -68,7 +68,14 @@ impl Snapshot {
     /// Every user (service accounts included) who may do `permission` on `object` at `now`,
     /// through direct rows, groups (transitively) and roles (transitively); sorted by id,
     /// starting after `after`, at most `limit` (minimum 1) per page, never truncated silently.
-    pub fn who_can(&self, permission: Permission, object: ObjectRef, now: i64, after: Option<Uuid>, limit: usize) -> Page<Uuid> {
+    pub fn who_can(
+        &self,
+        permission: Permission,
+        object: ObjectRef,
+        now: i64,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Page<Uuid> {
         let t = object.object_type;
         let mut sources = Vec::new();
         if self.contains(object) {

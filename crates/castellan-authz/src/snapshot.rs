@@ -424,21 +424,28 @@ impl Snapshot {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn explain_entry(&self, d: &mut Decision, direct: &[Uuid], obj: ObjectRef, e: &AclEntry, p: Permission, t: ObjectType, now: i64) {
+    fn explain_entry(
+        &self,
+        d: &mut Decision,
+        direct: &[Uuid],
+        obj: ObjectRef,
+        e: &AclEntry,
+        p: Permission,
+        t: ObjectType,
+        now: i64,
+    ) {
         let live = e.expires.live(now);
         // (role chain, matched restriction) when the row yields p on type t, ignoring expiry.
         let fit: Option<(Vec<Uuid>, Option<ObjectType>)> = match e.grant {
-            Grant::Permission { permission, restrict_object_type } if permission == p => {
-                match restrict_object_type {
-                    Some(r) if r != t => {
-                        if live {
-                            d.near_misses.push(NearMiss { acl_id: e.id, reason: NearMissReason::RestrictedTo(r) });
-                        }
-                        None
+            Grant::Permission { permission, restrict_object_type } if permission == p => match restrict_object_type {
+                Some(r) if r != t => {
+                    if live {
+                        d.near_misses.push(NearMiss { acl_id: e.id, reason: NearMissReason::RestrictedTo(r) });
                     }
-                    r => Some((Vec::new(), r)),
+                    None
                 }
-            }
+                r => Some((Vec::new(), r)),
+            },
             Grant::Permission { .. } => None,
             Grant::Role(r) => match self.role_chain(r, p, t) {
                 Some(found) => Some(found),
@@ -481,7 +488,8 @@ impl Snapshot {
         let Some(mut cur) = direct.iter().copied().find(|g| contains_target(g)) else { return Vec::new() };
         let mut chain = vec![cur];
         while cur != target {
-            let Some(next) = self.groups.get(&cur).and_then(|n| n.parents.iter().copied().find(|g| contains_target(g))) else {
+            let Some(next) = self.groups.get(&cur).and_then(|n| n.parents.iter().copied().find(|g| contains_target(g)))
+            else {
                 break;
             };
             chain.push(next);
@@ -492,7 +500,12 @@ impl Snapshot {
 
     /// A chain `role → … → role holding (p, None | Some(t))` and the restriction held, found
     /// breadth-first so it is a shortest one.
-    pub(crate) fn role_chain(&self, role: Uuid, p: Permission, t: ObjectType) -> Option<(Vec<Uuid>, Option<ObjectType>)> {
+    pub(crate) fn role_chain(
+        &self,
+        role: Uuid,
+        p: Permission,
+        t: ObjectType,
+    ) -> Option<(Vec<Uuid>, Option<ObjectType>)> {
         let node = self.roles.get(&role)?;
         if node.masks[t.index()] & (1 << p.index()) == 0 {
             return None;

@@ -127,7 +127,12 @@ fn a_project_under_organization_or_org_project_has_the_same_chain() {
 fn an_expired_grant_never_counts_and_is_reported_as_a_near_miss() {
     let w = world();
     let u = Uuid::new_v4();
-    let row = acl(w.project, Subject::User(u), Grant::Permission { permission: P::Read, restrict_object_type: None }, Some(100));
+    let row = acl(
+        w.project,
+        Subject::User(u),
+        Grant::Permission { permission: P::Read, restrict_object_type: None },
+        Some(100),
+    );
     let s = w.snap.apply(&[Mutation::AddAcl(row)]).unwrap();
     assert!(s.check(u, P::Read, w.experiment, 99));
     assert!(!s.check(u, P::Read, w.experiment, 100));
@@ -175,7 +180,11 @@ fn explain_names_the_group_chain_and_the_role_chain() {
     assert_eq!(d.grants[0].acl_id, row.id);
     assert_eq!(d.grants[0].group_chain, vec![inner, outer]);
     assert_eq!(d.grants[0].role_chain, vec![role, base]);
-    assert_eq!(s.groups_of(user), { let mut v = vec![inner, outer]; v.sort(); v });
+    assert_eq!(s.groups_of(user), {
+        let mut v = vec![inner, outer];
+        v.sort();
+        v
+    });
 }
 
 #[test]
@@ -194,12 +203,18 @@ fn a_group_cycle_is_rejected_and_nothing_of_the_batch_is_applied() {
         .unwrap();
     let before = s.stats();
     let err = s
-        .apply(&[Mutation::AddGroupUser { group: c, user: Uuid::new_v4() }, Mutation::AddGroupGroup { group: c, member_group: a }])
+        .apply(&[
+            Mutation::AddGroupUser { group: c, user: Uuid::new_v4() },
+            Mutation::AddGroupGroup { group: c, member_group: a },
+        ])
         .unwrap_err();
     assert_eq!(err, AuthzError::GroupCycle { group: c, member_group: a });
     assert!(err.to_string().contains(&format!("`{a}`")));
     assert_eq!(s.stats(), before);
-    assert!(matches!(s.apply(&[Mutation::AddGroupGroup { group: a, member_group: a }]), Err(AuthzError::GroupCycle { .. })));
+    assert!(matches!(
+        s.apply(&[Mutation::AddGroupGroup { group: a, member_group: a }]),
+        Err(AuthzError::GroupCycle { .. })
+    ));
 }
 
 #[test]
@@ -233,7 +248,12 @@ fn who_can_and_what_can_pages_are_complete_sorted_and_never_truncated() {
     let users: Vec<Uuid> = (0..57).map(|_| Uuid::new_v4()).collect();
     let mut m = vec![Mutation::AddGroup { group: g, org: w.org }];
     m.extend(users.iter().map(|u| Mutation::AddGroupUser { group: g, user: *u }));
-    m.push(Mutation::AddAcl(acl(w.project, Subject::Group(g), Grant::Permission { permission: P::Update, restrict_object_type: None }, None)));
+    m.push(Mutation::AddAcl(acl(
+        w.project,
+        Subject::Group(g),
+        Grant::Permission { permission: P::Update, restrict_object_type: None },
+        None,
+    )));
     let exps: Vec<Uuid> = (0..23).map(|_| Uuid::new_v4()).collect();
     m.extend(exps.iter().map(|e| Mutation::AddObject { object: ObjectRef::new(T::Experiment, *e), parent: w.project }));
     let s = w.snap.apply(&m).unwrap();
@@ -304,7 +324,12 @@ fn large_acl_buckets_answer_like_the_reference() {
         let restrict_object_type = rng.chance(0.3).then(|| rng.pick(&ObjectType::ALL));
         let object = if rng.chance(0.5) { ObjectRef::new(T::Organization, w.org) } else { w.project };
         let expires_at = rng.chance(0.2).then(|| rng.below(200) as i64);
-        m.push(Mutation::AddAcl(acl(object, subject, Grant::Permission { permission, restrict_object_type }, expires_at)));
+        m.push(Mutation::AddAcl(acl(
+            object,
+            subject,
+            Grant::Permission { permission, restrict_object_type },
+            expires_at,
+        )));
     }
     let s = w.snap.apply(&m).unwrap();
     let mut model = Reference::new();
@@ -326,10 +351,13 @@ fn large_acl_buckets_answer_like_the_reference() {
         }
     }
     // Removals rebuild the filter: still exact.
-    let doomed: Vec<Mutation> = m.iter().filter_map(|x| match x {
-        Mutation::AddAcl(r) if r.id.as_u128() % 2 == 0 => Some(Mutation::RemoveAcl { id: r.id }),
-        _ => None,
-    }).collect();
+    let doomed: Vec<Mutation> = m
+        .iter()
+        .filter_map(|x| match x {
+            Mutation::AddAcl(r) if r.id.as_u128() % 2 == 0 => Some(Mutation::RemoveAcl { id: r.id }),
+            _ => None,
+        })
+        .collect();
     let s = s.apply(&doomed).unwrap();
     model.apply(&doomed).unwrap();
     for u in &users {

@@ -124,8 +124,12 @@ impl Pools {
             50..=51 => Mutation::RemoveGroupGroup { group: g, member_group: g2 },
             52..=54 => Mutation::AddRole { role: r, org: if rng.gen_bool(0.2) { None } else { Some(org) } },
             55 => Mutation::RemoveRole { role: r },
-            56..=60 => Mutation::AddRolePermission { role: r, permission: p, restrict_object_type: Self::restriction(rng) },
-            61 => Mutation::RemoveRolePermission { role: r, permission: p, restrict_object_type: Self::restriction(rng) },
+            56..=60 => {
+                Mutation::AddRolePermission { role: r, permission: p, restrict_object_type: Self::restriction(rng) }
+            }
+            61 => {
+                Mutation::RemoveRolePermission { role: r, permission: p, restrict_object_type: Self::restriction(rng) }
+            }
             62..=65 => Mutation::AddRoleInherit { role: r, member_role: r2 },
             66 => Mutation::RemoveRoleInherit { role: r, member_role: r2 },
             67..=92 => {
@@ -221,7 +225,14 @@ struct Coverage {
 }
 
 /// Compares every query on one state; returns the number of comparisons made.
-fn compare_queries(s: &Snapshot, model: &Reference, pools: &Pools, rng: &mut StdRng, ctx: &str, cov: &mut Coverage) -> usize {
+fn compare_queries(
+    s: &Snapshot,
+    model: &Reference,
+    pools: &Pools,
+    rng: &mut StdRng,
+    ctx: &str,
+    cov: &mut Coverage,
+) -> usize {
     let mut cases = 0;
     let live = |rng: &mut StdRng| pools.live_object(model, rng);
     for _ in 0..24 {
@@ -261,7 +272,11 @@ fn compare_queries(s: &Snapshot, model: &Reference, pools: &Pools, rng: &mut Std
         let (u, now) = (Pools::pick(rng, &pools.users), Pools::pick(rng, &TIMES));
         let t = Pools::pick(rng, &ObjectType::ALL);
         let parent = live(rng);
-        assert_eq!(s.can_create(u, t, parent, now), model.can_create(u, t, parent, now), "{ctx}: can_create {u} {t} {parent}");
+        assert_eq!(
+            s.can_create(u, t, parent, now),
+            model.can_create(u, t, parent, now),
+            "{ctx}: can_create {u} {t} {parent}"
+        );
         assert_eq!(s.explain_create(u, t, parent, now).allowed, model.can_create(u, t, parent, now), "{ctx}");
         cases += 1;
     }

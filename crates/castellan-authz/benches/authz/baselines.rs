@@ -40,7 +40,9 @@ fn facts(ds: &Dataset) -> Facts {
     for m in &ds.mutations {
         match m {
             Mutation::AddGroupUser { group, user } => user_groups.entry(*user).or_default().push(*group),
-            Mutation::AddGroupGroup { group, member_group } => group_parents.entry(*member_group).or_default().push(*group),
+            Mutation::AddGroupGroup { group, member_group } => {
+                group_parents.entry(*member_group).or_default().push(*group)
+            }
             _ => {}
         }
     }
@@ -57,7 +59,15 @@ fn obj_id(o: &ObjectRef) -> String {
     format!("{}:{}", o.object_type, o.object_id)
 }
 
-pub fn run(name: &str, ds: &Dataset, snap: &Snapshot, queries: &[CheckQuery], overhead: f64, castellan_p50: f64, rows: &mut Vec<Row>) {
+pub fn run(
+    name: &str,
+    ds: &Dataset,
+    snap: &Snapshot,
+    queries: &[CheckQuery],
+    overhead: f64,
+    castellan_p50: f64,
+    rows: &mut Vec<Row>,
+) {
     let acls = ds.acls.len();
     if acls > CEDAR_MAX_ROWS.max(CASBIN_MAX_ROWS) {
         rows.push(Row {
@@ -82,8 +92,19 @@ pub fn run(name: &str, ds: &Dataset, snap: &Snapshot, queries: &[CheckQuery], ov
 }
 
 #[allow(clippy::too_many_arguments)]
-fn cedar(name: &str, f: &Facts, sample: &[CheckQuery], want: &[bool], now: i64, overhead: f64, castellan_p50: f64, rows: &mut Vec<Row>) {
-    use cedar_policy::{Authorizer, Context, Decision, Entities, Entity, EntityUid, PolicySet, Request, RestrictedExpression};
+fn cedar(
+    name: &str,
+    f: &Facts,
+    sample: &[CheckQuery],
+    want: &[bool],
+    now: i64,
+    overhead: f64,
+    castellan_p50: f64,
+    rows: &mut Vec<Row>,
+) {
+    use cedar_policy::{
+        Authorizer, Context, Decision, Entities, Entity, EntityUid, PolicySet, Request, RestrictedExpression,
+    };
     let uid = |t: &str, id: &str| EntityUid::from_str(&format!("{t}::\"{id}\"")).ok();
     let t = Instant::now();
     let mut entities = Vec::new();
@@ -102,7 +123,7 @@ fn cedar(name: &str, f: &Facts, sample: &[CheckQuery], want: &[bool], now: i64, 
     for (o, parent) in &f.objects {
         let parents: HashSet<EntityUid> = parent.iter().filter_map(|p| uid("Obj", &obj_id(p))).collect();
         let attrs = HashMap::from([("t".to_owned(), RestrictedExpression::new_string(o.object_type.to_string()))]);
-        if let Some(Ok(ent)) = uid("Obj", &obj_id(o)).map(|e| Entity::new(e, attrs, parents)) {
+        if let Some(ent) = uid("Obj", &obj_id(o)).and_then(|e| Entity::new(e, attrs, parents).ok()) {
             entities.push(ent);
         }
     }
@@ -135,7 +156,8 @@ fn cedar(name: &str, f: &Facts, sample: &[CheckQuery], want: &[bool], now: i64, 
         .iter()
         .map(|(u, p, o)| {
             let ctx = Context::from_pairs([("now".to_owned(), RestrictedExpression::new_long(now))]).ok()?;
-            Request::new(uid("User", &u.to_string())?, uid("Action", p.as_str())?, uid("Obj", &obj_id(o))?, ctx, None).ok()
+            Request::new(uid("User", &u.to_string())?, uid("Action", p.as_str())?, uid("Obj", &obj_id(o))?, ctx, None)
+                .ok()
         })
         .collect();
     let mut got = Vec::new();
@@ -161,7 +183,16 @@ fn cedar(name: &str, f: &Facts, sample: &[CheckQuery], want: &[bool], now: i64, 
 }
 
 #[allow(clippy::too_many_arguments)]
-fn casbin_run(name: &str, f: &Facts, sample: &[CheckQuery], want: &[bool], now: i64, overhead: f64, castellan_p50: f64, rows: &mut Vec<Row>) {
+fn casbin_run(
+    name: &str,
+    f: &Facts,
+    sample: &[CheckQuery],
+    want: &[bool],
+    now: i64,
+    overhead: f64,
+    castellan_p50: f64,
+    rows: &mut Vec<Row>,
+) {
     use casbin::prelude::*;
     const MODEL: &str = r#"
 [request_definition]
@@ -195,7 +226,13 @@ m = g(r.sub, p.sub) && g2(r.obj, p.obj) && r.act == p.act && (p.typ == "*" || p.
             .rules
             .iter()
             .map(|(s, o, p, r, exp)| {
-                vec![sub(s), obj_id(o), p.to_string(), r.map_or("*".to_owned(), |t| t.to_string()), exp.map_or("9".repeat(20), stamp)]
+                vec![
+                    sub(s),
+                    obj_id(o),
+                    p.to_string(),
+                    r.map_or("*".to_owned(), |t| t.to_string()),
+                    exp.map_or("9".repeat(20), stamp),
+                ]
             })
             .collect();
         e.add_policies(policies).await.ok()?;

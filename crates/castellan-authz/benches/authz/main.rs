@@ -106,7 +106,9 @@ fn main() {
     let sizes = std::env::var("CASTELLAN_BENCH_SIZES").unwrap_or_else(|_| "1k,10k,100k,1m".into());
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown cpu".into());
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mem_gib = std::fs::read_to_string("/proc/meminfo")
@@ -170,7 +172,10 @@ fn run_size(spec: &Spec, overhead: f64, rows: &mut Vec<Row>) -> f64 {
         what: "cold build".into(),
         p50: fmt_ns(build.as_nanos() as f64),
         p99: "".into(),
-        note: format!("{} objects, {} acls, {} users, {} groups, {} roles", st.objects, st.acls, st.users, st.groups, st.roles),
+        note: format!(
+            "{} objects, {} acls, {} users, {} groups, {} roles",
+            st.objects, st.acls, st.users, st.groups, st.roles
+        ),
     });
     rows.push(Row {
         size: name.into(),
@@ -195,9 +200,11 @@ fn run_size(spec: &Spec, overhead: f64, rows: &mut Vec<Row>) -> f64 {
     let mut s = time_each(&queries, overhead, |q| {
         black_box(snap.check(q.0, q.1, q.2, now));
     });
-    let (check_p50, _) = row(rows, name, "check", &mut s, format!("{:.1}% allowed", 100.0 * allowed as f64 / (n / 10) as f64));
+    let (check_p50, _) =
+        row(rows, name, "check", &mut s, format!("{:.1}% allowed", 100.0 * allowed as f64 / (n / 10) as f64));
     // Allowed-only checks: the early exit makes them cheaper; shown for completeness.
-    let granted: Vec<CheckQuery> = queries.iter().filter(|q| snap.check(q.0, q.1, q.2, now)).copied().take(20_000).collect();
+    let granted: Vec<CheckQuery> =
+        queries.iter().filter(|q| snap.check(q.0, q.1, q.2, now)).copied().take(20_000).collect();
     if !granted.is_empty() {
         let mut s = time_each(&granted, overhead, |q| {
             black_box(snap.check(q.0, q.1, q.2, now));
@@ -220,7 +227,13 @@ fn run_size(spec: &Spec, overhead: f64, rows: &mut Vec<Row>) -> f64 {
     let mut s = time_each(&objs, overhead, |o| {
         total += black_box(snap.who_can(Permission::Read, *o, now, None, 100)).items.len();
     });
-    row(rows, name, "who-can first page (100)", &mut s, format!("avg {:.0} principals on page", total as f64 / objs.len() as f64));
+    row(
+        rows,
+        name,
+        "who-can first page (100)",
+        &mut s,
+        format!("avg {:.0} principals on page", total as f64 / objs.len() as f64),
+    );
     // The widest answer: every principal that may read the org's projects, paged through.
     let wide = ObjectRef::new(ObjectType::Project, ds.projects[0]);
     let mut runs = Vec::new();
@@ -245,9 +258,16 @@ fn run_size(spec: &Spec, overhead: f64, rows: &mut Vec<Row>) -> f64 {
     let users: Vec<Uuid> = (0..2_000).map(|_| rng.pick(&ds.users)).collect();
     let mut total = 0usize;
     let mut s = time_each(&users, overhead, |u| {
-        total += black_box(snap.what_can(*u, Permission::Read, ObjectType::Experiment, None, now, None, 100)).items.len();
+        total +=
+            black_box(snap.what_can(*u, Permission::Read, ObjectType::Experiment, None, now, None, 100)).items.len();
     });
-    row(rows, name, "what-can first page (100)", &mut s, format!("avg {:.0} experiments on page", total as f64 / users.len() as f64));
+    row(
+        rows,
+        name,
+        "what-can first page (100)",
+        &mut s,
+        format!("avg {:.0} experiments on page", total as f64 / users.len() as f64),
+    );
 
     eprintln!("== {name}: 1k-mutation batches");
     let mut runs = Vec::new();
