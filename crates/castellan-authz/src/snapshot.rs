@@ -186,13 +186,67 @@ pub(crate) struct RoleNode {
     pub(crate) acls: OrdSet<Uuid>,
 }
 
+/// The object tree, split in two maps: the few containers every check walks through
+/// (organizations and their nouns, projects, groups, roles: thousands) and the many leaves
+/// (experiments, datasets, prompts, playgrounds, project logs: millions). The containers'
+/// map stays in cache, so only the first step of a check's walk misses it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ObjMap {
+    containers: PMap<ObjectRef, ObjNode>,
+    leaves: PMap<ObjectRef, ObjNode>,
+}
+
+impl ObjMap {
+    #[inline]
+    fn side(&self, o: &ObjectRef) -> &PMap<ObjectRef, ObjNode> {
+        if o.object_type.is_project_child() {
+            &self.leaves
+        } else {
+            &self.containers
+        }
+    }
+
+    fn side_mut(&mut self, o: &ObjectRef) -> &mut PMap<ObjectRef, ObjNode> {
+        if o.object_type.is_project_child() {
+            &mut self.leaves
+        } else {
+            &mut self.containers
+        }
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, o: &ObjectRef) -> Option<&ObjNode> {
+        self.side(o).get(o)
+    }
+
+    pub(crate) fn get_mut(&mut self, o: &ObjectRef) -> Option<&mut ObjNode> {
+        self.side_mut(o).get_mut(o)
+    }
+
+    pub(crate) fn contains_key(&self, o: &ObjectRef) -> bool {
+        self.side(o).contains_key(o)
+    }
+
+    pub(crate) fn insert(&mut self, o: ObjectRef, node: ObjNode) -> Option<ObjNode> {
+        self.side_mut(&o).insert(o, node)
+    }
+
+    pub(crate) fn remove(&mut self, o: &ObjectRef) -> Option<ObjNode> {
+        self.side_mut(o).remove(o)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.containers.len() + self.leaves.len()
+    }
+}
+
 /// An immutable, shareable index of the whole access configuration.
 ///
 /// Every map is a [`PMap`] (sharded, `Arc`-shared), so [`Snapshot::apply`] copies only the
 /// shards a batch touches and `Clone` is a few thousand pointer copies.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    pub(crate) objects: PMap<ObjectRef, ObjNode>,
+    pub(crate) objects: ObjMap,
     pub(crate) users: PMap<Uuid, UserNode>,
     pub(crate) groups: PMap<Uuid, GroupNode>,
     pub(crate) roles: PMap<Uuid, RoleNode>,
