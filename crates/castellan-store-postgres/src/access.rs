@@ -595,26 +595,32 @@ impl AccessRepo for PgTx {
         .fetch_all(self.conn())
         .await
         .map_err(db_err)?;
-        let roles: Vec<(Uuid, Option<Uuid>)> =
-            sqlx::query_as("SELECT id, org_id FROM roles WHERE deleted_at IS NULL ORDER BY created, id")
-                .fetch_all(self.conn())
-                .await
-                .map_err(db_err)?;
+        let roles: Vec<(Uuid, Option<Uuid>)> = sqlx::query_as(
+            "SELECT id, org_id FROM roles WHERE deleted_at IS NULL \
+                 AND (org_id IS NULL OR org_id IN (SELECT id FROM orgs WHERE deleted_at IS NULL)) ORDER BY created, id",
+        )
+        .fetch_all(self.conn())
+        .await
+        .map_err(db_err)?;
         let role_perms: Vec<(Uuid, String, String)> = sqlx::query_as(
             "SELECT rp.role_id, rp.permission, rp.restrict_object_type FROM role_permissions rp \
-             JOIN roles r ON r.id = rp.role_id WHERE r.deleted_at IS NULL",
+             JOIN roles r ON r.id = rp.role_id WHERE r.deleted_at IS NULL \
+             AND (r.org_id IS NULL OR r.org_id IN (SELECT id FROM orgs WHERE deleted_at IS NULL))",
         )
         .fetch_all(self.conn())
         .await
         .map_err(db_err)?;
         let role_roles: Vec<(Uuid, Uuid)> = sqlx::query_as(
             "SELECT rr.role_id, rr.member_role_id FROM role_roles rr JOIN roles a ON a.id = rr.role_id \
-             JOIN roles b ON b.id = rr.member_role_id WHERE a.deleted_at IS NULL AND b.deleted_at IS NULL",
+             JOIN roles b ON b.id = rr.member_role_id WHERE a.deleted_at IS NULL AND b.deleted_at IS NULL \
+             AND (a.org_id IS NULL OR a.org_id IN (SELECT id FROM orgs WHERE deleted_at IS NULL))",
         )
         .fetch_all(self.conn())
         .await
         .map_err(db_err)?;
-        let acl_sql = format!("SELECT {ACL_COLS} FROM acls ORDER BY created, id");
+        let acl_sql = format!(
+            "SELECT {ACL_COLS} FROM acls WHERE org_id IN (SELECT id FROM orgs WHERE deleted_at IS NULL) ORDER BY created, id"
+        );
         let acls = sqlx::query(&acl_sql).fetch_all(self.conn()).await.map_err(db_err)?;
         Ok(AccessState {
             revision: i64_to_rev(rev)?,

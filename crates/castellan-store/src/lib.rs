@@ -14,5 +14,5 @@ pub mod traits;
 
 pub use error::{StoreError, StoreResult};
 pub use model::*;
-pub use page::{fill_page, Cursor, PageRequest};
+pub use page::{fill_page, Cursor, PageFiller, PageKey, PageRequest, Paged, Window};
 pub use traits::*;

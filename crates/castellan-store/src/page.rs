@@ -64,9 +64,78 @@ pub struct PageRequest {
 /// The largest raw batch asked of a backend at once.
 const MAX_BATCH: usize = 1000;
 
-/// Fills one page of `req.limit` visible rows, newest first, calling `fetch` for raw
-/// batches until the page is full or the rows run out. The result is always in
-/// newest-first order, whichever way the cursor points.
+/// Fills one page of `req.limit` visible rows, newest first, from raw batches:
+///
+/// ```ignore
+/// let mut filler = PageFiller::new(req);
+/// while let Some(w) = filler.next_window() {
+///     let rows = tx.list_projects(&filter, &w).await?;
+///     filler.push(rows, |p| visible(p));
+/// }
+/// let page = filler.finish();
+/// ```
+///
+/// Rows the caller may not see are skipped and more are fetched, so a page is only
+/// short when the rows run out.
+#[derive(Debug)]
+pub struct PageFiller<T> {
+    limit: usize,
+    from: Option<PageKey>,
+    direction: Direction,
+    out: Vec<T>,
+    exhausted: bool,
+    last_want: usize,
+}
+
+impl<T: Paged> PageFiller<T> {
+    /// Starts filling a page.
+    pub fn new(req: &PageRequest) -> Self {
+        let (from, direction) = match req.cursor {
+            Cursor::Start => (None, Direction::Older),
+            Cursor::After(k) => (Some(k), Direction::Older),
+            Cursor::Before(k) => (Some(k), Direction::Newer),
+        };
+        PageFiller { limit: req.limit, from, direction, out: Vec::new(), exhausted: false, last_want: 0 }
+    }
+
+    /// The next raw window to fetch, or `None` when the page is complete.
+    pub fn next_window(&mut self) -> Option<Window> {
+        if self.exhausted || self.out.len() >= self.limit {
+            return None;
+        }
+        // Over-fetch a little: most rows are usually visible, so one batch is typical.
+        let want = ((self.limit - self.out.len()) * 2).clamp(16, MAX_BATCH);
+        self.last_want = want;
+        Some(Window { from: self.from, direction: self.direction, limit: want })
+    }
+
+    /// Takes one fetched batch (the answer to the last [`PageFiller::next_window`]).
+    pub fn push(&mut self, rows: Vec<T>, mut visible: impl FnMut(&T) -> bool) {
+        if rows.len() < self.last_want {
+            self.exhausted = true;
+        }
+        for row in rows {
+            self.from = Some(row.page_key());
+            if visible(&row) {
+                self.out.push(row);
+                if self.out.len() == self.limit {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The page, newest first whichever way the cursor pointed.
+    pub fn finish(mut self) -> Vec<T> {
+        if self.direction == Direction::Newer {
+            self.out.reverse();
+        }
+        self.out
+    }
+}
+
+/// [`PageFiller`] driven by an async batch source (convenient where no borrow of a
+/// transaction is involved).
 pub async fn fill_page<T, F, Fut>(
     req: &PageRequest,
     mut fetch: F,
@@ -77,34 +146,12 @@ where
     F: FnMut(Window) -> Fut,
     Fut: Future<Output = StoreResult<Vec<T>>>,
 {
-    let (mut from, direction) = match req.cursor {
-        Cursor::Start => (None, Direction::Older),
-        Cursor::After(k) => (Some(k), Direction::Older),
-        Cursor::Before(k) => (Some(k), Direction::Newer),
-    };
-    let mut out = Vec::new();
-    while out.len() < req.limit {
-        // Over-fetch a little: most rows are usually visible, so one batch is typical.
-        let want = ((req.limit - out.len()) * 2).clamp(16, MAX_BATCH);
-        let rows = fetch(Window { from, direction, limit: want }).await?;
-        let exhausted = rows.len() < want;
-        for row in rows {
-            from = Some(row.page_key());
-            if visible(&row) {
-                out.push(row);
-                if out.len() == req.limit {
-                    break;
-                }
-            }
-        }
-        if exhausted {
-            break;
-        }
+    let mut filler = PageFiller::new(req);
+    while let Some(w) = filler.next_window() {
+        let rows = fetch(w).await?;
+        filler.push(rows, &mut visible);
     }
-    if direction == Direction::Newer {
-        out.reverse();
-    }
-    Ok(out)
+    Ok(filler.finish())
 }
 
 #[cfg(test)]

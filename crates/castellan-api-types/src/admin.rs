@@ -1,0 +1,205 @@
+//! Organizations, users, projects and API keys.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// An organization.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Organization {
+    /// Id.
+    pub id: Uuid,
+    /// Name, unique (ignoring case).
+    pub name: String,
+    /// Data-plane URL.
+    pub api_url: Option<String>,
+    /// Braintrust compatibility flag.
+    pub is_universal_api: Option<bool>,
+    /// Braintrust compatibility flag.
+    pub is_dataplane_private: Option<bool>,
+    /// Proxy URL.
+    pub proxy_url: Option<String>,
+    /// Realtime URL.
+    pub realtime_url: Option<String>,
+    /// Creation time (RFC 3339).
+    pub created: Option<String>,
+    /// `auto`, `click_to_load` or `blocked`.
+    pub image_rendering_mode: Option<String>,
+}
+
+/// The values `image_rendering_mode` accepts.
+pub const IMAGE_RENDERING_MODES: [&str; 3] = ["auto", "click_to_load", "blocked"];
+
+/// `PATCH /v1/organization/{id}`: fields to change; absent fields stay.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct PatchOrganization {
+    /// New name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// New data-plane URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+    /// Braintrust compatibility flag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_universal_api: Option<bool>,
+    /// Braintrust compatibility flag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_dataplane_private: Option<bool>,
+    /// Proxy URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_url: Option<String>,
+    /// Realtime URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realtime_url: Option<String>,
+    /// `auto`, `click_to_load` or `blocked`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_rendering_mode: Option<String>,
+}
+
+/// `POST /v1/organization` (Castellan extension): create an organization; the caller
+/// becomes its first owner.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreateOrganization {
+    /// Name, unique (ignoring case).
+    pub name: String,
+}
+
+/// A user or service account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct User {
+    /// Id.
+    pub id: Uuid,
+    /// Given name.
+    pub given_name: Option<String>,
+    /// Family name.
+    pub family_name: Option<String>,
+    /// Email.
+    pub email: Option<String>,
+    /// Avatar URL.
+    pub avatar_url: Option<String>,
+    /// Creation time (RFC 3339).
+    pub created: Option<String>,
+}
+
+/// A project.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Project {
+    /// Id.
+    pub id: Uuid,
+    /// Owning organization.
+    pub org_id: Uuid,
+    /// Name, unique within the organization.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Creation time (RFC 3339).
+    pub created: Option<String>,
+    /// Deletion time; always null on live projects.
+    pub deleted_at: Option<String>,
+    /// Creator.
+    pub user_id: Option<Uuid>,
+    /// Project settings.
+    #[schema(value_type = Option<Object>)]
+    pub settings: Option<serde_json::Value>,
+}
+
+/// `POST /v1/project`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreateProject {
+    /// Name; if the org already has a project of this name, that project is returned.
+    pub name: String,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Which organization, when the credential belongs to several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_name: Option<String>,
+}
+
+/// `PATCH /v1/project/{id}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct PatchProject {
+    /// New name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// New description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Replaces all settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub settings: Option<serde_json::Value>,
+}
+
+/// An API key, as listed (never the secret).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ApiKey {
+    /// Id.
+    pub id: Uuid,
+    /// Creation time (RFC 3339).
+    pub created: Option<String>,
+    /// Name (not unique).
+    pub name: String,
+    /// Masked preview, e.g. `sk-…a1b2`.
+    pub preview_name: String,
+    /// The user the key acts as.
+    pub user_id: Option<Uuid>,
+    /// That user's email.
+    pub user_email: Option<String>,
+    /// That user's given name.
+    pub user_given_name: Option<String>,
+    /// That user's family name.
+    pub user_family_name: Option<String>,
+    /// The organization it was created in.
+    pub org_id: Option<Uuid>,
+    /// Last successful use (RFC 3339; Castellan extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used: Option<String>,
+}
+
+/// `POST /v1/api_key`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreateApiKey {
+    /// Name (not unique).
+    pub name: String,
+    /// Which organization, when the credential belongs to several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_name: Option<String>,
+    /// Which organization, by id (as the `bt` CLI sends it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<Uuid>,
+}
+
+/// The answer to `POST /v1/api_key`: the key plus its raw secret, shown only once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreateApiKeyOutput {
+    /// The key.
+    #[serde(flatten)]
+    pub api_key: ApiKey,
+    /// The raw `sk-…` secret. It is not stored and cannot be shown again.
+    pub key: String,
+}
+
+/// `POST /api/self/me`: who the credential acts as.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SelfInfo {
+    /// The user id.
+    pub id: Uuid,
+    /// Email.
+    pub email: Option<String>,
+    /// Given name.
+    pub given_name: Option<String>,
+    /// Family name.
+    pub family_name: Option<String>,
+    /// The organizations the user belongs to.
+    pub organizations: Vec<OrgRef>,
+}
+
+/// An organization's id and name.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OrgRef {
+    /// Id.
+    pub id: Uuid,
+    /// Name.
+    pub name: String,
+}

@@ -1,0 +1,10 @@
+//! Castellan's wire types. Field names follow Braintrust's REST API exactly so that
+//! the official clients work unmodified; Castellan's extensions are marked as such.
+
+pub mod access;
+pub mod admin;
+pub mod common;
+
+pub use access::*;
+pub use admin::*;
+pub use common::*;

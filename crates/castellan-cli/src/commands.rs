@@ -1,0 +1,394 @@
+//! The command line.
+
+use crate::client::Client;
+use crate::output::{cell, emit, Table};
+use anyhow::{Context, Result};
+use castellan_api_types as api;
+use castellan_server::config::{Config, Overrides};
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Castellan: access control and administration for AI evaluation platforms.
+#[derive(Debug, Parser)]
+#[command(name = "castellan", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (HTTP API).
+    Serve(ServerArgs),
+    /// Apply database migrations and exit.
+    Migrate(ServerArgs),
+    /// Create the first organization, its first owner and that owner's first API key.
+    Bootstrap(BootstrapArgs),
+    /// Show who the API key acts as.
+    Whoami(ClientArgs),
+    /// Organizations.
+    Org(OrgCmd),
+    /// Projects.
+    Project(ProjectCmd),
+    /// API keys.
+    ApiKey(ApiKeyCmd),
+}
+
+/// Where the database is and how to serve it.
+#[derive(Debug, Args)]
+struct ServerArgs {
+    /// Config file (TOML).
+    #[arg(long, env = "CASTELLAN_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8000].
+    #[arg(long, env = "CASTELLAN_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Directory for the embedded SQLite database [default: ./castellan-data].
+    #[arg(long, env = "CASTELLAN_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// PostgreSQL URL (`postgres://…`); when set, used instead of SQLite.
+    #[arg(long, env = "CASTELLAN_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// The URL clients should use to reach this server.
+    #[arg(long, env = "CASTELLAN_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Log filter, e.g. `info` or `castellan_server=debug`.
+    #[arg(long, env = "CASTELLAN_LOG")]
+    log: Option<String>,
+    /// How often to poll for other replicas' writes, in milliseconds.
+    #[arg(long, env = "CASTELLAN_POLL_INTERVAL_MS")]
+    poll_interval_ms: Option<u64>,
+}
+
+impl ServerArgs {
+    fn config(&self) -> Result<Config> {
+        let over = Overrides {
+            listen: self.listen,
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            public_url: self.public_url.clone(),
+            log: self.log.clone(),
+            poll_interval_ms: self.poll_interval_ms,
+            ..Default::default()
+        };
+        Ok(Config::load(self.config.as_deref(), over)?)
+    }
+}
+
+#[derive(Debug, Args)]
+struct BootstrapArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Name of the organization to create.
+    #[arg(long)]
+    org: String,
+    /// Email of its first owner (an existing user with this email is reused).
+    #[arg(long)]
+    email: String,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// How to reach a server.
+#[derive(Debug, Args, Clone)]
+struct ClientArgs {
+    /// Server URL.
+    #[arg(long, env = "CASTELLAN_URL", default_value = "http://127.0.0.1:8000")]
+    url: String,
+    /// API key (`sk-…`) or service token.
+    #[arg(long, env = "CASTELLAN_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Organization name, when the key belongs to several.
+    #[arg(long, env = "CASTELLAN_ORG")]
+    org: Option<String>,
+    /// Print results as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+impl ClientArgs {
+    fn client(&self) -> Result<Client> {
+        Client::new(&self.url, self.api_key.clone(), self.org.clone())
+    }
+}
+
+#[derive(Debug, Args)]
+struct OrgCmd {
+    #[command(subcommand)]
+    action: OrgAction,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum OrgAction {
+    /// List your organizations.
+    List,
+    /// Show one organization.
+    Get { id: uuid::Uuid },
+    /// Create an organization (you become its owner).
+    Create { name: String },
+    /// Rename an organization or change its URLs.
+    Update {
+        id: uuid::Uuid,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        api_url: Option<String>,
+    },
+    /// Delete an organization and everything in it.
+    Delete { id: uuid::Uuid },
+}
+
+#[derive(Debug, Args)]
+struct ProjectCmd {
+    #[command(subcommand)]
+    action: ProjectAction,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum ProjectAction {
+    /// List projects you can read.
+    List {
+        /// Only the project with this name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Show one project.
+    Get { id: uuid::Uuid },
+    /// Create a project (or get the existing one of that name).
+    Create {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Rename a project or change its description.
+    Update {
+        id: uuid::Uuid,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Delete a project.
+    Delete { id: uuid::Uuid },
+}
+
+#[derive(Debug, Args)]
+struct ApiKeyCmd {
+    #[command(subcommand)]
+    action: ApiKeyAction,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiKeyAction {
+    /// List your API keys (owners: every key of the org).
+    List,
+    /// Show one API key.
+    Get { id: uuid::Uuid },
+    /// Create an API key; the secret is printed once.
+    Create { name: String },
+    /// Revoke an API key.
+    Delete { id: uuid::Uuid },
+}
+
+fn init_logging(filter: &str) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve(a) => serve(a).await,
+        Command::Migrate(a) => {
+            let config = a.config()?;
+            init_logging(&config.log);
+            let store = castellan_server::access::open_store(&config).await?;
+            store.migrate().await?;
+            println!("migrations applied ({})", store.backend());
+            store.close().await;
+            Ok(())
+        }
+        Command::Bootstrap(a) => bootstrap(a).await,
+        Command::Whoami(c) => {
+            let me: api::SelfInfo = c.client()?.post("/api/self/me", &serde_json::json!({})).await?;
+            emit(c.json, &me, |m| {
+                let orgs: Vec<String> = m.organizations.iter().map(|o| format!("{} ({})", o.name, o.id)).collect();
+                format!(
+                    "user:          {} ({})\norganizations: {}\n",
+                    m.email.as_deref().unwrap_or("-"),
+                    m.id,
+                    if orgs.is_empty() { "-".into() } else { orgs.join(", ") }
+                )
+            });
+            Ok(())
+        }
+        Command::Org(cmd) => org(cmd).await,
+        Command::Project(cmd) => project(cmd).await,
+        Command::ApiKey(cmd) => api_key(cmd).await,
+    }
+}
+
+async fn serve(a: ServerArgs) -> Result<()> {
+    let config = a.config()?;
+    init_logging(&config.log);
+    tracing::info!(config = ?config, "starting");
+    let running = castellan_server::serve::start(config.clone()).await?;
+    let orgs = running.state.org_count().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "castellan {} listening on http://{} ({})",
+        env!("CARGO_PKG_VERSION"),
+        running.addr,
+        running.state.backend()
+    );
+    if orgs == 0 {
+        let db = match &config.database_url {
+            Some(_) => "--database-url … ".to_owned(),
+            None => format!("--data-dir {} ", config.data_dir.display()),
+        };
+        println!(
+            "no organization exists yet; create the first one and its owner's API key with:\n  castellan bootstrap {db}--org <NAME> --email <EMAIL>"
+        );
+    }
+    running.wait().await?;
+    Ok(())
+}
+
+async fn bootstrap(a: BootstrapArgs) -> Result<()> {
+    let config = a.server.config()?;
+    init_logging(&config.log);
+    let store = castellan_server::access::open_store(&config).await?;
+    let state = castellan_server::AppState::new(store, config, castellan_server::access::system_clock()).await?;
+    let out = castellan_server::seed::bootstrap(&state, &a.org, &a.email).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    state.close().await;
+    emit(a.json, &out, |o| {
+        format!(
+            "created organization `{}` ({})\nowner: {} ({})\n\nAPI key (shown once, store it now):\n{}\n",
+            o.org_name, o.org_id, o.email, o.user_id, o.api_key
+        )
+    });
+    Ok(())
+}
+
+fn orgs_table(v: &[api::Organization]) -> String {
+    let mut t = Table::new(vec!["ID", "NAME", "CREATED"]);
+    for o in v {
+        t.row(vec![o.id.to_string(), o.name.clone(), cell(&o.created)]);
+    }
+    t.render()
+}
+
+async fn org(cmd: OrgCmd) -> Result<()> {
+    let c = cmd.client.client()?;
+    let json = cmd.client.json;
+    match cmd.action {
+        OrgAction::List => {
+            let l: api::ListResponse<api::Organization> = c.get("/v1/organization", &[]).await?;
+            emit(json, &l, |l| orgs_table(&l.objects));
+        }
+        OrgAction::Get { id } => {
+            let o: api::Organization = c.get(&format!("/v1/organization/{id}"), &[]).await?;
+            emit(json, &o, |o| orgs_table(std::slice::from_ref(o)));
+        }
+        OrgAction::Create { name } => {
+            let o: api::Organization = c.post("/v1/organization", &api::CreateOrganization { name }).await?;
+            emit(json, &o, |o| orgs_table(std::slice::from_ref(o)));
+        }
+        OrgAction::Update { id, name, api_url } => {
+            let body = api::PatchOrganization { name, api_url, ..Default::default() };
+            let o: api::Organization = c.patch(&format!("/v1/organization/{id}"), &body).await?;
+            emit(json, &o, |o| orgs_table(std::slice::from_ref(o)));
+        }
+        OrgAction::Delete { id } => {
+            let o: api::Organization = c.delete(&format!("/v1/organization/{id}")).await?;
+            emit(json, &o, |o| format!("deleted organization `{}` ({})\n", o.name, o.id));
+        }
+    }
+    Ok(())
+}
+
+fn projects_table(v: &[api::Project]) -> String {
+    let mut t = Table::new(vec!["ID", "NAME", "ORG", "DESCRIPTION"]);
+    for p in v {
+        t.row(vec![p.id.to_string(), p.name.clone(), p.org_id.to_string(), cell(&p.description)]);
+    }
+    t.render()
+}
+
+async fn project(cmd: ProjectCmd) -> Result<()> {
+    let c = cmd.client.client()?;
+    let json = cmd.client.json;
+    match cmd.action {
+        ProjectAction::List { name } => {
+            let q: Vec<(&str, String)> = name.map(|n| vec![("project_name", n)]).unwrap_or_default();
+            let l: api::ListResponse<api::Project> = c.get("/v1/project", &q).await?;
+            emit(json, &l, |l| projects_table(&l.objects));
+        }
+        ProjectAction::Get { id } => {
+            let p: api::Project = c.get(&format!("/v1/project/{id}"), &[]).await?;
+            emit(json, &p, |p| projects_table(std::slice::from_ref(p)));
+        }
+        ProjectAction::Create { name, description } => {
+            let body = api::CreateProject { name, description, org_name: cmd.client.org.clone() };
+            let p: api::Project = c.post("/v1/project", &body).await?;
+            emit(json, &p, |p| projects_table(std::slice::from_ref(p)));
+        }
+        ProjectAction::Update { id, name, description } => {
+            let body = api::PatchProject { name, description, settings: None };
+            let p: api::Project = c.patch(&format!("/v1/project/{id}"), &body).await?;
+            emit(json, &p, |p| projects_table(std::slice::from_ref(p)));
+        }
+        ProjectAction::Delete { id } => {
+            let p: api::Project = c.delete(&format!("/v1/project/{id}")).await?;
+            emit(json, &p, |p| format!("deleted project `{}` ({})\n", p.name, p.id));
+        }
+    }
+    Ok(())
+}
+
+fn keys_table(v: &[api::ApiKey]) -> String {
+    let mut t = Table::new(vec!["ID", "NAME", "PREVIEW", "USER", "LAST USED"]);
+    for k in v {
+        t.row(vec![k.id.to_string(), k.name.clone(), k.preview_name.clone(), cell(&k.user_email), cell(&k.last_used)]);
+    }
+    t.render()
+}
+
+async fn api_key(cmd: ApiKeyCmd) -> Result<()> {
+    let c = cmd.client.client()?;
+    let json = cmd.client.json;
+    match cmd.action {
+        ApiKeyAction::List => {
+            let l: api::ListResponse<api::ApiKey> = c.get("/v1/api_key", &[]).await?;
+            emit(json, &l, |l| keys_table(&l.objects));
+        }
+        ApiKeyAction::Get { id } => {
+            let k: api::ApiKey = c.get(&format!("/v1/api_key/{id}"), &[]).await?;
+            emit(json, &k, |k| keys_table(std::slice::from_ref(k)));
+        }
+        ApiKeyAction::Create { name } => {
+            let body = api::CreateApiKey { name, org_name: cmd.client.org.clone(), org_id: None };
+            let k: api::CreateApiKeyOutput = c.post("/v1/api_key", &body).await.context("creating the API key")?;
+            emit(json, &k, |k| {
+                format!(
+                    "{}\nAPI key (shown once, store it now):\n{}\n",
+                    keys_table(std::slice::from_ref(&k.api_key)),
+                    k.key
+                )
+            });
+        }
+        ApiKeyAction::Delete { id } => {
+            let k: api::ApiKey = c.delete(&format!("/v1/api_key/{id}")).await?;
+            emit(json, &k, |k| format!("revoked API key `{}` ({})\n", k.name, k.id));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,322 @@
+//! The authenticated caller and every authorization decision made for it.
+
+use super::{Actor, AppState, Permit, Target};
+use crate::error::{ApiError, ApiResult};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use castellan_authz::Snapshot;
+use castellan_core::{ObjectRef, ObjectType, OrgId, Permission};
+use castellan_store::{KeyRecord, Micros, OrgRecord, UserRecord};
+use std::sync::Arc;
+
+/// Header that selects the organization (as the `bt` CLI and the AI proxy send it).
+pub const ORG_HEADER: &str = "x-bt-org-name";
+
+/// An authenticated request's identity.
+#[derive(Clone)]
+pub struct Caller {
+    state: AppState,
+    /// The user (or service account) whose permissions apply.
+    pub user: UserRecord,
+    /// The credential used.
+    pub key: KeyRecord,
+    /// The live organizations the user belongs to.
+    pub orgs: Vec<OrgId>,
+    /// Who acts, for the audit log.
+    pub actor: Actor,
+    header_org: Option<String>,
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller").field("user", &self.user.id).field("key", &self.key.id).finish()
+    }
+}
+
+fn bearer(parts: &Parts) -> ApiResult<&str> {
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::Unauthorized("missing credential: send `Authorization: Bearer <api key>`".into()))?;
+    let value =
+        header.to_str().map_err(|_| ApiError::Unauthorized("the authorization header is not valid text".into()))?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or_else(|| ApiError::Unauthorized("the authorization header must be `Bearer <api key>`".into()))?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::Unauthorized("the authorization header must be `Bearer <api key>`".into()));
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(ApiError::Unauthorized("the bearer credential is empty".into()));
+    }
+    Ok(token)
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(c) = parts.extensions.get::<Caller>() {
+            return Ok(c.clone());
+        }
+        let token = bearer(parts)?;
+        let header_org = match parts.headers.get(ORG_HEADER) {
+            None => None,
+            Some(v) => Some(
+                v.to_str()
+                    .map_err(|_| ApiError::bad_request(format!("the `{ORG_HEADER}` header is not valid text")))?
+                    .to_owned(),
+            ),
+        };
+        let caller = authenticate(state, token, header_org).await?;
+        parts.extensions.insert(caller.clone());
+        Ok(caller)
+    }
+}
+
+/// Minimum time between two `last_used` writes for one key.
+const TOUCH_EVERY_MICROS: Micros = 60 * 1_000_000;
+
+async fn authenticate(state: &AppState, token: &str, header_org: Option<String>) -> ApiResult<Caller> {
+    let invalid = || ApiError::Unauthorized("invalid credential: the key is unknown, revoked or expired".into());
+    let auth = state.0.store.authenticate(&crate::keys::hash(token)).await?.ok_or_else(invalid)?;
+    let now = state.now();
+    if auth.key.expires_at.is_some_and(|t| t <= now) {
+        return Err(invalid());
+    }
+    if auth.key.last_used.is_none_or(|t| now - t >= TOUCH_EVERY_MICROS) {
+        let store = state.0.store.clone();
+        let id = auth.key.id;
+        tokio::spawn(async move {
+            if let Err(e) = store.touch_key(id, now).await {
+                tracing::warn!(error = %e, "could not record key use");
+            }
+        });
+    }
+    let mut tx = state.0.store.read().await?;
+    let orgs = tx.member_orgs(auth.user.id).await?;
+    drop(tx);
+    // A key created in an org stops working there when its user leaves the org.
+    Ok(Caller {
+        state: state.clone(),
+        actor: Actor { user: Some(auth.user.id), impersonator: None },
+        user: auth.user,
+        key: auth.key,
+        orgs,
+        header_org,
+    })
+}
+
+/// The 404 for an object the caller cannot see.
+fn not_found(obj: ObjectRef) -> ApiError {
+    let kind = match obj.object_type {
+        ObjectType::Organization | ObjectType::OrgMember | ObjectType::OrgProject | ObjectType::OrgAuditLogs => {
+            "organization"
+        }
+        ObjectType::ProjectLog => "project",
+        other => other.as_str(),
+    };
+    ApiError::not_found(kind, obj.object_id)
+}
+
+/// The decision for `permission` on an existing object: allowed, 403 when the object
+/// is readable, 404 otherwise (its existence is not leaked).
+fn decide(snap: &Snapshot, user: uuid::Uuid, permission: Permission, obj: ObjectRef, now: Micros) -> ApiResult<()> {
+    if !snap.contains(obj) {
+        return Err(not_found(obj));
+    }
+    if snap.check(user, permission, obj, now) {
+        return Ok(());
+    }
+    if permission != Permission::Read && snap.check(user, Permission::Read, obj, now) {
+        return Err(ApiError::Forbidden(format!(
+            "you may read {} `{}` but lack `{permission}` on it",
+            obj.object_type, obj.object_id
+        )));
+    }
+    Err(not_found(obj))
+}
+
+fn decide_create(
+    snap: &Snapshot,
+    user: uuid::Uuid,
+    child: ObjectType,
+    parent: ObjectRef,
+    now: Micros,
+) -> ApiResult<()> {
+    if !snap.contains(parent) {
+        return Err(not_found(parent));
+    }
+    if snap.can_create(user, child, parent, now) {
+        return Ok(());
+    }
+    if snap.check(user, Permission::Read, parent, now) {
+        return Err(ApiError::Forbidden(format!(
+            "you may not create a {child} in {} `{}`",
+            parent.object_type, parent.object_id
+        )));
+    }
+    Err(not_found(parent))
+}
+
+/// True when `user` holds all eight permissions on the organization: an owner.
+fn owns(snap: &Snapshot, user: uuid::Uuid, org: OrgId, now: Micros) -> bool {
+    let obj = ObjectRef::new(ObjectType::Organization, org.0);
+    Permission::ALL.iter().all(|p| snap.check(user, *p, obj, now))
+}
+
+/// Re-checks a permit against the newest snapshot (inside a write transaction).
+pub(super) fn recheck(state: &AppState, permit: &Permit) -> ApiResult<()> {
+    let Some(user) = permit.actor.user else { return Ok(()) };
+    let snap = state.index().snapshot();
+    let now = state.now();
+    match (permit.target, permit.permission) {
+        (Target::Object(obj), Some(p)) => decide(&snap, user.0, p, obj, now),
+        (Target::Create { child, parent }, _) => decide_create(&snap, user.0, child, parent, now),
+        _ => Ok(()),
+    }
+}
+
+impl Caller {
+    /// The state, for handlers that need the clock or config.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    fn now(&self) -> Micros {
+        self.state.now()
+    }
+
+    fn permit(&self, permission: Option<Permission>, target: Target) -> Permit {
+        Permit { actor: self.actor, permission, target }
+    }
+
+    /// Whether the caller may do `permission` on `obj` (no error, for filters).
+    pub fn can(&self, permission: Permission, obj: ObjectRef) -> bool {
+        self.state.index().snapshot().check(self.user.id.0, permission, obj, self.now())
+    }
+
+    /// Authorizes `permission` on an existing object.
+    pub fn require(&self, permission: Permission, obj: ObjectRef) -> ApiResult<Permit> {
+        decide(&self.state.index().snapshot(), self.user.id.0, permission, obj, self.now())?;
+        Ok(self.permit(Some(permission), Target::Object(obj)))
+    }
+
+    /// Authorizes creating an object of type `child` under `parent`.
+    pub fn require_create(&self, child: ObjectType, parent: ObjectRef) -> ApiResult<Permit> {
+        decide_create(&self.state.index().snapshot(), self.user.id.0, child, parent, self.now())?;
+        Ok(self.permit(Some(Permission::Create), Target::Create { child, parent }))
+    }
+
+    /// Whether the caller is an owner (all eight permissions) of `org`.
+    pub fn is_owner(&self, org: OrgId) -> bool {
+        owns(&self.state.index().snapshot(), self.user.id.0, org, self.now())
+    }
+
+    /// Whether the caller belongs to `org`.
+    pub fn member_of(&self, org: OrgId) -> bool {
+        self.orgs.contains(&org)
+    }
+
+    /// Authorizes acting on a key: one's own key in an org one still belongs to, or
+    /// any key of an org one owns.
+    pub fn key_permit(&self, key: &KeyRecord) -> ApiResult<Permit> {
+        let own = key.user_id == self.user.id && key.org_id.is_none_or(|o| self.member_of(o));
+        let owner = key.org_id.is_some_and(|o| self.member_of(o) && self.is_owner(o));
+        if own || owner {
+            Ok(self.permit(None, Target::Key { key: key.id, org: key.org_id }))
+        } else {
+            Err(ApiError::not_found("key", key.id))
+        }
+    }
+
+    /// Authorizes minting a key for oneself in `org` (any member may).
+    pub fn new_key_permit(&self, org: OrgId) -> ApiResult<Permit> {
+        if self.member_of(org) {
+            Ok(self.permit(None, Target::NewKey(org)))
+        } else {
+            Err(ApiError::not_found("organization", org))
+        }
+    }
+
+    /// Authorizes creating an organization (any authenticated user may; they become
+    /// its first owner).
+    pub fn new_org_permit(&self) -> Permit {
+        self.permit(None, Target::NewOrg)
+    }
+
+    /// The organization the request is about: `explicit` (an `org_name` parameter or
+    /// body field), else the `x-bt-org-name` header, else the caller's only org.
+    pub async fn org(&self, explicit: Option<&str>) -> ApiResult<OrgRecord> {
+        let name = explicit.filter(|s| !s.is_empty()).or(self.header_org.as_deref().filter(|s| !s.is_empty()));
+        let mut tx = self.state.0.store.read().await?;
+        match name {
+            Some(name) => {
+                let org = tx.find_org_by_name(name).await?;
+                match org {
+                    Some(o) if self.member_of(o.id) => Ok(o),
+                    _ => Err(ApiError::NotFound(format!("organization `{name}` not found"))),
+                }
+            }
+            None => match self.orgs.as_slice() {
+                [only] => tx.get_org(*only).await?.ok_or_else(|| ApiError::not_found("organization", only)),
+                [] => Err(ApiError::bad_request("your credential does not belong to any organization")),
+                many => Err(ApiError::bad_request(format!(
+                    "your credential belongs to {} organizations; choose one with `org_name` or the `{ORG_HEADER}` header",
+                    many.len()
+                ))),
+            },
+        }
+    }
+
+    /// An organization by id, if the caller belongs to it.
+    pub async fn org_by_id(&self, id: OrgId) -> ApiResult<OrgRecord> {
+        if !self.member_of(id) {
+            return Err(ApiError::not_found("organization", id));
+        }
+        let mut tx = self.state.0.store.read().await?;
+        tx.get_org(id).await?.ok_or_else(|| ApiError::not_found("organization", id))
+    }
+
+    /// The scope of a list: one org when `org_name` (or the header) names one the
+    /// caller belongs to, else every org the caller belongs to.
+    pub async fn list_scope(&self, org_name: Option<&str>) -> ApiResult<ListScope> {
+        let named = org_name.filter(|s| !s.is_empty()).or(self.header_org.as_deref().filter(|s| !s.is_empty()));
+        let orgs = match named {
+            Some(_) => vec![self.org(named).await?.id],
+            None => self.orgs.clone(),
+        };
+        Ok(ListScope { user: self.user.id.0, orgs, snapshot: self.state.index().snapshot(), now: self.now() })
+    }
+}
+
+/// The orgs a list may draw from and the snapshot its rows are filtered with.
+pub struct ListScope {
+    user: uuid::Uuid,
+    orgs: Vec<OrgId>,
+    snapshot: Arc<Snapshot>,
+    now: Micros,
+}
+
+impl ListScope {
+    /// The orgs in scope.
+    pub fn orgs(&self) -> &[OrgId] {
+        &self.orgs
+    }
+
+    /// Whether a row is visible: the caller holds `permission` on `obj`.
+    pub fn visible(&self, permission: Permission, obj: ObjectRef) -> bool {
+        self.snapshot.check(self.user, permission, obj, self.now)
+    }
+
+    /// Whether the caller owns `org`.
+    pub fn owns(&self, org: OrgId) -> bool {
+        owns(&self.snapshot, self.user, org, self.now)
+    }
+
+    /// The orgs in scope where the caller holds `permission` on `(object_type, org)`.
+    pub fn orgs_where(&self, permission: Permission, object_type: ObjectType) -> Vec<OrgId> {
+        self.orgs.iter().copied().filter(|o| self.visible(permission, ObjectRef::new(object_type, o.0))).collect()
+    }
+}

@@ -1,0 +1,222 @@
+//! The one path to the database: authentication, authorization and transactions.
+//!
+//! Handlers never see the store. They get a [`Caller`] from the request (which
+//! authenticates it), ask the caller for a [`Permit`] (which runs the authorization
+//! engine), and only a permit opens a transaction ([`AppState::read`],
+//! [`AppState::write`]); lists open theirs with a [`ListScope`], which filters every
+//! row through the engine. A handler that skips the check has nothing to open a
+//! transaction with, so it does not compile.
+
+mod caller;
+mod index;
+mod write;
+
+pub use caller::{Caller, ListScope};
+pub use index::{Index, IndexError};
+pub use write::{model_error, AuditEvent, Write};
+
+use crate::config::Config;
+use crate::error::{ApiError, ApiResult};
+use castellan_core::{KeyId, ObjectRef, ObjectType, OrgId, Permission, UserId};
+use castellan_store::{KeyRecord, Micros, Store, StoreError, Tx};
+use castellan_store_postgres::PgStore;
+use castellan_store_sqlite::SqliteStore;
+use std::sync::Arc;
+
+/// The source of "now", in unix epoch microseconds. Tests inject their own.
+pub type Clock = Arc<dyn Fn() -> Micros + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+    })
+}
+
+/// Everything a request handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    store: Arc<dyn Store>,
+    index: Arc<Index>,
+    config: Config,
+    clock: Clock,
+}
+
+/// Who is acting: a user (or service account), possibly impersonated by an owner;
+/// `user: None` is the system itself (bootstrap, startup).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Actor {
+    /// The identity whose permissions apply.
+    pub user: Option<UserId>,
+    /// The owner acting as `user`, if impersonating.
+    pub impersonator: Option<UserId>,
+}
+
+impl Actor {
+    /// The system actor.
+    pub const SYSTEM: Actor = Actor { user: None, impersonator: None };
+}
+
+/// What a permit allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// `permission` on an existing object.
+    Object(ObjectRef),
+    /// Creating a `child` under `parent`.
+    Create {
+        /// Type of the new object.
+        child: ObjectType,
+        /// Its parent.
+        parent: ObjectRef,
+    },
+    /// An API key or service token (not part of the object tree).
+    Key {
+        /// The key.
+        key: KeyId,
+        /// Its org.
+        org: Option<OrgId>,
+    },
+    /// Minting a key for oneself in an org one belongs to.
+    NewKey(OrgId),
+    /// Creating an organization.
+    NewOrg,
+    /// The system acting on its own (bootstrap, startup seeding).
+    System,
+}
+
+/// Proof that the authorization check for one action passed. Only this module can
+/// make one; a transaction cannot be opened without one.
+#[derive(Debug, Clone)]
+pub struct Permit {
+    actor: Actor,
+    permission: Option<Permission>,
+    target: Target,
+}
+
+impl Permit {
+    /// Who acts.
+    pub fn actor(&self) -> Actor {
+        self.actor
+    }
+
+    /// What was authorized.
+    pub fn target(&self) -> Target {
+        self.target
+    }
+
+    /// The permit the system uses for its own writes (bootstrap, startup seeding).
+    pub(crate) fn system() -> Permit {
+        Permit { actor: Actor::SYSTEM, permission: None, target: Target::System }
+    }
+}
+
+/// Why the state could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The authorization index could not be built.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// The data directory could not be created.
+    #[error("cannot create data directory `{path}`: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Opens the configured database (PostgreSQL if a URL is set, else the SQLite file
+/// under the data directory) and runs migrations.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, OpenError> {
+    match &config.database_url {
+        Some(url) => Ok(Arc::new(PgStore::connect(url, None).await?)),
+        None => {
+            std::fs::create_dir_all(&config.data_dir)
+                .map_err(|source| OpenError::DataDir { path: config.data_dir.clone(), source })?;
+            Ok(Arc::new(SqliteStore::open(&config.data_dir.join("castellan.sqlite")).await?))
+        }
+    }
+}
+
+impl AppState {
+    /// Builds the state over an open store: seeds the system roles if missing and
+    /// loads the authorization index.
+    pub async fn new(store: Arc<dyn Store>, config: Config, clock: Clock) -> Result<AppState, OpenError> {
+        let index = Arc::new(Index::load(store.clone()).await?);
+        let state = AppState(Arc::new(Inner { store, index, config, clock }));
+        crate::seed::ensure_system_roles(&state).await.map_err(|e| match e {
+            ApiError::Internal(m) => OpenError::Store(StoreError::Backend(m)),
+            other => OpenError::Store(StoreError::Backend(other.to_string())),
+        })?;
+        Ok(state)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    /// Now, in unix epoch microseconds.
+    pub fn now(&self) -> Micros {
+        (self.0.clock)()
+    }
+
+    /// The authorization index.
+    pub fn index(&self) -> &Arc<Index> {
+        &self.0.index
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        self.0.store.backend()
+    }
+
+    /// Closes the database.
+    pub async fn close(&self) {
+        self.0.store.close().await;
+    }
+
+    /// A read transaction for the object a permit was granted on.
+    pub async fn read(&self, _permit: &Permit) -> ApiResult<Box<dyn Tx>> {
+        Ok(self.0.store.read().await?)
+    }
+
+    /// A read transaction for a list, whose rows the scope filters.
+    pub async fn read_scope(&self, _scope: &ListScope) -> ApiResult<Box<dyn Tx>> {
+        Ok(self.0.store.read().await?)
+    }
+
+    /// A write transaction for the action a permit was granted for. The index is
+    /// brought to the newest revision first and the permit checked again against it,
+    /// so a grant revoked on another replica a moment ago no longer counts.
+    pub async fn write(&self, permit: &Permit) -> ApiResult<Write> {
+        let tx = self.0.store.write().await?;
+        // INVARIANT: we hold the database's write lock, so after catching up no other
+        // writer can change the state this transaction is validated against.
+        self.0.index.catch_up().await.map_err(|e| ApiError::Internal(e.to_string()))?;
+        caller::recheck(self, permit)?;
+        Ok(Write::new(self.clone(), tx, permit.actor))
+    }
+
+    /// How many live organizations exist (for the first-run hint).
+    pub async fn org_count(&self) -> ApiResult<u64> {
+        let mut tx = self.0.store.read().await?;
+        Ok(tx.count_orgs().await?)
+    }
+
+    /// Loads a key and checks the caller may act on it: its own key, or any key of an
+    /// org the caller owns. Anything else is "not found".
+    pub async fn key_for(&self, caller: &Caller, id: KeyId) -> ApiResult<(KeyRecord, Permit)> {
+        let mut tx = self.0.store.read().await?;
+        let key = tx.get_key(id).await?.ok_or_else(|| ApiError::not_found("key", id))?;
+        drop(tx);
+        let permit = caller.key_permit(&key)?;
+        Ok((key, permit))
+    }
+}

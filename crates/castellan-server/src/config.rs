@@ -1,0 +1,222 @@
+//! Typed configuration: defaults, then a TOML file, then `CASTELLAN_*` environment
+//! variables, then command-line flags (the CLI merges the last two with clap and
+//! hands the result here as [`Overrides`]). Unknown keys in the file are rejected.
+
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The server's settings.
+#[derive(Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Where the embedded SQLite database and generated secrets live.
+    pub data_dir: PathBuf,
+    /// `postgres://…` to use PostgreSQL instead of the embedded SQLite file.
+    pub database_url: Option<String>,
+    /// The URL clients should use to reach this server (sent as `api_url` at login).
+    /// Defaults to `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// How often a replica polls the change feed for other replicas' writes.
+    pub poll_interval: Duration,
+    /// How long a request may wait for `x-castellan-min-revision`.
+    pub min_revision_wait: Duration,
+    /// `tracing` filter, e.g. `info` or `castellan_server=debug`.
+    pub log: String,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url.as_deref().map(redact_url))
+            .field("public_url", &self.public_url)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("poll_interval", &self.poll_interval)
+            .field("min_revision_wait", &self.min_revision_wait)
+            .field("log", &self.log)
+            .finish()
+    }
+}
+
+/// Hides the password of a database URL.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s + 3 => {
+            let userinfo = &url[s + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..s + 3], user, &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            data_dir: PathBuf::from("castellan-data"),
+            database_url: None,
+            public_url: None,
+            max_body_bytes: 64 * 1024 * 1024,
+            poll_interval: Duration::from_millis(500),
+            min_revision_wait: Duration::from_secs(5),
+            log: "info".into(),
+        }
+    }
+}
+
+/// The config file's shape: every key optional, unknown keys rejected.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// See [`Config::listen`].
+    pub listen: Option<SocketAddr>,
+    /// See [`Config::data_dir`].
+    pub data_dir: Option<PathBuf>,
+    /// See [`Config::database_url`].
+    pub database_url: Option<String>,
+    /// See [`Config::public_url`].
+    pub public_url: Option<String>,
+    /// See [`Config::max_body_bytes`].
+    pub max_body_bytes: Option<usize>,
+    /// See [`Config::poll_interval`], in milliseconds.
+    pub poll_interval_ms: Option<u64>,
+    /// See [`Config::min_revision_wait`], in milliseconds.
+    pub min_revision_wait_ms: Option<u64>,
+    /// See [`Config::log`].
+    pub log: Option<String>,
+}
+
+/// Values from the environment or flags; they win over the file.
+pub type Overrides = FileConfig;
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file `{path}`: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid (syntax, types or unknown keys).
+    #[error("invalid config file `{path}`: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("invalid setting: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Builds the configuration from an optional file and overrides.
+    pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, ConfigError> {
+        let from_file = match file {
+            None => FileConfig::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+                toml::from_str(&text)
+                    .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })?
+            }
+        };
+        let d = Config::default();
+        let cfg = Config {
+            listen: overrides.listen.or(from_file.listen).unwrap_or(d.listen),
+            data_dir: overrides.data_dir.or(from_file.data_dir).unwrap_or(d.data_dir),
+            database_url: overrides.database_url.or(from_file.database_url).filter(|s| !s.is_empty()),
+            public_url: overrides.public_url.or(from_file.public_url).filter(|s| !s.is_empty()),
+            max_body_bytes: overrides.max_body_bytes.or(from_file.max_body_bytes).unwrap_or(d.max_body_bytes),
+            poll_interval: overrides
+                .poll_interval_ms
+                .or(from_file.poll_interval_ms)
+                .map(Duration::from_millis)
+                .unwrap_or(d.poll_interval),
+            min_revision_wait: overrides
+                .min_revision_wait_ms
+                .or(from_file.min_revision_wait_ms)
+                .map(Duration::from_millis)
+                .unwrap_or(d.min_revision_wait),
+            log: overrides.log.or(from_file.log).unwrap_or(d.log),
+        };
+        if cfg.max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid(format!(
+                "max_body_bytes must be at least 1024, got {}",
+                cfg.max_body_bytes
+            )));
+        }
+        if cfg.poll_interval.is_zero() {
+            return Err(ConfigError::Invalid("poll_interval_ms must be positive".into()));
+        }
+        if let Some(url) = &cfg.database_url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(ConfigError::Invalid(format!(
+                    "database_url must start with postgres:// (got `{}`); leave it unset for the embedded SQLite file",
+                    redact_url(url)
+                )));
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// The URL clients should use for this server.
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "listen = \"0.0.0.0:9000\"\nlog = \"debug\"").unwrap();
+        let over = Overrides { log: Some("warn".into()), ..Default::default() };
+        let c = Config::load(Some(f.path()), over).unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(c.log, "warn");
+        assert_eq!(c.data_dir, PathBuf::from("castellan-data"));
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_rejected() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "lisen = \"0.0.0.0:9000\"").unwrap();
+        let err = Config::load(Some(f.path()), Overrides::default()).unwrap_err().to_string();
+        assert!(err.contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn database_passwords_never_show_in_debug_output() {
+        let over = Overrides { database_url: Some("postgres://app:s3cret@db/castellan".into()), ..Default::default() };
+        let c = Config::load(None, over).unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("postgres://app:***@db/castellan"), "{shown}");
+    }
+
+    #[test]
+    fn a_non_postgres_database_url_is_refused() {
+        let over = Overrides { database_url: Some("mysql://x".into()), ..Default::default() };
+        assert!(Config::load(None, over).is_err());
+    }
+}

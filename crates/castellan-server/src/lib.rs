@@ -1,0 +1,18 @@
+//! Castellan's server: the Braintrust-compatible REST API over the storage traits,
+//! with every endpoint authorized through [`access`].
+
+pub mod access;
+pub mod change;
+pub mod config;
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod keys;
+pub mod openapi;
+pub mod routes;
+pub mod seed;
+pub mod serve;
+
+pub use access::AppState;
+pub use config::Config;
+pub use routes::app;

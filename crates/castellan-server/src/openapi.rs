@@ -1,0 +1,55 @@
+//! The OpenAPI document, generated from the handlers' annotations. A test compares it
+//! with the committed `openapi.json` so the published API cannot drift unnoticed.
+
+use crate::routes::{api_key, meta, organization, project, user};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearerAuth",
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("API key or service token").build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Castellan",
+        description = "Access control and administration for AI evaluation and observability platforms. \
+            Speaks Braintrust's REST API; Castellan's extensions are marked as such.",
+        license(name = "Apache-2.0")
+    ),
+    paths(
+        meta::hello, meta::openapi, meta::login, meta::me,
+        organization::list, organization::create, organization::retrieve, organization::update, organization::remove,
+        user::list, user::retrieve,
+        project::list, project::create, project::retrieve, project::update, project::remove,
+        api_key::list, api_key::create, api_key::retrieve, api_key::remove,
+    ),
+    components(schemas(castellan_api_types::ErrorBody)),
+    modifiers(&BearerAuth),
+    security(("bearerAuth" = [])),
+)]
+struct ApiDoc;
+
+/// The document.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc
+}
+
+/// The document as pretty JSON with a trailing newline (the committed form).
+pub fn document_json() -> String {
+    let mut s = serde_json::to_string_pretty(&document()).unwrap_or_default();
+    s.push('\n');
+    s
+}

@@ -1,0 +1,171 @@
+//! The HTTP API: one file per resource, assembled here.
+
+pub mod api_key;
+pub mod meta;
+pub mod organization;
+pub mod project;
+pub mod user;
+
+use crate::access::AppState;
+use crate::error::{ApiError, ApiResult};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use castellan_store::Revision;
+use serde::Serialize;
+use uuid::Uuid;
+
+/// Response header carrying the revision a write committed at (or a read was served at).
+pub const REVISION_HEADER: &str = "x-castellan-revision";
+/// Request header asking to be served at or after a revision.
+pub const MIN_REVISION_HEADER: &str = "x-castellan-min-revision";
+/// Response header Braintrust sets when a create found an existing object.
+pub const FOUND_EXISTING_HEADER: &str = "x-bt-found-existing";
+
+/// Fills one page of a list from raw store windows, skipping rows the caller may
+/// not see: `fill!(request, |window| tx.list_x(&filter, &window), |row| visible)`.
+#[macro_export]
+macro_rules! fill {
+    ($req:expr, |$w:ident| $fetch:expr, $visible:expr) => {{
+        let mut filler = castellan_store::PageFiller::new(&$req);
+        while let Some($w) = filler.next_window() {
+            let rows = $fetch.await?;
+            filler.push(rows, $visible);
+        }
+        filler.finish()
+    }};
+}
+
+/// A JSON answer to a write, carrying its revision.
+pub struct Written<T> {
+    /// The revision the write committed at (None when nothing was written).
+    pub revision: Option<Revision>,
+    /// Whether a create returned an object that already existed.
+    pub found_existing: bool,
+    /// The body.
+    pub body: T,
+}
+
+impl<T> Written<T> {
+    /// A committed write.
+    pub fn at(revision: Revision, body: T) -> Self {
+        Written { revision: Some(revision), found_existing: false, body }
+    }
+
+    /// A create that found the object already there.
+    pub fn existing(body: T) -> Self {
+        Written { revision: None, found_existing: true, body }
+    }
+}
+
+impl<T: Serialize> IntoResponse for Written<T> {
+    fn into_response(self) -> Response {
+        let mut resp = axum::Json(self.body).into_response();
+        if let Some(rev) = self.revision {
+            if let Ok(v) = HeaderValue::from_str(&rev.to_string()) {
+                resp.headers_mut().insert(HeaderName::from_static(REVISION_HEADER), v);
+            }
+        }
+        if self.found_existing {
+            resp.headers_mut().insert(HeaderName::from_static(FOUND_EXISTING_HEADER), HeaderValue::from_static("true"));
+        }
+        resp
+    }
+}
+
+/// Parses a path id, naming the parameter when it is not a UUID.
+pub fn path_id(name: &str, raw: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::invalid_parameter(format!("`{name}` must be a UUID, got `{raw}`")))
+}
+
+/// A 400 for an invalid value.
+pub fn invalid(e: impl std::fmt::Display) -> ApiError {
+    ApiError::invalid_body(e.to_string())
+}
+
+/// The whole application.
+pub fn app(state: AppState) -> Router {
+    let max_body = state.config().max_body_bytes;
+    Router::new()
+        .merge(meta::routes())
+        .merge(organization::routes())
+        .merge(user::routes())
+        .merge(project::routes())
+        .merge(api_key::routes())
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), revisions))
+        .layer(axum::middleware::from_fn(cors))
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            tracing::error!("a request handler panicked");
+            ApiError::Internal("handler panicked".into()).into_response()
+        }))
+        .with_state(state)
+}
+
+/// Serves `x-castellan-min-revision` (waits until this replica has applied it) and
+/// stamps every answer that does not carry a write's revision with the revision it
+/// was served at.
+async fn revisions(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(v) = req.headers().get(MIN_REVISION_HEADER) {
+        let Some(rev) = v.to_str().ok().and_then(|s| s.trim().parse::<Revision>().ok()) else {
+            return ApiError::invalid_parameter(format!("`{MIN_REVISION_HEADER}` must be a whole number"))
+                .into_response();
+        };
+        let wait = state.config().min_revision_wait;
+        match state.index().wait_for(rev, wait).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return ApiError::RevisionNotReached(format!(
+                    "revision {rev} was not reached within {} ms (this replica is at {})",
+                    wait.as_millis(),
+                    state.index().revision()
+                ))
+                .into_response()
+            }
+            Err(e) => return ApiError::Internal(e.to_string()).into_response(),
+        }
+    }
+    let served_at = state.index().revision();
+    let mut resp = next.run(req).await;
+    if !resp.headers().contains_key(REVISION_HEADER) {
+        if let Ok(v) = HeaderValue::from_str(&served_at.to_string()) {
+            resp.headers_mut().insert(HeaderName::from_static(REVISION_HEADER), v);
+        }
+    }
+    resp
+}
+
+const CORS_HEADERS: &str = "Content-Type, Authorization, X-Api-Key, x-bt-auth-token, x-bt-parent, x-bt-org-name, \
+x-bt-project-id, x-bt-stream-fmt, x-bt-use-cache, x-bt-use-gateway, x-bt-impersonate-user, x-castellan-min-revision, \
+x-stainless-os, x-stainless-lang, x-stainless-package-version, x-stainless-runtime, x-stainless-runtime-version, \
+x-stainless-arch, x-stainless-retry-count, x-stainless-timeout";
+
+fn cors_headers(h: &mut HeaderMap, origin: Option<HeaderValue>) {
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.unwrap_or(HeaderValue::from_static("*")));
+    h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE, OPTIONS"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(CORS_HEADERS));
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("x-castellan-revision, x-bt-found-existing, retry-after"),
+    );
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
+}
+
+/// Answers CORS preflights (no credential needed) and marks every answer.
+async fn cors(req: Request, next: Next) -> Response {
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    if req.method() == Method::OPTIONS {
+        let mut resp = StatusCode::OK.into_response();
+        cors_headers(resp.headers_mut(), origin);
+        return resp;
+    }
+    let mut resp = next.run(req).await;
+    cors_headers(resp.headers_mut(), origin);
+    resp
+}

@@ -1,0 +1,150 @@
+//! `/v1/organization`.
+
+use super::{invalid, path_id, Written};
+use crate::access::{AuditEvent, Caller};
+use crate::change::Change;
+use crate::dto;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Body, Params};
+use crate::fill;
+use axum::extract::Path;
+use axum::routing::get;
+use axum::{Json, Router};
+use castellan_api_types::{CreateOrganization, ListResponse, Organization, PatchOrganization, IMAGE_RENDERING_MODES};
+use castellan_core::{Name, ObjectRef, ObjectType, OrgId, Permission};
+use castellan_store::{OrgFilter, Paged};
+
+pub(crate) fn routes() -> Router<crate::access::AppState> {
+    Router::new()
+        .route("/v1/organization", get(list).post(create))
+        .route("/v1/organization/{organization_id}", get(retrieve).patch(update).delete(remove))
+}
+
+/// Organizations the caller belongs to, newest first.
+#[utoipa::path(get, path = "/v1/organization", tag = "Organizations",
+    params(("limit" = Option<usize>, Query), ("starting_after" = Option<uuid::Uuid>, Query), ("ending_before" = Option<uuid::Uuid>, Query),
+           ("ids" = Option<Vec<uuid::Uuid>>, Query), ("org_name" = Option<String>, Query)),
+    responses((status = 200, body = ListResponse<Organization>)))]
+pub async fn list(caller: Caller, q: Params) -> ApiResult<Json<ListResponse<Organization>>> {
+    let filter =
+        OrgFilter { scope: caller.orgs.clone(), ids: q.uuids("ids")?, name: q.str("org_name").map(str::to_owned) };
+    let limit = q.limit()?;
+    let cursor = q.cursor_id()?;
+    let scope = caller.list_scope(None).await?;
+    let mut tx = caller.state().read_scope(&scope).await?;
+    let key = match cursor.id() {
+        Some(id) if caller.member_of(OrgId(id)) => tx.get_org(OrgId(id)).await?.map(|o| o.page_key()),
+        _ => None,
+    };
+    let req = cursor.resolve(limit, key)?;
+    let rows = fill!(req, |w| tx.list_orgs(&filter, &w), |_| true);
+    Ok(Json(ListResponse { objects: rows.iter().map(dto::org).collect() }))
+}
+
+/// Castellan extension: creates an organization; the caller becomes its first owner.
+#[utoipa::path(post, path = "/v1/organization", tag = "Organizations", request_body = CreateOrganization,
+    responses((status = 200, body = Organization)))]
+pub async fn create(caller: Caller, Body(body): Body<CreateOrganization>) -> ApiResult<Written<Organization>> {
+    let name = Name::parse("name", &body.name).map_err(invalid)?;
+    let permit = caller.new_org_permit();
+    let mut w = caller.state().write(&permit).await?;
+    let org = crate::seed::create_org(&mut w, &name, caller.user.id).await?;
+    let rev = w.commit().await?;
+    Ok(Written::at(rev, dto::org(&org)))
+}
+
+/// One organization the caller belongs to.
+#[utoipa::path(get, path = "/v1/organization/{organization_id}", tag = "Organizations",
+    params(("organization_id" = uuid::Uuid, Path)), responses((status = 200, body = Organization)))]
+pub async fn retrieve(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Organization>> {
+    let id = OrgId(path_id("organization_id", &id)?);
+    Ok(Json(dto::org(&caller.org_by_id(id).await?)))
+}
+
+fn check_url(field: &str, v: &str) -> ApiResult<()> {
+    if v.starts_with("http://") || v.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_body(format!("`{field}` must be an http(s) URL, got `{v}`")))
+    }
+}
+
+/// Changes an organization's settings (needs `update` on it: "Manage settings").
+#[utoipa::path(patch, path = "/v1/organization/{organization_id}", tag = "Organizations",
+    params(("organization_id" = uuid::Uuid, Path)), request_body = PatchOrganization,
+    responses((status = 200, body = Organization)))]
+pub async fn update(
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<PatchOrganization>,
+) -> ApiResult<Written<Organization>> {
+    let id = OrgId(path_id("organization_id", &id)?);
+    caller.org_by_id(id).await?;
+    let permit = caller.require(Permission::Update, ObjectRef::new(ObjectType::Organization, id.0))?;
+    let name = body.name.as_deref().map(|n| Name::parse("name", n)).transpose().map_err(invalid)?;
+    for (field, v) in [("api_url", &body.api_url), ("proxy_url", &body.proxy_url), ("realtime_url", &body.realtime_url)]
+    {
+        if let Some(v) = v {
+            check_url(field, v)?;
+        }
+    }
+    if let Some(m) = &body.image_rendering_mode {
+        if !IMAGE_RENDERING_MODES.contains(&m.as_str()) {
+            return Err(ApiError::invalid_body(format!(
+                "`image_rendering_mode` must be one of {}, got `{m}`",
+                IMAGE_RENDERING_MODES.join(", ")
+            )));
+        }
+    }
+    let mut w = caller.state().write(&permit).await?;
+    let before = w.tx().get_org(id).await?.ok_or_else(|| ApiError::not_found("organization", id))?;
+    let mut after = before.clone();
+    if let Some(n) = name {
+        after.name = n.into_inner();
+    }
+    after.api_url = body.api_url.or(after.api_url);
+    after.is_universal_api = body.is_universal_api.or(after.is_universal_api);
+    after.is_dataplane_private = body.is_dataplane_private.or(after.is_dataplane_private);
+    after.proxy_url = body.proxy_url.or(after.proxy_url);
+    after.realtime_url = body.realtime_url.or(after.realtime_url);
+    after.image_rendering_mode = body.image_rendering_mode.or(after.image_rendering_mode);
+    w.tx().update_org(&after).await?;
+    w.audit(AuditEvent {
+        org: id,
+        event_type: "organization.updated",
+        resource_type: "organization",
+        resource_id: Some(id.0),
+        resource_name: Some(&after.name),
+        before: Some(&dto::org(&before)),
+        after: Some(&dto::org(&after)),
+    })
+    .await?;
+    let rev = w.commit().await?;
+    Ok(Written::at(rev, dto::org(&after)))
+}
+
+/// Deletes an organization and everything in it (needs `delete` on it).
+#[utoipa::path(delete, path = "/v1/organization/{organization_id}", tag = "Organizations",
+    params(("organization_id" = uuid::Uuid, Path)), responses((status = 200, body = Organization)))]
+pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written<Organization>> {
+    let id = OrgId(path_id("organization_id", &id)?);
+    caller.org_by_id(id).await?;
+    let permit = caller.require(Permission::Delete, ObjectRef::new(ObjectType::Organization, id.0))?;
+    let mut w = caller.state().write(&permit).await?;
+    let org = w.tx().get_org(id).await?.ok_or_else(|| ApiError::not_found("organization", id))?;
+    let now = w.now();
+    w.tx().delete_org(id, now).await?;
+    w.change(Change::RemoveOrg { org: id.0 });
+    w.audit(AuditEvent::<_, ()> {
+        org: id,
+        event_type: "organization.deleted",
+        resource_type: "organization",
+        resource_id: Some(id.0),
+        resource_name: Some(&org.name),
+        before: Some(&dto::org(&org)),
+        after: None,
+    })
+    .await?;
+    let rev = w.commit().await?;
+    Ok(Written::at(rev, dto::org(&org)))
+}

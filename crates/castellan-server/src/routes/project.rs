@@ -1,0 +1,194 @@
+//! `/v1/project`.
+
+use super::{invalid, path_id, Written};
+use crate::access::{AuditEvent, Caller};
+use crate::change::Change;
+use crate::dto;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Body, Params};
+use crate::fill;
+use axum::extract::Path;
+use axum::routing::get;
+use axum::{Json, Router};
+use castellan_api_types::{CreateProject, ListResponse, PatchProject, Project};
+use castellan_core::{Name, ObjectRef, ObjectType, Permission, ProjectId};
+use castellan_store::{Paged, ProjectFilter, ProjectRecord};
+
+pub(crate) fn routes() -> Router<crate::access::AppState> {
+    Router::new()
+        .route("/v1/project", get(list).post(create))
+        .route("/v1/project/{project_id}", get(retrieve).patch(update).delete(remove))
+}
+
+fn project_ref(id: ProjectId) -> ObjectRef {
+    ObjectRef::new(ObjectType::Project, id.0)
+}
+
+/// Projects the caller can read, newest first.
+#[utoipa::path(get, path = "/v1/project", tag = "Projects",
+    params(("limit" = Option<usize>, Query), ("starting_after" = Option<uuid::Uuid>, Query), ("ending_before" = Option<uuid::Uuid>, Query),
+           ("ids" = Option<Vec<uuid::Uuid>>, Query), ("project_name" = Option<String>, Query), ("org_name" = Option<String>, Query)),
+    responses((status = 200, body = ListResponse<Project>)))]
+pub async fn list(caller: Caller, q: Params) -> ApiResult<Json<ListResponse<Project>>> {
+    let scope = caller.list_scope(q.str("org_name")).await?;
+    let filter = ProjectFilter {
+        orgs: scope.orgs().to_vec(),
+        ids: q.uuids("ids")?,
+        name: q.str("project_name").map(str::to_owned),
+    };
+    let limit = q.limit()?;
+    let cursor = q.cursor_id()?;
+    let mut tx = caller.state().read_scope(&scope).await?;
+    let key = match cursor.id() {
+        Some(id) if scope.visible(Permission::Read, project_ref(ProjectId(id))) => {
+            tx.get_project(ProjectId(id)).await?.map(|p| p.page_key())
+        }
+        _ => None,
+    };
+    let req = cursor.resolve(limit, key)?;
+    let rows = fill!(req, |w| tx.list_projects(&filter, &w), |p: &ProjectRecord| scope
+        .visible(Permission::Read, project_ref(p.id)));
+    Ok(Json(ListResponse { objects: rows.iter().map(dto::project).collect() }))
+}
+
+/// Creates a project, or returns the org's existing project of that name (200,
+/// with `x-bt-found-existing: true`) when the caller can read it.
+#[utoipa::path(post, path = "/v1/project", tag = "Projects", request_body = CreateProject,
+    responses((status = 200, body = Project)))]
+pub async fn create(caller: Caller, Body(body): Body<CreateProject>) -> ApiResult<Written<Project>> {
+    let name = Name::parse("name", &body.name).map_err(invalid)?;
+    let org = caller.org(body.org_name.as_deref()).await?;
+    let existing_readable = |p: &ProjectRecord| caller.can(Permission::Read, project_ref(p.id));
+    let org_ref = ObjectRef::new(ObjectType::Organization, org.id.0);
+    // Looking up by name first lets a reader "create-or-get" an existing project, as
+    // the SDK does on every `init`, without needing create permission.
+    {
+        let scope = caller.list_scope(Some(&org.name)).await?;
+        let mut tx = caller.state().read_scope(&scope).await?;
+        if let Some(p) = tx.find_project_by_name(org.id, name.as_str()).await? {
+            if existing_readable(&p) {
+                return Ok(Written::existing(dto::project(&p)));
+            }
+        }
+    }
+    let permit = caller.require_create(ObjectType::Project, org_ref)?;
+    let mut w = caller.state().write(&permit).await?;
+    if let Some(p) = w.tx().find_project_by_name(org.id, name.as_str()).await? {
+        return if existing_readable(&p) {
+            Ok(Written::existing(dto::project(&p)))
+        } else {
+            Err(ApiError::BadRequest {
+                code: "name_taken",
+                message: format!("a project named `{name}` already exists"),
+            })
+        };
+    }
+    let p = ProjectRecord {
+        id: ProjectId::generate(),
+        org_id: org.id,
+        name: name.into_inner(),
+        description: body.description,
+        user_id: Some(caller.user.id),
+        settings: None,
+        created: w.now(),
+    };
+    w.tx().insert_project(&p).await?;
+    w.change(Change::AddObject { object: project_ref(p.id), parent: org_ref });
+    let out = dto::project(&p);
+    w.audit(AuditEvent::<(), _> {
+        org: org.id,
+        event_type: "project.created",
+        resource_type: "project",
+        resource_id: Some(p.id.0),
+        resource_name: Some(&p.name),
+        before: None,
+        after: Some(&out),
+    })
+    .await?;
+    let rev = w.commit().await?;
+    Ok(Written::at(rev, out))
+}
+
+/// One project.
+#[utoipa::path(get, path = "/v1/project/{project_id}", tag = "Projects",
+    params(("project_id" = uuid::Uuid, Path)), responses((status = 200, body = Project)))]
+pub async fn retrieve(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Project>> {
+    let id = ProjectId(path_id("project_id", &id)?);
+    let permit = caller.require(Permission::Read, project_ref(id))?;
+    let mut tx = caller.state().read(&permit).await?;
+    let p = tx.get_project(id).await?.ok_or_else(|| ApiError::not_found("project", id))?;
+    Ok(Json(dto::project(&p)))
+}
+
+/// Changes a project's name, description or settings (`settings` replaces all).
+#[utoipa::path(patch, path = "/v1/project/{project_id}", tag = "Projects",
+    params(("project_id" = uuid::Uuid, Path)), request_body = PatchProject, responses((status = 200, body = Project)))]
+pub async fn update(
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<PatchProject>,
+) -> ApiResult<Written<Project>> {
+    let id = ProjectId(path_id("project_id", &id)?);
+    let name = body.name.as_deref().map(|n| Name::parse("name", n)).transpose().map_err(invalid)?;
+    if let Some(s) = &body.settings {
+        if !s.is_object() {
+            return Err(ApiError::invalid_body("`settings` must be an object"));
+        }
+    }
+    let permit = caller.require(Permission::Update, project_ref(id))?;
+    let mut w = caller.state().write(&permit).await?;
+    let before = w.tx().get_project(id).await?.ok_or_else(|| ApiError::not_found("project", id))?;
+    let mut after = before.clone();
+    if let Some(n) = name {
+        after.name = n.into_inner();
+    }
+    if let Some(d) = body.description {
+        after.description = Some(d);
+    }
+    if let Some(s) = body.settings {
+        after.settings = Some(s);
+    }
+    w.tx().update_project(&after).await?;
+    let out = dto::project(&after);
+    w.audit(AuditEvent {
+        org: after.org_id,
+        event_type: "project.updated",
+        resource_type: "project",
+        resource_id: Some(id.0),
+        resource_name: Some(&after.name),
+        before: Some(&dto::project(&before)),
+        after: Some(&out),
+    })
+    .await?;
+    let rev = w.commit().await?;
+    Ok(Written::at(rev, out))
+}
+
+/// Deletes a project, its contents and every grant on them.
+#[utoipa::path(delete, path = "/v1/project/{project_id}", tag = "Projects",
+    params(("project_id" = uuid::Uuid, Path)), responses((status = 200, body = Project)))]
+pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written<Project>> {
+    let id = ProjectId(path_id("project_id", &id)?);
+    let permit = caller.require(Permission::Delete, project_ref(id))?;
+    let mut w = caller.state().write(&permit).await?;
+    let p = w.tx().get_project(id).await?.ok_or_else(|| ApiError::not_found("project", id))?;
+    let now = w.now();
+    w.tx().delete_project(id, now).await?;
+    for t in [ObjectType::Project, ObjectType::ProjectLog] {
+        w.tx().delete_acls_on(t, id.0).await?;
+    }
+    w.change(Change::RemoveObject { object: project_ref(id) });
+    let out = dto::project(&p);
+    w.audit(AuditEvent::<_, ()> {
+        org: p.org_id,
+        event_type: "project.deleted",
+        resource_type: "project",
+        resource_id: Some(id.0),
+        resource_name: Some(&p.name),
+        before: Some(&out),
+        after: None,
+    })
+    .await?;
+    let rev = w.commit().await?;
+    Ok(Written::at(rev, out))
+}
