@@ -120,7 +120,7 @@ impl Rng {
         let hi = (self.next_u64() as u128) << 64;
         uuid::Builder::from_random_bytes((hi | self.next_u64() as u128).to_be_bytes()).into_uuid()
     }
-    /// A random element.
+    /// A random element; `xs` must not be empty (the generator only passes non-empty pools).
     pub fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
         xs[self.below(xs.len())]
     }
@@ -129,8 +129,18 @@ impl Rng {
 const CHILD_TYPES: [ObjectType; 4] =
     [ObjectType::Experiment, ObjectType::Dataset, ObjectType::Prompt, ObjectType::PromptSession];
 
-/// Generates the data set of `spec` from `seed`.
+/// Generates the data set of `spec` from `seed` (counts below one are taken as one).
 pub fn generate(spec: &Spec, seed: u64) -> Dataset {
+    // INVARIANT: every pool the generator picks from is non-empty, so `Rng::pick` and the
+    // `groups[3..]` draws below never index out of bounds.
+    let spec = &Spec {
+        projects: spec.projects.max(1),
+        objects: spec.objects.max(1),
+        users: spec.users.max(1),
+        groups: spec.groups.max(1),
+        roles: spec.roles.max(1),
+        ..spec.clone()
+    };
     let mut rng = Rng::new(seed);
     let now: i64 = 1_750_000_000_000_000;
     let org = rng.uuid();
