@@ -95,16 +95,16 @@ struct BootstrapArgs {
 #[derive(Debug, Args, Clone)]
 struct ClientArgs {
     /// Server URL.
-    #[arg(long, env = "CASTELLAN_URL", default_value = "http://127.0.0.1:8000")]
+    #[arg(long, global = true, env = "CASTELLAN_URL", default_value = "http://127.0.0.1:8000")]
     url: String,
     /// API key (`sk-…`) or service token.
-    #[arg(long, env = "CASTELLAN_API_KEY", hide_env_values = true)]
+    #[arg(long, global = true, env = "CASTELLAN_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
     /// Organization name, when the key belongs to several.
-    #[arg(long, env = "CASTELLAN_ORG")]
+    #[arg(long, global = true, env = "CASTELLAN_ORG")]
     org: Option<String>,
     /// Print results as JSON.
-    #[arg(long)]
+    #[arg(long, global = true)]
     json: bool,
 }
 

@@ -260,7 +260,7 @@ pub async fn lists_are_newest_first_and_page_both_ways_with_filters(store: Arc<d
     tx.insert_project(&project(b.id, "other", 500)).await.expect("other org");
     tx.commit().await.expect("commit");
     let mut expected = ps.clone();
-    expected.sort_by(|x, y| (y.created, y.id).cmp(&(x.created, x.id)));
+    expected.sort_by_key(|p| std::cmp::Reverse((p.created, p.id)));
 
     let f = ProjectFilter { orgs: vec![a.id], ..Default::default() };
     let mut tx = store.read().await.expect("read");

@@ -24,9 +24,8 @@ async fn with_owners(tx: &mut dyn Tx, keys: &[KeyRecord]) -> ApiResult<Vec<ApiKe
     let mut users: HashMap<UserId, Option<UserRecord>> = HashMap::new();
     let mut out = Vec::with_capacity(keys.len());
     for k in keys {
-        if !users.contains_key(&k.user_id) {
-            let u = tx.get_user(k.user_id).await?;
-            users.insert(k.user_id, u);
+        if let std::collections::hash_map::Entry::Vacant(slot) = users.entry(k.user_id) {
+            slot.insert(tx.get_user(k.user_id).await?);
         }
         out.push(dto::api_key(k, users.get(&k.user_id).and_then(Option::as_ref)));
     }

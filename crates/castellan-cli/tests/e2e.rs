@@ -1,0 +1,169 @@
+//! End to end: the real `castellan` binary serving on a free port, driven by the real
+//! CLI over HTTP. Bootstrap runs as a separate process while the server is up, so the
+//! server must pick the new organization up through its change feed.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_castellan");
+
+struct Server {
+    child: Child,
+    url: String,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(data_dir: &Path) -> Server {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--poll-interval-ms", "100", "--log", "warn", "--data-dir"])
+        .arg(data_dir)
+        .env_remove("CASTELLAN_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn castellan serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(30)).expect("the server printed its address");
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in `{first}`"))
+        .to_owned();
+    Server { child, url, lines: rx }
+}
+
+/// Runs the CLI; returns (success, stdout, stderr).
+fn cli(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_remove("CASTELLAN_API_KEY")
+        .env_remove("CASTELLAN_URL")
+        .env_remove("CASTELLAN_DATABASE_URL")
+        .output()
+        .expect("run castellan");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn json(args: &[&str]) -> Value {
+    let (ok, out, err) = cli(args);
+    assert!(ok, "castellan {args:?} failed: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("castellan {args:?} printed non-JSON ({e}): {out}"))
+}
+
+fn bootstrap(data_dir: &Path, org: &str, email: &str) -> String {
+    let d = data_dir.to_str().expect("utf-8 path");
+    let v = json(&["bootstrap", "--data-dir", d, "--org", org, "--email", email, "--json"]);
+    v["api_key"].as_str().expect("api_key").to_owned()
+}
+
+#[test]
+fn the_binary_serves_bootstraps_and_keeps_orgs_apart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let server = start_server(&data);
+    let hint = server.lines.recv_timeout(Duration::from_secs(10)).expect("first-run hint");
+    assert!(hint.contains("no organization exists yet"), "{hint}");
+    let how = server.lines.recv_timeout(Duration::from_secs(10)).expect("bootstrap command");
+    assert!(how.contains("castellan bootstrap"), "{how}");
+
+    // Bootstrap in another process while the server runs.
+    let a = bootstrap(&data, "acme", "ada@acme.example");
+    let z = bootstrap(&data, "zeta", "zed@zeta.example");
+    let (ok, _, err) = cli(&["bootstrap", "--data-dir", data.to_str().expect("path"), "--org", "ACME", "--email", "x@y.example"]);
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let url = server.url.as_str();
+
+    // The server sees the new orgs (through the change feed) without a restart.
+    let mut me = Value::Null;
+    for _ in 0..100 {
+        let (ok, out, _) = cli(&["whoami", "--url", url, "--api-key", &a, "--json"]);
+        if ok {
+            me = serde_json::from_str(&out).expect("json");
+            if me["organizations"].as_array().is_some_and(|o| o.len() == 1) {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(me["email"], "ada@acme.example");
+    assert_eq!(me["organizations"][0]["name"], "acme");
+
+    let p = json(&["project", "create", "alpha", "--description", "first", "--url", url, "--api-key", &a, "--json"]);
+    let pid = p["id"].as_str().expect("project id").to_owned();
+    let again = json(&["project", "create", "alpha", "--url", url, "--api-key", &a, "--json"]);
+    assert_eq!(again["id"], pid.as_str(), "create returns the existing project");
+    json(&["project", "create", "beta", "--url", url, "--api-key", &a, "--json"]);
+    let list = json(&["project", "list", "--url", url, "--api-key", &a, "--json"]);
+    let names: Vec<&str> = list["objects"].as_array().expect("objects").iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(names, vec!["beta", "alpha"]);
+    let (ok, table, _) = cli(&["project", "list", "--url", url, "--api-key", &a]);
+    assert!(ok && table.starts_with("ID") && table.contains("alpha") && table.contains("first"), "{table}");
+
+    // Keys: create, use, list (masked), revoke.
+    let k = json(&["api-key", "create", "ci", "--url", url, "--api-key", &a, "--json"]);
+    let raw = k["key"].as_str().expect("raw key").to_owned();
+    let kid = k["id"].as_str().expect("key id").to_owned();
+    json(&["whoami", "--url", url, "--api-key", &raw, "--json"]);
+    let (ok, keys, _) = cli(&["api-key", "list", "--url", url, "--api-key", &a]);
+    assert!(ok && keys.contains("ci") && !keys.contains(&raw), "{keys}");
+    json(&["api-key", "delete", &kid, "--url", url, "--api-key", &a, "--json"]);
+    let (ok, _, err) = cli(&["whoami", "--url", url, "--api-key", &raw]);
+    assert!(!ok && err.contains("401"), "a revoked key is refused: {err}");
+
+    // The other org sees none of it.
+    let (ok, _, err) = cli(&["project", "get", &pid, "--url", url, "--api-key", &z]);
+    assert!(!ok && err.contains("404") && err.contains("not_found"), "{err}");
+    let (ok, _, err) = cli(&["project", "delete", &pid, "--url", url, "--api-key", &z]);
+    assert!(!ok && err.contains("404"), "{err}");
+    let zl = json(&["project", "list", "--url", url, "--api-key", &z, "--json"]);
+    assert_eq!(zl["objects"].as_array().map(Vec::len), Some(0));
+    let (ok, _, err) = cli(&["project", "list", "--org", "acme", "--url", url, "--api-key", &z]);
+    assert!(!ok && err.contains("404"), "{err}");
+    let (ok, _, err) = cli(&["project", "list", "--url", url]);
+    assert!(!ok && err.contains("API key"), "{err}");
+
+    // Still there for its owner, after everything the other org tried.
+    let got = json(&["project", "get", &pid, "--url", url, "--api-key", &a, "--json"]);
+    assert_eq!(got["name"], "alpha");
+}
+
+#[test]
+fn migrate_applies_migrations_and_is_idempotent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().join("data");
+    let d = d.to_str().expect("path");
+    for _ in 0..2 {
+        let (ok, out, err) = cli(&["migrate", "--data-dir", d]);
+        assert!(ok, "{err}");
+        assert!(out.contains("migrations applied (sqlite)"), "{out}");
+    }
+    assert!(dir.path().join("data/castellan.sqlite").exists());
+}
+
+#[test]
+fn a_bad_config_file_is_refused_with_the_offending_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("castellan.toml");
+    std::fs::write(&cfg, "listen = \"127.0.0.1:0\"\nbogus = 1\n").expect("write");
+    let (ok, _, err) = cli(&["migrate", "--config", cfg.to_str().expect("path")]);
+    assert!(!ok && err.contains("bogus"), "{err}");
+}

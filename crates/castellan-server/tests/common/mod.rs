@@ -1,0 +1,208 @@
+//! The test harness: a real server on a free port over a real database (a fresh
+//! SQLite file, or a fresh schema on the PostgreSQL server in
+//! `CASTELLAN_TEST_POSTGRES_URL`), driven over real HTTP.
+
+#![allow(dead_code)]
+
+use castellan_server::access::{system_clock, AppState, Clock};
+use castellan_server::config::Config;
+use castellan_server::serve::{start_with_state, Running};
+use castellan_store::Store;
+use castellan_store_postgres::PgStore;
+use castellan_store_sqlite::SqliteStore;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database a test (and its replicas) can open.
+#[derive(Debug, Clone)]
+pub enum Db {
+    Sqlite(std::path::PathBuf),
+    Postgres { url: String, schema: String },
+}
+
+impl Db {
+    /// A fresh, empty database, or `None` when PostgreSQL is not available here
+    /// (which fails instead when `CASTELLAN_REQUIRE_POSTGRES=1`).
+    pub fn fresh(backend: Backend) -> Option<Db> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let path = dir.path().join("castellan.sqlite");
+                std::mem::forget(dir);
+                Some(Db::Sqlite(path))
+            }
+            Backend::Postgres => {
+                let required = std::env::var("CASTELLAN_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+                match std::env::var("CASTELLAN_TEST_POSTGRES_URL") {
+                    Ok(url) => Some(Db::Postgres { url, schema: format!("t_{}", uuid::Uuid::new_v4().simple()) }),
+                    Err(_) => {
+                        assert!(!required, "CASTELLAN_REQUIRE_POSTGRES=1 but CASTELLAN_TEST_POSTGRES_URL is not set");
+                        eprintln!("NOT RUN on PostgreSQL: set CASTELLAN_TEST_POSTGRES_URL");
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// Opens a new connection pool to the database (one per replica).
+    pub async fn open(&self) -> Arc<dyn Store> {
+        match self {
+            Db::Sqlite(path) => Arc::new(SqliteStore::open(path).await.expect("open sqlite")),
+            Db::Postgres { url, schema } => Arc::new(PgStore::connect(url, Some(schema)).await.expect("connect postgres")),
+        }
+    }
+}
+
+/// A running server and an HTTP client for it.
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub state: AppState,
+    pub db: Db,
+    running: Option<Running>,
+}
+
+/// A test configuration: port 0, quick polling, a short min-revision wait.
+pub fn test_config() -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        poll_interval: Duration::from_millis(50),
+        min_revision_wait: Duration::from_millis(700),
+        max_body_bytes: 256 * 1024,
+        ..Default::default()
+    }
+}
+
+impl TestApp {
+    /// Starts a server over a fresh database.
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        let db = Db::fresh(backend)?;
+        Some(TestApp::spawn_on(db, test_config(), system_clock()).await)
+    }
+
+    /// Starts a server (a replica) over an existing database.
+    pub async fn spawn_on(db: Db, config: Config, clock: Clock) -> TestApp {
+        let store = db.open().await;
+        let state = AppState::new(store, config, clock).await.expect("state");
+        let running = start_with_state(state.clone()).await.expect("start");
+        let base = format!("http://{}", running.addr);
+        TestApp { base, http: reqwest::Client::new(), state, db, running: Some(running) }
+    }
+
+    /// Stops the server.
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await.expect("stop");
+        }
+    }
+
+    /// Bootstraps an org with an owner; returns the owner's API key.
+    pub async fn bootstrap(&self, org: &str, email: &str) -> String {
+        castellan_server::seed::bootstrap(&self.state, org, email).await.expect("bootstrap").api_key
+    }
+
+    /// Sends a request; returns the status, the headers and the JSON body (or
+    /// `Value::Null` for an empty or non-JSON body).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        for (h, v) in headers {
+            req = req.header(*h, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.expect("body");
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, headers, json)
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> (StatusCode, Value) {
+        let (s, _, v) = self.send(Method::GET, path, Some(key), None, &[]).await;
+        (s, v)
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: Value) -> (StatusCode, Value) {
+        let (s, _, v) = self.send(Method::POST, path, Some(key), Some(body), &[]).await;
+        (s, v)
+    }
+
+    pub async fn patch(&self, path: &str, key: &str, body: Value) -> (StatusCode, Value) {
+        let (s, _, v) = self.send(Method::PATCH, path, Some(key), Some(body), &[]).await;
+        (s, v)
+    }
+
+    pub async fn delete(&self, path: &str, key: &str) -> (StatusCode, Value) {
+        let (s, _, v) = self.send(Method::DELETE, path, Some(key), None, &[]).await;
+        (s, v)
+    }
+
+    /// Sends raw bytes as the body.
+    pub async fn raw(&self, method: Method, path: &str, key: &str, body: Vec<u8>) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .bearer_auth(key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status();
+        let bytes = resp.bytes().await.expect("body");
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+}
+
+/// The ids of a list answer, in order.
+pub fn ids(v: &Value) -> Vec<String> {
+    v["objects"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|o| o["id"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+/// Expands each listed async test fn (taking a `Backend`) into one test per backend.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::common::Backend::Sqlite).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::common::Backend::Postgres).await;
+                }
+            )+
+        }
+    };
+}
