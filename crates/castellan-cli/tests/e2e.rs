@@ -60,7 +60,11 @@ fn cli(args: &[&str]) -> (bool, String, String) {
         .env_remove("CASTELLAN_DATABASE_URL")
         .output()
         .expect("run castellan");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn json(args: &[&str]) -> Value {
@@ -88,7 +92,8 @@ fn the_binary_serves_bootstraps_and_keeps_orgs_apart() {
     // Bootstrap in another process while the server runs.
     let a = bootstrap(&data, "acme", "ada@acme.example");
     let z = bootstrap(&data, "zeta", "zed@zeta.example");
-    let (ok, _, err) = cli(&["bootstrap", "--data-dir", data.to_str().expect("path"), "--org", "ACME", "--email", "x@y.example"]);
+    let (ok, _, err) =
+        cli(&["bootstrap", "--data-dir", data.to_str().expect("path"), "--org", "ACME", "--email", "x@y.example"]);
     assert!(!ok && err.contains("already exists"), "{err}");
     let url = server.url.as_str();
 
@@ -113,7 +118,8 @@ fn the_binary_serves_bootstraps_and_keeps_orgs_apart() {
     assert_eq!(again["id"], pid.as_str(), "create returns the existing project");
     json(&["project", "create", "beta", "--url", url, "--api-key", &a, "--json"]);
     let list = json(&["project", "list", "--url", url, "--api-key", &a, "--json"]);
-    let names: Vec<&str> = list["objects"].as_array().expect("objects").iter().filter_map(|p| p["name"].as_str()).collect();
+    let names: Vec<&str> =
+        list["objects"].as_array().expect("objects").iter().filter_map(|p| p["name"].as_str()).collect();
     assert_eq!(names, vec!["beta", "alpha"]);
     let (ok, table, _) = cli(&["project", "list", "--url", url, "--api-key", &a]);
     assert!(ok && table.starts_with("ID") && table.contains("alpha") && table.contains("first"), "{table}");

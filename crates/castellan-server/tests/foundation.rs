@@ -55,7 +55,9 @@ async fn projects_are_created_once_by_name_and_round_trip(b: Backend) {
     let key = app.bootstrap("acme", "ada@example.com").await;
     let (_, _, org) = app.send(Method::GET, "/v1/organization", Some(&key), None, &[]).await;
     let org_id = org["objects"][0]["id"].as_str().expect("org id").to_owned();
-    let (s, h, p) = app.send(Method::POST, "/v1/project", Some(&key), Some(json!({"name": "alpha", "description": "d"})), &[]).await;
+    let (s, h, p) = app
+        .send(Method::POST, "/v1/project", Some(&key), Some(json!({"name": "alpha", "description": "d"})), &[])
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert!(!h.contains_key("x-bt-found-existing"));
     assert_eq!(p["name"], "alpha");
@@ -63,7 +65,9 @@ async fn projects_are_created_once_by_name_and_round_trip(b: Backend) {
     assert_eq!(p["description"], "d");
     assert!(p["created"].as_str().is_some_and(|c| c.ends_with('Z')));
     let id = p["id"].as_str().expect("id").to_owned();
-    let (s, h, again) = app.send(Method::POST, "/v1/project", Some(&key), Some(json!({"name": "alpha", "description": "other"})), &[]).await;
+    let (s, h, again) = app
+        .send(Method::POST, "/v1/project", Some(&key), Some(json!({"name": "alpha", "description": "other"})), &[])
+        .await;
     assert_eq!(s, StatusCode::OK, "a name clash returns the existing project with 200");
     assert_eq!(h["x-bt-found-existing"], "true");
     assert_eq!(again["id"], id.as_str());
@@ -71,7 +75,9 @@ async fn projects_are_created_once_by_name_and_round_trip(b: Backend) {
     let (s, got) = app.get(&format!("/v1/project/{id}"), &key).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(got, p);
-    let (s, patched) = app.patch(&format!("/v1/project/{id}"), &key, json!({"name": "beta", "settings": {"comparison_key": "input"}})).await;
+    let (s, patched) = app
+        .patch(&format!("/v1/project/{id}"), &key, json!({"name": "beta", "settings": {"comparison_key": "input"}}))
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(patched["name"], "beta");
     assert_eq!(patched["description"], "d");
@@ -234,7 +240,8 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing(b: Backend) {
     assert!(v["message"].as_str().is_some_and(|m| m.contains("`not-a-uuid`")));
     let (s, v) = app.get("/v1/nothing-here", &key).await;
     assert_eq!((s, code(&v).as_deref()), (StatusCode::NOT_FOUND, Some("not_found")));
-    let (s, _, v) = app.send(Method::PUT, "/v1/project/00000000-0000-0000-0000-000000000000", Some(&key), None, &[]).await;
+    let (s, _, v) =
+        app.send(Method::PUT, "/v1/project/00000000-0000-0000-0000-000000000000", Some(&key), None, &[]).await;
     assert_eq!((s, code(&v).as_deref()), (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed")));
     let (s, v) = app.raw(Method::POST, "/v1/project", &key, vec![0xff, 0xfe, 0x00]).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
@@ -256,8 +263,9 @@ async fn a_caller_in_two_orgs_must_choose_one(b: Backend) {
     let (s, p) = app.post("/v1/project", &key, json!({"name": "p", "org_name": "second"})).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(p["org_id"], org2["id"]);
-    let (s, _, p) =
-        app.send(Method::POST, "/v1/project", Some(&key), Some(json!({"name": "q"})), &[("x-bt-org-name", "acme")]).await;
+    let (s, _, p) = app
+        .send(Method::POST, "/v1/project", Some(&key), Some(json!({"name": "q"})), &[("x-bt-org-name", "acme")])
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_ne!(p["org_id"], org2["id"]);
     let (_, both) = app.get("/v1/project", &key).await;
@@ -292,17 +300,22 @@ async fn writes_carry_increasing_revisions_and_replicas_serve_them(b: Backend) {
     let (_, h3, p3) = app.send(Method::POST, "/v1/project", Some(&key), Some(json!({"name": "c"})), &[]).await;
     let want = rev(&h3).to_string();
     let (s, h, got) = replica
-        .send(Method::GET, &format!("/v1/project/{}", p3["id"].as_str().expect("id")), Some(&key), None, &[(
-            "x-castellan-min-revision",
-            &want,
-        )])
+        .send(
+            Method::GET,
+            &format!("/v1/project/{}", p3["id"].as_str().expect("id")),
+            Some(&key),
+            None,
+            &[("x-castellan-min-revision", &want)],
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{got}");
     assert!(rev(&h) >= rev(&h3));
     assert_eq!(got["name"], "c");
-    let (s, _, v) = replica.send(Method::GET, "/v1/project", Some(&key), None, &[("x-castellan-min-revision", "999999")]).await;
+    let (s, _, v) =
+        replica.send(Method::GET, "/v1/project", Some(&key), None, &[("x-castellan-min-revision", "999999")]).await;
     assert_eq!((s, v["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("revision_not_reached")));
-    let (s, _, _) = replica.send(Method::GET, "/v1/project", Some(&key), None, &[("x-castellan-min-revision", "soon")]).await;
+    let (s, _, _) =
+        replica.send(Method::GET, "/v1/project", Some(&key), None, &[("x-castellan-min-revision", "soon")]).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     // A key revoked on one replica fails at once on the other.
     let (_, k) = app.post("/v1/api_key", &key, json!({"name": "tmp"})).await;
@@ -320,7 +333,11 @@ async fn org_settings_update_and_validation(b: Backend) {
     let (_, orgs) = app.get("/v1/organization", &key).await;
     let id = orgs["objects"][0]["id"].as_str().expect("id").to_owned();
     let (s, o) = app
-        .patch(&format!("/v1/organization/{id}"), &key, json!({"api_url": "https://api.acme.example", "image_rendering_mode": "blocked"}))
+        .patch(
+            &format!("/v1/organization/{id}"),
+            &key,
+            json!({"api_url": "https://api.acme.example", "image_rendering_mode": "blocked"}),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{o}");
     assert_eq!(o["api_url"], "https://api.acme.example");

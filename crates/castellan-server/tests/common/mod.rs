@@ -58,7 +58,9 @@ impl Db {
     pub async fn open(&self) -> Arc<dyn Store> {
         match self {
             Db::Sqlite(path) => Arc::new(SqliteStore::open(path).await.expect("open sqlite")),
-            Db::Postgres { url, schema } => Arc::new(PgStore::connect(url, Some(schema)).await.expect("connect postgres")),
+            Db::Postgres { url, schema } => {
+                Arc::new(PgStore::connect(url, Some(schema)).await.expect("connect postgres"))
+            }
         }
     }
 }
