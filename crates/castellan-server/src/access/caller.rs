@@ -197,15 +197,34 @@ impl Caller {
         self.state.index().snapshot().check(self.user.id.0, permission, obj, self.now())
     }
 
+    /// Runs `decide` on the current snapshot; on a denial, catches the index up with
+    /// the database and decides again, so a grant or object another process has just
+    /// committed is honoured (a denial costs one change-feed query; an allow, none).
+    async fn decide_fresh(&self, decide: impl Fn(&Snapshot) -> ApiResult<()>) -> ApiResult<()> {
+        match decide(&self.state.index().snapshot()) {
+            Ok(()) => Ok(()),
+            Err(first) => {
+                let before = self.state.index().revision();
+                let after = self.state.index().catch_up().await.map_err(|e| ApiError::Internal(e.to_string()))?;
+                if after == before {
+                    return Err(first);
+                }
+                decide(&self.state.index().snapshot())
+            }
+        }
+    }
+
     /// Authorizes `permission` on an existing object.
-    pub fn require(&self, permission: Permission, obj: ObjectRef) -> ApiResult<Permit> {
-        decide(&self.state.index().snapshot(), self.user.id.0, permission, obj, self.now())?;
+    pub async fn require(&self, permission: Permission, obj: ObjectRef) -> ApiResult<Permit> {
+        let (user, now) = (self.user.id.0, self.now());
+        self.decide_fresh(|s| decide(s, user, permission, obj, now)).await?;
         Ok(self.permit(Some(permission), Target::Object(obj)))
     }
 
     /// Authorizes creating an object of type `child` under `parent`.
-    pub fn require_create(&self, child: ObjectType, parent: ObjectRef) -> ApiResult<Permit> {
-        decide_create(&self.state.index().snapshot(), self.user.id.0, child, parent, self.now())?;
+    pub async fn require_create(&self, child: ObjectType, parent: ObjectRef) -> ApiResult<Permit> {
+        let (user, now) = (self.user.id.0, self.now());
+        self.decide_fresh(|s| decide_create(s, user, child, parent, now)).await?;
         Ok(self.permit(Some(Permission::Create), Target::Create { child, parent }))
     }
 
@@ -287,6 +306,12 @@ impl Caller {
             Some(_) => vec![self.org(named).await?.id],
             None => self.orgs.clone(),
         };
+        // Membership comes from the database; if it names an org the index has not
+        // seen yet (made by another process a moment ago), catch up first.
+        let snap = self.state.index().snapshot();
+        if orgs.iter().any(|o| !snap.contains(ObjectRef::new(ObjectType::Organization, o.0))) {
+            self.state.index().catch_up().await.map_err(|e| ApiError::Internal(e.to_string()))?;
+        }
         Ok(ListScope { user: self.user.id.0, orgs, snapshot: self.state.index().snapshot(), now: self.now() })
     }
 }

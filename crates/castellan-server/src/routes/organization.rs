@@ -80,7 +80,7 @@ pub async fn update(
 ) -> ApiResult<Written<Organization>> {
     let id = OrgId(path_id("organization_id", &id)?);
     caller.org_by_id(id).await?;
-    let permit = caller.require(Permission::Update, ObjectRef::new(ObjectType::Organization, id.0))?;
+    let permit = caller.require(Permission::Update, ObjectRef::new(ObjectType::Organization, id.0)).await?;
     let name = body.name.as_deref().map(|n| Name::parse("name", n)).transpose().map_err(invalid)?;
     for (field, v) in [("api_url", &body.api_url), ("proxy_url", &body.proxy_url), ("realtime_url", &body.realtime_url)]
     {
@@ -129,7 +129,7 @@ pub async fn update(
 pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written<Organization>> {
     let id = OrgId(path_id("organization_id", &id)?);
     caller.org_by_id(id).await?;
-    let permit = caller.require(Permission::Delete, ObjectRef::new(ObjectType::Organization, id.0))?;
+    let permit = caller.require(Permission::Delete, ObjectRef::new(ObjectType::Organization, id.0)).await?;
     let mut w = caller.state().write(&permit).await?;
     let org = w.tx().get_org(id).await?.ok_or_else(|| ApiError::not_found("organization", id))?;
     let now = w.now();

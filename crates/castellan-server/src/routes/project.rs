@@ -71,7 +71,7 @@ pub async fn create(caller: Caller, Body(body): Body<CreateProject>) -> ApiResul
             }
         }
     }
-    let permit = caller.require_create(ObjectType::Project, org_ref)?;
+    let permit = caller.require_create(ObjectType::Project, org_ref).await?;
     let mut w = caller.state().write(&permit).await?;
     if let Some(p) = w.tx().find_project_by_name(org.id, name.as_str()).await? {
         return if existing_readable(&p) {
@@ -114,7 +114,7 @@ pub async fn create(caller: Caller, Body(body): Body<CreateProject>) -> ApiResul
     params(("project_id" = uuid::Uuid, Path)), responses((status = 200, body = Project)))]
 pub async fn retrieve(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Project>> {
     let id = ProjectId(path_id("project_id", &id)?);
-    let permit = caller.require(Permission::Read, project_ref(id))?;
+    let permit = caller.require(Permission::Read, project_ref(id)).await?;
     let mut tx = caller.state().read(&permit).await?;
     let p = tx.get_project(id).await?.ok_or_else(|| ApiError::not_found("project", id))?;
     Ok(Json(dto::project(&p)))
@@ -135,7 +135,7 @@ pub async fn update(
             return Err(ApiError::invalid_body("`settings` must be an object"));
         }
     }
-    let permit = caller.require(Permission::Update, project_ref(id))?;
+    let permit = caller.require(Permission::Update, project_ref(id)).await?;
     let mut w = caller.state().write(&permit).await?;
     let before = w.tx().get_project(id).await?.ok_or_else(|| ApiError::not_found("project", id))?;
     let mut after = before.clone();
@@ -169,7 +169,7 @@ pub async fn update(
     params(("project_id" = uuid::Uuid, Path)), responses((status = 200, body = Project)))]
 pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written<Project>> {
     let id = ProjectId(path_id("project_id", &id)?);
-    let permit = caller.require(Permission::Delete, project_ref(id))?;
+    let permit = caller.require(Permission::Delete, project_ref(id)).await?;
     let mut w = caller.state().write(&permit).await?;
     let p = w.tx().get_project(id).await?.ok_or_else(|| ApiError::not_found("project", id))?;
     let now = w.now();
