@@ -187,6 +187,10 @@ pub fn mutations_from_state(s: &castellan_store::AccessState) -> Vec<Mutation> {
         object: ObjectRef::new(ObjectType::Project, p.0),
         parent: ObjectRef::new(ObjectType::Organization, o.0),
     }));
+    out.extend(s.project_objects.iter().map(|(t, id, p)| Mutation::AddObject {
+        object: ObjectRef::new(*t, *id),
+        parent: ObjectRef::new(ObjectType::Project, p.0),
+    }));
     out.extend(s.groups.iter().map(|(g, o)| Mutation::AddGroup { group: g.0, org: o.0 }));
     out.extend(s.group_users.iter().map(|(g, u)| Mutation::AddGroupUser { group: g.0, user: u.0 }));
     out.extend(s.group_groups.iter().map(|(g, m)| Mutation::AddGroupGroup { group: g.0, member_group: m.0 }));

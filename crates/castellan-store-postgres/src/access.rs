@@ -626,6 +626,8 @@ impl AccessRepo for PgTx {
             revision: i64_to_rev(rev)?,
             orgs: orgs.into_iter().map(OrgId).collect(),
             projects: projects.into_iter().map(|(p, o)| (ProjectId(p), OrgId(o))).collect(),
+            // Filled once project objects are stored (the data plane).
+            project_objects: Vec::new(),
             groups: groups.into_iter().map(|(g, o)| (GroupId(g), OrgId(o))).collect(),
             group_users: group_users.into_iter().map(|(g, u)| (GroupId(g), UserId(u))).collect(),
             group_groups: group_groups.into_iter().map(|(g, m)| (GroupId(g), GroupId(m))).collect(),

@@ -413,6 +413,9 @@ pub struct AccessState {
     pub orgs: Vec<OrgId>,
     /// Live projects and their orgs.
     pub projects: Vec<(ProjectId, OrgId)>,
+    /// Live objects inside projects (experiments, datasets, prompts, playgrounds) and
+    /// their projects, parents before children.
+    pub project_objects: Vec<(ObjectType, Uuid, ProjectId)>,
     /// Live groups and their orgs.
     pub groups: Vec<(GroupId, OrgId)>,
     /// Direct user members of groups.

@@ -208,3 +208,34 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// The Python interpreter with the official Braintrust clients installed
+/// (`CASTELLAN_PYTHON`, made by `scripts/setup-python.sh`), or `None` when this machine
+/// has none (a failure instead when `CASTELLAN_REQUIRE_CLIENTS=1`).
+pub fn python() -> Option<std::path::PathBuf> {
+    let required = std::env::var("CASTELLAN_REQUIRE_CLIENTS").is_ok_and(|v| v == "1");
+    match std::env::var("CASTELLAN_PYTHON") {
+        Ok(p) if std::path::Path::new(&p).exists() => Some(p.into()),
+        _ => {
+            assert!(!required, "CASTELLAN_REQUIRE_CLIENTS=1 but CASTELLAN_PYTHON does not name an interpreter");
+            eprintln!("NOT RUN against the official clients: set CASTELLAN_PYTHON=$(scripts/setup-python.sh)");
+            None
+        }
+    }
+}
+
+/// Runs a Python script with the official clients against `app`, passing `env`;
+/// returns its stdout, panicking with its stderr if it fails.
+pub fn run_python(python: &std::path::Path, script: &str, env: &[(&str, &str)]) -> String {
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .envs(env.iter().copied())
+        .env("PYTHONUNBUFFERED", "1")
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "python failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    stdout
+}

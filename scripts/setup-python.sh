@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the official Braintrust Python clients into a virtualenv for the
+# compatibility tests, and prints the interpreter path (use it as CASTELLAN_PYTHON).
+#
+#   export CASTELLAN_PYTHON=$(scripts/setup-python.sh)
+#
+# braintrust 0.48.1 pins certifi>=2026.10.19, which PyPI may not offer; as the SDK
+# reference advises, it is then installed with --no-deps plus its dependencies.
+set -euo pipefail
+venv="${1:-${CASTELLAN_VENV:-$(cd "$(dirname "$0")/.." && pwd)/target/compat-venv}}"
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv" >&2
+fi
+pip="$venv/bin/pip"
+"$pip" install -q --disable-pip-version-check braintrust-api==0.6.0 >&2
+if ! "$pip" install -q --disable-pip-version-check braintrust==0.48.1 >&2 2>/dev/null; then
+    "$pip" install -q --disable-pip-version-check --no-deps braintrust==0.48.1 >&2
+    "$pip" install -q --disable-pip-version-check certifi requests chevron tqdm 'exceptiongroup>=1.2.0' jsonschema \
+        packaging sseclient-py python-slugify 'typing_extensions>=4.1.0' wrapt >&2
+fi
+"$venv/bin/python" -c "import braintrust, braintrust_api" >&2
+echo "$venv/bin/python"
