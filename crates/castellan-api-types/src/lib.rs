@@ -4,7 +4,11 @@
 pub mod access;
 pub mod admin;
 pub mod common;
+pub mod data;
+pub mod events;
 
 pub use access::*;
 pub use admin::*;
 pub use common::*;
+pub use data::*;
+pub use events::*;

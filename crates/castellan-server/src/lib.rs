@@ -4,6 +4,7 @@
 pub mod access;
 pub mod change;
 pub mod config;
+pub mod dataplane;
 pub mod dto;
 pub mod error;
 pub mod extract;

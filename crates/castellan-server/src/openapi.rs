@@ -1,7 +1,10 @@
 //! The OpenAPI document, generated from the handlers' annotations. A test compares it
 //! with the committed `openapi.json` so the published API cannot drift unnoticed.
 
-use crate::routes::{api_key, meta, organization, project, user};
+use crate::routes::{
+    api_key, attachment, dataset, experiment, function, logs3, meta, organization, project, project_logs, prompt,
+    prompt_session, summarize, user,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -33,6 +36,17 @@ impl Modify for BearerAuth {
         user::list, user::retrieve,
         project::list, project::create, project::retrieve, project::update, project::remove,
         api_key::list, api_key::create, api_key::retrieve, api_key::remove,
+        logs3::version, logs3::logs3, logs3::overflow, logs3::overflow_upload,
+        attachment::announce, attachment::status, attachment::info, attachment::upload, attachment::download,
+        experiment::list, experiment::create, experiment::retrieve, experiment::update, experiment::remove,
+        experiment::insert, experiment::fetch_get, experiment::fetch_post, experiment::feedback, summarize::experiment,
+        dataset::list, dataset::create, dataset::retrieve, dataset::update, dataset::remove,
+        dataset::insert, dataset::fetch_get, dataset::fetch_post, dataset::feedback, summarize::dataset,
+        project_logs::insert, project_logs::fetch_get, project_logs::fetch_post, project_logs::feedback,
+        prompt::list, prompt::create, prompt::replace, prompt::retrieve, prompt::update, prompt::remove,
+        function::list, function::create, function::replace, function::retrieve, function::update, function::remove,
+        prompt_session::list, prompt_session::create, prompt_session::retrieve, prompt_session::update,
+        prompt_session::remove, prompt_session::insert, prompt_session::fetch,
     ),
     components(schemas(castellan_api_types::ErrorBody)),
     modifiers(&BearerAuth),

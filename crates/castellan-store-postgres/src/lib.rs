@@ -7,6 +7,7 @@
 //! revision that commits later) and lock-order deadlocks between writers cannot occur.
 
 mod access;
+mod data;
 mod rows;
 mod tx;
 
@@ -19,6 +20,7 @@ use sqlx::Row;
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use data::PgDataTx;
 pub use tx::PgTx;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -129,6 +131,25 @@ impl Store for PgStore {
             .await
             .map_err(db_err)?;
         rows::i64_to_rev(v)
+    }
+
+    async fn data_write(&self) -> StoreResult<Box<dyn DataTx>> {
+        let tx = self.pool.begin().await.map_err(db_err)?;
+        Ok(Box::new(PgDataTx::new(tx)))
+    }
+
+    async fn server_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>> {
+        sqlx::query("INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(candidate)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)
     }
 
     async fn close(&self) {

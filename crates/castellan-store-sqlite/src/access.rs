@@ -606,16 +606,38 @@ impl AccessRepo for SqliteTx {
         .fetch_all(self.conn())
         .await
         .map_err(db_err)?;
+        let objects: Vec<(String, Uuid, Uuid)> = sqlx::query_as(
+            "SELECT o.kind, o.id, o.project_id FROM project_objects o JOIN projects p ON p.id = o.project_id \
+             JOIN orgs g ON g.id = p.org_id \
+             WHERE o.deleted_at IS NULL AND p.deleted_at IS NULL AND g.deleted_at IS NULL ORDER BY o.created, o.id",
+        )
+        .fetch_all(self.conn())
+        .await
+        .map_err(db_err)?;
+        // Grants on objects that are gone (with their project, say) are not part of the
+        // model: the index could not place them.
         let acl_sql = format!(
-            "SELECT {ACL_COLS} FROM acls WHERE org_id IN (SELECT id FROM orgs WHERE deleted_at IS NULL) ORDER BY created, id"
+            "SELECT {ACL_COLS} FROM acls WHERE org_id IN (SELECT id FROM orgs WHERE deleted_at IS NULL) \
+             AND (object_type NOT IN ('project', 'project_log', 'experiment', 'dataset', 'prompt', 'prompt_session') \
+                  OR (object_type IN ('project', 'project_log') \
+                      AND object_id IN (SELECT id FROM projects WHERE deleted_at IS NULL)) \
+                  OR object_id IN (SELECT o.id FROM project_objects o JOIN projects p ON p.id = o.project_id \
+                      WHERE o.deleted_at IS NULL AND p.deleted_at IS NULL)) \
+             ORDER BY created, id"
         );
         let acls = sqlx::query(&acl_sql).fetch_all(self.conn()).await.map_err(db_err)?;
         Ok(AccessState {
             revision: i64_to_rev(rev)?,
             orgs: orgs.into_iter().map(OrgId).collect(),
             projects: projects.into_iter().map(|(p, o)| (ProjectId(p), OrgId(o))).collect(),
-            // Filled once project objects are stored (the data plane).
-            project_objects: Vec::new(),
+            project_objects: objects
+                .into_iter()
+                .map(|(k, id, p)| {
+                    let kind =
+                        ObjectKind::parse(&k).ok_or_else(|| StoreError::Integrity("unreadable object kind".into()))?;
+                    Ok((kind.object_type(), id, ProjectId(p)))
+                })
+                .collect::<StoreResult<Vec<_>>>()?,
             groups: groups.into_iter().map(|(g, o)| (GroupId(g), OrgId(o))).collect(),
             group_users: group_users.into_iter().map(|(g, u)| (GroupId(g), UserId(u))).collect(),
             group_groups: group_groups.into_iter().map(|(g, m)| (GroupId(g), GroupId(m))).collect(),

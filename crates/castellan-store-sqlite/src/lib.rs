@@ -3,6 +3,7 @@
 //! readers. Owns its SQL and its migrations.
 
 mod access;
+mod data;
 mod rows;
 mod tx;
 
@@ -14,6 +15,7 @@ use sqlx::Row;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use data::SqliteDataTx;
 pub use tx::SqliteTx;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -130,6 +132,25 @@ impl Store for SqliteStore {
             .await
             .map_err(db_err)?;
         rows::i64_to_rev(v)
+    }
+
+    async fn data_write(&self) -> StoreResult<Box<dyn DataTx>> {
+        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        Ok(Box::new(SqliteDataTx::new(tx)))
+    }
+
+    async fn server_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>> {
+        sqlx::query("INSERT INTO server_secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(candidate)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = ?")
+            .bind(name)
+            .fetch_one(&self.writer)
+            .await
+            .map_err(db_err)
     }
 
     async fn close(&self) {

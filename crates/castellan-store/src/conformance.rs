@@ -4,6 +4,8 @@
 //! async function that returns a fresh, migrated, empty store; every story then runs
 //! as its own test against its own database.
 
+pub use crate::conformance_data::*;
+
 use crate::audit::{canonical_json, verify_chain, NewAuditRecord};
 use crate::page::{fill_page, Cursor, Direction, PageRequest, Window};
 use crate::*;
@@ -34,7 +36,14 @@ macro_rules! conformance_suite {
             groups_hold_users_and_groups_and_deleting_one_drops_its_edges,
             roles_are_unique_per_org_and_system_roles_apart,
             acls_are_unique_by_contents_and_filter_and_cascade,
-            the_access_state_reflects_every_live_row
+            the_access_state_reflects_every_live_row,
+            objects_are_unique_by_name_or_slug_within_a_project,
+            object_versions_are_found_by_transaction_id,
+            event_logs_keep_every_version_and_read_as_of_a_transaction,
+            data_writes_get_increasing_ids_and_roll_back_cleanly,
+            blobs_are_announced_uploaded_and_referenced,
+            server_secrets_are_kept_from_the_first_start,
+            the_access_state_lists_live_project_objects_and_their_grants
         );
     };
     (@each $make:path; $($story:ident),+ $(,)?) => {

@@ -7,11 +7,16 @@
 
 pub mod audit;
 pub mod conformance;
+mod conformance_data;
+pub mod data;
+pub mod data_repo;
 pub mod error;
 pub mod model;
 pub mod page;
 pub mod traits;
 
+pub use data::*;
+pub use data_repo::*;
 pub use error::{StoreError, StoreResult};
 pub use model::*;
 pub use page::{fill_page, Cursor, PageFiller, PageKey, PageRequest, Paged, Window};

@@ -2,6 +2,7 @@
 //! implements [`Tx`] (every repository trait plus commit).
 
 use crate::audit::{AuditRecord, NewAuditRecord};
+use crate::data_repo::{DataTx, EventRepo, ObjectRepo};
 use crate::error::StoreResult;
 use crate::model::*;
 use crate::page::Window;
@@ -29,13 +30,21 @@ pub trait Store: Send + Sync + 'static {
     async fn changes_since(&self, after: Revision, limit: usize) -> StoreResult<Vec<ChangeRecord>>;
     /// The newest committed revision.
     async fn current_revision(&self) -> StoreResult<Revision>;
+    /// Starts a data-plane write transaction (events, blobs). It does not take the
+    /// admin write lock; see [`DataTx`].
+    async fn data_write(&self) -> StoreResult<Box<dyn DataTx>>;
+    /// The server secret called `name`: the stored one, or `candidate`, stored now,
+    /// if there is none yet (so every replica agrees on one value).
+    async fn server_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>>;
     /// Closes connections.
     async fn close(&self);
 }
 
 /// One transaction: all repositories, plus revision allocation and commit.
 #[async_trait]
-pub trait Tx: OrgRepo + UserRepo + ProjectRepo + KeyRepo + AccessRepo + AuditRepo + Send {
+pub trait Tx:
+    OrgRepo + UserRepo + ProjectRepo + KeyRepo + AccessRepo + AuditRepo + ObjectRepo + EventRepo + Send
+{
     /// This transaction's revision, allocated on first call. Revisions are assigned
     /// in commit order: no transaction with a smaller revision commits after one with
     /// a larger revision becomes visible.

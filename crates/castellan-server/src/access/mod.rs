@@ -8,10 +8,13 @@
 //! transaction with, so it does not compile.
 
 mod caller;
+mod data;
 mod index;
+pub mod signing;
 mod write;
 
 pub use caller::{Caller, ListScope};
+pub use data::{log_ref, BlobPermit, DataPermit};
 pub use index::{Index, IndexError};
 pub use write::{model_error, AuditEvent, Write};
 
@@ -42,6 +45,7 @@ struct Inner {
     index: Arc<Index>,
     config: Config,
     clock: Clock,
+    signer: signing::Signer,
 }
 
 /// Who is acting: a user (or service account), possibly impersonated by an owner;
@@ -149,7 +153,9 @@ impl AppState {
     /// loads the authorization index.
     pub async fn new(store: Arc<dyn Store>, config: Config, clock: Clock) -> Result<AppState, OpenError> {
         let index = Arc::new(Index::load(store.clone()).await?);
-        let state = AppState(Arc::new(Inner { store, index, config, clock }));
+        let candidate: [u8; 32] = rand::random();
+        let signer = signing::Signer::new(store.server_secret(signing::SECRET_NAME, &candidate).await?);
+        let state = AppState(Arc::new(Inner { store, index, config, clock, signer }));
         crate::seed::ensure_system_roles(&state).await.map_err(|e| match e {
             ApiError::Internal(m) => OpenError::Store(StoreError::Backend(m)),
             other => OpenError::Store(StoreError::Backend(other.to_string())),

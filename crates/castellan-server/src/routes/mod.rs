@@ -1,9 +1,20 @@
 //! The HTTP API: one file per resource, assembled here.
 
 pub mod api_key;
+pub mod attachment;
+pub mod dataset;
+pub mod events;
+pub mod experiment;
+pub mod function;
+pub mod logs3;
 pub mod meta;
+pub mod objects;
 pub mod organization;
 pub mod project;
+pub mod project_logs;
+pub mod prompt;
+pub mod prompt_session;
+pub mod summarize;
 pub mod user;
 
 use crate::access::AppState;
@@ -94,6 +105,15 @@ pub fn app(state: AppState) -> Router {
         .merge(user::routes())
         .merge(project::routes())
         .merge(api_key::routes())
+        .merge(logs3::routes())
+        .merge(attachment::routes())
+        .merge(experiment::routes())
+        .merge(dataset::routes())
+        .merge(summarize::routes())
+        .merge(project_logs::routes())
+        .merge(prompt::routes())
+        .merge(function::routes())
+        .merge(prompt_session::routes())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(state.clone(), revisions))

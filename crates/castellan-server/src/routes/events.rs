@@ -1,0 +1,128 @@
+//! What the event endpoints of experiments, datasets and project logs share:
+//! `insert`, `fetch` (both forms) and `feedback`.
+
+use crate::access::Caller;
+use crate::dataplane::ingest::{ingest, IngestOptions};
+use crate::dataplane::rows::{self, decode_cursor, encode_cursor, event_json};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Params, MAX_LIMIT};
+use castellan_api_types::{
+    Feedback, FeedbackResponse, FetchEvents, FetchEventsResponse, InsertEvents, InsertEventsResponse,
+};
+use castellan_store::{EventObject, EventQuery, XactId};
+use serde_json::{json, Map, Value};
+
+/// Writes `events` into `log` (`update` on it).
+pub async fn insert(caller: &Caller, log: EventObject, body: InsertEvents) -> ApiResult<InsertEventsResponse> {
+    let parsed = body
+        .events
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| rows::parse(i, e, Some(log)))
+        .collect::<ApiResult<Vec<_>>>()?;
+    if parsed.is_empty() {
+        // Still checked: an empty insert must not tell an outsider the log exists.
+        caller.require_event_writes(&[log]).await?;
+    }
+    let done = ingest(caller, parsed, IngestOptions { scan_attachments: true, consume_blob: None }).await?;
+    Ok(InsertEventsResponse { row_ids: done.row_ids })
+}
+
+/// The fetch parameters of the `GET` form.
+pub fn fetch_params(q: &Params) -> ApiResult<FetchEvents> {
+    Ok(FetchEvents {
+        limit: q.parsed::<i64>("limit", "a whole number")?,
+        cursor: q.str("cursor").map(str::to_owned),
+        version: q.str("version").map(str::to_owned),
+        max_xact_id: q.str("max_xact_id").map(str::to_owned),
+        max_root_span_id: q.str("max_root_span_id").map(str::to_owned),
+    })
+}
+
+fn parse_version(field: &str, s: &str) -> ApiResult<XactId> {
+    XactId::parse(s).ok_or_else(|| {
+        ApiError::invalid_parameter(format!("`{field}` must be a transaction id (19 digits), got `{s}`"))
+    })
+}
+
+/// One page of `log` (`read` on it): the newest version of each live row at the
+/// version asked for (or now), newest transaction first.
+pub async fn fetch(caller: &Caller, log: EventObject, req: FetchEvents) -> ApiResult<FetchEventsResponse> {
+    let limit = match req.limit {
+        None => MAX_LIMIT,
+        Some(n) if n < 1 => return Err(ApiError::invalid_parameter(format!("`limit` must be at least 1, got `{n}`"))),
+        Some(n) if n as u64 > MAX_LIMIT as u64 => {
+            return Err(ApiError::invalid_parameter(format!(
+                "`limit` must be at most {MAX_LIMIT}, got `{n}`; page with `cursor`"
+            )))
+        }
+        Some(n) => n as usize,
+    };
+    let cursor = req.cursor.as_deref().map(decode_cursor).transpose()?;
+    let pinned = match (&req.version, &req.max_xact_id) {
+        (Some(v), _) => Some(parse_version("version", v)?),
+        (None, Some(v)) => Some(parse_version("max_xact_id", v)?),
+        (None, None) => None,
+    };
+    let (permit, _) = caller.require_event_read(log).await?;
+    let mut tx = caller.state().read(&permit).await?;
+    // Every page of one fetch reads the version the first page read at, so rows
+    // written meanwhile neither appear twice nor push others off the pages.
+    let (version, after) = match cursor {
+        Some((v, after)) => (v, Some(after)),
+        None => (
+            match pinned {
+                Some(v) => v,
+                None => tx.current_xact_id().await?,
+            },
+            None,
+        ),
+    };
+    let rows = tx.fetch_events(&EventQuery { object: log, version, after, limit }).await?;
+    let next = if rows.len() == limit {
+        rows.last().map(|e| encode_cursor(version, &(e.xact_id, e.row_id.clone())))
+    } else {
+        None
+    };
+    Ok(FetchEventsResponse { events: rows.into_iter().map(|e| event_json(log, e)).collect(), cursor: next })
+}
+
+/// Feedback on rows of `log` (`update` on it): each item merges its scores,
+/// expected value, metadata and tags into the row; a comment becomes a row of its
+/// own that points at it.
+pub async fn feedback(caller: &Caller, log: EventObject, body: Feedback) -> ApiResult<FeedbackResponse> {
+    let mut events = Vec::new();
+    for (i, item) in body.feedback.into_iter().enumerate() {
+        if item.id.is_empty() {
+            return Err(ApiError::invalid_body(format!("`feedback[{i}].id` must not be empty")));
+        }
+        let source = item.source.unwrap_or_else(|| "external".into());
+        if !["app", "api", "external"].contains(&source.as_str()) {
+            return Err(ApiError::invalid_body(format!(
+                "`feedback[{i}].source` must be one of app, api, external; got `{source}`"
+            )));
+        }
+        for (field, v) in [("scores", &item.scores), ("metadata", &item.metadata)] {
+            if v.as_ref().is_some_and(|v| !v.is_object()) {
+                return Err(ApiError::invalid_body(format!("`feedback[{i}].{field}` must be an object")));
+            }
+        }
+        let mut m = Map::new();
+        m.insert("id".into(), Value::String(item.id.clone()));
+        m.insert("_is_merge".into(), Value::Bool(true));
+        for (k, v) in [("scores", item.scores), ("expected", item.expected), ("metadata", item.metadata)] {
+            if let Some(v) = v {
+                m.insert(k.into(), v);
+            }
+        }
+        if let Some(tags) = item.tags {
+            m.insert("tags".into(), json!(tags));
+        }
+        events.push(Value::Object(m));
+        if let Some(text) = item.comment {
+            events.push(json!({"comment": {"text": text}, "origin": {"id": item.id}, "source": source}));
+        }
+    }
+    insert(caller, log, InsertEvents { events }).await?;
+    Ok(FeedbackResponse { status: "success".into() })
+}

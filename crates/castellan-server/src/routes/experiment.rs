@@ -1,0 +1,252 @@
+//! `/v1/experiment`: experiments and their events.
+
+use super::objects::{self, check_object, check_tags, load, object_ref, project_ref};
+use super::{events, invalid, path_id, Written};
+use crate::access::{AppState, Caller};
+use crate::dataplane::objects::{experiment as wire, fields, merge_value, to_data, ExperimentData};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Body, Params};
+use axum::extract::Path;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use castellan_api_types::{
+    format_time, CreateExperiment, Experiment, Feedback, FeedbackResponse, FetchEvents, FetchEventsResponse,
+    InsertEvents, InsertEventsResponse, ListResponse, PatchExperiment,
+};
+use castellan_core::{Name, ObjectType, Permission, ProjectId};
+use castellan_store::{EventKind, EventObject, ObjectKind, ObjectRecord};
+use uuid::Uuid;
+
+const KINDS: &[ObjectKind] = &[ObjectKind::Experiment];
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/experiment", get(list).post(create))
+        .route("/v1/experiment/{experiment_id}", get(retrieve).patch(update).delete(remove))
+        .route("/v1/experiment/{experiment_id}/insert", post(insert))
+        .route("/v1/experiment/{experiment_id}/fetch", get(fetch_get).post(fetch_post))
+        .route("/v1/experiment/{experiment_id}/feedback", post(feedback))
+}
+
+fn log(id: Uuid) -> EventObject {
+    EventObject { kind: EventKind::Experiment, id }
+}
+
+/// Experiments the caller can read, newest first.
+#[utoipa::path(get, path = "/v1/experiment", tag = "Experiments",
+    params(("limit" = Option<usize>, Query), ("starting_after" = Option<Uuid>, Query), ("ending_before" = Option<Uuid>, Query),
+           ("ids" = Option<Vec<Uuid>>, Query), ("experiment_name" = Option<String>, Query), ("project_name" = Option<String>, Query),
+           ("project_id" = Option<Uuid>, Query), ("org_name" = Option<String>, Query)),
+    responses((status = 200, body = ListResponse<Experiment>)))]
+pub async fn list(caller: Caller, q: Params) -> ApiResult<Json<ListResponse<Experiment>>> {
+    let rows = objects::list(&caller, &q, KINDS, "experiment_name").await?;
+    Ok(Json(ListResponse { objects: rows.iter().map(wire).collect() }))
+}
+
+/// A readable object of `kind` in the experiment's org, for `base_exp_id` and
+/// `dataset_id` (the same 400 whether it is missing or hidden).
+async fn check_ref(
+    caller: &Caller,
+    w: &mut crate::access::Write,
+    field: &str,
+    kind: ObjectKind,
+    id: Option<Uuid>,
+    org: castellan_core::OrgId,
+) -> ApiResult<()> {
+    let Some(id) = id else { return Ok(()) };
+    let found = w.tx().get_object(id).await?.filter(|o| o.kind == kind && o.org_id == org);
+    if found.is_none() || !caller.can(Permission::Read, object_ref(kind, id)) {
+        return Err(ApiError::invalid_body(format!("`{field}`: {} `{id}` not found", kind.as_str())));
+    }
+    Ok(())
+}
+
+/// A name for an experiment that has none: the time, made unique.
+fn generated_name(now: i64) -> String {
+    let t = format_time(now);
+    let compact: String = t.chars().take(19).filter(|c| c.is_ascii_digit() || *c == 'T').collect();
+    format!("experiment-{}", compact.replace('T', "-"))
+}
+
+/// Creates an experiment. With `ensure_new` (what the SDK sends) a taken name gets
+/// a numeric suffix; without it the project's experiment of that name is returned.
+/// A missing name is generated.
+#[utoipa::path(post, path = "/v1/experiment", tag = "Experiments", request_body = CreateExperiment,
+    responses((status = 200, body = Experiment)))]
+pub async fn create(caller: Caller, Body(body): Body<CreateExperiment>) -> ApiResult<Written<Experiment>> {
+    let name = body.name.as_deref().map(|n| Name::parse("name", n)).transpose().map_err(invalid)?;
+    check_object("metadata", &body.metadata)?;
+    check_object("repo_info", &body.repo_info)?;
+    check_tags(&body.tags)?;
+    let pid = ProjectId(body.project_id);
+    let ensure_new = body.ensure_new.unwrap_or(false);
+    if let (false, Some(n)) = (ensure_new, &name) {
+        if let Some(o) = objects::existing_by_name(&caller, pid, ObjectKind::Experiment, n.as_str()).await? {
+            return Ok(Written::existing(wire(&o)));
+        }
+    }
+    let permit = caller.require_create(ObjectType::Experiment, project_ref(pid)).await?;
+    let mut w = caller.state().write(&permit).await?;
+    let project = objects::project(&mut w, pid).await?;
+    check_ref(&caller, &mut w, "base_exp_id", ObjectKind::Experiment, body.base_exp_id, project.org_id).await?;
+    check_ref(&caller, &mut w, "dataset_id", ObjectKind::Dataset, body.dataset_id, project.org_id).await?;
+    let base = match name {
+        Some(n) => n.into_inner(),
+        None => generated_name(w.now()),
+    };
+    let mut name = base.clone();
+    let mut n = 0;
+    while let Some(existing) = w.tx().find_object_by_name(pid, ObjectKind::Experiment, &name).await? {
+        if !ensure_new && body.name.is_some() {
+            return if caller.can(Permission::Read, object_ref(existing.kind, existing.id)) {
+                Ok(Written::existing(wire(&existing)))
+            } else {
+                Err(ApiError::BadRequest {
+                    code: "name_taken",
+                    message: format!("an experiment named `{name}` already exists"),
+                })
+            };
+        }
+        n += 1;
+        name = format!("{base}-{n}");
+    }
+    let data = ExperimentData {
+        repo_info: body.repo_info,
+        base_exp_id: body.base_exp_id,
+        dataset_id: body.dataset_id,
+        dataset_version: body.dataset_version,
+        parameters_id: body.parameters_id,
+        parameters_version: body.parameters_version,
+        public: body.public.unwrap_or(false),
+        metadata: body.metadata,
+        tags: body.tags,
+    };
+    let o = ObjectRecord {
+        id: Uuid::now_v7(),
+        kind: ObjectKind::Experiment,
+        project_id: pid,
+        org_id: project.org_id,
+        name,
+        slug: None,
+        description: body.description,
+        user_id: Some(caller.user.id),
+        xact_id: None,
+        data: to_data(&data),
+        created: w.now(),
+    };
+    let out = wire(&o);
+    objects::insert_new(&mut w, &o, &out).await?;
+    let rev = w.commit().await?;
+    Ok(Written::at(rev, out))
+}
+
+/// One experiment.
+#[utoipa::path(get, path = "/v1/experiment/{experiment_id}", tag = "Experiments",
+    params(("experiment_id" = Uuid, Path)), responses((status = 200, body = Experiment)))]
+pub async fn retrieve(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Experiment>> {
+    let id = path_id("experiment_id", &id)?;
+    let (o, _) = load(&caller, KINDS, id, Permission::Read).await?;
+    Ok(Json(wire(&o)))
+}
+
+/// Changes an experiment; `metadata` is deep-merged, other fields replaced.
+#[utoipa::path(patch, path = "/v1/experiment/{experiment_id}", tag = "Experiments",
+    params(("experiment_id" = Uuid, Path)), request_body = PatchExperiment, responses((status = 200, body = Experiment)))]
+pub async fn update(
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<PatchExperiment>,
+) -> ApiResult<Written<Experiment>> {
+    let id = path_id("experiment_id", &id)?;
+    let name = body.name.as_deref().map(|n| Name::parse("name", n)).transpose().map_err(invalid)?;
+    check_object("metadata", &body.metadata)?;
+    check_object("repo_info", &body.repo_info)?;
+    check_tags(&body.tags)?;
+    if body.base_exp_id == Some(id) {
+        return Err(ApiError::invalid_body("`base_exp_id`: an experiment cannot be its own base"));
+    }
+    let (_, permit) = load(&caller, KINDS, id, Permission::Update).await?;
+    let mut w = caller.state().write(&permit).await?;
+    let before = objects::reload(&mut w, KINDS, id).await?;
+    check_ref(&caller, &mut w, "base_exp_id", ObjectKind::Experiment, body.base_exp_id, before.org_id).await?;
+    check_ref(&caller, &mut w, "dataset_id", ObjectKind::Dataset, body.dataset_id, before.org_id).await?;
+    let mut after = before.clone();
+    let mut d: ExperimentData = fields(&before);
+    if let Some(n) = name {
+        after.name = n.into_inner();
+    }
+    if body.description.is_some() {
+        after.description = body.description;
+    }
+    if let Some(m) = body.metadata {
+        d.metadata = Some(merge_value(d.metadata.take(), m));
+    }
+    d.repo_info = body.repo_info.or(d.repo_info);
+    d.base_exp_id = body.base_exp_id.or(d.base_exp_id);
+    d.dataset_id = body.dataset_id.or(d.dataset_id);
+    d.dataset_version = body.dataset_version.or(d.dataset_version);
+    d.parameters_id = body.parameters_id.or(d.parameters_id);
+    d.parameters_version = body.parameters_version.or(d.parameters_version);
+    d.public = body.public.unwrap_or(d.public);
+    d.tags = body.tags.or(d.tags);
+    after.data = to_data(&d);
+    w.tx().update_object(&after).await?;
+    let out = wire(&after);
+    objects::audit(&mut w, &after, "updated", Some(&wire(&before)), Some(&out)).await?;
+    let rev = w.commit().await?;
+    Ok(Written::at(rev, out))
+}
+
+/// Deletes an experiment and every grant on it.
+#[utoipa::path(delete, path = "/v1/experiment/{experiment_id}", tag = "Experiments",
+    params(("experiment_id" = Uuid, Path)), responses((status = 200, body = Experiment)))]
+pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written<Experiment>> {
+    let id = path_id("experiment_id", &id)?;
+    objects::remove(&caller, KINDS, id, wire).await
+}
+
+/// Inserts (replaces, merges or deletes) rows of an experiment.
+#[utoipa::path(post, path = "/v1/experiment/{experiment_id}/insert", tag = "Experiments",
+    params(("experiment_id" = Uuid, Path)), request_body = InsertEvents, responses((status = 200, body = InsertEventsResponse)))]
+pub async fn insert(
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<InsertEvents>,
+) -> ApiResult<Json<InsertEventsResponse>> {
+    let id = path_id("experiment_id", &id)?;
+    Ok(Json(events::insert(&caller, log(id), body).await?))
+}
+
+/// A page of an experiment's rows (query parameters as in the `POST` form).
+#[utoipa::path(get, path = "/v1/experiment/{experiment_id}/fetch", tag = "Experiments",
+    params(("experiment_id" = Uuid, Path), ("limit" = Option<usize>, Query), ("cursor" = Option<String>, Query),
+           ("version" = Option<String>, Query)),
+    responses((status = 200, body = FetchEventsResponse)))]
+pub async fn fetch_get(caller: Caller, Path(id): Path<String>, q: Params) -> ApiResult<Json<FetchEventsResponse>> {
+    let id = path_id("experiment_id", &id)?;
+    Ok(Json(events::fetch(&caller, log(id), events::fetch_params(&q)?).await?))
+}
+
+/// A page of an experiment's rows.
+#[utoipa::path(post, path = "/v1/experiment/{experiment_id}/fetch", tag = "Experiments",
+    params(("experiment_id" = Uuid, Path)), request_body = FetchEvents, responses((status = 200, body = FetchEventsResponse)))]
+pub async fn fetch_post(
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<FetchEvents>,
+) -> ApiResult<Json<FetchEventsResponse>> {
+    let id = path_id("experiment_id", &id)?;
+    Ok(Json(events::fetch(&caller, log(id), body).await?))
+}
+
+/// Feedback (scores, expected values, comments) on an experiment's rows.
+#[utoipa::path(post, path = "/v1/experiment/{experiment_id}/feedback", tag = "Experiments",
+    params(("experiment_id" = Uuid, Path)), request_body = Feedback, responses((status = 200, body = FeedbackResponse)))]
+pub async fn feedback(
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<Feedback>,
+) -> ApiResult<Json<FeedbackResponse>> {
+    let id = path_id("experiment_id", &id)?;
+    Ok(Json(events::feedback(&caller, log(id), body).await?))
+}

@@ -1,0 +1,324 @@
+//! `/v1/function` (scorers, tools, tasks, … and prompts), and what `/v1/prompt`
+//! shares with it: every create, replace and patch is a new version with its own
+//! transaction id, and reads can ask for any past version.
+
+use super::objects::{self, check_object, check_tags, load, object_ref, project_ref};
+use super::{invalid, path_id, Written};
+use crate::access::{AppState, Caller};
+use crate::dataplane::objects::{
+    fields, function as wire, function_kind, merge_value, to_data, FunctionData, FUNCTION_TYPES,
+};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Body, Params};
+use axum::extract::Path;
+use axum::routing::get;
+use axum::{Json, Router};
+use castellan_api_types::{CreateFunction, Function, ListResponse, PatchFunction};
+use castellan_core::{Name, ObjectType, Permission, ProjectId};
+use castellan_store::{ObjectKind, ObjectRecord, XactId};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// Which endpoint family a request came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `/v1/prompt`: prompts only; `function_data` is always `{"type": "prompt"}`.
+    Prompt,
+    /// `/v1/function`: every function, prompts included.
+    Function,
+}
+
+impl Mode {
+    fn kinds(self) -> &'static [ObjectKind] {
+        match self {
+            Mode::Prompt => &[ObjectKind::Prompt],
+            Mode::Function => &[ObjectKind::Function, ObjectKind::Prompt],
+        }
+    }
+}
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/function", get(list).post(create).put(replace))
+        .route("/v1/function/{function_id}", get(retrieve).patch(update).delete(remove))
+}
+
+fn check_slug(slug: &str) -> ApiResult<String> {
+    let s = slug.trim();
+    if s.is_empty() || s.chars().count() > 256 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ApiError::invalid_body(format!("`slug` must be 1 to 256 characters without spaces, got `{slug}`")));
+    }
+    Ok(s.to_owned())
+}
+
+fn check_function_type(t: &Option<String>) -> ApiResult<()> {
+    match t {
+        Some(t) if !FUNCTION_TYPES.contains(&t.as_str()) => Err(ApiError::invalid_body(format!(
+            "`function_type` must be one of {}; got `{t}`",
+            FUNCTION_TYPES.join(", ")
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn check_function_data(v: &Value) -> ApiResult<()> {
+    if v.get("type").and_then(Value::as_str).is_none_or(str::is_empty) {
+        return Err(ApiError::invalid_body(format!("`function_data` must be an object with a `type`, got `{v}`")));
+    }
+    Ok(())
+}
+
+/// The version asked for: `version` (a transaction id, or the SDK's 16-hex form).
+/// Environments are not kept, so asking for one is refused rather than ignored.
+fn version_param(q: &Params) -> ApiResult<Option<XactId>> {
+    if let Some(env) = q.str("environment") {
+        return Err(ApiError::invalid_parameter(format!(
+            "`environment` `{env}`: environments are not supported; ask for a `version`"
+        )));
+    }
+    match q.str("version") {
+        None => Ok(None),
+        Some(v) => XactId::parse(v).map(Some).ok_or_else(|| {
+            ApiError::invalid_parameter(format!("`version` must be a transaction id (19 digits), got `{v}`"))
+        }),
+    }
+}
+
+/// Lists the functions (or prompts) the caller can read, at `version` if asked.
+pub async fn list_in(caller: &Caller, q: &Params, mode: Mode) -> ApiResult<Vec<Function>> {
+    let version = version_param(q)?;
+    let name_param = if mode == Mode::Prompt { "prompt_name" } else { "function_name" };
+    let rows = objects::list(caller, q, mode.kinds(), name_param).await?;
+    let Some(v) = version else { return Ok(rows.iter().map(wire).collect()) };
+    // Each row is already authorized; its versions are the same object.
+    let scope = caller.list_scope(q.str("org_name")).await?;
+    let mut tx = caller.state().read_scope(&scope).await?;
+    let mut out = Vec::new();
+    for o in rows {
+        if let Some(old) = tx.get_object_version(o.id, v).await? {
+            out.push(wire(&old));
+        }
+    }
+    Ok(out)
+}
+
+/// One function (or prompt), at `version` if asked.
+pub async fn retrieve_in(caller: &Caller, raw_id: &str, q: &Params, mode: Mode) -> ApiResult<Function> {
+    let param = if mode == Mode::Prompt { "prompt_id" } else { "function_id" };
+    let id = path_id(param, raw_id)?;
+    let version = version_param(q)?;
+    let (o, permit) = load(caller, mode.kinds(), id, Permission::Read).await?;
+    let Some(v) = version else { return Ok(wire(&o)) };
+    let mut tx = caller.state().read(&permit).await?;
+    let old = tx.get_object_version(id, v).await?;
+    old.map(|o| wire(&o)).ok_or_else(|| ApiError::NotFound(format!("version `{v}` of `{id}` not found")))
+}
+
+/// Validates a create body and returns (name, slug, function_data).
+fn check_create(body: &CreateFunction, mode: Mode) -> ApiResult<(Name, String, Value)> {
+    let name = Name::parse("name", &body.name).map_err(invalid)?;
+    let slug = check_slug(&body.slug)?;
+    check_object("prompt_data", &body.prompt_data)?;
+    check_object("metadata", &body.metadata)?;
+    check_tags(&body.tags)?;
+    check_function_type(&body.function_type)?;
+    let function_data = match (mode, &body.function_data) {
+        (Mode::Prompt, _) => json!({"type": "prompt"}),
+        (Mode::Function, Some(d)) => {
+            check_function_data(d)?;
+            d.clone()
+        }
+        (Mode::Function, None) => return Err(ApiError::invalid_body("`function_data` is required")),
+    };
+    Ok((name, slug, function_data))
+}
+
+/// Creates a function (or prompt). With `replace`, an existing one of that slug
+/// gets a new version with these fields (`update` on it); without, it is returned
+/// unchanged when readable.
+pub async fn create_in(
+    caller: &Caller,
+    body: CreateFunction,
+    mode: Mode,
+    replace: bool,
+) -> ApiResult<Written<Function>> {
+    let (name, slug, function_data) = check_create(&body, mode)?;
+    let pid = ProjectId(body.project_id);
+    let data = FunctionData {
+        prompt_data: body.prompt_data,
+        tags: body.tags,
+        metadata: body.metadata,
+        function_type: body.function_type,
+        function_data: function_data.clone(),
+        origin: body.origin,
+        function_schema: body.function_schema,
+    };
+    let existing = {
+        let scope = caller.list_scope(None).await?;
+        let mut tx = caller.state().read_scope(&scope).await?;
+        let found = tx.find_object_by_slug(pid, &slug).await?;
+        found.filter(|o| mode.kinds().contains(&o.kind) && scope.visible(Permission::Read, object_ref(o.kind, o.id)))
+    };
+    let permit = match &existing {
+        Some(o) if !replace => return Ok(Written::existing(wire(o))),
+        Some(o) => caller.require(Permission::Update, object_ref(o.kind, o.id)).await?,
+        None => caller.require_create(ObjectType::Prompt, project_ref(pid)).await?,
+    };
+    let mut w = caller.state().write(&permit).await?;
+    let project = objects::project(&mut w, pid).await?;
+    let xact = w.tx().next_xact_id().await?;
+    let current = w.tx().find_object_by_slug(pid, &slug).await?;
+    let (o, before) = match current {
+        Some(cur) if existing.as_ref().is_some_and(|e| e.id == cur.id) => {
+            let mut o = cur.clone();
+            o.kind = function_kind(&function_data);
+            o.name = name.into_inner();
+            o.description = body.description;
+            o.xact_id = Some(xact);
+            o.data = to_data(&data);
+            (o, Some(cur))
+        }
+        Some(_) => {
+            return Err(ApiError::BadRequest {
+                code: "name_taken",
+                message: format!("a prompt or function with slug `{slug}` already exists"),
+            })
+        }
+        None => (
+            ObjectRecord {
+                id: Uuid::now_v7(),
+                kind: function_kind(&function_data),
+                project_id: pid,
+                org_id: project.org_id,
+                name: name.into_inner(),
+                slug: Some(slug),
+                description: body.description,
+                user_id: Some(caller.user.id),
+                xact_id: Some(xact),
+                data: to_data(&data),
+                created: w.now(),
+            },
+            None,
+        ),
+    };
+    let out = wire(&o);
+    match &before {
+        None => objects::insert_new(&mut w, &o, &out).await?,
+        Some(b) => {
+            w.tx().update_object(&o).await?;
+            objects::audit(&mut w, &o, "updated", Some(&wire(b)), Some(&out)).await?;
+        }
+    }
+    w.tx().insert_object_version(&o).await?;
+    let rev = w.commit().await?;
+    Ok(Written::at(rev, out))
+}
+
+/// A new version of a function (or prompt) with the given fields changed.
+pub async fn update_in(caller: &Caller, raw_id: &str, body: PatchFunction, mode: Mode) -> ApiResult<Written<Function>> {
+    let param = if mode == Mode::Prompt { "prompt_id" } else { "function_id" };
+    let id = path_id(param, raw_id)?;
+    let name = body.name.as_deref().map(|n| Name::parse("name", n)).transpose().map_err(invalid)?;
+    let slug = body.slug.as_deref().map(check_slug).transpose()?;
+    check_object("prompt_data", &body.prompt_data)?;
+    check_object("metadata", &body.metadata)?;
+    check_tags(&body.tags)?;
+    check_function_type(&body.function_type)?;
+    if let Some(d) = &body.function_data {
+        if mode == Mode::Prompt {
+            return Err(ApiError::invalid_body("`function_data` of a prompt cannot change; use /v1/function"));
+        }
+        check_function_data(d)?;
+    }
+    let (_, permit) = load(caller, mode.kinds(), id, Permission::Update).await?;
+    let mut w = caller.state().write(&permit).await?;
+    let before = objects::reload(&mut w, mode.kinds(), id).await?;
+    let mut d: FunctionData = fields(&before);
+    let mut after = before.clone();
+    if let Some(n) = name {
+        after.name = n.into_inner();
+    }
+    if slug.is_some() {
+        after.slug = slug;
+    }
+    if body.description.is_some() {
+        after.description = body.description;
+    }
+    if let Some(m) = body.metadata {
+        d.metadata = Some(merge_value(d.metadata.take(), m));
+    }
+    d.prompt_data = body.prompt_data.or(d.prompt_data);
+    d.tags = body.tags.or(d.tags);
+    d.function_type = body.function_type.or(d.function_type);
+    d.origin = body.origin.or(d.origin);
+    d.function_schema = body.function_schema.or(d.function_schema);
+    if let Some(f) = body.function_data {
+        after.kind = function_kind(&f);
+        d.function_data = f;
+    }
+    after.data = to_data(&d);
+    after.xact_id = Some(w.tx().next_xact_id().await?);
+    w.tx().update_object(&after).await?;
+    w.tx().insert_object_version(&after).await?;
+    let out = wire(&after);
+    objects::audit(&mut w, &after, "updated", Some(&wire(&before)), Some(&out)).await?;
+    let rev = w.commit().await?;
+    Ok(Written::at(rev, out))
+}
+
+/// Deletes a function (or prompt) and every grant on it.
+pub async fn remove_in(caller: &Caller, raw_id: &str, mode: Mode) -> ApiResult<Written<Function>> {
+    let param = if mode == Mode::Prompt { "prompt_id" } else { "function_id" };
+    let id = path_id(param, raw_id)?;
+    objects::remove(caller, mode.kinds(), id, wire).await
+}
+
+/// Functions (prompts included) the caller can read, newest first.
+#[utoipa::path(get, path = "/v1/function", tag = "Functions",
+    params(("limit" = Option<usize>, Query), ("starting_after" = Option<Uuid>, Query), ("ending_before" = Option<Uuid>, Query),
+           ("ids" = Option<Vec<Uuid>>, Query), ("function_name" = Option<String>, Query), ("slug" = Option<String>, Query),
+           ("version" = Option<String>, Query), ("project_name" = Option<String>, Query),
+           ("project_id" = Option<Uuid>, Query), ("org_name" = Option<String>, Query)),
+    responses((status = 200, body = ListResponse<Function>)))]
+pub async fn list(caller: Caller, q: Params) -> ApiResult<Json<ListResponse<Function>>> {
+    Ok(Json(ListResponse { objects: list_in(&caller, &q, Mode::Function).await? }))
+}
+
+/// Creates a function, or returns the project's function of that slug unchanged.
+#[utoipa::path(post, path = "/v1/function", tag = "Functions", request_body = CreateFunction,
+    responses((status = 200, body = Function)))]
+pub async fn create(caller: Caller, Body(body): Body<CreateFunction>) -> ApiResult<Written<Function>> {
+    create_in(&caller, body, Mode::Function, false).await
+}
+
+/// Creates a function, or replaces the project's function of that slug (a new version).
+#[utoipa::path(put, path = "/v1/function", tag = "Functions", request_body = CreateFunction,
+    responses((status = 200, body = Function)))]
+pub async fn replace(caller: Caller, Body(body): Body<CreateFunction>) -> ApiResult<Written<Function>> {
+    create_in(&caller, body, Mode::Function, true).await
+}
+
+/// One function, at `version` if asked.
+#[utoipa::path(get, path = "/v1/function/{function_id}", tag = "Functions",
+    params(("function_id" = Uuid, Path), ("version" = Option<String>, Query)), responses((status = 200, body = Function)))]
+pub async fn retrieve(caller: Caller, Path(id): Path<String>, q: Params) -> ApiResult<Json<Function>> {
+    Ok(Json(retrieve_in(&caller, &id, &q, Mode::Function).await?))
+}
+
+/// A new version of a function with these fields changed.
+#[utoipa::path(patch, path = "/v1/function/{function_id}", tag = "Functions",
+    params(("function_id" = Uuid, Path)), request_body = PatchFunction, responses((status = 200, body = Function)))]
+pub async fn update(
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<PatchFunction>,
+) -> ApiResult<Written<Function>> {
+    update_in(&caller, &id, body, Mode::Function).await
+}
+
+/// Deletes a function and every grant on it.
+#[utoipa::path(delete, path = "/v1/function/{function_id}", tag = "Functions",
+    params(("function_id" = Uuid, Path)), responses((status = 200, body = Function)))]
+pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written<Function>> {
+    remove_in(&caller, &id, Mode::Function).await
+}

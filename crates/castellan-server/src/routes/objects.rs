@@ -1,0 +1,186 @@
+//! What the handlers of objects inside projects (experiments, datasets, prompts,
+//! functions, playgrounds) share: loading one under a permission, listing with the
+//! usual filters, and the audited create, update and delete.
+
+use super::Written;
+use crate::access::{AuditEvent, Caller, Permit, Write};
+use crate::change::Change;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Params;
+use crate::fill;
+use castellan_core::{ObjectRef, ObjectType, Permission, ProjectId};
+use castellan_store::{ObjectFilter, ObjectKind, ObjectRecord, Paged, ProjectRecord};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// The authorization object of an object.
+pub fn object_ref(kind: ObjectKind, id: Uuid) -> ObjectRef {
+    ObjectRef::new(kind.object_type(), id)
+}
+
+/// The authorization object of a project.
+pub fn project_ref(id: ProjectId) -> ObjectRef {
+    ObjectRef::new(ObjectType::Project, id.0)
+}
+
+/// Object `id`, one of `kinds`, after checking `permission` on it: 404 if the
+/// caller cannot read it (or it is of another kind), 403 if it can read but not
+/// do this.
+pub async fn load(
+    caller: &Caller,
+    kinds: &[ObjectKind],
+    id: Uuid,
+    permission: Permission,
+) -> ApiResult<(ObjectRecord, Permit)> {
+    let kind = *kinds.first().ok_or_else(|| ApiError::Internal("no object kind".into()))?;
+    let permit = caller.require(permission, object_ref(kind, id)).await?;
+    let mut tx = caller.state().read(&permit).await?;
+    match tx.get_object(id).await? {
+        Some(o) if kinds.contains(&o.kind) => Ok((o, permit)),
+        _ => Err(ApiError::not_found(kind.as_str(), id)),
+    }
+}
+
+/// The object again, inside a write transaction (it may have changed or gone).
+pub async fn reload(w: &mut Write, kinds: &[ObjectKind], id: Uuid) -> ApiResult<ObjectRecord> {
+    let kind = kinds.first().map(|k| k.as_str()).unwrap_or("object");
+    match w.tx().get_object(id).await? {
+        Some(o) if kinds.contains(&o.kind) => Ok(o),
+        _ => Err(ApiError::not_found(kind, id)),
+    }
+}
+
+/// The project an object is created in, inside the write transaction.
+pub async fn project(w: &mut Write, id: ProjectId) -> ApiResult<ProjectRecord> {
+    w.tx().get_project(id).await?.ok_or_else(|| ApiError::not_found("project", id))
+}
+
+/// One page of the objects of `kinds` the caller can read, newest first, with the
+/// usual filters: `org_name`, `project_id`, `project_name`, `ids`, `<name_param>`,
+/// `slug` (for prompts and functions), `limit`, `starting_after`, `ending_before`.
+pub async fn list(caller: &Caller, q: &Params, kinds: &[ObjectKind], name_param: &str) -> ApiResult<Vec<ObjectRecord>> {
+    let scope = caller.list_scope(q.str("org_name")).await?;
+    let mut filter = ObjectFilter {
+        kinds: kinds.to_vec(),
+        orgs: scope.orgs().to_vec(),
+        projects: q.uuid("project_id")?.map(ProjectId).into_iter().collect(),
+        ids: q.uuids("ids")?,
+        name: q.str(name_param).map(str::to_owned),
+        slug: q.str("slug").map(str::to_owned),
+    };
+    let limit = q.limit()?;
+    let cursor = q.cursor_id()?;
+    let mut tx = caller.state().read_scope(&scope).await?;
+    if let Some(name) = q.str("project_name") {
+        // The name only narrows the list; every row is still checked, so no grant on
+        // the project itself is needed (a grant on one object inside it is enough).
+        let mut named = Vec::new();
+        for org in scope.orgs() {
+            if let Some(p) = tx.find_project_by_name(*org, name).await? {
+                named.push(p.id);
+            }
+        }
+        if !filter.projects.is_empty() {
+            named.retain(|p| filter.projects.contains(p));
+        }
+        if named.is_empty() {
+            return Ok(Vec::new());
+        }
+        filter.projects = named;
+    }
+    let visible = |o: &ObjectRecord| scope.visible(Permission::Read, object_ref(o.kind, o.id));
+    let key = match cursor.id() {
+        Some(id) => tx.get_object(id).await?.filter(|o| kinds.contains(&o.kind) && visible(o)).map(|o| o.page_key()),
+        None => None,
+    };
+    let req = cursor.resolve(limit, key)?;
+    Ok(fill!(req, |w| tx.list_objects(&filter, &w), |o: &ObjectRecord| visible(o)))
+}
+
+/// The project's live object of `kind` named `name`, if the caller can read it. It
+/// is looked up before any create permission is asked for, so that a reader can
+/// "create-or-get" an existing object as the SDK does on every `init`.
+pub async fn existing_by_name(
+    caller: &Caller,
+    project: ProjectId,
+    kind: ObjectKind,
+    name: &str,
+) -> ApiResult<Option<ObjectRecord>> {
+    let scope = caller.list_scope(None).await?;
+    let mut tx = caller.state().read_scope(&scope).await?;
+    let found = tx.find_object_by_name(project, kind, name).await?;
+    Ok(found.filter(|o| scope.orgs().contains(&o.org_id) && scope.visible(Permission::Read, object_ref(o.kind, o.id))))
+}
+
+/// Appends the audit record of a change to an object.
+pub async fn audit<B: Serialize, A: Serialize>(
+    w: &mut Write,
+    o: &ObjectRecord,
+    action: &str,
+    before: Option<&B>,
+    after: Option<&A>,
+) -> ApiResult<()> {
+    let event_type = format!("{}.{action}", o.kind.as_str());
+    w.audit(AuditEvent {
+        org: o.org_id,
+        event_type: &event_type,
+        resource_type: o.kind.as_str(),
+        resource_id: Some(o.id),
+        resource_name: Some(&o.name),
+        before,
+        after,
+    })
+    .await
+}
+
+/// Inserts a new object, places it under its project in the index and audits it.
+pub async fn insert_new<A: Serialize>(w: &mut Write, o: &ObjectRecord, wire: &A) -> ApiResult<()> {
+    w.tx().insert_object(o).await?;
+    w.change(Change::AddObject { object: object_ref(o.kind, o.id), parent: project_ref(o.project_id) });
+    audit::<(), A>(w, o, "created", None, Some(wire)).await
+}
+
+/// Deletes an object of `kinds` (`delete` on it) with every grant on it; returns it.
+pub async fn remove<A: Serialize>(
+    caller: &Caller,
+    kinds: &[ObjectKind],
+    id: Uuid,
+    wire: impl Fn(&ObjectRecord) -> A,
+) -> ApiResult<Written<A>> {
+    let (_, permit) = load(caller, kinds, id, Permission::Delete).await?;
+    let mut w = caller.state().write(&permit).await?;
+    let o = reload(&mut w, kinds, id).await?;
+    let now = w.now();
+    w.tx().delete_object(id, now).await?;
+    w.tx().delete_acls_on(o.kind.object_type(), id).await?;
+    w.change(Change::RemoveObject { object: object_ref(o.kind, id) });
+    let out = wire(&o);
+    audit::<A, ()>(&mut w, &o, "deleted", Some(&out), None).await?;
+    let rev = w.commit().await?;
+    Ok(Written::at(rev, out))
+}
+
+/// Tags must be distinct, non-empty strings.
+pub fn check_tags(tags: &Option<Vec<String>>) -> ApiResult<()> {
+    if let Some(tags) = tags {
+        for (i, t) in tags.iter().enumerate() {
+            if t.trim().is_empty() {
+                return Err(ApiError::invalid_body(format!("`tags[{i}]` must not be empty")));
+            }
+            if tags[..i].contains(t) {
+                return Err(ApiError::invalid_body(format!("`tags` lists `{t}` twice")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `metadata` must be an object when given.
+pub fn check_object(field: &str, v: &Option<serde_json::Value>) -> ApiResult<()> {
+    match v {
+        Some(x) if !x.is_object() && !x.is_null() => {
+            Err(ApiError::invalid_body(format!("`{field}` must be an object, got `{x}`")))
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,157 @@
+//! `/v1/prompt_session` (Castellan extension): playgrounds as objects, so grants on
+//! the `prompt_session` object type govern something. Their logs are written
+//! through `/logs3` (rows with `prompt_session_id`) or `…/insert`, and read back
+//! with `…/fetch`.
+
+use super::objects::{self, check_object, check_tags, load, project_ref};
+use super::{events, invalid, path_id, Written};
+use crate::access::{AppState, Caller};
+use crate::dataplane::objects::{fields, prompt_session as wire, to_data, SessionData};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Body, Params};
+use axum::extract::Path;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use castellan_api_types::{
+    CreatePromptSession, FetchEvents, FetchEventsResponse, InsertEvents, InsertEventsResponse, ListResponse,
+    PatchPromptSession, PromptSession,
+};
+use castellan_core::{Name, ObjectType, Permission, ProjectId};
+use castellan_store::{EventKind, EventObject, ObjectKind, ObjectRecord};
+use uuid::Uuid;
+
+const KINDS: &[ObjectKind] = &[ObjectKind::PromptSession];
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/prompt_session", get(list).post(create))
+        .route("/v1/prompt_session/{prompt_session_id}", get(retrieve).patch(update).delete(remove))
+        .route("/v1/prompt_session/{prompt_session_id}/insert", post(insert))
+        .route("/v1/prompt_session/{prompt_session_id}/fetch", post(fetch))
+}
+
+/// Playgrounds the caller can read, newest first.
+#[utoipa::path(get, path = "/v1/prompt_session", tag = "Playgrounds",
+    params(("limit" = Option<usize>, Query), ("starting_after" = Option<Uuid>, Query), ("ending_before" = Option<Uuid>, Query),
+           ("ids" = Option<Vec<Uuid>>, Query), ("prompt_session_name" = Option<String>, Query),
+           ("project_name" = Option<String>, Query), ("project_id" = Option<Uuid>, Query), ("org_name" = Option<String>, Query)),
+    responses((status = 200, body = ListResponse<PromptSession>)))]
+pub async fn list(caller: Caller, q: Params) -> ApiResult<Json<ListResponse<PromptSession>>> {
+    let rows = objects::list(&caller, &q, KINDS, "prompt_session_name").await?;
+    Ok(Json(ListResponse { objects: rows.iter().map(wire).collect() }))
+}
+
+/// Creates a playground, or returns the project's playground of that name unchanged.
+#[utoipa::path(post, path = "/v1/prompt_session", tag = "Playgrounds", request_body = CreatePromptSession,
+    responses((status = 200, body = PromptSession)))]
+pub async fn create(caller: Caller, Body(body): Body<CreatePromptSession>) -> ApiResult<Written<PromptSession>> {
+    let name = Name::parse("name", &body.name).map_err(invalid)?;
+    check_object("prompt_session_data", &body.prompt_session_data)?;
+    check_tags(&body.tags)?;
+    let pid = ProjectId(body.project_id);
+    if let Some(o) = objects::existing_by_name(&caller, pid, ObjectKind::PromptSession, name.as_str()).await? {
+        return Ok(Written::existing(wire(&o)));
+    }
+    let permit = caller.require_create(ObjectType::PromptSession, project_ref(pid)).await?;
+    let mut w = caller.state().write(&permit).await?;
+    let project = objects::project(&mut w, pid).await?;
+    if w.tx().find_object_by_name(pid, ObjectKind::PromptSession, name.as_str()).await?.is_some() {
+        return Err(ApiError::BadRequest {
+            code: "name_taken",
+            message: format!("a playground named `{name}` already exists"),
+        });
+    }
+    let o = ObjectRecord {
+        id: Uuid::now_v7(),
+        kind: ObjectKind::PromptSession,
+        project_id: pid,
+        org_id: project.org_id,
+        name: name.into_inner(),
+        slug: None,
+        description: body.description,
+        user_id: Some(caller.user.id),
+        xact_id: None,
+        data: to_data(&SessionData { prompt_session_data: body.prompt_session_data, tags: body.tags }),
+        created: w.now(),
+    };
+    let out = wire(&o);
+    objects::insert_new(&mut w, &o, &out).await?;
+    let rev = w.commit().await?;
+    Ok(Written::at(rev, out))
+}
+
+/// One playground.
+#[utoipa::path(get, path = "/v1/prompt_session/{prompt_session_id}", tag = "Playgrounds",
+    params(("prompt_session_id" = Uuid, Path)), responses((status = 200, body = PromptSession)))]
+pub async fn retrieve(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<PromptSession>> {
+    let id = path_id("prompt_session_id", &id)?;
+    let (o, _) = load(&caller, KINDS, id, Permission::Read).await?;
+    Ok(Json(wire(&o)))
+}
+
+/// Changes a playground (its state is replaced whole).
+#[utoipa::path(patch, path = "/v1/prompt_session/{prompt_session_id}", tag = "Playgrounds",
+    params(("prompt_session_id" = Uuid, Path)), request_body = PatchPromptSession, responses((status = 200, body = PromptSession)))]
+pub async fn update(
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<PatchPromptSession>,
+) -> ApiResult<Written<PromptSession>> {
+    let id = path_id("prompt_session_id", &id)?;
+    let name = body.name.as_deref().map(|n| Name::parse("name", n)).transpose().map_err(invalid)?;
+    check_object("prompt_session_data", &body.prompt_session_data)?;
+    check_tags(&body.tags)?;
+    let (_, permit) = load(&caller, KINDS, id, Permission::Update).await?;
+    let mut w = caller.state().write(&permit).await?;
+    let before = objects::reload(&mut w, KINDS, id).await?;
+    let mut after = before.clone();
+    let mut d: SessionData = fields(&before);
+    if let Some(n) = name {
+        after.name = n.into_inner();
+    }
+    if body.description.is_some() {
+        after.description = body.description;
+    }
+    d.prompt_session_data = body.prompt_session_data.or(d.prompt_session_data);
+    d.tags = body.tags.or(d.tags);
+    after.data = to_data(&d);
+    w.tx().update_object(&after).await?;
+    let out = wire(&after);
+    objects::audit(&mut w, &after, "updated", Some(&wire(&before)), Some(&out)).await?;
+    let rev = w.commit().await?;
+    Ok(Written::at(rev, out))
+}
+
+/// Deletes a playground and every grant on it.
+#[utoipa::path(delete, path = "/v1/prompt_session/{prompt_session_id}", tag = "Playgrounds",
+    params(("prompt_session_id" = Uuid, Path)), responses((status = 200, body = PromptSession)))]
+pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written<PromptSession>> {
+    let id = path_id("prompt_session_id", &id)?;
+    objects::remove(&caller, KINDS, id, wire).await
+}
+
+fn log(raw: &str) -> ApiResult<EventObject> {
+    Ok(EventObject { kind: EventKind::PromptSession, id: path_id("prompt_session_id", raw)? })
+}
+
+/// Inserts rows of a playground's logs.
+#[utoipa::path(post, path = "/v1/prompt_session/{prompt_session_id}/insert", tag = "Playgrounds",
+    params(("prompt_session_id" = Uuid, Path)), request_body = InsertEvents, responses((status = 200, body = InsertEventsResponse)))]
+pub async fn insert(
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<InsertEvents>,
+) -> ApiResult<Json<InsertEventsResponse>> {
+    Ok(Json(events::insert(&caller, log(&id)?, body).await?))
+}
+
+/// A page of a playground's logs.
+#[utoipa::path(post, path = "/v1/prompt_session/{prompt_session_id}/fetch", tag = "Playgrounds",
+    params(("prompt_session_id" = Uuid, Path)), request_body = FetchEvents, responses((status = 200, body = FetchEventsResponse)))]
+pub async fn fetch(
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<FetchEvents>,
+) -> ApiResult<Json<FetchEventsResponse>> {
+    Ok(Json(events::fetch(&caller, log(&id)?, body).await?))
+}

@@ -1,0 +1,164 @@
+//! `GET /v1/experiment/{id}/summarize` and `GET /v1/dataset/{id}/summarize`.
+
+use super::objects::{load, object_ref};
+use super::path_id;
+use crate::access::{AppState, Caller};
+use crate::dataplane::{encode_component, public_base, summary};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Params;
+use axum::extract::Path;
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::{Json, Router};
+use castellan_api_types::{DataSummary, DatasetSummary, ExperimentSummary};
+use castellan_core::Permission;
+use castellan_store::page::{Direction, Window};
+use castellan_store::{
+    EventKind, EventObject, EventQuery, ObjectFilter, ObjectKind, ObjectRecord, Paged, StoredEvent, Tx,
+};
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/experiment/{experiment_id}/summarize", get(experiment))
+        .route("/v1/dataset/{dataset_id}/summarize", get(dataset))
+}
+
+/// Rows read per query while summarizing.
+const PAGE: usize = 1000;
+
+/// Every live row of a log, at one version.
+async fn all_rows(tx: &mut dyn Tx, log: EventObject) -> ApiResult<Vec<StoredEvent>> {
+    let version = tx.current_xact_id().await?;
+    let mut out: Vec<StoredEvent> = Vec::new();
+    loop {
+        let after = out.last().map(|e| (e.xact_id, e.row_id.clone()));
+        let page = tx.fetch_events(&EventQuery { object: log, version, after, limit: PAGE }).await?;
+        let done = page.len() < PAGE;
+        out.extend(page);
+        if done {
+            return Ok(out);
+        }
+    }
+}
+
+/// The experiment to compare with when none is named: the stored base experiment,
+/// else the newest older experiment of the project; either only if the caller can
+/// read it.
+async fn default_comparison(caller: &Caller, tx: &mut dyn Tx, exp: &ObjectRecord) -> ApiResult<Option<ObjectRecord>> {
+    let readable = |o: &ObjectRecord| caller.can(Permission::Read, object_ref(o.kind, o.id));
+    let base = crate::dataplane::objects::fields::<crate::dataplane::objects::ExperimentData>(exp).base_exp_id;
+    if let Some(b) = base {
+        if let Some(o) = tx.get_object(b).await?.filter(|o| o.kind == ObjectKind::Experiment && readable(o)) {
+            return Ok(Some(o));
+        }
+    }
+    let filter = ObjectFilter {
+        kinds: vec![ObjectKind::Experiment],
+        orgs: vec![exp.org_id],
+        projects: vec![exp.project_id],
+        ..Default::default()
+    };
+    let mut from = Some(exp.page_key());
+    loop {
+        let batch = tx.list_objects(&filter, &Window { from, direction: Direction::Older, limit: 100 }).await?;
+        let done = batch.len() < 100;
+        from = batch.last().map(|o| o.page_key());
+        if let Some(o) = batch.into_iter().find(|o| readable(o)) {
+            return Ok(Some(o));
+        }
+        if done {
+            return Ok(None);
+        }
+    }
+}
+
+/// An experiment's scores and metrics, compared with `comparison_experiment_id`, or
+/// else its base experiment, or else the project's previous experiment. Scores are
+/// gathered from every span of each trace. Without `summarize_scores=true` only the
+/// names and links are returned.
+#[utoipa::path(get, path = "/v1/experiment/{experiment_id}/summarize", tag = "Experiments",
+    params(("experiment_id" = uuid::Uuid, Path), ("summarize_scores" = Option<bool>, Query),
+           ("comparison_experiment_id" = Option<uuid::Uuid>, Query)),
+    responses((status = 200, body = ExperimentSummary)))]
+pub async fn experiment(
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    q: Params,
+) -> ApiResult<Json<ExperimentSummary>> {
+    let id = path_id("experiment_id", &id)?;
+    let summarize_scores = q.bool("summarize_scores")?.unwrap_or(false);
+    let named = q.uuid("comparison_experiment_id")?;
+    let (exp, permit) = load(&caller, &[ObjectKind::Experiment], id, Permission::Read).await?;
+    // A named comparison must be readable like anything else.
+    let named = match named {
+        Some(c) => Some(load(&caller, &[ObjectKind::Experiment], c, Permission::Read).await?.0),
+        None => None,
+    };
+    let mut tx = caller.state().read(&permit).await?;
+    let project =
+        tx.get_project(exp.project_id).await?.ok_or_else(|| ApiError::not_found("project", exp.project_id))?;
+    let org = tx.get_org(exp.org_id).await?.ok_or_else(|| ApiError::not_found("organization", exp.org_id))?;
+    let base = public_base(caller.state(), &headers);
+    let project_url = format!("{base}/app/{}/p/{}", encode_component(&org.name), encode_component(&project.name));
+    let experiment_url = format!("{project_url}/experiments/{}", encode_component(&exp.name));
+    let mut out = ExperimentSummary {
+        project_name: project.name,
+        experiment_name: exp.name.clone(),
+        project_url,
+        experiment_url,
+        comparison_experiment_name: None,
+        scores: None,
+        metrics: None,
+    };
+    if !summarize_scores {
+        return Ok(Json(out));
+    }
+    let comparison = match named {
+        Some(c) => Some(c),
+        None => default_comparison(&caller, &mut *tx, &exp).await?,
+    };
+    let rows = all_rows(&mut *tx, EventObject { kind: EventKind::Experiment, id }).await?;
+    let base_rows = match &comparison {
+        Some(c) => Some(all_rows(&mut *tx, EventObject { kind: EventKind::Experiment, id: c.id }).await?),
+        None => None,
+    };
+    let (scores, metrics) = summary::summarize(&rows, base_rows.as_deref());
+    out.comparison_experiment_name = comparison.map(|c| c.name);
+    out.scores = Some(scores);
+    out.metrics = Some(metrics);
+    Ok(Json(out))
+}
+
+/// A dataset's names and links, and with `summarize_data=true` its record count.
+#[utoipa::path(get, path = "/v1/dataset/{dataset_id}/summarize", tag = "Datasets",
+    params(("dataset_id" = uuid::Uuid, Path), ("summarize_data" = Option<bool>, Query)),
+    responses((status = 200, body = DatasetSummary)))]
+pub async fn dataset(
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    q: Params,
+) -> ApiResult<Json<DatasetSummary>> {
+    let id = path_id("dataset_id", &id)?;
+    let summarize_data = q.bool("summarize_data")?.unwrap_or(false);
+    let (ds, permit) = load(&caller, &[ObjectKind::Dataset], id, Permission::Read).await?;
+    let mut tx = caller.state().read(&permit).await?;
+    let project = tx.get_project(ds.project_id).await?.ok_or_else(|| ApiError::not_found("project", ds.project_id))?;
+    let org = tx.get_org(ds.org_id).await?.ok_or_else(|| ApiError::not_found("organization", ds.org_id))?;
+    let base = public_base(caller.state(), &headers);
+    let project_url = format!("{base}/app/{}/p/{}", encode_component(&org.name), encode_component(&project.name));
+    let dataset_url = format!("{project_url}/datasets/{}", encode_component(&ds.name));
+    let data_summary = if summarize_data {
+        Some(DataSummary { total_records: tx.count_events(EventObject { kind: EventKind::Dataset, id }).await? })
+    } else {
+        None
+    };
+    Ok(Json(DatasetSummary {
+        project_name: project.name,
+        dataset_name: ds.name,
+        project_url,
+        dataset_url,
+        data_summary,
+    }))
+}
