@@ -225,9 +225,9 @@ pub fn attachment_keys(v: &Value, out: &mut Vec<String>) {
 }
 
 /// A stored row as the API returns it: its fields plus `id`, `_xact_id`, its
-/// object's ids and `created`; dataset rows always carry `input`, `expected`,
+/// object's ids (project logs: and `org_id`) and `created`; dataset rows always carry `input`, `expected`,
 /// `metadata` and `tags` (the SDK reads them).
-pub fn event_json(log: EventObject, e: StoredEvent) -> Value {
+pub fn event_json(log: EventObject, org: Option<Uuid>, e: StoredEvent) -> Value {
     let mut m = match e.data {
         Value::Object(m) => m,
         other => {
@@ -251,6 +251,9 @@ pub fn event_json(log: EventObject, e: StoredEvent) -> Value {
         }
         EventKind::ProjectLogs => {
             m.insert("log_id".into(), Value::String("g".into()));
+            if let Some(o) = org {
+                m.insert("org_id".into(), Value::String(o.to_string()));
+            }
         }
         EventKind::PromptSession => {
             m.insert("prompt_session_id".into(), Value::String(log.id.to_string()));

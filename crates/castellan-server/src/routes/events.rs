@@ -64,7 +64,12 @@ pub async fn fetch(caller: &Caller, log: EventObject, req: FetchEvents) -> ApiRe
         (None, Some(v)) => Some(parse_version("max_xact_id", v)?),
         (None, None) => None,
     };
-    let (permit, _) = caller.require_event_read(log).await?;
+    let (permit, project) = caller.require_event_read(log).await?;
+    let org = caller
+        .state()
+        .index()
+        .snapshot()
+        .org_of(castellan_core::ObjectRef::new(castellan_core::ObjectType::Project, project.0));
     let mut tx = caller.state().read(&permit).await?;
     // Every page of one fetch reads the version the first page read at, so rows
     // written meanwhile neither appear twice nor push others off the pages.
@@ -84,7 +89,7 @@ pub async fn fetch(caller: &Caller, log: EventObject, req: FetchEvents) -> ApiRe
     } else {
         None
     };
-    Ok(FetchEventsResponse { events: rows.into_iter().map(|e| event_json(log, e)).collect(), cursor: next })
+    Ok(FetchEventsResponse { events: rows.into_iter().map(|e| event_json(log, org, e)).collect(), cursor: next })
 }
 
 /// Feedback on rows of `log` (`update` on it): each item merges its scores,
