@@ -26,7 +26,9 @@ on_both_backends!(
     a_grant_on_one_playground_reaches_it_and_its_logs_only,
     signed_urls_need_no_bearer_and_refuse_tampering_and_expiry,
     object_grants_survive_a_restart_and_go_with_their_project,
-    object_changes_are_audited_and_event_rows_are_not
+    object_changes_are_audited_and_event_rows_are_not,
+    summaries_have_exactly_the_keys_the_sdk_builds_dataclasses_from,
+    concurrent_writes_each_get_their_own_id_and_one_failure_spoils_no_other
 );
 
 async fn setup(app: &TestApp) -> (String, String) {
@@ -477,4 +479,118 @@ async fn object_changes_are_audited_and_event_rows_are_not(b: Backend) {
     let created = chain.iter().find(|r| r.record.event_type == "experiment.created").expect("created");
     assert_eq!(created.record.resource_id.map(|u| u.to_string()), Some(exp));
     assert_eq!(castellan_store::audit::verify_chain(&chain, tx.audit_head(org).await.expect("head")), vec![]);
+}
+
+fn keys(v: &Value) -> Vec<&str> {
+    let mut k: Vec<&str> = v.as_object().map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default();
+    k.sort();
+    k
+}
+
+async fn summaries_have_exactly_the_keys_the_sdk_builds_dataclasses_from(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else { return };
+    let (key, pid) = setup(&app).await;
+    let first = make(&app, &key, "experiment", &pid, "first").await;
+    let second = make(&app, &key, "experiment", &pid, "second").await;
+    for (exp, score) in [(&first, 0.25), (&second, 0.75)] {
+        let rows = json!({"events": [
+            {"id": "root", "span_id": "root", "root_span_id": "root", "input": "q", "metrics": {"start": 10.0, "end": 12.0}},
+            {"id": "child", "span_id": "child", "root_span_id": "root", "span_parents": ["root"], "scores": {"acc": score}},
+        ]});
+        assert_eq!(app.post(&format!("/v1/experiment/{exp}/insert"), &key, rows).await.0, 200);
+    }
+    let (s, alone) = app.get(&format!("/v1/experiment/{first}/summarize?summarize_scores=true"), &key).await;
+    assert_eq!(s, 200, "{alone}");
+    assert_eq!(alone["comparison_experiment_name"], Value::Null, "nothing older to compare with");
+    assert_eq!(keys(&alone["scores"]["acc"]), vec!["improvements", "name", "regressions", "score"]);
+    assert_eq!(alone["scores"]["acc"]["score"], 0.25, "scores come from the child span");
+    assert_eq!(keys(&alone["metrics"]["duration"]), vec!["improvements", "metric", "name", "regressions", "unit"]);
+    assert_eq!(
+        (alone["metrics"]["duration"]["metric"].as_f64(), alone["metrics"]["duration"]["unit"].as_str()),
+        (Some(2.0), Some("s"))
+    );
+    let (_, cmp) = app.get(&format!("/v1/experiment/{second}/summarize?summarize_scores=true"), &key).await;
+    assert_eq!(cmp["comparison_experiment_name"], "first", "the previous experiment of the project");
+    assert_eq!(keys(&cmp["scores"]["acc"]), vec!["diff", "improvements", "name", "regressions", "score"]);
+    assert_eq!(
+        (cmp["scores"]["acc"]["diff"].as_f64(), cmp["scores"]["acc"]["improvements"].as_u64()),
+        (Some(0.5), Some(1))
+    );
+    let (_, bare) = app.get(&format!("/v1/experiment/{second}/summarize"), &key).await;
+    assert_eq!(
+        keys(&bare),
+        vec!["comparison_experiment_name", "experiment_name", "experiment_url", "project_name", "project_url"]
+    );
+    let ds = make(&app, &key, "dataset", &pid, "d").await;
+    let (_, d) = app.get(&format!("/v1/dataset/{ds}/summarize?summarize_data=true"), &key).await;
+    assert_eq!(d["data_summary"], json!({"total_records": 0}));
+    let (_, d) = app.get(&format!("/v1/dataset/{ds}/summarize"), &key).await;
+    assert_eq!(d["data_summary"], Value::Null);
+    let (s, v) = app.get(&format!("/v1/experiment/{second}/summarize?summarize_scores=maybe"), &key).await;
+    assert_eq!((s.as_u16(), v["code"].as_str()), (400, Some("invalid_parameter")));
+}
+
+async fn concurrent_writes_each_get_their_own_id_and_one_failure_spoils_no_other(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else { return };
+    let (key, pid) = setup(&app).await;
+    let mut writes = Vec::new();
+    for i in 0..24 {
+        let body =
+            json!({"rows": [{"id": format!("r{i}"), "project_id": pid}, {"id": format!("s{i}"), "project_id": pid}]});
+        writes.push(spawn_logs3(&app, &key, body));
+    }
+    let mut ids: Vec<String> = Vec::new();
+    for (s, v) in join(writes).await {
+        assert_eq!(s, 200, "{v}");
+        ids.push(v["xact_id"].as_str().expect("xact").to_owned());
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 24, "one id per request, even when committed together");
+    assert_eq!(fetch(&app, &key, &format!("/v1/project_logs/{pid}/fetch")).await.len(), 48);
+
+    // Two requests consuming the same overflow payload: the second one's write
+    // fails; the first is committed all the same, and the rows exist once.
+    let ann = json!({"content_type": "application/json", "size_bytes": 10, "rows": [{"object_ids": {"project_id": pid, "log_id": "g"}}]});
+    let (s, up) = app.post("/logs3/overflow", &key, ann).await;
+    assert_eq!(s, 200, "{up}");
+    let payload = json!({"rows": [{"id": "big", "project_id": pid, "input": "x"}], "api_version": 2});
+    let put = app.http.put(up["signedUrl"].as_str().expect("url")).body(payload.to_string()).send().await.expect("put");
+    assert_eq!(put.status(), 200);
+    let reference = json!({"rows": {"type": "logs3_overflow", "key": up["key"], "size_bytes": 10}, "api_version": 2});
+    let mut statuses: Vec<u16> =
+        join(vec![spawn_logs3(&app, &key, reference.clone()), spawn_logs3(&app, &key, reference)])
+            .await
+            .into_iter()
+            .map(|(s, _)| s.as_u16())
+            .collect();
+    statuses.sort();
+    assert_eq!(statuses, vec![200, 404]);
+    let rows = fetch(&app, &key, &format!("/v1/project_logs/{pid}/fetch")).await;
+    assert_eq!(rows.iter().filter(|r| r["id"] == "big").count(), 1);
+    let (_, v) = app
+        .get(
+            &format!("/v1/project_logs/{pid}/fetch?version={}", by_id(&rows, "big")["_xact_id"].as_str().unwrap_or("")),
+            &key,
+        )
+        .await;
+    assert_eq!(v["events"].as_array().map(Vec::len), Some(49));
+}
+
+/// `POST /logs3` on a task of its own (so several run at once).
+fn spawn_logs3(app: &TestApp, key: &str, body: Value) -> tokio::task::JoinHandle<(StatusCode, Value)> {
+    let (http, url, key) = (app.http.clone(), format!("{}/logs3", app.base), key.to_owned());
+    tokio::spawn(async move {
+        let resp = http.post(url).bearer_auth(key).body(body.to_string()).send().await.expect("request");
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    })
+}
+
+async fn join(tasks: Vec<tokio::task::JoinHandle<(StatusCode, Value)>>) -> Vec<(StatusCode, Value)> {
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.expect("task"));
+    }
+    out
 }

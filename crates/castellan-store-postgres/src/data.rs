@@ -334,19 +334,21 @@ impl PgDataTx {
 
 #[async_trait]
 impl DataTx for PgDataTx {
-    async fn xact_id(&mut self) -> StoreResult<XactId> {
-        if let Some(x) = self.xact {
-            return Ok(x);
-        }
+    async fn next_xact_id(&mut self) -> StoreResult<XactId> {
         let x = next_xact(&mut self.tx).await?;
         self.xact = Some(x);
         Ok(x)
     }
 
     async fn latest_events(&mut self, object: EventObject, row_ids: &[String]) -> StoreResult<Vec<StoredEvent>> {
-        // INVARIANT: the counter lock is taken first; in READ COMMITTED the reads below
+        // INVARIANT: the counter row is locked first; in READ COMMITTED the reads below
         // then see every data write committed before this one.
-        self.xact_id().await?;
+        if self.xact.is_none() {
+            sqlx::query("SELECT value FROM xact_counter WHERE id = 1 FOR UPDATE")
+                .execute(&mut *self.tx)
+                .await
+                .map_err(db_err)?;
+        }
         let sql = format!(
             "SELECT {EVENT_COLS} FROM events e WHERE e.object_kind = $1 AND e.object_id = $2 \
              AND e.row_id = ANY($3) AND NOT EXISTS (SELECT 1 FROM events n WHERE n.object_kind = e.object_kind \
@@ -362,11 +364,10 @@ impl DataTx for PgDataTx {
         rs.iter().map(event).collect()
     }
 
-    async fn insert_events(&mut self, rows: &[EventWrite]) -> StoreResult<()> {
+    async fn insert_events(&mut self, xact: XactId, rows: &[EventWrite]) -> StoreResult<()> {
         if rows.is_empty() {
             return Ok(());
         }
-        let xact = self.xact_id().await?;
         // One statement for the whole batch, whatever its size: arrays, not VALUES.
         let kinds: Vec<&str> = rows.iter().map(|r| r.object.kind.as_str()).collect();
         let objects: Vec<Uuid> = rows.iter().map(|r| r.object.id).collect();

@@ -316,28 +316,22 @@ impl EventRepo for SqliteTx {
 /// A data-plane write transaction on the SQLite store (on the one writer connection).
 pub struct SqliteDataTx {
     tx: Transaction<'static, Sqlite>,
-    xact: Option<XactId>,
 }
 
 impl SqliteDataTx {
     pub(crate) fn new(tx: Transaction<'static, Sqlite>) -> Self {
-        SqliteDataTx { tx, xact: None }
+        SqliteDataTx { tx }
     }
 }
 
 #[async_trait]
 impl DataTx for SqliteDataTx {
-    async fn xact_id(&mut self) -> StoreResult<XactId> {
-        if let Some(x) = self.xact {
-            return Ok(x);
-        }
-        let x = next_xact(&mut self.tx).await?;
-        self.xact = Some(x);
-        Ok(x)
+    async fn next_xact_id(&mut self) -> StoreResult<XactId> {
+        next_xact(&mut self.tx).await
     }
 
     async fn latest_events(&mut self, object: EventObject, row_ids: &[String]) -> StoreResult<Vec<StoredEvent>> {
-        self.xact_id().await?;
+        // The transaction began IMMEDIATE: it holds the database's write lock already.
         let mut out = Vec::new();
         for chunk in row_ids.chunks(IN_CHUNK) {
             let mut qb =
@@ -356,11 +350,10 @@ impl DataTx for SqliteDataTx {
         Ok(out)
     }
 
-    async fn insert_events(&mut self, rows: &[EventWrite]) -> StoreResult<()> {
+    async fn insert_events(&mut self, xact: XactId, rows: &[EventWrite]) -> StoreResult<()> {
         if rows.is_empty() {
             return Ok(());
         }
-        let xact = self.xact_id().await?;
         for chunk in rows.chunks(INSERT_CHUNK) {
             let mut qb = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO events (object_kind, object_id, row_id, xact_id, project_id, root_span_id, is_root, \

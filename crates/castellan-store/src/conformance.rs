@@ -41,6 +41,7 @@ macro_rules! conformance_suite {
             object_versions_are_found_by_transaction_id,
             event_logs_keep_every_version_and_read_as_of_a_transaction,
             data_writes_get_increasing_ids_and_roll_back_cleanly,
+            one_data_transaction_carries_several_writes_in_order,
             blobs_are_announced_uploaded_and_referenced,
             server_secrets_are_kept_from_the_first_start,
             the_access_state_lists_live_project_objects_and_their_grants

@@ -162,24 +162,24 @@ pub async fn event_logs_keep_every_version_and_read_as_of_a_transaction(store: A
     let log = EventObject { kind: EventKind::Experiment, id: Uuid::now_v7() };
     let other = EventObject { kind: EventKind::ProjectLogs, id: p.0 };
     let mut w = store.data_write().await.expect("begin");
-    let x1 = w.xact_id().await.expect("xact");
+    let x1 = w.next_xact_id().await.expect("xact");
     let mut rows: Vec<EventWrite> = ["a", "b", "c"].iter().map(|id| row(log, p, id, json!({"v": 1}))).collect();
     rows.push(row(other, p, "a", json!({"elsewhere": true})));
     let mut comment = row(log, p, "note", json!({"comment": {"text": "hi"}}));
     comment.is_comment = true;
     rows.push(comment);
-    w.insert_events(&rows).await.expect("insert");
+    w.insert_events(x1, &rows).await.expect("insert");
     w.commit().await.expect("commit");
 
     let mut w = store.data_write().await.expect("begin");
     let latest = w.latest_events(log, &["a".into(), "b".into(), "zz".into()]).await.expect("latest");
-    let x2 = w.xact_id().await.expect("xact");
+    let x2 = w.next_xact_id().await.expect("xact");
     assert!(x2 > x1);
     assert_eq!(latest.len(), 2);
     assert!(latest.iter().all(|e| e.xact_id == x1 && e.data == json!({"v": 1})));
     let mut gone = row(log, p, "b", json!({}));
     gone.deleted = true;
-    w.insert_events(&[row(log, p, "a", json!({"v": 2})), gone]).await.expect("insert");
+    w.insert_events(x2, &[row(log, p, "a", json!({"v": 2})), gone]).await.expect("insert");
     w.commit().await.expect("commit");
 
     let mut tx = store.read().await.expect("read");
@@ -212,8 +212,8 @@ pub async fn data_writes_get_increasing_ids_and_roll_back_cleanly(store: Arc<dyn
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             let mut w = store.data_write().await.expect("begin");
-            let x = w.xact_id().await.expect("xact");
-            w.insert_events(&[row(log, p, &format!("r{i}"), json!({"i": i}))]).await.expect("insert");
+            let x = w.next_xact_id().await.expect("xact");
+            w.insert_events(x, &[row(log, p, &format!("r{i}"), json!({"i": i}))]).await.expect("insert");
             w.commit().await.expect("commit");
             x
         }));
@@ -226,7 +226,8 @@ pub async fn data_writes_get_increasing_ids_and_roll_back_cleanly(store: Arc<dyn
     ids.dedup();
     assert_eq!(ids.len(), 6);
     let mut w = store.data_write().await.expect("begin");
-    w.insert_events(&[row(log, p, "ghost", json!({}))]).await.expect("insert");
+    let x = w.next_xact_id().await.expect("xact");
+    w.insert_events(x, &[row(log, p, "ghost", json!({}))]).await.expect("insert");
     drop(w);
     let mut tx = store.read().await.expect("read");
     let now = tx.current_xact_id().await.expect("current");
@@ -234,6 +235,29 @@ pub async fn data_writes_get_increasing_ids_and_roll_back_cleanly(store: Arc<dyn
     let rows = tx.fetch_events(&EventQuery { object: log, version: now, after: None, limit: 100 }).await.expect("f");
     assert_eq!(rows.len(), 6);
     assert!(rows.iter().all(|r| r.row_id != "ghost"));
+}
+
+/// One data transaction may carry several writes, each with its own id; a later
+/// write reads the earlier ones, and all become visible at commit.
+pub async fn one_data_transaction_carries_several_writes_in_order(store: Arc<dyn Store>) {
+    let (_, _, p, _) = seed(&*store).await;
+    let log = EventObject { kind: EventKind::ProjectLogs, id: p.0 };
+    let mut w = store.data_write().await.expect("begin");
+    let x1 = w.next_xact_id().await.expect("x1");
+    w.insert_events(x1, &[row(log, p, "r", json!({"v": 1}))]).await.expect("first");
+    let x2 = w.next_xact_id().await.expect("x2");
+    assert!(x2 > x1);
+    let seen = w.latest_events(log, &["r".into()]).await.expect("latest");
+    assert_eq!(seen.iter().map(|e| (e.xact_id, e.data.clone())).collect::<Vec<_>>(), vec![(x1, json!({"v": 1}))]);
+    w.insert_events(x2, &[row(log, p, "r", json!({"v": 2}))]).await.expect("second");
+    let mut before = store.read().await.expect("read");
+    assert!(before.current_xact_id().await.expect("current") < x1, "nothing is visible before the commit");
+    drop(before);
+    w.commit().await.expect("commit");
+    let mut tx = store.read().await.expect("read");
+    let q = |version| EventQuery { object: log, version, after: None, limit: 10 };
+    assert_eq!(tx.fetch_events(&q(x1)).await.expect("at x1")[0].data, json!({"v": 1}));
+    assert_eq!(tx.fetch_events(&q(x2)).await.expect("at x2")[0].data, json!({"v": 2}));
 }
 
 /// Blobs are announced once per key, take bytes and a status later, and remember

@@ -69,18 +69,22 @@ pub trait EventRepo {
 }
 
 /// A data-plane write transaction. Dropping it without [`DataTx::commit`] rolls it back.
+///
+/// One transaction may carry several writes (the server commits concurrent requests
+/// together), each with its own transaction id from [`DataTx::next_xact_id`].
 #[async_trait]
 pub trait DataTx: Send {
-    /// This transaction's id, allocated on first call. Ids are assigned in commit
+    /// Allocates a new transaction id for one write. Ids are assigned in commit
     /// order: no data write with a smaller id commits after one with a larger id
-    /// becomes visible.
-    async fn xact_id(&mut self) -> StoreResult<XactId>;
-    /// The newest versions (tombstones included) of these rows of one log. Takes this
-    /// transaction's id first, so data writes that touch the same rows serialize and
-    /// each sees the one committed before it.
+    /// becomes visible; the ids of one transaction become visible together.
+    async fn next_xact_id(&mut self) -> StoreResult<XactId>;
+    /// The newest versions (tombstones included) of these rows of one log, this
+    /// transaction's own writes included. Data writes that read rows serialize
+    /// with each other, so each sees the one committed before it.
     async fn latest_events(&mut self, object: EventObject, row_ids: &[String]) -> StoreResult<Vec<StoredEvent>>;
-    /// Appends row versions at this transaction's id. A row may appear once.
-    async fn insert_events(&mut self, rows: &[EventWrite]) -> StoreResult<()>;
+    /// Appends row versions written at `xact` (an id of this transaction). A row
+    /// may appear once per id.
+    async fn insert_events(&mut self, xact: XactId, rows: &[EventWrite]) -> StoreResult<()>;
     /// Records that rows of `object` reference these attachment keys.
     async fn insert_attachment_refs(&mut self, object: EventObject, keys: &[String]) -> StoreResult<()>;
     /// Announces a blob. `Conflict` if the key exists.

@@ -3,9 +3,10 @@
 
 use super::signing::Signer;
 use super::{AppState, Caller, Permit};
+use crate::dataplane::ingest::Prepared;
 use crate::error::{ApiError, ApiResult};
 use castellan_core::{ObjectRef, ObjectType, OrgId, Permission, ProjectId};
-use castellan_store::{DataTx, EventKind, EventObject, Tx};
+use castellan_store::{DataTx, EventKind, EventObject, Tx, XactId};
 
 /// Proof that the caller may write events into each of these logs (`update` on
 /// each), with each log's project.
@@ -97,12 +98,13 @@ impl Caller {
 }
 
 impl AppState {
-    /// A data-plane write transaction for the logs a permit covers.
-    pub async fn data_write(&self, permit: &DataPermit) -> ApiResult<Box<dyn DataTx>> {
+    /// Writes a prepared request into the logs a permit covers, through the write
+    /// queue (committed together with concurrent writes); returns its transaction id.
+    pub async fn ingest(&self, permit: DataPermit, work: Prepared) -> ApiResult<XactId> {
         if permit.logs.is_empty() {
             return Err(ApiError::Internal("a data write needs at least one log".into()));
         }
-        Ok(self.0.store.data_write().await?)
+        self.0.ingest.submit(work).await
     }
 
     /// A data-plane write transaction for a blob operation.

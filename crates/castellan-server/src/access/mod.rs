@@ -10,6 +10,7 @@
 mod caller;
 mod data;
 mod index;
+mod queue;
 pub mod signing;
 mod write;
 
@@ -46,6 +47,7 @@ struct Inner {
     config: Config,
     clock: Clock,
     signer: signing::Signer,
+    ingest: queue::IngestQueue,
 }
 
 /// Who is acting: a user (or service account), possibly impersonated by an owner;
@@ -155,7 +157,8 @@ impl AppState {
         let index = Arc::new(Index::load(store.clone()).await?);
         let candidate: [u8; 32] = rand::random();
         let signer = signing::Signer::new(store.server_secret(signing::SECRET_NAME, &candidate).await?);
-        let state = AppState(Arc::new(Inner { store, index, config, clock, signer }));
+        let ingest = queue::IngestQueue::start(store.clone());
+        let state = AppState(Arc::new(Inner { store, index, config, clock, signer, ingest }));
         crate::seed::ensure_system_roles(&state).await.map_err(|e| match e {
             ApiError::Internal(m) => OpenError::Store(StoreError::Backend(m)),
             other => OpenError::Store(StoreError::Backend(other.to_string())),

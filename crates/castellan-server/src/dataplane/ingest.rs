@@ -1,12 +1,14 @@
-//! Writing event rows: one authorization check per log, then one transaction with
-//! one transaction id for the whole request, multi-row statements, and merges read
-//! only for the rows that need them.
+//! Writing event rows: authorize every log a request names, fold the request's
+//! rows (rows of one id apply in arrival order), then hand it to the write queue,
+//! which commits concurrent requests together, each with its own transaction id,
+//! in multi-row statements, reading stored rows only for merges.
 
 use super::rows::{self, Op, Row};
 use crate::access::Caller;
 use crate::error::{ApiError, ApiResult};
 use castellan_api_types::format_time;
-use castellan_store::{EventObject, EventWrite, XactId};
+use castellan_core::ProjectId;
+use castellan_store::{DataTx, EventObject, EventWrite, XactId};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
@@ -39,6 +41,72 @@ enum Slot {
     Pending(Vec<(Map<String, Value>, Vec<Vec<String>>)>),
 }
 
+/// Merges onto a stored row, resolved inside the write.
+type PendingRow = (EventObject, ProjectId, String, Vec<(Map<String, Value>, Vec<Vec<String>>)>);
+
+/// A folded request, ready to be written (possibly together with others). Rows that
+/// do not depend on stored state are serialized here, in the request's own task, so
+/// the write queue does as little as possible.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    known: Vec<EventWrite>,
+    pending: Vec<PendingRow>,
+    attachments: HashMap<EventObject, Vec<String>>,
+    opts: IngestOptions,
+    now: String,
+}
+
+impl Prepared {
+    /// How many row versions it writes.
+    pub fn len(&self) -> usize {
+        self.known.len() + self.pending.len()
+    }
+
+    /// Whether it writes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The stored version of a row.
+fn write_of(
+    log: EventObject,
+    project_id: ProjectId,
+    id: String,
+    row: Option<Map<String, Value>>,
+    scan: bool,
+    attachments: &mut HashMap<EventObject, Vec<String>>,
+) -> ApiResult<EventWrite> {
+    Ok(match row {
+        None => EventWrite {
+            object: log,
+            project_id,
+            row_id: id,
+            root_span_id: None,
+            is_root: true,
+            deleted: true,
+            is_comment: false,
+            data: "{}".into(),
+        },
+        Some(row) => {
+            if scan {
+                let keys = attachments.entry(log).or_default();
+                row.values().for_each(|v| rows::attachment_keys(v, keys));
+            }
+            EventWrite {
+                object: log,
+                project_id,
+                root_span_id: Some(rows::root_span_id(&id, &row)),
+                is_root: rows::is_root(&row),
+                deleted: false,
+                is_comment: rows::is_comment(&row),
+                data: serde_json::to_string(&row).map_err(|e| ApiError::Internal(e.to_string()))?,
+                row_id: id,
+            }
+        }
+    })
+}
+
 fn with_created(mut row: Map<String, Value>, now: &str) -> Map<String, Value> {
     if row.get("created").is_none_or(Value::is_null) {
         row.insert("created".into(), Value::String(now.to_owned()));
@@ -61,8 +129,6 @@ pub async fn ingest(caller: &Caller, rows: Vec<Row>, opts: IngestOptions) -> Api
     }
     let permit = caller.require_event_writes(&logs).await?;
     let now = format_time(caller.state().now());
-
-    // Fold the request: rows of one id are applied in arrival order.
     let mut order: Vec<(EventObject, String)> = Vec::new();
     let mut slots: HashMap<(EventObject, String), Slot> = HashMap::with_capacity(rows.len());
     for Row { log, id, op } in rows {
@@ -86,83 +152,64 @@ pub async fn ingest(caller: &Caller, rows: Vec<Row>, opts: IngestOptions) -> Api
         }
         slots.insert(key, slot);
     }
-
-    let mut tx = caller.state().data_write(&permit).await?;
-    // Merges onto stored rows: read those rows (after taking the transaction id, so
-    // concurrent writers of the same row serialize).
-    let mut pending: HashMap<EventObject, Vec<String>> = HashMap::new();
-    for ((log, id), slot) in &slots {
-        if matches!(slot, Slot::Pending(_)) {
-            pending.entry(*log).or_default().push(id.clone());
-        }
-    }
-    let mut stored: HashMap<(EventObject, String), Map<String, Value>> = HashMap::new();
-    for (log, ids) in pending {
-        for e in tx.latest_events(log, &ids).await? {
-            if let (false, Value::Object(m)) = (e.deleted, e.data) {
-                stored.insert((log, e.row_id), m);
-            }
-        }
-    }
-
-    let mut writes = Vec::with_capacity(order.len());
-    let mut attachments: HashMap<EventObject, Vec<String>> = HashMap::new();
+    let (mut known, mut pending, mut attachments) = (Vec::with_capacity(order.len()), Vec::new(), HashMap::new());
     for key in order {
         let Some(slot) = slots.remove(&key) else { continue };
-        let row = match slot {
-            Slot::Known(row) => row,
-            Slot::Pending(merges) => {
-                let mut cur = stored.remove(&key);
-                for (body, paths) in merges {
-                    cur = Some(rows::apply_merge(cur, body, &paths));
-                }
-                cur.map(|r| with_created(r, &now))
-            }
-        };
         let (log, id) = key;
-        let project_id =
-            permit.project_of(log).ok_or_else(|| ApiError::Internal("a row's log is not covered".into()))?;
-        let write = match row {
-            None => EventWrite {
-                object: log,
-                project_id,
-                root_span_id: None,
-                is_root: true,
-                deleted: true,
-                is_comment: false,
-                data: "{}".into(),
-                row_id: id,
-            },
-            Some(row) => {
-                if opts.scan_attachments {
-                    let mut keys = Vec::new();
-                    rows::attachment_keys(&Value::Object(row.clone()), &mut keys);
-                    attachments.entry(log).or_default().extend(keys);
-                }
-                EventWrite {
-                    object: log,
-                    project_id,
-                    root_span_id: Some(rows::root_span_id(&id, &row)),
-                    is_root: rows::is_root(&row),
-                    deleted: false,
-                    is_comment: rows::is_comment(&row),
-                    data: serde_json::to_string(&row).map_err(|e| ApiError::Internal(e.to_string()))?,
-                    row_id: id,
-                }
-            }
-        };
-        writes.push(write);
-    }
-    tx.insert_events(&writes).await?;
-    for (log, keys) in attachments {
-        if !keys.is_empty() {
-            tx.insert_attachment_refs(log, &keys).await?;
+        let project = permit.project_of(log).ok_or_else(|| ApiError::Internal("a row's log is not covered".into()))?;
+        match slot {
+            Slot::Known(row) => known.push(write_of(log, project, id, row, opts.scan_attachments, &mut attachments)?),
+            Slot::Pending(merges) => pending.push((log, project, id, merges)),
         }
     }
-    if let Some(key) = &opts.consume_blob {
+    let prepared = Prepared { known, pending, attachments, opts, now };
+    let written = prepared.len();
+    let xact = caller.state().ingest(permit, prepared).await?;
+    Ok(Ingested { xact_id: Some(xact), row_ids, written })
+}
+
+/// Writes one prepared request inside `tx` at a new transaction id. Runs again,
+/// in a transaction of its own, if the shared one fails.
+pub async fn apply(tx: &mut dyn DataTx, p: &Prepared) -> ApiResult<XactId> {
+    let xact = tx.next_xact_id().await?;
+    tx.insert_events(xact, &p.known).await?;
+    if !p.pending.is_empty() {
+        let mut ids: HashMap<EventObject, Vec<String>> = HashMap::new();
+        for (log, _, id, _) in &p.pending {
+            ids.entry(*log).or_default().push(id.clone());
+        }
+        let mut stored: HashMap<(EventObject, String), Map<String, Value>> = HashMap::new();
+        for (log, ids) in ids {
+            for e in tx.latest_events(log, &ids).await? {
+                if let (false, Value::Object(m)) = (e.deleted, e.data) {
+                    stored.insert((log, e.row_id), m);
+                }
+            }
+        }
+        let mut attachments = HashMap::new();
+        let mut writes = Vec::with_capacity(p.pending.len());
+        for (log, project, id, merges) in &p.pending {
+            let mut cur = stored.remove(&(*log, id.clone()));
+            for (body, paths) in merges {
+                cur = Some(rows::apply_merge(cur, body.clone(), paths));
+            }
+            let row = cur.map(|r| with_created(r, &p.now));
+            writes.push(write_of(*log, *project, id.clone(), row, p.opts.scan_attachments, &mut attachments)?);
+        }
+        tx.insert_events(xact, &writes).await?;
+        for (log, keys) in attachments {
+            if !keys.is_empty() {
+                tx.insert_attachment_refs(log, &keys).await?;
+            }
+        }
+    }
+    for (log, keys) in &p.attachments {
+        if !keys.is_empty() {
+            tx.insert_attachment_refs(*log, keys).await?;
+        }
+    }
+    if let Some(key) = &p.opts.consume_blob {
         tx.delete_blob(key).await?;
     }
-    let xact = tx.xact_id().await?;
-    tx.commit().await?;
-    Ok(Ingested { xact_id: Some(xact), row_ids, written: writes.len() })
+    Ok(xact)
 }

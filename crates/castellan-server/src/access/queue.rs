@@ -1,0 +1,92 @@
+//! The data write queue. Concurrent event writes are committed together ("group
+//! commit"), each still with its own transaction id, so the per-commit cost (the
+//! fsync, the write-ahead-log frames, the counter row) is paid once per group rather
+//! than once per request. Requests are applied in the order they arrive.
+
+use crate::dataplane::ingest::{apply, Prepared};
+use crate::error::{ApiError, ApiResult};
+use castellan_store::{Store, XactId};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// At most this many rows are committed together…
+const MAX_GROUP_ROWS: usize = 5_000;
+/// …from at most this many requests.
+const MAX_GROUP_JOBS: usize = 64;
+
+struct Job {
+    work: Prepared,
+    reply: oneshot::Sender<ApiResult<XactId>>,
+}
+
+/// The handle requests submit their writes through.
+pub(super) struct IngestQueue {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl IngestQueue {
+    /// Starts the writer task. It ends when the last handle is dropped.
+    pub(super) fn start(store: Arc<dyn Store>) -> IngestQueue {
+        let (jobs, rx) = mpsc::channel(1024);
+        tokio::spawn(run(store, rx));
+        IngestQueue { jobs }
+    }
+
+    /// Writes `work` (with the next transaction id) and waits for its commit.
+    pub(super) async fn submit(&self, work: Prepared) -> ApiResult<XactId> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job { work, reply })
+            .await
+            .map_err(|_| ApiError::Internal("the data write queue has stopped".into()))?;
+        answer.await.map_err(|_| ApiError::Internal("the data write queue dropped a write".into()))?
+    }
+}
+
+async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.recv().await {
+        let mut rows = first.work.len();
+        let mut group = vec![first];
+        while rows < MAX_GROUP_ROWS && group.len() < MAX_GROUP_JOBS {
+            match rx.try_recv() {
+                Ok(job) => {
+                    rows += job.work.len();
+                    group.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        match write(&*store, group.iter().map(|j| &j.work)).await {
+            Ok(ids) => {
+                for (job, id) in group.into_iter().zip(ids) {
+                    let _ = job.reply.send(Ok(id));
+                }
+            }
+            Err(e) if group.len() == 1 => {
+                if let Some(job) = group.pop() {
+                    let _ = job.reply.send(Err(e));
+                }
+            }
+            // One write spoiled the group: nothing of it was committed. Each write
+            // goes again on its own, so only the faulty one fails.
+            Err(_) => {
+                for job in group {
+                    let r = write(&*store, std::iter::once(&job.work)).await;
+                    let _ = job.reply.send(r.and_then(|ids| {
+                        ids.first().copied().ok_or_else(|| ApiError::Internal("no transaction id".into()))
+                    }));
+                }
+            }
+        }
+    }
+}
+
+async fn write<'a>(store: &dyn Store, works: impl Iterator<Item = &'a Prepared>) -> ApiResult<Vec<XactId>> {
+    let mut tx = store.data_write().await?;
+    let mut ids = Vec::new();
+    for w in works {
+        ids.push(apply(&mut *tx, w).await?);
+    }
+    tx.commit().await?;
+    Ok(ids)
+}
