@@ -127,6 +127,17 @@ where
     (ops, units, lat)
 }
 
+/// CPU seconds this process has used so far (user + system), from `/proc`.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesized command name; utime and stime are the 12th and
+    // 13th of those, in clock ticks (100 per second on Linux).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn pct(lat: &[Duration], p: f64) -> f64 {
     lat.get(((lat.len() as f64 - 1.0) * p) as usize).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)
 }
@@ -171,6 +182,7 @@ async fn main() -> Result<(), String> {
     );
 
     // 1. /logs3 over HTTP.
+    let cpu0 = cpu_secs();
     let (batch, url, k) = (a.batch, format!("{base}/logs3"), key.clone());
     let (h, l, e) = (http.clone(), logs.clone(), exp.clone());
     let (reqs, spans, lat) = drive(a.concurrency, a.seconds, move |i| {
@@ -193,11 +205,12 @@ async fn main() -> Result<(), String> {
     .await;
     let secs = a.seconds as f64;
     println!(
-        "/logs3 ingest:     {:>9.0} spans/s  ({:.0} requests/s, p50 {:.1} ms, p99 {:.1} ms)",
+        "/logs3 ingest:     {:>9.0} spans/s  ({:.0} requests/s, p50 {:.1} ms, p99 {:.1} ms, {:.2} of 2 cores busy)",
         spans as f64 / secs,
         reqs as f64 / secs,
         pct(&lat, 0.5),
-        pct(&lat, 0.99)
+        pct(&lat, 0.99),
+        (cpu_secs() - cpu0) / secs
     );
 
     // 2. The no-op endpoint at the same concurrency.

@@ -381,7 +381,7 @@ impl DataTx for PgDataTx {
         sqlx::query(
             "INSERT INTO events (object_kind, object_id, row_id, xact_id, project_id, root_span_id, is_root, \
              deleted, is_comment, data) \
-             SELECT k, o, r, $4, p, rs, ir, d, c, j::jsonb FROM UNNEST($1::text[], $2::uuid[], $3::text[], \
+             SELECT k, o, r, $4, p, rs, ir, d, c, j::json FROM UNNEST($1::text[], $2::uuid[], $3::text[], \
              $5::uuid[], $6::text[], $7::bool[], $8::bool[], $9::bool[], $10::text[]) AS t(k, o, r, p, rs, ir, d, c, j)",
         )
         .bind(&kinds)

@@ -25,10 +25,28 @@ pub(super) struct IngestQueue {
 }
 
 impl IngestQueue {
-    /// Starts the writer task. It ends when the last handle is dropped.
+    /// Starts the writer. It ends when the last handle is dropped.
+    ///
+    /// The writer runs on a thread of its own: on the shared runtime its every
+    /// database round trip would wait behind the request handlers (parsing large
+    /// bodies), and the one writer is what all ingest waits for.
     pub(super) fn start(store: Arc<dyn Store>) -> IngestQueue {
         let (jobs, rx) = mpsc::channel(1024);
-        tokio::spawn(run(store, rx));
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        match runtime {
+            Ok(rt) => {
+                let spawned = std::thread::Builder::new()
+                    .name("castellan-ingest".into())
+                    .spawn(move || rt.block_on(run(store, rx)));
+                if let Err(e) = spawned {
+                    tracing::error!(error = %e, "cannot start the data writer thread");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no runtime for the data writer; it shares the server's");
+                tokio::spawn(run(store, rx));
+            }
+        }
         IngestQueue { jobs }
     }
 
