@@ -34,7 +34,10 @@ macro_rules! conformance_suite {
             groups_hold_users_and_groups_and_deleting_one_drops_its_edges,
             roles_are_unique_per_org_and_system_roles_apart,
             acls_are_unique_by_contents_and_filter_and_cascade,
-            the_access_state_reflects_every_live_row
+            the_access_state_reflects_every_live_row,
+            invitations_are_found_by_token_until_accepted,
+            a_members_keys_in_one_org_are_revoked_together,
+            the_audit_log_reads_newest_first_with_filters
         );
     };
     (@each $make:path; $($story:ident),+ $(,)?) => {
@@ -696,4 +699,95 @@ pub async fn the_access_state_reflects_every_live_row(store: Arc<dyn Store>) {
     assert_eq!(s.roles, vec![(r.id, None)]);
     assert_eq!(s.role_permissions, vec![(r.id, rp)]);
     assert_eq!(s.acls, vec![acl]);
+}
+
+/// An invitation is found by its token hash until it is accepted, once.
+pub async fn invitations_are_found_by_token_until_accepted(store: Arc<dyn Store>) {
+    let a = seed_org(&*store, "a", 1).await;
+    let g = group(a.id, "Engineers", 2);
+    let inv = InvitationRecord {
+        id: Uuid::now_v7(),
+        org_id: a.id,
+        email: "new@example.com".into(),
+        group_ids: vec![g.id],
+        invited_by: None,
+        created: 3,
+        expires_at: 1_000,
+    };
+    let mut tx = store.write().await.expect("begin");
+    tx.insert_group(&g).await.expect("group");
+    tx.insert_invitation(&inv, "tokhash").await.expect("insert");
+    tx.commit().await.expect("commit");
+    let mut tx = store.write().await.expect("begin");
+    assert_eq!(tx.find_invitation("tokhash").await.expect("find"), Some(inv.clone()));
+    assert_eq!(tx.find_invitation("other").await.expect("find"), None);
+    assert_eq!(tx.list_invitations(a.id).await.expect("list"), vec![inv.clone()]);
+    assert!(tx.accept_invitation(inv.id, 10).await.expect("accept"));
+    assert!(!tx.accept_invitation(inv.id, 11).await.expect("accept twice"));
+    assert_eq!(tx.find_invitation("tokhash").await.expect("find"), None);
+    assert!(tx.list_invitations(a.id).await.expect("list").is_empty());
+    tx.commit().await.expect("commit");
+}
+
+/// Revoking a member's keys in one org leaves their keys in other orgs alone.
+pub async fn a_members_keys_in_one_org_are_revoked_together(store: Arc<dyn Store>) {
+    let a = seed_org(&*store, "a", 1).await;
+    let b = seed_org(&*store, "b", 2).await;
+    let u = user("u@example.com", 3);
+    let k1 = key(KeyKind::ApiKey, u.id, a.id, "one", 4);
+    let k2 = key(KeyKind::ApiKey, u.id, a.id, "two", 5);
+    let k3 = key(KeyKind::ApiKey, u.id, b.id, "three", 6);
+    let mut tx = store.write().await.expect("begin");
+    tx.insert_user(&u).await.expect("user");
+    for k in [&k1, &k2, &k3] {
+        tx.insert_key(k).await.expect("key");
+    }
+    let gone = tx.delete_keys_of(a.id, u.id, 9).await.expect("delete");
+    assert_eq!(gone.iter().map(|k| k.id).collect::<Vec<_>>(), vec![k1.record.id, k2.record.id]);
+    tx.commit().await.expect("commit");
+    assert_eq!(store.authenticate(&k1.key_hash).await.expect("auth"), None);
+    assert!(store.authenticate(&k3.key_hash).await.expect("auth").is_some());
+}
+
+/// The audit log of an org reads newest first and filters by time, actor, event
+/// type (exact or prefix) and resource.
+pub async fn the_audit_log_reads_newest_first_with_filters(store: Arc<dyn Store>) {
+    let a = seed_org(&*store, "a", 1).await;
+    let actor = UserId::generate();
+    let mut tx = store.write().await.expect("begin");
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let mut r = audit(a.id, 100 + i);
+        r.event_type = if i % 2 == 0 { "acl.created".into() } else { "project.created".into() };
+        r.resource_type = if i % 2 == 0 { "acl".into() } else { "project".into() };
+        if i >= 4 {
+            r.actor_id = Some(actor);
+        }
+        ids.push(tx.append_audit(r).await.expect("append").seq);
+    }
+    tx.commit().await.expect("commit");
+    let mut tx = store.read().await.expect("read");
+    let f = AuditFilter {
+        org: a.id,
+        since: None,
+        until: None,
+        actor: None,
+        event_type: None,
+        resource_type: None,
+        resource_id: None,
+    };
+    let seqs = |v: Vec<crate::audit::AuditRecord>| v.into_iter().map(|r| r.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(tx.list_audit(&f, None, 10).await.expect("all")), vec![6, 5, 4, 3, 2, 1]);
+    assert_eq!(seqs(tx.list_audit(&f, Some(4), 2).await.expect("page")), vec![3, 2]);
+    let acl = AuditFilter { event_type: Some("acl.".into()), ..f.clone() };
+    assert_eq!(seqs(tx.list_audit(&acl, None, 10).await.expect("prefix")), vec![5, 3, 1]);
+    let exact = AuditFilter { event_type: Some("project.created".into()), ..f.clone() };
+    assert_eq!(seqs(tx.list_audit(&exact, None, 10).await.expect("exact")), vec![6, 4, 2]);
+    let by_actor = AuditFilter { actor: Some(actor), ..f.clone() };
+    assert_eq!(seqs(tx.list_audit(&by_actor, None, 10).await.expect("actor")), vec![6, 5]);
+    let window = AuditFilter { since: Some(101), until: Some(103), ..f.clone() };
+    assert_eq!(seqs(tx.list_audit(&window, None, 10).await.expect("time")), vec![3, 2]);
+    let by_type = AuditFilter { resource_type: Some("project".into()), ..f.clone() };
+    assert_eq!(seqs(tx.list_audit(&by_type, None, 10).await.expect("type")).len(), 3);
+    assert_eq!(ids.len(), 6);
 }

@@ -431,3 +431,41 @@ pub struct AccessState {
     /// Every live ACL.
     pub acls: Vec<AclRecord>,
 }
+
+/// A pending invitation of a person (by email) to join an organization.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InvitationRecord {
+    /// Id.
+    pub id: Uuid,
+    /// The organization.
+    pub org_id: OrgId,
+    /// The invited address (lowercased).
+    pub email: String,
+    /// Groups the person joins on accepting.
+    pub group_ids: Vec<GroupId>,
+    /// Who invited.
+    pub invited_by: Option<UserId>,
+    /// Creation time.
+    pub created: Micros,
+    /// After this time it can no longer be accepted.
+    pub expires_at: Micros,
+}
+
+/// Filters for reading the audit log of one org. Every set field must match.
+#[derive(Debug, Clone)]
+pub struct AuditFilter {
+    /// The org.
+    pub org: OrgId,
+    /// At or after this time.
+    pub since: Option<Micros>,
+    /// Before this time.
+    pub until: Option<Micros>,
+    /// Acting user.
+    pub actor: Option<UserId>,
+    /// Exact event type, or a prefix ending in `.` (e.g. `acl.`).
+    pub event_type: Option<String>,
+    /// Resource type.
+    pub resource_type: Option<String>,
+    /// Resource id.
+    pub resource_id: Option<Uuid>,
+}

@@ -71,6 +71,14 @@ pub trait OrgRepo {
     async fn member_orgs(&mut self, user: UserId) -> StoreResult<Vec<OrgId>>;
     /// An org's members, oldest first.
     async fn list_members(&mut self, org: OrgId) -> StoreResult<Vec<MemberRecord>>;
+    /// Stores an invitation with the hash of its token.
+    async fn insert_invitation(&mut self, inv: &InvitationRecord, token_hash: &str) -> StoreResult<()>;
+    /// The pending (unaccepted) invitation with this token hash.
+    async fn find_invitation(&mut self, token_hash: &str) -> StoreResult<Option<InvitationRecord>>;
+    /// Marks an invitation accepted; `false` if it already was.
+    async fn accept_invitation(&mut self, id: Uuid, at: Micros) -> StoreResult<bool>;
+    /// An org's pending invitations, oldest first.
+    async fn list_invitations(&mut self, org: OrgId) -> StoreResult<Vec<InvitationRecord>>;
 }
 
 /// Users and service accounts.
@@ -116,6 +124,8 @@ pub trait KeyRepo {
     async fn delete_key(&mut self, id: KeyId, at: Micros) -> StoreResult<()>;
     /// One raw window of live keys matching `f`.
     async fn list_keys(&mut self, f: &KeyFilter, w: &Window) -> StoreResult<Vec<KeyRecord>>;
+    /// Deletes every live key of `user` created in `org`, returning them.
+    async fn delete_keys_of(&mut self, org: OrgId, user: UserId, at: Micros) -> StoreResult<Vec<KeyRecord>>;
 }
 
 /// Groups, roles and ACLs: the stored form of the authorization model.
@@ -206,6 +216,13 @@ pub trait AuditRepo {
     async fn append_audit(&mut self, rec: NewAuditRecord) -> StoreResult<AuditRecord>;
     /// An org's records with `seq > after_seq`, ascending, at most `limit`.
     async fn audit_chain(&mut self, org: OrgId, after_seq: u64, limit: usize) -> StoreResult<Vec<AuditRecord>>;
+    /// An org's records matching `f`, newest first, with `seq < before_seq` when set.
+    async fn list_audit(
+        &mut self,
+        f: &AuditFilter,
+        before_seq: Option<u64>,
+        limit: usize,
+    ) -> StoreResult<Vec<AuditRecord>>;
     /// An org's chain head `(seq, hash)`, if it has records.
     async fn audit_head(&mut self, org: OrgId) -> StoreResult<Option<(u64, String)>>;
 }
