@@ -25,6 +25,9 @@ pub struct Organization {
     pub created: Option<String>,
     /// `auto`, `click_to_load` or `blocked`.
     pub image_rendering_mode: Option<String>,
+    /// Castellan extension: when true, a grantor may only grant what it holds itself.
+    #[serde(default)]
+    pub strict_delegation: bool,
 }
 
 /// The values `image_rendering_mode` accepts.
@@ -54,6 +57,9 @@ pub struct PatchOrganization {
     /// `auto`, `click_to_load` or `blocked`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_rendering_mode: Option<String>,
+    /// Castellan extension: turn strict delegation on or off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict_delegation: Option<bool>,
 }
 
 /// `POST /v1/organization` (Castellan extension): create an organization; the caller

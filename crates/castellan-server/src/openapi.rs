@@ -1,7 +1,7 @@
 //! The OpenAPI document, generated from the handlers' annotations. A test compares it
 //! with the committed `openapi.json` so the published API cannot drift unnoticed.
 
-use crate::routes::{api_key, meta, organization, project, user};
+use crate::routes::{acl, api_key, audit_log, group, members, meta, organization, project, role, user};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -33,6 +33,12 @@ impl Modify for BearerAuth {
         user::list, user::retrieve,
         project::list, project::create, project::retrieve, project::update, project::remove,
         api_key::list, api_key::create, api_key::retrieve, api_key::remove,
+        acl::list, acl::create, acl::find_and_delete, acl::retrieve, acl::remove, acl::list_org, acl::batch_update,
+        acl::explain, acl::who_can, acl::what_can,
+        group::list, group::create, group::replace, group::retrieve, group::update, group::remove,
+        role::list, role::create, role::replace, role::retrieve, role::update, role::remove,
+        members::patch_members, members::accept,
+        audit_log::list, audit_log::chain,
     ),
     components(schemas(castellan_api_types::ErrorBody)),
     modifiers(&BearerAuth),

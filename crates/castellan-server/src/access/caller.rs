@@ -135,6 +135,16 @@ fn decide(snap: &Snapshot, user: uuid::Uuid, permission: Permission, obj: Object
             obj.object_type, obj.object_id
         )));
     }
+    // The org-level nouns (members, all projects, audit logs) belong to an org whose
+    // existence anyone who can read the org already knows: refuse them with 403.
+    if matches!(obj.object_type, ObjectType::OrgMember | ObjectType::OrgProject | ObjectType::OrgAuditLogs)
+        && snap.check(user, Permission::Read, ObjectRef::new(ObjectType::Organization, obj.object_id), now)
+    {
+        return Err(ApiError::Forbidden(format!(
+            "you lack `{permission}` on the {} of this organization",
+            obj.object_type
+        )));
+    }
     Err(not_found(obj))
 }
 

@@ -82,6 +82,8 @@ pub enum Target {
     NewKey(OrgId),
     /// Creating an organization.
     NewOrg,
+    /// Acting on the strength of a single-use secret (accepting an invitation).
+    Token,
     /// The system acting on its own (bootstrap, startup seeding).
     System,
 }
@@ -109,6 +111,12 @@ impl Permit {
     /// The permit the system uses for its own writes (bootstrap, startup seeding).
     pub(crate) fn system() -> Permit {
         Permit { actor: Actor::SYSTEM, permission: None, target: Target::System }
+    }
+
+    /// The permit a valid single-use secret (an invitation token) grants; the handler
+    /// must have verified the secret against its stored hash first.
+    pub(crate) fn by_token(user: Option<UserId>) -> Permit {
+        Permit { actor: Actor { user, impersonator: None }, permission: None, target: Target::Token }
     }
 }
 
@@ -202,6 +210,26 @@ impl AppState {
         self.0.index.catch_up().await.map_err(|e| ApiError::Internal(e.to_string()))?;
         caller::recheck(self, permit)?;
         Ok(Write::new(self.clone(), tx, permit.actor))
+    }
+
+    /// Loads an ACL for a caller who holds `permission` on the object it is on; an ACL
+    /// the caller cannot see is "not found".
+    pub async fn acl_for(
+        &self,
+        caller: &Caller,
+        id: castellan_core::AclId,
+        permission: Permission,
+    ) -> ApiResult<(castellan_store::AclRecord, Permit)> {
+        let missing = || ApiError::not_found("acl", id);
+        let mut tx = self.0.store.read().await?;
+        let acl = tx.get_acl(id).await?.ok_or_else(missing)?;
+        drop(tx);
+        let obj = ObjectRef::new(acl.object_type, acl.object_id);
+        match caller.require(permission, obj).await {
+            Ok(p) => Ok((acl, p)),
+            Err(ApiError::NotFound(_)) => Err(missing()),
+            Err(e) => Err(e),
+        }
     }
 
     /// How many live organizations exist (for the first-run hint).

@@ -74,7 +74,7 @@ pub async fn create(caller: Caller, Body(body): Body<CreateApiKey>) -> ApiResult
     };
     let permit = caller.new_key_permit(org.id)?;
     let mut w = caller.state().write(&permit).await?;
-    let (record, raw) = crate::seed::mint_api_key(&mut w, caller.user.id, org.id, name.as_str()).await?;
+    let (record, raw) = crate::seed::mint_key(&mut w, KeyKind::ApiKey, caller.user.id, org.id, name.as_str()).await?;
     let rev = w.commit().await?;
     Ok(Written::at(rev, CreateApiKeyOutput { api_key: dto::api_key(&record, Some(&caller.user)), key: raw }))
 }

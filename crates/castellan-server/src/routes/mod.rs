@@ -1,9 +1,14 @@
 //! The HTTP API: one file per resource, assembled here.
 
+pub mod acl;
 pub mod api_key;
+pub mod audit_log;
+pub mod group;
+pub mod members;
 pub mod meta;
 pub mod organization;
 pub mod project;
+pub mod role;
 pub mod user;
 
 use crate::access::AppState;
@@ -94,6 +99,11 @@ pub fn app(state: AppState) -> Router {
         .merge(user::routes())
         .merge(project::routes())
         .merge(api_key::routes())
+        .merge(acl::routes())
+        .merge(group::routes())
+        .merge(role::routes())
+        .merge(members::routes())
+        .merge(audit_log::routes())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(state.clone(), revisions))

@@ -92,6 +92,17 @@ impl TestApp {
         Some(TestApp::spawn_on(db, test_config(), system_clock()).await)
     }
 
+    /// Starts a server whose clock runs `offset` microseconds ahead of the system
+    /// clock (tests move time forward by adding to it).
+    pub async fn spawn_with_clock(backend: Backend) -> Option<(TestApp, Arc<std::sync::atomic::AtomicI64>)> {
+        let db = Db::fresh(backend)?;
+        let offset = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let o = offset.clone();
+        let sys = system_clock();
+        let clock: Clock = Arc::new(move || sys() + o.load(std::sync::atomic::Ordering::SeqCst));
+        Some((TestApp::spawn_on(db, test_config(), clock).await, offset))
+    }
+
     /// Starts a server (a replica) over an existing database.
     pub async fn spawn_on(db: Db, config: Config, clock: Clock) -> TestApp {
         let store = db.open().await;
