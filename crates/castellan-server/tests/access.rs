@@ -338,8 +338,8 @@ async fn an_object_level_grant_reveals_that_object_only(b: Backend) {
     assert_eq!(app.delete(&format!("/v1/project/{p1}"), &key).await.0, StatusCode::FORBIDDEN);
     assert_eq!(
         app.post("/v1/project", &key, json!({"name": "three"})).await.0,
-        StatusCode::NOT_FOUND,
-        "cannot see the org's projects noun"
+        StatusCode::FORBIDDEN,
+        "a member may not create projects"
     );
     // A restricted grant: read on the org restricted to `project` shows every project.
     grant(&app, &o.key, json!({"object_type": "organization", "object_id": o.id, "user_id": u, "permission": "read", "restrict_object_type": "project"})).await;

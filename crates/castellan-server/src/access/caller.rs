@@ -135,16 +135,6 @@ fn decide(snap: &Snapshot, user: uuid::Uuid, permission: Permission, obj: Object
             obj.object_type, obj.object_id
         )));
     }
-    // The org-level nouns (members, all projects, audit logs) belong to an org whose
-    // existence anyone who can read the org already knows: refuse them with 403.
-    if matches!(obj.object_type, ObjectType::OrgMember | ObjectType::OrgProject | ObjectType::OrgAuditLogs)
-        && snap.check(user, Permission::Read, ObjectRef::new(ObjectType::Organization, obj.object_id), now)
-    {
-        return Err(ApiError::Forbidden(format!(
-            "you lack `{permission}` on the {} of this organization",
-            obj.object_type
-        )));
-    }
     Err(not_found(obj))
 }
 
@@ -224,17 +214,32 @@ impl Caller {
         }
     }
 
+    /// A member knows its own organization exists: a refusal on the org or one of its
+    /// nouns is a 403 for a member, whatever the engine says about reading it.
+    fn member_refusal(&self, obj: ObjectRef, e: ApiError, what: &str) -> ApiError {
+        match e {
+            ApiError::NotFound(_) if obj.object_type.is_org_noun() && self.member_of(OrgId(obj.object_id)) => {
+                ApiError::Forbidden(format!("you may not {what} in this organization"))
+            }
+            other => other,
+        }
+    }
+
     /// Authorizes `permission` on an existing object.
     pub async fn require(&self, permission: Permission, obj: ObjectRef) -> ApiResult<Permit> {
         let (user, now) = (self.user.id.0, self.now());
-        self.decide_fresh(|s| decide(s, user, permission, obj, now)).await?;
+        self.decide_fresh(|s| decide(s, user, permission, obj, now))
+            .await
+            .map_err(|e| self.member_refusal(obj, e, &format!("`{permission}` the {}", obj.object_type)))?;
         Ok(self.permit(Some(permission), Target::Object(obj)))
     }
 
     /// Authorizes creating an object of type `child` under `parent`.
     pub async fn require_create(&self, child: ObjectType, parent: ObjectRef) -> ApiResult<Permit> {
         let (user, now) = (self.user.id.0, self.now());
-        self.decide_fresh(|s| decide_create(s, user, child, parent, now)).await?;
+        self.decide_fresh(|s| decide_create(s, user, child, parent, now))
+            .await
+            .map_err(|e| self.member_refusal(parent, e, &format!("create a {child}")))?;
         Ok(self.permit(Some(Permission::Create), Target::Create { child, parent }))
     }
 
