@@ -1,7 +1,7 @@
-//! ACL entries as the index stores them (interned, 12 bytes) and the buckets holding an
-//! object's entries.
+//! ACL entries as the index stores them (interned, 12 bytes), the buckets holding an
+//! object's entries, and the Bloom filters that let a check skip them.
 //!
-//! An entry names its subject and grant by dense indexes, so it is three `u32`s: two fit
+//! An entry names its subject and grant by dense indexes, so it is three `u32`s: three fit
 //! inline in a leaf object's slot, and deciding whether it grants needs no hashing.
 
 use castellan_core::model::{ObjectType, Permission};
@@ -43,7 +43,98 @@ pub(crate) struct Entry {
     pub(crate) row: u32,
 }
 
-/// Buckets up to this size are scanned; larger ones are searched through a Bloom filter.
+/// A subject code with its hash, from which every filter position is derived. Hashing is
+/// two instructions, so probes are made on the fly rather than stored.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Probe {
+    pub(crate) subject: u32,
+    h: u64,
+}
+
+impl Probe {
+    #[inline]
+    pub(crate) fn new(subject: u32) -> Probe {
+        // Indexes are dense; the multiply spreads them over all 64 bits.
+        Probe { subject, h: (u64::from(subject) ^ 0x5851_F42D_4C95_7F2D).wrapping_mul(0x9E37_79B9_7F4A_7C15) }
+    }
+
+    /// Its `i`-th bit (of three) in a [`NodeFilter`]: a 21-bit slice of the hash scaled to 768.
+    #[inline]
+    fn node_bit(&self, i: u32) -> usize {
+        ((((self.h >> (21 * i)) & 0x1F_FFFF) * NODE_FILTER_BITS) >> 21) as usize
+    }
+
+    /// Its first node-filter bit as (word, shift within the word).
+    #[inline]
+    pub(crate) fn first_bit(&self) -> (usize, u32) {
+        let b = self.node_bit(0);
+        (b >> 6, (b & 63) as u32)
+    }
+
+    /// Its bit in a bucket's own filter of `2^(64 - shift)` bits.
+    #[inline]
+    fn bucket_bit(&self, shift: u32) -> usize {
+        (self.h.wrapping_mul(0xD6E8_FEB8_6659_FD93) >> shift) as usize
+    }
+}
+
+/// The filter stored inline in a container node: 768 bits, three per subject, covering
+/// buckets of up to [`NODE_FILTER_MAX`] entries (all ones above). It sits in the node's own
+/// cache lines, so ruling a container out for a principal costs no further memory access;
+/// at 45 subjects a probe errs 0.4% of the time.
+pub(crate) type NodeFilter = [u64; 12];
+const NODE_FILTER_BITS: u64 = 768;
+/// Buckets above this size saturate the node filter (their own filter takes over).
+pub(crate) const NODE_FILTER_MAX: usize = 96;
+
+/// Whether the node filter may hold the probe's subject. The first bit alone rules out
+/// most subjects (the filter is at most a sixth full), so the others are computed only then.
+#[inline]
+pub(crate) fn node_filter_has(f: &NodeFilter, p: &Probe) -> bool {
+    node_filter_first(f, p.first_bit()) && node_filter_rest(f, p)
+}
+
+/// The first of a probe's three node-filter bits, as (word, shift); the same for every node.
+#[inline]
+pub(crate) fn node_filter_first(f: &NodeFilter, (word, shift): (usize, u32)) -> bool {
+    f[word % 12] >> shift & 1 != 0
+}
+
+/// The other two bits.
+#[inline]
+pub(crate) fn node_filter_rest(f: &NodeFilter, p: &Probe) -> bool {
+    let bit = |i| {
+        let b = p.node_bit(i);
+        f[(b >> 6) % 12] >> (b & 63) & 1
+    };
+    bit(1) & bit(2) != 0
+}
+
+/// Adds a subject to a node filter.
+pub(crate) fn node_filter_add(f: &mut NodeFilter, subject: u32) {
+    let p = Probe::new(subject);
+    for i in 0..3 {
+        let b = p.node_bit(i);
+        f[(b >> 6) % 12] |= 1 << (b & 63);
+    }
+}
+
+/// The node filter of a bucket.
+pub(crate) fn node_filter_of(b: Option<&Bucket>) -> NodeFilter {
+    let mut f = [0; 12];
+    match b {
+        None => {}
+        Some(b) if b.len() > NODE_FILTER_MAX => f = [!0; 12],
+        Some(b) => {
+            for e in b.entries() {
+                node_filter_add(&mut f, e.subject);
+            }
+        }
+    }
+    f
+}
+
+/// Buckets up to this size are scanned or searched directly; larger ones have a filter.
 pub(crate) const SCAN_MAX: usize = 8;
 
 /// The ACL entries of one object, with a Bloom filter of their subjects when large.
@@ -58,61 +149,6 @@ pub(crate) struct Bucket {
     // INVARIANT: empty when entries.len() <= SCAN_MAX; else a power of two of bits, at least
     // 16 per entry, with the bit of every entry's subject set.
     filter: Vec<u64>,
-}
-
-/// The hash of a subject code for the Bloom filters (indexes are dense; the multiply
-/// spreads them over all 64 bits).
-#[inline]
-pub(crate) fn subject_hash(subject: u32) -> u64 {
-    (u64::from(subject) ^ 0x5851_F42D_4C95_7F2D).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-}
-
-/// The bit of a subject in a bucket's own filter of `2^(64 - shift)` bits.
-#[inline]
-fn filter_bit(h: u64, shift: u32) -> usize {
-    (h.wrapping_mul(0xD6E8_FEB8_6659_FD93) >> shift) as usize
-}
-
-/// The filter stored inline in a container node: 768 bits, three per subject, covering
-/// buckets of up to [`NODE_FILTER_MAX`] entries (all ones above). It sits in the node's own
-/// cache lines, so ruling a container out for a principal costs no further memory access;
-/// at 45 subjects a probe errs 0.4% of the time.
-pub(crate) type NodeFilter = [u64; 12];
-/// Buckets above this size saturate the node filter (their own filter takes over).
-pub(crate) const NODE_FILTER_MAX: usize = 96;
-
-#[inline]
-fn node_bits(h: u64) -> [usize; 3] {
-    // Three 21-bit slices of the hash, each scaled to 768.
-    [0u32, 21, 42].map(|sh| ((((h >> sh) & 0x1F_FFFF) * 768) >> 21) as usize)
-}
-
-/// Whether the node filter may hold the subject of hash `h`.
-#[inline]
-pub(crate) fn node_filter_has(f: &NodeFilter, h: u64) -> bool {
-    node_bits(h).iter().all(|b| f[b >> 6] >> (b & 63) & 1 != 0)
-}
-
-/// Adds the subject of hash `h` to a node filter.
-pub(crate) fn node_filter_add(f: &mut NodeFilter, h: u64) {
-    for b in node_bits(h) {
-        f[b >> 6] |= 1 << (b & 63);
-    }
-}
-
-/// The node filter of a bucket.
-pub(crate) fn node_filter_of(b: Option<&Bucket>) -> NodeFilter {
-    let mut f = [0; 12];
-    match b {
-        None => {}
-        Some(b) if b.len() > NODE_FILTER_MAX => f = [!0; 12],
-        Some(b) => {
-            for e in b.entries() {
-                node_filter_add(&mut f, subject_hash(e.subject));
-            }
-        }
-    }
-    f
 }
 
 impl Bucket {
@@ -130,26 +166,21 @@ impl Bucket {
         b
     }
 
-    fn rebuild(&mut self) {
-        self.filter.clear();
-        let n = self.entries.len();
-        if n <= SCAN_MAX {
-            return;
-        }
-        let bits = Self::filter_bits(n);
-        self.filter = vec![0; bits / 64];
-        let shift = 64 - bits.trailing_zeros();
-        for e in &self.entries {
-            let b = filter_bit(subject_hash(e.subject), shift);
-            self.filter[b >> 6] |= 1 << (b & 63);
-        }
-    }
-
     fn filter_bits(n: usize) -> usize {
         if n <= SCAN_MAX {
             0
         } else {
             (n * 16).next_power_of_two().clamp(64, 1 << 40)
+        }
+    }
+
+    fn rebuild(&mut self) {
+        let bits = Self::filter_bits(self.entries.len());
+        self.filter = vec![0; bits / 64];
+        let shift = 64 - bits.trailing_zeros();
+        for e in self.entries.iter().filter(|_| bits > 0) {
+            let b = Probe::new(e.subject).bucket_bit(shift);
+            self.filter[b >> 6] |= 1 << (b & 63);
         }
     }
 
@@ -161,22 +192,9 @@ impl Bucket {
         if bits != self.filter.len() * 64 {
             self.rebuild();
         } else if bits > 0 {
-            let b = filter_bit(subject_hash(e.subject), 64 - bits.trailing_zeros());
+            let b = Probe::new(e.subject).bucket_bit(64 - bits.trailing_zeros());
             self.filter[b >> 6] |= 1 << (b & 63);
         }
-    }
-
-    /// Calls `f` on the entries of subject `s` (of hash `h`), stopping when it returns true.
-    #[inline]
-    pub(crate) fn each_of_subject<'b>(&'b self, s: u32, h: u64, f: impl FnMut(&'b Entry) -> bool) -> bool {
-        if !self.filter.is_empty() {
-            let b = filter_bit(h, 64 - (self.filter.len() * 64).trailing_zeros());
-            if self.filter[b >> 6] >> (b & 63) & 1 == 0 {
-                return false;
-            }
-        }
-        let start = self.entries.partition_point(|e| e.subject < s);
-        self.entries[start..].iter().take_while(|e| e.subject == s).any(f)
     }
 
     /// Removes the entry of `row`; returns it.
@@ -193,14 +211,45 @@ impl Bucket {
         self.entries.len()
     }
 
-    /// Calls `f` on every entry naming `who`, stopping when it returns true: small buckets
-    /// are scanned, large ones searched once per subject of the principal through the filter.
+    /// Calls `f` on the entries of subject `s`, stopping when it returns true.
     #[inline]
-    pub(crate) fn each_match<'b>(&'b self, who: &Principal<'_>, mut f: impl FnMut(&'b Entry) -> bool) -> bool {
-        if self.filter.is_empty() {
-            return self.entries.iter().any(|e| who.has(e.subject) && f(e));
+    fn entries_of<'b>(&'b self, s: u32, f: impl FnMut(&'b Entry) -> bool) -> bool {
+        let start = self.entries.partition_point(|e| e.subject < s);
+        self.entries[start..].iter().take_while(|e| e.subject == s).any(f)
+    }
+
+    /// Calls `f` on the entries of the probe's subject, stopping when it returns true.
+    #[inline]
+    pub(crate) fn each_of_subject<'b>(&'b self, p: &Probe, f: impl FnMut(&'b Entry) -> bool) -> bool {
+        if !self.filter.is_empty() {
+            let b = p.bucket_bit(64 - (self.filter.len() * 64).trailing_zeros());
+            if self.filter.get(b >> 6).is_none_or(|w| w >> (b & 63) & 1 == 0) {
+                return false;
+            }
         }
-        who.subjects().any(|s| self.each_of_subject(s, subject_hash(s), &mut f))
+        self.entries_of(p.subject, f)
+    }
+
+    /// [`Bucket::each_of_subject`] for each subject of the principal, with the filter's
+    /// parameters read once.
+    #[inline]
+    pub(crate) fn each_of_principal<'b>(&'b self, who: &Principal<'_>, mut f: impl FnMut(&'b Entry) -> bool) -> bool {
+        let filter = &self.filter[..];
+        let shift = 64 - (filter.len().max(1) * 64).trailing_zeros();
+        // A plain loop over the subjects: iterator adapters here cost a call per subject.
+        for i in 0..=who.groups.len() {
+            let s = who.subject(i);
+            if !filter.is_empty() {
+                let b = Probe::new(s).bucket_bit(shift);
+                if filter.get(b >> 6).is_none_or(|w| w >> (b & 63) & 1 == 0) {
+                    continue;
+                }
+            }
+            if self.entries_of(s, &mut f) {
+                return true;
+            }
+        }
+        false
     }
 }
 
@@ -214,12 +263,6 @@ pub(crate) struct Principal<'a> {
 }
 
 impl Principal<'_> {
-    /// The subject codes of the principal: the user, then its groups.
-    #[inline]
-    pub(crate) fn subjects(&self) -> impl Iterator<Item = u32> + '_ {
-        std::iter::once(self.user).chain(self.groups.iter().map(|g| g | GROUP))
-    }
-
     /// Whether a subject code names the principal.
     #[inline]
     pub(crate) fn has(&self, subject: u32) -> bool {
@@ -227,6 +270,16 @@ impl Principal<'_> {
             subject == self.user
         } else {
             self.groups.binary_search(&(subject & !GROUP)).is_ok()
+        }
+    }
+
+    /// The `i`-th subject code of the principal: the user for 0, then its groups
+    /// (`i <= groups.len()`).
+    #[inline]
+    pub(crate) fn subject(&self, i: usize) -> u32 {
+        match i.checked_sub(1) {
+            None => self.user,
+            Some(g) => self.groups.get(g).map_or(self.user, |g| g | GROUP),
         }
     }
 }
@@ -258,7 +311,7 @@ mod tests {
         let groups = [3u32, 40, 88];
         let who = Principal { user: 10, groups: &groups };
         let mut got: Vec<u32> = Vec::new();
-        b.each_match(&who, |e| {
+        b.each_of_principal(&who, |e| {
             got.push(e.row);
             false
         });

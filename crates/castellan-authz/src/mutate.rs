@@ -4,15 +4,14 @@
 //! are copied; on error the clone is dropped, so `apply` is all-or-nothing.
 
 use crate::bucket::{
-    node_filter_add, node_filter_of, perm_code, subject_hash, Bucket, Entry, EXPIRING, GROUP, NODE_FILTER_MAX, ROLE,
-    ROLE_INDEX,
+    node_filter_add, node_filter_of, perm_code, Bucket, Entry, EXPIRING, GROUP, NODE_FILTER_MAX, ROLE, ROLE_INDEX,
 };
 use crate::error::AuthzError;
 use crate::idset::IdSet;
 use crate::ptable::hash_id;
 use crate::snapshot::{
     pair_masks, type_code, AclSlot, Container, GroupNode, IdSlot, Leaf, Loc, Masks, ObjSlot, RoleNode, Row, Snapshot,
-    UserNode, UserSlot, NONE, SPILLED,
+    UserNode, UserSlot, LEAF_INLINE, NONE, SPILLED,
 };
 use crate::types::{AclRow, Grant, Mutation, Subject};
 use castellan_core::model::{ObjectRef, ObjectType, Permission};
@@ -114,7 +113,14 @@ impl Snapshot {
 
     fn add_container(&mut self, obj: ObjectRef, parent: u32, org: Option<Uuid>) -> u32 {
         let ty = type_code(obj.object_type);
-        let idx = self.containers.alloc(Container { id: obj.object_id, ty, parent, bucket: None, filter: [0; 12] });
+        let idx = self.containers.alloc(Container {
+            id: obj.object_id,
+            ty,
+            parent,
+            bucket: None,
+            filter: [0; 12],
+            saturated: false,
+        });
         self.container_ids.insert(hash_id(obj.object_id, ty), ObjSlot { id: obj.object_id, ty, idx });
         self.index_object(obj, org, None);
         idx
@@ -122,7 +128,7 @@ impl Snapshot {
 
     fn add_leaf(&mut self, obj: ObjectRef, parent: u32, org: Option<Uuid>, project: Option<Uuid>) {
         let ty = type_code(obj.object_type);
-        let leaf = Leaf { id: obj.object_id, parent, ty, n: 0, e: [Entry::default(); 2] };
+        let leaf = Leaf { id: obj.object_id, parent, ty, n: 0, e: [Entry::default(); LEAF_INLINE] };
         self.leaves.insert(hash_id(obj.object_id, ty), leaf);
         self.index_object(obj, org, project);
     }
@@ -337,20 +343,22 @@ impl Snapshot {
                 return;
             };
             match l.n {
-                0 | 1 => {
-                    l.e[usize::from(l.n)] = e;
-                    l.n += 1;
-                }
                 SPILLED => {
                     if let Some(b) = self.spills.get_mut(l.e[0].row) {
                         Arc::make_mut(b).insert(e);
                     }
                 }
+                n if usize::from(n) < LEAF_INLINE => {
+                    l.e[usize::from(n)] = e;
+                    l.n += 1;
+                }
                 _ => {
-                    let b = Bucket::from_entries(vec![l.e[0], l.e[1], e]);
-                    let si = self.spills.alloc(Some(Arc::new(b)));
+                    let mut all = l.e.to_vec();
+                    all.push(e);
+                    let si = self.spills.alloc(Some(Arc::new(Bucket::from_entries(all))));
                     l.n = SPILLED;
-                    l.e = [Entry { subject: 0, grant: 0, row: si }, Entry::default()];
+                    l.e = [Entry::default(); LEAF_INLINE];
+                    l.e[0].row = si;
                 }
             }
         } else if let Some(s) =
@@ -361,8 +369,9 @@ impl Snapshot {
             b.insert(e);
             if b.len() > NODE_FILTER_MAX {
                 c.filter = [!0; 12];
+                c.saturated = true;
             } else {
-                node_filter_add(&mut c.filter, subject_hash(e.subject));
+                node_filter_add(&mut c.filter, e.subject);
             }
         }
     }
@@ -380,18 +389,16 @@ impl Snapshot {
                 let Some(b) = self.spills.get_mut(si) else { return };
                 let b = Arc::make_mut(b);
                 b.remove_row(row);
-                if b.len() <= 2 {
+                if b.len() <= LEAF_INLINE {
                     // Back inline: the check on this leaf is one cache miss again.
-                    let mut e = [Entry::default(); 2];
+                    let mut e = [Entry::default(); LEAF_INLINE];
                     e[..b.len()].copy_from_slice(b.entries());
                     l.n = b.len() as u8;
                     l.e = e;
                     self.spills.release(si);
                 }
             } else if let Some(i) = l.e[..usize::from(l.n)].iter().position(|e| e.row == row) {
-                if i == 0 {
-                    l.e[0] = l.e[1];
-                }
+                l.e.copy_within(i + 1..usize::from(l.n), i);
                 l.n -= 1;
                 l.e[usize::from(l.n)] = Entry::default();
             }
@@ -406,6 +413,7 @@ impl Snapshot {
                 }
             }
             c.filter = node_filter_of(c.bucket.as_deref());
+            c.saturated = c.filter == [!0; 12];
         }
     }
 

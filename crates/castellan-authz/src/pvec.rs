@@ -18,10 +18,11 @@ const MASK: usize = CHUNK - 1;
 /// A persistent vector (see the module doc).
 #[derive(Clone)]
 pub(crate) struct PVec<T> {
-    // INVARIANT: every chunk but the last holds exactly CHUNK elements, the last one between
-    // 1 and CHUNK; len is the sum. Chunks are `Vec`s so that pushing into an unshared last
-    // chunk is in place.
-    chunks: Vec<Arc<Vec<T>>>,
+    // INVARIANT: every chunk has CHUNK slots and len <= chunks.len() * CHUNK; the slots past
+    // len are `T::default()`. Chunks are slices, so an element is one load past the chunk
+    // pointer (a `Vec` inside the `Arc` would add its header's), and pushing into an
+    // unshared last chunk fills a slot in place.
+    chunks: Vec<Arc<[T]>>,
     len: usize,
 }
 
@@ -31,7 +32,7 @@ impl<T> Default for PVec<T> {
     }
 }
 
-impl<T: Clone> PVec<T> {
+impl<T: Clone + Default> PVec<T> {
     /// Number of elements.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
@@ -53,14 +54,10 @@ impl<T: Clone> PVec<T> {
     /// Appends `v`; returns its index.
     pub(crate) fn push(&mut self, v: T) -> usize {
         let i = self.len;
-        match self.chunks.last_mut() {
-            Some(last) if last.len() < CHUNK => Arc::make_mut(last).push(v),
-            _ => {
-                let mut chunk = Vec::with_capacity(CHUNK);
-                chunk.push(v);
-                self.chunks.push(Arc::new(chunk));
-            }
+        if i == self.chunks.len() * CHUNK {
+            self.chunks.push((0..CHUNK).map(|_| T::default()).collect());
         }
+        *self.get_mut(i) = v;
         self.len += 1;
         i
     }

@@ -8,8 +8,8 @@
 //! and then walks the few hot containers above it by index.
 
 use crate::bucket::{
-    decode_perm, node_filter_has, perm_code, subject_hash, Bucket, Entry, NodeFilter, Principal, EXPIRING, GROUP, ROLE,
-    ROLE_INDEX,
+    decode_perm, node_filter_first, node_filter_has, node_filter_rest, perm_code, Bucket, Entry, NodeFilter, Principal,
+    Probe, EXPIRING, GROUP, ROLE, ROLE_INDEX, SCAN_MAX,
 };
 use crate::idset::IdSet;
 use crate::pmap::PMap;
@@ -37,6 +37,10 @@ pub(crate) fn pair_masks(permission: Permission, restrict: Option<ObjectType>) -
     m
 }
 
+/// Containers with rows gathered for a check's subject-major loop (a chain of the model has
+/// at most four objects, so at most three containers).
+const CHAIN: usize = 4;
+
 /// "No index" (a container without parent, an empty slot).
 pub(crate) const NONE: u32 = u32::MAX;
 /// `Leaf::n` of a leaf whose entries moved to `Snapshot::spills`.
@@ -53,8 +57,13 @@ fn type_of(code: u8) -> ObjectType {
     ObjectType::ALL[usize::from(code.max(1)) - 1]
 }
 
-/// A leaf object, stored in the slot of `Snapshot::leaves` (48 bytes).
+/// Entries stored inline in a leaf's slot: 98% of the leaves of BT-1M have at most three rows.
+pub(crate) const LEAF_INLINE: usize = 3;
+
+/// A leaf object, stored in the slot of `Snapshot::leaves`: one cache line, aligned, so a
+/// check on a leaf reads its parent and its entries with a single miss.
 #[derive(Debug, Clone, Copy, Default)]
+#[repr(align(64))]
 pub(crate) struct Leaf {
     pub(crate) id: Uuid,
     /// The container index of its project.
@@ -64,8 +73,9 @@ pub(crate) struct Leaf {
     /// How many of `e` are its entries, or [`SPILLED`]: then `e[0].row` is its index in
     /// `Snapshot::spills`.
     pub(crate) n: u8,
-    // INVARIANT: n <= 2 or n == SPILLED, and a spilled bucket holds more than two entries.
-    pub(crate) e: [Entry; 2],
+    // INVARIANT: n <= LEAF_INLINE or n == SPILLED, and a spilled bucket holds more than
+    // LEAF_INLINE entries.
+    pub(crate) e: [Entry; LEAF_INLINE],
 }
 
 impl Slot for Leaf {
@@ -219,8 +229,10 @@ pub(crate) struct Container {
     /// The parent's container index, or [`NONE`].
     pub(crate) parent: u32,
     pub(crate) bucket: Option<Arc<Bucket>>,
-    // INVARIANT: `node_filter_of(bucket)`.
+    // INVARIANT: `node_filter_of(bucket)`, and `saturated` says whether it is all ones (then
+    // it is not worth testing).
     pub(crate) filter: NodeFilter,
+    pub(crate) saturated: bool,
 }
 
 impl Container {
@@ -299,7 +311,7 @@ impl Row {
 pub struct Snapshot {
     /// Leaf objects (project children and project logs), keyed by (type, id).
     pub(crate) leaves: PTable<Leaf>,
-    /// The entries of leaves with more than two rows.
+    /// The entries of leaves with more than [`LEAF_INLINE`] rows.
     pub(crate) spills: Slab<Option<Arc<Bucket>>>,
     pub(crate) containers: Slab<Container>,
     pub(crate) container_ids: PTable<ObjSlot>,
@@ -432,7 +444,7 @@ impl Snapshot {
                 None => (&[], None),
             }
         } else {
-            (&l.e[..usize::from(l.n.min(2))], None)
+            (&l.e[..usize::from(l.n).min(LEAF_INLINE)], None)
         }
     }
 
@@ -440,8 +452,8 @@ impl Snapshot {
     #[inline]
     fn leaf_match<'a>(&'a self, l: &'a Leaf, who: &Principal<'_>, mut f: impl FnMut(&'a Entry) -> bool) -> bool {
         match self.leaf_entries(l) {
-            (_, Some(b)) => b.each_match(who, f),
-            (entries, None) => entries.iter().any(|e| who.has(e.subject) && f(e)),
+            (entries, Some(b)) if entries.len() > SCAN_MAX => b.each_of_principal(who, f),
+            (entries, _) => entries.iter().any(|e| who.has(e.subject) && f(e)),
         }
     }
 
@@ -547,10 +559,17 @@ impl Snapshot {
         mut f: impl FnMut(&'a Entry) -> bool,
     ) -> bool {
         let Some(b) = &c.bucket else { return false };
-        who.subjects().any(|s| {
-            let h = subject_hash(s);
-            node_filter_has(&c.filter, h) && b.each_of_subject(s, h, &mut f)
-        })
+        if c.saturated {
+            return b.each_of_principal(who, f);
+        }
+        // A plain loop over the subjects: iterator adapters here cost a call per subject.
+        for i in 0..=who.groups.len() {
+            let p = Probe::new(who.subject(i));
+            if node_filter_has(&c.filter, &p) && b.each_of_subject(&p, &mut f) {
+                return true;
+            }
+        }
+        false
     }
 
     /// The check from `loc` up: the leaf's entries, then each container's bucket.
@@ -565,12 +584,36 @@ impl Snapshot {
             }
             Loc::Container(c) => c,
         };
+        // The containers above with rows (at most three for a leaf: project, org_project,
+        // organization). A denial must look at all of them, so the loop below is by subject:
+        // each subject is hashed once and tested against every container's filter.
+        let mut chain: [&Container; CHAIN] = [self.containers.get(0); CHAIN];
+        let mut n = 0;
         while cur != NONE {
             let c = self.containers.get(cur);
-            if self.container_match(c, who, |e| self.grants(e, q)) {
-                return true;
+            if c.bucket.is_some() {
+                if n == CHAIN {
+                    // Deeper than any chain of the model: one container at a time.
+                    if self.container_match(c, who, |e| self.grants(e, q)) {
+                        return true;
+                    }
+                } else {
+                    chain[n] = c;
+                    n += 1;
+                }
             }
             cur = c.parent;
+        }
+        let chain = &chain[..n];
+        for i in 0..=who.groups.len() {
+            let p = Probe::new(who.subject(i));
+            let first = p.first_bit();
+            for c in chain {
+                let may = c.saturated || (node_filter_first(&c.filter, first) && node_filter_rest(&c.filter, &p));
+                if may && c.bucket.as_ref().is_some_and(|b| b.each_of_subject(&p, |e| self.grants(e, q))) {
+                    return true;
+                }
+            }
         }
         false
     }
@@ -582,7 +625,8 @@ impl Snapshot {
     /// above by index (at most three, always hot): independent of the number of rows.
     pub fn check(&self, user: Uuid, permission: Permission, object: ObjectRef, now: i64) -> bool {
         let q = Query::new(permission, object.object_type, now);
-        // Both probes are issued before either result is used.
+        // Both lookups are done before the object's slot is used, so their cache misses
+        // overlap.
         let loc = self.locate(object);
         let who = self.principal(user);
         match (loc, who) {
