@@ -615,3 +615,98 @@ pub async fn audit(c: &Client, json: bool, action: AuditAction) -> Result<()> {
     }
     Ok(())
 }
+
+/// `castellan service-account …`
+#[derive(Debug, Subcommand)]
+pub enum ServiceAccountAction {
+    /// Create a service account (owners only), optionally with a first token.
+    Create {
+        name: String,
+        /// Mint a first token with this name (printed once).
+        #[arg(long)]
+        token: Option<String>,
+        /// Put it in this group (by name; repeatable).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+    },
+}
+
+/// `castellan service-token …`
+#[derive(Debug, Subcommand)]
+pub enum ServiceTokenAction {
+    /// List the service tokens of the organizations you own.
+    List,
+    /// Mint a token for a service account (printed once).
+    Create {
+        name: String,
+        #[arg(long)]
+        service_account: Uuid,
+        /// RFC 3339 time after which the token stops working.
+        #[arg(long)]
+        expires_at: Option<String>,
+    },
+    /// Revoke a token.
+    Delete { id: Uuid },
+}
+
+/// Runs `castellan service-account`.
+pub async fn service_account(c: &Client, json: bool, org: Option<String>, action: ServiceAccountAction) -> Result<()> {
+    match action {
+        ServiceAccountAction::Create { name, token, groups } => {
+            let body = json!({"invite_users": {"service_accounts": [{"name": name, "token_name": token}], "group_names": groups},
+                "org_name": org});
+            let out: api::PatchOrganizationMembersOutput = c.patch("/v1/organization/members", &body).await?;
+            emit(json, &out, |o| {
+                let mut s = String::new();
+                for u in o.added_users.iter().flatten() {
+                    s.push_str(&format!("created service account {}\n", u.id));
+                    if let Some(k) = &u.api_key {
+                        s.push_str(&format!("service token (shown once, store it now):\n{k}\n"));
+                    }
+                }
+                s
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Runs `castellan service-token`.
+pub async fn service_token(c: &Client, json: bool, org: Option<String>, action: ServiceTokenAction) -> Result<()> {
+    let table = |v: &[api::ServiceToken]| {
+        let mut t = Table::new(vec!["ID", "NAME", "PREVIEW", "ACCOUNT", "EXPIRES", "LAST USED"]);
+        for k in v {
+            t.row(vec![
+                k.id.to_string(),
+                k.name.clone(),
+                k.preview_name.clone(),
+                cell(&k.service_account_name),
+                cell(&k.expires_at),
+                cell(&k.last_used),
+            ]);
+        }
+        t.render()
+    };
+    match action {
+        ServiceTokenAction::List => {
+            let l: api::ListResponse<api::ServiceToken> = c.get("/v1/service_token", &[]).await?;
+            emit(json, &l, |l| table(&l.objects));
+        }
+        ServiceTokenAction::Create { name, service_account, expires_at } => {
+            let body = api::CreateServiceToken { name, service_account_id: service_account, org_name: org, expires_at };
+            let t: api::CreateServiceTokenOutput = c.post("/v1/service_token", &body).await?;
+            emit(json, &t, |t| {
+                format!(
+                    "{}service token (shown once, store it now):\n{}\n",
+                    table(std::slice::from_ref(&t.service_token)),
+                    t.key
+                )
+            });
+        }
+        ServiceTokenAction::Delete { id } => {
+            let t: api::ServiceToken = c.delete(&format!("/v1/service_token/{id}")).await?;
+            emit(json, &t, |t| format!("revoked service token `{}`\n", t.name));
+        }
+    }
+    Ok(())
+}

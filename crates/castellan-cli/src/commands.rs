@@ -46,6 +46,10 @@ enum Command {
     Access(Sub<access_cmds::AccessAction>),
     /// The audit log: list, verify the hash chain, export.
     Audit(Sub<access_cmds::AuditAction>),
+    /// Service accounts (owners only).
+    ServiceAccount(Sub<access_cmds::ServiceAccountAction>),
+    /// Service tokens (owners only).
+    ServiceToken(Sub<access_cmds::ServiceTokenAction>),
 }
 
 /// A command group: its action and how to reach the server.
@@ -223,7 +227,8 @@ enum ApiKeyAction {
 fn init_logging(filter: &str) {
     let filter =
         tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).try_init();
 }
 
 /// Runs a parsed command line.
@@ -266,6 +271,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Access(s) => access_cmds::access(&s.client.client()?, s.client.json, s.action).await,
         Command::Audit(s) => access_cmds::audit(&s.client.client()?, s.client.json, s.action).await,
+        Command::ServiceAccount(s) => {
+            access_cmds::service_account(&s.client.client()?, s.client.json, s.client.org.clone(), s.action).await
+        }
+        Command::ServiceToken(s) => {
+            access_cmds::service_token(&s.client.client()?, s.client.json, s.client.org.clone(), s.action).await
+        }
     }
 }
 

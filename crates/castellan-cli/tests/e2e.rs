@@ -284,3 +284,97 @@ fn access_is_managed_from_the_cli_and_audit_tampering_is_detected() {
     let (ok, out, _) = cli(&["audit", "verify", "--url", url, "--api-key", &owner]);
     assert!(!ok && out.contains("record 5 is missing"), "{out}");
 }
+
+#[test]
+fn secrets_never_reach_the_logs_or_the_database_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let owner = bootstrap(&data, "acme", "ada@acme.example");
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--log", "trace", "--data-dir"])
+        .arg(&data)
+        .env_remove("CASTELLAN_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().expect("a line").expect("utf-8");
+    let url = first.split_whitespace().find(|w| w.starts_with("http://")).expect("url").to_owned();
+    let url = url.as_str();
+    let j = |args: &[&str]| {
+        let mut v: Vec<&str> = args.to_vec();
+        v.extend(["--url", url, "--api-key", owner.as_str(), "--json"]);
+        json(&v)
+    };
+    let key = j(&["api-key", "create", "k"])["key"].as_str().expect("key").to_owned();
+    let sa = j(&["service-account", "create", "bot", "--token", "t", "--group", "Viewers"]);
+    let token = sa["added_users"][0]["api_key"].as_str().expect("token").to_owned();
+    assert!(token.starts_with("bt-st-"));
+    let inv = j(&["member", "invite", "--email", "pat@acme.example"]);
+    let invitation = inv["invitations"][0]["token"].as_str().expect("inv").to_owned();
+    let password = "correct horse battery staple";
+    let accept = format!(r#"{{"token": "{invitation}", "password": "{password}"}}"#);
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            &accept,
+            &format!("{url}/api/invitation/accept"),
+        ])
+        .output()
+        .expect("curl");
+    let acc: Value = serde_json::from_slice(&out.stdout).expect("accept json");
+    let pat_key = acc["api_key"].as_str().expect("pat key").to_owned();
+    let login = format!(r#"{{"email": "pat@acme.example", "password": "{password}"}}"#);
+    let out = Command::new("curl")
+        .args(["-s", "-i", "-X", "POST", "-d", &login, &format!("{url}/api/auth/login")])
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let session = text
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: castellan_session="))
+        .and_then(|l| l.split(';').next())
+        .expect("session cookie")
+        .to_owned();
+    // Use every credential once, wrongly too, so they pass through the server.
+    for k in [&key, &token, &pat_key] {
+        json(&["whoami", "--url", url, "--api-key", k, "--json"]);
+    }
+    let (ok, _, _) = cli(&["whoami", "--url", url, "--api-key", "sk-wrongwrongwrongwrongwrongwrong"]);
+    assert!(!ok);
+    let _ = child.kill();
+    let _ = child.wait();
+    let logs = std::fs::read_to_string(&log_path).expect("logs");
+    assert!(logs.contains("request"), "the server logged requests at trace level");
+    let mut db = Vec::new();
+    for f in ["castellan.sqlite", "castellan.sqlite-wal"] {
+        if let Ok(b) = std::fs::read(data.join(f)) {
+            db.extend(b);
+        }
+    }
+    let db = String::from_utf8_lossy(&db).into_owned();
+    assert!(db.len() > 10_000);
+    for (what, secret) in [
+        ("bootstrap key", owner.as_str()),
+        ("api key", key.as_str()),
+        ("service token", token.as_str()),
+        ("invitation", invitation.as_str()),
+        ("password", password),
+        ("first key", pat_key.as_str()),
+        ("session", session.as_str()),
+    ] {
+        let tail = &secret[secret.len() - 20..];
+        assert!(!logs.contains(tail), "the {what} is in the server log");
+        assert!(!db.contains(tail), "the {what} is in the database file");
+    }
+    assert!(!logs.contains("wrongwrongwrong"), "rejected credentials are not logged either");
+}

@@ -1,7 +1,9 @@
 //! The OpenAPI document, generated from the handlers' annotations. A test compares it
 //! with the committed `openapi.json` so the published API cannot drift unnoticed.
 
-use crate::routes::{acl, api_key, audit_log, group, members, meta, organization, project, role, user};
+use crate::routes::{
+    acl, api_key, audit_log, auth, group, members, meta, organization, project, role, service_token, user,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -39,6 +41,9 @@ impl Modify for BearerAuth {
         role::list, role::create, role::replace, role::retrieve, role::update, role::remove,
         members::patch_members, members::accept,
         audit_log::list, audit_log::chain,
+        service_token::list, service_token::create, service_token::replace, service_token::retrieve, service_token::remove,
+        service_token::remove_by_body,
+        auth::login, auth::logout, auth::change_password, auth::sessions, auth::revoke_session,
     ),
     components(schemas(castellan_api_types::ErrorBody)),
     modifiers(&BearerAuth),

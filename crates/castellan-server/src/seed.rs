@@ -187,6 +187,7 @@ pub async fn mint_key(
     user: UserId,
     org: OrgId,
     name: &str,
+    expires_at: Option<castellan_store::Micros>,
 ) -> ApiResult<(KeyRecord, String)> {
     let prefix = match kind {
         KeyKind::ApiKey => crate::keys::API_KEY_PREFIX,
@@ -202,7 +203,7 @@ pub async fn mint_key(
         org_id: Some(org),
         created: w.now(),
         last_used: None,
-        expires_at: None,
+        expires_at,
     };
     w.tx().insert_key(&NewKey { record: record.clone(), key_hash: minted.hash }).await?;
     let event = format!("{}.created", kind.as_str());
@@ -256,7 +257,7 @@ pub async fn bootstrap(state: &AppState, org_name: &str, email: &str) -> ApiResu
         }
     };
     let org = create_org(&mut w, &name, user.id).await?;
-    let (_, raw) = mint_key(&mut w, KeyKind::ApiKey, user.id, org.id, "bootstrap").await?;
+    let (_, raw) = mint_key(&mut w, KeyKind::ApiKey, user.id, org.id, "bootstrap", None).await?;
     let revision = w.commit().await?;
     Ok(Bootstrapped {
         org_id: org.id,

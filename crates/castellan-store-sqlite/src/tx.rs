@@ -382,6 +382,29 @@ impl UserRepo for SqliteTx {
         let rs = qb.build().fetch_all(&mut *self.tx).await.map_err(db_err)?;
         rs.iter().map(rows::user).collect()
     }
+    async fn password_hash(&mut self, user: UserId) -> StoreResult<Option<String>> {
+        let v: Option<Option<String>> =
+            sqlx::query_scalar("SELECT password_hash FROM users WHERE id = ? AND deleted_at IS NULL")
+                .bind(user.0)
+                .fetch_optional(&mut *self.tx)
+                .await
+                .map_err(db_err)?;
+        Ok(v.flatten())
+    }
+
+    async fn set_password_hash(&mut self, user: UserId, hash: Option<&str>) -> StoreResult<()> {
+        self.ensure_writable()?;
+        let res = sqlx::query("UPDATE users SET password_hash = ? WHERE id = ? AND deleted_at IS NULL")
+            .bind(hash)
+            .bind(user.0)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        if res.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("user `{user}`")));
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -37,7 +37,8 @@ macro_rules! conformance_suite {
             the_access_state_reflects_every_live_row,
             invitations_are_found_by_token_until_accepted,
             a_members_keys_in_one_org_are_revoked_together,
-            the_audit_log_reads_newest_first_with_filters
+            the_audit_log_reads_newest_first_with_filters,
+            passwords_and_sessions_round_trip_and_revoke
         );
     };
     (@each $make:path; $($story:ident),+ $(,)?) => {
@@ -790,4 +791,45 @@ pub async fn the_audit_log_reads_newest_first_with_filters(store: Arc<dyn Store>
     let by_type = AuditFilter { resource_type: Some("project".into()), ..f.clone() };
     assert_eq!(seqs(tx.list_audit(&by_type, None, 10).await.expect("type")).len(), 3);
     assert_eq!(ids.len(), 6);
+}
+
+/// Password hashes are stored and cleared; sessions authenticate by token hash until
+/// revoked, one at a time or all but one.
+pub async fn passwords_and_sessions_round_trip_and_revoke(store: Arc<dyn Store>) {
+    let u = user("s@example.com", 1);
+    let mut tx = store.write().await.expect("begin");
+    tx.insert_user(&u).await.expect("user");
+    assert_eq!(tx.password_hash(u.id).await.expect("hash"), None);
+    tx.set_password_hash(u.id, Some("$argon2id$v=19$fake")).await.expect("set");
+    assert_eq!(tx.password_hash(u.id).await.expect("hash").as_deref(), Some("$argon2id$v=19$fake"));
+    let mk = |n: u128| SessionRecord {
+        id: Uuid::from_u128(n),
+        user_id: u.id,
+        created: n as i64,
+        last_seen: n as i64,
+        expires_at: 1_000,
+        user_agent: Some("test".into()),
+        ip: Some("127.0.0.1".into()),
+    };
+    for n in 1..=3 {
+        tx.insert_session(&mk(n), &format!("tok{n}"), &format!("csrf{n}")).await.expect("session");
+    }
+    tx.commit().await.expect("commit");
+    let auth = store.authenticate_session("tok2").await.expect("auth").expect("found");
+    assert_eq!((auth.session, auth.csrf_hash, auth.user.id), (mk(2), "csrf2".to_owned(), u.id));
+    store.touch_session(Uuid::from_u128(2), 50).await.expect("touch");
+    assert_eq!(store.authenticate_session("tok2").await.expect("auth").map(|a| a.session.last_seen), Some(50));
+    let mut tx = store.write().await.expect("begin");
+    assert_eq!(tx.list_sessions(u.id, 0).await.expect("list").len(), 3);
+    assert_eq!(tx.list_sessions(u.id, 1_000).await.expect("expired are not listed").len(), 0);
+    assert!(tx.revoke_session(u.id, Uuid::from_u128(1), 60).await.expect("revoke"));
+    assert!(!tx.revoke_session(u.id, Uuid::from_u128(1), 61).await.expect("twice"));
+    assert!(!tx.revoke_session(UserId::generate(), Uuid::from_u128(2), 61).await.expect("someone else's"));
+    assert_eq!(tx.revoke_user_sessions(u.id, Some(Uuid::from_u128(3)), 62).await.expect("all but"), 1);
+    tx.set_password_hash(u.id, None).await.expect("clear");
+    assert_eq!(tx.password_hash(u.id).await.expect("hash"), None);
+    tx.commit().await.expect("commit");
+    assert_eq!(store.authenticate_session("tok1").await.expect("auth"), None);
+    assert_eq!(store.authenticate_session("tok2").await.expect("auth"), None);
+    assert!(store.authenticate_session("tok3").await.expect("auth").is_some());
 }

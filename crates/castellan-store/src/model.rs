@@ -469,3 +469,34 @@ pub struct AuditFilter {
     /// Resource id.
     pub resource_id: Option<Uuid>,
 }
+
+/// A console session (cookie sign-in). Only hashes of its token and CSRF token are
+/// stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// Id.
+    pub id: Uuid,
+    /// The signed-in user.
+    pub user_id: UserId,
+    /// Sign-in time.
+    pub created: Micros,
+    /// Last request made with it.
+    pub last_seen: Micros,
+    /// It stops working at this time.
+    pub expires_at: Micros,
+    /// The browser's user agent at sign-in.
+    pub user_agent: Option<String>,
+    /// The source address at sign-in.
+    pub ip: Option<String>,
+}
+
+/// What authenticating a session cookie yields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionAuth {
+    /// The session.
+    pub session: SessionRecord,
+    /// Hex SHA-256 of its CSRF token.
+    pub csrf_hash: String,
+    /// The user.
+    pub user: UserRecord,
+}

@@ -25,6 +25,11 @@ pub trait Store: Send + Sync + 'static {
     async fn authenticate(&self, key_hash: &str) -> StoreResult<Option<KeyAuth>>;
     /// Records that a key was used at `at`.
     async fn touch_key(&self, id: KeyId, at: Micros) -> StoreResult<()>;
+    /// Looks a live (unrevoked) session up by the hex SHA-256 of its token; expiry is
+    /// the caller's to check.
+    async fn authenticate_session(&self, token_hash: &str) -> StoreResult<Option<SessionAuth>>;
+    /// Records that a session was used at `at`.
+    async fn touch_session(&self, id: Uuid, at: Micros) -> StoreResult<()>;
     /// Committed changes with a revision greater than `after`, oldest first.
     async fn changes_since(&self, after: Revision, limit: usize) -> StoreResult<Vec<ChangeRecord>>;
     /// The newest committed revision.
@@ -35,7 +40,7 @@ pub trait Store: Send + Sync + 'static {
 
 /// One transaction: all repositories, plus revision allocation and commit.
 #[async_trait]
-pub trait Tx: OrgRepo + UserRepo + ProjectRepo + KeyRepo + AccessRepo + AuditRepo + Send {
+pub trait Tx: OrgRepo + UserRepo + ProjectRepo + KeyRepo + AccessRepo + SessionRepo + AuditRepo + Send {
     /// This transaction's revision, allocated on first call. Revisions are assigned
     /// in commit order: no transaction with a smaller revision commits after one with
     /// a larger revision becomes visible.
@@ -94,6 +99,23 @@ pub trait UserRepo {
     async fn update_user(&mut self, u: &UserRecord) -> StoreResult<()>;
     /// One raw window of live users matching `f`.
     async fn list_users(&mut self, f: &UserFilter, w: &Window) -> StoreResult<Vec<UserRecord>>;
+    /// A user's password hash (PHC string), if it has a password.
+    async fn password_hash(&mut self, user: UserId) -> StoreResult<Option<String>>;
+    /// Sets or clears a user's password hash.
+    async fn set_password_hash(&mut self, user: UserId, hash: Option<&str>) -> StoreResult<()>;
+}
+
+/// Console sessions.
+#[async_trait]
+pub trait SessionRepo {
+    /// Stores a session with the hashes of its token and CSRF token.
+    async fn insert_session(&mut self, s: &SessionRecord, token_hash: &str, csrf_hash: &str) -> StoreResult<()>;
+    /// Revokes one session of `user`; `false` if it was not live.
+    async fn revoke_session(&mut self, user: UserId, id: Uuid, at: Micros) -> StoreResult<bool>;
+    /// Revokes every live session of a user but `keep`; returns how many.
+    async fn revoke_user_sessions(&mut self, user: UserId, keep: Option<Uuid>, at: Micros) -> StoreResult<u64>;
+    /// A user's live sessions, newest first.
+    async fn list_sessions(&mut self, user: UserId, now: Micros) -> StoreResult<Vec<SessionRecord>>;
 }
 
 /// Projects.

@@ -7,11 +7,12 @@
 //! row through the engine. A handler that skips the check has nothing to open a
 //! transaction with, so it does not compile.
 
+pub mod auth;
 mod caller;
 mod index;
 mod write;
 
-pub use caller::{Caller, ListScope};
+pub use caller::{Caller, Credential, ListScope};
 pub use index::{Index, IndexError};
 pub use write::{model_error, AuditEvent, Write};
 
@@ -42,6 +43,7 @@ struct Inner {
     index: Arc<Index>,
     config: Config,
     clock: Clock,
+    limits: crate::ratelimit::Limits,
 }
 
 /// Who is acting: a user (or service account), possibly impersonated by an owner;
@@ -84,6 +86,8 @@ pub enum Target {
     NewOrg,
     /// Acting on the strength of a single-use secret (accepting an invitation).
     Token,
+    /// Acting on one's own account (password, sessions).
+    SelfAccount,
     /// The system acting on its own (bootstrap, startup seeding).
     System,
 }
@@ -157,7 +161,8 @@ impl AppState {
     /// loads the authorization index.
     pub async fn new(store: Arc<dyn Store>, config: Config, clock: Clock) -> Result<AppState, OpenError> {
         let index = Arc::new(Index::load(store.clone()).await?);
-        let state = AppState(Arc::new(Inner { store, index, config, clock }));
+        let state = AppState(Arc::new(Inner { store, index, config, clock, limits: Default::default() }));
+        crate::passwords::warm_up();
         crate::seed::ensure_system_roles(&state).await.map_err(|e| match e {
             ApiError::Internal(m) => OpenError::Store(StoreError::Backend(m)),
             other => OpenError::Store(StoreError::Backend(other.to_string())),
@@ -173,6 +178,11 @@ impl AppState {
     /// Now, in unix epoch microseconds.
     pub fn now(&self) -> Micros {
         (self.0.clock)()
+    }
+
+    /// The rate limits.
+    pub fn limits(&self) -> &crate::ratelimit::Limits {
+        &self.0.limits
     }
 
     /// The authorization index.

@@ -234,7 +234,7 @@ pub async fn patch_members(
         let mut out = AddedUser { id: id.0, email: u.email.clone(), api_key: None, token_name: None };
         if let Some(tn) = &a.token_name {
             let tn = Name::parse("token_name", tn).map_err(|e| ApiError::invalid_body(e.to_string()))?;
-            let (_, raw) = crate::seed::mint_key(&mut w, KeyKind::ServiceToken, id, org.id, tn.as_str()).await?;
+            let (_, raw) = crate::seed::mint_key(&mut w, KeyKind::ServiceToken, id, org.id, tn.as_str(), None).await?;
             out.api_key = Some(raw);
             out.token_name = Some(tn.into_inner());
         }
@@ -325,9 +325,11 @@ pub async fn patch_members(
     responses((status = 200, body = AcceptedInvitation)))]
 pub async fn accept(
     axum::extract::State(state): axum::extract::State<crate::access::AppState>,
+    facts: crate::routes::auth::ClientFacts,
     Body(body): Body<AcceptInvitation>,
 ) -> ApiResult<Written<AcceptedInvitation>> {
     let invalid = || ApiError::NotFound("no pending invitation has this token (it may be used or expired)".into());
+    state.limits().tokens.check(&format!("accept:{}", facts.ip().unwrap_or("?")))?;
     let hash = crate::keys::hash(body.token.trim());
     let probe = Permit::by_token(None);
     let inv = {
@@ -349,6 +351,13 @@ pub async fn accept(
         .map(|n| Name::parse("family_name", n))
         .transpose()
         .map_err(|e| ApiError::invalid_body(e.to_string()))?;
+    if let Some(p) = &body.password {
+        crate::passwords::check_policy(p, Some(&inv.email))?;
+    }
+    let password_hash = match body.password {
+        Some(p) => Some(crate::passwords::hash(p).await?),
+        None => None,
+    };
     let mut w = state.write(&probe).await?;
     let inv = w.tx().find_invitation(&hash).await?.ok_or_else(invalid)?;
     let user = match w.tx().find_user_by_email(&inv.email).await? {
@@ -368,6 +377,11 @@ pub async fn accept(
         }
     };
     w.act_as(user.id);
+    if let Some(h) = &password_hash {
+        if w.tx().password_hash(user.id).await?.is_none() {
+            w.tx().set_password_hash(user.id, Some(h)).await?;
+        }
+    }
     let now = w.now();
     if !w.tx().accept_invitation(inv.id, now).await? {
         return Err(invalid());
@@ -383,7 +397,7 @@ pub async fn accept(
         after: Some(&serde_json::json!({"user_id": user.id})),
     })
     .await?;
-    let (_, raw) = crate::seed::mint_key(&mut w, KeyKind::ApiKey, user.id, inv.org_id, "first key").await?;
+    let (_, raw) = crate::seed::mint_key(&mut w, KeyKind::ApiKey, user.id, inv.org_id, "first key", None).await?;
     let rev = w.commit().await?;
     Ok(Written::at(rev, AcceptedInvitation { user: dto::user(&user), org_id: inv.org_id.0, api_key: raw }))
 }

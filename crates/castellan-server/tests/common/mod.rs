@@ -250,3 +250,42 @@ pub fn run_python(python: &std::path::Path, script: &str, env: &[(&str, &str)]) 
     assert!(out.status.success(), "python failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
     stdout
 }
+
+/// Every byte of the database, as text: the SQLite file and its WAL, or every row of
+/// every table of the test's PostgreSQL schema.
+pub async fn dump_database(db: &Db) -> String {
+    match db {
+        Db::Sqlite(path) => {
+            let mut out = String::new();
+            for p in [path.clone(), path.with_extension("sqlite-wal")] {
+                if let Ok(bytes) = std::fs::read(&p) {
+                    out.push_str(&String::from_utf8_lossy(&bytes));
+                }
+            }
+            out
+        }
+        Db::Postgres { url, schema } => {
+            use sqlx::Row;
+            let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(url).await.expect("connect");
+            let tables: Vec<String> =
+                sqlx::query_scalar("SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1")
+                    .bind(schema)
+                    .fetch_all(&pool)
+                    .await
+                    .expect("tables");
+            let mut out = String::new();
+            for t in tables {
+                let rows = sqlx::query(&format!("SELECT t::text AS row FROM {schema}.\"{t}\" t"))
+                    .fetch_all(&pool)
+                    .await
+                    .expect("rows");
+                for r in rows {
+                    out.push_str(&r.try_get::<String, _>("row").unwrap_or_default());
+                    out.push('\n');
+                }
+            }
+            pool.close().await;
+            out
+        }
+    }
+}
