@@ -71,10 +71,12 @@ impl Probe {
         (b >> 6, (b & 63) as u32)
     }
 
-    /// Its bit in a bucket's own filter of `2^(64 - shift)` bits.
+    /// Its word and two bits in a bucket's own filter of `2^(64 - shift)` words (a blocked
+    /// Bloom filter: one load, and two bits make false positives rare).
     #[inline]
-    fn bucket_bit(&self, shift: u32) -> usize {
-        (self.h.wrapping_mul(0xD6E8_FEB8_6659_FD93) >> shift) as usize
+    fn bucket_bits(&self, shift: u32) -> (usize, u64) {
+        let g = self.h.wrapping_mul(0xD6E8_FEB8_6659_FD93);
+        ((g >> shift) as usize, 1 << (g & 63) | 1 << ((g >> 6) & 63))
     }
 }
 
@@ -146,8 +148,9 @@ pub(crate) const SCAN_MAX: usize = 8;
 pub(crate) struct Bucket {
     // INVARIANT: sorted by (subject, row).
     entries: Vec<Entry>,
-    // INVARIANT: empty when entries.len() <= SCAN_MAX; else a power of two of bits, at least
-    // 16 per entry, with the bit of every entry's subject set.
+    // INVARIANT: empty when entries.len() <= SCAN_MAX; else a power of two of words (at
+    // least two), 16 bits per entry, with the two bits of every entry's subject set in its
+    // word.
     filter: Vec<u64>,
 }
 
@@ -166,21 +169,20 @@ impl Bucket {
         b
     }
 
-    fn filter_bits(n: usize) -> usize {
+    fn filter_words(n: usize) -> usize {
         if n <= SCAN_MAX {
             0
         } else {
-            (n * 16).next_power_of_two().clamp(64, 1 << 40)
+            (n / 4).next_power_of_two().max(2)
         }
     }
 
     fn rebuild(&mut self) {
-        let bits = Self::filter_bits(self.entries.len());
-        self.filter = vec![0; bits / 64];
-        let shift = 64 - bits.trailing_zeros();
-        for e in self.entries.iter().filter(|_| bits > 0) {
-            let b = Probe::new(e.subject).bucket_bit(shift);
-            self.filter[b >> 6] |= 1 << (b & 63);
+        let words = Self::filter_words(self.entries.len());
+        self.filter = vec![0; words];
+        for e in self.entries.iter().filter(|_| words > 0) {
+            let (w, m) = Probe::new(e.subject).bucket_bits(64 - words.trailing_zeros());
+            self.filter[w] |= m;
         }
     }
 
@@ -188,12 +190,12 @@ impl Bucket {
     pub(crate) fn insert(&mut self, e: Entry) {
         let at = self.entries.partition_point(|x| (x.subject, x.row) < (e.subject, e.row));
         self.entries.insert(at, e);
-        let bits = Self::filter_bits(self.entries.len());
-        if bits != self.filter.len() * 64 {
+        let words = Self::filter_words(self.entries.len());
+        if words != self.filter.len() {
             self.rebuild();
-        } else if bits > 0 {
-            let b = Probe::new(e.subject).bucket_bit(64 - bits.trailing_zeros());
-            self.filter[b >> 6] |= 1 << (b & 63);
+        } else if words > 0 {
+            let (w, m) = Probe::new(e.subject).bucket_bits(64 - words.trailing_zeros());
+            self.filter[w] |= m;
         }
     }
 
@@ -222,8 +224,8 @@ impl Bucket {
     #[inline]
     pub(crate) fn each_of_subject<'b>(&'b self, p: &Probe, f: impl FnMut(&'b Entry) -> bool) -> bool {
         if !self.filter.is_empty() {
-            let b = p.bucket_bit(64 - (self.filter.len() * 64).trailing_zeros());
-            if self.filter.get(b >> 6).is_none_or(|w| w >> (b & 63) & 1 == 0) {
+            let (w, m) = p.bucket_bits(64 - self.filter.len().trailing_zeros());
+            if self.filter.get(w).is_none_or(|w| w & m != m) {
                 return false;
             }
         }
@@ -235,13 +237,13 @@ impl Bucket {
     #[inline]
     pub(crate) fn each_of_principal<'b>(&'b self, who: &Principal<'_>, mut f: impl FnMut(&'b Entry) -> bool) -> bool {
         let filter = &self.filter[..];
-        let shift = 64 - (filter.len().max(1) * 64).trailing_zeros();
+        let shift = 64 - filter.len().max(1).trailing_zeros();
         // A plain loop over the subjects: iterator adapters here cost a call per subject.
         for i in 0..=who.groups.len() {
             let s = who.subject(i);
             if !filter.is_empty() {
-                let b = Probe::new(s).bucket_bit(shift);
-                if filter.get(b >> 6).is_none_or(|w| w >> (b & 63) & 1 == 0) {
+                let (w, m) = Probe::new(s).bucket_bits(shift);
+                if filter.get(w).is_none_or(|w| w & m != m) {
                     continue;
                 }
             }

@@ -17,6 +17,9 @@ pub(crate) struct IdSet {
     // INVARIANT: every run is non-empty and sorted, runs are in order (the last id of a run is
     // below the first of the next), no run exceeds RUN_MAX, and len is the sum of their sizes.
     runs: Vec<Arc<Vec<u128>>>,
+    // INVARIANT: lasts[i] is the last id of runs[i], so that finding a run reads one vector
+    // rather than one run per step of the search.
+    lasts: Vec<u128>,
     len: usize,
 }
 
@@ -40,7 +43,7 @@ impl IdSet {
 
     /// The run that holds `x` or would hold it (the last run for ids above every run).
     fn run_of(&self, x: u128) -> usize {
-        let i = self.runs.partition_point(|r| r.last().is_some_and(|l| *l < x));
+        let i = self.lasts.partition_point(|l| *l < x);
         i.min(self.runs.len().saturating_sub(1))
     }
 
@@ -54,6 +57,7 @@ impl IdSet {
     pub(crate) fn insert(&mut self, x: u128) -> bool {
         if self.runs.is_empty() {
             self.runs.push(Arc::new(vec![x]));
+            self.lasts.push(x);
             self.len = 1;
             return true;
         }
@@ -63,7 +67,11 @@ impl IdSet {
         run.insert(at, x);
         if run.len() > RUN_MAX {
             let upper = run.split_off(run.len() / 2);
+            self.lasts[i] = run.last().copied().unwrap_or_default();
+            self.lasts.insert(i + 1, upper.last().copied().unwrap_or_default());
             self.runs.insert(i + 1, Arc::new(upper));
+        } else {
+            self.lasts[i] = self.lasts[i].max(x);
         }
         self.len += 1;
         true
@@ -79,12 +87,20 @@ impl IdSet {
         let run = Arc::make_mut(&mut self.runs[i]);
         run.remove(at);
         let small = run.len();
+        let last = run.last().copied();
         self.len -= 1;
-        if small == 0 {
-            self.runs.remove(i);
-        } else if small < RUN_MAX / 4 && i + 1 < self.runs.len() && small + self.runs[i + 1].len() <= RUN_MAX / 2 {
+        match last {
+            None => {
+                self.runs.remove(i);
+                self.lasts.remove(i);
+            }
+            Some(l) => self.lasts[i] = l,
+        }
+        if small > 0 && small < RUN_MAX / 4 && i + 1 < self.runs.len() && small + self.runs[i + 1].len() <= RUN_MAX / 2
+        {
             // Merge a shrunken run with its successor so that sparse sets stay compact.
             let next = self.runs.remove(i + 1);
+            self.lasts.remove(i);
             Arc::make_mut(&mut self.runs[i]).extend_from_slice(&next);
         }
         true
@@ -95,7 +111,7 @@ impl IdSet {
         let (run, at) = match after {
             None => (0, 0),
             Some(a) => {
-                let i = self.runs.partition_point(|r| r.last().is_some_and(|l| *l <= a));
+                let i = self.lasts.partition_point(|l| *l <= a);
                 let at = self.runs.get(i).map_or(0, |r| r.partition_point(|x| *x <= a));
                 (i, at)
             }

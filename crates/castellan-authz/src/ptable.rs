@@ -114,6 +114,14 @@ impl<S: Slot> PTable<S> {
         }
     }
 
+    /// The first slot a lookup of hash `h` reads. Reading it before any branch that depends
+    /// on another lookup's data starts both cache misses at once.
+    #[inline]
+    pub(crate) fn home(&self, h: u64) -> &S {
+        let shard = &self.shards[self.shard_of(h)];
+        &shard[home(h, shard.len())]
+    }
+
     /// The entry of hash `h` satisfying `eq`.
     #[inline]
     pub(crate) fn get(&self, h: u64, eq: impl FnMut(&S) -> bool) -> Option<&S> {

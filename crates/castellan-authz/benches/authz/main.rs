@@ -56,6 +56,21 @@ fn timer_overhead() -> f64 {
     s.pct(0.5)
 }
 
+/// The machine's floor for a check that misses the cache: one 8-byte read at a random place
+/// in a 256 MiB buffer (about the size of the BT-1M snapshot), timed like a check. It moves
+/// with the machine's load, so it is measured at the start and at the end of the run.
+fn memory_read(overhead: f64, rows: &mut Vec<Row>, when: &str) {
+    let n = (256usize << 20) / 8;
+    let buf: Vec<u64> = (0..n as u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).collect();
+    let mut rng = Rng::new(3);
+    let at: Vec<usize> = (0..200_000).map(|_| rng.below(n)).collect();
+    let mut s = time_each(&at, overhead, |i| {
+        black_box(buf[*i]);
+    });
+    let what = format!("one random memory read (calibration, {when})");
+    row(rows, "machine", &what, &mut s, "8 bytes at a random place in a 256 MiB buffer".into());
+}
+
 fn time_each<Q>(queries: &[Q], overhead: f64, mut f: impl FnMut(&Q)) -> Samples {
     Samples(
         queries
@@ -173,6 +188,7 @@ fn main() {
     let overhead = timer_overhead();
     println!("timer overhead {overhead:.0} ns, subtracted from each sample");
     let mut rows = Vec::new();
+    memory_read(overhead, &mut rows, "start");
     let mut check_p50 = Vec::new();
     for size in sizes.split(',').map(str::trim) {
         let Some(spec) = spec_of(size) else {
@@ -182,6 +198,7 @@ fn main() {
         let (uniform, related) = run_size(&spec, overhead, &mut rows);
         check_p50.push((spec.name.clone(), uniform, related));
     }
+    memory_read(overhead, &mut rows, "end");
     if let (Some(first), Some(last)) = (check_p50.first(), check_p50.last()) {
         if check_p50.len() > 1 {
             println!(
