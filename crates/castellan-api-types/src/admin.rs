@@ -25,6 +25,9 @@ pub struct Organization {
     pub created: Option<String>,
     /// `auto`, `click_to_load` or `blocked`.
     pub image_rendering_mode: Option<String>,
+    /// Castellan extension: when true, a grantor may only grant what it holds itself.
+    #[serde(default)]
+    pub strict_delegation: bool,
 }
 
 /// The values `image_rendering_mode` accepts.
@@ -54,6 +57,9 @@ pub struct PatchOrganization {
     /// `auto`, `click_to_load` or `blocked`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_rendering_mode: Option<String>,
+    /// Castellan extension: turn strict delegation on or off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict_delegation: Option<bool>,
 }
 
 /// `POST /v1/organization` (Castellan extension): create an organization; the caller
@@ -202,4 +208,115 @@ pub struct OrgRef {
     pub id: Uuid,
     /// Name.
     pub name: String,
+}
+
+/// A service token, as listed (never the secret).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ServiceToken {
+    /// Id.
+    pub id: Uuid,
+    /// Creation time (RFC 3339).
+    pub created: Option<String>,
+    /// Name (not unique).
+    pub name: String,
+    /// Masked preview, e.g. `bt-st-****a1b2`.
+    pub preview_name: String,
+    /// The service account it acts as.
+    pub service_account_id: Option<Uuid>,
+    /// That account's (synthetic) email.
+    pub service_account_email: Option<String>,
+    /// That account's name.
+    pub service_account_name: Option<String>,
+    /// The organization.
+    pub org_id: Option<Uuid>,
+    /// Castellan extension: last successful use (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used: Option<String>,
+    /// Castellan extension: when the token stops working (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+/// `POST /v1/service_token` and `PUT /v1/service_token`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreateServiceToken {
+    /// Name (not unique for POST; PUT replaces the account's token of that name).
+    pub name: String,
+    /// The service account the token acts as.
+    pub service_account_id: Uuid,
+    /// Which organization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_name: Option<String>,
+    /// Castellan extension: when the token stops working (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+/// The answer to creating a service token: the raw token, shown only once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreateServiceTokenOutput {
+    /// The token.
+    #[serde(flatten)]
+    pub service_token: ServiceToken,
+    /// The raw `bt-st-…` secret.
+    pub key: String,
+}
+
+/// `DELETE /v1/service_token`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeleteServiceToken {
+    /// The token's id.
+    pub id: Uuid,
+}
+
+/// `POST /api/auth/login` (Castellan extension).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    /// Email.
+    pub email: String,
+    /// Password.
+    pub password: String,
+}
+
+/// The answer to a sign-in: the session cookie is set; the CSRF token must be echoed
+/// in `x-csrf-token` on every write made with the cookie.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LoginResponse {
+    /// The signed-in user.
+    pub user: User,
+    /// The session's id.
+    pub session_id: Uuid,
+    /// The CSRF token (also in the `castellan_csrf` cookie).
+    pub csrf_token: String,
+    /// When the session ends at the latest (RFC 3339).
+    pub expires_at: String,
+}
+
+/// `POST /api/auth/password` (Castellan extension).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChangePassword {
+    /// The current password (required when the account has one).
+    #[serde(default)]
+    pub current_password: Option<String>,
+    /// The new password (at least 10 characters).
+    pub new_password: String,
+}
+
+/// A console session, as listed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Session {
+    /// Id.
+    pub id: Uuid,
+    /// Sign-in time (RFC 3339).
+    pub created: String,
+    /// Last use (RFC 3339).
+    pub last_seen: String,
+    /// End at the latest (RFC 3339).
+    pub expires_at: String,
+    /// Browser at sign-in.
+    pub user_agent: Option<String>,
+    /// Address at sign-in.
+    pub ip: Option<String>,
+    /// Whether it is the session making this request.
+    pub current: bool,
 }

@@ -8,10 +8,14 @@
 //! [`reference::Reference`] is the naive evaluator the index is tested against.
 
 pub mod bench_data;
+mod bucket;
 mod engine;
 mod error;
+mod idset;
 mod mutate;
 mod pmap;
+mod ptable;
+mod pvec;
 pub mod reference;
 mod reverse;
 pub mod seed;

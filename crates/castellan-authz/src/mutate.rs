@@ -1,13 +1,20 @@
 //! Mutations: validation, cascades, and incremental maintenance of the closures.
 //!
-//! A batch runs on a clone of the snapshot (pointer copies) and only the shards it touches
+//! A batch runs on a clone of the snapshot (pointer copies) and only the pieces it touches
 //! are copied; on error the clone is dropped, so `apply` is all-or-nothing.
 
+use crate::bucket::{
+    node_filter_add, node_filter_of, perm_code, Bucket, Entry, EXPIRING, GROUP, NODE_FILTER_MAX, ROLE, ROLE_INDEX,
+};
 use crate::error::AuthzError;
-use crate::snapshot::{pair_masks, AclEntry, Expiry, GroupNode, Masks, ObjNode, RoleNode, Snapshot, UserNode};
+use crate::idset::IdSet;
+use crate::ptable::hash_id;
+use crate::snapshot::{
+    pair_masks, type_code, AclSlot, Container, GroupNode, IdSlot, Leaf, Loc, Masks, ObjSlot, RoleNode, Row, Snapshot,
+    UserNode, UserSlot, LEAF_INLINE, NONE, SPILLED,
+};
 use crate::types::{AclRow, Grant, Mutation, Subject};
 use castellan_core::model::{ObjectRef, ObjectType, Permission};
-use imbl::OrdSet;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -17,7 +24,7 @@ use ObjectType as T;
 const ORG_NOUNS: [ObjectType; 3] = [T::OrgMember, T::OrgProject, T::OrgAuditLogs];
 const PROJECT_CHILDREN: [ObjectType; 4] = [T::Experiment, T::Dataset, T::Prompt, T::PromptSession];
 
-fn with(list: &[Uuid], id: Uuid) -> Arc<[Uuid]> {
+fn with(list: &[u32], id: u32) -> Arc<[u32]> {
     let mut v = list.to_vec();
     if let Err(i) = v.binary_search(&id) {
         v.insert(i, id);
@@ -25,8 +32,20 @@ fn with(list: &[Uuid], id: Uuid) -> Arc<[Uuid]> {
     v.into()
 }
 
-fn without(list: &[Uuid], id: Uuid) -> Arc<[Uuid]> {
+fn without(list: &[u32], id: u32) -> Arc<[u32]> {
     list.iter().copied().filter(|x| *x != id).collect()
+}
+
+fn add_sorted(list: &mut Arc<Vec<u32>>, x: u32) {
+    if let Err(i) = list.binary_search(&x) {
+        Arc::make_mut(list).insert(i, x);
+    }
+}
+
+fn remove_sorted(list: &mut Arc<Vec<u32>>, x: u32) {
+    if let Ok(i) = list.binary_search(&x) {
+        Arc::make_mut(list).remove(i);
+    }
 }
 
 impl Snapshot {
@@ -83,13 +102,46 @@ impl Snapshot {
 
     // ---- objects -------------------------------------------------------------------
 
-    fn add_node(&mut self, obj: ObjectRef, parent: Option<ObjectRef>, org: Option<Uuid>, project: Option<Uuid>) {
-        self.objects.insert(obj, ObjNode { parent, acls: None });
+    fn index_object(&mut self, obj: ObjectRef, org: Option<Uuid>, project: Option<Uuid>) {
         if let Some(org) = org {
-            self.org_index.get_or_insert_with((org, obj.object_type), OrdSet::new).insert(obj.object_id);
+            self.org_index.get_or_insert_with((org, obj.object_type), IdSet::default).insert(obj.object_id.as_u128());
         }
         if let Some(p) = project {
-            self.project_index.get_or_insert_with((p, obj.object_type), OrdSet::new).insert(obj.object_id);
+            self.project_index.get_or_insert_with((p, obj.object_type), IdSet::default).insert(obj.object_id.as_u128());
+        }
+    }
+
+    fn add_container(&mut self, obj: ObjectRef, parent: u32, org: Option<Uuid>) -> u32 {
+        let ty = type_code(obj.object_type);
+        let idx = self.containers.alloc(Container {
+            id: obj.object_id,
+            ty,
+            parent,
+            bucket: None,
+            filter: [0; 12],
+            saturated: false,
+        });
+        self.container_ids.insert(hash_id(obj.object_id, ty), ObjSlot { id: obj.object_id, ty, idx });
+        self.index_object(obj, org, None);
+        idx
+    }
+
+    fn add_leaf(&mut self, obj: ObjectRef, parent: u32, org: Option<Uuid>, project: Option<Uuid>) {
+        let ty = type_code(obj.object_type);
+        let leaf = Leaf { id: obj.object_id, parent, ty, n: 0, e: [Entry::default(); LEAF_INLINE] };
+        self.leaves.insert(hash_id(obj.object_id, ty), leaf);
+        self.index_object(obj, org, project);
+    }
+
+    /// The row indexes of the entries on an object.
+    fn rows_on(&self, obj: ObjectRef) -> Vec<u32> {
+        match self.locate(obj) {
+            Some(Loc::Leaf(l)) => self.leaf_entries(l).0.iter().map(|e| e.row).collect(),
+            Some(Loc::Container(c)) => {
+                { self.containers.get(c).bucket.as_ref().map(|b| b.entries().iter().map(|e| e.row).collect()) }
+                    .unwrap_or_default()
+            }
+            None => Vec::new(),
         }
     }
 
@@ -100,17 +152,26 @@ impl Snapshot {
             Some(p) if p.object_type == T::Project && obj.object_type != T::ProjectLog => Some(p.object_id),
             _ => None,
         };
-        let Some(node) = self.objects.remove(&obj) else { return };
-        if let Some(bucket) = node.acls {
-            for e in bucket.entries.iter() {
-                self.unlink_acl(obj, e);
+        // The node goes with its bucket, so only the rows' other links need undoing.
+        for row in self.rows_on(obj) {
+            self.unlink_row(row);
+        }
+        let ty = type_code(obj.object_type);
+        let h = hash_id(obj.object_id, ty);
+        if obj.object_type.is_project_child() {
+            let Some(leaf) = self.leaves.remove(h, |l| l.ty == ty && l.id == obj.object_id) else { return };
+            if leaf.n == SPILLED {
+                self.spills.release(leaf.e[0].row);
             }
+        } else {
+            let Some(slot) = self.container_ids.remove(h, |s| s.ty == ty && s.id == obj.object_id) else { return };
+            self.containers.release(slot.idx);
         }
         for (index, owner) in [(&mut self.org_index, org), (&mut self.project_index, project)] {
             let Some(owner) = owner else { continue };
             let key = (owner, obj.object_type);
             if let Some(set) = index.get_mut(&key) {
-                set.remove(&obj.object_id);
+                set.remove(obj.object_id.as_u128());
                 if set.is_empty() {
                     index.remove(&key);
                 }
@@ -123,9 +184,9 @@ impl Snapshot {
         if self.contains(root) {
             return Err(AuthzError::DuplicateObject(root));
         }
-        self.add_node(root, None, Some(org), None);
+        let r = self.add_container(root, NONE, Some(org));
         for t in ORG_NOUNS {
-            self.add_node(ObjectRef::new(t, org), Some(root), Some(org), None);
+            self.add_container(ObjectRef::new(t, org), r, Some(org));
         }
         Ok(())
     }
@@ -136,7 +197,7 @@ impl Snapshot {
             return Err(AuthzError::UnknownOrg(org));
         }
         let ids = |s: &Snapshot, t: ObjectType| -> Vec<Uuid> {
-            s.org_index.get(&(org, t)).map(|set| set.iter().copied().collect()).unwrap_or_default()
+            s.org_index.get(&(org, t)).map(|set| set.iter().map(Uuid::from_u128).collect()).unwrap_or_default()
         };
         for g in ids(self, T::Group) {
             self.remove_group(g)?;
@@ -170,14 +231,16 @@ impl Snapshot {
                 return Err(wrong);
             }
             let org = parent.object_id;
-            self.add_node(object, Some(ObjectRef::new(T::OrgProject, org)), Some(org), None);
-            self.add_node(ObjectRef::new(T::ProjectLog, object.object_id), Some(object), Some(org), None);
+            let org_project = self.container_idx(ObjectRef::new(T::OrgProject, org)).unwrap_or(NONE);
+            let p = self.add_container(object, org_project, Some(org));
+            self.add_leaf(ObjectRef::new(T::ProjectLog, object.object_id), p, Some(org), None);
         } else {
             if parent.object_type != T::Project {
                 return Err(wrong);
             }
             let org = self.org_of(parent);
-            self.add_node(object, Some(parent), org, Some(parent.object_id));
+            let p = self.container_idx(parent).unwrap_or(NONE);
+            self.add_leaf(object, p, org, Some(parent.object_id));
         }
         Ok(())
     }
@@ -192,8 +255,11 @@ impl Snapshot {
         if object.object_type == T::Project {
             let p = object.object_id;
             for t in PROJECT_CHILDREN {
-                let ids: Vec<Uuid> =
-                    self.project_index.get(&(p, t)).map(|s| s.iter().copied().collect()).unwrap_or_default();
+                let ids: Vec<Uuid> = self
+                    .project_index
+                    .get(&(p, t))
+                    .map(|s| s.iter().map(Uuid::from_u128).collect())
+                    .unwrap_or_default();
                 for id in ids {
                     self.drop_node(ObjectRef::new(t, id));
                 }
@@ -207,119 +273,217 @@ impl Snapshot {
     // ---- ACL rows ------------------------------------------------------------------
 
     fn add_acl(&mut self, row: AclRow) -> Result<(), AuthzError> {
-        if self.acl_loc.contains_key(&row.id) {
+        if self.acl_row(row.id).is_some() {
             return Err(AuthzError::DuplicateAcl(row.id));
         }
         if !self.contains(row.object) {
             return Err(AuthzError::UnknownObject(row.object));
         }
         let org = self.org_of(row.object);
-        if let Subject::Group(g) = row.subject {
-            let node = self.groups.get(&g).ok_or(AuthzError::UnknownGroup(g))?;
-            if Some(node.org) != org {
-                return Err(AuthzError::CrossOrg { id: g, object: row.object });
-            }
-        }
-        if let Grant::Role(r) = row.grant {
-            let node = self.roles.get(&r).ok_or(AuthzError::UnknownRole(r))?;
-            if node.org.is_some() && node.org != org {
-                return Err(AuthzError::CrossOrg { id: r, object: row.object });
-            }
-        }
-        let entry =
-            AclEntry { id: row.id, subject: row.subject, grant: row.grant, expires: Expiry::new(row.expires_at) };
-        if let Some(node) = self.objects.get_mut(&row.object) {
-            Arc::make_mut(node.acls.get_or_insert_with(Default::default)).insert(entry);
-        }
-        self.acl_loc.insert(row.id, row.object);
-        match row.subject {
-            Subject::User(u) => {
-                Arc::make_mut(&mut self.users.get_or_insert_with(u, UserNode::default).acl_objects).push(row.object)
-            }
+        let group = match row.subject {
             Subject::Group(g) => {
-                if let Some(node) = self.groups.get_mut(&g) {
-                    Arc::make_mut(&mut node.acl_objects).push(row.object);
+                let gi = self.group_idx(g).ok_or(AuthzError::UnknownGroup(g))?;
+                if Some(self.groups.get(gi).org) != org {
+                    return Err(AuthzError::CrossOrg { id: g, object: row.object });
+                }
+                gi | GROUP
+            }
+            Subject::User(_) => NONE,
+        };
+        let mut grant = match row.grant {
+            Grant::Role(r) => {
+                let ri = self.role_idx(r).ok_or(AuthzError::UnknownRole(r))?;
+                let role_org = self.roles.get(ri).org;
+                if role_org.is_some() && role_org != org {
+                    return Err(AuthzError::CrossOrg { id: r, object: row.object });
+                }
+                ri | ROLE
+            }
+            Grant::Permission { permission, restrict_object_type } => perm_code(permission, restrict_object_type),
+        };
+        // Valid: from here on nothing fails.
+        if row.expires_at.is_some() {
+            grant |= EXPIRING;
+        }
+        let subject = match row.subject {
+            Subject::User(u) => self.ensure_user(u),
+            Subject::Group(_) => group,
+        };
+        let ri = self.rows.alloc(Row {
+            id: row.id,
+            object: row.object.object_id,
+            subject,
+            grant,
+            object_type: type_code(row.object.object_type),
+        });
+        if let Some(at) = row.expires_at {
+            self.expiries.insert(ri, at);
+        }
+        let h = hash_id(row.id, 0);
+        self.acl_ids.insert(h, AclSlot::new(h, ri));
+        if subject & GROUP == 0 {
+            add_sorted(&mut self.users.get_mut(subject).rows, ri);
+        } else {
+            add_sorted(&mut self.groups.get_mut(subject & !GROUP).rows, ri);
+        }
+        if grant & ROLE != 0 {
+            add_sorted(&mut self.roles.get_mut(grant & ROLE_INDEX).rows, ri);
+        }
+        self.bucket_insert(row.object, Entry { subject, grant, row: ri });
+        Ok(())
+    }
+
+    /// Puts an entry in its object's bucket: inline in a leaf while it has at most two,
+    /// else in a spilled or container bucket.
+    fn bucket_insert(&mut self, obj: ObjectRef, e: Entry) {
+        let ty = type_code(obj.object_type);
+        if obj.object_type.is_project_child() {
+            let Some(l) = self.leaves.get_mut(hash_id(obj.object_id, ty), |l| l.ty == ty && l.id == obj.object_id)
+            else {
+                return;
+            };
+            match l.n {
+                SPILLED => {
+                    if let Some(b) = self.spills.get_mut(l.e[0].row) {
+                        Arc::make_mut(b).insert(e);
+                    }
+                }
+                n if usize::from(n) < LEAF_INLINE => {
+                    l.e[usize::from(n)] = e;
+                    l.n += 1;
+                }
+                _ => {
+                    let mut all = l.e.to_vec();
+                    all.push(e);
+                    let si = self.spills.alloc(Some(Arc::new(Bucket::from_entries(all))));
+                    l.n = SPILLED;
+                    l.e = [Entry::default(); LEAF_INLINE];
+                    l.e[0].row = si;
                 }
             }
-        }
-        if let Grant::Role(r) = row.grant {
-            if let Some(node) = self.roles.get_mut(&r) {
-                node.acls.insert(row.id);
+        } else if let Some(s) =
+            self.container_ids.get(hash_id(obj.object_id, ty), |s| s.ty == ty && s.id == obj.object_id)
+        {
+            let c = self.containers.get_mut(s.idx);
+            let b = Arc::make_mut(c.bucket.get_or_insert_with(Default::default));
+            b.insert(e);
+            if b.len() > NODE_FILTER_MAX {
+                c.filter = [!0; 12];
+                c.saturated = true;
+            } else {
+                node_filter_add(&mut c.filter, e.subject);
             }
         }
-        Ok(())
+    }
+
+    /// Takes the entry of `row` out of its object's bucket.
+    fn bucket_remove(&mut self, obj: ObjectRef, row: u32) {
+        let ty = type_code(obj.object_type);
+        if obj.object_type.is_project_child() {
+            let Some(l) = self.leaves.get_mut(hash_id(obj.object_id, ty), |l| l.ty == ty && l.id == obj.object_id)
+            else {
+                return;
+            };
+            if l.n == SPILLED {
+                let si = l.e[0].row;
+                let Some(b) = self.spills.get_mut(si) else { return };
+                let b = Arc::make_mut(b);
+                b.remove_row(row);
+                if b.len() <= LEAF_INLINE {
+                    // Back inline: the check on this leaf is one cache miss again.
+                    let mut e = [Entry::default(); LEAF_INLINE];
+                    e[..b.len()].copy_from_slice(b.entries());
+                    l.n = b.len() as u8;
+                    l.e = e;
+                    self.spills.release(si);
+                }
+            } else if let Some(i) = l.e[..usize::from(l.n)].iter().position(|e| e.row == row) {
+                l.e.copy_within(i + 1..usize::from(l.n), i);
+                l.n -= 1;
+                l.e[usize::from(l.n)] = Entry::default();
+            }
+        } else if let Some(s) =
+            self.container_ids.get(hash_id(obj.object_id, ty), |s| s.ty == ty && s.id == obj.object_id)
+        {
+            let c = self.containers.get_mut(s.idx);
+            if let Some(b) = c.bucket.as_mut() {
+                Arc::make_mut(b).remove_row(row);
+                if b.len() == 0 {
+                    c.bucket = None;
+                }
+            }
+            c.filter = node_filter_of(c.bucket.as_deref());
+            c.saturated = c.filter == [!0; 12];
+        }
     }
 
     fn remove_acl(&mut self, id: Uuid) -> Result<(), AuthzError> {
-        let obj = *self.acl_loc.get(&id).ok_or(AuthzError::UnknownAcl(id))?;
-        self.remove_entries(obj, |e| e.id == id);
+        let ri = self.acl_row(id).ok_or(AuthzError::UnknownAcl(id))?;
+        self.remove_row(ri);
         Ok(())
     }
 
-    /// Removes the entries of `obj`'s bucket matching `pred`, unlinking each.
-    fn remove_entries(&mut self, obj: ObjectRef, pred: impl Fn(&AclEntry) -> bool) {
-        let Some(node) = self.objects.get_mut(&obj) else { return };
-        let Some(bucket) = node.acls.as_mut() else { return };
-        if !bucket.entries.iter().any(&pred) {
-            return;
+    /// Removes a row entirely: its entry, then its other links.
+    fn remove_row(&mut self, ri: u32) {
+        let obj = self.rows.get(ri).object();
+        self.bucket_remove(obj, ri);
+        self.unlink_row(ri);
+    }
+
+    /// Undoes every link of a row but its bucket entry, and frees it.
+    fn unlink_row(&mut self, ri: u32) {
+        let row = *self.rows.get(ri);
+        let h = hash_id(row.id, 0);
+        self.acl_ids.remove(h, |s| s.row == ri);
+        if row.grant & EXPIRING != 0 {
+            self.expiries.remove(&ri);
         }
-        let b = Arc::make_mut(bucket);
-        let removed: Vec<AclEntry> = b.entries.iter().filter(|e| pred(e)).copied().collect();
-        b.entries.retain(|e| !pred(e));
-        // A Bloom filter cannot forget a bit; rebuilding keeps it tight (removal is O(n) anyway).
-        b.rebuild();
-        if b.entries.is_empty() {
-            node.acls = None;
+        if row.subject & GROUP == 0 {
+            remove_sorted(&mut self.users.get_mut(row.subject).rows, ri);
+            self.drop_user_if_unused(row.subject);
+        } else {
+            remove_sorted(&mut self.groups.get_mut(row.subject & !GROUP).rows, ri);
         }
-        for e in &removed {
-            self.unlink_acl(obj, e);
+        if row.grant & ROLE != 0 {
+            remove_sorted(&mut self.roles.get_mut(row.grant & ROLE_INDEX).rows, ri);
+        }
+        self.rows.release(ri);
+    }
+
+    // ---- users -----------------------------------------------------------------------
+
+    /// The user's index, creating the user if needed.
+    fn ensure_user(&mut self, user: Uuid) -> u32 {
+        if let Some(i) = self.user_idx(user) {
+            return i;
+        }
+        let idx = self.users.alloc(UserNode { id: user, direct: Arc::from([]), rows: Arc::default() });
+        self.user_ids.insert(hash_id(user, 0), UserSlot::new(user, idx));
+        idx
+    }
+
+    /// Forgets a user with no membership and no row (stats count only the others).
+    fn drop_user_if_unused(&mut self, ui: u32) {
+        let n = self.users.get(ui);
+        if n.direct.is_empty() && n.rows.is_empty() {
+            let id = n.id;
+            self.user_ids.remove(hash_id(id, 0), |s| s.idx == ui);
+            self.users.release(ui);
         }
     }
 
-    /// Removes the side indexes of one entry (the bucket itself is the caller's business).
-    fn unlink_acl(&mut self, obj: ObjectRef, e: &AclEntry) {
-        self.acl_loc.remove(&e.id);
-        let drop_one = |list: &mut Arc<Vec<ObjectRef>>| {
-            if let Some(i) = list.iter().position(|o| *o == obj) {
-                Arc::make_mut(list).swap_remove(i);
-            }
-        };
-        match e.subject {
-            Subject::User(u) => {
-                let mut unused = false;
-                if let Some(node) = self.users.get_mut(&u) {
-                    drop_one(&mut node.acl_objects);
-                    unused = node.is_unused();
-                }
-                if unused {
-                    self.users.remove(&u);
-                }
-            }
-            Subject::Group(g) => {
-                if let Some(node) = self.groups.get_mut(&g) {
-                    drop_one(&mut node.acl_objects);
-                }
-            }
+    fn remove_user(&mut self, user: Uuid) {
+        let Some(ui) = self.user_idx(user) else { return };
+        if !self.users.get(ui).direct.is_empty() {
+            self.users.get_mut(ui).direct = Arc::from([]);
+            // Forgets the user at once when it has no rows.
+            self.refresh_user(ui);
         }
-        if let Grant::Role(r) = e.grant {
-            if let Some(node) = self.roles.get_mut(&r) {
-                node.acls.remove(&e.id);
+        if let Some(ui) = self.user_idx(user) {
+            // The last row's removal forgets the user.
+            for ri in self.users.get(ui).rows.clone().iter() {
+                self.remove_row(*ri);
             }
-        }
-    }
-
-    /// Removes every row naming `subject`.
-    fn remove_rows_naming(&mut self, subject: Subject) {
-        let objects: Vec<ObjectRef> = match subject {
-            Subject::User(u) => self.users.get(&u).map(|n| n.acl_objects.to_vec()),
-            Subject::Group(g) => self.groups.get(&g).map(|n| n.acl_objects.to_vec()),
-        }
-        .unwrap_or_default();
-        let mut objects = objects;
-        objects.sort_unstable();
-        objects.dedup();
-        for obj in objects {
-            self.remove_entries(obj, |e| e.subject == subject);
         }
     }
 
@@ -327,122 +491,119 @@ impl Snapshot {
 
     fn add_group(&mut self, group: Uuid, org: Uuid) -> Result<(), AuthzError> {
         let root = ObjectRef::new(T::Organization, org);
-        if !self.contains(root) {
-            return Err(AuthzError::UnknownOrg(org));
-        }
-        if self.groups.contains_key(&group) {
+        let Some(r) = self.container_idx(root) else { return Err(AuthzError::UnknownOrg(org)) };
+        if self.group_idx(group).is_some() {
             return Err(AuthzError::DuplicateGroup(group));
         }
         let obj = ObjectRef::new(T::Group, group);
         if self.contains(obj) {
             return Err(AuthzError::DuplicateObject(obj));
         }
-        self.groups.insert(
-            group,
-            GroupNode {
-                org,
-                members: Arc::from([]),
-                parents: Arc::from([]),
-                up: Arc::from([group]),
-                users: OrdSet::new(),
-                acl_objects: Arc::default(),
-            },
-        );
-        self.add_node(obj, Some(root), Some(org), None);
+        let gi = self.groups.alloc(GroupNode {
+            id: group,
+            org,
+            members: Arc::from([]),
+            parents: Arc::from([]),
+            up: Arc::from([]),
+            users: IdSet::default(),
+            rows: Arc::default(),
+        });
+        self.groups.get_mut(gi).up = Arc::from([gi]);
+        self.group_ids.insert(hash_id(group, 0), IdSlot { id: group, idx: gi });
+        self.add_container(obj, r, Some(org));
         Ok(())
     }
 
     fn remove_group(&mut self, group: Uuid) -> Result<(), AuthzError> {
-        let node = self.groups.get(&group).cloned().ok_or(AuthzError::UnknownGroup(group))?;
+        let gi = self.group_idx(group).ok_or(AuthzError::UnknownGroup(group))?;
+        let node = self.groups.get(gi).clone();
         for p in node.parents.iter() {
-            self.remove_group_group(*p, group)?;
+            self.set_group_edge(*p, gi, false);
         }
         for m in node.members.iter() {
-            self.remove_group_group(group, *m)?;
+            self.set_group_edge(gi, *m, false);
         }
         // With no member groups left, the group's users are exactly its direct users.
-        let users: Vec<Uuid> = self.groups.get(&group).map(|n| n.users.iter().copied().collect()).unwrap_or_default();
+        let users: Vec<Uuid> = self.groups.get(gi).users.iter().map(Uuid::from_u128).collect();
         for u in users {
             self.set_group_user(group, u, false)?;
         }
-        self.remove_rows_naming(Subject::Group(group));
+        for ri in self.groups.get(gi).rows.clone().iter() {
+            self.remove_row(*ri);
+        }
         self.drop_node(ObjectRef::new(T::Group, group));
-        self.groups.remove(&group);
+        self.group_ids.remove(hash_id(group, 0), |s| s.idx == gi);
+        self.groups.release(gi);
         Ok(())
     }
 
     fn set_group_user(&mut self, group: Uuid, user: Uuid, member: bool) -> Result<(), AuthzError> {
-        if !self.groups.contains_key(&group) {
-            return Err(AuthzError::UnknownGroup(group));
-        }
-        let is_member = self.users.get(&user).is_some_and(|n| n.direct.binary_search(&group).is_ok());
+        let gi = self.group_idx(group).ok_or(AuthzError::UnknownGroup(group))?;
+        let is_member = self.user_idx(user).is_some_and(|ui| self.users.get(ui).direct.binary_search(&gi).is_ok());
         if is_member == member {
             return Ok(());
         }
-        let node = self.users.get_or_insert_with(user, UserNode::default);
-        node.direct = if member { with(&node.direct, group) } else { without(&node.direct, group) };
-        self.refresh_user(user);
+        let ui = self.ensure_user(user);
+        let node = self.users.get_mut(ui);
+        node.direct = if member { with(&node.direct, gi) } else { without(&node.direct, gi) };
+        self.refresh_user(ui);
         Ok(())
     }
 
     fn add_group_group(&mut self, group: Uuid, member_group: Uuid) -> Result<(), AuthzError> {
-        let g = self.groups.get(&group).ok_or(AuthzError::UnknownGroup(group))?;
-        let m = self.groups.get(&member_group).ok_or(AuthzError::UnknownGroup(member_group))?;
-        if g.org != m.org {
+        let g = self.group_idx(group).ok_or(AuthzError::UnknownGroup(group))?;
+        let m = self.group_idx(member_group).ok_or(AuthzError::UnknownGroup(member_group))?;
+        let (gn, mn) = (self.groups.get(g), self.groups.get(m));
+        if gn.org != mn.org {
             return Err(AuthzError::CrossOrg { id: member_group, object: ObjectRef::new(T::Group, group) });
         }
-        if g.members.contains(&member_group) {
+        if gn.members.contains(&m) {
             return Ok(());
         }
         // `up(group)` already holds every group containing `group`; if the member is one of
         // them (or the group itself), the new edge closes a cycle.
-        if g.up.binary_search(&member_group).is_ok() {
+        if gn.up.binary_search(&m).is_ok() {
             return Err(AuthzError::GroupCycle { group, member_group });
         }
-        self.set_group_edge(group, member_group, true);
+        self.set_group_edge(g, m, true);
         Ok(())
     }
 
     fn remove_group_group(&mut self, group: Uuid, member_group: Uuid) -> Result<(), AuthzError> {
-        let g = self.groups.get(&group).ok_or(AuthzError::UnknownGroup(group))?;
-        if !self.groups.contains_key(&member_group) {
-            return Err(AuthzError::UnknownGroup(member_group));
-        }
-        if g.members.contains(&member_group) {
-            self.set_group_edge(group, member_group, false);
+        let g = self.group_idx(group).ok_or(AuthzError::UnknownGroup(group))?;
+        let m = self.group_idx(member_group).ok_or(AuthzError::UnknownGroup(member_group))?;
+        if self.groups.get(g).members.contains(&m) {
+            self.set_group_edge(g, m, false);
         }
         Ok(())
     }
 
     /// Adds or removes the edge, then re-derives only what it changes: `up` of the groups
-    /// below `member_group`, and the closures of the users of `member_group`.
-    fn set_group_edge(&mut self, group: Uuid, member_group: Uuid, present: bool) {
-        if let Some(g) = self.groups.get_mut(&group) {
-            g.members = if present { with(&g.members, member_group) } else { without(&g.members, member_group) };
-        }
-        if let Some(m) = self.groups.get_mut(&member_group) {
-            m.parents = if present { with(&m.parents, group) } else { without(&m.parents, group) };
-        }
-        for x in self.down_of(member_group) {
+    /// below `member`, and the closures of the users of `member`.
+    fn set_group_edge(&mut self, group: u32, member: u32, present: bool) {
+        let g = self.groups.get_mut(group);
+        g.members = if present { with(&g.members, member) } else { without(&g.members, member) };
+        let m = self.groups.get_mut(member);
+        m.parents = if present { with(&m.parents, group) } else { without(&m.parents, group) };
+        for x in self.down_of(member) {
             let up = self.compute_up(x);
-            if let Some(n) = self.groups.get_mut(&x) {
-                n.up = up;
-            }
+            self.groups.get_mut(x).up = up;
         }
-        // The users of member_group do not change with its parents; their closures do.
-        let users: Vec<Uuid> =
-            self.groups.get(&member_group).map(|n| n.users.iter().copied().collect()).unwrap_or_default();
+        // The users of `member` do not change with its parents; their closures do.
+        let users: Vec<Uuid> = self.groups.get(member).users.iter().map(Uuid::from_u128).collect();
         for u in users {
-            self.refresh_user(u);
+            if let Some(ui) = self.user_idx(u) {
+                self.refresh_user(ui);
+            }
         }
     }
 
     /// `group` and every group it contains, transitively.
-    fn down_of(&self, group: Uuid) -> Vec<Uuid> {
+    fn down_of(&self, group: u32) -> Vec<u32> {
         let mut seen = vec![group];
         let mut queue = VecDeque::from([group]);
         while let Some(g) = queue.pop_front() {
-            for m in self.groups.get(&g).map(|n| n.members.clone()).unwrap_or_else(|| Arc::from([])).iter() {
+            for m in self.groups.get(g).members.iter() {
                 if !seen.contains(m) {
                     seen.push(*m);
                     queue.push_back(*m);
@@ -453,16 +614,14 @@ impl Snapshot {
     }
 
     /// `group` and every group containing it, from the parent edges alone.
-    fn compute_up(&self, group: Uuid) -> Arc<[Uuid]> {
+    fn compute_up(&self, group: u32) -> Arc<[u32]> {
         let mut seen = vec![group];
         let mut queue = VecDeque::from([group]);
         while let Some(g) = queue.pop_front() {
-            if let Some(n) = self.groups.get(&g) {
-                for p in n.parents.iter() {
-                    if !seen.contains(p) {
-                        seen.push(*p);
-                        queue.push_back(*p);
-                    }
+            for p in self.groups.get(g).parents.iter() {
+                if !seen.contains(p) {
+                    seen.push(*p);
+                    queue.push_back(*p);
                 }
             }
         }
@@ -472,94 +631,75 @@ impl Snapshot {
 
     /// Re-derives one user's closure and moves the user between the groups' user sets by
     /// the difference only.
-    fn refresh_user(&mut self, user: Uuid) {
-        let Some(node) = self.users.get(&user) else { return };
-        let mut closure: Vec<Uuid> = Vec::new();
+    fn refresh_user(&mut self, ui: u32) {
+        let node = self.users.get(ui);
+        let id = node.id;
+        let mut closure: Vec<u32> = Vec::new();
         for d in node.direct.iter() {
-            if let Some(g) = self.groups.get(d) {
-                closure.extend(g.up.iter().copied());
-            }
+            closure.extend(self.groups.get(*d).up.iter().copied());
         }
         closure.sort_unstable();
         closure.dedup();
-        let old = node.groups.clone();
+        let h = hash_id(id, 0);
+        let old: Vec<u32> = self.user_ids.get(h, |s| s.idx == ui).map(|s| s.groups().to_vec()).unwrap_or_default();
         for g in old.iter().filter(|g| closure.binary_search(g).is_err()) {
-            if let Some(n) = self.groups.get_mut(g) {
-                n.users.remove(&user);
-            }
+            self.groups.get_mut(*g).users.remove(id.as_u128());
         }
         for g in closure.iter().filter(|g| old.binary_search(g).is_err()) {
-            if let Some(n) = self.groups.get_mut(g) {
-                n.users.insert(user);
-            }
+            self.groups.get_mut(*g).users.insert(id.as_u128());
         }
-        let mut unused = false;
-        if let Some(n) = self.users.get_mut(&user) {
-            n.groups = closure.into();
-            unused = n.is_unused();
+        if let Some(s) = self.user_ids.get_mut(h, |s| s.idx == ui) {
+            s.set_groups(&closure);
         }
-        if unused {
-            self.users.remove(&user);
-        }
-    }
-
-    fn remove_user(&mut self, user: Uuid) {
-        let direct: Vec<Uuid> = self.users.get(&user).map(|n| n.direct.to_vec()).unwrap_or_default();
-        if let Some(n) = self.users.get_mut(&user) {
-            n.direct = Arc::from([]);
-        }
-        if !direct.is_empty() {
-            self.refresh_user(user);
-        }
-        self.remove_rows_naming(Subject::User(user));
+        self.drop_user_if_unused(ui);
     }
 
     // ---- roles -----------------------------------------------------------------------
 
     fn add_role(&mut self, role: Uuid, org: Option<Uuid>) -> Result<(), AuthzError> {
-        let root = org.map(|o| ObjectRef::new(T::Organization, o));
-        if let (Some(o), Some(root)) = (org, root) {
-            if !self.contains(root) {
-                return Err(AuthzError::UnknownOrg(o));
-            }
-        }
-        if self.roles.contains_key(&role) {
+        let parent = match org {
+            Some(o) => match self.container_idx(ObjectRef::new(T::Organization, o)) {
+                Some(r) => r,
+                None => return Err(AuthzError::UnknownOrg(o)),
+            },
+            None => NONE,
+        };
+        if self.role_idx(role).is_some() {
             return Err(AuthzError::DuplicateRole(role));
         }
         let obj = ObjectRef::new(T::Role, role);
         if self.contains(obj) {
             return Err(AuthzError::DuplicateObject(obj));
         }
-        self.roles.insert(
-            role,
-            RoleNode {
-                org,
-                perms: Arc::from([]),
-                members: Arc::from([]),
-                parents: Arc::from([]),
-                masks: [0; 12],
-                acls: OrdSet::new(),
-            },
-        );
-        self.add_node(obj, root, org, None);
+        let ri = self.roles.alloc(RoleNode {
+            id: role,
+            org,
+            perms: Arc::from([]),
+            members: Arc::from([]),
+            parents: Arc::from([]),
+            masks: [0; 12],
+            rows: Arc::default(),
+        });
+        self.role_ids.insert(hash_id(role, 0), IdSlot { id: role, idx: ri });
+        self.add_container(obj, parent, org);
         Ok(())
     }
 
     fn remove_role(&mut self, role: Uuid) -> Result<(), AuthzError> {
-        let node = self.roles.get(&role).cloned().ok_or(AuthzError::UnknownRole(role))?;
+        let ri = self.role_idx(role).ok_or(AuthzError::UnknownRole(role))?;
+        let node = self.roles.get(ri).clone();
         for p in node.parents.iter() {
-            self.remove_role_inherit(*p, role)?;
+            self.set_role_edge(*p, ri, false);
         }
         for m in node.members.iter() {
-            self.remove_role_inherit(role, *m)?;
+            self.set_role_edge(ri, *m, false);
         }
-        for id in node.acls.iter() {
-            if let Some(obj) = self.acl_loc.get(id).copied() {
-                self.remove_entries(obj, |e| e.id == *id);
-            }
+        for row in node.rows.iter() {
+            self.remove_row(*row);
         }
         self.drop_node(ObjectRef::new(T::Role, role));
-        self.roles.remove(&role);
+        self.role_ids.remove(hash_id(role, 0), |s| s.idx == ri);
+        self.roles.release(ri);
         Ok(())
     }
 
@@ -570,7 +710,8 @@ impl Snapshot {
         r: Option<ObjectType>,
         present: bool,
     ) -> Result<(), AuthzError> {
-        let node = self.roles.get_mut(&role).ok_or(AuthzError::UnknownRole(role))?;
+        let ri = self.role_idx(role).ok_or(AuthzError::UnknownRole(role))?;
+        let node = self.roles.get_mut(ri);
         let has = node.perms.contains(&(p, r));
         if has == present {
             return Ok(());
@@ -583,62 +724,57 @@ impl Snapshot {
             perms.retain(|x| *x != (p, r));
         }
         node.perms = perms.into();
-        self.refresh_roles_above(role);
+        self.refresh_roles_above(ri);
         Ok(())
     }
 
     fn add_role_inherit(&mut self, role: Uuid, member_role: Uuid) -> Result<(), AuthzError> {
-        let r = self.roles.get(&role).ok_or(AuthzError::UnknownRole(role))?;
-        let m = self.roles.get(&member_role).ok_or(AuthzError::UnknownRole(member_role))?;
-        if m.org.is_some() && m.org != r.org {
+        let r = self.role_idx(role).ok_or(AuthzError::UnknownRole(role))?;
+        let m = self.role_idx(member_role).ok_or(AuthzError::UnknownRole(member_role))?;
+        let (rn, mn) = (self.roles.get(r), self.roles.get(m));
+        if mn.org.is_some() && mn.org != rn.org {
             return Err(AuthzError::CrossOrg { id: member_role, object: ObjectRef::new(T::Role, role) });
         }
-        if r.members.contains(&member_role) {
+        if rn.members.contains(&m) {
             return Ok(());
         }
-        if self.role_down(member_role).contains(&role) {
+        if self.role_down(m).contains(&r) {
             return Err(AuthzError::RoleCycle { role, member_role });
         }
-        self.set_role_edge(role, member_role, true);
+        self.set_role_edge(r, m, true);
         Ok(())
     }
 
     fn remove_role_inherit(&mut self, role: Uuid, member_role: Uuid) -> Result<(), AuthzError> {
-        let r = self.roles.get(&role).ok_or(AuthzError::UnknownRole(role))?;
-        if !self.roles.contains_key(&member_role) {
-            return Err(AuthzError::UnknownRole(member_role));
-        }
-        if r.members.contains(&member_role) {
-            self.set_role_edge(role, member_role, false);
+        let r = self.role_idx(role).ok_or(AuthzError::UnknownRole(role))?;
+        let m = self.role_idx(member_role).ok_or(AuthzError::UnknownRole(member_role))?;
+        if self.roles.get(r).members.contains(&m) {
+            self.set_role_edge(r, m, false);
         }
         Ok(())
     }
 
-    fn set_role_edge(&mut self, role: Uuid, member_role: Uuid, present: bool) {
-        if let Some(r) = self.roles.get_mut(&role) {
-            r.members = if present { with(&r.members, member_role) } else { without(&r.members, member_role) };
-        }
-        if let Some(m) = self.roles.get_mut(&member_role) {
-            m.parents = if present { with(&m.parents, role) } else { without(&m.parents, role) };
-        }
+    fn set_role_edge(&mut self, role: u32, member: u32, present: bool) {
+        let r = self.roles.get_mut(role);
+        r.members = if present { with(&r.members, member) } else { without(&r.members, member) };
+        let m = self.roles.get_mut(member);
+        m.parents = if present { with(&m.parents, role) } else { without(&m.parents, role) };
         self.refresh_roles_above(role);
     }
 
     /// `role` and every role it inherits, transitively.
-    fn role_down(&self, role: Uuid) -> Vec<Uuid> {
-        self.role_walk(role, |n| n.members.clone())
+    fn role_down(&self, role: u32) -> Vec<u32> {
+        self.role_walk(role, |n| &n.members)
     }
 
-    fn role_walk(&self, role: Uuid, next: impl Fn(&RoleNode) -> Arc<[Uuid]>) -> Vec<Uuid> {
+    fn role_walk(&self, role: u32, next: impl Fn(&RoleNode) -> &Arc<[u32]>) -> Vec<u32> {
         let mut seen = vec![role];
         let mut queue = VecDeque::from([role]);
         while let Some(r) = queue.pop_front() {
-            if let Some(n) = self.roles.get(&r) {
-                for x in next(n).iter() {
-                    if !seen.contains(x) {
-                        seen.push(*x);
-                        queue.push_back(*x);
-                    }
+            for x in next(self.roles.get(r)).iter() {
+                if !seen.contains(x) {
+                    seen.push(*x);
+                    queue.push_back(*x);
                 }
             }
         }
@@ -646,22 +782,18 @@ impl Snapshot {
     }
 
     /// Re-derives the masks of `role` and of every role inheriting it: only those change.
-    fn refresh_roles_above(&mut self, role: Uuid) {
-        for r in self.role_walk(role, |n| n.parents.clone()) {
+    fn refresh_roles_above(&mut self, role: u32) {
+        for r in self.role_walk(role, |n| &n.parents) {
             let mut masks: Masks = [0; 12];
             for d in self.role_down(r) {
-                if let Some(n) = self.roles.get(&d) {
-                    for (p, t) in n.perms.iter() {
-                        let m = pair_masks(*p, *t);
-                        for i in 0..12 {
-                            masks[i] |= m[i];
-                        }
+                for (p, t) in self.roles.get(d).perms.iter() {
+                    let m = pair_masks(*p, *t);
+                    for i in 0..12 {
+                        masks[i] |= m[i];
                     }
                 }
             }
-            if let Some(n) = self.roles.get_mut(&r) {
-                n.masks = masks;
-            }
+            self.roles.get_mut(r).masks = masks;
         }
     }
 }

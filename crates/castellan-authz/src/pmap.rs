@@ -49,11 +49,6 @@ impl<K: Hash + Eq + Clone, V: Clone> PMap<K, V> {
         ((h >> 24) as usize) & ((1usize << self.bits) - 1)
     }
 
-    /// Number of entries.
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
     /// The value of `key`.
     #[inline]
     pub(crate) fn get(&self, key: &K) -> Option<&V> {

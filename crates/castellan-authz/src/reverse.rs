@@ -5,28 +5,28 @@
 //! organization's or project's objects of a type, single ids); a k-way merge from the
 //! cursor yields one page in O((sources + limit) · log sources), never scanning everything.
 
-use crate::snapshot::{for_each_match, Snapshot};
-use crate::types::{Page, Subject};
+use crate::bucket::{Entry, GROUP};
+use crate::idset::IdSet;
+use crate::snapshot::{Loc, Query, Snapshot, NONE};
+use crate::types::Page;
 use castellan_core::model::{ObjectRef, ObjectType, Permission};
-use imbl::OrdSet;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::ops::Bound;
 use uuid::Uuid;
 
 /// One id-sorted source of a merge.
 enum Source<'a> {
-    One(Uuid),
-    Set(&'a OrdSet<Uuid>),
+    One(u128),
+    Set(&'a IdSet),
 }
 
 /// The page of the union of `sources` strictly after `after`, at most `limit` ids (at least
 /// one: a page of zero could not carry a cursor).
 fn merge_page(sources: Vec<Source<'_>>, after: Option<Uuid>, limit: usize) -> Page<Uuid> {
     let limit = limit.max(1);
-    let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
-    let mut singles: Vec<Uuid> = Vec::new();
-    let mut iters: Vec<Box<dyn Iterator<Item = Uuid> + '_>> = Vec::new();
+    let after = after.map(|a| a.as_u128());
+    let mut singles: Vec<u128> = Vec::new();
+    let mut iters: Vec<Box<dyn Iterator<Item = u128> + '_>> = Vec::new();
     for s in sources {
         match s {
             Source::One(id) => {
@@ -34,24 +34,25 @@ fn merge_page(sources: Vec<Source<'_>>, after: Option<Uuid>, limit: usize) -> Pa
                     singles.push(id);
                 }
             }
-            Source::Set(set) => iters.push(Box::new(set.range((lower, Bound::Unbounded)).copied())),
+            Source::Set(set) => iters.push(Box::new(set.iter_after(after))),
         }
     }
     singles.sort_unstable();
     singles.dedup();
     iters.push(Box::new(singles.into_iter()));
-    let mut heap: BinaryHeap<Reverse<(Uuid, usize)>> = BinaryHeap::with_capacity(iters.len());
+    let mut heap: BinaryHeap<Reverse<(u128, usize)>> = BinaryHeap::with_capacity(iters.len());
     for (i, it) in iters.iter_mut().enumerate() {
         if let Some(id) = it.next() {
             heap.push(Reverse((id, i)));
         }
     }
     let mut items: Vec<Uuid> = Vec::with_capacity(limit.min(1024));
+    let mut last: Option<u128> = None;
     while let Some(Reverse((id, i))) = heap.pop() {
         if let Some(next) = iters[i].next() {
             heap.push(Reverse((next, i)));
         }
-        if items.last() == Some(&id) {
+        if last == Some(id) {
             continue;
         }
         if items.len() == limit {
@@ -59,7 +60,8 @@ fn merge_page(sources: Vec<Source<'_>>, after: Option<Uuid>, limit: usize) -> Pa
             let next = items.last().copied();
             return Page { items, next };
         }
-        items.push(id);
+        items.push(Uuid::from_u128(id));
+        last = Some(id);
     }
     Page { items, next: None }
 }
@@ -76,25 +78,31 @@ impl Snapshot {
         after: Option<Uuid>,
         limit: usize,
     ) -> Page<Uuid> {
-        let t = object.object_type;
+        let q = Query::new(permission, object.object_type, now);
         let mut sources = Vec::new();
-        if self.contains(object) {
-            for a in self.ancestors(object) {
-                let Some(bucket) = self.objects.get(&a).and_then(|n| n.acls.as_ref()) else { continue };
-                for e in bucket.entries.iter() {
-                    if !(e.expires.live(now) && self.yields(&e.grant, permission, t)) {
-                        continue;
-                    }
-                    match e.subject {
-                        Subject::User(u) => sources.push(Source::One(u)),
-                        Subject::Group(g) => {
-                            if let Some(n) = self.groups.get(&g) {
-                                sources.push(Source::Set(&n.users));
-                            }
-                        }
-                    }
+        let mut visit = |entries: &[Entry]| {
+            for e in entries.iter().filter(|e| self.grants(e, &q)) {
+                if e.subject & GROUP == 0 {
+                    sources.push(Source::One(self.users.get(e.subject).id.as_u128()));
+                } else {
+                    sources.push(Source::Set(&self.groups.get(e.subject & !GROUP).users));
                 }
             }
+        };
+        let mut cur = match self.locate(object) {
+            None => NONE,
+            Some(Loc::Leaf(l)) => {
+                visit(self.leaf_entries(l).0);
+                l.parent
+            }
+            Some(Loc::Container(c)) => c,
+        };
+        while cur != NONE {
+            let c = self.containers.get(cur);
+            if let Some(b) = &c.bucket {
+                visit(b.entries());
+            }
+            cur = c.parent;
         }
         merge_page(sources, after, limit)
     }
@@ -118,27 +126,26 @@ impl Snapshot {
             Some(w) => self.ancestors(w),
             None => Vec::new(),
         };
-        let who = self.principal(user);
-        // Grant points: the objects carrying a row naming the user or one of its groups.
+        let Some(who) = self.principal(user) else { return Page::default() };
+        let q = Query::new(permission, object_type, now);
+        // Grant points: the objects carrying a row that names the principal and grants.
         let mut points: Vec<ObjectRef> = Vec::new();
-        if let Some(n) = self.users.get(&user) {
-            points.extend(n.acl_objects.iter().copied());
-        }
-        for g in who.groups {
-            if let Some(n) = self.groups.get(g) {
-                points.extend(n.acl_objects.iter().copied());
+        let mut visit = |rows: &[u32]| {
+            for &ri in rows {
+                let r = self.rows.get(ri);
+                if self.yields(r.grant, &q) && self.live(r.grant, ri, now) {
+                    points.push(r.object());
+                }
             }
+        };
+        visit(&self.users.get(who.user).rows);
+        for g in who.groups {
+            visit(&self.groups.get(*g).rows);
         }
         points.sort_unstable();
         points.dedup();
         let mut sources = Vec::new();
         for a in points {
-            let Some(bucket) = self.objects.get(&a).and_then(|n| n.acls.as_ref()) else { continue };
-            let granted =
-                for_each_match(bucket, &who, |e| e.expires.live(now) && self.yields(&e.grant, permission, object_type));
-            if !granted {
-                continue;
-            }
             let root = match within {
                 None => a,
                 // The grant is at or above `within`: everything of the type under `within`.
@@ -161,14 +168,14 @@ impl Snapshot {
             T::OrgProject if in_project_tree => self.org_index.get(&(root.object_id, t)),
             T::Project if t.is_project_child() && t != T::ProjectLog => self.project_index.get(&(root.object_id, t)),
             T::Project if t == T::ProjectLog => {
-                out.push(Source::One(root.object_id));
+                out.push(Source::One(root.object_id.as_u128()));
                 return;
             }
             _ => None,
         };
         match index {
             Some(set) => out.push(Source::Set(set)),
-            None if root.object_type == t => out.push(Source::One(root.object_id)),
+            None if root.object_type == t => out.push(Source::One(root.object_id.as_u128())),
             None => {}
         }
     }

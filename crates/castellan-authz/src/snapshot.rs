@@ -1,9 +1,22 @@
 //! The immutable snapshot index and its point queries (check, explain, tree navigation).
+//!
+//! Everything is interned: users, groups, roles, containers and ACL rows get dense `u32`
+//! indexes into [`Slab`]s, so an ACL entry is three `u32`s and a parent is one. Leaf objects
+//! (the millions of experiments, datasets, prompts, playgrounds and project logs) live
+//! directly in the slots of a [`PTable`] with up to two entries inline, so a check on a leaf
+//! costs one cache miss for the object, overlapped with the lookup of the user's closure,
+//! and then walks the few hot containers above it by index.
 
+use crate::bucket::{
+    decode_perm, node_filter_first, node_filter_has, node_filter_rest, perm_code, Bucket, Entry, NodeFilter, Principal,
+    Probe, EXPIRING, GROUP, ROLE, ROLE_INDEX, SCAN_MAX,
+};
+use crate::idset::IdSet;
 use crate::pmap::PMap;
-use crate::types::{Decision, Grant, GrantPath, NearMiss, NearMissReason, Stats, Subject};
+use crate::ptable::{hash_id, PTable, Slot};
+use crate::pvec::Slab;
+use crate::types::{Decision, GrantPath, NearMiss, NearMissReason, Stats, Subject};
 use castellan_core::model::{ObjectRef, ObjectType, Permission};
-use imbl::OrdSet;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -24,295 +37,327 @@ pub(crate) fn pair_masks(permission: Permission, restrict: Option<ObjectType>) -
     m
 }
 
-/// An `Option<i64>` packed in 9 bytes without alignment, so an ACL entry stays 59 bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Expiry {
-    set: bool,
-    at: [u8; 8],
+/// Containers with rows gathered for a check's subject-major loop (a chain of the model has
+/// at most four objects, so at most three containers).
+const CHAIN: usize = 4;
+
+/// "No index" (a container without parent, an empty slot).
+pub(crate) const NONE: u32 = u32::MAX;
+/// `Leaf::n` of a leaf whose entries moved to `Snapshot::spills`.
+pub(crate) const SPILLED: u8 = u8::MAX;
+
+/// The stored form of an object type: its index + 1, so that 0 marks an empty slot.
+#[inline]
+pub(crate) fn type_code(t: ObjectType) -> u8 {
+    t.index() as u8 + 1
 }
 
-impl Expiry {
-    pub(crate) fn new(at: Option<i64>) -> Self {
-        Expiry { set: at.is_some(), at: at.unwrap_or(0).to_le_bytes() }
-    }
-    pub(crate) fn get(self) -> Option<i64> {
-        self.set.then(|| i64::from_le_bytes(self.at))
-    }
-    /// Expired means `expires_at <= now`.
-    #[inline]
-    pub(crate) fn live(self, now: i64) -> bool {
-        !self.set || i64::from_le_bytes(self.at) > now
-    }
+fn type_of(code: u8) -> ObjectType {
+    // INVARIANT: codes are only ever made by `type_code`.
+    ObjectType::ALL[usize::from(code.max(1)) - 1]
 }
 
-/// One ACL row as stored in its object's bucket (the object is the bucket's key).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct AclEntry {
+/// Entries stored inline in a leaf's slot: 98% of the leaves of BT-1M have at most three rows.
+pub(crate) const LEAF_INLINE: usize = 3;
+
+/// A leaf object, stored in the slot of `Snapshot::leaves`: one cache line, aligned, so a
+/// check on a leaf reads its parent and its entries with a single miss.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(align(64))]
+pub(crate) struct Leaf {
     pub(crate) id: Uuid,
-    pub(crate) subject: Subject,
-    pub(crate) grant: Grant,
-    pub(crate) expires: Expiry,
+    /// The container index of its project.
+    pub(crate) parent: u32,
+    /// `type_code` of its type; 0 marks an empty slot.
+    pub(crate) ty: u8,
+    /// How many of `e` are its entries, or [`SPILLED`]: then `e[0].row` is its index in
+    /// `Snapshot::spills`.
+    pub(crate) n: u8,
+    // INVARIANT: n <= LEAF_INLINE or n == SPILLED, and a spilled bucket holds more than
+    // LEAF_INLINE entries.
+    pub(crate) e: [Entry; LEAF_INLINE],
 }
 
-impl AclEntry {
-    pub(crate) fn key(&self) -> (Subject, Uuid) {
-        (self.subject, self.id)
-    }
-}
-
-/// The ACL rows on one object, with a Bloom filter of their subjects.
-///
-/// Looking a principal up in a large bucket is one binary search per subject of the
-/// principal (the user and each of its groups); the filter (about eight bits per row, one
-/// probe) skips the searches for subjects that have no row here, which is nearly all of
-/// them, so the cost no longer grows with the bucket.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Bucket {
-    // INVARIANT: sorted by (subject, id), never empty once stored in a node.
-    pub(crate) entries: Vec<AclEntry>,
-    // INVARIANT: empty for small buckets (scanned), else every entry's subject bit is set.
-    filter: Vec<u64>,
-}
-
-/// Buckets up to this size are scanned rather than searched.
-const SCAN_MAX: usize = 8;
-
-impl Bucket {
+impl Slot for Leaf {
     #[inline]
-    fn bit(s: &Subject, mask: usize) -> usize {
-        // Ids are random, so their low bits are a good enough hash; the kind is mixed in so a
-        // user and a group with equal ids do not share a bit.
-        let (kind, v) = subject_key(s);
-        ((v as u64) ^ (v >> 64) as u64 ^ (kind as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)) as usize & mask
+    fn is_empty(&self) -> bool {
+        self.ty == 0
     }
-
-    fn bits_for(n: usize) -> usize {
-        if n <= SCAN_MAX {
-            0
-        } else {
-            (n * 8).next_power_of_two()
-        }
-    }
-
-    /// Recomputes the filter from the entries.
-    pub(crate) fn rebuild(&mut self) {
-        let bits = Self::bits_for(self.entries.len());
-        self.filter = vec![0; bits / 64];
-        if bits == 0 {
-            return;
-        }
-        for e in &self.entries {
-            let b = Self::bit(&e.subject, bits - 1);
-            self.filter[b >> 6] |= 1 << (b & 63);
-        }
-    }
-
-    /// Inserts an entry at its place, keeping the filter exact enough (no false negatives).
-    pub(crate) fn insert(&mut self, entry: AclEntry) {
-        let at = self.entries.partition_point(|e| e.key() < entry.key());
-        self.entries.insert(at, entry);
-        let bits = Self::bits_for(self.entries.len());
-        if bits != self.filter.len() * 64 {
-            self.rebuild();
-        } else if bits > 0 {
-            let b = Self::bit(&entry.subject, bits - 1);
-            self.filter[b >> 6] |= 1 << (b & 63);
-        }
-    }
-
-    #[inline]
-    fn may_name(&self, s: &Subject) -> bool {
-        if self.filter.is_empty() {
-            return true;
-        }
-        let b = Self::bit(s, self.filter.len() * 64 - 1);
-        self.filter[b >> 6] >> (b & 63) & 1 != 0
+    fn hash(&self) -> u64 {
+        hash_id(self.id, self.ty)
     }
 }
 
-/// A node of the object tree.
+/// An (object type, id) → container index slot.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ObjSlot {
+    pub(crate) id: Uuid,
+    /// `type_code`; 0 marks an empty slot.
+    pub(crate) ty: u8,
+    pub(crate) idx: u32,
+}
+
+impl Slot for ObjSlot {
+    fn is_empty(&self) -> bool {
+        self.ty == 0
+    }
+    fn hash(&self) -> u64 {
+        hash_id(self.id, self.ty)
+    }
+}
+
+/// An id → index slot (groups, roles).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IdSlot {
+    pub(crate) id: Uuid,
+    /// [`NONE`] marks an empty slot.
+    pub(crate) idx: u32,
+}
+
+impl Default for IdSlot {
+    fn default() -> Self {
+        IdSlot { id: Uuid::nil(), idx: NONE }
+    }
+}
+
+impl Slot for IdSlot {
+    fn is_empty(&self) -> bool {
+        self.idx == NONE
+    }
+    fn hash(&self) -> u64 {
+        hash_id(self.id, 0)
+    }
+}
+
+/// Groups of a closure stored inline in its [`UserSlot`].
+const INLINE_GROUPS: usize = 22;
+
+/// A user's slot: its index and its precomputed closure, inline for up to 22 groups (99% of
+/// the users of BT-1M), so that a check finds the principal with one cache miss, which
+/// overlaps the object's. Two cache lines, aligned; the fields are in this order so that the
+/// key and the first ten groups share the first line.
 #[derive(Debug, Clone)]
-pub(crate) struct ObjNode {
-    pub(crate) parent: Option<ObjectRef>,
-    pub(crate) acls: Option<Arc<Bucket>>,
+#[repr(C, align(64))]
+pub(crate) struct UserSlot {
+    pub(crate) id: Uuid,
+    /// [`NONE`] marks an empty slot.
+    pub(crate) idx: u32,
+    len: u32,
+    // INVARIANT: the closure (sorted group indexes, exactly the union of `up` of the user's
+    // direct groups) is inline[..len] when len <= INLINE_GROUPS, else all of `heap`.
+    inline: [u32; INLINE_GROUPS],
+    heap: Option<Arc<[u32]>>,
 }
 
-/// A user: its direct groups and the precomputed closure.
+impl Default for UserSlot {
+    fn default() -> Self {
+        UserSlot { id: Uuid::nil(), idx: NONE, len: 0, inline: [0; INLINE_GROUPS], heap: None }
+    }
+}
+
+impl UserSlot {
+    pub(crate) fn new(id: Uuid, idx: u32) -> UserSlot {
+        UserSlot { id, idx, ..UserSlot::default() }
+    }
+
+    /// The user's groups, transitively: sorted group indexes.
+    #[inline]
+    pub(crate) fn groups(&self) -> &[u32] {
+        // The length first: `heap` is on the second line, read only for long closures.
+        let len = self.len as usize;
+        match &self.heap {
+            _ if len <= INLINE_GROUPS => &self.inline[..len],
+            Some(h) => h,
+            None => &[],
+        }
+    }
+
+    pub(crate) fn set_groups(&mut self, groups: &[u32]) {
+        self.len = groups.len() as u32;
+        if groups.len() <= INLINE_GROUPS {
+            self.inline[..groups.len()].copy_from_slice(groups);
+            self.heap = None;
+        } else {
+            self.heap = Some(groups.into());
+        }
+    }
+}
+
+impl Slot for UserSlot {
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.idx == NONE
+    }
+    fn hash(&self) -> u64 {
+        hash_id(self.id, 0)
+    }
+}
+
+/// An acl id → row index slot. The id itself is in the row; the slot keeps the full hash so
+/// that it can be moved without reading the row.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AclSlot {
+    pub(crate) hash: [u32; 2],
+    /// [`NONE`] marks an empty slot.
+    pub(crate) row: u32,
+}
+
+impl Default for AclSlot {
+    fn default() -> Self {
+        AclSlot { hash: [0; 2], row: NONE }
+    }
+}
+
+impl AclSlot {
+    pub(crate) fn new(hash: u64, row: u32) -> AclSlot {
+        AclSlot { hash: [hash as u32, (hash >> 32) as u32], row }
+    }
+}
+
+impl Slot for AclSlot {
+    fn is_empty(&self) -> bool {
+        self.row == NONE
+    }
+    fn hash(&self) -> u64 {
+        u64::from(self.hash[0]) | u64::from(self.hash[1]) << 32
+    }
+}
+
+/// A container object: an organization or org noun, a group, a role or a project. Two
+/// cache lines, aligned: a check reads the parent and the filter together.
+#[derive(Debug, Clone, Default)]
+#[repr(align(64))]
+pub(crate) struct Container {
+    pub(crate) id: Uuid,
+    pub(crate) ty: u8,
+    /// The parent's container index, or [`NONE`].
+    pub(crate) parent: u32,
+    pub(crate) bucket: Option<Arc<Bucket>>,
+    // INVARIANT: `node_filter_of(bucket)`, and `saturated` says whether it is all ones (then
+    // it is not worth testing).
+    pub(crate) filter: NodeFilter,
+    pub(crate) saturated: bool,
+}
+
+impl Container {
+    pub(crate) fn object(&self) -> ObjectRef {
+        ObjectRef::new(type_of(self.ty), self.id)
+    }
+}
+
+/// A user's cold data (its hot data is its [`UserSlot`]).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct UserNode {
-    // INVARIANT: sorted, deduplicated.
-    pub(crate) direct: Arc<[Uuid]>,
-    // INVARIANT: sorted; exactly the union of `up` of the direct groups.
-    pub(crate) groups: Arc<[Uuid]>,
-    /// One entry per ACL row naming the user (the row's object).
-    pub(crate) acl_objects: Arc<Vec<ObjectRef>>,
-}
-
-impl UserNode {
-    pub(crate) fn is_unused(&self) -> bool {
-        self.direct.is_empty() && self.acl_objects.is_empty()
-    }
+    pub(crate) id: Uuid,
+    // INVARIANT: sorted, deduplicated group indexes.
+    pub(crate) direct: Arc<[u32]>,
+    // INVARIANT: sorted indexes of the rows naming the user.
+    pub(crate) rows: Arc<Vec<u32>>,
 }
 
 /// A group with its precomputed closures in both directions.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct GroupNode {
+    pub(crate) id: Uuid,
     pub(crate) org: Uuid,
     /// Groups this group contains directly.
-    pub(crate) members: Arc<[Uuid]>,
+    pub(crate) members: Arc<[u32]>,
     /// Groups containing this group directly.
-    pub(crate) parents: Arc<[Uuid]>,
+    pub(crate) parents: Arc<[u32]>,
     // INVARIANT: sorted; this group and every group containing it, transitively.
-    pub(crate) up: Arc<[Uuid]>,
+    pub(crate) up: Arc<[u32]>,
     // INVARIANT: every user of this group or of a group it contains, transitively.
-    pub(crate) users: OrdSet<Uuid>,
-    /// One entry per ACL row naming the group (the row's object).
-    pub(crate) acl_objects: Arc<Vec<ObjectRef>>,
+    pub(crate) users: IdSet,
+    // INVARIANT: sorted indexes of the rows naming the group.
+    pub(crate) rows: Arc<Vec<u32>>,
 }
 
 /// A role with its precomputed permission masks.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct RoleNode {
+    pub(crate) id: Uuid,
     pub(crate) org: Option<Uuid>,
     pub(crate) perms: Arc<[(Permission, Option<ObjectType>)]>,
     /// Roles this role inherits directly.
-    pub(crate) members: Arc<[Uuid]>,
+    pub(crate) members: Arc<[u32]>,
     /// Roles inheriting this role directly.
-    pub(crate) parents: Arc<[Uuid]>,
+    pub(crate) parents: Arc<[u32]>,
     // INVARIANT: the union of pair_masks over the perms of this role and every role it
     // inherits, transitively.
     pub(crate) masks: Masks,
-    /// Ids of the ACL rows granting this role.
-    pub(crate) acls: OrdSet<Uuid>,
+    // INVARIANT: sorted indexes of the rows granting this role.
+    pub(crate) rows: Arc<Vec<u32>>,
 }
 
-/// The object tree, split in two maps: the few containers every check walks through
-/// (organizations and their nouns, projects, groups, roles: thousands) and the many leaves
-/// (experiments, datasets, prompts, playgrounds, project logs: millions). The containers'
-/// map stays in cache, so only the first step of a check's walk misses it.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct ObjMap {
-    containers: PMap<ObjectRef, ObjNode>,
-    leaves: PMap<ObjectRef, ObjNode>,
+/// One ACL row: what its entry does not say (44 bytes).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Row {
+    pub(crate) id: Uuid,
+    pub(crate) object: Uuid,
+    /// The entry's subject and grant codes.
+    pub(crate) subject: u32,
+    pub(crate) grant: u32,
+    pub(crate) object_type: u8,
 }
 
-impl ObjMap {
-    #[inline]
-    fn side(&self, o: &ObjectRef) -> &PMap<ObjectRef, ObjNode> {
-        if o.object_type.is_project_child() {
-            &self.leaves
-        } else {
-            &self.containers
-        }
-    }
-
-    fn side_mut(&mut self, o: &ObjectRef) -> &mut PMap<ObjectRef, ObjNode> {
-        if o.object_type.is_project_child() {
-            &mut self.leaves
-        } else {
-            &mut self.containers
-        }
-    }
-
-    #[inline]
-    pub(crate) fn get(&self, o: &ObjectRef) -> Option<&ObjNode> {
-        self.side(o).get(o)
-    }
-
-    pub(crate) fn get_mut(&mut self, o: &ObjectRef) -> Option<&mut ObjNode> {
-        self.side_mut(o).get_mut(o)
-    }
-
-    pub(crate) fn contains_key(&self, o: &ObjectRef) -> bool {
-        self.side(o).contains_key(o)
-    }
-
-    pub(crate) fn insert(&mut self, o: ObjectRef, node: ObjNode) -> Option<ObjNode> {
-        self.side_mut(&o).insert(o, node)
-    }
-
-    pub(crate) fn remove(&mut self, o: &ObjectRef) -> Option<ObjNode> {
-        self.side_mut(o).remove(o)
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.containers.len() + self.leaves.len()
+impl Row {
+    pub(crate) fn object(&self) -> ObjectRef {
+        ObjectRef::new(type_of(self.object_type), self.object)
     }
 }
 
 /// An immutable, shareable index of the whole access configuration.
 ///
-/// Every map is a [`PMap`] (sharded, `Arc`-shared), so [`Snapshot::apply`] copies only the
-/// shards a batch touches and `Clone` is a few thousand pointer copies.
+/// Every collection is persistent ([`PTable`], [`Slab`], [`PMap`], [`IdSet`]: `Arc`-shared
+/// pieces), so [`Snapshot::apply`] copies only the pieces a batch touches and `Clone` is a
+/// few thousand pointer copies.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    pub(crate) objects: ObjMap,
-    pub(crate) users: PMap<Uuid, UserNode>,
-    pub(crate) groups: PMap<Uuid, GroupNode>,
-    pub(crate) roles: PMap<Uuid, RoleNode>,
-    /// Where each ACL row lives.
-    pub(crate) acl_loc: PMap<Uuid, ObjectRef>,
+    /// Leaf objects (project children and project logs), keyed by (type, id).
+    pub(crate) leaves: PTable<Leaf>,
+    /// The entries of leaves with more than [`LEAF_INLINE`] rows.
+    pub(crate) spills: Slab<Option<Arc<Bucket>>>,
+    pub(crate) containers: Slab<Container>,
+    pub(crate) container_ids: PTable<ObjSlot>,
+    pub(crate) user_ids: PTable<UserSlot>,
+    pub(crate) users: Slab<UserNode>,
+    pub(crate) group_ids: PTable<IdSlot>,
+    pub(crate) groups: Slab<GroupNode>,
+    pub(crate) role_ids: PTable<IdSlot>,
+    pub(crate) roles: Slab<RoleNode>,
+    pub(crate) rows: Slab<Row>,
+    pub(crate) acl_ids: PTable<AclSlot>,
+    /// `expires_at` of the rows whose grant code has [`EXPIRING`] (a few percent of rows).
+    pub(crate) expiries: PMap<u32, i64>,
     /// Every object of a type inside an organization (nouns, groups, roles, projects, …).
-    pub(crate) org_index: PMap<(Uuid, ObjectType), OrdSet<Uuid>>,
+    pub(crate) org_index: PMap<(Uuid, ObjectType), IdSet>,
     /// The experiments, datasets, prompts and prompt sessions of a project, by type.
-    pub(crate) project_index: PMap<(Uuid, ObjectType), OrdSet<Uuid>>,
+    pub(crate) project_index: PMap<(Uuid, ObjectType), IdSet>,
     pub(crate) revision: u64,
 }
 
-/// The principal of a query: the user and its precomputed group closure.
+/// Where an object lives.
 #[derive(Clone, Copy)]
-pub(crate) struct Principal<'a> {
-    pub(crate) user: Uuid,
-    pub(crate) groups: &'a [Uuid],
+pub(crate) enum Loc<'a> {
+    Leaf(&'a Leaf),
+    Container(u32),
 }
 
-impl Principal<'_> {
-    #[inline]
-    pub(crate) fn has(&self, s: &Subject) -> bool {
-        match s {
-            Subject::User(u) => *u == self.user,
-            Subject::Group(g) => {
-                let g = g.as_u128();
-                self.groups.binary_search_by(|x| x.as_u128().cmp(&g)).is_ok()
-            }
-        }
-    }
+/// A permission asked about an object type at a time, pre-encoded for the entry tests.
+#[derive(Clone, Copy)]
+pub(crate) struct Query {
+    t: usize,
+    bit: u8,
+    /// The two direct-permission codes that yield it: unrestricted, restricted to `t`.
+    any: u32,
+    typed: u32,
+    pub(crate) now: i64,
 }
 
-/// The bucket order as integers: `Uuid`'s own `Ord` compares byte slices (a `memcmp`
-/// call), while `as_u128` is big-endian, so this is the same order at register speed.
-#[inline]
-pub(crate) fn subject_key(s: &Subject) -> (u8, u128) {
-    match s {
-        Subject::User(u) => (0, u.as_u128()),
-        Subject::Group(g) => (1, g.as_u128()),
+impl Query {
+    pub(crate) fn new(p: Permission, t: ObjectType, now: i64) -> Query {
+        Query { t: t.index(), bit: 1 << p.index(), any: perm_code(p, None), typed: perm_code(p, Some(t)), now }
     }
-}
-
-/// Calls `f` on every entry of `bucket` naming `who`; stops early when `f` returns true.
-///
-/// Small buckets are scanned; large ones (an organization's) are binary-searched once per
-/// subject of the principal, so the cost stays logarithmic in the number of rows.
-#[inline]
-pub(crate) fn for_each_match<'b>(b: &'b Bucket, who: &Principal<'_>, mut f: impl FnMut(&'b AclEntry) -> bool) -> bool {
-    let bucket = &b.entries[..];
-    if bucket.len() <= SCAN_MAX {
-        return bucket.iter().any(|e| who.has(&e.subject) && f(e));
-    }
-    let subjects = std::iter::once(Subject::User(who.user)).chain(who.groups.iter().map(|g| Subject::Group(*g)));
-    for s in subjects {
-        if !b.may_name(&s) {
-            continue;
-        }
-        let key = subject_key(&s);
-        let start = bucket.partition_point(|e| subject_key(&e.subject) < key);
-        for e in bucket[start..].iter().take_while(|e| e.subject == s) {
-            if f(e) {
-                return true;
-            }
-        }
-    }
-    false
 }
 
 impl Snapshot {
@@ -332,25 +377,121 @@ impl Snapshot {
         self
     }
 
+    // ---- interning ---------------------------------------------------------------------
+
+    #[inline]
+    pub(crate) fn locate(&self, o: ObjectRef) -> Option<Loc<'_>> {
+        let ty = type_code(o.object_type);
+        let h = hash_id(o.object_id, ty);
+        if o.object_type.is_project_child() {
+            self.leaves.get(h, |l| l.ty == ty && l.id == o.object_id).map(Loc::Leaf)
+        } else {
+            self.container_ids.get(h, |s| s.ty == ty && s.id == o.object_id).map(|s| Loc::Container(s.idx))
+        }
+    }
+
+    pub(crate) fn container_idx(&self, o: ObjectRef) -> Option<u32> {
+        match self.locate(o) {
+            Some(Loc::Container(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn user_slot(&self, user: Uuid) -> Option<&UserSlot> {
+        self.user_ids.get(hash_id(user, 0), |s| s.id == user)
+    }
+
+    pub(crate) fn user_idx(&self, user: Uuid) -> Option<u32> {
+        self.user_slot(user).map(|s| s.idx)
+    }
+
+    pub(crate) fn group_idx(&self, group: Uuid) -> Option<u32> {
+        self.group_ids.get(hash_id(group, 0), |s| s.id == group).map(|s| s.idx)
+    }
+
+    pub(crate) fn role_idx(&self, role: Uuid) -> Option<u32> {
+        self.role_ids.get(hash_id(role, 0), |s| s.id == role).map(|s| s.idx)
+    }
+
+    pub(crate) fn acl_row(&self, id: Uuid) -> Option<u32> {
+        let h = hash_id(id, 0);
+        let rows = &self.rows;
+        self.acl_ids.get(h, |s| s.hash() == h && rows.get(s.row).id == id).map(|s| s.row)
+    }
+
+    #[inline]
+    pub(crate) fn principal(&self, user: Uuid) -> Option<Principal<'_>> {
+        let s = self.user_slot(user)?;
+        let groups = s.groups();
+        // Load the closure's last line now, while the object's probe is still in flight,
+        // rather than when the first entry is tested.
+        std::hint::black_box(groups.last().copied());
+        Some(Principal { user: s.idx, groups })
+    }
+
+    /// The subject a code stands for.
+    pub(crate) fn subject(&self, code: u32) -> Subject {
+        if code & GROUP == 0 {
+            Subject::User(self.users.get(code).id)
+        } else {
+            Subject::Group(self.groups.get(code & !GROUP).id)
+        }
+    }
+
+    /// The entries of a leaf and their filter (empty unless spilled and large).
+    #[inline]
+    pub(crate) fn leaf_entries<'a>(&'a self, l: &'a Leaf) -> (&'a [Entry], Option<&'a Bucket>) {
+        if l.n == SPILLED {
+            match self.spills.get(l.e[0].row) {
+                Some(b) => (b.entries(), Some(b)),
+                None => (&[], None),
+            }
+        } else {
+            (&l.e[..usize::from(l.n).min(LEAF_INLINE)], None)
+        }
+    }
+
+    /// Calls `f` on every entry of the leaf naming `who` (see [`Bucket::each_match`]).
+    #[inline]
+    fn leaf_match<'a>(&'a self, l: &'a Leaf, who: &Principal<'_>, mut f: impl FnMut(&'a Entry) -> bool) -> bool {
+        match self.leaf_entries(l) {
+            (entries, Some(b)) if entries.len() > SCAN_MAX => b.each_of_principal(who, f),
+            (entries, _) => entries.iter().any(|e| who.has(e.subject) && f(e)),
+        }
+    }
+
+    // ---- navigation -------------------------------------------------------------------
+
     /// Whether the object exists.
     pub fn contains(&self, object: ObjectRef) -> bool {
-        self.objects.contains_key(&object)
+        self.locate(object).is_some()
+    }
+
+    fn parent_idx(&self, loc: Loc<'_>) -> u32 {
+        match loc {
+            Loc::Leaf(l) => l.parent,
+            Loc::Container(c) => self.containers.get(c).parent,
+        }
     }
 
     /// The object's parent (`None` for an organization, a system role or an unknown object).
     pub fn parent(&self, object: ObjectRef) -> Option<ObjectRef> {
-        self.objects.get(&object).and_then(|n| n.parent)
+        let p = self.parent_idx(self.locate(object)?);
+        (p != NONE).then(|| self.containers.get(p).object())
     }
 
     /// The object and everything above it, the object first and the organization last;
     /// empty for an unknown object.
     pub fn ancestors(&self, object: ObjectRef) -> Vec<ObjectRef> {
         let mut out = Vec::with_capacity(4);
-        let mut cur = Some(object);
-        while let Some(o) = cur {
-            let Some(node) = self.objects.get(&o) else { break };
-            out.push(o);
-            cur = node.parent;
+        let Some(loc) = self.locate(object) else { return out };
+        out.push(object);
+        let mut cur = self.parent_idx(loc);
+        while cur != NONE {
+            let c = self.containers.get(cur);
+            out.push(c.object());
+            cur = c.parent;
         }
         out
     }
@@ -362,65 +503,146 @@ impl Snapshot {
 
     /// The groups containing the user, transitively, sorted by id.
     pub fn groups_of(&self, user: Uuid) -> Vec<Uuid> {
-        self.users.get(&user).map(|n| n.groups.to_vec()).unwrap_or_default()
+        let Some(p) = self.principal(user) else { return Vec::new() };
+        let mut ids: Vec<Uuid> = p.groups.iter().map(|g| self.groups.get(*g).id).collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// The users of the group and of every group it contains, transitively, sorted by id.
     pub fn users_in_group(&self, group: Uuid) -> Vec<Uuid> {
-        self.groups.get(&group).map(|g| g.users.iter().copied().collect()).unwrap_or_default()
+        self.group_idx(group)
+            .map(|g| self.groups.get(g).users.iter().map(Uuid::from_u128).collect())
+            .unwrap_or_default()
     }
 
     /// Counts of the snapshot's contents.
     pub fn stats(&self) -> Stats {
         Stats {
-            objects: self.objects.len(),
-            acls: self.acl_loc.len(),
-            users: self.users.len(),
-            groups: self.groups.len(),
-            roles: self.roles.len(),
+            objects: self.leaves.len() + self.container_ids.len(),
+            acls: self.rows.live(),
+            users: self.users.live(),
+            groups: self.groups.live(),
+            roles: self.roles.live(),
         }
     }
 
-    pub(crate) fn principal(&self, user: Uuid) -> Principal<'_> {
-        Principal { user, groups: self.users.get(&user).map_or(&[][..], |n| &n.groups[..]) }
+    // ---- check ------------------------------------------------------------------------
+
+    /// Whether a grant code yields the queried permission on the queried type.
+    #[inline]
+    pub(crate) fn yields(&self, code: u32, q: &Query) -> bool {
+        if code & ROLE != 0 {
+            self.roles.get(code & ROLE_INDEX).masks[q.t] & q.bit != 0
+        } else {
+            let c = code & !EXPIRING;
+            c == q.any || c == q.typed
+        }
     }
 
-    /// Whether the grant yields `p` on an object of type `t`, after role expansion.
+    /// Whether the row of an expiring entry is still live at `now` (`expires_at > now`).
     #[inline]
-    pub(crate) fn yields(&self, grant: &Grant, p: Permission, t: ObjectType) -> bool {
-        match grant {
-            Grant::Permission { permission, restrict_object_type } => {
-                *permission == p && restrict_object_type.is_none_or(|r| r == t)
+    pub(crate) fn live(&self, code: u32, row: u32, now: i64) -> bool {
+        code & EXPIRING == 0 || self.expiries.get(&row).is_none_or(|at| *at > now)
+    }
+
+    /// Whether an entry grants the query.
+    #[inline]
+    pub(crate) fn grants(&self, e: &Entry, q: &Query) -> bool {
+        self.yields(e.grant, q) && self.live(e.grant, e.row, q.now)
+    }
+
+    /// Calls `f` on every entry of a container naming `who`, stopping when it returns true.
+    /// Each subject of the principal is first tested against the node's inline filter, so a
+    /// container without a row for the principal is ruled out without touching its bucket.
+    #[inline]
+    fn container_match<'a>(
+        &'a self,
+        c: &'a Container,
+        who: &Principal<'_>,
+        mut f: impl FnMut(&'a Entry) -> bool,
+    ) -> bool {
+        let Some(b) = &c.bucket else { return false };
+        if c.saturated {
+            return b.each_of_principal(who, f);
+        }
+        // A plain loop over the subjects: iterator adapters here cost a call per subject.
+        for i in 0..=who.groups.len() {
+            let p = Probe::new(who.subject(i));
+            if node_filter_has(&c.filter, &p) && b.each_of_subject(&p, &mut f) {
+                return true;
             }
-            Grant::Role(r) => self.roles.get(r).is_some_and(|n| n.masks[t.index()] & (1 << p.index()) != 0),
         }
+        false
     }
 
-    /// The check on the chain starting at `start`, matching restrictions against `t`.
+    /// The check from `loc` up: the leaf's entries, then each container's bucket.
     #[inline]
-    fn check_chain(&self, user: Uuid, p: Permission, t: ObjectType, start: ObjectRef, now: i64) -> bool {
-        let who = self.principal(user);
-        let mut cur = start;
-        loop {
-            let Some(node) = self.objects.get(&cur) else { return false };
-            if let Some(bucket) = &node.acls {
-                if for_each_match(bucket, &who, |e| e.expires.live(now) && self.yields(&e.grant, p, t)) {
+    fn check_from(&self, who: &Principal<'_>, q: &Query, loc: Loc<'_>) -> bool {
+        let mut cur = match loc {
+            Loc::Leaf(l) => {
+                if self.leaf_match(l, who, |e| self.grants(e, q)) {
+                    return true;
+                }
+                l.parent
+            }
+            Loc::Container(c) => c,
+        };
+        // The containers above with rows (at most three for a leaf: project, org_project,
+        // organization). A denial must look at all of them, so the loop below is by subject:
+        // each subject is hashed once and tested against every container's filter.
+        let mut chain: [&Container; CHAIN] = [self.containers.get(0); CHAIN];
+        let mut n = 0;
+        while cur != NONE {
+            let c = self.containers.get(cur);
+            if c.bucket.is_some() {
+                if n == CHAIN {
+                    // Deeper than any chain of the model: one container at a time.
+                    if self.container_match(c, who, |e| self.grants(e, q)) {
+                        return true;
+                    }
+                } else {
+                    chain[n] = c;
+                    n += 1;
+                }
+            }
+            cur = c.parent;
+        }
+        let chain = &chain[..n];
+        for i in 0..=who.groups.len() {
+            let p = Probe::new(who.subject(i));
+            let first = p.first_bit();
+            for c in chain {
+                let may = c.saturated || (node_filter_first(&c.filter, first) && node_filter_rest(&c.filter, &p));
+                if may && c.bucket.as_ref().is_some_and(|b| b.each_of_subject(&p, |e| self.grants(e, q))) {
                     return true;
                 }
             }
-            match node.parent {
-                Some(parent) => cur = parent,
-                None => return false,
-            }
         }
+        false
     }
 
     /// May `user` do `permission` on `object` at time `now`? An unknown object is `false`.
     ///
-    /// Cost: one lookup for the user's closure, one per ancestor (at most four), and a scan
-    /// or binary search of each ancestor's ACL bucket: independent of the number of rows.
+    /// Cost: one probe for the object (for a leaf, its slot holds its entries), one for the
+    /// user's closure (independent, so the two cache misses overlap), then the containers
+    /// above by index (at most three, always hot): independent of the number of rows.
     pub fn check(&self, user: Uuid, permission: Permission, object: ObjectRef, now: i64) -> bool {
-        self.check_chain(user, permission, object.object_type, object, now)
+        let q = Query::new(permission, object.object_type, now);
+        // Both lookups start with a cache miss. Reading both home slots before either
+        // lookup branches on what it read puts the two misses in flight together (a
+        // mispredicted branch in the first would otherwise replay the second after it).
+        if object.object_type.is_project_child() {
+            let ty = type_code(object.object_type);
+            std::hint::black_box(self.leaves.home(hash_id(object.object_id, ty)).ty);
+        }
+        std::hint::black_box(self.user_ids.home(hash_id(user, 0)).idx);
+        let loc = self.locate(object);
+        let who = self.principal(user);
+        match (loc, who) {
+            (Some(loc), Some(who)) => self.check_from(&who, &q, loc),
+            _ => false,
+        }
     }
 
     /// [`Snapshot::check`] with the reasons: every row that grants it and the near misses.
@@ -446,8 +668,12 @@ impl Snapshot {
     /// prospective child: its ancestors are the parent's chain and restrictions are matched
     /// against `child_type`.
     pub fn can_create(&self, user: Uuid, child_type: ObjectType, parent: ObjectRef, now: i64) -> bool {
-        self.create_start(child_type, parent)
-            .is_some_and(|start| self.check_chain(user, Permission::Create, child_type, start, now))
+        let Some(start) = self.create_start(child_type, parent) else { return false };
+        let q = Query::new(Permission::Create, child_type, now);
+        match (self.locate(start), self.principal(user)) {
+            (Some(loc), Some(who)) => self.check_from(&who, &q, loc),
+            _ => false,
+        }
     }
 
     /// [`Snapshot::can_create`] with the reasons.
@@ -458,95 +684,112 @@ impl Snapshot {
         }
     }
 
+    // ---- explain ----------------------------------------------------------------------
+
     fn explain_chain(&self, user: Uuid, p: Permission, t: ObjectType, start: ObjectRef, now: i64) -> Decision {
-        let who = self.principal(user);
-        let direct: &[Uuid] = self.users.get(&user).map_or(&[][..], |n| &n.direct[..]);
         let mut d = Decision::default();
-        let mut cur = Some(start);
-        while let Some(obj) = cur {
-            let Some(node) = self.objects.get(&obj) else { break };
-            if let Some(bucket) = &node.acls {
-                for_each_match(bucket, &who, |e| {
-                    self.explain_entry(&mut d, direct, obj, e, p, t, now);
+        let (Some(loc), Some(who)) = (self.locate(start), self.principal(user)) else { return d };
+        let direct: &[u32] = &self.users.get(who.user).direct;
+        let q = Query::new(p, t, now);
+        let mut matched: Vec<&Entry> = Vec::new();
+        let explain_object = |d: &mut Decision, obj: ObjectRef, matched: &mut Vec<&Entry>| {
+            // The bucket order of the public model: users before groups, then by id.
+            matched.sort_by_cached_key(|e| {
+                let kind = u8::from(e.subject & GROUP != 0);
+                let id = match self.subject(e.subject) {
+                    Subject::User(u) | Subject::Group(u) => u,
+                };
+                (kind, id, self.rows.get(e.row).id)
+            });
+            for e in matched.drain(..) {
+                self.explain_entry(d, direct, obj, e, p, &q);
+            }
+        };
+        let mut cur = match loc {
+            Loc::Leaf(l) => {
+                self.leaf_match(l, &who, |e| {
+                    matched.push(e);
                     false
                 });
+                explain_object(&mut d, start, &mut matched);
+                l.parent
             }
-            cur = node.parent;
+            Loc::Container(c) => c,
+        };
+        while cur != NONE {
+            let c = self.containers.get(cur);
+            self.container_match(c, &who, |e| {
+                matched.push(e);
+                false
+            });
+            explain_object(&mut d, c.object(), &mut matched);
+            cur = c.parent;
         }
         d.allowed = !d.grants.is_empty();
         d
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn explain_entry(
-        &self,
-        d: &mut Decision,
-        direct: &[Uuid],
-        obj: ObjectRef,
-        e: &AclEntry,
-        p: Permission,
-        t: ObjectType,
-        now: i64,
-    ) {
-        let live = e.expires.live(now);
+    fn explain_entry(&self, d: &mut Decision, direct: &[u32], obj: ObjectRef, e: &Entry, p: Permission, q: &Query) {
+        let t = ObjectType::ALL[q.t];
+        let live = self.live(e.grant, e.row, q.now);
+        let acl_id = self.rows.get(e.row).id;
         // (role chain, matched restriction) when the row yields p on type t, ignoring expiry.
-        let fit: Option<(Vec<Uuid>, Option<ObjectType>)> = match e.grant {
-            Grant::Permission { permission, restrict_object_type } if permission == p => match restrict_object_type {
-                Some(r) if r != t => {
-                    if live {
-                        d.near_misses.push(NearMiss { acl_id: e.id, reason: NearMissReason::RestrictedTo(r) });
-                    }
-                    None
-                }
-                r => Some((Vec::new(), r)),
-            },
-            Grant::Permission { .. } => None,
-            Grant::Role(r) => match self.role_chain(r, p, t) {
+        let fit: Option<(Vec<Uuid>, Option<ObjectType>)> = if e.grant & ROLE != 0 {
+            let r = e.grant & ROLE_INDEX;
+            match self.role_chain(r, p, t) {
                 Some(found) => Some(found),
                 None => {
                     if live {
                         if let Some(other) = self.role_restriction(r, p) {
-                            d.near_misses.push(NearMiss { acl_id: e.id, reason: NearMissReason::RestrictedTo(other) });
+                            d.near_misses.push(NearMiss { acl_id, reason: NearMissReason::RestrictedTo(other) });
                         }
                     }
                     None
                 }
-            },
+            }
+        } else {
+            match decode_perm(e.grant & !EXPIRING) {
+                (permission, _) if permission != p => None,
+                (_, Some(r)) if r != t => {
+                    if live {
+                        d.near_misses.push(NearMiss { acl_id, reason: NearMissReason::RestrictedTo(r) });
+                    }
+                    None
+                }
+                (_, r) => Some((Vec::new(), r)),
+            }
         };
         let Some((role_chain, restrict_object_type)) = fit else { return };
+        let expires_at = if e.grant & EXPIRING != 0 { self.expiries.get(&e.row).copied() } else { None };
         if !live {
-            let at = e.expires.get().unwrap_or(i64::MIN);
-            d.near_misses.push(NearMiss { acl_id: e.id, reason: NearMissReason::Expired { at } });
+            let at = expires_at.unwrap_or(i64::MIN);
+            d.near_misses.push(NearMiss { acl_id, reason: NearMissReason::Expired { at } });
             return;
         }
-        let group_chain = match e.subject {
-            Subject::User(_) => Vec::new(),
-            Subject::Group(g) => self.group_chain(direct, g),
-        };
+        let subject = self.subject(e.subject);
+        let group_chain =
+            if e.subject & GROUP == 0 { Vec::new() } else { self.group_chain(direct, e.subject & !GROUP) };
         d.grants.push(GrantPath {
-            acl_id: e.id,
+            acl_id,
             acl_object: obj,
-            subject: e.subject,
+            subject,
             group_chain,
             role_chain,
             permission: p,
             restrict_object_type,
-            expires_at: e.expires.get(),
+            expires_at,
         });
     }
 
     /// A chain `g0 ⊂ … ⊂ target` from one of the user's direct groups. Each step moves to a
     /// parent whose `up` still contains the target, so it needs no search.
-    pub(crate) fn group_chain(&self, direct: &[Uuid], target: Uuid) -> Vec<Uuid> {
-        let contains_target = |g: &Uuid| self.groups.get(g).is_some_and(|n| n.up.binary_search(&target).is_ok());
+    pub(crate) fn group_chain(&self, direct: &[u32], target: u32) -> Vec<Uuid> {
+        let contains_target = |g: &u32| self.groups.get(*g).up.binary_search(&target).is_ok();
         let Some(mut cur) = direct.iter().copied().find(|g| contains_target(g)) else { return Vec::new() };
-        let mut chain = vec![cur];
+        let mut chain = vec![self.groups.get(cur).id];
         while cur != target {
-            let Some(next) = self.groups.get(&cur).and_then(|n| n.parents.iter().copied().find(|g| contains_target(g)))
-            else {
-                break;
-            };
-            chain.push(next);
+            let Some(next) = self.groups.get(cur).parents.iter().copied().find(|g| contains_target(g)) else { break };
+            chain.push(self.groups.get(next).id);
             cur = next;
         }
         chain
@@ -556,20 +799,19 @@ impl Snapshot {
     /// breadth-first so it is a shortest one.
     pub(crate) fn role_chain(
         &self,
-        role: Uuid,
+        role: u32,
         p: Permission,
         t: ObjectType,
     ) -> Option<(Vec<Uuid>, Option<ObjectType>)> {
-        let node = self.roles.get(&role)?;
-        if node.masks[t.index()] & (1 << p.index()) == 0 {
+        if self.roles.get(role).masks[t.index()] & (1 << p.index()) == 0 {
             return None;
         }
         let mut queue = std::collections::VecDeque::from([(role, vec![role])]);
         let mut seen = vec![role];
         while let Some((r, chain)) = queue.pop_front() {
-            let Some(n) = self.roles.get(&r) else { continue };
+            let n = self.roles.get(r);
             if let Some(&(_, restrict)) = n.perms.iter().find(|(q, rt)| *q == p && rt.is_none_or(|x| x == t)) {
-                return Some((chain, restrict));
+                return Some((chain.iter().map(|r| self.roles.get(*r).id).collect(), restrict));
             }
             for m in n.members.iter() {
                 if !seen.contains(m) {
@@ -584,9 +826,9 @@ impl Snapshot {
     }
 
     /// Some type the role (or one it inherits) restricts `p` to.
-    fn role_restriction(&self, role: Uuid, p: Permission) -> Option<ObjectType> {
-        let node = self.roles.get(&role)?;
+    fn role_restriction(&self, role: u32, p: Permission) -> Option<ObjectType> {
+        let masks = &self.roles.get(role).masks;
         let bit = 1u8 << p.index();
-        ObjectType::ALL.into_iter().find(|t| node.masks[t.index()] & bit != 0)
+        ObjectType::ALL.into_iter().find(|t| masks[t.index()] & bit != 0)
     }
 }

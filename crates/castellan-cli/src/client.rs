@@ -12,6 +12,7 @@ pub struct Client {
     base: String,
     api_key: Option<String>,
     org: Option<String>,
+    anonymous: bool,
 }
 
 /// An error answer from the server.
@@ -38,7 +39,7 @@ impl Client {
             .user_agent(concat!("castellan-cli/", env!("CARGO_PKG_VERSION")))
             .build()
             .context("building the HTTP client")?;
-        Ok(Client { http, base: base.trim_end_matches('/').to_owned(), api_key, org })
+        Ok(Client { http, base: base.trim_end_matches('/').to_owned(), api_key, org, anonymous: false })
     }
 
     /// Sends a request and decodes a JSON answer.
@@ -53,7 +54,7 @@ impl Client {
         let mut req = self.http.request(method.clone(), &url).query(query);
         if let Some(k) = &self.api_key {
             req = req.bearer_auth(k);
-        } else {
+        } else if !self.anonymous {
             return Err(anyhow!("no API key: pass --api-key or set CASTELLAN_API_KEY"));
         }
         if let Some(o) = &self.org {
@@ -84,6 +85,13 @@ impl Client {
     /// `POST` with a JSON body.
     pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
         self.call(Method::POST, path, &[], Some(body)).await
+    }
+
+    /// `POST` without a credential (for endpoints authorized by a token in the body).
+    pub async fn post_anonymous<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        let anon =
+            Client { http: self.http.clone(), base: self.base.clone(), api_key: None, org: None, anonymous: true };
+        anon.call(Method::POST, path, &[], Some(body)).await
     }
 
     /// `PATCH` with a JSON body.

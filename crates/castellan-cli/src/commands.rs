@@ -1,5 +1,6 @@
 //! The command line.
 
+use crate::access_cmds;
 use crate::client::Client;
 use crate::output::{cell, emit, Table};
 use anyhow::{Context, Result};
@@ -33,6 +34,31 @@ enum Command {
     Project(ProjectCmd),
     /// API keys.
     ApiKey(ApiKeyCmd),
+    /// Grants (ACLs).
+    Acl(Sub<access_cmds::AclAction>),
+    /// Permission groups.
+    Group(Sub<access_cmds::GroupAction>),
+    /// Roles.
+    Role(Sub<access_cmds::RoleAction>),
+    /// Organization members and invitations.
+    Member(Sub<access_cmds::MemberAction>),
+    /// Explain access, who can, what can.
+    Access(Sub<access_cmds::AccessAction>),
+    /// The audit log: list, verify the hash chain, export.
+    Audit(Sub<access_cmds::AuditAction>),
+    /// Service accounts (owners only).
+    ServiceAccount(Sub<access_cmds::ServiceAccountAction>),
+    /// Service tokens (owners only).
+    ServiceToken(Sub<access_cmds::ServiceTokenAction>),
+}
+
+/// A command group: its action and how to reach the server.
+#[derive(Debug, Args)]
+struct Sub<A: Subcommand> {
+    #[command(subcommand)]
+    action: A,
+    #[command(flatten)]
+    client: ClientArgs,
 }
 
 /// Where the database is and how to serve it.
@@ -201,7 +227,8 @@ enum ApiKeyAction {
 fn init_logging(filter: &str) {
     let filter =
         tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).try_init();
 }
 
 /// Runs a parsed command line.
@@ -234,6 +261,22 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Org(cmd) => org(cmd).await,
         Command::Project(cmd) => project(cmd).await,
         Command::ApiKey(cmd) => api_key(cmd).await,
+        Command::Acl(s) => access_cmds::acl(&s.client.client()?, s.client.json, s.action).await,
+        Command::Group(s) => {
+            access_cmds::group(&s.client.client()?, s.client.json, s.client.org.clone(), s.action).await
+        }
+        Command::Role(s) => access_cmds::role(&s.client.client()?, s.client.json, s.client.org.clone(), s.action).await,
+        Command::Member(s) => {
+            access_cmds::member(&s.client.client()?, s.client.json, s.client.org.clone(), s.action).await
+        }
+        Command::Access(s) => access_cmds::access(&s.client.client()?, s.client.json, s.action).await,
+        Command::Audit(s) => access_cmds::audit(&s.client.client()?, s.client.json, s.action).await,
+        Command::ServiceAccount(s) => {
+            access_cmds::service_account(&s.client.client()?, s.client.json, s.client.org.clone(), s.action).await
+        }
+        Command::ServiceToken(s) => {
+            access_cmds::service_token(&s.client.client()?, s.client.json, s.client.org.clone(), s.action).await
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! `castellan`: run the server, administer its database, and drive its API.
 
+mod access_cmds;
 mod client;
 mod commands;
 mod output;

@@ -173,3 +173,208 @@ fn a_bad_config_file_is_refused_with_the_offending_key() {
     let (ok, _, err) = cli(&["migrate", "--config", cfg.to_str().expect("path")]);
     assert!(!ok && err.contains("bogus"), "{err}");
 }
+
+fn sqlite_exec(db: &Path, sql: &str) {
+    let script =
+        "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1], timeout=30)\nc.execute(sys.argv[2])\nc.commit()\n";
+    let out = Command::new("python3").args(["-c", script]).arg(db).arg(sql).output().expect("python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn access_is_managed_from_the_cli_and_audit_tampering_is_detected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let owner = bootstrap(&data, "acme", "ada@acme.example");
+    let server = start_server(&data);
+    let url = server.url.as_str();
+    let k = |args: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        v.extend(["--url".into(), url.into(), "--api-key".into(), owner.clone(), "--json".into()]);
+        v
+    };
+    let run = |args: Vec<String>| json(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let p = run(k(&["project", "create", "alpha"]));
+    let pid = p["id"].as_str().expect("pid").to_owned();
+    let g = run(k(&["group", "create", "auditors"]));
+    assert_eq!(g["name"], "auditors");
+    let inv = run(k(&["member", "invite", "--email", "bob@acme.example", "--group", "Viewers"]));
+    let token = inv["invitations"][0]["token"].as_str().expect("token").to_owned();
+    let acc = json(&["member", "accept", &token, "--url", url, "--json"]);
+    let bob_key = acc["api_key"].as_str().expect("bob key").to_owned();
+    let bob = acc["user"]["id"].as_str().expect("bob").to_owned();
+    let (ok, _, err) = cli(&["project", "create", "nope", "--url", url, "--api-key", &bob_key]);
+    assert!(!ok && err.contains("403"), "a viewer cannot create projects: {err}");
+    let acl = run(k(&[
+        "acl",
+        "create",
+        "--object-type",
+        "project",
+        "--object-id",
+        &pid,
+        "--user",
+        &bob,
+        "--permission",
+        "update",
+    ]));
+    assert_eq!(acl["permission"], "update");
+    let e = run(k(&[
+        "access",
+        "explain",
+        "--object-type",
+        "project",
+        "--object-id",
+        &pid,
+        "--permission",
+        "update",
+        "--user",
+        &bob,
+    ]));
+    assert_eq!(e["allowed"], true);
+    assert_eq!(e["grants"][0]["acl_id"], acl["id"]);
+    let who = run(k(&["access", "who-can", "--object-type", "project", "--object-id", &pid, "--permission", "update"]));
+    assert!(who.as_array().is_some_and(|w| w.iter().any(|x| x == bob.as_str())), "{who}");
+    let (ok, text, _) = cli(&[
+        "access",
+        "explain",
+        "--object-type",
+        "project",
+        "--object-id",
+        &pid,
+        "--permission",
+        "delete",
+        "--url",
+        url,
+        "--api-key",
+        &bob_key,
+    ]);
+    assert!(ok && text.starts_with("DENIED"), "{text}");
+    let r = run(k(&["role", "create", "reader", "--permission", "read", "--permission", "read_acls:project"]));
+    assert_eq!(r["member_permissions"].as_array().map(Vec::len), Some(2));
+    let roles = run(k(&["role", "list"]));
+    assert!(roles["objects"]
+        .as_array()
+        .is_some_and(|r| r.iter().any(|x| x["name"] == "Owner" && x["org_id"].is_null())));
+    run(k(&["acl", "delete", acl["id"].as_str().expect("id")]));
+
+    // The audit chain verifies, then detects an altered record and a deleted one.
+    let v = run(k(&["audit", "verify"]));
+    assert_eq!(v["ok"], true, "{v}");
+    let head = v["head"]["hash"].as_str().expect("head").to_owned();
+    let listed = run(k(&["audit", "list", "--event-type", "acl."]));
+    assert!(listed["objects"].as_array().is_some_and(|l| l.len() >= 2));
+    let db = data.join("castellan.sqlite");
+    let n = v["head"]["seq"].as_u64().expect("seq");
+    // Truncating the tail together with the head is invisible to the chain alone, but
+    // not to a head recorded earlier.
+    sqlite_exec(&db, &format!("DELETE FROM audit_log WHERE seq = {n}"));
+    sqlite_exec(
+        &db,
+        &format!("UPDATE audit_head SET seq = {0}, hash = (SELECT hash FROM audit_log WHERE seq = {0})", n - 1),
+    );
+    let (ok, _, _) = cli(&["audit", "verify", "--url", url, "--api-key", &owner]);
+    assert!(ok, "a consistent truncation cannot be seen without an anchor");
+    let (ok, out, _) = cli(&["audit", "verify", "--url", url, "--api-key", &owner, "--expect-head", &head]);
+    assert!(!ok && out.contains("truncated or rewritten"), "{out}");
+    sqlite_exec(&db, "UPDATE audit_log SET resource_name = 'evil' WHERE seq = 3");
+    let (ok, out, err) = cli(&["audit", "verify", "--url", url, "--api-key", &owner]);
+    assert!(!ok, "tampering must fail verification");
+    assert!(out.contains("BROKEN at record 3") && err.contains("does not verify"), "{out}\n{err}");
+    sqlite_exec(&db, "DELETE FROM audit_log WHERE seq = 5");
+    let (ok, out, _) = cli(&["audit", "verify", "--url", url, "--api-key", &owner]);
+    assert!(!ok && out.contains("record 5 is missing"), "{out}");
+}
+
+#[test]
+fn secrets_never_reach_the_logs_or_the_database_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let owner = bootstrap(&data, "acme", "ada@acme.example");
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--log", "trace", "--data-dir"])
+        .arg(&data)
+        .env_remove("CASTELLAN_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().expect("a line").expect("utf-8");
+    let url = first.split_whitespace().find(|w| w.starts_with("http://")).expect("url").to_owned();
+    let url = url.as_str();
+    let j = |args: &[&str]| {
+        let mut v: Vec<&str> = args.to_vec();
+        v.extend(["--url", url, "--api-key", owner.as_str(), "--json"]);
+        json(&v)
+    };
+    let key = j(&["api-key", "create", "k"])["key"].as_str().expect("key").to_owned();
+    let sa = j(&["service-account", "create", "bot", "--token", "t", "--group", "Viewers"]);
+    let token = sa["added_users"][0]["api_key"].as_str().expect("token").to_owned();
+    assert!(token.starts_with("bt-st-"));
+    let inv = j(&["member", "invite", "--email", "pat@acme.example"]);
+    let invitation = inv["invitations"][0]["token"].as_str().expect("inv").to_owned();
+    let password = "correct horse battery staple";
+    let accept = format!(r#"{{"token": "{invitation}", "password": "{password}"}}"#);
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            &accept,
+            &format!("{url}/api/invitation/accept"),
+        ])
+        .output()
+        .expect("curl");
+    let acc: Value = serde_json::from_slice(&out.stdout).expect("accept json");
+    let pat_key = acc["api_key"].as_str().expect("pat key").to_owned();
+    let login = format!(r#"{{"email": "pat@acme.example", "password": "{password}"}}"#);
+    let out = Command::new("curl")
+        .args(["-s", "-i", "-X", "POST", "-d", &login, &format!("{url}/api/auth/login")])
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let session = text
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: castellan_session="))
+        .and_then(|l| l.split(';').next())
+        .expect("session cookie")
+        .to_owned();
+    // Use every credential once, wrongly too, so they pass through the server.
+    for k in [&key, &token, &pat_key] {
+        json(&["whoami", "--url", url, "--api-key", k, "--json"]);
+    }
+    let (ok, _, _) = cli(&["whoami", "--url", url, "--api-key", "sk-wrongwrongwrongwrongwrongwrong"]);
+    assert!(!ok);
+    let _ = child.kill();
+    let _ = child.wait();
+    let logs = std::fs::read_to_string(&log_path).expect("logs");
+    assert!(logs.contains("request"), "the server logged requests at trace level");
+    let mut db = Vec::new();
+    for f in ["castellan.sqlite", "castellan.sqlite-wal"] {
+        if let Ok(b) = std::fs::read(data.join(f)) {
+            db.extend(b);
+        }
+    }
+    let db = String::from_utf8_lossy(&db).into_owned();
+    assert!(db.len() > 10_000);
+    for (what, secret) in [
+        ("bootstrap key", owner.as_str()),
+        ("api key", key.as_str()),
+        ("service token", token.as_str()),
+        ("invitation", invitation.as_str()),
+        ("password", password),
+        ("first key", pat_key.as_str()),
+        ("session", session.as_str()),
+    ] {
+        let tail = &secret[secret.len() - 20..];
+        assert!(!logs.contains(tail), "the {what} is in the server log");
+        assert!(!db.contains(tail), "the {what} is in the database file");
+    }
+    assert!(!logs.contains("wrongwrongwrong"), "rejected credentials are not logged either");
+}

@@ -28,6 +28,10 @@ pub struct Config {
     pub min_revision_wait: Duration,
     /// `tracing` filter, e.g. `info` or `castellan_server=debug`.
     pub log: String,
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+    /// How long a console session lasts at most.
+    pub session_ttl: Duration,
 }
 
 impl fmt::Debug for Config {
@@ -41,6 +45,8 @@ impl fmt::Debug for Config {
             .field("poll_interval", &self.poll_interval)
             .field("min_revision_wait", &self.min_revision_wait)
             .field("log", &self.log)
+            .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .field("session_ttl", &self.session_ttl)
             .finish()
     }
 }
@@ -68,6 +74,8 @@ impl Default for Config {
             poll_interval: Duration::from_millis(500),
             min_revision_wait: Duration::from_secs(5),
             log: "info".into(),
+            trust_forwarded_for: false,
+            session_ttl: Duration::from_secs(12 * 3600),
         }
     }
 }
@@ -92,6 +100,10 @@ pub struct FileConfig {
     pub min_revision_wait_ms: Option<u64>,
     /// See [`Config::log`].
     pub log: Option<String>,
+    /// See [`Config::trust_forwarded_for`].
+    pub trust_forwarded_for: Option<bool>,
+    /// See [`Config::session_ttl`], in hours.
+    pub session_ttl_hours: Option<u64>,
 }
 
 /// Values from the environment or flags; they win over the file.
@@ -151,7 +163,19 @@ impl Config {
                 .map(Duration::from_millis)
                 .unwrap_or(d.min_revision_wait),
             log: overrides.log.or(from_file.log).unwrap_or(d.log),
+            trust_forwarded_for: overrides
+                .trust_forwarded_for
+                .or(from_file.trust_forwarded_for)
+                .unwrap_or(d.trust_forwarded_for),
+            session_ttl: overrides
+                .session_ttl_hours
+                .or(from_file.session_ttl_hours)
+                .map(|h| Duration::from_secs(h * 3600))
+                .unwrap_or(d.session_ttl),
         };
+        if cfg.session_ttl.is_zero() {
+            return Err(ConfigError::Invalid("session_ttl_hours must be positive".into()));
+        }
         if cfg.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid(format!(
                 "max_body_bytes must be at least 1024, got {}",

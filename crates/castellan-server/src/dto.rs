@@ -16,6 +16,7 @@ pub fn org(o: &OrgRecord) -> api::Organization {
         realtime_url: o.realtime_url.clone(),
         created: Some(format_time(o.created)),
         image_rendering_mode: o.image_rendering_mode.clone(),
+        strict_delegation: o.settings.get("strict_delegation").and_then(|v| v.as_bool()).unwrap_or(false),
     }
 }
 

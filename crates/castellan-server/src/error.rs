@@ -11,6 +11,7 @@
 //! | 400 | `lockout` | the change would leave an org without an owner or a member |
 //! | 401 | `unauthorized` | no credential, or a bad, expired or revoked one |
 //! | 403 | `forbidden` | the caller can see the object but may not do this to it |
+//! | 403 | `csrf` | a write authenticated by a session cookie without its CSRF token |
 //! | 404 | `not_found` | no such object, or the caller cannot see it |
 //! | 405 | `method_not_allowed` | the path exists, the method does not |
 //! | 413 | `payload_too_large` | the body is over the limit |
@@ -43,6 +44,9 @@ pub enum ApiError {
     /// 404.
     #[error("{0}")]
     NotFound(String),
+    /// 403 for a cookie-authenticated write without the CSRF token.
+    #[error("this request needs the `x-csrf-token` header of your session")]
+    Csrf,
     /// 405.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -91,6 +95,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Csrf => (StatusCode::FORBIDDEN, "csrf"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),

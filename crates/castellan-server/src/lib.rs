@@ -10,6 +10,8 @@ pub mod error;
 pub mod extract;
 pub mod keys;
 pub mod openapi;
+pub mod passwords;
+pub mod ratelimit;
 pub mod routes;
 pub mod seed;
 pub mod serve;

@@ -2,8 +2,8 @@
 //! with the committed `openapi.json` so the published API cannot drift unnoticed.
 
 use crate::routes::{
-    api_key, attachment, dataset, experiment, function, logs3, meta, organization, project, project_logs, prompt,
-    prompt_session, summarize, user,
+    acl, api_key, attachment, audit_log, auth, dataset, experiment, function, group, logs3, members, meta,
+    organization, project, project_logs, prompt, prompt_session, role, service_token, summarize, user,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -36,6 +36,15 @@ impl Modify for BearerAuth {
         user::list, user::retrieve,
         project::list, project::create, project::retrieve, project::update, project::remove,
         api_key::list, api_key::create, api_key::retrieve, api_key::remove,
+        acl::list, acl::create, acl::find_and_delete, acl::retrieve, acl::remove, acl::list_org, acl::batch_update,
+        acl::explain, acl::who_can, acl::what_can,
+        group::list, group::create, group::replace, group::retrieve, group::update, group::remove,
+        role::list, role::create, role::replace, role::retrieve, role::update, role::remove,
+        members::patch_members, members::accept,
+        audit_log::list, audit_log::chain,
+        service_token::list, service_token::create, service_token::replace, service_token::retrieve, service_token::remove,
+        service_token::remove_by_body,
+        auth::login, auth::logout, auth::change_password, auth::sessions, auth::revoke_session,
         logs3::version, logs3::logs3, logs3::overflow, logs3::overflow_upload,
         attachment::announce, attachment::status, attachment::info, attachment::upload, attachment::download,
         experiment::list, experiment::create, experiment::retrieve, experiment::update, experiment::remove,

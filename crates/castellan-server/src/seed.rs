@@ -13,6 +13,9 @@ use castellan_store::{
     StoreError, UserKind, UserRecord,
 };
 
+/// The name of the built-in group of owners (it can never be emptied).
+pub const OWNERS_GROUP: &str = "Owners";
+
 /// The built-in groups every organization starts with, and what they are for.
 pub const BUILTIN_GROUPS: [(&str, &str); 3] = [
     ("Owners", "Full access to the organization, its data and its settings"),
@@ -176,23 +179,35 @@ async fn audit<A: serde::Serialize>(
     w.audit(AuditEvent { org, event_type, resource_type, resource_id, resource_name, before, after }).await
 }
 
-/// Mints an API key for `user` in `org`, stores its hash, audits it; returns the
-/// record and the raw key (to show once).
-pub async fn mint_api_key(w: &mut Write, user: UserId, org: OrgId, name: &str) -> ApiResult<(KeyRecord, String)> {
-    let minted = crate::keys::mint(crate::keys::API_KEY_PREFIX);
+/// Mints a credential of `kind` for `user` in `org`, stores only its hash and audits
+/// it; returns the record and the raw secret (to show once).
+pub async fn mint_key(
+    w: &mut Write,
+    kind: KeyKind,
+    user: UserId,
+    org: OrgId,
+    name: &str,
+    expires_at: Option<castellan_store::Micros>,
+) -> ApiResult<(KeyRecord, String)> {
+    let prefix = match kind {
+        KeyKind::ApiKey => crate::keys::API_KEY_PREFIX,
+        KeyKind::ServiceToken => crate::keys::SERVICE_TOKEN_PREFIX,
+    };
+    let minted = crate::keys::mint(prefix);
     let record = KeyRecord {
         id: KeyId::generate(),
-        kind: KeyKind::ApiKey,
+        kind,
         name: name.to_owned(),
         preview_name: minted.preview,
         user_id: user,
         org_id: Some(org),
         created: w.now(),
         last_used: None,
-        expires_at: None,
+        expires_at,
     };
     w.tx().insert_key(&NewKey { record: record.clone(), key_hash: minted.hash }).await?;
-    audit(w, org, "api_key.created", "api_key", Some(record.id.0), Some(name), None, Some(&record)).await?;
+    let event = format!("{}.created", kind.as_str());
+    audit(w, org, &event, kind.as_str(), Some(record.id.0), Some(name), None, Some(&record)).await?;
     Ok((record, minted.raw))
 }
 
@@ -242,7 +257,7 @@ pub async fn bootstrap(state: &AppState, org_name: &str, email: &str) -> ApiResu
         }
     };
     let org = create_org(&mut w, &name, user.id).await?;
-    let (_, raw) = mint_api_key(&mut w, user.id, org.id, "bootstrap").await?;
+    let (_, raw) = mint_key(&mut w, KeyKind::ApiKey, user.id, org.id, "bootstrap", None).await?;
     let revision = w.commit().await?;
     Ok(Bootstrapped {
         org_id: org.id,

@@ -75,7 +75,7 @@ pub async fn start_with_state(state: AppState) -> Result<Running, ServeError> {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let app = crate::routes::app(state.clone());
     let handle = tokio::spawn(async move {
-        axum::serve(listener, app)
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 tokio::select! {
                     _ = rx => {},

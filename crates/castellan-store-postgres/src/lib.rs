@@ -9,6 +9,7 @@
 mod access;
 mod data;
 mod rows;
+mod sessions;
 mod tx;
 
 use async_trait::async_trait;
@@ -96,6 +97,25 @@ impl Store for PgStore {
         sqlx::query("UPDATE api_keys SET last_used = $1 WHERE id = $2 AND (last_used IS NULL OR last_used < $1)")
             .bind(at)
             .bind(id.0)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn authenticate_session(&self, token_hash: &str) -> StoreResult<Option<SessionAuth>> {
+        let row = sqlx::query(&sessions::session_auth_sql())
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.map(|r| sessions::session_auth(&r)).transpose()
+    }
+
+    async fn touch_session(&self, id: uuid::Uuid, at: Micros) -> StoreResult<()> {
+        sqlx::query("UPDATE sessions SET last_seen = $1 WHERE id = $2 AND last_seen < $1")
+            .bind(at)
+            .bind(id)
             .execute(&self.pool)
             .await
             .map_err(db_err)?;

@@ -15,6 +15,8 @@ pub(crate) const PROJECT_COLS: &str = "id, org_id, name, description, user_id, s
 pub(crate) const KEY_COLS: &str = "id, kind, name, preview_name, user_id, org_id, created, last_used, expires_at";
 pub(crate) const AUDIT_COLS: &str = "org_id, seq, id, revision, created, actor_id, impersonator_id, event_type, resource_type, resource_id, resource_name, before, after, details, prev_hash, hash";
 
+pub(crate) const INVITATION_COLS: &str = "id, org_id, email, group_ids, invited_by, created, expires_at";
+
 pub(crate) const KEY_AUTH_SQL: &str =
     "SELECT k.id, k.kind, k.name, k.preview_name, k.user_id, k.org_id, k.created, k.last_used, k.expires_at, \
      u.kind AS u_kind, u.email AS u_email, u.given_name AS u_given_name, u.family_name AS u_family_name, \
@@ -168,4 +170,17 @@ pub(crate) fn push_window(qb: &mut QueryBuilder<'_, Postgres>, prefix: &str, w: 
     }
     qb.push(format_args!(" ORDER BY {prefix}created {order}, {prefix}id {order} LIMIT "));
     qb.push_bind(w.limit as i64);
+}
+
+pub(crate) fn invitation(r: &PgRow) -> StoreResult<InvitationRecord> {
+    let groups: Json<Vec<Uuid>> = r.try_get("group_ids").map_err(db_err)?;
+    Ok(InvitationRecord {
+        id: r.try_get("id").map_err(db_err)?,
+        org_id: OrgId(r.try_get("org_id").map_err(db_err)?),
+        email: r.try_get("email").map_err(db_err)?,
+        group_ids: groups.0.into_iter().map(castellan_core::GroupId).collect(),
+        invited_by: r.try_get::<Option<Uuid>, _>("invited_by").map_err(db_err)?.map(UserId),
+        created: r.try_get("created").map_err(db_err)?,
+        expires_at: r.try_get("expires_at").map_err(db_err)?,
+    })
 }

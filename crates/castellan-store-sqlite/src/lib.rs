@@ -5,6 +5,7 @@
 mod access;
 mod data;
 mod rows;
+mod sessions;
 mod tx;
 
 use async_trait::async_trait;
@@ -101,6 +102,26 @@ impl Store for SqliteStore {
         sqlx::query("UPDATE api_keys SET last_used = ? WHERE id = ? AND (last_used IS NULL OR last_used < ?)")
             .bind(at)
             .bind(id.0)
+            .bind(at)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn authenticate_session(&self, token_hash: &str) -> StoreResult<Option<SessionAuth>> {
+        let row = sqlx::query(&sessions::session_auth_sql())
+            .bind(token_hash)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?;
+        row.map(|r| sessions::session_auth(&r)).transpose()
+    }
+
+    async fn touch_session(&self, id: uuid::Uuid, at: Micros) -> StoreResult<()> {
+        sqlx::query("UPDATE sessions SET last_seen = ? WHERE id = ? AND last_seen < ?")
+            .bind(at)
+            .bind(id)
             .bind(at)
             .execute(&self.writer)
             .await

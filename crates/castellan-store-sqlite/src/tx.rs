@@ -241,6 +241,62 @@ impl OrgRepo for SqliteTx {
             })
             .collect()
     }
+
+    async fn insert_invitation(&mut self, inv: &InvitationRecord, token_hash: &str) -> StoreResult<()> {
+        self.ensure_writable()?;
+        let groups: Vec<Uuid> = inv.group_ids.iter().map(|g| g.0).collect();
+        sqlx::query(
+            "INSERT INTO invitations (id, org_id, email, group_ids, invited_by, token_hash, created, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(inv.id)
+        .bind(inv.org_id.0)
+        .bind(&inv.email)
+        .bind(serde_json::to_string(&groups).map_err(|e| StoreError::Backend(e.to_string()))?)
+        .bind(inv.invited_by.map(|u| u.0))
+        .bind(token_hash)
+        .bind(inv.created)
+        .bind(inv.expires_at)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn find_invitation(&mut self, token_hash: &str) -> StoreResult<Option<InvitationRecord>> {
+        let r = sqlx::query(&format!(
+            "SELECT {} FROM invitations WHERE token_hash = ? AND accepted_at IS NULL",
+            rows::INVITATION_COLS
+        ))
+        .bind(token_hash)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        r.map(|r| rows::invitation(&r)).transpose()
+    }
+
+    async fn accept_invitation(&mut self, id: Uuid, at: Micros) -> StoreResult<bool> {
+        self.ensure_writable()?;
+        let res = sqlx::query("UPDATE invitations SET accepted_at = ? WHERE id = ? AND accepted_at IS NULL")
+            .bind(at)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn list_invitations(&mut self, org: OrgId) -> StoreResult<Vec<InvitationRecord>> {
+        let rs = sqlx::query(&format!(
+            "SELECT {} FROM invitations WHERE org_id = ? AND accepted_at IS NULL ORDER BY created, id",
+            rows::INVITATION_COLS
+        ))
+        .bind(org.0)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        rs.iter().map(rows::invitation).collect()
+    }
 }
 
 #[async_trait]
@@ -325,6 +381,29 @@ impl UserRepo for SqliteTx {
         rows::push_window(&mut qb, "", w);
         let rs = qb.build().fetch_all(&mut *self.tx).await.map_err(db_err)?;
         rs.iter().map(rows::user).collect()
+    }
+    async fn password_hash(&mut self, user: UserId) -> StoreResult<Option<String>> {
+        let v: Option<Option<String>> =
+            sqlx::query_scalar("SELECT password_hash FROM users WHERE id = ? AND deleted_at IS NULL")
+                .bind(user.0)
+                .fetch_optional(&mut *self.tx)
+                .await
+                .map_err(db_err)?;
+        Ok(v.flatten())
+    }
+
+    async fn set_password_hash(&mut self, user: UserId, hash: Option<&str>) -> StoreResult<()> {
+        self.ensure_writable()?;
+        let res = sqlx::query("UPDATE users SET password_hash = ? WHERE id = ? AND deleted_at IS NULL")
+            .bind(hash)
+            .bind(user.0)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
+        if res.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("user `{user}`")));
+        }
+        Ok(())
     }
 }
 
@@ -471,6 +550,23 @@ impl KeyRepo for SqliteTx {
         Ok(())
     }
 
+    async fn delete_keys_of(&mut self, org: OrgId, user: UserId, at: Micros) -> StoreResult<Vec<KeyRecord>> {
+        self.ensure_writable()?;
+        let rs = sqlx::query(&format!(
+            "UPDATE api_keys SET deleted_at = ? WHERE org_id = ? AND user_id = ? AND deleted_at IS NULL RETURNING {}",
+            rows::KEY_COLS
+        ))
+        .bind(at)
+        .bind(org.0)
+        .bind(user.0)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        let mut out = rs.iter().map(rows::key).collect::<StoreResult<Vec<_>>>()?;
+        out.sort_by_key(|k| (k.created, k.id.0));
+        Ok(out)
+    }
+
     async fn list_keys(&mut self, f: &KeyFilter, w: &Window) -> StoreResult<Vec<KeyRecord>> {
         if f.orgs.is_empty() {
             return Ok(Vec::new());
@@ -497,6 +593,46 @@ impl KeyRepo for SqliteTx {
 
 #[async_trait]
 impl AuditRepo for SqliteTx {
+    async fn list_audit(
+        &mut self,
+        f: &AuditFilter,
+        before_seq: Option<u64>,
+        limit: usize,
+    ) -> StoreResult<Vec<AuditRecord>> {
+        let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {} FROM audit_log WHERE org_id = ", rows::AUDIT_COLS));
+        qb.push_bind(f.org.0);
+        if let Some(s) = before_seq {
+            qb.push(" AND seq < ").push_bind(rows::rev_to_i64(s)?);
+        }
+        if let Some(t) = f.since {
+            qb.push(" AND created >= ").push_bind(t);
+        }
+        if let Some(t) = f.until {
+            qb.push(" AND created < ").push_bind(t);
+        }
+        if let Some(a) = f.actor {
+            qb.push(" AND actor_id = ").push_bind(a.0);
+        }
+        match f.event_type.as_deref() {
+            Some(e) if e.ends_with('.') => {
+                qb.push(" AND substr(event_type, 1, ").push_bind(e.len() as i64).push(") = ").push_bind(e.to_owned());
+            }
+            Some(e) => {
+                qb.push(" AND event_type = ").push_bind(e.to_owned());
+            }
+            None => {}
+        }
+        if let Some(r) = &f.resource_type {
+            qb.push(" AND resource_type = ").push_bind(r.clone());
+        }
+        if let Some(r) = f.resource_id {
+            qb.push(" AND resource_id = ").push_bind(r);
+        }
+        qb.push(" ORDER BY seq DESC LIMIT ").push_bind(limit as i64);
+        let rs = qb.build().fetch_all(&mut *self.tx).await.map_err(db_err)?;
+        rs.iter().map(rows::audit).collect()
+    }
+
     async fn append_audit(&mut self, rec: NewAuditRecord) -> StoreResult<AuditRecord> {
         let revision = self.revision().await?;
         let head: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM audit_head WHERE org_id = ?")

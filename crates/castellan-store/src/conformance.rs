@@ -37,6 +37,10 @@ macro_rules! conformance_suite {
             roles_are_unique_per_org_and_system_roles_apart,
             acls_are_unique_by_contents_and_filter_and_cascade,
             the_access_state_reflects_every_live_row,
+            invitations_are_found_by_token_until_accepted,
+            a_members_keys_in_one_org_are_revoked_together,
+            the_audit_log_reads_newest_first_with_filters,
+            passwords_and_sessions_round_trip_and_revoke,
             objects_are_unique_by_name_or_slug_within_a_project,
             object_versions_are_found_by_transaction_id,
             event_logs_keep_every_version_and_read_as_of_a_transaction,
@@ -706,4 +710,136 @@ pub async fn the_access_state_reflects_every_live_row(store: Arc<dyn Store>) {
     assert_eq!(s.roles, vec![(r.id, None)]);
     assert_eq!(s.role_permissions, vec![(r.id, rp)]);
     assert_eq!(s.acls, vec![acl]);
+}
+
+/// An invitation is found by its token hash until it is accepted, once.
+pub async fn invitations_are_found_by_token_until_accepted(store: Arc<dyn Store>) {
+    let a = seed_org(&*store, "a", 1).await;
+    let g = group(a.id, "Engineers", 2);
+    let inv = InvitationRecord {
+        id: Uuid::now_v7(),
+        org_id: a.id,
+        email: "new@example.com".into(),
+        group_ids: vec![g.id],
+        invited_by: None,
+        created: 3,
+        expires_at: 1_000,
+    };
+    let mut tx = store.write().await.expect("begin");
+    tx.insert_group(&g).await.expect("group");
+    tx.insert_invitation(&inv, "tokhash").await.expect("insert");
+    tx.commit().await.expect("commit");
+    let mut tx = store.write().await.expect("begin");
+    assert_eq!(tx.find_invitation("tokhash").await.expect("find"), Some(inv.clone()));
+    assert_eq!(tx.find_invitation("other").await.expect("find"), None);
+    assert_eq!(tx.list_invitations(a.id).await.expect("list"), vec![inv.clone()]);
+    assert!(tx.accept_invitation(inv.id, 10).await.expect("accept"));
+    assert!(!tx.accept_invitation(inv.id, 11).await.expect("accept twice"));
+    assert_eq!(tx.find_invitation("tokhash").await.expect("find"), None);
+    assert!(tx.list_invitations(a.id).await.expect("list").is_empty());
+    tx.commit().await.expect("commit");
+}
+
+/// Revoking a member's keys in one org leaves their keys in other orgs alone.
+pub async fn a_members_keys_in_one_org_are_revoked_together(store: Arc<dyn Store>) {
+    let a = seed_org(&*store, "a", 1).await;
+    let b = seed_org(&*store, "b", 2).await;
+    let u = user("u@example.com", 3);
+    let k1 = key(KeyKind::ApiKey, u.id, a.id, "one", 4);
+    let k2 = key(KeyKind::ApiKey, u.id, a.id, "two", 5);
+    let k3 = key(KeyKind::ApiKey, u.id, b.id, "three", 6);
+    let mut tx = store.write().await.expect("begin");
+    tx.insert_user(&u).await.expect("user");
+    for k in [&k1, &k2, &k3] {
+        tx.insert_key(k).await.expect("key");
+    }
+    let gone = tx.delete_keys_of(a.id, u.id, 9).await.expect("delete");
+    assert_eq!(gone.iter().map(|k| k.id).collect::<Vec<_>>(), vec![k1.record.id, k2.record.id]);
+    tx.commit().await.expect("commit");
+    assert_eq!(store.authenticate(&k1.key_hash).await.expect("auth"), None);
+    assert!(store.authenticate(&k3.key_hash).await.expect("auth").is_some());
+}
+
+/// The audit log of an org reads newest first and filters by time, actor, event
+/// type (exact or prefix) and resource.
+pub async fn the_audit_log_reads_newest_first_with_filters(store: Arc<dyn Store>) {
+    let a = seed_org(&*store, "a", 1).await;
+    let actor = UserId::generate();
+    let mut tx = store.write().await.expect("begin");
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let mut r = audit(a.id, 100 + i);
+        r.event_type = if i % 2 == 0 { "acl.created".into() } else { "project.created".into() };
+        r.resource_type = if i % 2 == 0 { "acl".into() } else { "project".into() };
+        if i >= 4 {
+            r.actor_id = Some(actor);
+        }
+        ids.push(tx.append_audit(r).await.expect("append").seq);
+    }
+    tx.commit().await.expect("commit");
+    let mut tx = store.read().await.expect("read");
+    let f = AuditFilter {
+        org: a.id,
+        since: None,
+        until: None,
+        actor: None,
+        event_type: None,
+        resource_type: None,
+        resource_id: None,
+    };
+    let seqs = |v: Vec<crate::audit::AuditRecord>| v.into_iter().map(|r| r.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(tx.list_audit(&f, None, 10).await.expect("all")), vec![6, 5, 4, 3, 2, 1]);
+    assert_eq!(seqs(tx.list_audit(&f, Some(4), 2).await.expect("page")), vec![3, 2]);
+    let acl = AuditFilter { event_type: Some("acl.".into()), ..f.clone() };
+    assert_eq!(seqs(tx.list_audit(&acl, None, 10).await.expect("prefix")), vec![5, 3, 1]);
+    let exact = AuditFilter { event_type: Some("project.created".into()), ..f.clone() };
+    assert_eq!(seqs(tx.list_audit(&exact, None, 10).await.expect("exact")), vec![6, 4, 2]);
+    let by_actor = AuditFilter { actor: Some(actor), ..f.clone() };
+    assert_eq!(seqs(tx.list_audit(&by_actor, None, 10).await.expect("actor")), vec![6, 5]);
+    let window = AuditFilter { since: Some(101), until: Some(103), ..f.clone() };
+    assert_eq!(seqs(tx.list_audit(&window, None, 10).await.expect("time")), vec![3, 2]);
+    let by_type = AuditFilter { resource_type: Some("project".into()), ..f.clone() };
+    assert_eq!(seqs(tx.list_audit(&by_type, None, 10).await.expect("type")).len(), 3);
+    assert_eq!(ids.len(), 6);
+}
+
+/// Password hashes are stored and cleared; sessions authenticate by token hash until
+/// revoked, one at a time or all but one.
+pub async fn passwords_and_sessions_round_trip_and_revoke(store: Arc<dyn Store>) {
+    let u = user("s@example.com", 1);
+    let mut tx = store.write().await.expect("begin");
+    tx.insert_user(&u).await.expect("user");
+    assert_eq!(tx.password_hash(u.id).await.expect("hash"), None);
+    tx.set_password_hash(u.id, Some("$argon2id$v=19$fake")).await.expect("set");
+    assert_eq!(tx.password_hash(u.id).await.expect("hash").as_deref(), Some("$argon2id$v=19$fake"));
+    let mk = |n: u128| SessionRecord {
+        id: Uuid::from_u128(n),
+        user_id: u.id,
+        created: n as i64,
+        last_seen: n as i64,
+        expires_at: 1_000,
+        user_agent: Some("test".into()),
+        ip: Some("127.0.0.1".into()),
+    };
+    for n in 1..=3 {
+        tx.insert_session(&mk(n), &format!("tok{n}"), &format!("csrf{n}")).await.expect("session");
+    }
+    tx.commit().await.expect("commit");
+    let auth = store.authenticate_session("tok2").await.expect("auth").expect("found");
+    assert_eq!((auth.session, auth.csrf_hash, auth.user.id), (mk(2), "csrf2".to_owned(), u.id));
+    store.touch_session(Uuid::from_u128(2), 50).await.expect("touch");
+    assert_eq!(store.authenticate_session("tok2").await.expect("auth").map(|a| a.session.last_seen), Some(50));
+    let mut tx = store.write().await.expect("begin");
+    assert_eq!(tx.list_sessions(u.id, 0).await.expect("list").len(), 3);
+    assert_eq!(tx.list_sessions(u.id, 1_000).await.expect("expired are not listed").len(), 0);
+    assert!(tx.revoke_session(u.id, Uuid::from_u128(1), 60).await.expect("revoke"));
+    assert!(!tx.revoke_session(u.id, Uuid::from_u128(1), 61).await.expect("twice"));
+    assert!(!tx.revoke_session(UserId::generate(), Uuid::from_u128(2), 61).await.expect("someone else's"));
+    assert_eq!(tx.revoke_user_sessions(u.id, Some(Uuid::from_u128(3)), 62).await.expect("all but"), 1);
+    tx.set_password_hash(u.id, None).await.expect("clear");
+    assert_eq!(tx.password_hash(u.id).await.expect("hash"), None);
+    tx.commit().await.expect("commit");
+    assert_eq!(store.authenticate_session("tok1").await.expect("auth"), None);
+    assert_eq!(store.authenticate_session("tok2").await.expect("auth"), None);
+    assert!(store.authenticate_session("tok3").await.expect("auth").is_some());
 }

@@ -431,3 +431,72 @@ pub struct AccessState {
     /// Every live ACL.
     pub acls: Vec<AclRecord>,
 }
+
+/// A pending invitation of a person (by email) to join an organization.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InvitationRecord {
+    /// Id.
+    pub id: Uuid,
+    /// The organization.
+    pub org_id: OrgId,
+    /// The invited address (lowercased).
+    pub email: String,
+    /// Groups the person joins on accepting.
+    pub group_ids: Vec<GroupId>,
+    /// Who invited.
+    pub invited_by: Option<UserId>,
+    /// Creation time.
+    pub created: Micros,
+    /// After this time it can no longer be accepted.
+    pub expires_at: Micros,
+}
+
+/// Filters for reading the audit log of one org. Every set field must match.
+#[derive(Debug, Clone)]
+pub struct AuditFilter {
+    /// The org.
+    pub org: OrgId,
+    /// At or after this time.
+    pub since: Option<Micros>,
+    /// Before this time.
+    pub until: Option<Micros>,
+    /// Acting user.
+    pub actor: Option<UserId>,
+    /// Exact event type, or a prefix ending in `.` (e.g. `acl.`).
+    pub event_type: Option<String>,
+    /// Resource type.
+    pub resource_type: Option<String>,
+    /// Resource id.
+    pub resource_id: Option<Uuid>,
+}
+
+/// A console session (cookie sign-in). Only hashes of its token and CSRF token are
+/// stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// Id.
+    pub id: Uuid,
+    /// The signed-in user.
+    pub user_id: UserId,
+    /// Sign-in time.
+    pub created: Micros,
+    /// Last request made with it.
+    pub last_seen: Micros,
+    /// It stops working at this time.
+    pub expires_at: Micros,
+    /// The browser's user agent at sign-in.
+    pub user_agent: Option<String>,
+    /// The source address at sign-in.
+    pub ip: Option<String>,
+}
+
+/// What authenticating a session cookie yields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionAuth {
+    /// The session.
+    pub session: SessionRecord,
+    /// Hex SHA-256 of its CSRF token.
+    pub csrf_hash: String,
+    /// The user.
+    pub user: UserRecord,
+}

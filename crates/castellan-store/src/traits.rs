@@ -26,6 +26,11 @@ pub trait Store: Send + Sync + 'static {
     async fn authenticate(&self, key_hash: &str) -> StoreResult<Option<KeyAuth>>;
     /// Records that a key was used at `at`.
     async fn touch_key(&self, id: KeyId, at: Micros) -> StoreResult<()>;
+    /// Looks a live (unrevoked) session up by the hex SHA-256 of its token; expiry is
+    /// the caller's to check.
+    async fn authenticate_session(&self, token_hash: &str) -> StoreResult<Option<SessionAuth>>;
+    /// Records that a session was used at `at`.
+    async fn touch_session(&self, id: Uuid, at: Micros) -> StoreResult<()>;
     /// Committed changes with a revision greater than `after`, oldest first.
     async fn changes_since(&self, after: Revision, limit: usize) -> StoreResult<Vec<ChangeRecord>>;
     /// The newest committed revision.
@@ -43,7 +48,7 @@ pub trait Store: Send + Sync + 'static {
 /// One transaction: all repositories, plus revision allocation and commit.
 #[async_trait]
 pub trait Tx:
-    OrgRepo + UserRepo + ProjectRepo + KeyRepo + AccessRepo + AuditRepo + ObjectRepo + EventRepo + Send
+    OrgRepo + UserRepo + ProjectRepo + KeyRepo + AccessRepo + SessionRepo + AuditRepo + ObjectRepo + EventRepo + Send
 {
     /// This transaction's revision, allocated on first call. Revisions are assigned
     /// in commit order: no transaction with a smaller revision commits after one with
@@ -80,6 +85,14 @@ pub trait OrgRepo {
     async fn member_orgs(&mut self, user: UserId) -> StoreResult<Vec<OrgId>>;
     /// An org's members, oldest first.
     async fn list_members(&mut self, org: OrgId) -> StoreResult<Vec<MemberRecord>>;
+    /// Stores an invitation with the hash of its token.
+    async fn insert_invitation(&mut self, inv: &InvitationRecord, token_hash: &str) -> StoreResult<()>;
+    /// The pending (unaccepted) invitation with this token hash.
+    async fn find_invitation(&mut self, token_hash: &str) -> StoreResult<Option<InvitationRecord>>;
+    /// Marks an invitation accepted; `false` if it already was.
+    async fn accept_invitation(&mut self, id: Uuid, at: Micros) -> StoreResult<bool>;
+    /// An org's pending invitations, oldest first.
+    async fn list_invitations(&mut self, org: OrgId) -> StoreResult<Vec<InvitationRecord>>;
 }
 
 /// Users and service accounts.
@@ -95,6 +108,23 @@ pub trait UserRepo {
     async fn update_user(&mut self, u: &UserRecord) -> StoreResult<()>;
     /// One raw window of live users matching `f`.
     async fn list_users(&mut self, f: &UserFilter, w: &Window) -> StoreResult<Vec<UserRecord>>;
+    /// A user's password hash (PHC string), if it has a password.
+    async fn password_hash(&mut self, user: UserId) -> StoreResult<Option<String>>;
+    /// Sets or clears a user's password hash.
+    async fn set_password_hash(&mut self, user: UserId, hash: Option<&str>) -> StoreResult<()>;
+}
+
+/// Console sessions.
+#[async_trait]
+pub trait SessionRepo {
+    /// Stores a session with the hashes of its token and CSRF token.
+    async fn insert_session(&mut self, s: &SessionRecord, token_hash: &str, csrf_hash: &str) -> StoreResult<()>;
+    /// Revokes one session of `user`; `false` if it was not live.
+    async fn revoke_session(&mut self, user: UserId, id: Uuid, at: Micros) -> StoreResult<bool>;
+    /// Revokes every live session of a user but `keep`; returns how many.
+    async fn revoke_user_sessions(&mut self, user: UserId, keep: Option<Uuid>, at: Micros) -> StoreResult<u64>;
+    /// A user's live sessions, newest first.
+    async fn list_sessions(&mut self, user: UserId, now: Micros) -> StoreResult<Vec<SessionRecord>>;
 }
 
 /// Projects.
@@ -125,6 +155,8 @@ pub trait KeyRepo {
     async fn delete_key(&mut self, id: KeyId, at: Micros) -> StoreResult<()>;
     /// One raw window of live keys matching `f`.
     async fn list_keys(&mut self, f: &KeyFilter, w: &Window) -> StoreResult<Vec<KeyRecord>>;
+    /// Deletes every live key of `user` created in `org`, returning them.
+    async fn delete_keys_of(&mut self, org: OrgId, user: UserId, at: Micros) -> StoreResult<Vec<KeyRecord>>;
 }
 
 /// Groups, roles and ACLs: the stored form of the authorization model.
@@ -215,6 +247,13 @@ pub trait AuditRepo {
     async fn append_audit(&mut self, rec: NewAuditRecord) -> StoreResult<AuditRecord>;
     /// An org's records with `seq > after_seq`, ascending, at most `limit`.
     async fn audit_chain(&mut self, org: OrgId, after_seq: u64, limit: usize) -> StoreResult<Vec<AuditRecord>>;
+    /// An org's records matching `f`, newest first, with `seq < before_seq` when set.
+    async fn list_audit(
+        &mut self,
+        f: &AuditFilter,
+        before_seq: Option<u64>,
+        limit: usize,
+    ) -> StoreResult<Vec<AuditRecord>>;
     /// An org's chain head `(seq, hash)`, if it has records.
     async fn audit_head(&mut self, org: OrgId) -> StoreResult<Option<(u64, String)>>;
 }

@@ -2,110 +2,45 @@
 
 use super::{Actor, AppState, Permit, Target};
 use crate::error::{ApiError, ApiResult};
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use castellan_authz::Snapshot;
 use castellan_core::{ObjectRef, ObjectType, OrgId, Permission};
-use castellan_store::{KeyRecord, Micros, OrgRecord, UserRecord};
+use castellan_store::{KeyRecord, Micros, OrgRecord, SessionRecord, UserRecord};
 use std::sync::Arc;
 
 /// Header that selects the organization (as the `bt` CLI and the AI proxy send it).
 pub const ORG_HEADER: &str = "x-bt-org-name";
 
+/// How a request authenticated.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// An API key or service token (`Authorization: Bearer …`).
+    Key(KeyRecord),
+    /// A console session cookie.
+    Session(SessionRecord),
+}
+
 /// An authenticated request's identity.
 #[derive(Clone)]
 pub struct Caller {
-    state: AppState,
-    /// The user (or service account) whose permissions apply.
+    pub(super) state: AppState,
+    /// The user (or service account) whose permissions apply (the impersonated user
+    /// when an owner impersonates).
     pub user: UserRecord,
     /// The credential used.
-    pub key: KeyRecord,
+    pub credential: Credential,
     /// The live organizations the user belongs to.
     pub orgs: Vec<OrgId>,
     /// Who acts, for the audit log.
     pub actor: Actor,
-    header_org: Option<String>,
+    /// The client's address, if known.
+    pub ip: Option<String>,
+    pub(super) header_org: Option<String>,
 }
 
 impl std::fmt::Debug for Caller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Caller").field("user", &self.user.id).field("key", &self.key.id).finish()
+        f.debug_struct("Caller").field("user", &self.user.id).field("actor", &self.actor).finish()
     }
-}
-
-fn bearer(parts: &Parts) -> ApiResult<&str> {
-    let header = parts
-        .headers
-        .get(axum::http::header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::Unauthorized("missing credential: send `Authorization: Bearer <api key>`".into()))?;
-    let value =
-        header.to_str().map_err(|_| ApiError::Unauthorized("the authorization header is not valid text".into()))?;
-    let (scheme, token) = value
-        .split_once(' ')
-        .ok_or_else(|| ApiError::Unauthorized("the authorization header must be `Bearer <api key>`".into()))?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(ApiError::Unauthorized("the authorization header must be `Bearer <api key>`".into()));
-    }
-    let token = token.trim();
-    if token.is_empty() {
-        return Err(ApiError::Unauthorized("the bearer credential is empty".into()));
-    }
-    Ok(token)
-}
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        if let Some(c) = parts.extensions.get::<Caller>() {
-            return Ok(c.clone());
-        }
-        let token = bearer(parts)?;
-        let header_org = match parts.headers.get(ORG_HEADER) {
-            None => None,
-            Some(v) => Some(
-                v.to_str()
-                    .map_err(|_| ApiError::bad_request(format!("the `{ORG_HEADER}` header is not valid text")))?
-                    .to_owned(),
-            ),
-        };
-        let caller = authenticate(state, token, header_org).await?;
-        parts.extensions.insert(caller.clone());
-        Ok(caller)
-    }
-}
-
-/// Minimum time between two `last_used` writes for one key.
-const TOUCH_EVERY_MICROS: Micros = 60 * 1_000_000;
-
-async fn authenticate(state: &AppState, token: &str, header_org: Option<String>) -> ApiResult<Caller> {
-    let invalid = || ApiError::Unauthorized("invalid credential: the key is unknown, revoked or expired".into());
-    let auth = state.0.store.authenticate(&crate::keys::hash(token)).await?.ok_or_else(invalid)?;
-    let now = state.now();
-    if auth.key.expires_at.is_some_and(|t| t <= now) {
-        return Err(invalid());
-    }
-    if auth.key.last_used.is_none_or(|t| now - t >= TOUCH_EVERY_MICROS) {
-        let store = state.0.store.clone();
-        let id = auth.key.id;
-        tokio::spawn(async move {
-            if let Err(e) = store.touch_key(id, now).await {
-                tracing::warn!(error = %e, "could not record key use");
-            }
-        });
-    }
-    let mut tx = state.0.store.read().await?;
-    let orgs = tx.member_orgs(auth.user.id).await?;
-    drop(tx);
-    // A key created in an org stops working there when its user leaves the org.
-    Ok(Caller {
-        state: state.clone(),
-        actor: Actor { user: Some(auth.user.id), impersonator: None },
-        user: auth.user,
-        key: auth.key,
-        orgs,
-        header_org,
-    })
 }
 
 /// The 404 for an object the caller cannot see.
@@ -214,17 +149,32 @@ impl Caller {
         }
     }
 
+    /// A member knows its own organization exists: a refusal on the org or one of its
+    /// nouns is a 403 for a member, whatever the engine says about reading it.
+    fn member_refusal(&self, obj: ObjectRef, e: ApiError, what: &str) -> ApiError {
+        match e {
+            ApiError::NotFound(_) if obj.object_type.is_org_noun() && self.member_of(OrgId(obj.object_id)) => {
+                ApiError::Forbidden(format!("you may not {what} in this organization"))
+            }
+            other => other,
+        }
+    }
+
     /// Authorizes `permission` on an existing object.
     pub async fn require(&self, permission: Permission, obj: ObjectRef) -> ApiResult<Permit> {
         let (user, now) = (self.user.id.0, self.now());
-        self.decide_fresh(|s| decide(s, user, permission, obj, now)).await?;
+        self.decide_fresh(|s| decide(s, user, permission, obj, now))
+            .await
+            .map_err(|e| self.member_refusal(obj, e, &format!("`{permission}` the {}", obj.object_type)))?;
         Ok(self.permit(Some(permission), Target::Object(obj)))
     }
 
     /// Authorizes creating an object of type `child` under `parent`.
     pub async fn require_create(&self, child: ObjectType, parent: ObjectRef) -> ApiResult<Permit> {
         let (user, now) = (self.user.id.0, self.now());
-        self.decide_fresh(|s| decide_create(s, user, child, parent, now)).await?;
+        self.decide_fresh(|s| decide_create(s, user, child, parent, now))
+            .await
+            .map_err(|e| self.member_refusal(parent, e, &format!("create a {child}")))?;
         Ok(self.permit(Some(Permission::Create), Target::Create { child, parent }))
     }
 
@@ -248,6 +198,11 @@ impl Caller {
         } else {
             Err(ApiError::not_found("key", key.id))
         }
+    }
+
+    /// Authorizes changing one's own account (password, sessions).
+    pub fn self_permit(&self) -> Permit {
+        self.permit(None, Target::SelfAccount)
     }
 
     /// Authorizes minting a key for oneself in `org` (any member may).

@@ -7,6 +7,7 @@
 //! row through the engine. A handler that skips the check has nothing to open a
 //! transaction with, so it does not compile.
 
+pub mod auth;
 mod caller;
 mod data;
 mod index;
@@ -14,7 +15,7 @@ mod queue;
 pub mod signing;
 mod write;
 
-pub use caller::{Caller, ListScope};
+pub use caller::{Caller, Credential, ListScope};
 pub use data::{log_ref, BlobPermit, DataPermit};
 pub use index::{Index, IndexError};
 pub use write::{model_error, AuditEvent, Write};
@@ -46,6 +47,7 @@ struct Inner {
     index: Arc<Index>,
     config: Config,
     clock: Clock,
+    limits: crate::ratelimit::Limits,
     signer: signing::Signer,
     ingest: queue::IngestQueue,
 }
@@ -88,6 +90,10 @@ pub enum Target {
     NewKey(OrgId),
     /// Creating an organization.
     NewOrg,
+    /// Acting on the strength of a single-use secret (accepting an invitation).
+    Token,
+    /// Acting on one's own account (password, sessions).
+    SelfAccount,
     /// The system acting on its own (bootstrap, startup seeding).
     System,
 }
@@ -115,6 +121,12 @@ impl Permit {
     /// The permit the system uses for its own writes (bootstrap, startup seeding).
     pub(crate) fn system() -> Permit {
         Permit { actor: Actor::SYSTEM, permission: None, target: Target::System }
+    }
+
+    /// The permit a valid single-use secret (an invitation token) grants; the handler
+    /// must have verified the secret against its stored hash first.
+    pub(crate) fn by_token(user: Option<UserId>) -> Permit {
+        Permit { actor: Actor { user, impersonator: None }, permission: None, target: Target::Token }
     }
 }
 
@@ -158,7 +170,9 @@ impl AppState {
         let candidate: [u8; 32] = rand::random();
         let signer = signing::Signer::new(store.server_secret(signing::SECRET_NAME, &candidate).await?);
         let ingest = queue::IngestQueue::start(store.clone());
-        let state = AppState(Arc::new(Inner { store, index, config, clock, signer, ingest }));
+        let state =
+            AppState(Arc::new(Inner { store, index, config, clock, limits: Default::default(), signer, ingest }));
+        crate::passwords::warm_up();
         crate::seed::ensure_system_roles(&state).await.map_err(|e| match e {
             ApiError::Internal(m) => OpenError::Store(StoreError::Backend(m)),
             other => OpenError::Store(StoreError::Backend(other.to_string())),
@@ -174,6 +188,11 @@ impl AppState {
     /// Now, in unix epoch microseconds.
     pub fn now(&self) -> Micros {
         (self.0.clock)()
+    }
+
+    /// The rate limits.
+    pub fn limits(&self) -> &crate::ratelimit::Limits {
+        &self.0.limits
     }
 
     /// The authorization index.
@@ -211,6 +230,26 @@ impl AppState {
         self.0.index.catch_up().await.map_err(|e| ApiError::Internal(e.to_string()))?;
         caller::recheck(self, permit)?;
         Ok(Write::new(self.clone(), tx, permit.actor))
+    }
+
+    /// Loads an ACL for a caller who holds `permission` on the object it is on; an ACL
+    /// the caller cannot see is "not found".
+    pub async fn acl_for(
+        &self,
+        caller: &Caller,
+        id: castellan_core::AclId,
+        permission: Permission,
+    ) -> ApiResult<(castellan_store::AclRecord, Permit)> {
+        let missing = || ApiError::not_found("acl", id);
+        let mut tx = self.0.store.read().await?;
+        let acl = tx.get_acl(id).await?.ok_or_else(missing)?;
+        drop(tx);
+        let obj = ObjectRef::new(acl.object_type, acl.object_id);
+        match caller.require(permission, obj).await {
+            Ok(p) => Ok((acl, p)),
+            Err(ApiError::NotFound(_)) => Err(missing()),
+            Err(e) => Err(e),
+        }
     }
 
     /// How many live organizations exist (for the first-run hint).

@@ -18,6 +18,7 @@ pub struct Write {
     actor: Actor,
     now: Micros,
     changes: Vec<Change>,
+    guarded: Vec<OrgId>,
 }
 
 /// One audited event.
@@ -41,7 +42,7 @@ pub struct AuditEvent<'a, B: Serialize, A: Serialize> {
 impl Write {
     pub(super) fn new(state: AppState, tx: Box<dyn Tx>, actor: Actor) -> Write {
         let now = state.now();
-        Write { state, tx, actor, now, changes: Vec::new() }
+        Write { state, tx, actor, now, changes: Vec::new(), guarded: Vec::new() }
     }
 
     /// The transaction.
@@ -59,9 +60,24 @@ impl Write {
         self.actor
     }
 
+    /// Sets who acts, for a write authorized by a single-use secret whose owner is
+    /// only known once it has been looked up (accepting an invitation).
+    pub(crate) fn act_as(&mut self, user: castellan_core::UserId) {
+        self.actor = Actor { user: Some(user), impersonator: None };
+    }
+
     /// Records authorization changes to publish with this transaction.
     pub fn change(&mut self, c: Change) {
         self.changes.push(c);
+    }
+
+    /// Asks commit to refuse the write if it would lock `org` out: leave it without a
+    /// member, without a user in its Owners group, or without any owner (a member
+    /// holding all eight permissions on it).
+    pub fn guard(&mut self, org: OrgId) {
+        if !self.guarded.contains(&org) {
+            self.guarded.push(org);
+        }
     }
 
     /// The changes recorded so far.
@@ -92,10 +108,11 @@ impl Write {
     /// references), commits, and brings this replica's index up to the new revision
     /// before returning it, so the caller's next request sees its own write.
     pub async fn commit(mut self) -> ApiResult<Revision> {
-        if !self.changes.is_empty() {
+        if !self.changes.is_empty() || !self.guarded.is_empty() {
             let muts: Vec<_> = self.changes.iter().map(Change::to_mutation).collect();
-            if let Err(e) = self.state.index().snapshot().apply(&muts) {
-                return Err(model_error(e));
+            let trial = self.state.index().snapshot().apply(&muts).map_err(model_error)?;
+            for org in std::mem::take(&mut self.guarded) {
+                self.check_lockout(&trial, org).await?;
             }
         }
         let payload = serde_json::to_value(&self.changes).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -106,6 +123,31 @@ impl Write {
             tracing::error!(error = %e, "could not apply a committed change to the index");
         }
         Ok(rev)
+    }
+}
+
+impl Write {
+    async fn check_lockout(&mut self, after: &castellan_authz::Snapshot, org: OrgId) -> ApiResult<()> {
+        let lockout = |m: &str| ApiError::BadRequest { code: "lockout", message: m.to_owned() };
+        let members = self.tx.list_members(org).await?;
+        if members.is_empty() {
+            return Err(lockout("an organization must keep at least one member"));
+        }
+        let owners = self.tx.find_group_by_name(org, crate::seed::OWNERS_GROUP).await?;
+        if let Some(g) = owners {
+            if after.users_in_group(g.id.0).is_empty() {
+                return Err(lockout("the Owners group cannot be left empty"));
+            }
+        }
+        let org_ref = castellan_core::ObjectRef::new(castellan_core::ObjectType::Organization, org.0);
+        let now = self.now;
+        let has_owner = members
+            .iter()
+            .any(|m| castellan_core::Permission::ALL.iter().all(|p| after.check(m.user_id.0, *p, org_ref, now)));
+        if !has_owner {
+            return Err(lockout("this would leave the organization without an owner"));
+        }
+        Ok(())
     }
 }
 

@@ -73,8 +73,10 @@ pub async fn create(caller: Caller, Body(body): Body<CreateApiKey>) -> ApiResult
         None => caller.org(body.org_name.as_deref()).await?,
     };
     let permit = caller.new_key_permit(org.id)?;
+    caller.state().limits().tokens.check(&format!("tokens:{}", caller.user.id))?;
     let mut w = caller.state().write(&permit).await?;
-    let (record, raw) = crate::seed::mint_api_key(&mut w, caller.user.id, org.id, name.as_str()).await?;
+    let (record, raw) =
+        crate::seed::mint_key(&mut w, KeyKind::ApiKey, caller.user.id, org.id, name.as_str(), None).await?;
     let rev = w.commit().await?;
     Ok(Written::at(rev, CreateApiKeyOutput { api_key: dto::api_key(&record, Some(&caller.user)), key: raw }))
 }

@@ -1,12 +1,17 @@
 //! The HTTP API: one file per resource, assembled here.
 
+pub mod acl;
 pub mod api_key;
 pub mod attachment;
+pub mod audit_log;
+pub mod auth;
 pub mod dataset;
 pub mod events;
 pub mod experiment;
 pub mod function;
+pub mod group;
 pub mod logs3;
+pub mod members;
 pub mod meta;
 pub mod objects;
 pub mod organization;
@@ -14,6 +19,8 @@ pub mod project;
 pub mod project_logs;
 pub mod prompt;
 pub mod prompt_session;
+pub mod role;
+pub mod service_token;
 pub mod summarize;
 pub mod user;
 
@@ -114,9 +121,17 @@ pub fn app(state: AppState) -> Router {
         .merge(prompt::routes())
         .merge(function::routes())
         .merge(prompt_session::routes())
+        .merge(acl::routes())
+        .merge(group::routes())
+        .merge(role::routes())
+        .merge(members::routes())
+        .merge(audit_log::routes())
+        .merge(auth::routes())
+        .merge(service_token::routes())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(state.clone(), revisions))
+        .layer(axum::middleware::from_fn(log_requests))
         .layer(axum::middleware::from_fn(cors))
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
@@ -155,6 +170,23 @@ async fn revisions(State(state): State<AppState>, req: Request, next: Next) -> R
         if let Ok(v) = HeaderValue::from_str(&served_at.to_string()) {
             resp.headers_mut().insert(HeaderName::from_static(REVISION_HEADER), v);
         }
+    }
+    resp
+}
+
+/// Logs each request: method, path (never the query string, which may carry signed
+/// URL secrets), status and latency. Credentials, bodies and headers are never logged.
+async fn log_requests(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    let micros = started.elapsed().as_micros() as u64;
+    if status >= 500 {
+        tracing::warn!(%method, %path, status, micros, "request");
+    } else {
+        tracing::info!(%method, %path, status, micros, "request");
     }
     resp
 }

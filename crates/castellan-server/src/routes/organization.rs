@@ -108,6 +108,13 @@ pub async fn update(
     after.proxy_url = body.proxy_url.or(after.proxy_url);
     after.realtime_url = body.realtime_url.or(after.realtime_url);
     after.image_rendering_mode = body.image_rendering_mode.or(after.image_rendering_mode);
+    if let Some(sd) = body.strict_delegation {
+        if let Some(m) = after.settings.as_object_mut() {
+            m.insert("strict_delegation".into(), serde_json::Value::Bool(sd));
+        } else {
+            after.settings = serde_json::json!({ "strict_delegation": sd });
+        }
+    }
     w.tx().update_org(&after).await?;
     w.audit(AuditEvent {
         org: id,

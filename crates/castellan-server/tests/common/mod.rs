@@ -92,6 +92,17 @@ impl TestApp {
         Some(TestApp::spawn_on(db, test_config(), system_clock()).await)
     }
 
+    /// Starts a server whose clock runs `offset` microseconds ahead of the system
+    /// clock (tests move time forward by adding to it).
+    pub async fn spawn_with_clock(backend: Backend) -> Option<(TestApp, Arc<std::sync::atomic::AtomicI64>)> {
+        let db = Db::fresh(backend)?;
+        let offset = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let o = offset.clone();
+        let sys = system_clock();
+        let clock: Clock = Arc::new(move || sys() + o.load(std::sync::atomic::Ordering::SeqCst));
+        Some((TestApp::spawn_on(db, test_config(), clock).await, offset))
+    }
+
     /// Starts a server (a replica) over an existing database.
     pub async fn spawn_on(db: Db, config: Config, clock: Clock) -> TestApp {
         let store = db.open().await;
@@ -238,4 +249,43 @@ pub fn run_python(python: &std::path::Path, script: &str, env: &[(&str, &str)]) 
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "python failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
     stdout
+}
+
+/// Every byte of the database, as text: the SQLite file and its WAL, or every row of
+/// every table of the test's PostgreSQL schema.
+pub async fn dump_database(db: &Db) -> String {
+    match db {
+        Db::Sqlite(path) => {
+            let mut out = String::new();
+            for p in [path.clone(), path.with_extension("sqlite-wal")] {
+                if let Ok(bytes) = std::fs::read(&p) {
+                    out.push_str(&String::from_utf8_lossy(&bytes));
+                }
+            }
+            out
+        }
+        Db::Postgres { url, schema } => {
+            use sqlx::Row;
+            let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(url).await.expect("connect");
+            let tables: Vec<String> =
+                sqlx::query_scalar("SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1")
+                    .bind(schema)
+                    .fetch_all(&pool)
+                    .await
+                    .expect("tables");
+            let mut out = String::new();
+            for t in tables {
+                let rows = sqlx::query(&format!("SELECT t::text AS row FROM {schema}.\"{t}\" t"))
+                    .fetch_all(&pool)
+                    .await
+                    .expect("rows");
+                for r in rows {
+                    out.push_str(&r.try_get::<String, _>("row").unwrap_or_default());
+                    out.push('\n');
+                }
+            }
+            pool.close().await;
+            out
+        }
+    }
 }

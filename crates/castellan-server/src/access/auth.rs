@@ -1,0 +1,202 @@
+//! Authentication: bearer credentials (API keys, service tokens), console session
+//! cookies with CSRF protection, and owner impersonation (`x-bt-impersonate-user`).
+
+use super::caller::{Caller, Credential, ORG_HEADER};
+use super::{Actor, AppState};
+use crate::error::{ApiError, ApiResult};
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::Method;
+use castellan_core::{Email, ObjectRef, ObjectType, Permission, UserId};
+use castellan_store::{Micros, UserRecord};
+use std::net::SocketAddr;
+
+/// The session cookie (HttpOnly).
+pub const SESSION_COOKIE: &str = "castellan_session";
+/// The CSRF cookie (readable by the console's scripts, echoed in [`CSRF_HEADER`]).
+pub const CSRF_COOKIE: &str = "castellan_csrf";
+/// The header a cookie-authenticated write must carry.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// The impersonation header.
+pub const IMPERSONATE_HEADER: &str = "x-bt-impersonate-user";
+/// A session is dropped after this long without a request.
+pub const SESSION_IDLE_MICROS: Micros = 2 * 3600 * 1_000_000;
+
+/// Minimum time between two "last used" writes for one credential.
+const TOUCH_EVERY_MICROS: Micros = 60 * 1_000_000;
+
+fn bearer(parts: &Parts) -> ApiResult<Option<&str>> {
+    let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) else { return Ok(None) };
+    let value =
+        header.to_str().map_err(|_| ApiError::Unauthorized("the authorization header is not valid text".into()))?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or_else(|| ApiError::Unauthorized("the authorization header must be `Bearer <api key>`".into()))?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::Unauthorized("the authorization header must be `Bearer <api key>`".into()));
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(ApiError::Unauthorized("the bearer credential is empty".into()));
+    }
+    Ok(Some(token))
+}
+
+/// The value of a cookie, if the request carries it.
+pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty())
+}
+
+/// The client's address: the socket peer, or the first `X-Forwarded-For` hop when the
+/// server is configured to trust its proxy.
+pub fn client_ip(parts: &Parts, state: &AppState) -> Option<String> {
+    if state.config().trust_forwarded_for {
+        if let Some(first) = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            return Some(first.to_owned());
+        }
+    }
+    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string())
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(c) = parts.extensions.get::<Caller>() {
+            return Ok(c.clone());
+        }
+        let header_org = match parts.headers.get(ORG_HEADER) {
+            None => None,
+            Some(v) => Some(
+                v.to_str()
+                    .map_err(|_| ApiError::bad_request(format!("the `{ORG_HEADER}` header is not valid text")))?
+                    .to_owned(),
+            ),
+        };
+        let (user, credential) = match bearer(parts)? {
+            Some(token) => by_key(state, token).await?,
+            None => match cookie(parts, SESSION_COOKIE) {
+                Some(token) => by_session(state, parts, token).await?,
+                None => {
+                    return Err(ApiError::Unauthorized(
+                        "missing credential: send `Authorization: Bearer <api key>`".into(),
+                    ))
+                }
+            },
+        };
+        let (user, actor) = match parts.headers.get(IMPERSONATE_HEADER) {
+            None => {
+                let id = user.id;
+                (user, Actor { user: Some(id), impersonator: None })
+            }
+            Some(v) => {
+                let target = v.to_str().map_err(|_| {
+                    ApiError::bad_request(format!("the `{IMPERSONATE_HEADER}` header is not valid text"))
+                })?;
+                impersonate(state, &user, target).await?
+            }
+        };
+        let mut tx = state.0.store.read().await?;
+        let orgs = tx.member_orgs(user.id).await?;
+        drop(tx);
+        let caller =
+            Caller { state: state.clone(), user, credential, orgs, actor, ip: client_ip(parts, state), header_org };
+        parts.extensions.insert(caller.clone());
+        Ok(caller)
+    }
+}
+
+async fn by_key(state: &AppState, token: &str) -> ApiResult<(UserRecord, Credential)> {
+    let invalid = || ApiError::Unauthorized("invalid credential: the key is unknown, revoked or expired".into());
+    let auth = state.0.store.authenticate(&crate::keys::hash(token)).await?.ok_or_else(invalid)?;
+    let now = state.now();
+    if auth.key.expires_at.is_some_and(|t| t <= now) {
+        return Err(invalid());
+    }
+    if auth.key.last_used.is_none_or(|t| now - t >= TOUCH_EVERY_MICROS) {
+        let store = state.0.store.clone();
+        let id = auth.key.id;
+        tokio::spawn(async move {
+            if let Err(e) = store.touch_key(id, now).await {
+                tracing::warn!(error = %e, "could not record key use");
+            }
+        });
+    }
+    Ok((auth.user, Credential::Key(auth.key)))
+}
+
+async fn by_session(state: &AppState, parts: &Parts, token: &str) -> ApiResult<(UserRecord, Credential)> {
+    let invalid = || ApiError::Unauthorized("your session has ended; sign in again".into());
+    let auth = state.0.store.authenticate_session(&crate::keys::hash(token)).await?.ok_or_else(invalid)?;
+    let now = state.now();
+    if auth.session.expires_at <= now || now - auth.session.last_seen > SESSION_IDLE_MICROS {
+        return Err(invalid());
+    }
+    // SameSite=Lax keeps the cookie off cross-site subrequests; a write must also
+    // prove it was made by our own pages by echoing the CSRF token.
+    if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if sent.is_empty() || crate::keys::hash(sent) != auth.csrf_hash {
+            return Err(ApiError::Csrf);
+        }
+    }
+    if now - auth.session.last_seen >= TOUCH_EVERY_MICROS {
+        let store = state.0.store.clone();
+        let id = auth.session.id;
+        tokio::spawn(async move {
+            if let Err(e) = store.touch_session(id, now).await {
+                tracing::warn!(error = %e, "could not record session use");
+            }
+        });
+    }
+    Ok((auth.user, Credential::Session(auth.session)))
+}
+
+/// Lets `real` act as `target` (an id or an email) if `real` owns every organization
+/// the target belongs to. Refusals do not say whether the target exists.
+async fn impersonate(state: &AppState, real: &UserRecord, target: &str) -> ApiResult<(UserRecord, Actor)> {
+    let refused = || ApiError::Forbidden(format!("you may not impersonate `{target}`"));
+    let mut tx = state.0.store.read().await?;
+    let found = match uuid::Uuid::parse_str(target.trim()) {
+        Ok(id) => tx.get_user(UserId(id)).await?,
+        Err(_) => match Email::parse(target) {
+            Ok(e) => tx.find_user_by_email(e.as_str()).await?,
+            Err(_) => {
+                return Err(ApiError::bad_request(format!("`{IMPERSONATE_HEADER}` must be a user id or an email")))
+            }
+        },
+    };
+    let target_user = found.ok_or_else(refused)?;
+    let target_orgs = tx.member_orgs(target_user.id).await?;
+    drop(tx);
+    if target_orgs.is_empty() {
+        return Err(refused());
+    }
+    let snap = state.index().snapshot();
+    let now = state.now();
+    let owns_all = target_orgs.iter().all(|o| {
+        let obj = ObjectRef::new(ObjectType::Organization, o.0);
+        Permission::ALL.iter().all(|p| snap.check(real.id.0, *p, obj, now))
+    });
+    if !owns_all {
+        return Err(refused());
+    }
+    let actor = Actor { user: Some(target_user.id), impersonator: Some(real.id) };
+    Ok((target_user, actor))
+}

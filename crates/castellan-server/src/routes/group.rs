@@ -1,0 +1,307 @@
+//! `/v1/group`: permission groups. Built-in groups cannot be renamed or deleted, and
+//! the Owners group can never be emptied.
+
+use super::{invalid, path_id, Written};
+use crate::access::{AuditEvent, Caller, Write};
+use crate::change::Change;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Body, Params};
+use crate::fill;
+use crate::seed::BUILTIN_GROUPS;
+use axum::extract::Path;
+use axum::routing::get;
+use axum::{Json, Router};
+use castellan_api_types::{format_time, CreateGroup, Group, ListResponse, PatchGroup};
+use castellan_core::{GroupId, Name, ObjectRef, ObjectType, OrgId, Permission, UserId};
+use castellan_store::{GroupFilter, GroupRecord, Paged, Tx};
+use uuid::Uuid;
+
+pub(crate) fn routes() -> Router<crate::access::AppState> {
+    Router::new()
+        .route("/v1/group", get(list).post(create).put(replace))
+        .route("/v1/group/{group_id}", get(retrieve).patch(update).delete(remove))
+}
+
+fn group_ref(id: GroupId) -> ObjectRef {
+    ObjectRef::new(ObjectType::Group, id.0)
+}
+
+fn is_builtin(g: &GroupRecord) -> bool {
+    BUILTIN_GROUPS.iter().any(|(n, _)| *n == g.name)
+}
+
+/// A group on the wire, with its direct members.
+pub async fn to_wire(tx: &mut dyn Tx, g: &GroupRecord) -> ApiResult<Group> {
+    let users = tx.group_users(g.id).await?;
+    let groups = tx.group_groups(g.id).await?;
+    Ok(Group {
+        id: g.id.0,
+        org_id: g.org_id.0,
+        user_id: g.user_id.map(|u| u.0),
+        created: Some(format_time(g.created)),
+        name: g.name.clone(),
+        description: g.description.clone(),
+        deleted_at: None,
+        member_users: Some(users.into_iter().map(|u| u.0).collect()),
+        member_groups: Some(groups.into_iter().map(|g| g.0).collect()),
+    })
+}
+
+/// Checks that every user is a member of `org` and every group is a live group of it.
+async fn check_members(tx: &mut dyn Tx, org: OrgId, users: &[Uuid], groups: &[Uuid]) -> ApiResult<()> {
+    for u in users {
+        if !tx.member_orgs(UserId(*u)).await?.contains(&org) {
+            return Err(ApiError::bad_request(format!("user `{u}` is not a member of this organization")));
+        }
+    }
+    for g in groups {
+        if tx.get_group(GroupId(*g)).await?.is_none_or(|x| x.org_id != org) {
+            return Err(ApiError::bad_request(format!("group `{g}` not found in this organization")));
+        }
+    }
+    Ok(())
+}
+
+/// Applies membership additions and removals, recording the changes.
+async fn apply_members(
+    w: &mut Write,
+    g: &GroupRecord,
+    add_users: &[Uuid],
+    remove_users: &[Uuid],
+    add_groups: &[Uuid],
+    remove_groups: &[Uuid],
+) -> ApiResult<()> {
+    check_members(w.tx(), g.org_id, add_users, add_groups).await?;
+    for u in remove_users {
+        if w.tx().remove_group_user(g.id, UserId(*u)).await? {
+            w.change(Change::RemoveGroupUser { group: g.id.0, user: *u });
+        }
+    }
+    for m in remove_groups {
+        if w.tx().remove_group_group(g.id, GroupId(*m)).await? {
+            w.change(Change::RemoveGroupGroup { group: g.id.0, member_group: *m });
+        }
+    }
+    for u in add_users {
+        if w.tx().add_group_user(g.id, UserId(*u)).await? {
+            w.change(Change::AddGroupUser { group: g.id.0, user: *u });
+        }
+    }
+    for m in add_groups {
+        if w.tx().add_group_group(g.id, GroupId(*m)).await? {
+            w.change(Change::AddGroupGroup { group: g.id.0, member_group: *m });
+        }
+    }
+    if !remove_users.is_empty() || !remove_groups.is_empty() {
+        w.guard(g.org_id);
+    }
+    Ok(())
+}
+
+async fn audit(
+    w: &mut Write,
+    event: &str,
+    org: OrgId,
+    id: GroupId,
+    name: &str,
+    before: Option<&Group>,
+    after: Option<&Group>,
+) -> ApiResult<()> {
+    w.audit(AuditEvent {
+        org,
+        event_type: event,
+        resource_type: "group",
+        resource_id: Some(id.0),
+        resource_name: Some(name),
+        before,
+        after,
+    })
+    .await
+}
+
+/// Groups the caller can read, newest first.
+#[utoipa::path(get, path = "/v1/group", tag = "Groups",
+    params(("limit" = Option<usize>, Query), ("starting_after" = Option<Uuid>, Query), ("ending_before" = Option<Uuid>, Query),
+           ("ids" = Option<Vec<Uuid>>, Query), ("group_name" = Option<String>, Query), ("org_name" = Option<String>, Query)),
+    responses((status = 200, body = ListResponse<Group>)))]
+pub async fn list(caller: Caller, q: Params) -> ApiResult<Json<ListResponse<Group>>> {
+    let scope = caller.list_scope(q.str("org_name")).await?;
+    let filter =
+        GroupFilter { orgs: scope.orgs().to_vec(), ids: q.uuids("ids")?, name: q.str("group_name").map(str::to_owned) };
+    let limit = q.limit()?;
+    let cursor = q.cursor_id()?;
+    let mut tx = caller.state().read_scope(&scope).await?;
+    let key = match cursor.id() {
+        Some(id) if scope.visible(Permission::Read, group_ref(GroupId(id))) => {
+            tx.get_group(GroupId(id)).await?.map(|g| g.page_key())
+        }
+        _ => None,
+    };
+    let req = cursor.resolve(limit, key)?;
+    let rows =
+        fill!(req, |w| tx.list_groups(&filter, &w), |g: &GroupRecord| scope.visible(Permission::Read, group_ref(g.id)));
+    let mut out = Vec::with_capacity(rows.len());
+    for g in &rows {
+        out.push(to_wire(&mut *tx, g).await?);
+    }
+    Ok(Json(ListResponse { objects: out }))
+}
+
+async fn create_or_replace(caller: Caller, body: CreateGroup, replace: bool) -> ApiResult<Written<Group>> {
+    let name = Name::parse("name", &body.name).map_err(invalid)?;
+    let org = caller.org(body.org_name.as_deref()).await?;
+    let org_ref = ObjectRef::new(ObjectType::Organization, org.id.0);
+    let users = body.member_users.unwrap_or_default();
+    let groups = body.member_groups.unwrap_or_default();
+    let existing = {
+        let scope = caller.list_scope(Some(&org.name)).await?;
+        let mut tx = caller.state().read_scope(&scope).await?;
+        tx.find_group_by_name(org.id, name.as_str()).await?
+    };
+    if let Some(g) = existing {
+        if !replace {
+            let permit = caller.require(Permission::Read, group_ref(g.id)).await?;
+            let mut tx = caller.state().read(&permit).await?;
+            return Ok(Written::existing(to_wire(&mut *tx, &g).await?));
+        }
+        let permit = caller.require(Permission::Update, group_ref(g.id)).await?;
+        let mut w = caller.state().write(&permit).await?;
+        let g = w.tx().get_group(g.id).await?.ok_or_else(|| ApiError::not_found("group", g.id))?;
+        let before = to_wire(w.tx(), &g).await?;
+        let mut after_rec = g.clone();
+        after_rec.description = body.description;
+        w.tx().update_group(&after_rec).await?;
+        let cur_users = before.member_users.clone().unwrap_or_default();
+        let cur_groups = before.member_groups.clone().unwrap_or_default();
+        let rm_users: Vec<Uuid> = cur_users.iter().filter(|u| !users.contains(u)).copied().collect();
+        let rm_groups: Vec<Uuid> = cur_groups.iter().filter(|x| !groups.contains(x)).copied().collect();
+        apply_members(&mut w, &after_rec, &users, &rm_users, &groups, &rm_groups).await?;
+        let after = to_wire(w.tx(), &after_rec).await?;
+        audit(&mut w, "group.updated", org.id, g.id, &g.name, Some(&before), Some(&after)).await?;
+        let rev = w.commit().await?;
+        return Ok(Written::at(rev, after));
+    }
+    let permit = caller.require_create(ObjectType::Group, org_ref).await?;
+    let mut w = caller.state().write(&permit).await?;
+    let g = GroupRecord {
+        id: GroupId::generate(),
+        org_id: org.id,
+        name: name.into_inner(),
+        description: body.description,
+        user_id: Some(caller.user.id),
+        created: w.now(),
+    };
+    w.tx().insert_group(&g).await?;
+    w.change(Change::AddGroup { group: g.id.0, org: org.id.0 });
+    apply_members(&mut w, &g, &users, &[], &groups, &[]).await?;
+    let after = to_wire(w.tx(), &g).await?;
+    audit(&mut w, "group.created", org.id, g.id, &g.name, None, Some(&after)).await?;
+    let rev = w.commit().await?;
+    Ok(Written::at(rev, after))
+}
+
+/// Creates a group (needs `create` on the organization for groups), or returns the
+/// existing group of that name unchanged.
+#[utoipa::path(post, path = "/v1/group", tag = "Groups", request_body = CreateGroup, responses((status = 200, body = Group)))]
+pub async fn create(caller: Caller, Body(body): Body<CreateGroup>) -> ApiResult<Written<Group>> {
+    create_or_replace(caller, body, false).await
+}
+
+/// Creates a group, or replaces the description and members of the existing group of
+/// that name (needs `update` on it).
+#[utoipa::path(put, path = "/v1/group", tag = "Groups", request_body = CreateGroup, responses((status = 200, body = Group)))]
+pub async fn replace(caller: Caller, Body(body): Body<CreateGroup>) -> ApiResult<Written<Group>> {
+    create_or_replace(caller, body, true).await
+}
+
+/// One group.
+#[utoipa::path(get, path = "/v1/group/{group_id}", tag = "Groups", params(("group_id" = Uuid, Path)), responses((status = 200, body = Group)))]
+pub async fn retrieve(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Group>> {
+    let id = GroupId(path_id("group_id", &id)?);
+    let permit = caller.require(Permission::Read, group_ref(id)).await?;
+    let mut tx = caller.state().read(&permit).await?;
+    let g = tx.get_group(id).await?.ok_or_else(|| ApiError::not_found("group", id))?;
+    Ok(Json(to_wire(&mut *tx, &g).await?))
+}
+
+/// Renames a group or changes its members (needs `update` on it).
+#[utoipa::path(patch, path = "/v1/group/{group_id}", tag = "Groups", params(("group_id" = Uuid, Path)), request_body = PatchGroup,
+    responses((status = 200, body = Group)))]
+pub async fn update(caller: Caller, Path(id): Path<String>, Body(body): Body<PatchGroup>) -> ApiResult<Written<Group>> {
+    let id = GroupId(path_id("group_id", &id)?);
+    let name = body.name.as_deref().map(|n| Name::parse("name", n)).transpose().map_err(invalid)?;
+    let permit = caller.require(Permission::Update, group_ref(id)).await?;
+    let mut w = caller.state().write(&permit).await?;
+    let g = w.tx().get_group(id).await?.ok_or_else(|| ApiError::not_found("group", id))?;
+    let before = to_wire(w.tx(), &g).await?;
+    let mut rec = g.clone();
+    if let Some(n) = name {
+        if is_builtin(&g) && n.as_str() != g.name {
+            return Err(ApiError::BadRequest {
+                code: "protected",
+                message: format!("the built-in group `{}` cannot be renamed", g.name),
+            });
+        }
+        rec.name = n.into_inner();
+    }
+    if let Some(d) = body.description {
+        rec.description = Some(d);
+    }
+    if rec != g {
+        w.tx().update_group(&rec).await?;
+    }
+    apply_members(
+        &mut w,
+        &rec,
+        &body.add_member_users.unwrap_or_default(),
+        &body.remove_member_users.unwrap_or_default(),
+        &body.add_member_groups.unwrap_or_default(),
+        &body.remove_member_groups.unwrap_or_default(),
+    )
+    .await?;
+    let after = to_wire(w.tx(), &rec).await?;
+    if after == before {
+        return Ok(Written { revision: None, found_existing: false, body: after });
+    }
+    audit(&mut w, "group.updated", g.org_id, id, &rec.name, Some(&before), Some(&after)).await?;
+    let rev = w.commit().await?;
+    Ok(Written::at(rev, after))
+}
+
+/// Deletes a group, its memberships and every grant to or on it (needs `delete` on
+/// it). Built-in groups cannot be deleted.
+#[utoipa::path(delete, path = "/v1/group/{group_id}", tag = "Groups", params(("group_id" = Uuid, Path)), responses((status = 200, body = Group)))]
+pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written<Group>> {
+    let id = GroupId(path_id("group_id", &id)?);
+    let permit = caller.require(Permission::Delete, group_ref(id)).await?;
+    let mut w = caller.state().write(&permit).await?;
+    let g = w.tx().get_group(id).await?.ok_or_else(|| ApiError::not_found("group", id))?;
+    if is_builtin(&g) {
+        return Err(ApiError::BadRequest {
+            code: "protected",
+            message: format!("the built-in group `{}` cannot be deleted", g.name),
+        });
+    }
+    let before = to_wire(w.tx(), &g).await?;
+    let now = w.now();
+    let mut gone = w.tx().delete_acls_referencing(Some(id), None).await?;
+    gone.extend(w.tx().delete_acls_on(ObjectType::Group, id.0).await?);
+    w.tx().delete_group(id, now).await?;
+    for a in &gone {
+        w.audit(AuditEvent::<_, ()> {
+            org: a.org_id,
+            event_type: "acl.deleted",
+            resource_type: "acl",
+            resource_id: Some(a.id.0),
+            resource_name: None,
+            before: Some(&crate::dto::acl(a)),
+            after: None,
+        })
+        .await?;
+    }
+    w.change(Change::RemoveGroup { group: id.0 });
+    w.guard(g.org_id);
+    audit(&mut w, "group.deleted", g.org_id, id, &g.name, Some(&before), None).await?;
+    let rev = w.commit().await?;
+    Ok(Written::at(rev, before))
+}

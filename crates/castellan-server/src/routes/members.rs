@@ -1,0 +1,403 @@
+//! `PATCH /v1/organization/members` (invite, create service accounts, remove) and
+//! `POST /api/invitation/accept` (Castellan extension).
+
+use super::Written;
+use crate::access::{AuditEvent, Caller, Permit, Write};
+use crate::change::Change;
+use crate::dto;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Body;
+use axum::routing::{patch, post};
+use axum::Router;
+use castellan_api_types::{
+    format_time, AcceptInvitation, AcceptedInvitation, AddedUser, Invitation, PatchOrganizationMembers,
+    PatchOrganizationMembersOutput,
+};
+use castellan_core::{Email, GroupId, Name, ObjectRef, ObjectType, OrgId, Permission, UserId};
+use castellan_store::{InvitationRecord, KeyKind, MemberRecord, OrgRecord, UserKind, UserRecord};
+use uuid::Uuid;
+
+/// How long an invitation can be accepted.
+const INVITATION_LIFETIME_MICROS: i64 = 7 * 24 * 3600 * 1_000_000;
+
+pub(crate) fn routes() -> Router<crate::access::AppState> {
+    Router::new().route("/v1/organization/members", patch(patch_members)).route("/api/invitation/accept", post(accept))
+}
+
+async fn resolve_org(caller: &Caller, body: &PatchOrganizationMembers) -> ApiResult<OrgRecord> {
+    match &body.org_id {
+        Some(id) => {
+            let id = Uuid::parse_str(id)
+                .map_err(|_| ApiError::invalid_body(format!("`org_id` must be a UUID, got `{id}`")))?;
+            let org = caller.org_by_id(OrgId(id)).await?;
+            if let Some(n) = &body.org_name {
+                if !n.eq_ignore_ascii_case(&org.name) {
+                    return Err(ApiError::bad_request(format!("`org_name` `{n}` does not match `org_id`")));
+                }
+            }
+            Ok(org)
+        }
+        None => caller.org(body.org_name.as_deref()).await,
+    }
+}
+
+async fn audit_member(w: &mut Write, org: OrgId, event: &str, user: &UserRecord) -> ApiResult<()> {
+    let wire = dto::user(user);
+    let (before, after) = if event.ends_with("removed") { (Some(&wire), None) } else { (None, Some(&wire)) };
+    w.audit(AuditEvent {
+        org,
+        event_type: event,
+        resource_type: "user",
+        resource_id: Some(user.id.0),
+        resource_name: user.email.as_deref(),
+        before,
+        after,
+    })
+    .await
+}
+
+/// Makes `user` a member of `org` and of `groups`; `true` if they were not a member.
+async fn join(w: &mut Write, org: OrgId, user: &UserRecord, groups: &[GroupId]) -> ApiResult<bool> {
+    let now = w.now();
+    let added = w.tx().add_member(&MemberRecord { org_id: org, user_id: user.id, created: now }).await?;
+    if added {
+        audit_member(w, org, "member.added", user).await?;
+    }
+    for g in groups {
+        if w.tx().get_group(*g).await?.is_some_and(|x| x.org_id == org) && w.tx().add_group_user(*g, user.id).await? {
+            w.change(Change::AddGroupUser { group: g.0, user: user.id.0 });
+        }
+    }
+    Ok(added)
+}
+
+/// Invites people (existing users join at once; others get an invitation to accept),
+/// creates service accounts (owners only) and removes members. Inviting needs
+/// `create` on the org's members, removing `delete` on them, and putting invitees in
+/// groups `update` on each group. Removing a member drops their group memberships,
+/// their grants and their keys in this org at once; the last owner and the last
+/// member cannot be removed.
+#[utoipa::path(patch, path = "/v1/organization/members", tag = "Organizations", request_body = PatchOrganizationMembers,
+    responses((status = 200, body = PatchOrganizationMembersOutput)))]
+pub async fn patch_members(
+    caller: Caller,
+    Body(body): Body<PatchOrganizationMembers>,
+) -> ApiResult<Written<PatchOrganizationMembersOutput>> {
+    let org = resolve_org(&caller, &body).await?;
+    let members_ref = ObjectRef::new(ObjectType::OrgMember, org.id.0);
+    let invite = body.invite_users.clone().unwrap_or_default();
+    let remove = body.remove_users.clone().unwrap_or_default();
+    let ids = invite.ids.clone().unwrap_or_default();
+    let emails = invite.emails.clone().unwrap_or_default();
+    let accounts = invite.service_accounts.clone().unwrap_or_default();
+    let rm_ids = remove.ids.clone().unwrap_or_default();
+    let rm_emails = remove.emails.clone().unwrap_or_default();
+
+    let mut permits: Vec<Permit> = Vec::new();
+    if !ids.is_empty() || !emails.is_empty() {
+        permits.push(caller.require(Permission::Create, members_ref).await?);
+    }
+    if !accounts.is_empty() && !caller.is_owner(org.id) {
+        return Err(ApiError::Forbidden("only owners of the organization may create service accounts".into()));
+    }
+    if !accounts.is_empty() {
+        permits.push(caller.require(Permission::Create, members_ref).await?);
+    }
+    if !rm_ids.is_empty() || !rm_emails.is_empty() {
+        permits.push(caller.require(Permission::Delete, members_ref).await?);
+    }
+    let emails: Vec<Email> = emails
+        .iter()
+        .map(|e| Email::parse(e).map_err(|e| ApiError::invalid_body(e.to_string())))
+        .collect::<ApiResult<_>>()?;
+    let names: Vec<Name> = accounts
+        .iter()
+        .map(|a| Name::parse("service account name", &a.name).map_err(|e| ApiError::invalid_body(e.to_string())))
+        .collect::<ApiResult<_>>()?;
+
+    // Groups for the invitees, each needing `update`.
+    let mut group_ids: Vec<GroupId> =
+        invite.group_ids.clone().unwrap_or_default().into_iter().chain(invite.group_id).map(GroupId).collect();
+    let group_names: Vec<String> =
+        invite.group_names.clone().unwrap_or_default().into_iter().chain(invite.group_name.clone()).collect();
+    {
+        let scope = caller.list_scope(Some(&org.name)).await?;
+        let mut tx = caller.state().read_scope(&scope).await?;
+        for n in &group_names {
+            let g = tx
+                .find_group_by_name(org.id, n)
+                .await?
+                .ok_or_else(|| ApiError::bad_request(format!("group `{n}` not found in this organization")))?;
+            group_ids.push(g.id);
+        }
+    }
+    group_ids.sort();
+    group_ids.dedup();
+    for g in &group_ids {
+        let obj = ObjectRef::new(ObjectType::Group, g.0);
+        match caller.require(Permission::Update, obj).await {
+            Ok(p) => permits.push(p),
+            Err(ApiError::NotFound(_)) => {
+                return Err(ApiError::bad_request(format!("group `{g}` not found in this organization")))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let Some(first) = permits.first() else {
+        return Ok(Written {
+            revision: None,
+            found_existing: false,
+            body: PatchOrganizationMembersOutput {
+                status: "success".into(),
+                org_id: org.id.to_string(),
+                send_email_error: None,
+                added_users: Some(vec![]),
+                invitations: None,
+                removed_users: None,
+            },
+        });
+    };
+    let mut w = caller.state().write(first).await?;
+    for g in &group_ids {
+        if w.tx().get_group(*g).await?.is_none_or(|x| x.org_id != org.id) {
+            return Err(ApiError::bad_request(format!("group `{g}` not found in this organization")));
+        }
+    }
+    let mut added = Vec::new();
+    let mut invitations = Vec::new();
+
+    for id in &ids {
+        let u = w
+            .tx()
+            .get_user(UserId(*id))
+            .await?
+            .filter(|u| u.kind == UserKind::User)
+            .ok_or_else(|| ApiError::bad_request(format!("user `{id}` not found")))?;
+        if join(&mut w, org.id, &u, &group_ids).await? {
+            added.push(AddedUser { id: u.id.0, email: u.email.clone(), api_key: None, token_name: None });
+        }
+    }
+    for e in &emails {
+        match w.tx().find_user_by_email(e.as_str()).await? {
+            Some(u) => {
+                if join(&mut w, org.id, &u, &group_ids).await? {
+                    added.push(AddedUser { id: u.id.0, email: u.email.clone(), api_key: None, token_name: None });
+                }
+            }
+            None => {
+                let token = crate::keys::mint("inv-");
+                let inv = InvitationRecord {
+                    id: Uuid::now_v7(),
+                    org_id: org.id,
+                    email: e.as_str().to_owned(),
+                    group_ids: group_ids.clone(),
+                    invited_by: Some(caller.user.id),
+                    created: w.now(),
+                    expires_at: w.now() + INVITATION_LIFETIME_MICROS,
+                };
+                w.tx().insert_invitation(&inv, &token.hash).await?;
+                let wire = Invitation {
+                    id: inv.id,
+                    email: inv.email.clone(),
+                    group_ids: inv.group_ids.iter().map(|g| g.0).collect(),
+                    created: Some(format_time(inv.created)),
+                    expires_at: Some(format_time(inv.expires_at)),
+                    token: None,
+                };
+                w.audit(AuditEvent::<(), _> {
+                    org: org.id,
+                    event_type: "invitation.created",
+                    resource_type: "invitation",
+                    resource_id: Some(inv.id),
+                    resource_name: Some(&inv.email),
+                    before: None,
+                    after: Some(&wire),
+                })
+                .await?;
+                invitations.push(Invitation { token: Some(token.raw), ..wire });
+            }
+        }
+    }
+    for (a, name) in accounts.iter().zip(&names) {
+        let id = UserId::generate();
+        let u = UserRecord {
+            id,
+            kind: UserKind::ServiceAccount,
+            email: Some(format!("{}@service-accounts.castellan.invalid", id.0.simple())),
+            given_name: Some(name.as_str().to_owned()),
+            family_name: None,
+            avatar_url: None,
+            created: w.now(),
+        };
+        w.tx().insert_user(&u).await?;
+        join(&mut w, org.id, &u, &group_ids).await?;
+        let mut out = AddedUser { id: id.0, email: u.email.clone(), api_key: None, token_name: None };
+        if let Some(tn) = &a.token_name {
+            let tn = Name::parse("token_name", tn).map_err(|e| ApiError::invalid_body(e.to_string()))?;
+            let (_, raw) = crate::seed::mint_key(&mut w, KeyKind::ServiceToken, id, org.id, tn.as_str(), None).await?;
+            out.api_key = Some(raw);
+            out.token_name = Some(tn.into_inner());
+        }
+        added.push(out);
+    }
+
+    let mut removed = Vec::new();
+    let mut targets: Vec<UserRecord> = Vec::new();
+    for id in &rm_ids {
+        let u = w.tx().get_user(UserId(*id)).await?;
+        targets
+            .push(u.ok_or_else(|| ApiError::bad_request(format!("user `{id}` is not a member of this organization")))?);
+    }
+    for e in &rm_emails {
+        let u = w.tx().find_user_by_email(&e.to_lowercase()).await?;
+        targets
+            .push(u.ok_or_else(|| ApiError::bad_request(format!("user `{e}` is not a member of this organization")))?);
+    }
+    for u in targets {
+        if !w.tx().member_orgs(u.id).await?.contains(&org.id) {
+            return Err(ApiError::bad_request(format!(
+                "user `{}` is not a member of this organization",
+                u.email.as_deref().unwrap_or("")
+            )));
+        }
+        for g in w.tx().user_groups(org.id, u.id).await? {
+            w.tx().remove_group_user(g, u.id).await?;
+            w.change(Change::RemoveGroupUser { group: g.0, user: u.id.0 });
+        }
+        for a in w.tx().delete_acls_of_user(org.id, u.id).await? {
+            w.audit(AuditEvent::<_, ()> {
+                org: org.id,
+                event_type: "acl.deleted",
+                resource_type: "acl",
+                resource_id: Some(a.id.0),
+                resource_name: None,
+                before: Some(&dto::acl(&a)),
+                after: None,
+            })
+            .await?;
+            w.change(Change::RemoveAcl { id: a.id.0 });
+        }
+        let now = w.now();
+        for k in w.tx().delete_keys_of(org.id, u.id, now).await? {
+            w.audit(AuditEvent::<_, ()> {
+                org: org.id,
+                event_type: &format!("{}.deleted", k.kind.as_str()),
+                resource_type: k.kind.as_str(),
+                resource_id: Some(k.id.0),
+                resource_name: Some(&k.name),
+                before: Some(&k),
+                after: None,
+            })
+            .await?;
+        }
+        w.tx().remove_member(org.id, u.id).await?;
+        audit_member(&mut w, org.id, "member.removed", &u).await?;
+        removed.push(u.id.0);
+    }
+    if !removed.is_empty() {
+        w.guard(org.id);
+    }
+    let send_email_error = if invite.send_invite_emails.unwrap_or(false)
+        && !(added.is_empty() && invitations.is_empty())
+    {
+        Some("this server has no mail transport configured; share the invitation tokens with the invitees".to_owned())
+    } else {
+        None
+    };
+    let rev = w.commit().await?;
+    Ok(Written::at(
+        rev,
+        PatchOrganizationMembersOutput {
+            status: "success".into(),
+            org_id: org.id.to_string(),
+            send_email_error,
+            added_users: Some(added),
+            invitations: if invitations.is_empty() { None } else { Some(invitations) },
+            removed_users: if removed.is_empty() { None } else { Some(removed) },
+        },
+    ))
+}
+
+/// Castellan extension: accepts an invitation with its token (no other credential
+/// needed). Creates the user if the email has no account, joins the organization and
+/// its groups, and returns a first API key for the user (shown once).
+#[utoipa::path(post, path = "/api/invitation/accept", tag = "Organizations", request_body = AcceptInvitation, security(()),
+    responses((status = 200, body = AcceptedInvitation)))]
+pub async fn accept(
+    axum::extract::State(state): axum::extract::State<crate::access::AppState>,
+    facts: crate::routes::auth::ClientFacts,
+    Body(body): Body<AcceptInvitation>,
+) -> ApiResult<Written<AcceptedInvitation>> {
+    let invalid = || ApiError::NotFound("no pending invitation has this token (it may be used or expired)".into());
+    state.limits().tokens.check(&format!("accept:{}", facts.ip().unwrap_or("?")))?;
+    let hash = crate::keys::hash(body.token.trim());
+    let probe = Permit::by_token(None);
+    let inv = {
+        let mut tx = state.read(&probe).await?;
+        tx.find_invitation(&hash).await?.ok_or_else(invalid)?
+    };
+    if inv.expires_at <= state.now() {
+        return Err(invalid());
+    }
+    let given = body
+        .given_name
+        .as_deref()
+        .map(|n| Name::parse("given_name", n))
+        .transpose()
+        .map_err(|e| ApiError::invalid_body(e.to_string()))?;
+    let family = body
+        .family_name
+        .as_deref()
+        .map(|n| Name::parse("family_name", n))
+        .transpose()
+        .map_err(|e| ApiError::invalid_body(e.to_string()))?;
+    if let Some(p) = &body.password {
+        crate::passwords::check_policy(p, Some(&inv.email))?;
+    }
+    let password_hash = match body.password {
+        Some(p) => Some(crate::passwords::hash(p).await?),
+        None => None,
+    };
+    let mut w = state.write(&probe).await?;
+    let inv = w.tx().find_invitation(&hash).await?.ok_or_else(invalid)?;
+    let user = match w.tx().find_user_by_email(&inv.email).await? {
+        Some(u) => u,
+        None => {
+            let u = UserRecord {
+                id: UserId::generate(),
+                kind: UserKind::User,
+                email: Some(inv.email.clone()),
+                given_name: given.map(Name::into_inner),
+                family_name: family.map(Name::into_inner),
+                avatar_url: None,
+                created: w.now(),
+            };
+            w.tx().insert_user(&u).await?;
+            u
+        }
+    };
+    w.act_as(user.id);
+    if let Some(h) = &password_hash {
+        if w.tx().password_hash(user.id).await?.is_none() {
+            w.tx().set_password_hash(user.id, Some(h)).await?;
+        }
+    }
+    let now = w.now();
+    if !w.tx().accept_invitation(inv.id, now).await? {
+        return Err(invalid());
+    }
+    join(&mut w, inv.org_id, &user, &inv.group_ids).await?;
+    w.audit(AuditEvent::<(), _> {
+        org: inv.org_id,
+        event_type: "invitation.accepted",
+        resource_type: "invitation",
+        resource_id: Some(inv.id),
+        resource_name: Some(&inv.email),
+        before: None,
+        after: Some(&serde_json::json!({"user_id": user.id})),
+    })
+    .await?;
+    let (_, raw) = crate::seed::mint_key(&mut w, KeyKind::ApiKey, user.id, inv.org_id, "first key", None).await?;
+    let rev = w.commit().await?;
+    Ok(Written::at(rev, AcceptedInvitation { user: dto::user(&user), org_id: inv.org_id.0, api_key: raw }))
+}

@@ -1,0 +1,329 @@
+//! `/v1/role`: named sets of permissions that may inherit other roles. System roles
+//! (`org_id` null, such as `Owner`) are listed to everyone and cannot be changed.
+
+use super::{invalid, path_id, Written};
+use crate::access::{AuditEvent, Caller, Write};
+use crate::change::Change;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Body, Params};
+use crate::fill;
+use axum::extract::Path;
+use axum::routing::get;
+use axum::{Json, Router};
+use castellan_api_types::{format_time, CreateRole, ListResponse, MemberPermission, PatchRole, Role};
+use castellan_core::{Name, ObjectRef, ObjectType, OrgId, Permission, RoleId};
+use castellan_store::{Paged, RoleFilter, RolePermission, RoleRecord, Tx};
+use uuid::Uuid;
+
+pub(crate) fn routes() -> Router<crate::access::AppState> {
+    Router::new()
+        .route("/v1/role", get(list).post(create).put(replace))
+        .route("/v1/role/{role_id}", get(retrieve).patch(update).delete(remove))
+}
+
+fn role_ref(id: RoleId) -> ObjectRef {
+    ObjectRef::new(ObjectType::Role, id.0)
+}
+
+fn system_role_error(r: &RoleRecord) -> ApiError {
+    ApiError::Forbidden(format!("the system role `{}` cannot be changed", r.name))
+}
+
+/// A role on the wire, with its own permissions and inherited roles.
+pub async fn to_wire(tx: &mut dyn Tx, r: &RoleRecord) -> ApiResult<Role> {
+    let perms = tx.role_permissions(r.id).await?;
+    let roles = tx.role_roles(r.id).await?;
+    Ok(Role {
+        id: r.id.0,
+        org_id: r.org_id.map(|o| o.0),
+        user_id: r.user_id.map(|u| u.0),
+        created: Some(format_time(r.created)),
+        name: r.name.clone(),
+        description: r.description.clone(),
+        deleted_at: None,
+        member_permissions: Some(
+            perms
+                .into_iter()
+                .map(|p| MemberPermission { permission: p.permission, restrict_object_type: p.restrict_object_type })
+                .collect(),
+        ),
+        member_roles: Some(roles.into_iter().map(|r| r.0).collect()),
+    })
+}
+
+fn to_pair(m: &MemberPermission) -> RolePermission {
+    RolePermission { permission: m.permission, restrict_object_type: m.restrict_object_type }
+}
+
+async fn check_roles(tx: &mut dyn Tx, org: OrgId, roles: &[Uuid]) -> ApiResult<()> {
+    for r in roles {
+        if tx.get_role(RoleId(*r)).await?.is_none_or(|x| x.org_id.is_some_and(|o| o != org)) {
+            return Err(ApiError::bad_request(format!("role `{r}` not found in this organization")));
+        }
+    }
+    Ok(())
+}
+
+async fn apply_members(
+    w: &mut Write,
+    r: &RoleRecord,
+    add_perms: &[MemberPermission],
+    remove_perms: &[MemberPermission],
+    add_roles: &[Uuid],
+    remove_roles: &[Uuid],
+) -> ApiResult<()> {
+    let org = r.org_id.ok_or_else(|| system_role_error(r))?;
+    check_roles(w.tx(), org, add_roles).await?;
+    for p in remove_perms {
+        if w.tx().remove_role_permission(r.id, to_pair(p)).await? {
+            w.change(Change::RemoveRolePermission {
+                role: r.id.0,
+                permission: p.permission,
+                restrict_object_type: p.restrict_object_type,
+            });
+        }
+    }
+    for m in remove_roles {
+        if w.tx().remove_role_role(r.id, RoleId(*m)).await? {
+            w.change(Change::RemoveRoleInherit { role: r.id.0, member_role: *m });
+        }
+    }
+    for p in add_perms {
+        if w.tx().add_role_permission(r.id, to_pair(p)).await? {
+            w.change(Change::AddRolePermission {
+                role: r.id.0,
+                permission: p.permission,
+                restrict_object_type: p.restrict_object_type,
+            });
+        }
+    }
+    for m in add_roles {
+        if w.tx().add_role_role(r.id, RoleId(*m)).await? {
+            w.change(Change::AddRoleInherit { role: r.id.0, member_role: *m });
+        }
+    }
+    if !remove_perms.is_empty() || !remove_roles.is_empty() {
+        w.guard(org);
+    }
+    Ok(())
+}
+
+async fn audit(
+    w: &mut Write,
+    event: &str,
+    org: OrgId,
+    r: &RoleRecord,
+    before: Option<&Role>,
+    after: Option<&Role>,
+) -> ApiResult<()> {
+    w.audit(AuditEvent {
+        org,
+        event_type: event,
+        resource_type: "role",
+        resource_id: Some(r.id.0),
+        resource_name: Some(&r.name),
+        before,
+        after,
+    })
+    .await
+}
+
+/// System roles and the roles the caller can read, newest first.
+#[utoipa::path(get, path = "/v1/role", tag = "Roles",
+    params(("limit" = Option<usize>, Query), ("starting_after" = Option<Uuid>, Query), ("ending_before" = Option<Uuid>, Query),
+           ("ids" = Option<Vec<Uuid>>, Query), ("role_name" = Option<String>, Query), ("org_name" = Option<String>, Query)),
+    responses((status = 200, body = ListResponse<Role>)))]
+pub async fn list(caller: Caller, q: Params) -> ApiResult<Json<ListResponse<Role>>> {
+    let scope = caller.list_scope(q.str("org_name")).await?;
+    let filter = RoleFilter {
+        orgs: scope.orgs().to_vec(),
+        include_system: !scope.orgs().is_empty(),
+        ids: q.uuids("ids")?,
+        name: q.str("role_name").map(str::to_owned),
+    };
+    let visible = |r: &RoleRecord| r.org_id.is_none() || scope.visible(Permission::Read, role_ref(r.id));
+    let limit = q.limit()?;
+    let cursor = q.cursor_id()?;
+    let mut tx = caller.state().read_scope(&scope).await?;
+    let key = match cursor.id() {
+        Some(id) => tx
+            .get_role(RoleId(id))
+            .await?
+            .filter(|r| visible(r) && r.org_id.is_none_or(|o| filter.orgs.contains(&o)))
+            .map(|r| r.page_key()),
+        None => None,
+    };
+    let req = cursor.resolve(limit, key)?;
+    let rows = fill!(req, |w| tx.list_roles(&filter, &w), visible);
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        out.push(to_wire(&mut *tx, r).await?);
+    }
+    Ok(Json(ListResponse { objects: out }))
+}
+
+async fn create_or_replace(caller: Caller, body: CreateRole, replace: bool) -> ApiResult<Written<Role>> {
+    let name = Name::parse("name", &body.name).map_err(invalid)?;
+    let org = caller.org(body.org_name.as_deref()).await?;
+    let perms = body.member_permissions.unwrap_or_default();
+    let roles = body.member_roles.unwrap_or_default();
+    let existing = {
+        let scope = caller.list_scope(Some(&org.name)).await?;
+        let mut tx = caller.state().read_scope(&scope).await?;
+        tx.find_role_by_name(Some(org.id), name.as_str()).await?
+    };
+    if let Some(r) = existing {
+        if !replace {
+            let permit = caller.require(Permission::Read, role_ref(r.id)).await?;
+            let mut tx = caller.state().read(&permit).await?;
+            return Ok(Written::existing(to_wire(&mut *tx, &r).await?));
+        }
+        let permit = caller.require(Permission::Update, role_ref(r.id)).await?;
+        let mut w = caller.state().write(&permit).await?;
+        let r = w.tx().get_role(r.id).await?.ok_or_else(|| ApiError::not_found("role", r.id))?;
+        let before = to_wire(w.tx(), &r).await?;
+        let mut rec = r.clone();
+        rec.description = body.description;
+        w.tx().update_role(&rec).await?;
+        let cur_perms = before.member_permissions.clone().unwrap_or_default();
+        let cur_roles = before.member_roles.clone().unwrap_or_default();
+        let rm_perms: Vec<MemberPermission> = cur_perms.iter().filter(|p| !perms.contains(p)).copied().collect();
+        let rm_roles: Vec<Uuid> = cur_roles.iter().filter(|x| !roles.contains(x)).copied().collect();
+        apply_members(&mut w, &rec, &perms, &rm_perms, &roles, &rm_roles).await?;
+        let after = to_wire(w.tx(), &rec).await?;
+        audit(&mut w, "role.updated", org.id, &rec, Some(&before), Some(&after)).await?;
+        let rev = w.commit().await?;
+        return Ok(Written::at(rev, after));
+    }
+    let permit = caller.require_create(ObjectType::Role, ObjectRef::new(ObjectType::Organization, org.id.0)).await?;
+    let mut w = caller.state().write(&permit).await?;
+    let r = RoleRecord {
+        id: RoleId::generate(),
+        org_id: Some(org.id),
+        name: name.into_inner(),
+        description: body.description,
+        user_id: Some(caller.user.id),
+        created: w.now(),
+    };
+    w.tx().insert_role(&r).await?;
+    w.change(Change::AddRole { role: r.id.0, org: Some(org.id.0) });
+    apply_members(&mut w, &r, &perms, &[], &roles, &[]).await?;
+    let after = to_wire(w.tx(), &r).await?;
+    audit(&mut w, "role.created", org.id, &r, None, Some(&after)).await?;
+    let rev = w.commit().await?;
+    Ok(Written::at(rev, after))
+}
+
+/// Creates a role (needs `create` on the organization for roles), or returns the
+/// existing role of that name unchanged.
+#[utoipa::path(post, path = "/v1/role", tag = "Roles", request_body = CreateRole, responses((status = 200, body = Role)))]
+pub async fn create(caller: Caller, Body(body): Body<CreateRole>) -> ApiResult<Written<Role>> {
+    create_or_replace(caller, body, false).await
+}
+
+/// Creates a role, or replaces the permissions and inherited roles of the existing
+/// role of that name (needs `update` on it).
+#[utoipa::path(put, path = "/v1/role", tag = "Roles", request_body = CreateRole, responses((status = 200, body = Role)))]
+pub async fn replace(caller: Caller, Body(body): Body<CreateRole>) -> ApiResult<Written<Role>> {
+    create_or_replace(caller, body, true).await
+}
+
+/// Loads a role the caller may read: a system role, or an org role it can read.
+async fn readable(caller: &Caller, id: RoleId) -> ApiResult<(RoleRecord, Role)> {
+    let scope = caller.list_scope(None).await?;
+    let mut tx = caller.state().read_scope(&scope).await?;
+    let r = tx.get_role(id).await?.ok_or_else(|| ApiError::not_found("role", id))?;
+    if r.org_id.is_some() {
+        caller.require(Permission::Read, role_ref(id)).await?;
+    } else if scope.orgs().is_empty() {
+        return Err(ApiError::not_found("role", id));
+    }
+    let wire = to_wire(&mut *tx, &r).await?;
+    Ok((r, wire))
+}
+
+/// One role.
+#[utoipa::path(get, path = "/v1/role/{role_id}", tag = "Roles", params(("role_id" = Uuid, Path)), responses((status = 200, body = Role)))]
+pub async fn retrieve(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Role>> {
+    let id = RoleId(path_id("role_id", &id)?);
+    Ok(Json(readable(&caller, id).await?.1))
+}
+
+/// Renames a role or changes its permissions and inherited roles (needs `update` on it).
+#[utoipa::path(patch, path = "/v1/role/{role_id}", tag = "Roles", params(("role_id" = Uuid, Path)), request_body = PatchRole,
+    responses((status = 200, body = Role)))]
+pub async fn update(caller: Caller, Path(id): Path<String>, Body(body): Body<PatchRole>) -> ApiResult<Written<Role>> {
+    let id = RoleId(path_id("role_id", &id)?);
+    let name = body.name.as_deref().map(|n| Name::parse("name", n)).transpose().map_err(invalid)?;
+    let (r, _) = readable(&caller, id).await?;
+    if r.org_id.is_none() {
+        return Err(system_role_error(&r));
+    }
+    let permit = caller.require(Permission::Update, role_ref(id)).await?;
+    let mut w = caller.state().write(&permit).await?;
+    let r = w.tx().get_role(id).await?.ok_or_else(|| ApiError::not_found("role", id))?;
+    let org = r.org_id.ok_or_else(|| system_role_error(&r))?;
+    let before = to_wire(w.tx(), &r).await?;
+    let mut rec = r.clone();
+    if let Some(n) = name {
+        rec.name = n.into_inner();
+    }
+    if let Some(d) = body.description {
+        rec.description = Some(d);
+    }
+    if rec != r {
+        w.tx().update_role(&rec).await?;
+    }
+    apply_members(
+        &mut w,
+        &rec,
+        &body.add_member_permissions.unwrap_or_default(),
+        &body.remove_member_permissions.unwrap_or_default(),
+        &body.add_member_roles.unwrap_or_default(),
+        &body.remove_member_roles.unwrap_or_default(),
+    )
+    .await?;
+    let after = to_wire(w.tx(), &rec).await?;
+    if after == before {
+        return Ok(Written { revision: None, found_existing: false, body: after });
+    }
+    audit(&mut w, "role.updated", org, &rec, Some(&before), Some(&after)).await?;
+    let rev = w.commit().await?;
+    Ok(Written::at(rev, after))
+}
+
+/// Deletes a role and every grant of it (needs `delete` on it).
+#[utoipa::path(delete, path = "/v1/role/{role_id}", tag = "Roles", params(("role_id" = Uuid, Path)), responses((status = 200, body = Role)))]
+pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written<Role>> {
+    let id = RoleId(path_id("role_id", &id)?);
+    let (r, _) = readable(&caller, id).await?;
+    if r.org_id.is_none() {
+        return Err(system_role_error(&r));
+    }
+    let permit = caller.require(Permission::Delete, role_ref(id)).await?;
+    let mut w = caller.state().write(&permit).await?;
+    let r = w.tx().get_role(id).await?.ok_or_else(|| ApiError::not_found("role", id))?;
+    let org = r.org_id.ok_or_else(|| system_role_error(&r))?;
+    let before = to_wire(w.tx(), &r).await?;
+    let now = w.now();
+    let mut gone = w.tx().delete_acls_referencing(None, Some(id)).await?;
+    gone.extend(w.tx().delete_acls_on(ObjectType::Role, id.0).await?);
+    w.tx().delete_role(id, now).await?;
+    for a in &gone {
+        w.audit(AuditEvent::<_, ()> {
+            org: a.org_id,
+            event_type: "acl.deleted",
+            resource_type: "acl",
+            resource_id: Some(a.id.0),
+            resource_name: None,
+            before: Some(&crate::dto::acl(a)),
+            after: None,
+        })
+        .await?;
+    }
+    w.change(Change::RemoveRole { role: id.0 });
+    w.guard(org);
+    audit(&mut w, "role.deleted", org, &r, Some(&before), None).await?;
+    let rev = w.commit().await?;
+    Ok(Written::at(rev, before))
+}

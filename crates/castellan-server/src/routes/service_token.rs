@@ -1,0 +1,221 @@
+//! `/v1/service_token`: credentials of service accounts. Only owners of the
+//! organization manage them.
+
+use super::{invalid, path_id, Written};
+use crate::access::{AuditEvent, Caller};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Body, Params};
+use crate::fill;
+use axum::extract::Path;
+use axum::routing::get;
+use axum::{Json, Router};
+use castellan_api_types::{
+    format_time, parse_time, CreateServiceToken, CreateServiceTokenOutput, DeleteServiceToken, ListResponse,
+    ServiceToken,
+};
+use castellan_core::{KeyId, Name, OrgId, UserId};
+use castellan_store::{KeyFilter, KeyKind, KeyRecord, Paged, Tx, UserKind};
+
+pub(crate) fn routes() -> Router<crate::access::AppState> {
+    Router::new()
+        .route("/v1/service_token", get(list).post(create).put(replace).delete(remove_by_body))
+        .route("/v1/service_token/{service_token_id}", get(retrieve).delete(remove))
+}
+
+async fn to_wire(tx: &mut dyn Tx, k: &KeyRecord) -> ApiResult<ServiceToken> {
+    let sa = tx.get_user(k.user_id).await?;
+    Ok(ServiceToken {
+        id: k.id.0,
+        created: Some(format_time(k.created)),
+        name: k.name.clone(),
+        preview_name: k.preview_name.clone(),
+        service_account_id: Some(k.user_id.0),
+        service_account_email: sa.as_ref().and_then(|u| u.email.clone()),
+        service_account_name: sa.as_ref().and_then(|u| u.given_name.clone()),
+        org_id: k.org_id.map(|o| o.0),
+        last_used: k.last_used.map(format_time),
+        expires_at: k.expires_at.map(format_time),
+    })
+}
+
+fn owners_only(caller: &Caller, org: OrgId) -> ApiResult<()> {
+    if caller.is_owner(org) {
+        Ok(())
+    } else if caller.member_of(org) {
+        Err(ApiError::Forbidden("only owners of the organization manage service tokens".into()))
+    } else {
+        Err(ApiError::not_found("organization", org))
+    }
+}
+
+/// Service tokens of the organizations the caller owns, newest first.
+#[utoipa::path(get, path = "/v1/service_token", tag = "ServiceTokens",
+    params(("limit" = Option<usize>, Query), ("starting_after" = Option<uuid::Uuid>, Query), ("ending_before" = Option<uuid::Uuid>, Query),
+           ("ids" = Option<Vec<uuid::Uuid>>, Query), ("service_token_name" = Option<String>, Query), ("org_name" = Option<String>, Query)),
+    responses((status = 200, body = ListResponse<ServiceToken>)))]
+pub async fn list(caller: Caller, q: Params) -> ApiResult<Json<ListResponse<ServiceToken>>> {
+    let scope = caller.list_scope(q.str("org_name")).await?;
+    let owned: Vec<OrgId> = scope.orgs().iter().copied().filter(|o| scope.owns(*o)).collect();
+    let filter = KeyFilter {
+        kind: KeyKind::ServiceToken,
+        orgs: owned,
+        user: None,
+        ids: q.uuids("ids")?,
+        name: q.str("service_token_name").map(str::to_owned),
+    };
+    let limit = q.limit()?;
+    let cursor = q.cursor_id()?;
+    let mut tx = caller.state().read_scope(&scope).await?;
+    let key = match cursor.id() {
+        Some(id) => tx
+            .get_key(KeyId(id))
+            .await?
+            .filter(|k| k.kind == KeyKind::ServiceToken && k.org_id.is_some_and(|o| filter.orgs.contains(&o)))
+            .map(|k| k.page_key()),
+        None => None,
+    };
+    let req = cursor.resolve(limit, key)?;
+    let rows = fill!(req, |w| tx.list_keys(&filter, &w), |_| true);
+    let mut out = Vec::with_capacity(rows.len());
+    for k in &rows {
+        out.push(to_wire(&mut *tx, k).await?);
+    }
+    Ok(Json(ListResponse { objects: out }))
+}
+
+async fn mint(caller: Caller, body: CreateServiceToken, replace: bool) -> ApiResult<Written<CreateServiceTokenOutput>> {
+    let name = Name::parse("name", &body.name).map_err(invalid)?;
+    let expires_at = match &body.expires_at {
+        None => None,
+        Some(s) => {
+            let t = parse_time(s)
+                .ok_or_else(|| ApiError::invalid_body(format!("`expires_at` must be an RFC 3339 time, got `{s}`")))?;
+            if t <= caller.state().now() {
+                return Err(ApiError::invalid_body(format!("`expires_at` `{s}` is not in the future")));
+            }
+            Some(t)
+        }
+    };
+    let org = caller.org(body.org_name.as_deref()).await?;
+    owners_only(&caller, org.id)?;
+    caller.state().limits().tokens.check(&format!("tokens:{}", caller.user.id))?;
+    let sa = UserId(body.service_account_id);
+    let permit = caller.new_key_permit(org.id)?;
+    let mut w = caller.state().write(&permit).await?;
+    let account = w.tx().get_user(sa).await?.filter(|u| u.kind == UserKind::ServiceAccount);
+    if account.is_none() || !w.tx().member_orgs(sa).await?.contains(&org.id) {
+        return Err(ApiError::bad_request(format!("service account `{sa}` not found in this organization")));
+    }
+    if replace {
+        let f = KeyFilter {
+            kind: KeyKind::ServiceToken,
+            orgs: vec![org.id],
+            user: Some(sa),
+            ids: vec![],
+            name: Some(name.as_str().to_owned()),
+        };
+        let window =
+            castellan_store::Window { from: None, direction: castellan_store::page::Direction::Older, limit: 1000 };
+        let now = w.now();
+        for old in w.tx().list_keys(&f, &window).await? {
+            w.tx().delete_key(old.id, now).await?;
+            let wire = to_wire(w.tx(), &old).await?;
+            w.audit(AuditEvent::<_, ()> {
+                org: org.id,
+                event_type: "service_token.deleted",
+                resource_type: "service_token",
+                resource_id: Some(old.id.0),
+                resource_name: Some(&old.name),
+                before: Some(&wire),
+                after: None,
+            })
+            .await?;
+        }
+    }
+    let (record, raw) =
+        crate::seed::mint_key(&mut w, KeyKind::ServiceToken, sa, org.id, name.as_str(), expires_at).await?;
+    let wire = to_wire(w.tx(), &record).await?;
+    let rev = w.commit().await?;
+    Ok(Written::at(rev, CreateServiceTokenOutput { service_token: wire, key: raw }))
+}
+
+/// Mints a token for a service account of an org the caller owns; the raw `bt-st-`
+/// token is in the answer only.
+#[utoipa::path(post, path = "/v1/service_token", tag = "ServiceTokens", request_body = CreateServiceToken,
+    responses((status = 200, body = CreateServiceTokenOutput)))]
+pub async fn create(
+    caller: Caller,
+    Body(body): Body<CreateServiceToken>,
+) -> ApiResult<Written<CreateServiceTokenOutput>> {
+    mint(caller, body, false).await
+}
+
+/// Like `POST`, but first revokes the account's tokens of the same name.
+#[utoipa::path(put, path = "/v1/service_token", tag = "ServiceTokens", request_body = CreateServiceToken,
+    responses((status = 200, body = CreateServiceTokenOutput)))]
+pub async fn replace(
+    caller: Caller,
+    Body(body): Body<CreateServiceToken>,
+) -> ApiResult<Written<CreateServiceTokenOutput>> {
+    mint(caller, body, true).await
+}
+
+async fn load(caller: &Caller, id: KeyId) -> ApiResult<(KeyRecord, crate::access::Permit)> {
+    let (key, permit) = caller.state().key_for(caller, id).await?;
+    if key.kind != KeyKind::ServiceToken {
+        return Err(ApiError::not_found("service token", id));
+    }
+    if let Some(org) = key.org_id {
+        if key.user_id != caller.user.id {
+            owners_only(caller, org)?;
+        }
+    }
+    Ok((key, permit))
+}
+
+/// One service token (never its secret).
+#[utoipa::path(get, path = "/v1/service_token/{service_token_id}", tag = "ServiceTokens",
+    params(("service_token_id" = uuid::Uuid, Path)), responses((status = 200, body = ServiceToken)))]
+pub async fn retrieve(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<ServiceToken>> {
+    let id = KeyId(path_id("service_token_id", &id)?);
+    let (key, permit) = load(&caller, id).await?;
+    let mut tx = caller.state().read(&permit).await?;
+    Ok(Json(to_wire(&mut *tx, &key).await?))
+}
+
+async fn revoke(caller: Caller, id: KeyId) -> ApiResult<Written<ServiceToken>> {
+    let (key, permit) = load(&caller, id).await?;
+    let mut w = caller.state().write(&permit).await?;
+    let now = w.now();
+    w.tx().delete_key(id, now).await?;
+    let wire = to_wire(w.tx(), &key).await?;
+    if let Some(org) = key.org_id {
+        w.audit(AuditEvent::<_, ()> {
+            org,
+            event_type: "service_token.deleted",
+            resource_type: "service_token",
+            resource_id: Some(id.0),
+            resource_name: Some(&key.name),
+            before: Some(&wire),
+            after: None,
+        })
+        .await?;
+    }
+    let rev = w.commit().await?;
+    Ok(Written::at(rev, wire))
+}
+
+/// Revokes a service token; it stops working on the next request, on every replica.
+#[utoipa::path(delete, path = "/v1/service_token/{service_token_id}", tag = "ServiceTokens",
+    params(("service_token_id" = uuid::Uuid, Path)), responses((status = 200, body = ServiceToken)))]
+pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written<ServiceToken>> {
+    let id = KeyId(path_id("service_token_id", &id)?);
+    revoke(caller, id).await
+}
+
+/// Revokes a service token named in the body.
+#[utoipa::path(delete, path = "/v1/service_token", tag = "ServiceTokens", request_body = DeleteServiceToken,
+    responses((status = 200, body = ServiceToken)))]
+pub async fn remove_by_body(caller: Caller, Body(body): Body<DeleteServiceToken>) -> ApiResult<Written<ServiceToken>> {
+    revoke(caller, KeyId(body.id)).await
+}

@@ -1,0 +1,243 @@
+//! The authorization matrix: every endpoint, called as each kind of principal, must
+//! answer exactly the expected status (on SQLite and PostgreSQL).
+//!
+//! Principals, in column order: the org's owner; an Engineer; a Viewer; a member of a
+//! custom group holding read+update on project P1 only; a member holding a single
+//! grant (read on project P2); the owner of another org; no credential; a revoked key.
+
+mod common;
+
+use common::{Backend, TestApp};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+on_both_backends!(every_endpoint_answers_each_principal_exactly_as_designed);
+
+const NAMES: [&str; 8] = ["owner", "engineer", "viewer", "custom", "single", "other", "anonymous", "revoked"];
+
+struct World {
+    app: TestApp,
+    keys: [Option<String>; 8],
+    users: [String; 6],
+    org: String,
+    p1: String,
+    p2: String,
+    engineers: String,
+    owner_key_id: String,
+    owner_role: String,
+    n: AtomicUsize,
+}
+
+impl World {
+    fn next(&self) -> usize {
+        self.n.fetch_add(1, Ordering::SeqCst)
+    }
+
+    async fn call(&self, who: usize, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let (s, _, v) = self.app.send(method, path, self.keys[who].as_deref(), body, &[]).await;
+        (s, v)
+    }
+
+    async fn owner(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let (s, v) = self.call(0, method.clone(), path, body).await;
+        assert_eq!(s, StatusCode::OK, "fixture {method} {path}: {v}");
+        v
+    }
+
+    /// Replaces `{…}` placeholders, making fresh objects where the row needs one.
+    async fn fill(&self, text: &str) -> String {
+        let mut t = text
+            .replace("{ORG}", &self.org)
+            .replace("{P1}", &self.p1)
+            .replace("{P2}", &self.p2)
+            .replace("{ENGINEERS}", &self.engineers)
+            .replace("{OWNER_KEY}", &self.owner_key_id)
+            .replace("{OWNER_ROLE}", &self.owner_role)
+            .replace("{VIEWER}", &self.users[2]);
+        if t.contains("{N}") {
+            t = t.replace("{N}", &self.next().to_string());
+        }
+        if t.contains("{SCRATCH}") {
+            let p = self
+                .owner(Method::POST, "/v1/project", Some(json!({"name": format!("scratch-{}", self.next())})))
+                .await;
+            t = t.replace("{SCRATCH}", p["id"].as_str().expect("id"));
+        }
+        if t.contains("{FRESH_GROUP}") {
+            let g = self.owner(Method::POST, "/v1/group", Some(json!({"name": format!("g-{}", self.next())}))).await;
+            t = t.replace("{FRESH_GROUP}", g["id"].as_str().expect("id"));
+        }
+        if t.contains("{FRESH_ROLE}") {
+            let r = self.owner(Method::POST, "/v1/role", Some(json!({"name": format!("r-{}", self.next())}))).await;
+            t = t.replace("{FRESH_ROLE}", r["id"].as_str().expect("id"));
+        }
+        if t.contains("{FRESH_ACL}") {
+            let g = self.owner(Method::POST, "/v1/group", Some(json!({"name": format!("ag-{}", self.next())}))).await;
+            let a = self
+                .owner(Method::POST, "/v1/acl", Some(json!({"object_type": "project", "object_id": self.p1, "group_id": g["id"], "permission": "read"})))
+                .await;
+            t = t.replace("{FRESH_ACL}", a["id"].as_str().expect("id"));
+        }
+        if t.contains("{FRESH_ENG_KEY}") {
+            let (s, k) = self.call(1, Method::POST, "/v1/api_key", Some(json!({"name": "eng"}))).await;
+            assert_eq!(s, StatusCode::OK);
+            t = t.replace("{FRESH_ENG_KEY}", k["id"].as_str().expect("id"));
+        }
+        if t.contains("{FRESH_MEMBER}") {
+            let email = format!("m{}@acme.example", self.next());
+            invite_and_accept(&self.app, self.keys[0].as_deref().expect("owner"), &email, None).await;
+            t = t.replace("{FRESH_MEMBER}", &email);
+        }
+        t
+    }
+}
+
+async fn invite_and_accept(app: &TestApp, owner: &str, email: &str, group: Option<&str>) -> (String, String) {
+    let mut inv = json!({"emails": [email]});
+    if let Some(g) = group {
+        inv["group_name"] = json!(g);
+    }
+    let (s, _, out) =
+        app.send(Method::PATCH, "/v1/organization/members", Some(owner), Some(json!({"invite_users": inv})), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    let token = out["invitations"][0]["token"].as_str().expect("token").to_owned();
+    let (s, _, acc) = app.send(Method::POST, "/api/invitation/accept", None, Some(json!({"token": token})), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{acc}");
+    (acc["user"]["id"].as_str().expect("id").to_owned(), acc["api_key"].as_str().expect("key").to_owned())
+}
+
+async fn world(app: TestApp) -> World {
+    let owner = app.bootstrap("acme", "owner@acme.example").await;
+    let other = app.bootstrap("zeta", "owner@zeta.example").await;
+    let get = |path: &'static str, key: String| {
+        let app = &app;
+        async move { app.get(path, &key).await.1 }
+    };
+    let org = get("/v1/organization", owner.clone()).await["objects"][0]["id"].as_str().expect("org").to_owned();
+    let owner_id = app.post("/api/self/me", &owner, json!({})).await.1["id"].as_str().expect("me").to_owned();
+    let other_id = app.post("/api/self/me", &other, json!({})).await.1["id"].as_str().expect("me").to_owned();
+    let (eng_id, eng) = invite_and_accept(&app, &owner, "eng@acme.example", Some("Engineers")).await;
+    let (viewer_id, viewer) = invite_and_accept(&app, &owner, "viewer@acme.example", Some("Viewers")).await;
+    let (custom_id, custom) = invite_and_accept(&app, &owner, "custom@acme.example", None).await;
+    let (single_id, single) = invite_and_accept(&app, &owner, "single@acme.example", None).await;
+    let p1 = app.post("/v1/project", &owner, json!({"name": "p1"})).await.1["id"].as_str().expect("p1").to_owned();
+    let p2 = app.post("/v1/project", &owner, json!({"name": "p2"})).await.1["id"].as_str().expect("p2").to_owned();
+    let (_, g) = app.post("/v1/group", &owner, json!({"name": "p1-team", "member_users": [custom_id]})).await;
+    for perm in ["read", "update"] {
+        let (s, v) = app
+            .post(
+                "/v1/acl",
+                &owner,
+                json!({"object_type": "project", "object_id": p1, "group_id": g["id"], "permission": perm}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let (s, v) = app
+        .post(
+            "/v1/acl",
+            &owner,
+            json!({"object_type": "project", "object_id": p2, "user_id": single_id, "permission": "read"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let engineers =
+        app.get("/v1/group?group_name=Engineers", &owner).await.1["objects"][0]["id"].as_str().expect("eng").to_owned();
+    let owner_key_id = app.get("/v1/api_key?api_key_name=bootstrap", &owner).await.1["objects"][0]["id"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+    let owner_role =
+        app.get("/v1/role?role_name=Owner", &owner).await.1["objects"][0]["id"].as_str().expect("role").to_owned();
+    let (_, k) = app.post("/v1/api_key", &owner, json!({"name": "to-revoke"})).await;
+    let revoked = k["key"].as_str().expect("key").to_owned();
+    app.delete(&format!("/v1/api_key/{}", k["id"].as_str().expect("id")), &owner).await;
+    World {
+        app,
+        keys: [Some(owner), Some(eng), Some(viewer), Some(custom), Some(single), Some(other), None, Some(revoked)],
+        users: [owner_id, eng_id, viewer_id, custom_id, single_id, other_id],
+        org,
+        p1,
+        p2,
+        engineers,
+        owner_key_id,
+        owner_role,
+        n: AtomicUsize::new(0),
+    }
+}
+
+const U: u16 = 401;
+
+async fn every_endpoint_answers_each_principal_exactly_as_designed(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else { return };
+    let w = world(app).await;
+    // (method, path, body, expected status per principal)
+    #[rustfmt::skip]
+    let rows: Vec<(Method, &str, Option<&str>, [u16; 8])> = vec![
+        (Method::GET, "/v1", None, [200, 200, 200, 200, 200, 200, 200, 200]),
+        (Method::POST, "/api/self/me", Some("{}"), [200, 200, 200, 200, 200, 200, U, U]),
+        (Method::POST, "/api/apikey/login", Some("{}"), [200, 200, 200, 200, 200, 200, U, U]),
+        (Method::GET, "/v1/organization", None, [200, 200, 200, 200, 200, 200, U, U]),
+        (Method::GET, "/v1/organization/{ORG}", None, [200, 200, 200, 200, 200, 404, U, U]),
+        (Method::PATCH, "/v1/organization/{ORG}", Some(r#"{"api_url": "https://api.example"}"#), [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::GET, "/v1/user", None, [200, 200, 200, 200, 200, 200, U, U]),
+        (Method::GET, "/v1/user/{VIEWER}", None, [200, 200, 200, 404, 404, 404, U, U]),
+        (Method::GET, "/v1/project", None, [200, 200, 200, 200, 200, 200, U, U]),
+        (Method::POST, "/v1/project", Some(r#"{"name": "new-{N}", "org_name": "acme"}"#), [200, 200, 403, 403, 403, 404, U, U]),
+        (Method::GET, "/v1/project/{P1}", None, [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::GET, "/v1/project/{P2}", None, [200, 200, 200, 404, 200, 404, U, U]),
+        (Method::PATCH, "/v1/project/{P1}", Some(r#"{"description": "d{N}"}"#), [200, 200, 403, 200, 404, 404, U, U]),
+        (Method::PATCH, "/v1/project/{P2}", Some(r#"{"description": "d{N}"}"#), [200, 200, 403, 404, 403, 404, U, U]),
+        (Method::DELETE, "/v1/project/{SCRATCH}", None, [200, 200, 403, 404, 404, 404, U, U]),
+        (Method::GET, "/v1/api_key", None, [200, 200, 200, 200, 200, 200, U, U]),
+        (Method::POST, "/v1/api_key", Some(r#"{"name": "k{N}", "org_name": "acme"}"#), [200, 200, 200, 200, 200, 404, U, U]),
+        (Method::GET, "/v1/api_key/{OWNER_KEY}", None, [200, 404, 404, 404, 404, 404, U, U]),
+        (Method::DELETE, "/v1/api_key/{FRESH_ENG_KEY}", None, [200, 200, 404, 404, 404, 404, U, U]),
+        (Method::GET, "/v1/acl?object_type=project&object_id={P1}", None, [200, 403, 403, 403, 404, 404, U, U]),
+        (Method::POST, "/v1/acl", Some(r#"{"object_type": "project", "object_id": "{SCRATCH}", "user_id": "{VIEWER}", "permission": "read"}"#), [200, 403, 403, 404, 404, 404, U, U]),
+        (Method::GET, "/v1/acl/{FRESH_ACL}", None, [200, 403, 403, 403, 404, 404, U, U]),
+        (Method::DELETE, "/v1/acl/{FRESH_ACL}", None, [200, 403, 403, 403, 404, 404, U, U]),
+        (Method::POST, "/v1/acl/batch_update", Some(r#"{"add_acls": [{"object_type": "project", "object_id": "{P1}", "user_id": "{VIEWER}", "permission": "update"}]}"#), [200, 403, 403, 403, 404, 404, U, U]),
+        (Method::GET, "/v1/acl/list_org?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::GET, "/v1/acl/explain?object_type=project&object_id={P1}&permission=read", None, [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::GET, "/v1/acl/who_can?object_type=project&object_id={P1}&permission=read", None, [200, 403, 403, 403, 404, 404, U, U]),
+        (Method::GET, "/v1/acl/what_can?object_type=project&permission=read&org_name=acme", None, [200, 200, 200, 403, 403, 404, U, U]),
+        (Method::GET, "/v1/group", None, [200, 200, 200, 200, 200, 200, U, U]),
+        (Method::POST, "/v1/group", Some(r#"{"name": "new-{N}", "org_name": "acme"}"#), [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::GET, "/v1/group/{ENGINEERS}", None, [200, 200, 200, 404, 404, 404, U, U]),
+        (Method::PATCH, "/v1/group/{FRESH_GROUP}", Some(r#"{"description": "d"}"#), [200, 403, 403, 404, 404, 404, U, U]),
+        (Method::DELETE, "/v1/group/{FRESH_GROUP}", None, [200, 403, 403, 404, 404, 404, U, U]),
+        (Method::GET, "/v1/role", None, [200, 200, 200, 200, 200, 200, U, U]),
+        (Method::POST, "/v1/role", Some(r#"{"name": "new-{N}", "org_name": "acme"}"#), [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::GET, "/v1/role/{FRESH_ROLE}", None, [200, 200, 200, 404, 404, 404, U, U]),
+        (Method::PATCH, "/v1/role/{FRESH_ROLE}", Some(r#"{"description": "d"}"#), [200, 403, 403, 404, 404, 404, U, U]),
+        (Method::DELETE, "/v1/role/{FRESH_ROLE}", None, [200, 403, 403, 404, 404, 404, U, U]),
+        (Method::GET, "/v1/role/{OWNER_ROLE}", None, [200, 200, 200, 200, 200, 200, U, U]),
+        (Method::PATCH, "/v1/organization/members", Some(r#"{"invite_users": {"emails": ["new{N}@acme.example"]}, "org_name": "acme"}"#), [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::PATCH, "/v1/organization/members", Some(r#"{"remove_users": {"emails": ["{FRESH_MEMBER}"]}, "org_name": "acme"}"#), [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::GET, "/v1/audit_log?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::GET, "/v1/audit_log/chain?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
+    ];
+    let mut failures = Vec::new();
+    for (method, path, body, expect) in &rows {
+        for (who, want) in expect.iter().enumerate() {
+            let p = w.fill(path).await;
+            let b = match body {
+                Some(t) => Some(serde_json::from_str::<Value>(&w.fill(t).await).expect("row body is JSON")),
+                None => None,
+            };
+            let (got, v) = w.call(who, method.clone(), &p, b).await;
+            if got.as_u16() != *want {
+                failures.push(format!("{method} {path} as {}: want {want}, got {} {v}", NAMES[who], got.as_u16()));
+            } else if *want >= 400 {
+                // Every refusal carries the error model.
+                if v["code"].as_str().is_none() || v["message"].as_str().is_none_or(str::is_empty) {
+                    failures.push(format!("{method} {path} as {}: refusal without code/message: {v}", NAMES[who]));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert_eq!(w.users.len(), 6);
+}

@@ -1,0 +1,99 @@
+//! Passwords and console sessions on SQLite.
+
+use crate::tx::SqliteTx;
+use crate::{db_err, rows};
+use async_trait::async_trait;
+use castellan_core::UserId;
+use castellan_store::*;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+use uuid::Uuid;
+
+pub(crate) const SESSION_COLS: &str = "s.id, s.user_id, s.created, s.last_seen, s.expires_at, s.user_agent, s.ip";
+
+pub(crate) fn session(r: &SqliteRow) -> StoreResult<SessionRecord> {
+    Ok(SessionRecord {
+        id: r.try_get("id").map_err(db_err)?,
+        user_id: UserId(r.try_get("user_id").map_err(db_err)?),
+        created: r.try_get("created").map_err(db_err)?,
+        last_seen: r.try_get("last_seen").map_err(db_err)?,
+        expires_at: r.try_get("expires_at").map_err(db_err)?,
+        user_agent: r.try_get("user_agent").map_err(db_err)?,
+        ip: r.try_get("ip").map_err(db_err)?,
+    })
+}
+
+pub(crate) fn session_auth_sql() -> String {
+    format!(
+        "SELECT {SESSION_COLS}, s.csrf_hash, u.kind AS u_kind, u.email AS u_email, u.given_name AS u_given_name, \
+         u.family_name AS u_family_name, u.avatar_url AS u_avatar_url, u.created AS u_created \
+         FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE s.token_hash = ? AND s.revoked_at IS NULL AND u.deleted_at IS NULL"
+    )
+}
+
+pub(crate) fn session_auth(r: &SqliteRow) -> StoreResult<SessionAuth> {
+    let session = session(r)?;
+    let user = rows::user_with_prefix(r, session.user_id.0, "u_")?;
+    Ok(SessionAuth { session, csrf_hash: r.try_get("csrf_hash").map_err(db_err)?, user })
+}
+
+#[async_trait]
+impl SessionRepo for SqliteTx {
+    async fn insert_session(&mut self, s: &SessionRecord, token_hash: &str, csrf_hash: &str) -> StoreResult<()> {
+        self.ensure_writable()?;
+        sqlx::query(
+            "INSERT INTO sessions (id, token_hash, csrf_hash, user_id, created, last_seen, expires_at, user_agent, ip) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(s.id)
+        .bind(token_hash)
+        .bind(csrf_hash)
+        .bind(s.user_id.0)
+        .bind(s.created)
+        .bind(s.last_seen)
+        .bind(s.expires_at)
+        .bind(&s.user_agent)
+        .bind(&s.ip)
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn revoke_session(&mut self, user: UserId, id: Uuid, at: Micros) -> StoreResult<bool> {
+        self.ensure_writable()?;
+        let res = sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL")
+            .bind(at)
+            .bind(id)
+            .bind(user.0)
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn revoke_user_sessions(&mut self, user: UserId, keep: Option<Uuid>, at: Micros) -> StoreResult<u64> {
+        self.ensure_writable()?;
+        let res = sqlx::query(
+            "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL AND (? IS NULL OR id <> ?)",
+        )
+        .bind(at)
+        .bind(user.0)
+        .bind(keep)
+        .bind(keep)
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(res.rows_affected())
+    }
+
+    async fn list_sessions(&mut self, user: UserId, now: Micros) -> StoreResult<Vec<SessionRecord>> {
+        let sql = format!(
+            "SELECT {SESSION_COLS} FROM sessions s WHERE s.user_id = ? AND s.revoked_at IS NULL AND s.expires_at > ? \
+             ORDER BY s.created DESC, s.id DESC"
+        );
+        let rs = sqlx::query(&sql).bind(user.0).bind(now).fetch_all(self.conn()).await.map_err(db_err)?;
+        rs.iter().map(session).collect()
+    }
+}
