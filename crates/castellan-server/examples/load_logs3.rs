@@ -88,7 +88,7 @@ fn span(n: u64, object: &str) -> String {
 
 fn body(first: u64, batch: usize, logs: &str, exp: &str) -> String {
     let rows: Vec<String> =
-        (0..batch as u64).map(|i| span(first + i, if (first + i) % 4 == 0 { exp } else { logs })).collect();
+        (0..batch as u64).map(|i| span(first + i, if (first + i).is_multiple_of(4) { exp } else { logs })).collect();
     format!(r#"{{"rows":[{}],"api_version":2}}"#, rows.join(","))
 }
 

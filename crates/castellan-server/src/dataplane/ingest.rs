@@ -33,16 +33,19 @@ pub struct IngestOptions {
     pub consume_blob: Option<String>,
 }
 
+/// One merge: its body and the paths it replaces whole.
+type Merge = (Map<String, Value>, Vec<Vec<String>>);
+
 /// A row's state while a request is folded.
 enum Slot {
     /// Decided within the request: the row, or `None` for a tombstone.
     Known(Option<Map<String, Value>>),
     /// Merges onto whatever is stored.
-    Pending(Vec<(Map<String, Value>, Vec<Vec<String>>)>),
+    Pending(Vec<Merge>),
 }
 
 /// Merges onto a stored row, resolved inside the write.
-type PendingRow = (EventObject, ProjectId, String, Vec<(Map<String, Value>, Vec<Vec<String>>)>);
+type PendingRow = (EventObject, ProjectId, String, Vec<Merge>);
 
 /// A folded request, ready to be written (possibly together with others). Rows that
 /// do not depend on stored state are serialized here, in the request's own task, so

@@ -67,7 +67,7 @@ fn traces(rows: &[StoredEvent]) -> Vec<Trace> {
             }
         }
         if super::rows::is_root(row) {
-            t.input = row.get("input").map(|i| castellan_store::audit::canonical_json(i));
+            t.input = row.get("input").map(castellan_store::audit::canonical_json);
             if let Some(m) = metrics {
                 if let (Some(start), Some(end)) = (m.get("start").and_then(number), m.get("end").and_then(number)) {
                     t.metrics.insert("duration".into(), end - start);
@@ -83,6 +83,9 @@ fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {
     (n > 0).then(|| sum / f64::from(n))
 }
 
+/// Against the comparison: improvements, regressions and the comparison's mean.
+type Versus = (u64, u64, Option<f64>);
+
 /// Per name: the experiment's mean and, against the comparison, (improvements,
 /// regressions, comparison mean). `higher_is_better` decides which way is up.
 fn compare(
@@ -91,7 +94,7 @@ fn compare(
     names: &[String],
     get: impl Fn(&Trace, &str) -> Option<f64>,
     higher_is_better: bool,
-) -> BTreeMap<String, (f64, Option<(u64, u64, Option<f64>)>)> {
+) -> BTreeMap<String, (f64, Option<Versus>)> {
     let base_by_input: HashMap<&str, &Trace> = base
         .unwrap_or(&[])
         .iter()
