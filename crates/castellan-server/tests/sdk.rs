@@ -14,6 +14,7 @@ on_both_backends!(
     the_logger_writes_traced_spans_that_read_back_through_the_api,
     a_viewer_can_read_the_logs_but_not_log,
     an_experiment_logs_and_summarizes_against_its_base,
+    a_viewer_can_summarize_an_experiment_but_not_log_to_it,
     a_grant_on_one_experiment_reaches_that_experiment_only,
     a_dataset_inserts_updates_deletes_and_fetches,
     a_viewer_can_fetch_a_dataset_but_not_insert_into_it,
@@ -158,6 +159,36 @@ async fn an_experiment_logs_and_summarizes_against_its_base(b: Backend) {
         .await;
     assert_eq!(again["scores"]["exact"]["diff"], 0.0);
     assert_eq!(again["scores"]["exact"]["improvements"], 0, "compared with itself nothing changes");
+}
+
+const VIEWER_EXPERIMENT: &str = r#"
+import json, braintrust
+exp = braintrust.init(project="proj-b", experiment="e1", update=True)
+exp.log(input=5, output=10, scores={"s": 0})
+try:
+    exp.flush()
+    error = None
+except Exception as e:
+    error = " | ".join(str(x) for x in getattr(e, "exceptions", [e]))
+print(json.dumps({"id": exp.id, "error": error, "score": exp.summarize().scores["s"].score}))
+"#;
+
+async fn a_viewer_can_summarize_an_experiment_but_not_log_to_it(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else { return };
+    let key = app.bootstrap("acme", "ada@example.com").await;
+    let (_, p) = app.post("/v1/project", &key, json!({"name": "proj-b"})).await;
+    let (_, e) = app.post("/v1/experiment", &key, json!({"project_id": p["id"], "name": "e1"})).await;
+    let id = e["id"].as_str().expect("id").to_owned();
+    let rows = json!({"events": [{"id": "r1", "input": 1, "output": 2, "scores": {"s": 1}}]});
+    assert_eq!(app.post(&format!("/v1/experiment/{id}/insert"), &key, rows).await.0, 200);
+    let viewer = member(&app, "acme", "vic@example.com", Some("Viewers")).await;
+    let mut env = sdk_env(&app, &viewer.key);
+    env.push(("BRAINTRUST_SYNC_FLUSH".into(), "1".into()));
+    let Some(out) = python(VIEWER_EXPERIMENT, env).await else { return };
+    let got = last_json(&out);
+    assert_eq!(got["id"], id.as_str(), "update=True opens the existing experiment: {got}");
+    assert!(got["error"].as_str().is_some_and(|e| e.contains("403")), "{got}");
+    assert_eq!(got["score"], 1.0, "the refused row was not written: {got}");
 }
 
 const OPEN_EXPERIMENT: &str = r#"
