@@ -174,6 +174,11 @@ pub async fn upload(
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     let permit = verify(&state, "PUT", &key, &q)?;
+    // The signature names the purpose too; this is a second lock on the same door.
+    let blob = state.blob_read(&permit).await?.get_blob(permit.key()).await?;
+    if blob.is_none_or(|b| b.purpose != BlobPurpose::Attachment) {
+        return Err(ApiError::NotFound(format!("attachment `{key}` not found")));
+    }
     let mut tx = state.blob_write(&permit).await?;
     match tx.put_blob_data(permit.key(), &body).await {
         Err(StoreError::NotFound(_)) => return Err(ApiError::NotFound(format!("attachment `{key}` not found"))),
@@ -191,7 +196,7 @@ pub async fn download(State(state): State<AppState>, Path(key): Path<String>, q:
     let permit = verify(&state, "GET", &key, &q)?;
     let mut tx = state.blob_read(&permit).await?;
     let missing = || ApiError::NotFound(format!("attachment `{key}` not found"));
-    let blob = tx.get_blob(permit.key()).await?.ok_or_else(missing)?;
+    let blob = tx.get_blob(permit.key()).await?.filter(|b| b.purpose == BlobPurpose::Attachment).ok_or_else(missing)?;
     let data = tx.get_blob_data(permit.key()).await?.ok_or_else(missing)?;
     let mut resp = (StatusCode::OK, Bytes::from(data)).into_response();
     let ct = blob.content_type.as_deref().and_then(|c| HeaderValue::from_str(c).ok());

@@ -178,6 +178,10 @@ pub async fn overflow_upload(
         q.str("sig"),
         state.now() / 1_000_000,
     )?;
+    let blob = state.blob_read(&permit).await?.get_blob(permit.key()).await?;
+    if blob.is_none_or(|b| b.purpose != BlobPurpose::Logs3Overflow) {
+        return Err(ApiError::NotFound(format!("overflow payload `{key}` not found")));
+    }
     let mut tx = state.blob_write(&permit).await?;
     match tx.put_blob_data(permit.key(), &body).await {
         Err(StoreError::NotFound(_)) => return Err(ApiError::NotFound(format!("overflow payload `{key}` not found"))),
