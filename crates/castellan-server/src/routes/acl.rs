@@ -363,8 +363,7 @@ pub async fn batch_update(
     let mut w = caller.state().write(first).await?;
     let mut out = empty_batch();
     // Removals first, so a batch that moves a grant (remove + add) ends with it added.
-    for (s, perm, _) in checked.iter().filter(|c| c.1 == Permission::DeleteAcls) {
-        let _ = perm;
+    for (s, _, _) in checked.iter().filter(|c| c.1 == Permission::DeleteAcls) {
         if let Some(acl) = w.tx().find_acl(&content_key(s)).await? {
             delete(&mut w, &acl).await?;
             out.removed_acls.push(dto::acl(&acl));
