@@ -188,6 +188,14 @@ async fn audit_acl(w: &mut Write, event: &str, acl: &AclRecord, created: bool) -
     .await
 }
 
+/// Audits grants deleted along with something else (a group, a role, a member).
+pub(crate) async fn audit_deleted(w: &mut Write, acls: &[AclRecord]) -> ApiResult<()> {
+    for a in acls {
+        audit_acl(w, "acl.deleted", a, false).await?;
+    }
+    Ok(())
+}
+
 /// Adds one validated grant in `w`; returns it and whether it is new.
 async fn add(caller: &Caller, w: &mut Write, s: &Shape) -> ApiResult<(AclRecord, bool)> {
     let org = org_of(caller, s.object)?;
