@@ -22,6 +22,47 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Castellan's read-your-writes headers, on every operation: the request header
+/// `x-castellan-min-revision` and the response header `x-castellan-revision`.
+struct Revisions;
+
+impl Modify for Revisions {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::header::HeaderBuilder;
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::{ObjectBuilder, Required, Type};
+        let int = || ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)).build();
+        let param = ParameterBuilder::new()
+            .name("x-castellan-min-revision")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "Castellan extension: serve this request only once this replica has applied this revision \
+                 (a value from an earlier `x-castellan-revision`); 503 `revision_not_reached` if it cannot in time.",
+            ))
+            .schema(Some(int()))
+            .build();
+        let header = HeaderBuilder::new()
+            .schema(int())
+            .description(Some(
+                "Castellan extension: the revision a write committed at, or the revision a read was served at.",
+            ))
+            .build();
+        for item in doc.paths.paths.values_mut() {
+            for op in
+                [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten()
+            {
+                op.parameters.get_or_insert_with(Vec::new).push(param.clone());
+                for resp in op.responses.responses.values_mut() {
+                    if let utoipa::openapi::RefOr::T(r) = resp {
+                        r.headers.insert("x-castellan-revision".into(), header.clone());
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -58,7 +99,7 @@ impl Modify for BearerAuth {
         prompt_session::remove, prompt_session::insert, prompt_session::fetch,
     ),
     components(schemas(castellan_api_types::ErrorBody)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &Revisions),
     security(("bearerAuth" = [])),
 )]
 struct ApiDoc;

@@ -188,6 +188,14 @@ async fn audit_acl(w: &mut Write, event: &str, acl: &AclRecord, created: bool) -
     .await
 }
 
+/// Audits grants deleted along with something else (a group, a role, a member).
+pub(crate) async fn audit_deleted(w: &mut Write, acls: &[AclRecord]) -> ApiResult<()> {
+    for a in acls {
+        audit_acl(w, "acl.deleted", a, false).await?;
+    }
+    Ok(())
+}
+
 /// Adds one validated grant in `w`; returns it and whether it is new.
 async fn add(caller: &Caller, w: &mut Write, s: &Shape) -> ApiResult<(AclRecord, bool)> {
     let org = org_of(caller, s.object)?;
@@ -363,8 +371,7 @@ pub async fn batch_update(
     let mut w = caller.state().write(first).await?;
     let mut out = empty_batch();
     // Removals first, so a batch that moves a grant (remove + add) ends with it added.
-    for (s, perm, _) in checked.iter().filter(|c| c.1 == Permission::DeleteAcls) {
-        let _ = perm;
+    for (s, _, _) in checked.iter().filter(|c| c.1 == Permission::DeleteAcls) {
         if let Some(acl) = w.tx().find_acl(&content_key(s)).await? {
             delete(&mut w, &acl).await?;
             out.removed_acls.push(dto::acl(&acl));

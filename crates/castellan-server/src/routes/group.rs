@@ -287,18 +287,7 @@ pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written
     let mut gone = w.tx().delete_acls_referencing(Some(id), None).await?;
     gone.extend(w.tx().delete_acls_on(ObjectType::Group, id.0).await?);
     w.tx().delete_group(id, now).await?;
-    for a in &gone {
-        w.audit(AuditEvent::<_, ()> {
-            org: a.org_id,
-            event_type: "acl.deleted",
-            resource_type: "acl",
-            resource_id: Some(a.id.0),
-            resource_name: None,
-            before: Some(&crate::dto::acl(a)),
-            after: None,
-        })
-        .await?;
-    }
+    super::acl::audit_deleted(&mut w, &gone).await?;
     w.change(Change::RemoveGroup { group: id.0 });
     w.guard(g.org_id);
     audit(&mut w, "group.deleted", g.org_id, id, &g.name, Some(&before), None).await?;

@@ -264,17 +264,9 @@ pub async fn patch_members(
             w.tx().remove_group_user(g, u.id).await?;
             w.change(Change::RemoveGroupUser { group: g.0, user: u.id.0 });
         }
-        for a in w.tx().delete_acls_of_user(org.id, u.id).await? {
-            w.audit(AuditEvent::<_, ()> {
-                org: org.id,
-                event_type: "acl.deleted",
-                resource_type: "acl",
-                resource_id: Some(a.id.0),
-                resource_name: None,
-                before: Some(&dto::acl(&a)),
-                after: None,
-            })
-            .await?;
+        let gone = w.tx().delete_acls_of_user(org.id, u.id).await?;
+        super::acl::audit_deleted(&mut w, &gone).await?;
+        for a in &gone {
             w.change(Change::RemoveAcl { id: a.id.0 });
         }
         let now = w.now();

@@ -309,18 +309,7 @@ pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written
     let mut gone = w.tx().delete_acls_referencing(None, Some(id)).await?;
     gone.extend(w.tx().delete_acls_on(ObjectType::Role, id.0).await?);
     w.tx().delete_role(id, now).await?;
-    for a in &gone {
-        w.audit(AuditEvent::<_, ()> {
-            org: a.org_id,
-            event_type: "acl.deleted",
-            resource_type: "acl",
-            resource_id: Some(a.id.0),
-            resource_name: None,
-            before: Some(&crate::dto::acl(a)),
-            after: None,
-        })
-        .await?;
-    }
+    super::acl::audit_deleted(&mut w, &gone).await?;
     w.change(Change::RemoveRole { role: id.0 });
     w.guard(org);
     audit(&mut w, "role.deleted", org, &r, Some(&before), None).await?;
