@@ -363,8 +363,10 @@ async fn a_grant_on_one_playground_reaches_it_and_its_logs_only(b: Backend) {
                                {"id": "b", "prompt_session_id": other, "log_id": "x", "input": 2}]});
     assert_eq!(logs3(&app, &key, rows).await.0, 200);
     let m = member(&app, "acme", "m@example.com", None).await;
-    let uuid = uuid::Uuid::parse_str(&mine).expect("uuid");
-    grant(&app, "acme", m.user, ObjectType::PromptSession, uuid, Permission::Read).await;
+    // Through the ACL endpoint this time: grants on playgrounds are ordinary grants.
+    let acl = json!({"object_type": "prompt_session", "object_id": mine, "user_id": m.user, "permission": "read"});
+    let (s, v) = app.post("/v1/acl", &key, acl).await;
+    assert_eq!(s, 200, "{v}");
     let (_, list) = app.get("/v1/prompt_session", &m.key).await;
     assert_eq!(ids(&list), vec![mine.clone()]);
     let rows = fetch(&app, &m.key, &format!("/v1/prompt_session/{mine}/fetch")).await;
