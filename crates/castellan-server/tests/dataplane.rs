@@ -164,10 +164,10 @@ async fn a_request_with_one_refused_object_writes_nothing(b: Backend) {
     let readable = make(&app, &key, "experiment", &pid, "readable").await;
     let writable = make(&app, &key, "experiment", &pid, "writable").await;
     let hidden = make(&app, &key, "experiment", &pid, "hidden").await;
-    let m = member(&app, "acme", "m@example.com", None).await;
+    let m = member(&app, &key, "m@example.com", None).await;
     let uuid = |s: &str| uuid::Uuid::parse_str(s).expect("uuid");
-    grant(&app, "acme", m.user, ObjectType::Experiment, uuid(&readable), Permission::Read).await;
-    grant(&app, "acme", m.user, ObjectType::Experiment, uuid(&writable), Permission::Update).await;
+    grant(&app, &key, m.user, ObjectType::Experiment, uuid(&readable), Permission::Read).await;
+    grant(&app, &key, m.user, ObjectType::Experiment, uuid(&writable), Permission::Update).await;
     let ok = json!({"id": "w", "experiment_id": writable, "input": 1});
     let (s, v) = logs3(&app, &m.key, json!({"rows": [ok]})).await;
     assert_eq!(s, 200, "update without read still writes: {v}");
@@ -295,8 +295,8 @@ async fn experiments_are_created_named_patched_and_deleted_with_their_grants(b: 
     assert_eq!((s.as_u16(), v["code"].as_str()), (400, Some("name_taken")), "{v}");
     let (_, list) = app.get(&format!("/v1/experiment?project_id={pid}&experiment_name=x-1"), &key).await;
     assert_eq!(ids(&list), vec![b2["id"].as_str().unwrap_or_default().to_owned()]);
-    let m = member(&app, "acme", "m@example.com", None).await;
-    grant(&app, "acme", m.user, ObjectType::Experiment, uuid::Uuid::parse_str(&id).expect("uuid"), Permission::Read)
+    let m = member(&app, &key, "m@example.com", None).await;
+    grant(&app, &key, m.user, ObjectType::Experiment, uuid::Uuid::parse_str(&id).expect("uuid"), Permission::Read)
         .await;
     assert_eq!(app.get(&format!("/v1/experiment/{id}"), &m.key).await.0, 200);
     assert_eq!(app.delete(&format!("/v1/experiment/{id}"), &m.key).await.0, 403, "read is not delete");
@@ -362,7 +362,7 @@ async fn a_grant_on_one_playground_reaches_it_and_its_logs_only(b: Backend) {
     let rows = json!({"rows": [{"id": "a", "prompt_session_id": mine, "log_id": "x", "input": 1},
                                {"id": "b", "prompt_session_id": other, "log_id": "x", "input": 2}]});
     assert_eq!(logs3(&app, &key, rows).await.0, 200);
-    let m = member(&app, "acme", "m@example.com", None).await;
+    let m = member(&app, &key, "m@example.com", None).await;
     // Through the ACL endpoint this time: grants on playgrounds are ordinary grants.
     let acl = json!({"object_type": "prompt_session", "object_id": mine, "user_id": m.user, "permission": "read"});
     let (s, v) = app.post("/v1/acl", &key, acl).await;
@@ -422,7 +422,7 @@ async fn signed_urls_need_no_bearer_and_refuse_tampering_and_expiry(b: Backend) 
     assert_eq!(got.headers()["content-type"], "text/plain");
     assert_eq!(got.text().await.expect("body"), "hello");
     assert_eq!(put(download.clone(), "x").await, 403, "a download URL does not upload");
-    let other = member(&app, "acme", "m@example.com", None).await;
+    let other = member(&app, &key, "m@example.com", None).await;
     let (s, v) = app.post("/attachment", &other.key, json!({"key": "k1", "org_id": org})).await;
     assert_eq!((s.as_u16(), v["code"].as_str()), (400, Some("bad_request")), "someone else's key: {v}");
     offset.store(2 * 3600 * 1_000_000, Ordering::SeqCst);
@@ -438,11 +438,9 @@ async fn object_grants_survive_a_restart_and_go_with_their_project(b: Backend) {
     let exp = make(&app, &key, "experiment", &pid, "e").await;
     let (_, p2) = app.post("/v1/project", &key, json!({"name": "doomed"})).await;
     let doomed = make(&app, &key, "dataset", p2["id"].as_str().expect("id"), "d").await;
-    let m = member(&app, "acme", "m@example.com", None).await;
-    grant(&app, "acme", m.user, ObjectType::Experiment, uuid::Uuid::parse_str(&exp).expect("u"), Permission::Read)
-        .await;
-    grant(&app, "acme", m.user, ObjectType::Dataset, uuid::Uuid::parse_str(&doomed).expect("u"), Permission::Read)
-        .await;
+    let m = member(&app, &key, "m@example.com", None).await;
+    grant(&app, &key, m.user, ObjectType::Experiment, uuid::Uuid::parse_str(&exp).expect("u"), Permission::Read).await;
+    grant(&app, &key, m.user, ObjectType::Dataset, uuid::Uuid::parse_str(&doomed).expect("u"), Permission::Read).await;
     assert_eq!(app.get(&format!("/v1/dataset/{doomed}"), &m.key).await.0, 200);
     assert_eq!(app.delete(&format!("/v1/project/{}", p2["id"].as_str().unwrap_or("")), &key).await.0, 200);
     assert_eq!(app.get(&format!("/v1/dataset/{doomed}"), &m.key).await.0, 404, "gone with its project");

@@ -99,7 +99,7 @@ async fn a_viewer_can_read_the_logs_but_not_log(b: Backend) {
     let (s, _) =
         app.post(&format!("/v1/project_logs/{pid}/insert"), &key, json!({"events": [{"id": "r1", "input": 1}]})).await;
     assert_eq!(s, 200);
-    let viewer = member(&app, "acme", "vic@example.com", Some("Viewers")).await;
+    let viewer = member(&app, &key, "vic@example.com", Some("Viewers")).await;
     let mut env = sdk_env(&app, &viewer.key);
     env.push(("BRAINTRUST_SYNC_FLUSH".into(), "1".into()));
     let Some(out) = python(VIEWER_LOGS, env).await else { return };
@@ -110,7 +110,7 @@ async fn a_viewer_can_read_the_logs_but_not_log(b: Backend) {
     assert_eq!(s, 200, "a viewer reads the logs");
     let ids: Vec<&str> = v["events"].as_array().expect("events").iter().filter_map(|e| e["id"].as_str()).collect();
     assert_eq!(ids, vec!["r1"], "the refused rows were not written");
-    let outsider = member(&app, "acme", "out@example.com", None).await;
+    let outsider = member(&app, &key, "out@example.com", None).await;
     let (s, v) = app.get(&format!("/v1/project_logs/{pid}/fetch"), &outsider.key).await;
     assert_eq!(s, 404, "a member without grants cannot see the project's logs");
     assert_eq!(v["code"], "not_found");
@@ -181,7 +181,7 @@ async fn a_viewer_can_summarize_an_experiment_but_not_log_to_it(b: Backend) {
     let id = e["id"].as_str().expect("id").to_owned();
     let rows = json!({"events": [{"id": "r1", "input": 1, "output": 2, "scores": {"s": 1}}]});
     assert_eq!(app.post(&format!("/v1/experiment/{id}/insert"), &key, rows).await.0, 200);
-    let viewer = member(&app, "acme", "vic@example.com", Some("Viewers")).await;
+    let viewer = member(&app, &key, "vic@example.com", Some("Viewers")).await;
     let mut env = sdk_env(&app, &viewer.key);
     env.push(("BRAINTRUST_SYNC_FLUSH".into(), "1".into()));
     let Some(out) = python(VIEWER_EXPERIMENT, env).await else { return };
@@ -217,10 +217,9 @@ async fn a_grant_on_one_experiment_reaches_that_experiment_only(b: Backend) {
         assert_eq!(app.post(&format!("/v1/experiment/{id}/insert"), &key, rows).await.0, 200);
         ids.push(id);
     }
-    let reader = member(&app, "acme", "rita@example.com", None).await;
+    let reader = member(&app, &key, "rita@example.com", None).await;
     let e1 = uuid::Uuid::parse_str(&ids[0]).expect("uuid");
-    grant(&app, "acme", reader.user, castellan_core::ObjectType::Experiment, e1, castellan_core::Permission::Read)
-        .await;
+    grant(&app, &key, reader.user, castellan_core::ObjectType::Experiment, e1, castellan_core::Permission::Read).await;
     let Some(out) = python(OPEN_EXPERIMENT, sdk_env(&app, &reader.key)).await else { return };
     let got = last_json(&out);
     assert_eq!(got["e1"], 1, "{got}");
@@ -305,7 +304,7 @@ async fn a_viewer_can_fetch_a_dataset_but_not_insert_into_it(b: Backend) {
     let (s, _) =
         app.post(&format!("/v1/dataset/{did}/insert"), &key, json!({"events": [{"id": "a", "input": 1}]})).await;
     assert_eq!(s, 200);
-    let viewer = member(&app, "acme", "vic@example.com", Some("Viewers")).await;
+    let viewer = member(&app, &key, "vic@example.com", Some("Viewers")).await;
     let mut env = sdk_env(&app, &viewer.key);
     env.push(("BRAINTRUST_SYNC_FLUSH".into(), "1".into()));
     let Some(out) = python(VIEWER_DATASET, env).await else { return };
@@ -382,7 +381,7 @@ async fn an_eval_without_create_permission_is_refused(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else { return };
     let key = app.bootstrap("acme", "ada@example.com").await;
     let (_, p) = app.post("/v1/project", &key, json!({"name": "proj-d"})).await;
-    let viewer = member(&app, "acme", "vic@example.com", Some("Viewers")).await;
+    let viewer = member(&app, &key, "vic@example.com", Some("Viewers")).await;
     let Some(out) = python(EVAL_DENIED, sdk_env(&app, &viewer.key)).await else { return };
     let got = last_json(&out);
     assert!(got["error"].as_str().is_some_and(|e| e.contains("403")), "{out}");
@@ -451,13 +450,13 @@ async fn load_prompt_is_refused_without_read_on_the_prompt(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else { return };
     let key = app.bootstrap("acme", "ada@example.com").await;
     let (id, _, _) = make_prompt(&app, &key).await;
-    let outsider = member(&app, "acme", "out@example.com", None).await;
+    let outsider = member(&app, &key, "out@example.com", None).await;
     let Some(out) = python(LOAD_PROMPT_DENIED, sdk_env(&app, &outsider.key)).await else { return };
     let got = last_json(&out);
     assert!(got["error"].as_str().is_some_and(|e| e.contains("not found")), "{out}");
     assert_eq!(app.get(&format!("/v1/prompt/{id}"), &outsider.key).await.0, 404);
     let pid = uuid::Uuid::parse_str(&id).expect("uuid");
-    grant(&app, "acme", outsider.user, castellan_core::ObjectType::Prompt, pid, castellan_core::Permission::Read).await;
+    grant(&app, &key, outsider.user, castellan_core::ObjectType::Prompt, pid, castellan_core::Permission::Read).await;
     let Some(out) = python(LOAD_PROMPT_DENIED, sdk_env(&app, &outsider.key)).await else { return };
     assert_eq!(last_json(&out)["loaded"], "Goodbye Bo", "a grant on the prompt alone is enough: {out}");
     let (s, _) = app.patch(&format!("/v1/prompt/{id}"), &outsider.key, json!({"name": "Mine"})).await;
@@ -498,8 +497,8 @@ async fn attachments_and_oversized_payloads_go_through_signed_urls(b: Backend) {
     let (_, orgs) = app.get("/v1/organization", &key).await;
     let org = orgs["objects"][0]["id"].as_str().expect("org").to_owned();
     let path = format!("/attachment?key={attachment_key}&org_id={org}");
-    let viewer = member(&app, "acme", "vic@example.com", Some("Viewers")).await;
-    let outsider = member(&app, "acme", "out@example.com", None).await;
+    let viewer = member(&app, &key, "vic@example.com", Some("Viewers")).await;
+    let outsider = member(&app, &key, "out@example.com", None).await;
     let (s, v) = app.get(&path, &viewer.key).await;
     assert_eq!(s, 200);
     assert_eq!(v["status"]["upload_status"], "done");

@@ -1,13 +1,11 @@
-//! Test support for the data plane: principals with narrow grants, written
-//! straight into the database with their change-feed entries (as the ACL endpoints
-//! would), and the Braintrust SDK's environment.
+//! Test support for the data plane: principals with narrow grants, made through the
+//! real member and ACL endpoints, and the Braintrust SDK's environment.
 
 #![allow(dead_code)]
 
 use super::common::TestApp;
-use castellan_core::{AclId, GroupId, KeyId, ObjectType, OrgId, Permission, UserId};
-use castellan_server::change::Change;
-use castellan_store::{AclRecord, KeyKind, KeyRecord, MemberRecord, NewKey, UserKind, UserRecord};
+use castellan_core::{ObjectType, Permission, UserId};
+use reqwest::{Method, StatusCode};
 use uuid::Uuid;
 
 /// A member of an org with an API key.
@@ -16,82 +14,37 @@ pub struct Member {
     pub key: String,
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
-}
-
-async fn org_id(app: &TestApp, org: &str) -> OrgId {
-    let store = app.db.open().await;
-    let mut tx = store.read().await.expect("read");
-    tx.find_org_by_name(org).await.expect("find").expect("org exists").id
-}
-
-/// Adds a member to `org` (in `group`, one of the built-in groups, if given) with an
-/// API key; nothing else is granted.
-pub async fn member(app: &TestApp, org: &str, email: &str, group: Option<&str>) -> Member {
-    let org = org_id(app, org).await;
-    let store = app.db.open().await;
-    let mut tx = store.write().await.expect("begin");
-    let user = UserRecord {
-        id: UserId::generate(),
-        kind: UserKind::User,
-        email: Some(email.into()),
-        given_name: None,
-        family_name: None,
-        avatar_url: None,
-        created: now(),
-    };
-    tx.insert_user(&user).await.expect("user");
-    tx.add_member(&MemberRecord { org_id: org, user_id: user.id, created: now() }).await.expect("member");
-    let minted = castellan_server::keys::mint(castellan_server::keys::API_KEY_PREFIX);
-    let record = KeyRecord {
-        id: KeyId::generate(),
-        kind: KeyKind::ApiKey,
-        name: "test".into(),
-        preview_name: minted.preview.clone(),
-        user_id: user.id,
-        org_id: Some(org),
-        created: now(),
-        last_used: None,
-        expires_at: None,
-    };
-    tx.insert_key(&NewKey { record, key_hash: minted.hash.clone() }).await.expect("key");
-    let mut changes = Vec::new();
+/// Adds a member to the owner's org through the API (an invitation, accepted), in
+/// `group` (by name) if given; nothing else is granted.
+pub async fn member(app: &TestApp, owner: &str, email: &str, group: Option<&str>) -> Member {
+    let mut invite = serde_json::json!({"emails": [email]});
     if let Some(g) = group {
-        let group: GroupId = tx.find_group_by_name(org, g).await.expect("find group").expect("group exists").id;
-        tx.add_group_user(group, user.id).await.expect("join");
-        changes.push(Change::AddGroupUser { group: group.0, user: user.id.0 });
+        invite["group_name"] = serde_json::json!(g);
     }
-    tx.record_change(now(), &serde_json::to_value(&changes).expect("json")).await.expect("change");
-    tx.commit().await.expect("commit");
-    store.close().await;
-    app.state.index().catch_up().await.expect("catch up");
-    Member { user: user.id, key: minted.raw }
+    let (s, _, out) = app
+        .send(
+            Method::PATCH,
+            "/v1/organization/members",
+            Some(owner),
+            Some(serde_json::json!({"invite_users": invite})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "invite: {out}");
+    let token = out["invitations"][0]["token"].as_str().expect("invitation token").to_owned();
+    let (s, _, acc) =
+        app.send(Method::POST, "/api/invitation/accept", None, Some(serde_json::json!({"token": token})), &[]).await;
+    assert_eq!(s, StatusCode::OK, "accept: {acc}");
+    let user = acc["user"]["id"].as_str().and_then(|u| Uuid::parse_str(u).ok()).expect("user id");
+    Member { user: UserId(user), key: acc["api_key"].as_str().expect("api key").to_owned() }
 }
 
-/// Grants `permission` on one object to a user.
-pub async fn grant(app: &TestApp, org: &str, user: UserId, object_type: ObjectType, object_id: Uuid, p: Permission) {
-    let org = org_id(app, org).await;
-    let store = app.db.open().await;
-    let mut tx = store.write().await.expect("begin");
-    let acl = AclRecord {
-        id: AclId::generate(),
-        org_id: org,
-        object_type,
-        object_id,
-        user_id: Some(user),
-        group_id: None,
-        permission: Some(p),
-        role_id: None,
-        restrict_object_type: None,
-        expires_at: None,
-        created: now(),
-    };
-    tx.insert_acl(&acl).await.expect("acl");
-    tx.record_change(now(), &serde_json::to_value(vec![Change::AddAcl { acl }]).expect("json")).await.expect("change");
-    tx.commit().await.expect("commit");
-    store.close().await;
-    app.state.index().catch_up().await.expect("catch up");
+/// Grants `permission` on one object to a user, through `POST /v1/acl` as the owner.
+pub async fn grant(app: &TestApp, owner: &str, user: UserId, object_type: ObjectType, object_id: Uuid, p: Permission) {
+    let body =
+        serde_json::json!({"object_type": object_type, "object_id": object_id, "user_id": user, "permission": p});
+    let (s, v) = app.post("/v1/acl", owner, body).await;
+    assert_eq!(s, StatusCode::OK, "grant: {v}");
 }
 
 /// The environment that points the official SDK at `app` with `key`.
