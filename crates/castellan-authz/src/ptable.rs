@@ -6,7 +6,7 @@
 //! one cache miss on a large table, where a `HashMap` behind an `Arc` costs a header, the
 //! control bytes and then the slot. A clone copies the directory; a write to a clone copies
 //! only the shard it touches (a few kilobytes). Shards grow one at a time by a quarter, so
-//! the table stays 64–80% full; the directory doubles when shards average 256 entries.
+//! the table stays 56–70% full; the directory doubles when shards average 256 entries.
 
 use std::fmt;
 use std::sync::Arc;
@@ -29,7 +29,7 @@ const MAX_BITS: u32 = 24;
 #[derive(Clone)]
 pub(crate) struct PTable<S> {
     // INVARIANT: shards.len() == counts.len() == 1 << bits; counts[i] is the number of
-    // occupied slots of shards[i], which is below 4/5 of its length (so every probe meets an
+    // occupied slots of shards[i], which is below 7/10 of its length (so every probe meets an
     // empty slot); an entry of hash h lives in shards[shard_of(h)] and is reachable from
     // home(h) by linear probing without crossing an empty slot.
     shards: Vec<Arc<[S]>>,
@@ -138,7 +138,7 @@ impl<S: Slot> PTable<S> {
     /// Inserts an entry whose key is absent (the caller checks).
     pub(crate) fn insert(&mut self, h: u64, slot: S) {
         let si = self.shard_of(h);
-        if (self.counts[si] as usize + 1) * 5 > self.shards[si].len() * 4 {
+        if (self.counts[si] as usize + 1) * 10 > self.shards[si].len() * 7 {
             let cap = self.shards[si].len();
             self.regrow(si, cap + cap / 4 + 1);
         }
@@ -204,7 +204,7 @@ impl<S: Slot> PTable<S> {
         for s in old.iter().flat_map(|s| s.iter()).filter(|s| !s.is_empty()) {
             let h = s.hash();
             let si = self.shard_of(h);
-            if (counts[si] as usize + 1) * 5 > shards[si].len() * 4 {
+            if (counts[si] as usize + 1) * 10 > shards[si].len() * 7 {
                 let grown = shards[si].len() * 5 / 4 + 1;
                 let mut fresh = empty_shard::<S>(grown);
                 let target = Arc::make_mut(&mut fresh);
