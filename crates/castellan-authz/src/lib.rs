@@ -13,6 +13,7 @@ mod engine;
 mod error;
 mod idset;
 mod mutate;
+mod nodes;
 mod pmap;
 mod ptable;
 mod pvec;

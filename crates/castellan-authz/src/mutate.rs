@@ -8,11 +8,12 @@ use crate::bucket::{
 };
 use crate::error::AuthzError;
 use crate::idset::IdSet;
-use crate::ptable::hash_id;
-use crate::snapshot::{
-    pair_masks, type_code, AclSlot, Container, GroupNode, IdSlot, Leaf, Loc, Masks, ObjSlot, RoleNode, Row, Snapshot,
-    UserNode, UserSlot, LEAF_INLINE, NONE, SPILLED,
+use crate::nodes::{
+    pair_masks, type_code, AclSlot, Container, GroupNode, IdSlot, Leaf, Masks, ObjSlot, RoleNode, Row, UserNode,
+    UserSlot, LEAF_INLINE, NONE, SPILLED,
 };
+use crate::ptable::hash_id;
+use crate::snapshot::{Loc, Snapshot};
 use crate::types::{AclRow, Grant, Mutation, Subject};
 use castellan_core::model::{ObjectRef, ObjectType, Permission};
 use std::collections::VecDeque;

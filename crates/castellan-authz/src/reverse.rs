@@ -7,7 +7,8 @@
 
 use crate::bucket::{Entry, GROUP};
 use crate::idset::IdSet;
-use crate::snapshot::{Loc, Query, Snapshot, NONE};
+use crate::nodes::NONE;
+use crate::snapshot::{Loc, Query, Snapshot};
 use crate::types::Page;
 use castellan_core::model::{ObjectRef, ObjectType, Permission};
 use std::cmp::Reverse;
