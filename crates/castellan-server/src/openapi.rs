@@ -22,6 +22,37 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The error answers every operation can give, all with the `ErrorBody` shape.
+struct Errors;
+
+impl Modify for Errors {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let body = || ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+        let answers = [
+            ("400", "bad input: malformed JSON, wrong types, unknown enum values, broken rules (`code` says which)"),
+            ("401", "no credential, or an unknown, revoked or expired one"),
+            ("403", "the object is visible but the action is not allowed (or a missing CSRF token)"),
+            ("404", "no such object, or the caller cannot see it"),
+            ("413", "the body is larger than the server accepts"),
+            ("429", "too many requests; see `Retry-After`"),
+            ("500", "a server fault; the body says nothing more"),
+            ("503", "`x-castellan-min-revision` was not reached in time"),
+        ];
+        for item in doc.paths.paths.values_mut() {
+            for op in
+                [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten()
+            {
+                for (code, what) in answers {
+                    op.responses.responses.entry(code.to_owned()).or_insert_with(|| {
+                        ResponseBuilder::new().description(what).content("application/json", body()).build().into()
+                    });
+                }
+            }
+        }
+    }
+}
+
 /// Castellan's read-your-writes headers, on every operation: the request header
 /// `x-castellan-min-revision` and the response header `x-castellan-revision`.
 struct Revisions;
@@ -99,7 +130,7 @@ impl Modify for Revisions {
         prompt_session::remove, prompt_session::insert, prompt_session::fetch,
     ),
     components(schemas(castellan_api_types::ErrorBody)),
-    modifiers(&BearerAuth, &Revisions),
+    modifiers(&BearerAuth, &Errors, &Revisions),
     security(("bearerAuth" = [])),
 )]
 struct ApiDoc;

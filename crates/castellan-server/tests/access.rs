@@ -679,6 +679,10 @@ async fn every_change_is_audited_and_the_chain_verifies(b: Backend) {
     assert_eq!(seqs, vec![2, 1]);
     let (s, _) = app.get("/v1/audit_log?since=yesterday", &o.key).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
+    for q in ["before_seq=9223372036854775808", "before_seq=-1", "before_seq=x"] {
+        assert_eq!(app.get(&format!("/v1/audit_log?{q}"), &o.key).await.0, StatusCode::BAD_REQUEST, "{q}");
+    }
+    assert_eq!(app.get("/v1/audit_log/chain?after_seq=18446744073709551615", &o.key).await.0, StatusCode::BAD_REQUEST);
     // The chain export verifies.
     let (_, chain) = app.get("/v1/audit_log/chain?limit=1000", &o.key).await;
     let records: Vec<castellan_store::audit::AuditRecord> =

@@ -17,7 +17,8 @@ on_both_backends!(
     bad_input_gets_a_clear_error_and_changes_nothing,
     a_caller_in_two_orgs_must_choose_one,
     writes_carry_increasing_revisions_and_replicas_serve_them,
-    org_settings_update_and_validation
+    org_settings_update_and_validation,
+    a_replica_starts_cleanly_after_an_org_with_groups_and_grants_was_deleted
 );
 
 async fn the_root_and_the_openapi_document_need_no_credential(b: Backend) {
@@ -352,4 +353,28 @@ async fn org_settings_update_and_validation(b: Backend) {
     assert_eq!(o["image_rendering_mode"], "blocked", "refused patches changed nothing");
     let (_, login) = app.post("/api/apikey/login", &key, json!({})).await;
     assert_eq!(login["org_info"][0]["api_url"], "https://api.acme.example");
+}
+
+async fn a_replica_starts_cleanly_after_an_org_with_groups_and_grants_was_deleted(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else { return };
+    let key = app.bootstrap("acme", "ada@example.com").await;
+    let (_, doomed) = app.post("/v1/organization", &key, json!({"name": "doomed"})).await;
+    let doomed_id = doomed["id"].as_str().expect("id").to_owned();
+    let h = [("x-bt-org-name", "doomed")];
+    let (s, _, g) =
+        app.send(Method::POST, "/v1/group", Some(&key), Some(json!({"name": "team", "org_name": "doomed"})), &h).await;
+    assert_eq!(s, StatusCode::OK, "{g}");
+    let (s, _, _) =
+        app.send(Method::POST, "/v1/project", Some(&key), Some(json!({"name": "p", "org_name": "doomed"})), &h).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = app.delete(&format!("/v1/organization/{doomed_id}"), &key).await;
+    assert_eq!(s, StatusCode::OK);
+    // A new replica builds its index from the database alone.
+    let replica = TestApp::spawn_on(app.db.clone(), test_config(), castellan_server::access::system_clock()).await;
+    let (s, orgs) = replica.get("/v1/organization", &key).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(ids(&orgs).len(), 1, "{orgs}");
+    let (s, p) = replica.post("/v1/project", &key, json!({"name": "still-works", "org_name": "acme"})).await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    replica.stop().await;
 }

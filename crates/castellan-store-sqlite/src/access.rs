@@ -571,14 +571,16 @@ impl AccessRepo for SqliteTx {
         .map_err(db_err)?;
         let group_users: Vec<(Uuid, Uuid)> = sqlx::query_as(
             "SELECT gu.group_id, gu.user_id FROM group_users gu JOIN groups g ON g.id = gu.group_id \
-             JOIN users u ON u.id = gu.user_id WHERE g.deleted_at IS NULL AND u.deleted_at IS NULL",
+             JOIN users u ON u.id = gu.user_id JOIN orgs o ON o.id = g.org_id \
+             WHERE g.deleted_at IS NULL AND u.deleted_at IS NULL AND o.deleted_at IS NULL",
         )
         .fetch_all(self.conn())
         .await
         .map_err(db_err)?;
         let group_groups: Vec<(Uuid, Uuid)> = sqlx::query_as(
             "SELECT gg.group_id, gg.member_group_id FROM group_groups gg JOIN groups a ON a.id = gg.group_id \
-             JOIN groups b ON b.id = gg.member_group_id WHERE a.deleted_at IS NULL AND b.deleted_at IS NULL",
+             JOIN groups b ON b.id = gg.member_group_id JOIN orgs o ON o.id = a.org_id \
+             WHERE a.deleted_at IS NULL AND b.deleted_at IS NULL AND o.deleted_at IS NULL",
         )
         .fetch_all(self.conn())
         .await

@@ -689,6 +689,21 @@ pub async fn the_access_state_reflects_every_live_row(store: Arc<dyn Store>) {
     tx.insert_project(&p).await.expect("p");
     tx.insert_project(&dead).await.expect("dead");
     tx.delete_project(dead.id, 10).await.expect("delete");
+    // Everything inside the deleted org stays out of the state: its groups, their
+    // members and nesting, its roles and its grants.
+    let gone_g = group(gone.id, "Owners", 6);
+    let gone_h = group(gone.id, "Engineers", 6);
+    let gone_r = role(Some(gone.id), "gone-role", 6);
+    tx.insert_group(&gone_g).await.expect("gone group");
+    tx.insert_group(&gone_h).await.expect("gone group 2");
+    tx.add_group_user(gone_g.id, u.id).await.expect("gone member");
+    tx.add_group_group(gone_g.id, gone_h.id).await.expect("gone nesting");
+    tx.insert_role(&gone_r).await.expect("gone role");
+    tx.add_role_permission(gone_r.id, rp).await.expect("gone role perm");
+    let mut gone_acl = acl_for_user(gone.id, (ObjectType::Organization, gone.id.0), u.id, Permission::Read, 9);
+    gone_acl.group_id = Some(gone_g.id);
+    gone_acl.user_id = None;
+    tx.insert_acl(&gone_acl).await.expect("gone acl");
     tx.delete_org(gone.id, 10).await.expect("delete org");
     tx.insert_group(&g).await.expect("g");
     tx.insert_group(&h).await.expect("h");

@@ -32,7 +32,24 @@ async fn build(store: &dyn Store) -> Result<Snapshot, IndexError> {
     let mut tx = store.read().await?;
     let state = tx.load_access_state().await?;
     drop(tx);
-    let snap = Snapshot::build(change::mutations_from_state(&state)).map_err(|e| IndexError::Model(e.to_string()))?;
+    let muts = change::mutations_from_state(&state);
+    let snap = match Snapshot::build(muts.iter().cloned()) {
+        Ok(s) => s,
+        Err(e) => {
+            // A stored state the model refuses must not keep the server from starting.
+            // Cold-build mutations only add, so leaving out the ones that do not apply
+            // can only deny more, never grant more; each is logged.
+            tracing::error!(error = %e, "the stored authorization state does not build cleanly; skipping what does not apply");
+            let mut snap = Snapshot::empty();
+            for m in muts {
+                match snap.apply(std::slice::from_ref(&m)) {
+                    Ok(s) => snap = s,
+                    Err(e) => tracing::error!(error = %e, mutation = ?m, "skipped while building the index"),
+                }
+            }
+            snap
+        }
+    };
     Ok(snap.with_revision(state.revision))
 }
 

@@ -38,6 +38,14 @@ pub fn to_wire(r: &AuditRecord) -> AuditLogEntry {
     }
 }
 
+/// A sequence-number parameter; sequence numbers are stored as signed 64-bit values.
+fn seq_param(q: &Params, name: &str) -> ApiResult<Option<u64>> {
+    match q.parsed::<u64>(name, "a whole number")? {
+        Some(n) if n > i64::MAX as u64 => Err(ApiError::invalid_parameter(format!("`{name}` is out of range: `{n}`"))),
+        other => Ok(other),
+    }
+}
+
 fn time_param(q: &Params, name: &str) -> ApiResult<Option<i64>> {
     match q.str(name) {
         None => Ok(None),
@@ -67,7 +75,7 @@ pub async fn list(caller: Caller, q: Params) -> ApiResult<Json<ListResponse<Audi
         resource_type: q.str("resource_type").map(str::to_owned),
         resource_id: q.uuid("resource_id")?,
     };
-    let before: Option<u64> = q.parsed("before_seq", "a whole number")?;
+    let before = seq_param(&q, "before_seq")?;
     let mut tx = caller.state().read(&permit).await?;
     let rows = tx.list_audit(&filter, before, q.limit()?).await?;
     Ok(Json(ListResponse { objects: rows.iter().map(to_wire).collect() }))
@@ -103,7 +111,7 @@ pub struct ChainPage {
 pub async fn chain(caller: Caller, q: Params) -> ApiResult<Json<ChainPage>> {
     let org = caller.org(q.str("org_name")).await?;
     let permit = caller.require(Permission::Read, ObjectRef::new(ObjectType::OrgAuditLogs, org.id.0)).await?;
-    let after: u64 = q.parsed("after_seq", "a whole number")?.unwrap_or(0);
+    let after = seq_param(&q, "after_seq")?.unwrap_or(0);
     let limit = q.limit()?.clamp(1, MAX_LIMIT);
     let mut tx = caller.state().read(&permit).await?;
     let records = tx.audit_chain(org.id, after, limit).await?;
