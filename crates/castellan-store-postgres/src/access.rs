@@ -1,8 +1,8 @@
 //! Groups, roles and ACLs on PostgreSQL.
 
-use crate::db_err;
 use crate::rows::{i64_to_rev, push_ids, push_window};
 use crate::tx::PgTx;
+use crate::{conflict_or, db_err};
 use async_trait::async_trait;
 use castellan_core::{AclId, GroupId, ObjectType, OrgId, Permission, ProjectId, RoleId, UserId};
 use castellan_store::page::Window;
@@ -17,10 +17,6 @@ const ACL_COLS: &str = "id, org_id, object_type, object_id, user_id, group_id, p
 
 fn integrity(what: &str) -> StoreError {
     StoreError::Integrity(format!("unreadable stored {what}"))
-}
-
-fn is_unique(e: &sqlx::Error) -> bool {
-    e.as_database_error().is_some_and(|d| d.is_unique_violation())
 }
 
 fn group(r: &PgRow) -> StoreResult<GroupRecord> {
@@ -117,13 +113,7 @@ impl AccessRepo for PgTx {
             .bind(g.created),
         )
         .await
-        .map_err(|e| {
-            if is_unique(&e) {
-                StoreError::Conflict(format!("a group named `{}` already exists", g.name))
-            } else {
-                db_err(e)
-            }
-        })?;
+        .map_err(|e| conflict_or(e, || format!("a group named `{}` already exists", g.name)))?;
         Ok(())
     }
 
@@ -149,30 +139,13 @@ impl AccessRepo for PgTx {
                     .bind(g.id.0),
             )
             .await
-            .map_err(|e| {
-                if is_unique(&e) {
-                    StoreError::Conflict(format!("a group named `{}` already exists", g.name))
-                } else {
-                    db_err(e)
-                }
-            })?;
-        if res.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("group `{}`", g.id)));
-        }
-        Ok(())
+            .map_err(|e| conflict_or(e, || format!("a group named `{}` already exists", g.name)))?;
+        expect_touched(res.rows_affected(), || format!("group `{}`", g.id))
     }
 
     async fn delete_group(&mut self, id: GroupId, at: Micros) -> StoreResult<()> {
         self.ensure_writable()?;
-        let res = sqlx::query("UPDATE groups SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL")
-            .bind(at)
-            .bind(id.0)
-            .execute(self.conn())
-            .await
-            .map_err(db_err)?;
-        if res.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("group `{id}`")));
-        }
+        self.soft_delete("groups", id.0, at, || format!("group `{id}`")).await?;
         sqlx::query("DELETE FROM group_users WHERE group_id = $1")
             .bind(id.0)
             .execute(self.conn())
@@ -271,13 +244,7 @@ impl AccessRepo for PgTx {
             .bind(r.created),
         )
         .await
-        .map_err(|e| {
-            if is_unique(&e) {
-                StoreError::Conflict(format!("a role named `{}` already exists", r.name))
-            } else {
-                db_err(e)
-            }
-        })?;
+        .map_err(|e| conflict_or(e, || format!("a role named `{}` already exists", r.name)))?;
         Ok(())
     }
 
@@ -314,30 +281,13 @@ impl AccessRepo for PgTx {
                     .bind(r.id.0),
             )
             .await
-            .map_err(|e| {
-                if is_unique(&e) {
-                    StoreError::Conflict(format!("a role named `{}` already exists", r.name))
-                } else {
-                    db_err(e)
-                }
-            })?;
-        if res.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("role `{}`", r.id)));
-        }
-        Ok(())
+            .map_err(|e| conflict_or(e, || format!("a role named `{}` already exists", r.name)))?;
+        expect_touched(res.rows_affected(), || format!("role `{}`", r.id))
     }
 
     async fn delete_role(&mut self, id: RoleId, at: Micros) -> StoreResult<()> {
         self.ensure_writable()?;
-        let res = sqlx::query("UPDATE roles SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL")
-            .bind(at)
-            .bind(id.0)
-            .execute(self.conn())
-            .await
-            .map_err(db_err)?;
-        if res.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("role `{id}`")));
-        }
+        self.soft_delete("roles", id.0, at, || format!("role `{id}`")).await?;
         sqlx::query("DELETE FROM role_permissions WHERE role_id = $1")
             .bind(id.0)
             .execute(self.conn())
@@ -466,13 +416,7 @@ impl AccessRepo for PgTx {
         .bind(a.created)
         )
         .await
-        .map_err(|e| {
-            if is_unique(&e) {
-                StoreError::Conflict("an identical acl already exists".into())
-            } else {
-                db_err(e)
-            }
-        })?;
+        .map_err(|e| conflict_or(e, || "an identical acl already exists".to_string()))?;
         Ok(())
     }
 
@@ -492,10 +436,7 @@ impl AccessRepo for PgTx {
         self.ensure_writable()?;
         let res =
             sqlx::query("DELETE FROM acls WHERE id = $1").bind(id.0).execute(self.conn()).await.map_err(db_err)?;
-        if res.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("acl `{id}`")));
-        }
-        Ok(())
+        expect_touched(res.rows_affected(), || format!("acl `{id}`"))
     }
 
     async fn list_acls(&mut self, f: &AclFilter, w: &Window) -> StoreResult<Vec<AclRecord>> {

@@ -1,7 +1,7 @@
 //! The data plane on PostgreSQL: objects inside projects, event logs and blobs.
 
 use crate::tx::PgTx;
-use crate::{db_err, rows};
+use crate::{db_err, is_unique, rows};
 use async_trait::async_trait;
 use castellan_core::{OrgId, ProjectId, UserId};
 use castellan_store::page::Window;
@@ -17,10 +17,6 @@ const EVENT_COLS: &str = "e.row_id, e.xact_id, e.project_id, e.deleted, e.data";
 
 fn integrity(what: &str) -> StoreError {
     StoreError::Integrity(format!("unreadable stored {what}"))
-}
-
-fn is_unique(e: &sqlx::Error) -> bool {
-    e.as_database_error().is_some_and(|d| d.is_unique_violation())
 }
 
 fn object_conflict(e: sqlx::Error, o: &ObjectRecord) -> StoreError {
@@ -176,24 +172,12 @@ impl ObjectRepo for PgTx {
             )
             .await
             .map_err(|e| object_conflict(e, o))?;
-        if res.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("{} `{}`", o.kind.as_str(), o.id)));
-        }
-        Ok(())
+        expect_touched(res.rows_affected(), || format!("{} `{}`", o.kind.as_str(), o.id))
     }
 
     async fn delete_object(&mut self, id: Uuid, at: Micros) -> StoreResult<()> {
         self.ensure_writable()?;
-        let res = sqlx::query("UPDATE project_objects SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL")
-            .bind(at)
-            .bind(id)
-            .execute(self.conn())
-            .await
-            .map_err(db_err)?;
-        if res.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("object `{id}`")));
-        }
-        Ok(())
+        self.soft_delete("project_objects", id, at, || format!("object `{id}`")).await
     }
 
     async fn list_objects(&mut self, f: &ObjectFilter, w: &Window) -> StoreResult<Vec<ObjectRecord>> {
@@ -447,10 +431,7 @@ impl DataTx for PgDataTx {
             .execute(&mut *self.tx)
             .await
             .map_err(db_err)?;
-        if res.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("blob `{key}`")));
-        }
-        Ok(())
+        expect_touched(res.rows_affected(), || format!("blob `{key}`"))
     }
 
     async fn set_blob_status(&mut self, key: &str, status: &serde_json::Value) -> StoreResult<()> {
@@ -460,19 +441,13 @@ impl DataTx for PgDataTx {
             .execute(&mut *self.tx)
             .await
             .map_err(db_err)?;
-        if res.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("blob `{key}`")));
-        }
-        Ok(())
+        expect_touched(res.rows_affected(), || format!("blob `{key}`"))
     }
 
     async fn delete_blob(&mut self, key: &str) -> StoreResult<()> {
         let res =
             sqlx::query("DELETE FROM blobs WHERE key = $1").bind(key).execute(&mut *self.tx).await.map_err(db_err)?;
-        if res.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("blob `{key}`")));
-        }
-        Ok(())
+        expect_touched(res.rows_affected(), || format!("blob `{key}`"))
     }
 
     async fn commit(self: Box<Self>) -> StoreResult<()> {

@@ -35,6 +35,19 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
+pub(crate) fn is_unique(e: &sqlx::Error) -> bool {
+    e.as_database_error().is_some_and(|d| d.is_unique_violation())
+}
+
+/// A unique-index violation becomes `Conflict(message())`, anything else a backend error.
+pub(crate) fn conflict_or(e: sqlx::Error, message: impl FnOnce() -> String) -> StoreError {
+    if is_unique(&e) {
+        StoreError::Conflict(message())
+    } else {
+        db_err(e)
+    }
+}
+
 impl PgStore {
     /// Connects to `url` (`postgres://…`), optionally confining every connection to
     /// `schema` (created if missing; tests use one schema per database), and runs

@@ -1,8 +1,8 @@
 //! Groups, roles and ACLs on SQLite.
 
-use crate::db_err;
 use crate::rows::{i64_to_rev, push_ids, push_window};
 use crate::tx::SqliteTx;
+use crate::{conflict_or, db_err};
 use async_trait::async_trait;
 use castellan_core::{AclId, GroupId, ObjectType, OrgId, Permission, ProjectId, RoleId, UserId};
 use castellan_store::page::Window;
@@ -17,10 +17,6 @@ const ACL_COLS: &str = "id, org_id, object_type, object_id, user_id, group_id, p
 
 fn integrity(what: &str) -> StoreError {
     StoreError::Integrity(format!("unreadable stored {what}"))
-}
-
-fn is_unique(e: &sqlx::Error) -> bool {
-    e.as_database_error().is_some_and(|d| d.is_unique_violation())
 }
 
 fn group(r: &SqliteRow) -> StoreResult<GroupRecord> {
@@ -114,13 +110,7 @@ impl AccessRepo for SqliteTx {
             .bind(g.created)
             .execute(self.conn())
             .await
-            .map_err(|e| {
-                if is_unique(&e) {
-                    StoreError::Conflict(format!("a group named `{}` already exists", g.name))
-                } else {
-                    db_err(e)
-                }
-            })?;
+            .map_err(|e| conflict_or(e, || format!("a group named `{}` already exists", g.name)))?;
         Ok(())
     }
 
@@ -144,30 +134,13 @@ impl AccessRepo for SqliteTx {
             .bind(g.id.0)
             .execute(self.conn())
             .await
-            .map_err(|e| {
-                if is_unique(&e) {
-                    StoreError::Conflict(format!("a group named `{}` already exists", g.name))
-                } else {
-                    db_err(e)
-                }
-            })?;
-        if res.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("group `{}`", g.id)));
-        }
-        Ok(())
+            .map_err(|e| conflict_or(e, || format!("a group named `{}` already exists", g.name)))?;
+        expect_touched(res.rows_affected(), || format!("group `{}`", g.id))
     }
 
     async fn delete_group(&mut self, id: GroupId, at: Micros) -> StoreResult<()> {
         self.ensure_writable()?;
-        let res = sqlx::query("UPDATE groups SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
-            .bind(at)
-            .bind(id.0)
-            .execute(self.conn())
-            .await
-            .map_err(db_err)?;
-        if res.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("group `{id}`")));
-        }
+        self.soft_delete("groups", id.0, at, || format!("group `{id}`")).await?;
         sqlx::query("DELETE FROM group_users WHERE group_id = ?")
             .bind(id.0)
             .execute(self.conn())
@@ -263,13 +236,7 @@ impl AccessRepo for SqliteTx {
             .bind(r.created)
             .execute(self.conn())
             .await
-            .map_err(|e| {
-                if is_unique(&e) {
-                    StoreError::Conflict(format!("a role named `{}` already exists", r.name))
-                } else {
-                    db_err(e)
-                }
-            })?;
+            .map_err(|e| conflict_or(e, || format!("a role named `{}` already exists", r.name)))?;
         Ok(())
     }
 
@@ -303,30 +270,13 @@ impl AccessRepo for SqliteTx {
             .bind(r.id.0)
             .execute(self.conn())
             .await
-            .map_err(|e| {
-                if is_unique(&e) {
-                    StoreError::Conflict(format!("a role named `{}` already exists", r.name))
-                } else {
-                    db_err(e)
-                }
-            })?;
-        if res.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("role `{}`", r.id)));
-        }
-        Ok(())
+            .map_err(|e| conflict_or(e, || format!("a role named `{}` already exists", r.name)))?;
+        expect_touched(res.rows_affected(), || format!("role `{}`", r.id))
     }
 
     async fn delete_role(&mut self, id: RoleId, at: Micros) -> StoreResult<()> {
         self.ensure_writable()?;
-        let res = sqlx::query("UPDATE roles SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
-            .bind(at)
-            .bind(id.0)
-            .execute(self.conn())
-            .await
-            .map_err(db_err)?;
-        if res.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("role `{id}`")));
-        }
+        self.soft_delete("roles", id.0, at, || format!("role `{id}`")).await?;
         sqlx::query("DELETE FROM role_permissions WHERE role_id = ?")
             .bind(id.0)
             .execute(self.conn())
@@ -455,13 +405,7 @@ impl AccessRepo for SqliteTx {
         .bind(a.created)
         .execute(self.conn())
         .await
-        .map_err(|e| {
-            if is_unique(&e) {
-                StoreError::Conflict("an identical acl already exists".into())
-            } else {
-                db_err(e)
-            }
-        })?;
+        .map_err(|e| conflict_or(e, || "an identical acl already exists".to_string()))?;
         Ok(())
     }
 
@@ -480,10 +424,7 @@ impl AccessRepo for SqliteTx {
     async fn delete_acl(&mut self, id: AclId) -> StoreResult<()> {
         self.ensure_writable()?;
         let res = sqlx::query("DELETE FROM acls WHERE id = ?").bind(id.0).execute(self.conn()).await.map_err(db_err)?;
-        if res.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("acl `{id}`")));
-        }
-        Ok(())
+        expect_touched(res.rows_affected(), || format!("acl `{id}`"))
     }
 
     async fn list_acls(&mut self, f: &AclFilter, w: &Window) -> StoreResult<Vec<AclRecord>> {

@@ -1,7 +1,7 @@
 //! The data plane on SQLite: objects inside projects, event logs and blobs.
 
 use crate::tx::SqliteTx;
-use crate::{db_err, rows};
+use crate::{conflict_or, db_err, is_unique, rows};
 use async_trait::async_trait;
 use castellan_core::{OrgId, ProjectId, UserId};
 use castellan_store::page::Window;
@@ -20,10 +20,6 @@ const IN_CHUNK: usize = 500;
 
 fn integrity(what: &str) -> StoreError {
     StoreError::Integrity(format!("unreadable stored {what}"))
-}
-
-fn is_unique(e: &sqlx::Error) -> bool {
-    e.as_database_error().is_some_and(|d| d.is_unique_violation())
 }
 
 fn object_conflict(e: sqlx::Error, o: &ObjectRecord) -> StoreError {
@@ -171,24 +167,12 @@ impl ObjectRepo for SqliteTx {
         .execute(self.conn())
         .await
         .map_err(|e| object_conflict(e, o))?;
-        if res.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("{} `{}`", o.kind.as_str(), o.id)));
-        }
-        Ok(())
+        expect_touched(res.rows_affected(), || format!("{} `{}`", o.kind.as_str(), o.id))
     }
 
     async fn delete_object(&mut self, id: Uuid, at: Micros) -> StoreResult<()> {
         self.ensure_writable()?;
-        let res = sqlx::query("UPDATE project_objects SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
-            .bind(at)
-            .bind(id)
-            .execute(self.conn())
-            .await
-            .map_err(db_err)?;
-        if res.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("object `{id}`")));
-        }
-        Ok(())
+        self.soft_delete("project_objects", id, at, || format!("object `{id}`")).await
     }
 
     async fn list_objects(&mut self, f: &ObjectFilter, w: &Window) -> StoreResult<Vec<ObjectRecord>> {
@@ -402,13 +386,7 @@ impl DataTx for SqliteDataTx {
             .bind(b.created)
             .execute(&mut *self.tx)
             .await
-            .map_err(|e| {
-                if is_unique(&e) {
-                    StoreError::Conflict(format!("key `{}` is already in use", b.key))
-                } else {
-                    db_err(e)
-                }
-            })?;
+            .map_err(|e| conflict_or(e, || format!("key `{}` is already in use", b.key)))?;
         Ok(())
     }
 
@@ -420,10 +398,7 @@ impl DataTx for SqliteDataTx {
             .execute(&mut *self.tx)
             .await
             .map_err(db_err)?;
-        if res.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("blob `{key}`")));
-        }
-        Ok(())
+        expect_touched(res.rows_affected(), || format!("blob `{key}`"))
     }
 
     async fn set_blob_status(&mut self, key: &str, status: &serde_json::Value) -> StoreResult<()> {
@@ -433,19 +408,13 @@ impl DataTx for SqliteDataTx {
             .execute(&mut *self.tx)
             .await
             .map_err(db_err)?;
-        if res.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("blob `{key}`")));
-        }
-        Ok(())
+        expect_touched(res.rows_affected(), || format!("blob `{key}`"))
     }
 
     async fn delete_blob(&mut self, key: &str) -> StoreResult<()> {
         let res =
             sqlx::query("DELETE FROM blobs WHERE key = ?").bind(key).execute(&mut *self.tx).await.map_err(db_err)?;
-        if res.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("blob `{key}`")));
-        }
-        Ok(())
+        expect_touched(res.rows_affected(), || format!("blob `{key}`"))
     }
 
     async fn commit(self: Box<Self>) -> StoreResult<()> {

@@ -1,6 +1,6 @@
 //! The SQLite transaction: every repository trait.
 
-use crate::{db_err, rows};
+use crate::{conflict_or, db_err, rows};
 use async_trait::async_trait;
 use castellan_core::{KeyId, OrgId, ProjectId, UserId};
 use castellan_store::audit::{seal, AuditRecord, NewAuditRecord};
@@ -25,6 +25,21 @@ impl SqliteTx {
         &mut self.tx
     }
 
+    /// Marks the live row `id` of `table` deleted at `at`; `NotFound(what())` when there
+    /// is none. `table` is always one of this crate's literals, never input.
+    pub(crate) async fn soft_delete(
+        &mut self,
+        table: &'static str,
+        id: Uuid,
+        at: Micros,
+        what: impl FnOnce() -> String,
+    ) -> StoreResult<()> {
+        self.ensure_writable()?;
+        let sql = format!("UPDATE {table} SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL");
+        let res = sqlx::query(&sql).bind(at).bind(id).execute(&mut *self.tx).await.map_err(db_err)?;
+        expect_touched(res.rows_affected(), what)
+    }
+
     pub(crate) fn ensure_writable(&self) -> StoreResult<()> {
         if self.writable {
             Ok(())
@@ -32,10 +47,6 @@ impl SqliteTx {
             Err(StoreError::Backend("write attempted in a read-only transaction".into()))
         }
     }
-}
-
-fn is_unique(e: &sqlx::Error) -> bool {
-    e.as_database_error().is_some_and(|d| d.is_unique_violation())
 }
 
 fn org_name_key(name: &str) -> String {
@@ -96,13 +107,7 @@ impl OrgRepo for SqliteTx {
         .bind(o.created)
         .execute(&mut *self.tx)
         .await
-        .map_err(|e| {
-            if is_unique(&e) {
-                StoreError::Conflict(format!("an organization named `{}` already exists", o.name))
-            } else {
-                db_err(e)
-            }
-        })?;
+        .map_err(|e| conflict_or(e, || format!("an organization named `{}` already exists", o.name)))?;
         Ok(())
     }
 
@@ -136,31 +141,13 @@ impl OrgRepo for SqliteTx {
         .bind(o.id.0)
         .execute(&mut *self.tx)
         .await
-        .map_err(|e| {
-            if is_unique(&e) {
-                StoreError::Conflict(format!("an organization named `{}` already exists", o.name))
-            } else {
-                db_err(e)
-            }
-        })?;
-        if res.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("organization `{}`", o.id)));
-        }
-        Ok(())
+        .map_err(|e| conflict_or(e, || format!("an organization named `{}` already exists", o.name)))?;
+        expect_touched(res.rows_affected(), || format!("organization `{}`", o.id))
     }
 
     async fn delete_org(&mut self, id: OrgId, at: Micros) -> StoreResult<()> {
         self.ensure_writable()?;
-        let res = sqlx::query("UPDATE orgs SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
-            .bind(at)
-            .bind(id.0)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(db_err)?;
-        if res.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("organization `{id}`")));
-        }
-        Ok(())
+        self.soft_delete("orgs", id.0, at, || format!("organization `{id}`")).await
     }
 
     async fn list_orgs(&mut self, f: &OrgFilter, w: &Window) -> StoreResult<Vec<OrgRecord>> {
@@ -315,13 +302,7 @@ impl UserRepo for SqliteTx {
         .bind(u.created)
         .execute(&mut *self.tx)
         .await
-        .map_err(|e| {
-            if is_unique(&e) {
-                StoreError::Conflict(format!("a user with email `{}` already exists", u.email.as_deref().unwrap_or("")))
-            } else {
-                db_err(e)
-            }
-        })?;
+        .map_err(|e| conflict_or(e, || format!("a user with email `{}` already exists", u.email.as_deref().unwrap_or(""))))?;
         Ok(())
     }
 
@@ -349,17 +330,8 @@ impl UserRepo for SqliteTx {
         .bind(u.id.0)
         .execute(&mut *self.tx)
         .await
-        .map_err(|e| {
-            if is_unique(&e) {
-                StoreError::Conflict(format!("a user with email `{}` already exists", u.email.as_deref().unwrap_or("")))
-            } else {
-                db_err(e)
-            }
-        })?;
-        if res.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("user `{}`", u.id)));
-        }
-        Ok(())
+        .map_err(|e| conflict_or(e, || format!("a user with email `{}` already exists", u.email.as_deref().unwrap_or(""))))?;
+        expect_touched(res.rows_affected(), || format!("user `{}`", u.id))
     }
 
     async fn list_users(&mut self, f: &UserFilter, w: &Window) -> StoreResult<Vec<UserRecord>> {
@@ -400,10 +372,7 @@ impl UserRepo for SqliteTx {
             .execute(&mut *self.tx)
             .await
             .map_err(db_err)?;
-        if res.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("user `{user}`")));
-        }
-        Ok(())
+        expect_touched(res.rows_affected(), || format!("user `{user}`"))
     }
 }
 
@@ -423,13 +392,7 @@ impl ProjectRepo for SqliteTx {
         .bind(p.created)
         .execute(&mut *self.tx)
         .await
-        .map_err(|e| {
-            if is_unique(&e) {
-                StoreError::Conflict(format!("a project named `{}` already exists", p.name))
-            } else {
-                db_err(e)
-            }
-        })?;
+        .map_err(|e| conflict_or(e, || format!("a project named `{}` already exists", p.name)))?;
         Ok(())
     }
 
@@ -458,31 +421,13 @@ impl ProjectRepo for SqliteTx {
         .bind(p.id.0)
         .execute(&mut *self.tx)
         .await
-        .map_err(|e| {
-            if is_unique(&e) {
-                StoreError::Conflict(format!("a project named `{}` already exists", p.name))
-            } else {
-                db_err(e)
-            }
-        })?;
-        if res.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("project `{}`", p.id)));
-        }
-        Ok(())
+        .map_err(|e| conflict_or(e, || format!("a project named `{}` already exists", p.name)))?;
+        expect_touched(res.rows_affected(), || format!("project `{}`", p.id))
     }
 
     async fn delete_project(&mut self, id: ProjectId, at: Micros) -> StoreResult<()> {
         self.ensure_writable()?;
-        let res = sqlx::query("UPDATE projects SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
-            .bind(at)
-            .bind(id.0)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(db_err)?;
-        if res.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("project `{id}`")));
-        }
-        Ok(())
+        self.soft_delete("projects", id.0, at, || format!("project `{id}`")).await
     }
 
     async fn list_projects(&mut self, f: &ProjectFilter, w: &Window) -> StoreResult<Vec<ProjectRecord>> {
@@ -538,16 +483,7 @@ impl KeyRepo for SqliteTx {
 
     async fn delete_key(&mut self, id: KeyId, at: Micros) -> StoreResult<()> {
         self.ensure_writable()?;
-        let res = sqlx::query("UPDATE api_keys SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
-            .bind(at)
-            .bind(id.0)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(db_err)?;
-        if res.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("key `{id}`")));
-        }
-        Ok(())
+        self.soft_delete("api_keys", id.0, at, || format!("key `{id}`")).await
     }
 
     async fn delete_keys_of(&mut self, org: OrgId, user: UserId, at: Micros) -> StoreResult<Vec<KeyRecord>> {

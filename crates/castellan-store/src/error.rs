@@ -19,3 +19,13 @@ pub enum StoreError {
 
 /// Result alias for storage operations.
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The outcome of an UPDATE of one live row: touching none means it is gone (or never
+/// was), reported as `NotFound(what())`.
+pub fn expect_touched(rows_affected: u64, what: impl FnOnce() -> String) -> StoreResult<()> {
+    if rows_affected == 0 {
+        Err(StoreError::NotFound(what()))
+    } else {
+        Ok(())
+    }
+}

@@ -17,7 +17,7 @@ pub mod traits;
 
 pub use data::*;
 pub use data_repo::*;
-pub use error::{StoreError, StoreResult};
+pub use error::{expect_touched, StoreError, StoreResult};
 pub use model::*;
 pub use page::{fill_page, Cursor, PageFiller, PageKey, PageRequest, Paged, Window};
 pub use traits::*;

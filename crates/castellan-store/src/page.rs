@@ -66,13 +66,26 @@ const MAX_BATCH: usize = 1000;
 
 /// Fills one page of `req.limit` visible rows, newest first, from raw batches:
 ///
-/// ```ignore
-/// let mut filler = PageFiller::new(req);
-/// while let Some(w) = filler.next_window() {
-///     let rows = tx.list_projects(&filter, &w).await?;
-///     filler.push(rows, |p| visible(p));
+/// ```
+/// use castellan_store::page::{Cursor, PageFiller, PageKey, PageRequest, Paged, Window};
+/// # use uuid::Uuid;
+/// struct Row(i64);
+/// impl Paged for Row {
+///     fn page_key(&self) -> PageKey {
+///         PageKey { created: self.0, id: Uuid::from_u128(self.0 as u128) }
+///     }
 /// }
-/// let page = filler.finish();
+/// // Stands in for a backend's `list_*(&filter, &window)`: rows 1..=100, newest first.
+/// let list = |w: &Window| -> Vec<Row> {
+///     let below = w.from.map_or(i64::MAX, |k| k.created);
+///     (1..=100).rev().filter(|c| *c < below).take(w.limit).map(Row).collect()
+/// };
+/// let mut filler = PageFiller::new(&PageRequest { limit: 5, cursor: Cursor::Start });
+/// while let Some(w) = filler.next_window() {
+///     filler.push(list(&w), |r| r.0 % 10 == 0); // the caller may see every tenth row
+/// }
+/// let page: Vec<i64> = filler.finish().iter().map(|r| r.0).collect();
+/// assert_eq!(page, [100, 90, 80, 70, 60]);
 /// ```
 ///
 /// Rows the caller may not see are skipped and more are fetched, so a page is only
