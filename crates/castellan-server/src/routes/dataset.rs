@@ -1,10 +1,10 @@
 //! `/v1/dataset`: datasets and their records.
 
-use super::objects::{self, check_object, check_tags, load, project_ref};
+use super::objects::{self, check_object, check_tags, load};
 use super::{events, invalid, path_id, Written};
 use crate::access::{AppState, Caller};
 use crate::dataplane::objects::{dataset as wire, fields, merge_value, to_data, DatasetData};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{Body, Params};
 use axum::extract::Path;
 use axum::routing::{get, post};
@@ -13,8 +13,8 @@ use castellan_api_types::{
     CreateDataset, Dataset, Feedback, FeedbackResponse, FetchEvents, FetchEventsResponse, InsertEvents,
     InsertEventsResponse, ListResponse, PatchDataset,
 };
-use castellan_core::{Name, ObjectType, Permission, ProjectId};
-use castellan_store::{EventKind, EventObject, ObjectKind, ObjectRecord};
+use castellan_core::{Name, Permission, ProjectId};
+use castellan_store::{EventKind, EventObject, ObjectKind};
 use uuid::Uuid;
 
 const KINDS: &[ObjectKind] = &[ObjectKind::Dataset];
@@ -52,35 +52,8 @@ pub async fn create(caller: Caller, Body(body): Body<CreateDataset>) -> ApiResul
     check_object("metadata", &body.metadata)?;
     check_tags(&body.tags)?;
     let pid = ProjectId(body.project_id);
-    if let Some(o) = objects::existing_by_name(&caller, pid, ObjectKind::Dataset, name.as_str()).await? {
-        return Ok(Written::existing(wire(&o)));
-    }
-    let permit = caller.require_create(ObjectType::Dataset, project_ref(pid)).await?;
-    let mut w = caller.state().write(&permit).await?;
-    let project = objects::project(&mut w, pid).await?;
-    if w.tx().find_object_by_name(pid, ObjectKind::Dataset, name.as_str()).await?.is_some() {
-        return Err(ApiError::BadRequest {
-            code: "name_taken",
-            message: format!("a dataset named `{name}` already exists"),
-        });
-    }
-    let o = ObjectRecord {
-        id: Uuid::now_v7(),
-        kind: ObjectKind::Dataset,
-        project_id: pid,
-        org_id: project.org_id,
-        name: name.into_inner(),
-        slug: None,
-        description: body.description,
-        user_id: Some(caller.user.id),
-        xact_id: None,
-        data: to_data(&DatasetData { metadata: body.metadata, tags: body.tags }),
-        created: w.now(),
-    };
-    let out = wire(&o);
-    objects::insert_new(&mut w, &o, &out).await?;
-    let rev = w.commit().await?;
-    Ok(Written::at(rev, out))
+    let data = to_data(&DatasetData { metadata: body.metadata, tags: body.tags });
+    objects::create_or_get(&caller, pid, ObjectKind::Dataset, "dataset", name, body.description, data, wire).await
 }
 
 /// One dataset.
@@ -120,11 +93,7 @@ pub async fn update(
     }
     d.tags = body.tags.or(d.tags);
     after.data = to_data(&d);
-    w.tx().update_object(&after).await?;
-    let out = wire(&after);
-    objects::audit(&mut w, &after, "updated", Some(&wire(&before)), Some(&out)).await?;
-    let rev = w.commit().await?;
-    Ok(Written::at(rev, out))
+    objects::commit_update(w, &before, &after, wire).await
 }
 
 /// Deletes a dataset and every grant on it.

@@ -190,11 +190,7 @@ pub async fn update(
     d.public = body.public.unwrap_or(d.public);
     d.tags = body.tags.or(d.tags);
     after.data = to_data(&d);
-    w.tx().update_object(&after).await?;
-    let out = wire(&after);
-    objects::audit(&mut w, &after, "updated", Some(&wire(&before)), Some(&out)).await?;
-    let rev = w.commit().await?;
-    Ok(Written::at(rev, out))
+    objects::commit_update(w, &before, &after, wire).await
 }
 
 /// Deletes an experiment and every grant on it.

@@ -8,7 +8,7 @@ use crate::change::Change;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Params;
 use crate::fill;
-use castellan_core::{ObjectRef, ObjectType, Permission, ProjectId};
+use castellan_core::{Name, ObjectRef, ObjectType, Permission, ProjectId};
 use castellan_store::{ObjectFilter, ObjectKind, ObjectRecord, Paged, ProjectRecord};
 use serde::Serialize;
 use uuid::Uuid;
@@ -138,6 +138,67 @@ pub async fn insert_new<A: Serialize>(w: &mut Write, o: &ObjectRecord, wire: &A)
     w.tx().insert_object(o).await?;
     w.change(Change::AddObject { object: object_ref(o.kind, o.id), parent: project_ref(o.project_id) });
     audit::<(), A>(w, o, "created", None, Some(wire)).await
+}
+
+/// Creates the object `name` of `kind` in project `pid` (`create` on the project), or
+/// returns the project's live object of that name unchanged (200, with
+/// `x-bt-found-existing: true`) when the caller can read it. `noun` names the kind in
+/// the error when the name is taken by an object the caller cannot read.
+#[allow(clippy::too_many_arguments)]
+pub async fn create_or_get<A: Serialize>(
+    caller: &Caller,
+    pid: ProjectId,
+    kind: ObjectKind,
+    noun: &str,
+    name: Name,
+    description: Option<String>,
+    data: serde_json::Value,
+    wire: impl Fn(&ObjectRecord) -> A,
+) -> ApiResult<Written<A>> {
+    if let Some(o) = existing_by_name(caller, pid, kind, name.as_str()).await? {
+        return Ok(Written::existing(wire(&o)));
+    }
+    let permit = caller.require_create(kind.object_type(), project_ref(pid)).await?;
+    let mut w = caller.state().write(&permit).await?;
+    let project = project(&mut w, pid).await?;
+    if w.tx().find_object_by_name(pid, kind, name.as_str()).await?.is_some() {
+        return Err(ApiError::BadRequest {
+            code: "name_taken",
+            message: format!("a {noun} named `{name}` already exists"),
+        });
+    }
+    let o = ObjectRecord {
+        id: Uuid::now_v7(),
+        kind,
+        project_id: pid,
+        org_id: project.org_id,
+        name: name.into_inner(),
+        slug: None,
+        description,
+        user_id: Some(caller.user.id),
+        xact_id: None,
+        data,
+        created: w.now(),
+    };
+    let out = wire(&o);
+    insert_new(&mut w, &o, &out).await?;
+    let rev = w.commit().await?;
+    Ok(Written::at(rev, out))
+}
+
+/// Stores `after`, the changed form of `before` (read in this same write), audits the
+/// change and commits; returns the object as changed.
+pub async fn commit_update<A: Serialize>(
+    mut w: Write,
+    before: &ObjectRecord,
+    after: &ObjectRecord,
+    wire: impl Fn(&ObjectRecord) -> A,
+) -> ApiResult<Written<A>> {
+    w.tx().update_object(after).await?;
+    let out = wire(after);
+    audit(&mut w, after, "updated", Some(&wire(before)), Some(&out)).await?;
+    let rev = w.commit().await?;
+    Ok(Written::at(rev, out))
 }
 
 /// Deletes an object of `kinds` (`delete` on it) with every grant on it; returns it.

@@ -3,11 +3,11 @@
 //! through `/logs3` (rows with `prompt_session_id`) or `…/insert`, and read back
 //! with `…/fetch`.
 
-use super::objects::{self, check_object, check_tags, load, project_ref};
+use super::objects::{self, check_object, check_tags, load};
 use super::{events, invalid, path_id, Written};
 use crate::access::{AppState, Caller};
 use crate::dataplane::objects::{fields, prompt_session as wire, to_data, SessionData};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{Body, Params};
 use axum::extract::Path;
 use axum::routing::{get, post};
@@ -16,9 +16,8 @@ use castellan_api_types::{
     CreatePromptSession, FetchEvents, FetchEventsResponse, InsertEvents, InsertEventsResponse, ListResponse,
     PatchPromptSession, PromptSession,
 };
-use castellan_core::{Name, ObjectType, Permission, ProjectId};
-use castellan_store::{EventKind, EventObject, ObjectKind, ObjectRecord};
-use uuid::Uuid;
+use castellan_core::{Name, Permission, ProjectId};
+use castellan_store::{EventKind, EventObject, ObjectKind};
 
 const KINDS: &[ObjectKind] = &[ObjectKind::PromptSession];
 
@@ -49,35 +48,9 @@ pub async fn create(caller: Caller, Body(body): Body<CreatePromptSession>) -> Ap
     check_object("prompt_session_data", &body.prompt_session_data)?;
     check_tags(&body.tags)?;
     let pid = ProjectId(body.project_id);
-    if let Some(o) = objects::existing_by_name(&caller, pid, ObjectKind::PromptSession, name.as_str()).await? {
-        return Ok(Written::existing(wire(&o)));
-    }
-    let permit = caller.require_create(ObjectType::PromptSession, project_ref(pid)).await?;
-    let mut w = caller.state().write(&permit).await?;
-    let project = objects::project(&mut w, pid).await?;
-    if w.tx().find_object_by_name(pid, ObjectKind::PromptSession, name.as_str()).await?.is_some() {
-        return Err(ApiError::BadRequest {
-            code: "name_taken",
-            message: format!("a playground named `{name}` already exists"),
-        });
-    }
-    let o = ObjectRecord {
-        id: Uuid::now_v7(),
-        kind: ObjectKind::PromptSession,
-        project_id: pid,
-        org_id: project.org_id,
-        name: name.into_inner(),
-        slug: None,
-        description: body.description,
-        user_id: Some(caller.user.id),
-        xact_id: None,
-        data: to_data(&SessionData { prompt_session_data: body.prompt_session_data, tags: body.tags }),
-        created: w.now(),
-    };
-    let out = wire(&o);
-    objects::insert_new(&mut w, &o, &out).await?;
-    let rev = w.commit().await?;
-    Ok(Written::at(rev, out))
+    let data = to_data(&SessionData { prompt_session_data: body.prompt_session_data, tags: body.tags });
+    objects::create_or_get(&caller, pid, ObjectKind::PromptSession, "playground", name, body.description, data, wire)
+        .await
 }
 
 /// One playground.
@@ -115,11 +88,7 @@ pub async fn update(
     d.prompt_session_data = body.prompt_session_data.or(d.prompt_session_data);
     d.tags = body.tags.or(d.tags);
     after.data = to_data(&d);
-    w.tx().update_object(&after).await?;
-    let out = wire(&after);
-    objects::audit(&mut w, &after, "updated", Some(&wire(&before)), Some(&out)).await?;
-    let rev = w.commit().await?;
-    Ok(Written::at(rev, out))
+    objects::commit_update(w, &before, &after, wire).await
 }
 
 /// Deletes a playground and every grant on it.
