@@ -1,7 +1,7 @@
 //! `/v1/dataset`: datasets and their records.
 
 use super::objects::{self, check_object, check_tags, load};
-use super::{events, invalid, path_id, Written};
+use super::{invalid, path_id, Written};
 use crate::access::{AppState, Caller};
 use crate::dataplane::objects::{dataset as wire, fields, merge_value, to_data, DatasetData};
 use crate::error::ApiResult;
@@ -14,8 +14,7 @@ use castellan_api_types::{
     InsertEventsResponse, ListResponse, PatchDataset,
 };
 use castellan_core::{Name, Permission, ProjectId};
-use castellan_store::{EventKind, EventObject, ObjectKind};
-use uuid::Uuid;
+use castellan_store::{EventKind, ObjectKind};
 
 const KINDS: &[ObjectKind] = &[ObjectKind::Dataset];
 
@@ -26,10 +25,6 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/dataset/{dataset_id}/insert", post(insert))
         .route("/v1/dataset/{dataset_id}/fetch", get(fetch_get).post(fetch_post))
         .route("/v1/dataset/{dataset_id}/feedback", post(feedback))
-}
-
-fn log(id: Uuid) -> EventObject {
-    EventObject { kind: EventKind::Dataset, id }
 }
 
 /// Datasets the caller can read, newest first.
@@ -104,48 +99,11 @@ pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written
     objects::remove(&caller, KINDS, id, wire).await
 }
 
-/// Inserts (replaces, merges or deletes) records of a dataset.
-#[utoipa::path(post, path = "/v1/dataset/{dataset_id}/insert", tag = "Datasets",
-    params(("dataset_id" = Uuid, Path)), request_body = InsertEvents, responses((status = 200, body = InsertEventsResponse)))]
-pub async fn insert(
-    caller: Caller,
-    Path(id): Path<String>,
-    Body(body): Body<InsertEvents>,
-) -> ApiResult<Json<InsertEventsResponse>> {
-    let id = path_id("dataset_id", &id)?;
-    Ok(Json(events::insert(&caller, log(id), body).await?))
-}
-
-/// A page of a dataset's records (query parameters as in the `POST` form).
-#[utoipa::path(get, path = "/v1/dataset/{dataset_id}/fetch", tag = "Datasets",
-    params(("dataset_id" = Uuid, Path), ("limit" = Option<usize>, Query), ("cursor" = Option<String>, Query),
-           ("version" = Option<String>, Query)),
-    responses((status = 200, body = FetchEventsResponse)))]
-pub async fn fetch_get(caller: Caller, Path(id): Path<String>, q: Params) -> ApiResult<Json<FetchEventsResponse>> {
-    let id = path_id("dataset_id", &id)?;
-    Ok(Json(events::fetch(&caller, log(id), events::fetch_params(&q)?).await?))
-}
-
-/// A page of a dataset's records.
-#[utoipa::path(post, path = "/v1/dataset/{dataset_id}/fetch", tag = "Datasets",
-    params(("dataset_id" = Uuid, Path)), request_body = FetchEvents, responses((status = 200, body = FetchEventsResponse)))]
-pub async fn fetch_post(
-    caller: Caller,
-    Path(id): Path<String>,
-    Body(body): Body<FetchEvents>,
-) -> ApiResult<Json<FetchEventsResponse>> {
-    let id = path_id("dataset_id", &id)?;
-    Ok(Json(events::fetch(&caller, log(id), body).await?))
-}
-
-/// Feedback on a dataset's records.
-#[utoipa::path(post, path = "/v1/dataset/{dataset_id}/feedback", tag = "Datasets",
-    params(("dataset_id" = Uuid, Path)), request_body = Feedback, responses((status = 200, body = FeedbackResponse)))]
-pub async fn feedback(
-    caller: Caller,
-    Path(id): Path<String>,
-    Body(body): Body<Feedback>,
-) -> ApiResult<Json<FeedbackResponse>> {
-    let id = path_id("dataset_id", &id)?;
-    Ok(Json(events::feedback(&caller, log(id), body).await?))
+super::events::event_endpoints! {
+    kind: EventKind::Dataset,
+    id: "dataset_id",
+    tag: "Datasets",
+    insert: ("/v1/dataset/{dataset_id}/insert", "Inserts (replaces, merges or deletes) records of a dataset."),
+    fetch: ("/v1/dataset/{dataset_id}/fetch", "A page of a dataset's records (query parameters as in the `POST` form).", "A page of a dataset's records."),
+    feedback: ("/v1/dataset/{dataset_id}/feedback", "Feedback on a dataset's records."),
 }

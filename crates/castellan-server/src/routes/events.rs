@@ -131,3 +131,70 @@ pub async fn feedback(caller: &Caller, log: EventObject, body: Feedback) -> ApiR
     insert(caller, log, InsertEvents { events }).await?;
     Ok(FeedbackResponse { status: "success".into() })
 }
+
+/// Defines a log's four event handlers, `insert`, `fetch_get`, `fetch_post` and
+/// `feedback`, with their OpenAPI descriptions: the same code for experiments, datasets
+/// and project logs, only the paths and words differ.
+macro_rules! event_endpoints {
+    (
+        kind: $kind:expr, id: $id:tt, tag: $tag:tt,
+        insert: ($insert:tt, $insert_doc:tt),
+        fetch: ($fetch:tt, $fetch_get_doc:tt, $fetch_post_doc:tt),
+        feedback: ($feedback:tt, $feedback_doc:tt) $(,)?
+    ) => {
+        fn event_object(raw: &str) -> $crate::error::ApiResult<castellan_store::EventObject> {
+            Ok(castellan_store::EventObject { kind: $kind, id: $crate::routes::path_id($id, raw)? })
+        }
+
+        #[doc = $insert_doc]
+        #[utoipa::path(post, path = $insert, tag = $tag,
+            params(($id = uuid::Uuid, Path)), request_body = InsertEvents,
+            responses((status = 200, body = InsertEventsResponse)))]
+        pub async fn insert(
+            caller: $crate::access::Caller,
+            axum::extract::Path(id): axum::extract::Path<String>,
+            $crate::extract::Body(body): $crate::extract::Body<castellan_api_types::InsertEvents>,
+        ) -> $crate::error::ApiResult<axum::Json<castellan_api_types::InsertEventsResponse>> {
+            Ok(axum::Json($crate::routes::events::insert(&caller, event_object(&id)?, body).await?))
+        }
+
+        #[doc = $fetch_get_doc]
+        #[utoipa::path(get, path = $fetch, tag = $tag,
+            params(($id = uuid::Uuid, Path), ("limit" = Option<usize>, Query), ("cursor" = Option<String>, Query),
+                   ("version" = Option<String>, Query)),
+            responses((status = 200, body = FetchEventsResponse)))]
+        pub async fn fetch_get(
+            caller: $crate::access::Caller,
+            axum::extract::Path(id): axum::extract::Path<String>,
+            q: $crate::extract::Params,
+        ) -> $crate::error::ApiResult<axum::Json<castellan_api_types::FetchEventsResponse>> {
+            let req = $crate::routes::events::fetch_params(&q)?;
+            Ok(axum::Json($crate::routes::events::fetch(&caller, event_object(&id)?, req).await?))
+        }
+
+        #[doc = $fetch_post_doc]
+        #[utoipa::path(post, path = $fetch, tag = $tag,
+            params(($id = uuid::Uuid, Path)), request_body = FetchEvents,
+            responses((status = 200, body = FetchEventsResponse)))]
+        pub async fn fetch_post(
+            caller: $crate::access::Caller,
+            axum::extract::Path(id): axum::extract::Path<String>,
+            $crate::extract::Body(body): $crate::extract::Body<castellan_api_types::FetchEvents>,
+        ) -> $crate::error::ApiResult<axum::Json<castellan_api_types::FetchEventsResponse>> {
+            Ok(axum::Json($crate::routes::events::fetch(&caller, event_object(&id)?, body).await?))
+        }
+
+        #[doc = $feedback_doc]
+        #[utoipa::path(post, path = $feedback, tag = $tag,
+            params(($id = uuid::Uuid, Path)), request_body = Feedback,
+            responses((status = 200, body = FeedbackResponse)))]
+        pub async fn feedback(
+            caller: $crate::access::Caller,
+            axum::extract::Path(id): axum::extract::Path<String>,
+            $crate::extract::Body(body): $crate::extract::Body<castellan_api_types::Feedback>,
+        ) -> $crate::error::ApiResult<axum::Json<castellan_api_types::FeedbackResponse>> {
+            Ok(axum::Json($crate::routes::events::feedback(&caller, event_object(&id)?, body).await?))
+        }
+    };
+}
+pub(crate) use event_endpoints;

@@ -1,7 +1,7 @@
 //! `/v1/experiment`: experiments and their events.
 
 use super::objects::{self, check_object, check_tags, load, object_ref, project_ref};
-use super::{events, invalid, path_id, Written};
+use super::{invalid, path_id, Written};
 use crate::access::{AppState, Caller};
 use crate::dataplane::objects::{experiment as wire, fields, merge_value, to_data, ExperimentData};
 use crate::error::{ApiError, ApiResult};
@@ -14,7 +14,7 @@ use castellan_api_types::{
     InsertEvents, InsertEventsResponse, ListResponse, PatchExperiment,
 };
 use castellan_core::{Name, ObjectType, Permission, ProjectId};
-use castellan_store::{EventKind, EventObject, ObjectKind, ObjectRecord};
+use castellan_store::{EventKind, ObjectKind, ObjectRecord};
 use uuid::Uuid;
 
 const KINDS: &[ObjectKind] = &[ObjectKind::Experiment];
@@ -26,10 +26,6 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/experiment/{experiment_id}/insert", post(insert))
         .route("/v1/experiment/{experiment_id}/fetch", get(fetch_get).post(fetch_post))
         .route("/v1/experiment/{experiment_id}/feedback", post(feedback))
-}
-
-fn log(id: Uuid) -> EventObject {
-    EventObject { kind: EventKind::Experiment, id }
 }
 
 /// Experiments the caller can read, newest first.
@@ -201,48 +197,11 @@ pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written
     objects::remove(&caller, KINDS, id, wire).await
 }
 
-/// Inserts (replaces, merges or deletes) rows of an experiment.
-#[utoipa::path(post, path = "/v1/experiment/{experiment_id}/insert", tag = "Experiments",
-    params(("experiment_id" = Uuid, Path)), request_body = InsertEvents, responses((status = 200, body = InsertEventsResponse)))]
-pub async fn insert(
-    caller: Caller,
-    Path(id): Path<String>,
-    Body(body): Body<InsertEvents>,
-) -> ApiResult<Json<InsertEventsResponse>> {
-    let id = path_id("experiment_id", &id)?;
-    Ok(Json(events::insert(&caller, log(id), body).await?))
-}
-
-/// A page of an experiment's rows (query parameters as in the `POST` form).
-#[utoipa::path(get, path = "/v1/experiment/{experiment_id}/fetch", tag = "Experiments",
-    params(("experiment_id" = Uuid, Path), ("limit" = Option<usize>, Query), ("cursor" = Option<String>, Query),
-           ("version" = Option<String>, Query)),
-    responses((status = 200, body = FetchEventsResponse)))]
-pub async fn fetch_get(caller: Caller, Path(id): Path<String>, q: Params) -> ApiResult<Json<FetchEventsResponse>> {
-    let id = path_id("experiment_id", &id)?;
-    Ok(Json(events::fetch(&caller, log(id), events::fetch_params(&q)?).await?))
-}
-
-/// A page of an experiment's rows.
-#[utoipa::path(post, path = "/v1/experiment/{experiment_id}/fetch", tag = "Experiments",
-    params(("experiment_id" = Uuid, Path)), request_body = FetchEvents, responses((status = 200, body = FetchEventsResponse)))]
-pub async fn fetch_post(
-    caller: Caller,
-    Path(id): Path<String>,
-    Body(body): Body<FetchEvents>,
-) -> ApiResult<Json<FetchEventsResponse>> {
-    let id = path_id("experiment_id", &id)?;
-    Ok(Json(events::fetch(&caller, log(id), body).await?))
-}
-
-/// Feedback (scores, expected values, comments) on an experiment's rows.
-#[utoipa::path(post, path = "/v1/experiment/{experiment_id}/feedback", tag = "Experiments",
-    params(("experiment_id" = Uuid, Path)), request_body = Feedback, responses((status = 200, body = FeedbackResponse)))]
-pub async fn feedback(
-    caller: Caller,
-    Path(id): Path<String>,
-    Body(body): Body<Feedback>,
-) -> ApiResult<Json<FeedbackResponse>> {
-    let id = path_id("experiment_id", &id)?;
-    Ok(Json(events::feedback(&caller, log(id), body).await?))
+super::events::event_endpoints! {
+    kind: EventKind::Experiment,
+    id: "experiment_id",
+    tag: "Experiments",
+    insert: ("/v1/experiment/{experiment_id}/insert", "Inserts (replaces, merges or deletes) rows of an experiment."),
+    fetch: ("/v1/experiment/{experiment_id}/fetch", "A page of an experiment's rows (query parameters as in the `POST` form).", "A page of an experiment's rows."),
+    feedback: ("/v1/experiment/{experiment_id}/feedback", "Feedback (scores, expected values, comments) on an experiment's rows."),
 }
