@@ -103,7 +103,17 @@ super::events::event_endpoints! {
     kind: EventKind::Dataset,
     id: "dataset_id",
     tag: "Datasets",
-    insert: ("/v1/dataset/{dataset_id}/insert", "Inserts (replaces, merges or deletes) records of a dataset."),
-    fetch: ("/v1/dataset/{dataset_id}/fetch", "A page of a dataset's records (query parameters as in the `POST` form).", "A page of a dataset's records."),
-    feedback: ("/v1/dataset/{dataset_id}/feedback", "Feedback on a dataset's records."),
+    insert: (
+        "/v1/dataset/{dataset_id}/insert",
+        "Inserts (replaces, merges or deletes) records of a dataset.",
+    ),
+    fetch: (
+        "/v1/dataset/{dataset_id}/fetch",
+        "A page of a dataset's records (query parameters as in the `POST` form).",
+        "A page of a dataset's records.",
+    ),
+    feedback: (
+        "/v1/dataset/{dataset_id}/feedback",
+        "Feedback on a dataset's records.",
+    ),
 }

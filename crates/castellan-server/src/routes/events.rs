@@ -138,9 +138,9 @@ pub async fn feedback(caller: &Caller, log: EventObject, body: Feedback) -> ApiR
 macro_rules! event_endpoints {
     (
         kind: $kind:expr, id: $id:tt, tag: $tag:tt,
-        insert: ($insert:tt, $insert_doc:tt),
-        fetch: ($fetch:tt, $fetch_get_doc:tt, $fetch_post_doc:tt),
-        feedback: ($feedback:tt, $feedback_doc:tt) $(,)?
+        insert: ($insert:tt, $insert_doc:tt $(,)?),
+        fetch: ($fetch:tt, $fetch_get_doc:tt, $fetch_post_doc:tt $(,)?),
+        feedback: ($feedback:tt, $feedback_doc:tt $(,)?) $(,)?
     ) => {
         fn event_object(raw: &str) -> $crate::error::ApiResult<castellan_store::EventObject> {
             Ok(castellan_store::EventObject { kind: $kind, id: $crate::routes::path_id($id, raw)? })

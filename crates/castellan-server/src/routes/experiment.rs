@@ -201,7 +201,17 @@ super::events::event_endpoints! {
     kind: EventKind::Experiment,
     id: "experiment_id",
     tag: "Experiments",
-    insert: ("/v1/experiment/{experiment_id}/insert", "Inserts (replaces, merges or deletes) rows of an experiment."),
-    fetch: ("/v1/experiment/{experiment_id}/fetch", "A page of an experiment's rows (query parameters as in the `POST` form).", "A page of an experiment's rows."),
-    feedback: ("/v1/experiment/{experiment_id}/feedback", "Feedback (scores, expected values, comments) on an experiment's rows."),
+    insert: (
+        "/v1/experiment/{experiment_id}/insert",
+        "Inserts (replaces, merges or deletes) rows of an experiment.",
+    ),
+    fetch: (
+        "/v1/experiment/{experiment_id}/fetch",
+        "A page of an experiment's rows (query parameters as in the `POST` form).",
+        "A page of an experiment's rows.",
+    ),
+    feedback: (
+        "/v1/experiment/{experiment_id}/feedback",
+        "Feedback (scores, expected values, comments) on an experiment's rows.",
+    ),
 }

@@ -19,7 +19,17 @@ super::events::event_endpoints! {
     kind: EventKind::ProjectLogs,
     id: "project_id",
     tag: "Logs",
-    insert: ("/v1/project_logs/{project_id}/insert", "Inserts (replaces, merges or deletes) rows of a project's logs."),
-    fetch: ("/v1/project_logs/{project_id}/fetch", "A page of a project's logs (query parameters as in the `POST` form).", "A page of a project's logs."),
-    feedback: ("/v1/project_logs/{project_id}/feedback", "Feedback on rows of a project's logs."),
+    insert: (
+        "/v1/project_logs/{project_id}/insert",
+        "Inserts (replaces, merges or deletes) rows of a project's logs.",
+    ),
+    fetch: (
+        "/v1/project_logs/{project_id}/fetch",
+        "A page of a project's logs (query parameters as in the `POST` form).",
+        "A page of a project's logs.",
+    ),
+    feedback: (
+        "/v1/project_logs/{project_id}/feedback",
+        "Feedback on rows of a project's logs.",
+    ),
 }
