@@ -1,4 +1,4 @@
-//! The SQLite transaction: every repository trait.
+//! The PostgreSQL transaction: every repository trait.
 
 use crate::{conflict_or, db_err, rows};
 use async_trait::async_trait;
