@@ -144,7 +144,6 @@ impl AccessRepo for PgTx {
     }
 
     async fn delete_group(&mut self, id: GroupId, at: Micros) -> StoreResult<()> {
-        self.ensure_writable()?;
         self.soft_delete("groups", id.0, at, || format!("group `{id}`")).await?;
         sqlx::query("DELETE FROM group_users WHERE group_id = $1")
             .bind(id.0)
@@ -286,7 +285,6 @@ impl AccessRepo for PgTx {
     }
 
     async fn delete_role(&mut self, id: RoleId, at: Micros) -> StoreResult<()> {
-        self.ensure_writable()?;
         self.soft_delete("roles", id.0, at, || format!("role `{id}`")).await?;
         sqlx::query("DELETE FROM role_permissions WHERE role_id = $1")
             .bind(id.0)

@@ -171,7 +171,6 @@ impl ObjectRepo for SqliteTx {
     }
 
     async fn delete_object(&mut self, id: Uuid, at: Micros) -> StoreResult<()> {
-        self.ensure_writable()?;
         self.soft_delete("project_objects", id, at, || format!("object `{id}`")).await
     }
 

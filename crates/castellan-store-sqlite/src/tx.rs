@@ -146,7 +146,6 @@ impl OrgRepo for SqliteTx {
     }
 
     async fn delete_org(&mut self, id: OrgId, at: Micros) -> StoreResult<()> {
-        self.ensure_writable()?;
         self.soft_delete("orgs", id.0, at, || format!("organization `{id}`")).await
     }
 
@@ -426,7 +425,6 @@ impl ProjectRepo for SqliteTx {
     }
 
     async fn delete_project(&mut self, id: ProjectId, at: Micros) -> StoreResult<()> {
-        self.ensure_writable()?;
         self.soft_delete("projects", id.0, at, || format!("project `{id}`")).await
     }
 
@@ -482,7 +480,6 @@ impl KeyRepo for SqliteTx {
     }
 
     async fn delete_key(&mut self, id: KeyId, at: Micros) -> StoreResult<()> {
-        self.ensure_writable()?;
         self.soft_delete("api_keys", id.0, at, || format!("key `{id}`")).await
     }
 
