@@ -4,6 +4,20 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+/// The answer to creating an organization (Castellan extension): the organization,
+/// and, when the creator called with an API key (which acts only in its own org), a
+/// first key for the new organization, shown once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CreatedOrganization {
+    /// The organization.
+    #[serde(flatten)]
+    pub organization: Organization,
+    /// A first API key for the new organization (shown once); absent for a console
+    /// session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+}
+
 /// An organization.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Organization {

@@ -141,7 +141,8 @@ pub enum MemberAction {
         #[arg(long = "id")]
         ids: Vec<Uuid>,
     },
-    /// Accept an invitation with its token (prints your first API key once).
+    /// Accept an invitation with its token (prints an API key for the org once). For
+    /// an address that already has an account, pass that account's `--api-key`.
     Accept {
         token: String,
         #[arg(long)]
@@ -442,7 +443,13 @@ pub async fn member(c: &Client, json: bool, org: Option<String>, action: MemberA
         }
         MemberAction::Accept { token, given_name, family_name } => {
             let body = api::AcceptInvitation { token, given_name, family_name, password: None };
-            let out: api::AcceptedInvitation = c.post_anonymous("/api/invitation/accept", &body).await?;
+            // An invitation to an address that already has an account is accepted by
+            // that account, signed in with its key; a new address needs none.
+            let out: api::AcceptedInvitation = if c.has_key() {
+                c.post("/api/invitation/accept", &body).await?
+            } else {
+                c.post_anonymous("/api/invitation/accept", &body).await?
+            };
             emit(json, &out, |o| {
                 format!("joined organization {}\nAPI key (shown once, store it now):\n{}\n", o.org_id, o.api_key)
             });

@@ -87,7 +87,12 @@ impl Client {
         self.call(Method::POST, path, &[], Some(body)).await
     }
 
-    /// `POST` without a credential (for endpoints authorized by a token in the body).
+    /// Whether a credential is configured.
+    pub fn has_key(&self) -> bool {
+        self.api_key.is_some()
+    }
+
+    /// `POST` without any credential (accepting an invitation for a new account).
     pub async fn post_anonymous<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
         let anon =
             Client { http: self.http.clone(), base: self.base.clone(), api_key: None, org: None, anonymous: true };

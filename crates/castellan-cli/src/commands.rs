@@ -85,6 +85,10 @@ struct ServerArgs {
     /// How often to poll for other replicas' writes, in milliseconds.
     #[arg(long, env = "CASTELLAN_POLL_INTERVAL_MS")]
     poll_interval_ms: Option<u64>,
+    /// A browser origin allowed to make credentialed (cookie) cross-origin requests;
+    /// repeat it or separate with commas. Default: none.
+    #[arg(long = "cors-origin", env = "CASTELLAN_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origins: Option<Vec<String>>,
 }
 
 impl ServerArgs {
@@ -96,6 +100,7 @@ impl ServerArgs {
             public_url: self.public_url.clone(),
             log: self.log.clone(),
             poll_interval_ms: self.poll_interval_ms,
+            cors_origins: self.cors_origins.clone(),
             ..Default::default()
         };
         Ok(Config::load(self.config.as_deref(), over)?)
@@ -342,8 +347,14 @@ async fn org(cmd: OrgCmd) -> Result<()> {
             emit(json, &o, |o| orgs_table(std::slice::from_ref(o)));
         }
         OrgAction::Create { name } => {
-            let o: api::Organization = c.post("/v1/organization", &api::CreateOrganization { name }).await?;
-            emit(json, &o, |o| orgs_table(std::slice::from_ref(o)));
+            let o: api::CreatedOrganization = c.post("/v1/organization", &api::CreateOrganization { name }).await?;
+            emit(json, &o, |o| {
+                let mut s = orgs_table(std::slice::from_ref(&o.organization));
+                if let Some(k) = &o.api_key {
+                    s.push_str(&format!("API key for this organization (shown once, store it now):\n{k}\n"));
+                }
+                s
+            });
         }
         OrgAction::Update { id, name, api_url } => {
             let body = api::PatchOrganization { name, api_url, ..Default::default() };

@@ -32,6 +32,10 @@ pub struct Config {
     pub trust_forwarded_for: bool,
     /// How long a console session lasts at most.
     pub session_ttl: Duration,
+    /// Browser origins (`https://console.example.com`) allowed to make credentialed
+    /// cross-origin requests (cookies). Default: none. Bearer-token requests are
+    /// allowed from any origin, without credentials.
+    pub cors_origins: Vec<String>,
 }
 
 impl fmt::Debug for Config {
@@ -47,6 +51,7 @@ impl fmt::Debug for Config {
             .field("log", &self.log)
             .field("trust_forwarded_for", &self.trust_forwarded_for)
             .field("session_ttl", &self.session_ttl)
+            .field("cors_origins", &self.cors_origins)
             .finish()
     }
 }
@@ -76,6 +81,7 @@ impl Default for Config {
             log: "info".into(),
             trust_forwarded_for: false,
             session_ttl: Duration::from_secs(12 * 3600),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -104,6 +110,8 @@ pub struct FileConfig {
     pub trust_forwarded_for: Option<bool>,
     /// See [`Config::session_ttl`], in hours.
     pub session_ttl_hours: Option<u64>,
+    /// See [`Config::cors_origins`].
+    pub cors_origins: Option<Vec<String>>,
 }
 
 /// Values from the environment or flags; they win over the file.
@@ -172,7 +180,19 @@ impl Config {
                 .or(from_file.session_ttl_hours)
                 .map(|h| Duration::from_secs(h * 3600))
                 .unwrap_or(d.session_ttl),
+            cors_origins: overrides.cors_origins.or(from_file.cors_origins).unwrap_or_default(),
         };
+        for o in &cfg.cors_origins {
+            let ok = (o.starts_with("https://") || o.starts_with("http://"))
+                && !o.ends_with('/')
+                && o.split("://").nth(1).is_some_and(|h| !h.is_empty() && !h.contains('/'))
+                && axum::http::HeaderValue::from_str(o).is_ok();
+            if !ok {
+                return Err(ConfigError::Invalid(format!(
+                    "cors_origins: `{o}` is not an origin (scheme://host[:port], no path, no trailing slash)"
+                )));
+            }
+        }
         if cfg.session_ttl.is_zero() {
             return Err(ConfigError::Invalid("session_ttl_hours must be positive".into()));
         }
@@ -236,6 +256,17 @@ mod tests {
         let shown = format!("{c:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("postgres://app:***@db/castellan"), "{shown}");
+    }
+
+    #[test]
+    fn cors_origins_must_be_bare_origins() {
+        let over = Overrides { cors_origins: Some(vec!["https://console.acme.example".into()]), ..Default::default() };
+        assert_eq!(Config::load(None, over).unwrap().cors_origins, ["https://console.acme.example"]);
+        for bad in ["*", "https://acme.example/", "acme.example", "https://acme.example/path"] {
+            let over = Overrides { cors_origins: Some(vec![bad.into()]), ..Default::default() };
+            let err = Config::load(None, over).unwrap_err().to_string();
+            assert!(err.contains("cors_origins"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -114,11 +114,24 @@ impl Params {
 
     /// A UUID parameter.
     pub fn uuid(&self, name: &str) -> Result<Option<Uuid>, ApiError> {
+        self.refuse_empty(name, "a UUID")?;
         self.parsed(name, "a UUID")
+    }
+
+    /// A parameter given with no value (`?project_id=`) is refused rather than read
+    /// as absent: dropping a filter silently widens what an answer covers.
+    fn refuse_empty(&self, name: &str, what: &str) -> Result<(), ApiError> {
+        match self.0.get(name) {
+            Some(vs) if vs.iter().any(|v| v.trim().is_empty()) => {
+                Err(ApiError::invalid_parameter(format!("`{name}` must be {what}, got an empty value")))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// A list of UUIDs (`ids`).
     pub fn uuids(&self, name: &str) -> Result<Vec<Uuid>, ApiError> {
+        self.refuse_empty(name, "one or more UUIDs")?;
         self.list(name)
             .iter()
             .map(|s| {

@@ -106,10 +106,46 @@ pub struct Limits {
     pub login_by_email: Limiter,
     /// Credential-minting calls (keys, tokens, invitations) per credential or address.
     pub tokens: Limiter,
-    /// Failed sign-ins (and password checks) per account.
+    /// Failed sign-ins per (account, address), and failed password checks per account.
     pub backoff: Backoff,
     /// Failed sign-ins per source address (more lenient: many people may share one).
     pub backoff_ip: Backoff,
+    /// Failed sign-ins per account from addresses it has never signed in from: slows
+    /// guessing spread over many addresses without locking the owner out of the
+    /// addresses it uses.
+    pub backoff_unknown: Backoff,
+    /// (account, address) pairs that have signed in successfully on this replica.
+    pub known: KnownAddresses,
+}
+
+/// The (account, address) pairs that have signed in successfully, so that failures
+/// elsewhere never lock an account out of the places it is used from. Bounded: when
+/// full, the oldest half is forgotten.
+#[derive(Default)]
+pub struct KnownAddresses {
+    pairs: Mutex<(HashMap<String, u64>, u64)>,
+}
+
+const KNOWN_MAX: usize = 100_000;
+
+impl KnownAddresses {
+    /// Whether `pair` has signed in successfully before.
+    pub fn contains(&self, pair: &str) -> bool {
+        self.pairs.lock().unwrap_or_else(|p| p.into_inner()).0.contains_key(pair)
+    }
+
+    /// Remembers a successful sign-in.
+    pub fn remember(&self, pair: &str) {
+        let mut g = self.pairs.lock().unwrap_or_else(|p| p.into_inner());
+        let (map, clock) = &mut *g;
+        *clock += 1;
+        let now = *clock;
+        map.insert(pair.to_owned(), now);
+        if map.len() > KNOWN_MAX {
+            let cutoff = now - (KNOWN_MAX as u64) / 2;
+            map.retain(|_, t| *t > cutoff);
+        }
+    }
 }
 
 impl Default for Limits {
@@ -120,6 +156,8 @@ impl Default for Limits {
             tokens: Limiter::new(60, 20),
             backoff: Backoff::new(3),
             backoff_ip: Backoff::new(20),
+            backoff_unknown: Backoff::new(10),
+            known: KnownAddresses::default(),
         }
     }
 }

@@ -162,25 +162,34 @@ async fn members_join_through_invitations_and_get_their_groups_rights(b: Backend
     let (_, l) = app.get("/v1/project", &nobody).await;
     assert!(ids(&l).is_empty());
     assert_eq!(app.get(&format!("/v1/project/{p}"), &nobody).await.0, StatusCode::NOT_FOUND);
-    // Existing users are added at once (no invitation) and may be put in a group.
+    // Existing users join only by accepting, signed in as themselves; the invitation
+    // puts them in its groups, and they get a key for this org.
     let other = org(&app, "zeta", "zed@zeta.example").await;
     let (s, out) = app
         .send(
             Method::PATCH,
             "/v1/organization/members",
             Some(&o.key),
-            Some(json!({"invite_users": {"ids": [other.user], "group_names": ["Viewers"]}})),
+            Some(json!({"invite_users": {"emails": ["zed@zeta.example"], "group_names": ["Viewers"]}})),
             &[],
         )
         .await
         .into_sv();
     assert_eq!(s, StatusCode::OK, "{out}");
-    assert_eq!(out["added_users"][0]["id"], other.user.as_str());
-    assert!(out.get("invitations").is_none_or(Value::is_null));
+    assert_eq!(out["added_users"], json!([]), "nobody is added without accepting: {out}");
+    let token = out["invitations"][0]["token"].as_str().expect("token").to_owned();
+    let (s, _, acc) =
+        app.send(Method::POST, "/api/invitation/accept", Some(&other.key), Some(json!({"token": token})), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{acc}");
+    assert_eq!(acc["user"]["id"], other.user.as_str());
+    let other_acme = acc["api_key"].as_str().expect("key").to_owned();
     let (s, v) =
-        app.send(Method::GET, "/v1/project", Some(&other.key), None, &[("x-bt-org-name", "acme")]).await.into_sv();
+        app.send(Method::GET, "/v1/project", Some(&other_acme), None, &[("x-bt-org-name", "acme")]).await.into_sv();
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(ids(&v).len(), 2);
+    let (s, v) =
+        app.send(Method::GET, "/v1/project", Some(&other.key), None, &[("x-bt-org-name", "acme")]).await.into_sv();
+    assert_eq!(s, StatusCode::NOT_FOUND, "zed's zeta key stays in zeta: {v}");
     // An invitation token works once; a bad one is refused.
     let (s, _, _) =
         app.send(Method::POST, "/api/invitation/accept", None, Some(json!({"token": "inv-nope"})), &[]).await;

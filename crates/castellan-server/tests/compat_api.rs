@@ -133,6 +133,16 @@ async fn the_official_python_client_drives_the_admin_api(b: Backend) {
     let other = app.bootstrap("zeta", "zed@zeta.example").await;
     let (_, me) = app.post("/api/self/me", &other, serde_json::json!({})).await;
     let other_user = me["id"].as_str().expect("id").to_owned();
+    // zed joins acme the only way an existing account can: invited, then accepting
+    // while signed in; the key it gets acts in acme only. The script then puts the
+    // member in Engineers through the client's `invite_users.ids`.
+    let invite = serde_json::json!({"invite_users": {"emails": ["zed@zeta.example"]}});
+    let (s, inv) = app.patch("/v1/organization/members", &owner, invite).await;
+    assert_eq!(s, reqwest::StatusCode::OK, "{inv}");
+    let token = inv["invitations"][0]["token"].as_str().expect("token");
+    let (s, acc) = app.post("/api/invitation/accept", &other, serde_json::json!({"token": token})).await;
+    assert_eq!(s, reqwest::StatusCode::OK, "{acc}");
+    let other = acc["api_key"].as_str().expect("acme key").to_owned();
     let base = app.base.clone();
     let out = tokio::task::spawn_blocking(move || {
         run_python(

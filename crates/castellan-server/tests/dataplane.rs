@@ -405,7 +405,8 @@ async fn signed_urls_need_no_bearer_and_refuse_tampering_and_expiry(b: Backend) 
         async move { http.put(u).body(body).send().await.expect("put").status().as_u16() }
     };
     assert_eq!(put(url.replace("sig=", "sig=00"), "evil").await, 403, "a tampered signature");
-    assert_eq!(put(url.replace("/k1?", "/k2?"), "evil").await, 403, "another key");
+    assert!(url.contains("k1?"), "{url}");
+    assert_eq!(put(url.replace("k1?", "k2?"), "evil").await, 403, "another key");
     assert_eq!(put(url.clone(), "hello").await, 200, "no bearer header needed");
     let (s, _) = app
         .post("/attachment/status", &key, json!({"key": "k1", "org_id": org, "status": {"upload_status": "done"}}))

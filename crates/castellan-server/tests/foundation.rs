@@ -256,29 +256,68 @@ async fn a_caller_in_two_orgs_must_choose_one(b: Backend) {
     let key = app.bootstrap("acme", "ada@example.com").await;
     let (s, org2) = app.post("/v1/organization", &key, json!({"name": "second"})).await;
     assert_eq!(s, StatusCode::OK, "{org2}");
+    // The acme key acts in acme only; creating an org with it hands back a key for it.
+    let second_key = org2["api_key"].as_str().expect("a key for the new org").to_owned();
     let (s, v) = app.post("/v1/organization", &key, json!({"name": "SECOND"})).await;
     assert_eq!((s, v["code"].as_str()), (StatusCode::BAD_REQUEST, Some("name_taken")), "org names ignore case");
-    let (s, v) = app.post("/v1/project", &key, json!({"name": "p"})).await;
+    let (s, p) = app.post("/v1/project", &second_key, json!({"name": "p"})).await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    assert_eq!(p["org_id"], org2["id"]);
+    let (s, v) = app.post("/v1/project", &key, json!({"name": "x", "org_name": "second"})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "the acme key does not reach the second org: {v}");
+    // A console session spans every org of its user, and must choose one.
+    let (s, v) = app.post("/api/auth/password", &key, json!({"new_password": "ada's long passphrase"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, h, v) = app
+        .send(
+            Method::POST,
+            "/api/auth/login",
+            None,
+            Some(json!({"email": "ada@example.com", "password": "ada's long passphrase"})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let cookie = h
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|c| c.to_str().ok())
+        .find(|c| c.starts_with("castellan_session="))
+        .and_then(|c| c.split(';').next())
+        .expect("session cookie")
+        .to_owned();
+    let csrf = v["csrf_token"].as_str().expect("csrf").to_owned();
+    let session = |method: Method, path: &str, body: Option<Value>, org: Option<&str>| {
+        let mut headers = vec![("cookie", cookie.clone()), ("x-csrf-token", csrf.clone())];
+        if let Some(o) = org {
+            headers.push(("x-bt-org-name", o.to_owned()));
+        }
+        let app = &app;
+        let path = path.to_owned();
+        async move {
+            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let (s, _, v) = app.send(method, &path, None, body, &h).await;
+            (s, v)
+        }
+    };
+    let (s, v) = session(Method::POST, "/v1/project", Some(json!({"name": "p"})), None).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(v["message"].as_str().is_some_and(|m| m.contains("org_name")), "{v}");
-    let (s, p) = app.post("/v1/project", &key, json!({"name": "p", "org_name": "second"})).await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(p["org_id"], org2["id"]);
-    let (s, _, p) = app
-        .send(Method::POST, "/v1/project", Some(&key), Some(json!({"name": "q"})), &[("x-bt-org-name", "acme")])
-        .await;
-    assert_eq!(s, StatusCode::OK);
+    let (s, p) = session(Method::POST, "/v1/project", Some(json!({"name": "q"})), Some("acme")).await;
+    assert_eq!(s, StatusCode::OK, "{p}");
     assert_ne!(p["org_id"], org2["id"]);
-    let (_, both) = app.get("/v1/project", &key).await;
+    let (_, both) = session(Method::GET, "/v1/project", None, None).await;
     assert_eq!(ids(&both).len(), 2, "lists span every org of the caller");
-    let (_, one) = app.get("/v1/project?org_name=second", &key).await;
+    let (_, one) = session(Method::GET, "/v1/project?org_name=second", None, None).await;
     assert_eq!(ids(&one).len(), 1);
-    let (_, orgs) = app.get("/v1/organization", &key).await;
+    let (_, orgs) = session(Method::GET, "/v1/organization", None, None).await;
     assert_eq!(orgs["objects"][0]["name"], "second", "newest first");
-    let (_, me) = app.post("/api/self/me", &key, json!({})).await;
+    let (_, me) = session(Method::POST, "/api/self/me", Some(json!({})), None).await;
     assert_eq!(me["organizations"].as_array().map(Vec::len), Some(2));
+    // A key's login names its one org.
     let (_, login) = app.post("/api/apikey/login", &key, json!({})).await;
-    assert_eq!(login["org_info"].as_array().map(Vec::len), Some(2));
+    assert_eq!(login["org_info"].as_array().map(Vec::len), Some(1));
+    assert_eq!(login["org_info"][0]["name"], "acme");
     assert!(login["org_info"][0]["api_url"].as_str().is_some_and(|u| u.starts_with("http://")));
     assert!(login["org_info"][0]["git_metadata"].is_null());
 }
@@ -360,14 +399,17 @@ async fn a_replica_starts_cleanly_after_an_org_with_groups_and_grants_was_delete
     let key = app.bootstrap("acme", "ada@example.com").await;
     let (_, doomed) = app.post("/v1/organization", &key, json!({"name": "doomed"})).await;
     let doomed_id = doomed["id"].as_str().expect("id").to_owned();
+    let doomed_key = doomed["api_key"].as_str().expect("key").to_owned();
     let h = [("x-bt-org-name", "doomed")];
-    let (s, _, g) =
-        app.send(Method::POST, "/v1/group", Some(&key), Some(json!({"name": "team", "org_name": "doomed"})), &h).await;
+    let (s, _, g) = app
+        .send(Method::POST, "/v1/group", Some(&doomed_key), Some(json!({"name": "team", "org_name": "doomed"})), &h)
+        .await;
     assert_eq!(s, StatusCode::OK, "{g}");
-    let (s, _, _) =
-        app.send(Method::POST, "/v1/project", Some(&key), Some(json!({"name": "p", "org_name": "doomed"})), &h).await;
+    let (s, _, _) = app
+        .send(Method::POST, "/v1/project", Some(&doomed_key), Some(json!({"name": "p", "org_name": "doomed"})), &h)
+        .await;
     assert_eq!(s, StatusCode::OK);
-    let (s, _) = app.delete(&format!("/v1/organization/{doomed_id}"), &key).await;
+    let (s, _) = app.delete(&format!("/v1/organization/{doomed_id}"), &doomed_key).await;
     assert_eq!(s, StatusCode::OK);
     // A new replica builds its index from the database alone.
     let replica = TestApp::spawn_on(app.db.clone(), test_config(), castellan_server::access::system_clock()).await;

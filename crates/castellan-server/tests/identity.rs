@@ -403,7 +403,11 @@ async fn owners_impersonate_only_within_what_they_own_and_the_audit_shows_both(b
     // Not an owner of every org of the target: refused. Non-owners: refused.
     let (_, zed) = app.post("/api/self/me", &other_owner, json!({})).await;
     let zed_id = zed["id"].as_str().expect("zed").to_owned();
-    members_patch(&app, &owner, json!({"invite_users": {"ids": [zed_id]}})).await;
+    let (_, inv) = members_patch(&app, &owner, json!({"invite_users": {"emails": ["zed@zeta.example"]}})).await;
+    let token = inv["invitations"][0]["token"].as_str().expect("token").to_owned();
+    let (s, _, v) =
+        app.send(Method::POST, "/api/invitation/accept", Some(&other_owner), Some(json!({"token": token})), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
     let (s, _) = send(&owner, Method::POST, "/api/self/me", None, imp(&zed_id)).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "zed also belongs to zeta, which ada does not own");
     let (s, _) = send(&mkey, Method::POST, "/api/self/me", None, imp("eve@acme.example")).await;

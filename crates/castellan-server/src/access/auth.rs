@@ -8,7 +8,7 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::Method;
 use castellan_core::{Email, ObjectRef, ObjectType, Permission, UserId};
-use castellan_store::{Micros, UserRecord};
+use castellan_store::{KeyKind, Micros, UserKind, UserRecord};
 use std::net::SocketAddr;
 
 /// The session cookie (HttpOnly).
@@ -113,10 +113,27 @@ impl FromRequestParts<AppState> for Caller {
             }
         };
         let mut tx = state.0.store.read().await?;
-        let orgs = tx.member_orgs(user.id).await?;
+        let mut orgs = tx.member_orgs(user.id).await?;
         drop(tx);
-        let caller =
-            Caller { state: state.clone(), user, credential, orgs, actor, ip: client_ip(parts, state), header_org };
+        // A key acts only in the org it was made for: every other org is, for this
+        // request, one the caller does not belong to.
+        let bound_org = match &credential {
+            Credential::Key(k) => k.org_id,
+            Credential::Session(_) => None,
+        };
+        if let Some(b) = bound_org {
+            orgs.retain(|o| *o == b);
+        }
+        let caller = Caller {
+            state: state.clone(),
+            user,
+            credential,
+            orgs,
+            actor,
+            ip: client_ip(parts, state),
+            header_org,
+            bound_org,
+        };
         parts.extensions.insert(caller.clone());
         Ok(caller)
     }
@@ -127,6 +144,11 @@ async fn by_key(state: &AppState, token: &str) -> ApiResult<(UserRecord, Credent
     let auth = state.0.store.authenticate(&crate::keys::hash(token)).await?.ok_or_else(invalid)?;
     let now = state.now();
     if auth.key.expires_at.is_some_and(|t| t <= now) {
+        return Err(invalid());
+    }
+    // Service accounts authenticate only with the service tokens owners manage; an
+    // API key of one (minted before this rule) does not authenticate.
+    if auth.key.kind == KeyKind::ApiKey && auth.user.kind == UserKind::ServiceAccount {
         return Err(invalid());
     }
     if auth.key.last_used.is_none_or(|t| now - t >= TOUCH_EVERY_MICROS) {
@@ -199,4 +221,21 @@ async fn impersonate(state: &AppState, real: &UserRecord, target: &str) -> ApiRe
     }
     let actor = Actor { user: Some(target_user.id), impersonator: Some(real.id) };
     Ok((target_user, actor))
+}
+
+/// The caller if the request carries a credential (a bearer key or a session
+/// cookie), else `None`. A credential that is present but bad is still a 401.
+pub struct MaybeCaller(pub Option<Caller>);
+
+impl FromRequestParts<AppState> for MaybeCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let has_credential =
+            parts.headers.contains_key(axum::http::header::AUTHORIZATION) || cookie(parts, SESSION_COOKIE).is_some();
+        if !has_credential {
+            return Ok(MaybeCaller(None));
+        }
+        Ok(MaybeCaller(Some(Caller::from_request_parts(parts, state).await?)))
+    }
 }

@@ -35,6 +35,9 @@ pub struct Caller {
     /// The client's address, if known.
     pub ip: Option<String>,
     pub(super) header_org: Option<String>,
+    /// The one organization the credential may act in (an API key or service token
+    /// is bound to the org it was made for); `None` for a console session.
+    pub(super) bound_org: Option<OrgId>,
 }
 
 impl std::fmt::Debug for Caller {
@@ -55,10 +58,26 @@ fn not_found(obj: ObjectRef) -> ApiError {
     ApiError::not_found(kind, obj.object_id)
 }
 
+/// Whether `obj` lies outside the org a credential is bound to (objects of no org,
+/// the system roles, lie in every org).
+fn outside(snap: &Snapshot, bound: Option<OrgId>, obj: ObjectRef) -> bool {
+    match bound {
+        None => false,
+        Some(b) => snap.org_of(obj).is_some_and(|o| o != b.0),
+    }
+}
+
 /// The decision for `permission` on an existing object: allowed, 403 when the object
-/// is readable, 404 otherwise (its existence is not leaked).
-fn decide(snap: &Snapshot, user: uuid::Uuid, permission: Permission, obj: ObjectRef, now: Micros) -> ApiResult<()> {
-    if !snap.contains(obj) {
+/// is readable, 404 otherwise (its existence is not leaked). An object outside the
+/// credential's org is 404, whatever the engine says.
+fn decide(
+    snap: &Snapshot,
+    (user, bound): (uuid::Uuid, Option<OrgId>),
+    permission: Permission,
+    obj: ObjectRef,
+    now: Micros,
+) -> ApiResult<()> {
+    if !snap.contains(obj) || outside(snap, bound, obj) {
         return Err(not_found(obj));
     }
     if snap.check(user, permission, obj, now) {
@@ -75,12 +94,12 @@ fn decide(snap: &Snapshot, user: uuid::Uuid, permission: Permission, obj: Object
 
 fn decide_create(
     snap: &Snapshot,
-    user: uuid::Uuid,
+    (user, bound): (uuid::Uuid, Option<OrgId>),
     child: ObjectType,
     parent: ObjectRef,
     now: Micros,
 ) -> ApiResult<()> {
-    if !snap.contains(parent) {
+    if !snap.contains(parent) || outside(snap, bound, parent) {
         return Err(not_found(parent));
     }
     if snap.can_create(user, child, parent, now) {
@@ -106,9 +125,10 @@ pub(super) fn recheck(state: &AppState, permit: &Permit) -> ApiResult<()> {
     let Some(user) = permit.actor.user else { return Ok(()) };
     let snap = state.index().snapshot();
     let now = state.now();
+    let who = (user.0, permit.bound_org);
     match (permit.target, permit.permission) {
-        (Target::Object(obj), Some(p)) => decide(&snap, user.0, p, obj, now),
-        (Target::Create { child, parent }, _) => decide_create(&snap, user.0, child, parent, now),
+        (Target::Object(obj), Some(p)) => decide(&snap, who, p, obj, now),
+        (Target::Create { child, parent }, _) => decide_create(&snap, who, child, parent, now),
         _ => Ok(()),
     }
 }
@@ -124,12 +144,23 @@ impl Caller {
     }
 
     fn permit(&self, permission: Option<Permission>, target: Target) -> Permit {
-        Permit { actor: self.actor, permission, target }
+        Permit { actor: self.actor, permission, target, bound_org: self.bound_org }
+    }
+
+    /// The org the credential is bound to, if any (API keys and service tokens).
+    pub fn bound_org(&self) -> Option<OrgId> {
+        self.bound_org
+    }
+
+    /// Whether the caller is a service account.
+    pub fn is_service_account(&self) -> bool {
+        self.user.kind == castellan_store::UserKind::ServiceAccount
     }
 
     /// Whether the caller may do `permission` on `obj` (no error, for filters).
     pub fn can(&self, permission: Permission, obj: ObjectRef) -> bool {
-        self.state.index().snapshot().check(self.user.id.0, permission, obj, self.now())
+        let snap = self.state.index().snapshot();
+        !outside(&snap, self.bound_org, obj) && snap.check(self.user.id.0, permission, obj, self.now())
     }
 
     /// Runs `decide` on the current snapshot; on a denial, catches the index up with
@@ -162,8 +193,8 @@ impl Caller {
 
     /// Authorizes `permission` on an existing object.
     pub async fn require(&self, permission: Permission, obj: ObjectRef) -> ApiResult<Permit> {
-        let (user, now) = (self.user.id.0, self.now());
-        self.decide_fresh(|s| decide(s, user, permission, obj, now))
+        let (who, now) = ((self.user.id.0, self.bound_org), self.now());
+        self.decide_fresh(|s| decide(s, who, permission, obj, now))
             .await
             .map_err(|e| self.member_refusal(obj, e, &format!("`{permission}` the {}", obj.object_type)))?;
         Ok(self.permit(Some(permission), Target::Object(obj)))
@@ -171,8 +202,8 @@ impl Caller {
 
     /// Authorizes creating an object of type `child` under `parent`.
     pub async fn require_create(&self, child: ObjectType, parent: ObjectRef) -> ApiResult<Permit> {
-        let (user, now) = (self.user.id.0, self.now());
-        self.decide_fresh(|s| decide_create(s, user, child, parent, now))
+        let (who, now) = ((self.user.id.0, self.bound_org), self.now());
+        self.decide_fresh(|s| decide_create(s, who, child, parent, now))
             .await
             .map_err(|e| self.member_refusal(parent, e, &format!("create a {child}")))?;
         Ok(self.permit(Some(Permission::Create), Target::Create { child, parent }))
@@ -180,7 +211,7 @@ impl Caller {
 
     /// Whether the caller is an owner (all eight permissions) of `org`.
     pub fn is_owner(&self, org: OrgId) -> bool {
-        owns(&self.state.index().snapshot(), self.user.id.0, org, self.now())
+        self.member_of(org) && owns(&self.state.index().snapshot(), self.user.id.0, org, self.now())
     }
 
     /// Whether the caller belongs to `org`.
@@ -188,10 +219,12 @@ impl Caller {
         self.orgs.contains(&org)
     }
 
-    /// Authorizes acting on a key: one's own key in an org one still belongs to, or
-    /// any key of an org one owns.
+    /// Authorizes acting on a key: one's own key in an org one still belongs to (not
+    /// for service accounts: their tokens are their owners' to manage), or any key of
+    /// an org one owns.
     pub fn key_permit(&self, key: &KeyRecord) -> ApiResult<Permit> {
-        let own = key.user_id == self.user.id && key.org_id.is_none_or(|o| self.member_of(o));
+        let own =
+            key.user_id == self.user.id && !self.is_service_account() && key.org_id.is_none_or(|o| self.member_of(o));
         let owner = key.org_id.is_some_and(|o| self.member_of(o) && self.is_owner(o));
         if own || owner {
             Ok(self.permit(None, Target::Key { key: key.id, org: key.org_id }))
@@ -205,13 +238,23 @@ impl Caller {
         self.permit(None, Target::SelfAccount)
     }
 
-    /// Authorizes minting a key for oneself in `org` (any member may).
+    /// Authorizes minting a credential in `org`: any person who is a member may mint
+    /// a key for themselves; nobody mints one while impersonating; a service account
+    /// only authenticates with the tokens its org's owners manage, so it mints none
+    /// unless it is an owner itself.
     pub fn new_key_permit(&self, org: OrgId) -> ApiResult<Permit> {
-        if self.member_of(org) {
-            Ok(self.permit(None, Target::NewKey(org)))
-        } else {
-            Err(ApiError::not_found("organization", org))
+        if !self.member_of(org) {
+            return Err(ApiError::not_found("organization", org));
         }
+        if self.actor.impersonator.is_some() {
+            return Err(ApiError::Forbidden("credentials cannot be minted while impersonating another user".into()));
+        }
+        if self.is_service_account() && !self.is_owner(org) {
+            return Err(ApiError::Forbidden(
+                "a service account cannot mint credentials; its organization's owners manage its service tokens".into(),
+            ));
+        }
+        Ok(self.permit(None, Target::NewKey(org)))
     }
 
     /// Authorizes creating an organization (any authenticated user may; they become
@@ -267,7 +310,13 @@ impl Caller {
         if orgs.iter().any(|o| !snap.contains(ObjectRef::new(ObjectType::Organization, o.0))) {
             self.state.index().catch_up().await.map_err(|e| ApiError::Internal(e.to_string()))?;
         }
-        Ok(ListScope { user: self.user.id.0, orgs, snapshot: self.state.index().snapshot(), now: self.now() })
+        Ok(ListScope {
+            user: self.user.id.0,
+            orgs,
+            bound_org: self.bound_org,
+            snapshot: self.state.index().snapshot(),
+            now: self.now(),
+        })
     }
 }
 
@@ -275,6 +324,7 @@ impl Caller {
 pub struct ListScope {
     user: uuid::Uuid,
     orgs: Vec<OrgId>,
+    bound_org: Option<OrgId>,
     snapshot: Arc<Snapshot>,
     now: Micros,
 }
@@ -287,12 +337,12 @@ impl ListScope {
 
     /// Whether a row is visible: the caller holds `permission` on `obj`.
     pub fn visible(&self, permission: Permission, obj: ObjectRef) -> bool {
-        self.snapshot.check(self.user, permission, obj, self.now)
+        !outside(&self.snapshot, self.bound_org, obj) && self.snapshot.check(self.user, permission, obj, self.now)
     }
 
-    /// Whether the caller owns `org`.
+    /// Whether the caller owns `org` (an org in scope).
     pub fn owns(&self, org: OrgId) -> bool {
-        owns(&self.snapshot, self.user, org, self.now)
+        self.orgs.contains(&org) && owns(&self.snapshot, self.user, org, self.now)
     }
 
     /// The orgs in scope where the caller holds `permission` on `(object_type, org)`.

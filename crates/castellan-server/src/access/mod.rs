@@ -15,6 +15,7 @@ mod queue;
 pub mod signing;
 mod write;
 
+pub use auth::MaybeCaller;
 pub use caller::{Caller, Credential, ListScope};
 pub use data::{log_ref, BlobPermit, DataPermit};
 pub use index::{Index, IndexError};
@@ -105,6 +106,8 @@ pub struct Permit {
     actor: Actor,
     permission: Option<Permission>,
     target: Target,
+    /// The org the credential was bound to when the permit was granted.
+    bound_org: Option<OrgId>,
 }
 
 impl Permit {
@@ -120,13 +123,13 @@ impl Permit {
 
     /// The permit the system uses for its own writes (bootstrap, startup seeding).
     pub(crate) fn system() -> Permit {
-        Permit { actor: Actor::SYSTEM, permission: None, target: Target::System }
+        Permit { actor: Actor::SYSTEM, permission: None, target: Target::System, bound_org: None }
     }
 
     /// The permit a valid single-use secret (an invitation token) grants; the handler
     /// must have verified the secret against its stored hash first.
     pub(crate) fn by_token(user: Option<UserId>) -> Permit {
-        Permit { actor: Actor { user, impersonator: None }, permission: None, target: Target::Token }
+        Permit { actor: Actor { user, impersonator: None }, permission: None, target: Target::Token, bound_org: None }
     }
 }
 
@@ -155,11 +158,36 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, OpenError> {
     match &config.database_url {
         Some(url) => Ok(Arc::new(PgStore::connect(url, None).await?)),
         None => {
-            std::fs::create_dir_all(&config.data_dir)
-                .map_err(|source| OpenError::DataDir { path: config.data_dir.clone(), source })?;
-            Ok(Arc::new(SqliteStore::open(&config.data_dir.join("castellan.sqlite")).await?))
+            let dir_err = |source| OpenError::DataDir { path: config.data_dir.clone(), source };
+            std::fs::create_dir_all(&config.data_dir).map_err(dir_err)?;
+            // The data directory holds the database and generated secrets: only the
+            // server's own user may enter it or read them.
+            restrict(&config.data_dir, 0o700).map_err(dir_err)?;
+            let path = config.data_dir.join("castellan.sqlite");
+            let store = SqliteStore::open(&path).await?;
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = path.clone().into_os_string();
+                p.push(suffix);
+                let p = std::path::PathBuf::from(p);
+                if p.exists() {
+                    restrict(&p, 0o600).map_err(dir_err)?;
+                }
+            }
+            Ok(Arc::new(store))
         }
     }
+}
+
+/// Sets a file's or directory's permission bits (Unix; elsewhere a no-op).
+fn restrict(path: &std::path::Path, mode: u32) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
 }
 
 impl AppState {

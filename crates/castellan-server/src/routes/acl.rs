@@ -345,7 +345,7 @@ pub async fn find_and_delete(caller: Caller, Body(item): Body<AclItem>) -> ApiRe
 /// Adds and removes many ACLs in one transaction. Every item is authorized first
 /// (`create_acls` / `delete_acls` on its object); if any is refused, nothing changes.
 /// Adding an existing ACL or removing a missing one is a no-op and is not listed.
-#[utoipa::path(post, path = "/v1/acl/batch_update", tag = "Acls", request_body = AclBatchUpdate,
+#[utoipa::path(post, path = "/v1/acl/batch_update", tag = "Acls", request_body = Option<AclBatchUpdate>,
     responses((status = 200, body = AclBatchUpdateResponse)))]
 pub async fn batch_update(
     caller: Caller,

@@ -62,12 +62,18 @@ pub async fn list(caller: Caller, q: Params) -> ApiResult<Json<ListResponse<ApiK
     Ok(Json(ListResponse { objects: with_owners(&mut *tx, &rows).await? }))
 }
 
-/// Creates an API key for the caller in an org it belongs to. The raw key is in the
-/// answer and nowhere else, ever.
+/// Creates an API key for the caller in an org it belongs to; the key acts only in
+/// that org. Refused for service accounts and while impersonating. The raw key is in
+/// the answer and nowhere else, ever.
 #[utoipa::path(post, path = "/v1/api_key", tag = "ApiKeys", request_body = CreateApiKey,
     responses((status = 200, body = CreateApiKeyOutput)))]
 pub async fn create(caller: Caller, Body(body): Body<CreateApiKey>) -> ApiResult<Written<CreateApiKeyOutput>> {
     let name = Name::parse("name", &body.name).map_err(invalid)?;
+    if caller.is_service_account() {
+        return Err(ApiError::Forbidden(
+            "a service account authenticates only with service tokens, which its organization's owners manage".into(),
+        ));
+    }
     let org = match body.org_id {
         Some(id) => caller.org_by_id(OrgId(id)).await?,
         None => caller.org(body.org_name.as_deref()).await?,

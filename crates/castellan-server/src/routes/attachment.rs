@@ -40,6 +40,12 @@ fn check_key(key: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// Where an org's attachment key is stored: keys are the client's names, unique
+/// within an organization; another org's keys can neither clash with nor be probed.
+fn stored_key(org: OrgId, key: &str) -> String {
+    format!("{}:{key}", org.0.simple())
+}
+
 fn expiry(state: &AppState) -> i64 {
     state.now() / 1_000_000 + SIGNED_URL_TTL_SECS
 }
@@ -58,14 +64,15 @@ pub async fn announce(
     let permit = caller.blob_permit(Some(org))?;
     let state = caller.state();
     let taken = || ApiError::bad_request(format!("attachment key `{}` is already in use", body.key));
-    let existing = state.blob_read(&permit).await?.get_blob(&body.key).await?;
+    let stored = stored_key(org, &body.key);
+    let existing = state.blob_read(&permit).await?.get_blob(&stored).await?;
     match existing {
         Some(b) if b.purpose == BlobPurpose::Attachment && b.user_id == caller.user.id && b.org_id == org => {}
         Some(_) => return Err(taken()),
         None => {
             let mut tx = state.blob_write(&permit).await?;
             let rec = BlobRecord {
-                key: body.key.clone(),
+                key: stored.clone(),
                 purpose: BlobPurpose::Attachment,
                 org_id: org,
                 user_id: caller.user.id,
@@ -87,7 +94,7 @@ pub async fn announce(
         BLOB_PATH,
         "PUT",
         BlobPurpose::Attachment,
-        &body.key,
+        &stored,
         expiry(state),
     )?;
     let content_type = body.content_type.unwrap_or_else(|| "application/octet-stream".into());
@@ -110,14 +117,15 @@ pub async fn status(caller: Caller, Body(body): Body<AttachmentStatusRequest>) -
     let org = OrgId(body.org_id);
     let permit = caller.blob_permit(Some(org))?;
     let state = caller.state();
-    let blob = state.blob_read(&permit).await?.get_blob(&body.key).await?;
+    let stored = stored_key(org, &body.key);
+    let blob = state.blob_read(&permit).await?.get_blob(&stored).await?;
     let mine =
         blob.is_some_and(|b| b.purpose == BlobPurpose::Attachment && b.org_id == org && b.user_id == caller.user.id);
     if !mine {
         return Err(ApiError::NotFound(format!("attachment `{}` not found", body.key)));
     }
     let mut tx = state.blob_write(&permit).await?;
-    tx.set_blob_status(&body.key, &body.status).await?;
+    tx.set_blob_status(&stored, &body.status).await?;
     tx.commit().await?;
     Ok(Json(json!({})))
 }
@@ -141,8 +149,14 @@ pub async fn info(caller: Caller, headers: HeaderMap, q: Params) -> ApiResult<Js
     let state = caller.state();
     let missing = || ApiError::NotFound(format!("attachment `{key}` not found"));
     let mut tx = state.blob_read(&permit).await?;
-    let blob = tx.get_blob(key).await?.filter(|b| b.purpose == BlobPurpose::Attachment && b.org_id == org);
-    let blob = blob.ok_or_else(missing)?;
+    // Attachments announced before keys were kept per org are stored under the bare key.
+    let mut stored = stored_key(org, key);
+    let mut blob = tx.get_blob(&stored).await?;
+    if blob.is_none() {
+        stored = key.to_owned();
+        blob = tx.get_blob(&stored).await?;
+    }
+    let blob = blob.filter(|b| b.purpose == BlobPurpose::Attachment && b.org_id == org).ok_or_else(missing)?;
     let readable = blob.user_id == caller.user.id
         || tx.attachment_refs(key).await?.into_iter().any(|log| caller.can(Permission::Read, log_ref(log)));
     if !readable {
@@ -153,7 +167,7 @@ pub async fn info(caller: Caller, headers: HeaderMap, q: Params) -> ApiResult<Js
         BLOB_PATH,
         "GET",
         BlobPurpose::Attachment,
-        key,
+        &stored,
         expiry(state),
     )?;
     Ok(Json(AttachmentInfo { download_url: url, status: blob.status }))

@@ -87,13 +87,22 @@ pub async fn login(
 ) -> ApiResult<Response> {
     let wrong = || ApiError::Unauthorized("wrong email or password".into());
     let email = Email::parse(&body.email).map_err(|_| wrong())?;
-    let ip_key = format!("login-ip:{}", facts.ip.as_deref().unwrap_or("?"));
+    let ip = facts.ip.as_deref().unwrap_or("?");
+    let ip_key = format!("login-ip:{ip}");
     let email_key = format!("login-email:{email}");
+    let pair_key = format!("login-pair:{email}|{ip}");
     let limits = state.limits();
+    // Failures slow down the address they come from and the (account, address)
+    // pair. The account-wide limits apply only to addresses the account has never
+    // signed in from, so guessing elsewhere cannot lock the owner out of its own.
+    let known = limits.known.contains(&pair_key);
     limits.login_by_ip.check(&ip_key)?;
-    limits.login_by_email.check(&email_key)?;
-    limits.backoff.check(&email_key)?;
     limits.backoff_ip.check(&ip_key)?;
+    limits.backoff.check(&pair_key)?;
+    if !known {
+        limits.login_by_email.check(&email_key)?;
+        limits.backoff_unknown.check(&email_key)?;
+    }
     let probe = Permit::by_token(None);
     let (user, stored) = {
         let mut tx = state.read(&probe).await?;
@@ -107,11 +116,15 @@ pub async fn login(
     };
     let ok = crate::passwords::verify(body.password, stored).await?;
     let Some(user) = user.filter(|_| ok) else {
-        limits.backoff.failed(&email_key);
+        limits.backoff.failed(&pair_key);
         limits.backoff_ip.failed(&ip_key);
+        if !known {
+            limits.backoff_unknown.failed(&email_key);
+        }
         return Err(wrong());
     };
-    limits.backoff.succeeded(&email_key);
+    limits.backoff.succeeded(&pair_key);
+    limits.known.remember(&pair_key);
     let token = crate::keys::mint("cs-");
     let csrf = crate::keys::mint("csrf-");
     let now = state.now();

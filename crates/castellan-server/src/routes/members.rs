@@ -77,7 +77,7 @@ async fn join(w: &mut Write, org: OrgId, user: &UserRecord, groups: &[GroupId]) 
 /// groups `update` on each group. Removing a member drops their group memberships,
 /// their grants and their keys in this org at once; the last owner and the last
 /// member cannot be removed.
-#[utoipa::path(patch, path = "/v1/organization/members", tag = "Organizations", request_body = PatchOrganizationMembers,
+#[utoipa::path(patch, path = "/v1/organization/members", tag = "Organizations", request_body = Option<PatchOrganizationMembers>,
     responses((status = 200, body = PatchOrganizationMembersOutput)))]
 pub async fn patch_members(
     caller: Caller,
@@ -166,57 +166,63 @@ pub async fn patch_members(
     let mut added = Vec::new();
     let mut invitations = Vec::new();
 
+    // Nobody joins without accepting: every invitee gets an invitation, whether or
+    // not the address has an account, and the answer has the same shape either way.
+    // By id, only people the caller can already see (members of an org where it
+    // reads members) may be invited; an id that is already a member of this org is
+    // put in the groups at once.
+    let seeable: Vec<OrgId> = caller
+        .orgs
+        .iter()
+        .copied()
+        .filter(|o| caller.can(Permission::Read, ObjectRef::new(ObjectType::OrgMember, o.0)))
+        .collect();
+    let mut invitees: Vec<String> = emails.iter().map(|e| e.as_str().to_owned()).collect();
     for id in &ids {
-        let u = w
-            .tx()
-            .get_user(UserId(*id))
-            .await?
-            .filter(|u| u.kind == UserKind::User)
-            .ok_or_else(|| ApiError::bad_request(format!("user `{id}` not found")))?;
-        if join(&mut w, org.id, &u, &group_ids).await? {
+        let not_found = || ApiError::bad_request(format!("user `{id}` not found"));
+        let u = w.tx().get_user(UserId(*id)).await?.filter(|u| u.kind == UserKind::User).ok_or_else(not_found)?;
+        let their_orgs = w.tx().member_orgs(u.id).await?;
+        if !their_orgs.iter().any(|o| seeable.contains(o)) {
+            return Err(not_found());
+        }
+        if their_orgs.contains(&org.id) {
+            join(&mut w, org.id, &u, &group_ids).await?;
             added.push(AddedUser { id: u.id.0, email: u.email.clone(), api_key: None, token_name: None });
+        } else if let Some(e) = &u.email {
+            invitees.push(e.clone());
         }
     }
-    for e in &emails {
-        match w.tx().find_user_by_email(e.as_str()).await? {
-            Some(u) => {
-                if join(&mut w, org.id, &u, &group_ids).await? {
-                    added.push(AddedUser { id: u.id.0, email: u.email.clone(), api_key: None, token_name: None });
-                }
-            }
-            None => {
-                let token = crate::keys::mint("inv-");
-                let inv = InvitationRecord {
-                    id: Uuid::now_v7(),
-                    org_id: org.id,
-                    email: e.as_str().to_owned(),
-                    group_ids: group_ids.clone(),
-                    invited_by: Some(caller.user.id),
-                    created: w.now(),
-                    expires_at: w.now() + INVITATION_LIFETIME_MICROS,
-                };
-                w.tx().insert_invitation(&inv, &token.hash).await?;
-                let wire = Invitation {
-                    id: inv.id,
-                    email: inv.email.clone(),
-                    group_ids: inv.group_ids.iter().map(|g| g.0).collect(),
-                    created: Some(format_time(inv.created)),
-                    expires_at: Some(format_time(inv.expires_at)),
-                    token: None,
-                };
-                w.audit(AuditEvent::<(), _> {
-                    org: org.id,
-                    event_type: "invitation.created",
-                    resource_type: "invitation",
-                    resource_id: Some(inv.id),
-                    resource_name: Some(&inv.email),
-                    before: None,
-                    after: Some(&wire),
-                })
-                .await?;
-                invitations.push(Invitation { token: Some(token.raw), ..wire });
-            }
-        }
+    for email in &invitees {
+        let token = crate::keys::mint("inv-");
+        let inv = InvitationRecord {
+            id: Uuid::now_v7(),
+            org_id: org.id,
+            email: email.clone(),
+            group_ids: group_ids.clone(),
+            invited_by: Some(caller.user.id),
+            created: w.now(),
+            expires_at: w.now() + INVITATION_LIFETIME_MICROS,
+        };
+        w.tx().insert_invitation(&inv, &token.hash).await?;
+        let wire = Invitation {
+            id: inv.id,
+            email: inv.email.clone(),
+            group_ids: inv.group_ids.iter().map(|g| g.0).collect(),
+            created: Some(format_time(inv.created)),
+            expires_at: Some(format_time(inv.expires_at)),
+            token: None,
+        };
+        w.audit(AuditEvent::<(), _> {
+            org: org.id,
+            event_type: "invitation.created",
+            resource_type: "invitation",
+            resource_id: Some(inv.id),
+            resource_name: Some(&inv.email),
+            before: None,
+            after: Some(&wire),
+        })
+        .await?;
+        invitations.push(Invitation { token: Some(token.raw), ..wire });
     }
     for (a, name) in accounts.iter().zip(&names) {
         let id = UserId::generate();
@@ -310,14 +316,21 @@ pub async fn patch_members(
     ))
 }
 
-/// Castellan extension: accepts an invitation with its token (no other credential
-/// needed). Creates the user if the email has no account, joins the organization and
-/// its groups, and returns a first API key for the user (shown once).
-#[utoipa::path(post, path = "/api/invitation/accept", tag = "Organizations", request_body = AcceptInvitation, security(()),
+/// Castellan extension: accepts an invitation with its token. For an address with
+/// no account the token alone creates the account (with the password, if given),
+/// joins the organization and its groups, and returns a first API key (shown once).
+/// For an address that already has an account the token is not enough: that account
+/// must be signed in (session or API key) and the invitation's email must be its
+/// own; the answer then carries a key for the joined organization. A token works
+/// once, expires, and is void once its organization is deleted or its inviter has
+/// left it.
+#[utoipa::path(post, path = "/api/invitation/accept", tag = "Organizations", request_body = AcceptInvitation,
+    security((), ("bearerAuth" = [])),
     responses((status = 200, body = AcceptedInvitation)))]
 pub async fn accept(
     axum::extract::State(state): axum::extract::State<crate::access::AppState>,
     facts: crate::routes::auth::ClientFacts,
+    signed_in: crate::access::MaybeCaller,
     Body(body): Body<AcceptInvitation>,
 ) -> ApiResult<Written<AcceptedInvitation>> {
     let invalid = || ApiError::NotFound("no pending invitation has this token (it may be used or expired)".into());
@@ -331,6 +344,17 @@ pub async fn accept(
     if inv.expires_at <= state.now() {
         return Err(invalid());
     }
+    let signed_in = signed_in.0;
+    if let Some(c) = &signed_in {
+        if c.actor.impersonator.is_some() {
+            return Err(ApiError::Forbidden("an invitation cannot be accepted while impersonating".into()));
+        }
+        if c.user.email.as_deref() != Some(inv.email.as_str()) {
+            return Err(ApiError::Forbidden(
+                "this invitation was sent to another email address than the signed-in account's".into(),
+            ));
+        }
+    }
     let given = body
         .given_name
         .as_deref()
@@ -343,6 +367,11 @@ pub async fn accept(
         .map(|n| Name::parse("family_name", n))
         .transpose()
         .map_err(|e| ApiError::invalid_body(e.to_string()))?;
+    if signed_in.is_some() && body.password.is_some() {
+        return Err(ApiError::invalid_body(
+            "`password` sets the password of a new account; a signed-in account changes its own with /api/auth/password",
+        ));
+    }
     if let Some(p) = &body.password {
         crate::passwords::check_policy(p, Some(&inv.email))?;
     }
@@ -352,9 +381,29 @@ pub async fn accept(
     };
     let mut w = state.write(&probe).await?;
     let inv = w.tx().find_invitation(&hash).await?.ok_or_else(invalid)?;
-    let user = match w.tx().find_user_by_email(&inv.email).await? {
-        Some(u) => u,
-        None => {
+    // Void once the org is gone or the inviter no longer belongs to it.
+    if w.tx().get_org(inv.org_id).await?.is_none() {
+        return Err(invalid());
+    }
+    if let Some(by) = inv.invited_by {
+        if !w.tx().member_orgs(by).await?.contains(&inv.org_id) {
+            return Err(invalid());
+        }
+    }
+    let user = match (w.tx().find_user_by_email(&inv.email).await?, &signed_in) {
+        (Some(u), Some(c)) if u.id == c.user.id => u,
+        (Some(_), _) => {
+            return Err(ApiError::Unauthorized(
+                "this invitation is for an existing account: sign in as that account (session or API key) and accept it again"
+                    .into(),
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::Forbidden(
+                "this invitation was sent to another email address than the signed-in account's".into(),
+            ))
+        }
+        (None, None) => {
             let u = UserRecord {
                 id: UserId::generate(),
                 kind: UserKind::User,
@@ -365,15 +414,13 @@ pub async fn accept(
                 created: w.now(),
             };
             w.tx().insert_user(&u).await?;
+            if let Some(h) = &password_hash {
+                w.tx().set_password_hash(u.id, Some(h)).await?;
+            }
             u
         }
     };
     w.act_as(user.id);
-    if let Some(h) = &password_hash {
-        if w.tx().password_hash(user.id).await?.is_none() {
-            w.tx().set_password_hash(user.id, Some(h)).await?;
-        }
-    }
     let now = w.now();
     if !w.tx().accept_invitation(inv.id, now).await? {
         return Err(invalid());

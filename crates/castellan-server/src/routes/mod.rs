@@ -27,7 +27,7 @@ pub mod user;
 use crate::access::AppState;
 use crate::error::{ApiError, ApiResult};
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -132,7 +132,7 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(state.clone(), revisions))
         .layer(axum::middleware::from_fn(log_requests))
-        .layer(axum::middleware::from_fn(cors))
+        .layer(cors(state.config()))
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");
@@ -191,33 +191,46 @@ async fn log_requests(req: Request, next: Next) -> Response {
     resp
 }
 
-const CORS_HEADERS: &str = "Content-Type, Authorization, X-Api-Key, x-bt-auth-token, x-bt-parent, x-bt-org-name, \
-x-bt-project-id, x-bt-stream-fmt, x-bt-use-cache, x-bt-use-gateway, x-bt-impersonate-user, x-castellan-min-revision, \
-x-stainless-os, x-stainless-lang, x-stainless-package-version, x-stainless-runtime, x-stainless-runtime-version, \
-x-stainless-arch, x-stainless-retry-count, x-stainless-timeout";
+const CORS_HEADERS: [&str; 21] = [
+    "content-type",
+    "authorization",
+    "x-api-key",
+    "x-bt-auth-token",
+    "x-bt-parent",
+    "x-bt-org-name",
+    "x-bt-project-id",
+    "x-bt-stream-fmt",
+    "x-bt-use-cache",
+    "x-bt-use-gateway",
+    "x-bt-impersonate-user",
+    "x-castellan-min-revision",
+    "x-csrf-token",
+    "x-stainless-os",
+    "x-stainless-lang",
+    "x-stainless-package-version",
+    "x-stainless-runtime",
+    "x-stainless-runtime-version",
+    "x-stainless-arch",
+    "x-stainless-retry-count",
+    "x-stainless-timeout",
+];
 
-fn cors_headers(h: &mut HeaderMap, origin: Option<HeaderValue>) {
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.unwrap_or(HeaderValue::from_static("*")));
-    h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE, OPTIONS"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(CORS_HEADERS));
-    h.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("x-castellan-revision, x-bt-found-existing, retry-after"),
-    );
-    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
-    h.insert(header::VARY, HeaderValue::from_static("Origin"));
-}
-
-/// Answers CORS preflights (no credential needed) and marks every answer.
-async fn cors(req: Request, next: Next) -> Response {
-    let origin = req.headers().get(header::ORIGIN).cloned();
-    if req.method() == Method::OPTIONS {
-        let mut resp = StatusCode::OK.into_response();
-        cors_headers(resp.headers_mut(), origin);
-        return resp;
-    }
-    let mut resp = next.run(req).await;
-    cors_headers(resp.headers_mut(), origin);
-    resp
+/// Cross-origin requests: any origin may call the API with a bearer token (the
+/// answer names the origin but never allows credentials); only the origins listed in
+/// `cors_origins` may send cookies (`Access-Control-Allow-Credentials: true`).
+fn cors(config: &crate::config::Config) -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{AllowCredentials, AllowOrigin, CorsLayer};
+    let trusted: Vec<HeaderValue> = config.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    let headers: Vec<HeaderName> = CORS_HEADERS.iter().map(|h| HeaderName::from_static(h)).collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_credentials(AllowCredentials::predicate(move |origin, _| trusted.contains(origin)))
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::OPTIONS])
+        .allow_headers(headers)
+        .expose_headers([
+            HeaderName::from_static(REVISION_HEADER),
+            HeaderName::from_static("x-bt-found-existing"),
+            header::RETRY_AFTER,
+        ])
+        .max_age(std::time::Duration::from_secs(86400))
 }

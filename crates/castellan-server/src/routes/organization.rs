@@ -10,7 +10,9 @@ use crate::fill;
 use axum::extract::Path;
 use axum::routing::get;
 use axum::{Json, Router};
-use castellan_api_types::{CreateOrganization, ListResponse, Organization, PatchOrganization, IMAGE_RENDERING_MODES};
+use castellan_api_types::{
+    CreateOrganization, CreatedOrganization, ListResponse, Organization, PatchOrganization, IMAGE_RENDERING_MODES,
+};
 use castellan_core::{Name, ObjectRef, ObjectType, OrgId, Permission};
 use castellan_store::{OrgFilter, Paged};
 
@@ -42,15 +44,31 @@ pub async fn list(caller: Caller, q: Params) -> ApiResult<Json<ListResponse<Orga
 }
 
 /// Castellan extension: creates an organization; the caller becomes its first owner.
+/// An API key acts only in its own org, so a caller using one also gets a first key
+/// for the new org (shown once). Service accounts and impersonators create none.
 #[utoipa::path(post, path = "/v1/organization", tag = "Organizations", request_body = CreateOrganization,
-    responses((status = 200, body = Organization)))]
-pub async fn create(caller: Caller, Body(body): Body<CreateOrganization>) -> ApiResult<Written<Organization>> {
+    responses((status = 200, body = CreatedOrganization)))]
+pub async fn create(caller: Caller, Body(body): Body<CreateOrganization>) -> ApiResult<Written<CreatedOrganization>> {
     let name = Name::parse("name", &body.name).map_err(invalid)?;
+    if caller.is_service_account() || caller.actor.impersonator.is_some() {
+        return Err(ApiError::Forbidden(
+            "organizations are created by people signed in as themselves, not by service accounts or impersonators"
+                .into(),
+        ));
+    }
     let permit = caller.new_org_permit();
     let mut w = caller.state().write(&permit).await?;
     let org = crate::seed::create_org(&mut w, &name, caller.user.id).await?;
+    let api_key = match caller.credential {
+        crate::access::Credential::Key(_) => Some(
+            crate::seed::mint_key(&mut w, castellan_store::KeyKind::ApiKey, caller.user.id, org.id, "first key", None)
+                .await?
+                .1,
+        ),
+        crate::access::Credential::Session(_) => None,
+    };
     let rev = w.commit().await?;
-    Ok(Written::at(rev, dto::org(&org)))
+    Ok(Written::at(rev, CreatedOrganization { organization: dto::org(&org), api_key }))
 }
 
 /// One organization the caller belongs to.

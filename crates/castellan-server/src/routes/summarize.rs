@@ -72,6 +72,18 @@ async fn default_comparison(caller: &Caller, tx: &mut dyn Tx, exp: &ObjectRecord
     }
 }
 
+/// The project's name as this caller may see it: a caller with a grant on one object
+/// inside a project it cannot read gets the project's id (which the object already
+/// shows it) instead of its name.
+fn shown_project_name(caller: &Caller, project: &castellan_store::ProjectRecord) -> String {
+    let p = castellan_core::ObjectRef::new(castellan_core::ObjectType::Project, project.id.0);
+    if caller.can(Permission::Read, p) {
+        project.name.clone()
+    } else {
+        project.id.0.to_string()
+    }
+}
+
 /// An experiment's scores and metrics, compared with `comparison_experiment_id`, or
 /// else its base experiment, or else the project's previous experiment. Scores are
 /// gathered from every span of each trace. Without `summarize_scores=true` only the
@@ -100,10 +112,11 @@ pub async fn experiment(
         tx.get_project(exp.project_id).await?.ok_or_else(|| ApiError::not_found("project", exp.project_id))?;
     let org = tx.get_org(exp.org_id).await?.ok_or_else(|| ApiError::not_found("organization", exp.org_id))?;
     let base = public_base(caller.state(), &headers);
-    let project_url = format!("{base}/app/{}/p/{}", encode_component(&org.name), encode_component(&project.name));
+    let project_name = shown_project_name(&caller, &project);
+    let project_url = format!("{base}/app/{}/p/{}", encode_component(&org.name), encode_component(&project_name));
     let experiment_url = format!("{project_url}/experiments/{}", encode_component(&exp.name));
     let mut out = ExperimentSummary {
-        project_name: project.name,
+        project_name,
         experiment_name: exp.name.clone(),
         project_url,
         experiment_url,
@@ -147,18 +160,13 @@ pub async fn dataset(
     let project = tx.get_project(ds.project_id).await?.ok_or_else(|| ApiError::not_found("project", ds.project_id))?;
     let org = tx.get_org(ds.org_id).await?.ok_or_else(|| ApiError::not_found("organization", ds.org_id))?;
     let base = public_base(caller.state(), &headers);
-    let project_url = format!("{base}/app/{}/p/{}", encode_component(&org.name), encode_component(&project.name));
+    let project_name = shown_project_name(&caller, &project);
+    let project_url = format!("{base}/app/{}/p/{}", encode_component(&org.name), encode_component(&project_name));
     let dataset_url = format!("{project_url}/datasets/{}", encode_component(&ds.name));
     let data_summary = if summarize_data {
         Some(DataSummary { total_records: tx.count_events(EventObject { kind: EventKind::Dataset, id }).await? })
     } else {
         None
     };
-    Ok(Json(DatasetSummary {
-        project_name: project.name,
-        dataset_name: ds.name,
-        project_url,
-        dataset_url,
-        data_summary,
-    }))
+    Ok(Json(DatasetSummary { project_name, dataset_name: ds.name, project_url, dataset_url, data_summary }))
 }
