@@ -128,6 +128,27 @@ pub enum Change {
         /// ACL id.
         id: Uuid,
     },
+    /// A user joined an organization (not an engine mutation: replicas keep
+    /// memberships beside the index, so a request needs no query to learn them).
+    AddMember {
+        /// Org id.
+        org: Uuid,
+        /// User id.
+        user: Uuid,
+    },
+    /// A user left an organization.
+    RemoveMember {
+        /// Org id.
+        org: Uuid,
+        /// User id.
+        user: Uuid,
+    },
+    /// An API key or service token was revoked (deleted): every replica drops it
+    /// from its credential cache.
+    RevokeKey {
+        /// Key id.
+        key: Uuid,
+    },
 }
 
 /// The engine's row for a stored ACL.
@@ -148,9 +169,10 @@ pub fn acl_row(a: &AclRecord) -> AclRow {
 }
 
 impl Change {
-    /// The engine mutation.
-    pub fn to_mutation(&self) -> Mutation {
-        match self.clone() {
+    /// The engine mutation, if the change is one (memberships and key revocations
+    /// are kept beside the engine, by [`crate::access::Index`]).
+    pub fn to_mutation(&self) -> Option<Mutation> {
+        Some(match self.clone() {
             Change::AddOrg { org } => Mutation::AddOrg { org },
             Change::RemoveOrg { org } => Mutation::RemoveOrg { org },
             Change::AddObject { object, parent } => Mutation::AddObject { object, parent },
@@ -173,7 +195,8 @@ impl Change {
             Change::RemoveRoleInherit { role, member_role } => Mutation::RemoveRoleInherit { role, member_role },
             Change::AddAcl { acl } => Mutation::AddAcl(acl_row(&acl)),
             Change::RemoveAcl { id } => Mutation::RemoveAcl { id },
-        }
+            Change::AddMember { .. } | Change::RemoveMember { .. } | Change::RevokeKey { .. } => return None,
+        })
     }
 }
 

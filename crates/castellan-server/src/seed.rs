@@ -94,6 +94,7 @@ pub async fn create_org(w: &mut Write, name: &Name, creator: UserId) -> ApiResul
     )
     .await?;
     w.tx().add_member(&MemberRecord { org_id: org.id, user_id: creator, created: now }).await?;
+    w.change(crate::change::Change::AddMember { org: org.id.0, user: creator.0 });
     audit(
         w,
         org.id,

@@ -29,6 +29,54 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// A Castellan database on a PostgreSQL server.
 pub struct PgStore {
     pool: PgPool,
+    /// Woken (by `LISTEN`) whenever any replica commits a change-feed entry.
+    commits: std::sync::Arc<tokio::sync::Notify>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+/// The channel a schema's commits are announced on (each write transaction sends
+/// `pg_notify` before it commits; PostgreSQL delivers it at the commit).
+fn channel(schema: &str) -> String {
+    format!("castellan_changes_{schema}")
+}
+
+/// Listens for commit announcements until the pool closes, reconnecting after a
+/// failure; every (re)connection also wakes the follower, which then reads whatever
+/// may have been missed.
+async fn listen(pool: PgPool, channel: String, commits: std::sync::Arc<tokio::sync::Notify>) {
+    loop {
+        if pool.is_closed() {
+            return;
+        }
+        match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(mut l) => match l.listen(&channel).await {
+                Ok(()) => {
+                    commits.notify_one();
+                    loop {
+                        match l.try_recv().await {
+                            Ok(Some(_)) => commits.notify_one(),
+                            Ok(None) => {
+                                // The connection dropped; the next recv reconnects.
+                                commits.notify_one();
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "listening for commits failed; polling meanwhile");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "LISTEN failed; polling meanwhile"),
+            },
+            Err(e) => {
+                if pool.is_closed() {
+                    return;
+                }
+                tracing::warn!(error = %e, "could not connect to listen for commits; polling meanwhile");
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
@@ -73,7 +121,11 @@ impl PgStore {
             .await
             .map_err(db_err)?;
         MIGRATOR.run(&pool).await.map_err(|e| StoreError::Backend(e.to_string()))?;
-        Ok(PgStore { pool })
+        let current: String =
+            sqlx::query_scalar("SELECT current_schema()::text").fetch_one(&pool).await.map_err(db_err)?;
+        let commits = std::sync::Arc::new(tokio::sync::Notify::new());
+        let listener = tokio::spawn(listen(pool.clone(), channel(&current), commits.clone()));
+        Ok(PgStore { pool, commits, listener })
     }
 }
 
@@ -186,6 +238,11 @@ impl Store for PgStore {
     }
 
     async fn close(&self) {
+        self.listener.abort();
         self.pool.close().await;
+    }
+
+    fn commit_notifications(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        Some(self.commits.clone())
     }
 }

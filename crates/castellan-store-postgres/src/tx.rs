@@ -99,6 +99,12 @@ impl Tx for PgTx {
             .execute(&mut *self.tx)
             .await
             .map_err(db_err)?;
+        // Delivered to every listening replica when (and only if) this commits.
+        sqlx::query("SELECT pg_notify('castellan_changes_' || current_schema(), $1)")
+            .bind(rev.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err)?;
         Ok(rev)
     }
 

@@ -567,7 +567,15 @@ impl AccessRepo for SqliteTx {
              ORDER BY created, id"
         );
         let acls = sqlx::query(&acl_sql).fetch_all(self.conn()).await.map_err(db_err)?;
+        let members: Vec<(Uuid, Uuid)> = sqlx::query_as(
+            "SELECT m.org_id, m.user_id FROM org_members m JOIN orgs o ON o.id = m.org_id \
+             WHERE o.deleted_at IS NULL ORDER BY o.created, o.id, m.user_id",
+        )
+        .fetch_all(self.conn())
+        .await
+        .map_err(db_err)?;
         Ok(AccessState {
+            members: members.into_iter().map(|(o, u)| (OrgId(o), UserId(u))).collect(),
             revision: i64_to_rev(rev)?,
             orgs: orgs.into_iter().map(OrgId).collect(),
             projects: projects.into_iter().map(|(p, o)| (ProjectId(p), OrgId(o))).collect(),

@@ -430,6 +430,8 @@ pub struct AccessState {
     pub role_roles: Vec<(RoleId, RoleId)>,
     /// Every live ACL.
     pub acls: Vec<AclRecord>,
+    /// Memberships in live organizations, in the organizations' creation order.
+    pub members: Vec<(OrgId, UserId)>,
 }
 
 /// A pending invitation of a person (by email) to join an organization.

@@ -43,6 +43,11 @@ pub trait Store: Send + Sync + 'static {
     async fn server_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>>;
     /// Closes connections.
     async fn close(&self);
+    /// Woken whenever any process commits a change-feed entry, where the database can
+    /// announce commits (PostgreSQL's `LISTEN/NOTIFY`); `None` where followers poll.
+    fn commit_notifications(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
 }
 
 /// One transaction: all repositories, plus revision allocation and commit.

@@ -23,7 +23,7 @@ pub const IMPERSONATE_HEADER: &str = "x-bt-impersonate-user";
 pub const SESSION_IDLE_MICROS: Micros = 2 * 3600 * 1_000_000;
 
 /// Minimum time between two "last used" writes for one credential.
-const TOUCH_EVERY_MICROS: Micros = 60 * 1_000_000;
+pub(super) const TOUCH_EVERY_MICROS: Micros = 60 * 1_000_000;
 
 fn bearer(parts: &Parts) -> ApiResult<Option<&str>> {
     let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) else { return Ok(None) };
@@ -112,15 +112,24 @@ impl FromRequestParts<AppState> for Caller {
                 impersonate(state, &user, target).await?
             }
         };
-        let mut tx = state.0.store.read().await?;
-        let mut orgs = tx.member_orgs(user.id).await?;
-        drop(tx);
-        // A key acts only in the org it was made for: every other org is, for this
-        // request, one the caller does not belong to.
+        // Memberships come from the index (kept by the change feed), not a query.
         let bound_org = match &credential {
             Credential::Key(k) => k.org_id,
             Credential::Session(_) => None,
         };
+        let mut orgs = state.index().member_orgs(user.id.0);
+        let stale = match bound_org {
+            Some(b) => !orgs.contains(&b),
+            None => orgs.is_empty(),
+        };
+        if stale {
+            // The credential may be newer than this replica's index (made on another
+            // replica a moment ago): catch up once before deciding.
+            state.index().catch_up().await.map_err(|e| ApiError::Internal(e.to_string()))?;
+            orgs = state.index().member_orgs(user.id.0);
+        }
+        // A key acts only in the org it was made for: every other org is, for this
+        // request, one the caller does not belong to.
         if let Some(b) = bound_org {
             orgs.retain(|o| *o == b);
         }
@@ -139,9 +148,29 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// Without commit announcements (SQLite), another process sharing the database may
+/// have revoked a credential or removed a member a moment ago: one look at the
+/// revision row says whether to catch up before trusting memory.
+async fn catch_up_if_polling(state: &AppState) -> ApiResult<()> {
+    if !state.0.announces_commits && state.0.store.current_revision().await? > state.index().revision() {
+        state.index().catch_up().await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    }
+    Ok(())
+}
+
 async fn by_key(state: &AppState, token: &str) -> ApiResult<(UserRecord, Credential)> {
     let invalid = || ApiError::Unauthorized("invalid credential: the key is unknown, revoked or expired".into());
-    let auth = state.0.store.authenticate(&crate::keys::hash(token)).await?.ok_or_else(invalid)?;
+    let hash = crate::keys::hash(token);
+    let index = state.index();
+    catch_up_if_polling(state).await?;
+    let auth = match index.cached_key(&hash) {
+        Some(a) => a,
+        None => {
+            let epoch = index.key_epoch();
+            let found = state.0.store.authenticate(&hash).await?.ok_or_else(invalid)?;
+            index.cache_key(&hash, found, epoch)
+        }
+    };
     let now = state.now();
     if auth.key.expires_at.is_some_and(|t| t <= now) {
         return Err(invalid());
@@ -151,20 +180,13 @@ async fn by_key(state: &AppState, token: &str) -> ApiResult<(UserRecord, Credent
     if auth.key.kind == KeyKind::ApiKey && auth.user.kind == UserKind::ServiceAccount {
         return Err(invalid());
     }
-    if auth.key.last_used.is_none_or(|t| now - t >= TOUCH_EVERY_MICROS) {
-        let store = state.0.store.clone();
-        let id = auth.key.id;
-        tokio::spawn(async move {
-            if let Err(e) = store.touch_key(id, now).await {
-                tracing::warn!(error = %e, "could not record key use");
-            }
-        });
-    }
-    Ok((auth.user, Credential::Key(auth.key)))
+    state.0.touches.note(auth.key.id, auth.key.last_used, now);
+    Ok((auth.user.clone(), Credential::Key(auth.key.clone())))
 }
 
 async fn by_session(state: &AppState, parts: &Parts, token: &str) -> ApiResult<(UserRecord, Credential)> {
     let invalid = || ApiError::Unauthorized("your session has ended; sign in again".into());
+    catch_up_if_polling(state).await?;
     let auth = state.0.store.authenticate_session(&crate::keys::hash(token)).await?.ok_or_else(invalid)?;
     let now = state.now();
     if auth.session.expires_at <= now || now - auth.session.last_seen > SESSION_IDLE_MICROS {

@@ -3,10 +3,13 @@
 
 use crate::change::{self, Change};
 use castellan_authz::{Engine, Snapshot};
-use castellan_store::{Revision, Store, StoreError};
-use std::sync::Arc;
+use castellan_core::OrgId;
+use castellan_store::{AccessState, KeyAuth, Revision, Store, StoreError};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use tokio::sync::{watch, Mutex};
+use tokio::sync::{watch, Mutex, Notify};
+use uuid::Uuid;
 
 /// The index plus what it needs to follow the change feed.
 pub struct Index {
@@ -15,6 +18,77 @@ pub struct Index {
     /// Serializes catch-ups so changes are applied once and in order.
     apply: Mutex<()>,
     applied: watch::Sender<Revision>,
+    /// Memberships and authenticated credentials, kept at the same revision as the
+    /// engine's snapshot by the same change feed.
+    identities: RwLock<Identities>,
+}
+
+/// The most credentials kept in memory; past it the cache starts over.
+const KEY_CACHE_MAX: usize = 100_000;
+
+/// Who belongs to which organization, and the credentials that have authenticated
+/// on this replica. A key enters the cache only from a database read made after the
+/// newest revocation this replica had applied (see [`Index::cache_key`]), and every
+/// revocation, member removal and org deletion evicts, so the cache never admits a
+/// credential the replica knows to be revoked.
+#[derive(Default)]
+struct Identities {
+    members: HashMap<Uuid, Vec<OrgId>>,
+    keys: HashMap<String, Arc<KeyAuth>>,
+    key_hashes: HashMap<Uuid, String>,
+    /// Bumped by every change that can invalidate a cached credential.
+    epoch: u64,
+}
+
+impl Identities {
+    fn from_state(s: &AccessState) -> Identities {
+        let mut out = Identities::default();
+        for (org, user) in &s.members {
+            out.members.entry(user.0).or_default().push(*org);
+        }
+        out
+    }
+
+    fn evict(&mut self, keep: impl Fn(&KeyAuth) -> bool) {
+        let before = self.keys.len();
+        self.keys.retain(|_, a| keep(a));
+        if self.keys.len() != before {
+            let live: std::collections::HashSet<&String> = self.keys.keys().collect();
+            self.key_hashes.retain(|_, h| live.contains(h));
+        }
+    }
+
+    fn apply(&mut self, c: &Change) {
+        match c {
+            Change::AddMember { org, user } => {
+                let orgs = self.members.entry(*user).or_default();
+                if !orgs.contains(&OrgId(*org)) {
+                    orgs.push(OrgId(*org));
+                }
+            }
+            Change::RemoveMember { org, user } => {
+                if let Some(orgs) = self.members.get_mut(user) {
+                    orgs.retain(|o| o.0 != *org);
+                }
+                self.epoch += 1;
+                self.evict(|a| !(a.user.id.0 == *user && a.key.org_id.is_some_and(|o| o.0 == *org)));
+            }
+            Change::RemoveOrg { org } => {
+                for orgs in self.members.values_mut() {
+                    orgs.retain(|o| o.0 != *org);
+                }
+                self.epoch += 1;
+                self.evict(|a| !a.key.org_id.is_some_and(|o| o.0 == *org));
+            }
+            Change::RevokeKey { key } => {
+                self.epoch += 1;
+                if let Some(h) = self.key_hashes.remove(key) {
+                    self.keys.remove(&h);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Why the index could not be built or advanced.
@@ -28,10 +102,11 @@ pub enum IndexError {
     Model(String),
 }
 
-async fn build(store: &dyn Store) -> Result<Snapshot, IndexError> {
+async fn build(store: &dyn Store) -> Result<(Snapshot, Identities), IndexError> {
     let mut tx = store.read().await?;
     let state = tx.load_access_state().await?;
     drop(tx);
+    let identities = Identities::from_state(&state);
     let muts = change::mutations_from_state(&state);
     let snap = match Snapshot::build(muts.iter().cloned()) {
         Ok(s) => s,
@@ -50,15 +125,62 @@ async fn build(store: &dyn Store) -> Result<Snapshot, IndexError> {
             snap
         }
     };
-    Ok(snap.with_revision(state.revision))
+    Ok((snap.with_revision(state.revision), identities))
 }
 
 impl Index {
     /// Builds the index from the database (a cold start).
     pub async fn load(store: Arc<dyn Store>) -> Result<Index, IndexError> {
-        let snap = build(&*store).await?;
+        let (snap, identities) = build(&*store).await?;
         let (applied, _) = watch::channel(snap.revision());
-        Ok(Index { engine: Engine::new(snap), store, apply: Mutex::new(()), applied })
+        Ok(Index {
+            engine: Engine::new(snap),
+            store,
+            apply: Mutex::new(()),
+            applied,
+            identities: RwLock::new(identities),
+        })
+    }
+
+    fn ids(&self) -> std::sync::RwLockReadGuard<'_, Identities> {
+        self.identities.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn ids_mut(&self) -> std::sync::RwLockWriteGuard<'_, Identities> {
+        self.identities.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The live organizations a user belongs to, oldest first.
+    pub fn member_orgs(&self, user: Uuid) -> Vec<OrgId> {
+        self.ids().members.get(&user).cloned().unwrap_or_default()
+    }
+
+    /// The cached credential with this hash, if it has authenticated here before and
+    /// has not been revoked since.
+    pub fn cached_key(&self, hash: &str) -> Option<Arc<KeyAuth>> {
+        self.ids().keys.get(hash).cloned()
+    }
+
+    /// The revocation epoch: read it before looking a credential up in the database
+    /// and hand it to [`Index::cache_key`].
+    pub fn key_epoch(&self) -> u64 {
+        self.ids().epoch
+    }
+
+    /// Caches a credential read from the database, unless a revocation was applied
+    /// since `epoch` was read (the read may predate it).
+    pub fn cache_key(&self, hash: &str, auth: KeyAuth, epoch: u64) -> Arc<KeyAuth> {
+        let auth = Arc::new(auth);
+        let mut ids = self.ids_mut();
+        if ids.epoch == epoch {
+            if ids.keys.len() >= KEY_CACHE_MAX {
+                ids.keys.clear();
+                ids.key_hashes.clear();
+            }
+            ids.key_hashes.insert(auth.key.id.0, hash.to_owned());
+            ids.keys.insert(hash.to_owned(), auth.clone());
+        }
+        auth
     }
 
     /// The current snapshot.
@@ -82,10 +204,13 @@ impl Index {
             }
             let base = self.engine.snapshot();
             let mut next: Option<Snapshot> = None;
+            let mut identity_changes: Vec<Change> = Vec::new();
+            let mut rebuilt: Option<Identities> = None;
             for c in &batch {
                 let changes =
                     change::decode(&c.payload).map_err(|e| IndexError::Model(format!("change {}: {e}", c.revision)))?;
-                let muts: Vec<_> = changes.iter().map(Change::to_mutation).collect();
+                let muts: Vec<_> = changes.iter().filter_map(Change::to_mutation).collect();
+                identity_changes.extend(changes);
                 let src = next.as_ref().unwrap_or(&base);
                 match src.apply(&muts) {
                     Ok(s) => next = Some(s.with_revision(c.revision)),
@@ -94,13 +219,27 @@ impl Index {
                         // this means the index and the database disagree: rebuild from
                         // the database (at its newest revision) and carry on from there.
                         tracing::error!(revision = c.revision, error = %e, "change did not apply; rebuilding the index");
-                        next = Some(build(&*self.store).await?);
+                        let (snap, ids) = build(&*self.store).await?;
+                        next = Some(snap);
+                        rebuilt = Some(ids);
                         break;
                     }
                 }
             }
             let Some(snap) = next else { return Ok(from) };
             let rev = snap.revision();
+            // Revocations take effect before the snapshot that carries them is seen.
+            {
+                let mut ids = self.ids_mut();
+                match rebuilt {
+                    Some(fresh) => {
+                        let epoch = ids.epoch + 1;
+                        *ids = fresh;
+                        ids.epoch = epoch;
+                    }
+                    None => identity_changes.iter().for_each(|c| ids.apply(c)),
+                }
+            }
             self.engine.publish(snap);
             self.applied.send_replace(rev);
         }
@@ -126,12 +265,25 @@ impl Index {
         }
     }
 
-    /// Follows the feed forever, every `interval` (run as a background task).
+    /// Follows the feed forever (run as a background task): at once whenever the
+    /// database announces a commit (PostgreSQL's `LISTEN/NOTIFY`), and every
+    /// `interval` in any case, in case an announcement was lost.
     pub async fn follow(self: Arc<Self>, interval: Duration) {
+        let wake: Option<Arc<Notify>> = self.store.commit_notifications();
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            match &wake {
+                Some(n) => {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = n.notified() => {}
+                    }
+                }
+                None => {
+                    tick.tick().await;
+                }
+            }
             if let Err(e) = self.catch_up().await {
                 tracing::warn!(error = %e, "following the change feed failed; will retry");
             }

@@ -51,6 +51,44 @@ struct Inner {
     limits: crate::ratelimit::Limits,
     signer: signing::Signer,
     ingest: queue::IngestQueue,
+    touches: Arc<Touches>,
+    flusher: tokio::task::JoinHandle<()>,
+    /// Whether the database announces commits (then the follower applies them at
+    /// once); without, a cached credential is checked against the newest revision.
+    announces_commits: bool,
+}
+
+/// "Last used" times of credentials, recorded at most once a minute per credential
+/// and written in batches by a background task rather than by each request.
+#[derive(Default)]
+struct Touches {
+    inner: std::sync::Mutex<(std::collections::HashMap<KeyId, Micros>, Vec<(KeyId, Micros)>)>,
+}
+
+impl Touches {
+    /// Notes a use of `key` at `now`; `stored` is the last use the database knew.
+    fn note(&self, key: KeyId, stored: Option<Micros>, now: Micros) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let (last, pending) = &mut *g;
+        let seen = last.get(&key).copied().or(stored);
+        if seen.is_none_or(|t| now - t >= auth::TOUCH_EVERY_MICROS) {
+            if last.len() >= 100_000 {
+                last.clear();
+            }
+            last.insert(key, now);
+            pending.push((key, now));
+        }
+    }
+
+    /// Writes the pending uses.
+    async fn flush(&self, store: &dyn Store) {
+        let pending = std::mem::take(&mut self.inner.lock().unwrap_or_else(|p| p.into_inner()).1);
+        for (key, at) in pending {
+            if let Err(e) = store.touch_key(key, at).await {
+                tracing::warn!(error = %e, "could not record key use");
+            }
+        }
+    }
 }
 
 /// Who is acting: a user (or service account), possibly impersonated by an owner;
@@ -198,8 +236,30 @@ impl AppState {
         let candidate: [u8; 32] = rand::random();
         let signer = signing::Signer::new(store.server_secret(signing::SECRET_NAME, &candidate).await?);
         let ingest = queue::IngestQueue::start(store.clone());
-        let state =
-            AppState(Arc::new(Inner { store, index, config, clock, limits: Default::default(), signer, ingest }));
+        let touches = Arc::new(Touches::default());
+        let flusher = {
+            let (store, touches) = (store.clone(), touches.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    touches.flush(&*store).await;
+                }
+            })
+        };
+        let announces_commits = store.commit_notifications().is_some();
+        let state = AppState(Arc::new(Inner {
+            announces_commits,
+            store,
+            index,
+            config,
+            clock,
+            limits: Default::default(),
+            signer,
+            ingest,
+            touches,
+            flusher,
+        }));
         crate::passwords::warm_up();
         crate::seed::ensure_system_roles(&state).await.map_err(|e| match e {
             ApiError::Internal(m) => OpenError::Store(StoreError::Backend(m)),
@@ -233,8 +293,10 @@ impl AppState {
         self.0.store.backend()
     }
 
-    /// Closes the database.
+    /// Records pending key uses and closes the database.
     pub async fn close(&self) {
+        self.0.flusher.abort();
+        self.0.touches.flush(&*self.0.store).await;
         self.0.store.close().await;
     }
 

@@ -109,7 +109,7 @@ impl Write {
     /// before returning it, so the caller's next request sees its own write.
     pub async fn commit(mut self) -> ApiResult<Revision> {
         if !self.changes.is_empty() || !self.guarded.is_empty() {
-            let muts: Vec<_> = self.changes.iter().map(Change::to_mutation).collect();
+            let muts: Vec<_> = self.changes.iter().filter_map(Change::to_mutation).collect();
             let trial = self.state.index().snapshot().apply(&muts).map_err(model_error)?;
             for org in std::mem::take(&mut self.guarded) {
                 self.check_lockout(&trial, org).await?;

@@ -113,6 +113,7 @@ pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written
     let mut w = caller.state().write(&permit).await?;
     let now = w.now();
     w.tx().delete_key(id, now).await?;
+    w.change(crate::change::Change::RevokeKey { key: id.0 });
     let mut out = with_owners(w.tx(), std::slice::from_ref(&key)).await?;
     let out = out.pop().ok_or_else(|| ApiError::not_found("api key", id))?;
     if let Some(org) = key.org_id {

@@ -61,6 +61,7 @@ async fn join(w: &mut Write, org: OrgId, user: &UserRecord, groups: &[GroupId]) 
     let now = w.now();
     let added = w.tx().add_member(&MemberRecord { org_id: org, user_id: user.id, created: now }).await?;
     if added {
+        w.change(Change::AddMember { org: org.0, user: user.id.0 });
         audit_member(w, org, "member.added", user).await?;
     }
     for g in groups {
@@ -277,6 +278,7 @@ pub async fn patch_members(
         }
         let now = w.now();
         for k in w.tx().delete_keys_of(org.id, u.id, now).await? {
+            w.change(Change::RevokeKey { key: k.id.0 });
             w.audit(AuditEvent::<_, ()> {
                 org: org.id,
                 event_type: &format!("{}.deleted", k.kind.as_str()),
@@ -289,6 +291,7 @@ pub async fn patch_members(
             .await?;
         }
         w.tx().remove_member(org.id, u.id).await?;
+        w.change(Change::RemoveMember { org: org.id.0, user: u.id.0 });
         audit_member(&mut w, org.id, "member.removed", &u).await?;
         removed.push(u.id.0);
     }

@@ -119,6 +119,7 @@ async fn mint(caller: Caller, body: CreateServiceToken, replace: bool) -> ApiRes
         let now = w.now();
         for old in w.tx().list_keys(&f, &window).await? {
             w.tx().delete_key(old.id, now).await?;
+            w.change(crate::change::Change::RevokeKey { key: old.id.0 });
             let wire = to_wire(w.tx(), &old).await?;
             w.audit(AuditEvent::<_, ()> {
                 org: org.id,
@@ -188,6 +189,7 @@ async fn revoke(caller: Caller, id: KeyId) -> ApiResult<Written<ServiceToken>> {
     let mut w = caller.state().write(&permit).await?;
     let now = w.now();
     w.tx().delete_key(id, now).await?;
+    w.change(crate::change::Change::RevokeKey { key: id.0 });
     let wire = to_wire(w.tx(), &key).await?;
     if let Some(org) = key.org_id {
         w.audit(AuditEvent::<_, ()> {
