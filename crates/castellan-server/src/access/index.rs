@@ -78,7 +78,7 @@ impl Identities {
                     orgs.retain(|o| o.0 != *org);
                 }
                 self.epoch += 1;
-                self.evict(|a| !a.key.org_id.is_some_and(|o| o.0 == *org));
+                self.evict(|a| a.key.org_id.is_none_or(|o| o.0 != *org));
             }
             Change::RevokeKey { key } => {
                 self.epoch += 1;

@@ -62,8 +62,11 @@ struct Inner {
 /// and written in batches by a background task rather than by each request.
 #[derive(Default)]
 struct Touches {
-    inner: std::sync::Mutex<(std::collections::HashMap<KeyId, Micros>, Vec<(KeyId, Micros)>)>,
+    inner: std::sync::Mutex<TouchState>,
 }
+
+/// The last use recorded per credential, and the uses not yet written.
+type TouchState = (std::collections::HashMap<KeyId, Micros>, Vec<(KeyId, Micros)>);
 
 impl Touches {
     /// Notes a use of `key` at `now`; `stored` is the last use the database knew.
