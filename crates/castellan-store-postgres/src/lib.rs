@@ -30,7 +30,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct PgStore {
     pool: PgPool,
     /// Woken (by `LISTEN`) whenever any replica commits a change-feed entry.
-    commits: std::sync::Arc<tokio::sync::Notify>,
+    commits: std::sync::Arc<CommitSignal>,
     listener: tokio::task::JoinHandle<()>,
 }
 
@@ -43,7 +43,7 @@ fn channel(schema: &str) -> String {
 /// Listens for commit announcements until the pool closes, reconnecting after a
 /// failure; every (re)connection also wakes the follower, which then reads whatever
 /// may have been missed.
-async fn listen(pool: PgPool, channel: String, commits: std::sync::Arc<tokio::sync::Notify>) {
+async fn listen(pool: PgPool, channel: String, commits: std::sync::Arc<CommitSignal>) {
     loop {
         if pool.is_closed() {
             return;
@@ -51,13 +51,18 @@ async fn listen(pool: PgPool, channel: String, commits: std::sync::Arc<tokio::sy
         match sqlx::postgres::PgListener::connect_with(&pool).await {
             Ok(mut l) => match l.listen(&channel).await {
                 Ok(()) => {
-                    commits.notify_one();
+                    commits.notify.notify_one();
                     loop {
                         match l.try_recv().await {
-                            Ok(Some(_)) => commits.notify_one(),
+                            Ok(Some(n)) => {
+                                if let Ok(rev) = n.payload().parse::<u64>() {
+                                    commits.announced.fetch_max(rev, std::sync::atomic::Ordering::SeqCst);
+                                }
+                                commits.notify.notify_one();
+                            }
                             Ok(None) => {
                                 // The connection dropped; the next recv reconnects.
-                                commits.notify_one();
+                                commits.notify.notify_one();
                             }
                             Err(e) => {
                                 tracing::warn!(error = %e, "listening for commits failed; polling meanwhile");
@@ -123,7 +128,7 @@ impl PgStore {
         MIGRATOR.run(&pool).await.map_err(|e| StoreError::Backend(e.to_string()))?;
         let current: String =
             sqlx::query_scalar("SELECT current_schema()::text").fetch_one(&pool).await.map_err(db_err)?;
-        let commits = std::sync::Arc::new(tokio::sync::Notify::new());
+        let commits = std::sync::Arc::new(CommitSignal::default());
         let listener = tokio::spawn(listen(pool.clone(), channel(&current), commits.clone()));
         Ok(PgStore { pool, commits, listener })
     }
@@ -242,7 +247,7 @@ impl Store for PgStore {
         self.pool.close().await;
     }
 
-    fn commit_notifications(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+    fn commit_notifications(&self) -> Option<std::sync::Arc<CommitSignal>> {
         Some(self.commits.clone())
     }
 }

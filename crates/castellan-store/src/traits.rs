@@ -45,7 +45,7 @@ pub trait Store: Send + Sync + 'static {
     async fn close(&self);
     /// Woken whenever any process commits a change-feed entry, where the database can
     /// announce commits (PostgreSQL's `LISTEN/NOTIFY`); `None` where followers poll.
-    fn commit_notifications(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+    fn commit_notifications(&self) -> Option<std::sync::Arc<CommitSignal>> {
         None
     }
 }
@@ -297,4 +297,13 @@ impl crate::page::Paged for AclRecord {
     fn page_key(&self) -> crate::page::PageKey {
         crate::page::PageKey { created: self.created, id: self.id.0 }
     }
+}
+
+/// Announcements of commits made by any process on the database.
+#[derive(Debug, Default)]
+pub struct CommitSignal {
+    /// Woken at each announcement (a permit is kept if nobody waits).
+    pub notify: tokio::sync::Notify,
+    /// The newest revision announced so far.
+    pub announced: std::sync::atomic::AtomicU64,
 }

@@ -4,11 +4,11 @@
 use crate::change::{self, Change};
 use castellan_authz::{Engine, Snapshot};
 use castellan_core::OrgId;
-use castellan_store::{AccessState, KeyAuth, Revision, Store, StoreError};
+use castellan_store::{AccessState, CommitSignal, KeyAuth, Revision, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use tokio::sync::{watch, Mutex, Notify};
+use tokio::sync::{watch, Mutex};
 use uuid::Uuid;
 
 /// The index plus what it needs to follow the change feed.
@@ -269,7 +269,7 @@ impl Index {
     /// database announces a commit (PostgreSQL's `LISTEN/NOTIFY`), and every
     /// `interval` in any case, in case an announcement was lost.
     pub async fn follow(self: Arc<Self>, interval: Duration) {
-        let wake: Option<Arc<Notify>> = self.store.commit_notifications();
+        let wake: Option<Arc<CommitSignal>> = self.store.commit_notifications();
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -277,7 +277,7 @@ impl Index {
                 Some(n) => {
                     tokio::select! {
                         _ = tick.tick() => {}
-                        _ = n.notified() => {}
+                        _ = n.notify.notified() => {}
                     }
                 }
                 None => {

@@ -56,6 +56,8 @@ struct Inner {
     /// Whether the database announces commits (then the follower applies them at
     /// once); without, a cached credential is checked against the newest revision.
     announces_commits: bool,
+    /// The announcements, where the database makes them.
+    commits: Option<Arc<castellan_store::CommitSignal>>,
 }
 
 /// "Last used" times of credentials, recorded at most once a minute per credential
@@ -250,9 +252,11 @@ impl AppState {
                 }
             })
         };
-        let announces_commits = store.commit_notifications().is_some();
+        let commits = store.commit_notifications();
+        let announces_commits = commits.is_some();
         let state = AppState(Arc::new(Inner {
             announces_commits,
+            commits,
             store,
             index,
             config,
