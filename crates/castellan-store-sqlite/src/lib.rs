@@ -26,6 +26,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     path: PathBuf,
+    /// The WAL file's path: every commit, by any process, writes to it.
+    wal: PathBuf,
 }
 
 pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
@@ -74,7 +76,9 @@ impl SqliteStore {
             .connect_with(base.read_only(true))
             .await
             .map_err(db_err)?;
-        Ok(SqliteStore { writer, reader, path: path.to_owned() })
+        let mut wal = path.to_owned().into_os_string();
+        wal.push("-wal");
+        Ok(SqliteStore { writer, reader, path: path.to_owned(), wal: PathBuf::from(wal) })
     }
 
     /// The database file.
@@ -193,5 +197,19 @@ impl Store for SqliteStore {
     async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
+    }
+
+    fn change_stamp(&self) -> Option<u64> {
+        use std::hash::{Hash, Hasher};
+        // A commit appends to the WAL (or, after a checkpoint, rewrites the file):
+        // either way the WAL's or the database's time or length moves.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for p in [&self.path, &self.wal] {
+            match std::fs::metadata(p) {
+                Ok(m) => (m.modified().ok(), m.len()).hash(&mut h),
+                Err(_) => 0u8.hash(&mut h),
+            }
+        }
+        Some(h.finish())
     }
 }

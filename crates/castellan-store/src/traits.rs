@@ -48,6 +48,13 @@ pub trait Store: Send + Sync + 'static {
     fn commit_notifications(&self) -> Option<std::sync::Arc<CommitSignal>> {
         None
     }
+    /// A cheap stamp (such as the database files' times and lengths) that changes
+    /// whenever anything is committed, though it may also change without a commit.
+    /// Followers that poll read the revision only when it differs from the stamp they
+    /// last caught up at. `None`: no such stamp; read the revision every time.
+    fn change_stamp(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// One transaction: all repositories, plus revision allocation and commit.

@@ -152,8 +152,21 @@ impl FromRequestParts<AppState> for Caller {
 /// have revoked a credential or removed a member a moment ago: one look at the
 /// revision row says whether to catch up before trusting memory.
 async fn catch_up_if_polling(state: &AppState) -> ApiResult<()> {
-    if !state.0.announces_commits && state.0.store.current_revision().await? > state.index().revision() {
+    if state.0.announces_commits {
+        return Ok(());
+    }
+    // The files' stamp moves with every commit; only then is the revision read. The
+    // stamp is recorded only after catching up, so a concurrent request that sees it
+    // unchanged cannot run ahead of a catch-up still in progress.
+    let stamp = state.0.store.change_stamp();
+    if stamp.is_some_and(|s| s == state.0.caught_up_stamp.load(std::sync::atomic::Ordering::SeqCst)) {
+        return Ok(());
+    }
+    if state.0.store.current_revision().await? > state.index().revision() {
         state.index().catch_up().await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    }
+    if let Some(s) = stamp {
+        state.0.caught_up_stamp.store(s, std::sync::atomic::Ordering::SeqCst);
     }
     Ok(())
 }

@@ -58,6 +58,8 @@ struct Inner {
     announces_commits: bool,
     /// The announcements, where the database makes them.
     commits: Option<Arc<castellan_store::CommitSignal>>,
+    /// The store's change stamp when this replica last caught up (SQLite).
+    caught_up_stamp: std::sync::atomic::AtomicU64,
 }
 
 /// "Last used" times of credentials, recorded at most once a minute per credential
@@ -257,6 +259,7 @@ impl AppState {
         let state = AppState(Arc::new(Inner {
             announces_commits,
             commits,
+            caught_up_stamp: std::sync::atomic::AtomicU64::new(0),
             store,
             index,
             config,
