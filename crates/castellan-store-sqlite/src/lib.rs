@@ -72,6 +72,7 @@ impl SqliteStore {
         MIGRATOR.run(&store_writer).await.map_err(|e| StoreError::Backend(e.to_string()))?;
         let reader = SqlitePoolOptions::new()
             .max_connections(8)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(base.read_only(true))
             .await
@@ -106,6 +107,11 @@ impl Store for SqliteStore {
     }
 
     async fn read(&self) -> StoreResult<Box<dyn Tx>> {
+        let conn = self.reader.acquire().await.map_err(db_err)?;
+        Ok(Box::new(SqliteTx::plain(conn)))
+    }
+
+    async fn read_snapshot(&self) -> StoreResult<Box<dyn Tx>> {
         let tx = self.reader.begin().await.map_err(db_err)?;
         Ok(Box::new(SqliteTx::new(tx, false)))
     }

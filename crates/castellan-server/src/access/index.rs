@@ -103,7 +103,7 @@ pub enum IndexError {
 }
 
 async fn build(store: &dyn Store) -> Result<(Snapshot, Identities), IndexError> {
-    let mut tx = store.read().await?;
+    let mut tx = store.read_snapshot().await?;
     let state = tx.load_access_state().await?;
     drop(tx);
     let identities = Identities::from_state(&state);
