@@ -57,28 +57,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let (a, a_state, a_run) = replica(Duration::from_millis(500)).await?;
     let (b, _b_state, b_run) = replica(Duration::from_secs(3600)).await?;
-    let owner = castellan_server::seed::bootstrap(&a_state, "acme", "ada@acme.example").await?.api_key;
     let http = reqwest::Client::new();
     let mut latencies = Vec::with_capacity(rounds);
     let mut baseline = Vec::with_capacity(rounds);
     let mut polls = 0u64;
     for i in 0..rounds {
-        let k: serde_json::Value = http
-            .post(format!("{a}/v1/api_key"))
-            .bearer_auth(&owner)
-            .json(&serde_json::json!({"name": format!("k{i}")}))
-            .send()
+        // A fresh org and owner key each round (minting is rate-limited per credential).
+        let raw = castellan_server::seed::bootstrap(&a_state, &format!("org{i}"), &format!("u{i}@acme.example"))
             .await?
-            .json()
-            .await?;
-        let raw = k["key"].as_str().ok_or("no key")?.to_owned();
-        let id = k["id"].as_str().ok_or("no id")?.to_owned();
-        // B learns of the key (the request waits for A's revision, then caches it).
+            .api_key;
+        let keys: serde_json::Value = http.get(format!("{a}/v1/api_key")).bearer_auth(&raw).send().await?.json().await?;
+        let id = keys["objects"][0]["id"].as_str().ok_or("no key id")?.to_owned();
+        // B authenticates with the key (and so caches it).
         let started = Instant::now();
         let s = http.get(format!("{b}/v1/project")).bearer_auth(&raw).send().await?.status();
         baseline.push(started.elapsed().as_secs_f64() * 1e3);
         assert_eq!(s, 200, "the new key works on B");
-        let s = http.delete(format!("{a}/v1/api_key/{id}")).bearer_auth(&owner).send().await?.status();
+        let s = http.delete(format!("{a}/v1/api_key/{id}")).bearer_auth(&raw).send().await?.status();
         assert_eq!(s, 200);
         let acknowledged = Instant::now();
         loop {
