@@ -66,7 +66,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let raw = castellan_server::seed::bootstrap(&a_state, &format!("org{i}"), &format!("u{i}@acme.example"))
             .await?
             .api_key;
-        let keys: serde_json::Value = http.get(format!("{a}/v1/api_key")).bearer_auth(&raw).send().await?.json().await?;
+        let keys: serde_json::Value =
+            http.get(format!("{a}/v1/api_key")).bearer_auth(&raw).send().await?.json().await?;
         let id = keys["objects"][0]["id"].as_str().ok_or("no key id")?.to_owned();
         // B authenticates with the key (and so caches it).
         let started = Instant::now();

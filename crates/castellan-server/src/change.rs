@@ -149,6 +149,12 @@ pub enum Change {
         /// Key id.
         key: Uuid,
     },
+    /// A project's record (name, description, settings) changed: every replica drops
+    /// its cached copy.
+    UpdateProject {
+        /// Project id.
+        project: Uuid,
+    },
 }
 
 /// The engine's row for a stored ACL.
@@ -195,7 +201,10 @@ impl Change {
             Change::RemoveRoleInherit { role, member_role } => Mutation::RemoveRoleInherit { role, member_role },
             Change::AddAcl { acl } => Mutation::AddAcl(acl_row(&acl)),
             Change::RemoveAcl { id } => Mutation::RemoveAcl { id },
-            Change::AddMember { .. } | Change::RemoveMember { .. } | Change::RevokeKey { .. } => return None,
+            Change::AddMember { .. }
+            | Change::RemoveMember { .. }
+            | Change::RevokeKey { .. }
+            | Change::UpdateProject { .. } => return None,
         })
     }
 }

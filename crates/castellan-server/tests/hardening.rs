@@ -20,7 +20,8 @@ on_both_backends!(
     attachment_keys_belong_to_their_org,
     wrong_passwords_elsewhere_do_not_lock_the_owner_out_of_its_own_address,
     empty_uuid_parameters_and_missing_optional_bodies_are_answered_as_declared,
-    revocations_and_removals_reach_a_replica_that_never_polls
+    revocations_and_removals_reach_a_replica_that_never_polls,
+    a_project_changed_on_one_replica_is_served_changed_by_another
 );
 
 const DAY: i64 = 24 * 3600 * 1_000_000;
@@ -497,5 +498,43 @@ async fn revocations_and_removals_reach_a_replica_that_never_polls(b: Backend) {
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
     assert_eq!(codes, (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED));
+    replica.stop().await;
+}
+
+/// Replicas serve project records from memory; a change on one replica reaches the
+/// others' copies as a revocation does.
+async fn a_project_changed_on_one_replica_is_served_changed_by_another(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else { return };
+    let owner = app.bootstrap("acme", "ada@acme.example").await;
+    let mut config = test_config();
+    config.poll_interval = std::time::Duration::from_secs(3600);
+    let replica = TestApp::spawn_on(app.db.clone(), config, system_clock()).await;
+    let (_, p) = app.post("/v1/project", &owner, json!({"name": "before"})).await;
+    let path = format!("/v1/project/{}", p["id"].as_str().expect("id"));
+    assert_eq!(replica.get(&path, &owner).await.1["name"], "before");
+    assert_eq!(replica.get(&path, &owner).await.1["name"], "before", "served again (from memory)");
+    let (s, v) = app.patch(&path, &owner, json!({"name": "after", "description": "d"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut got = Value::Null;
+    while std::time::Instant::now() < deadline {
+        got = replica.get(&path, &owner).await.1;
+        if got["name"] == "after" || b == Backend::Sqlite {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    assert_eq!((got["name"].as_str(), got["description"].as_str()), (Some("after"), Some("d")), "{got}");
+    // Deleted on A: gone on B.
+    assert_eq!(app.delete(&path, &owner).await.0, StatusCode::OK);
+    let mut status = StatusCode::OK;
+    while std::time::Instant::now() < deadline + std::time::Duration::from_secs(5) {
+        status = replica.get(&path, &owner).await.0;
+        if status == StatusCode::NOT_FOUND || b == Backend::Sqlite {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    assert_eq!(status, StatusCode::NOT_FOUND);
     replica.stop().await;
 }

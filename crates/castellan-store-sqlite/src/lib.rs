@@ -107,11 +107,6 @@ impl Store for SqliteStore {
     }
 
     async fn read(&self) -> StoreResult<Box<dyn Tx>> {
-        let conn = self.reader.acquire().await.map_err(db_err)?;
-        Ok(Box::new(SqliteTx::plain(conn)))
-    }
-
-    async fn read_snapshot(&self) -> StoreResult<Box<dyn Tx>> {
         let tx = self.reader.begin().await.map_err(db_err)?;
         Ok(Box::new(SqliteTx::new(tx, false)))
     }

@@ -9,47 +9,16 @@ use castellan_store::*;
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 use uuid::Uuid;
 
-/// A transaction on the SQLite store, or, for a plain read, a pooled connection in
-/// autocommit mode (each statement reads the newest committed state; no BEGIN or
-/// ROLLBACK round trips for a request that reads a row or two).
+/// A transaction on the SQLite store.
 pub struct SqliteTx {
-    tx: Conn,
+    tx: Transaction<'static, Sqlite>,
     revision: Option<Revision>,
     writable: bool,
 }
 
-pub(crate) enum Conn {
-    Tx(Transaction<'static, Sqlite>),
-    Plain(sqlx::pool::PoolConnection<Sqlite>),
-}
-
-impl std::ops::Deref for Conn {
-    type Target = sqlx::SqliteConnection;
-
-    fn deref(&self) -> &Self::Target {
-        match self {
-            Conn::Tx(t) => t,
-            Conn::Plain(c) => c,
-        }
-    }
-}
-
-impl std::ops::DerefMut for Conn {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        match self {
-            Conn::Tx(t) => &mut *t,
-            Conn::Plain(c) => &mut *c,
-        }
-    }
-}
-
 impl SqliteTx {
     pub(crate) fn new(tx: Transaction<'static, Sqlite>, writable: bool) -> Self {
-        SqliteTx { tx: Conn::Tx(tx), revision: None, writable }
-    }
-
-    pub(crate) fn plain(conn: sqlx::pool::PoolConnection<Sqlite>) -> Self {
-        SqliteTx { tx: Conn::Plain(conn), revision: None, writable: false }
+        SqliteTx { tx, revision: None, writable }
     }
 
     pub(crate) fn conn(&mut self) -> &mut sqlx::SqliteConnection {
@@ -113,10 +82,7 @@ impl Tx for SqliteTx {
     }
 
     async fn commit(self: Box<Self>) -> StoreResult<()> {
-        match self.tx {
-            Conn::Tx(t) => t.commit().await.map_err(db_err),
-            Conn::Plain(_) => Ok(()),
-        }
+        self.tx.commit().await.map_err(db_err)
     }
 }
 

@@ -19,16 +19,8 @@ pub trait Store: Send + Sync + 'static {
     async fn migrate(&self) -> StoreResult<()>;
     /// Starts a write transaction. Dropping it without [`Tx::commit`] rolls it back.
     async fn write(&self) -> StoreResult<Box<dyn Tx>>;
-    /// Starts a read-only transaction. Writes through it fail. On PostgreSQL it is a
-    /// consistent snapshot; on SQLite each statement reads the newest committed state
-    /// (no BEGIN/ROLLBACK round trips): use [`Store::read_snapshot`] where several
-    /// statements must agree.
+    /// Starts a read-only transaction (a consistent snapshot). Writes through it fail.
     async fn read(&self) -> StoreResult<Box<dyn Tx>>;
-    /// A read transaction whose statements all see one snapshot (loading the whole
-    /// authorization state); `read` may answer each statement from the newest state.
-    async fn read_snapshot(&self) -> StoreResult<Box<dyn Tx>> {
-        self.read().await
-    }
     /// Looks a credential up by the hex SHA-256 of its raw secret. Deleted keys and
     /// keys whose user is deleted are not found; expiry is the caller's to check.
     async fn authenticate(&self, key_hash: &str) -> StoreResult<Option<KeyAuth>>;

@@ -4,7 +4,7 @@
 use crate::change::{self, Change};
 use castellan_authz::{Engine, Snapshot};
 use castellan_core::OrgId;
-use castellan_store::{AccessState, CommitSignal, KeyAuth, Revision, Store, StoreError};
+use castellan_store::{AccessState, CommitSignal, KeyAuth, ProjectRecord, Revision, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -38,6 +38,11 @@ struct Identities {
     key_hashes: HashMap<Uuid, String>,
     /// Bumped by every change that can invalidate a cached credential.
     epoch: u64,
+    /// Project records read on this replica (the most requested row), dropped by
+    /// every change to them.
+    projects: HashMap<Uuid, Arc<ProjectRecord>>,
+    /// Bumped by every change that can invalidate a cached project.
+    project_epoch: u64,
 }
 
 impl Identities {
@@ -77,6 +82,8 @@ impl Identities {
                 for orgs in self.members.values_mut() {
                     orgs.retain(|o| o.0 != *org);
                 }
+                self.project_epoch += 1;
+                self.projects.retain(|_, p| p.org_id.0 != *org);
                 self.epoch += 1;
                 self.evict(|a| a.key.org_id.is_none_or(|o| o.0 != *org));
             }
@@ -85,6 +92,14 @@ impl Identities {
                 if let Some(h) = self.key_hashes.remove(key) {
                     self.keys.remove(&h);
                 }
+            }
+            Change::UpdateProject { project } => {
+                self.project_epoch += 1;
+                self.projects.remove(project);
+            }
+            Change::RemoveObject { object } if object.object_type == castellan_core::ObjectType::Project => {
+                self.project_epoch += 1;
+                self.projects.remove(&object.object_id);
             }
             _ => {}
         }
@@ -103,7 +118,7 @@ pub enum IndexError {
 }
 
 async fn build(store: &dyn Store) -> Result<(Snapshot, Identities), IndexError> {
-    let mut tx = store.read_snapshot().await?;
+    let mut tx = store.read().await?;
     let state = tx.load_access_state().await?;
     drop(tx);
     let identities = Identities::from_state(&state);
@@ -165,6 +180,32 @@ impl Index {
     /// and hand it to [`Index::cache_key`].
     pub fn key_epoch(&self) -> u64 {
         self.ids().epoch
+    }
+
+    /// The cached record of a project, if this replica has read it since it last
+    /// changed.
+    pub fn cached_project(&self, id: Uuid) -> Option<Arc<ProjectRecord>> {
+        self.ids().projects.get(&id).cloned()
+    }
+
+    /// The project epoch: read it before reading a project from the database and
+    /// hand it to [`Index::cache_project`].
+    pub fn project_epoch(&self) -> u64 {
+        self.ids().project_epoch
+    }
+
+    /// Caches a project read from the database, unless a change to projects was
+    /// applied since `epoch` was read.
+    pub fn cache_project(&self, p: ProjectRecord, epoch: u64) -> Arc<ProjectRecord> {
+        let p = Arc::new(p);
+        let mut ids = self.ids_mut();
+        if ids.project_epoch == epoch {
+            if ids.projects.len() >= KEY_CACHE_MAX {
+                ids.projects.clear();
+            }
+            ids.projects.insert(p.id.0, p.clone());
+        }
+        p
     }
 
     /// Caches a credential read from the database, unless a revocation was applied
@@ -233,9 +274,10 @@ impl Index {
                 let mut ids = self.ids_mut();
                 match rebuilt {
                     Some(fresh) => {
-                        let epoch = ids.epoch + 1;
+                        let (epoch, project_epoch) = (ids.epoch + 1, ids.project_epoch + 1);
                         *ids = fresh;
                         ids.epoch = epoch;
+                        ids.project_epoch = project_epoch;
                     }
                     None => identity_changes.iter().for_each(|c| ids.apply(c)),
                 }

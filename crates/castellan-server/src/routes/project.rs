@@ -115,8 +115,18 @@ pub async fn create(caller: Caller, Body(body): Body<CreateProject>) -> ApiResul
 pub async fn retrieve(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Project>> {
     let id = ProjectId(path_id("project_id", &id)?);
     let permit = caller.require(Permission::Read, project_ref(id)).await?;
-    let mut tx = caller.state().read(&permit).await?;
-    let p = tx.get_project(id).await?.ok_or_else(|| ApiError::not_found("project", id))?;
+    // Served from the replica's copy when it has one: the change feed drops it at
+    // every change to the project.
+    let index = caller.state().index();
+    let p = match index.cached_project(id.0) {
+        Some(p) => p,
+        None => {
+            let epoch = index.project_epoch();
+            let mut tx = caller.state().read(&permit).await?;
+            let p = tx.get_project(id).await?.ok_or_else(|| ApiError::not_found("project", id))?;
+            index.cache_project(p, epoch)
+        }
+    };
     Ok(Json(dto::project(&p)))
 }
 
@@ -149,6 +159,7 @@ pub async fn update(
         after.settings = Some(s);
     }
     w.tx().update_project(&after).await?;
+    w.change(Change::UpdateProject { project: id.0 });
     let out = dto::project(&after);
     w.audit(AuditEvent {
         org: after.org_id,
