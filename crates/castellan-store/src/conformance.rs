@@ -19,7 +19,10 @@ use uuid::Uuid;
 #[macro_export]
 macro_rules! conformance_suite {
     ($make:path) => {
-        $crate::conformance_suite!(@each $make;
+        $crate::conformance_suite!($make, #[cfg(all())]);
+    };
+    ($make:path, #[$attr:meta]) => {
+        $crate::conformance_suite!(@each $make, #[$attr];
             orgs_round_trip_and_names_are_unique_ignoring_case,
             users_round_trip_and_emails_are_unique,
             members_join_and_leave_and_list_their_orgs,
@@ -51,8 +54,9 @@ macro_rules! conformance_suite {
             the_access_state_lists_live_project_objects_and_their_grants
         );
     };
-    (@each $make:path; $($story:ident),+ $(,)?) => {
+    (@each $make:path, #[$attr:meta]; $($story:ident),+ $(,)?) => {
         $(
+            #[$attr]
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $story() {
                 if let Some(store) = $make().await {

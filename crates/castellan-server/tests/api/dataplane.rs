@@ -2,8 +2,8 @@
 //! transaction ids, fetch versions and cursors, refusals that write nothing, object
 //! lifecycles and their grants, signed URLs, and the index after a restart.
 
-mod common;
-mod support;
+use crate::common;
+use crate::support;
 
 use castellan_core::{ObjectType, Permission};
 use common::{ids, test_config, Backend, Db, TestApp};

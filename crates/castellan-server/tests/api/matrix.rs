@@ -5,7 +5,7 @@
 //! custom group holding read+update on project P1 only; a member holding a single
 //! grant (read on project P2); the owner of another org; no credential; a revoked key.
 
-mod common;
+use crate::common;
 
 use common::{Backend, TestApp};
 use reqwest::{Method, StatusCode};

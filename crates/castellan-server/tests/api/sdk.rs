@@ -3,14 +3,15 @@
 //! datasets, Eval, prompts, attachments and overflow, each also as a principal that
 //! lacks the permission.
 
-mod common;
-mod support;
+use crate::common;
+use crate::support;
 
 use common::{Backend, TestApp};
 use serde_json::{json, Value};
 use support::{grant, last_json, member, python, sdk_env};
 
 on_both_backends!(
+    #[ignore = "needs the official Braintrust clients: scripts/test runs it"]
     the_logger_writes_traced_spans_that_read_back_through_the_api,
     a_viewer_can_read_the_logs_but_not_log,
     an_experiment_logs_and_summarizes_against_its_base,

@@ -2,7 +2,7 @@
 //! members, lockout protection, strict delegation, expiry, explain/who-can/what-can
 //! and the audit log.
 
-mod common;
+use crate::common;
 
 use common::{ids, Backend, TestApp};
 use reqwest::{Method, StatusCode};

@@ -1,7 +1,7 @@
 //! The outside audit's findings, each reproduced as the attack it was, over real
 //! HTTP on SQLite and PostgreSQL, and asserted to fail now.
 
-mod common;
+use crate::common;
 
 use castellan_server::access::system_clock;
 use common::{ids, test_config, Backend, Db, TestApp};

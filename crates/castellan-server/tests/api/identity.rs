@@ -1,7 +1,7 @@
 //! Identities, on SQLite and PostgreSQL: service accounts and tokens, passwords and
 //! sessions with CSRF protection, impersonation, rate limits, and no secret at rest.
 
-mod common;
+use crate::common;
 
 use common::{Backend, TestApp};
 use reqwest::{Method, StatusCode};

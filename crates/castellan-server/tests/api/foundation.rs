@@ -1,7 +1,7 @@
 //! The foundation over real HTTP, on SQLite and PostgreSQL: organizations, users,
 //! projects, API keys, the error model, revisions and replicas.
 
-mod common;
+use crate::common;
 
 use common::{ids, test_config, Backend, TestApp};
 use reqwest::{Method, StatusCode};

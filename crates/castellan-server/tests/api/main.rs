@@ -1,0 +1,21 @@
+//! The server's integration tests, in one test binary (one link instead of nine):
+//! a real server on a free port over a real SQLite file or PostgreSQL schema, driven
+//! over real HTTP, and the official Braintrust clients against it.
+//!
+//! `cargo test -p castellan-server --test api` runs the SQLite half; the PostgreSQL
+//! half and the official-client tests are `#[ignore]`d unless `scripts/test` sets
+//! them up (it passes `--include-ignored`).
+
+#[macro_use]
+mod common;
+mod support;
+
+mod access;
+mod compat_api;
+mod dataplane;
+mod foundation;
+mod hardening;
+mod identity;
+mod matrix;
+mod openapi;
+mod sdk;
