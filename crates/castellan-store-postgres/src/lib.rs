@@ -6,9 +6,15 @@
 //! write transactions commit in revision order (the change feed never skips over a
 //! revision that commits later) and lock-order deadlocks between writers cannot occur.
 
+#[path = "../../castellan-store/sql/access.rs"]
 mod access;
+mod backend;
 mod data;
+#[path = "../../castellan-store/sql/repos.rs"]
+mod repos;
+#[path = "../../castellan-store/sql/rows.rs"]
 mod rows;
+#[path = "../../castellan-store/sql/sessions.rs"]
 mod sessions;
 mod tx;
 

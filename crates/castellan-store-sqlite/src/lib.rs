@@ -2,9 +2,15 @@
 //! transactions queue instead of failing with `SQLITE_BUSY`) and a pool of read-only
 //! readers. Owns its SQL and its migrations.
 
+#[path = "../../castellan-store/sql/access.rs"]
 mod access;
+mod backend;
 mod data;
+#[path = "../../castellan-store/sql/repos.rs"]
+mod repos;
+#[path = "../../castellan-store/sql/rows.rs"]
 mod rows;
+#[path = "../../castellan-store/sql/sessions.rs"]
 mod sessions;
 mod tx;
 

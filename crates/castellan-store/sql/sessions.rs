@@ -1,17 +1,21 @@
-//! Passwords and console sessions on SQLite.
+//! Shared SQL: written once, compiled into both backends (`#[path]` modules of
+//! `castellan-store-sqlite` and `castellan-store-postgres`), each with its own `Db`,
+//! `DbRow` and `SqlTx` (see each backend's `backend.rs`). Parameters are `$N`, which
+//! both drivers bind by number; JSON is bound and read as `sqlx::types::Json`.
+//!
+//! Passwords and console sessions.
 
-use crate::tx::SqliteTx;
+use crate::backend::{DbRow, SqlTx};
 use crate::{db_err, rows};
 use async_trait::async_trait;
 use castellan_core::UserId;
 use castellan_store::*;
-use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use uuid::Uuid;
 
 pub(crate) const SESSION_COLS: &str = "s.id, s.user_id, s.created, s.last_seen, s.expires_at, s.user_agent, s.ip";
 
-pub(crate) fn session(r: &SqliteRow) -> StoreResult<SessionRecord> {
+pub(crate) fn session(r: &DbRow) -> StoreResult<SessionRecord> {
     Ok(SessionRecord {
         id: r.try_get("id").map_err(db_err)?,
         user_id: UserId(r.try_get("user_id").map_err(db_err)?),
@@ -28,23 +32,23 @@ pub(crate) fn session_auth_sql() -> String {
         "SELECT {SESSION_COLS}, s.csrf_hash, u.kind AS u_kind, u.email AS u_email, u.given_name AS u_given_name, \
          u.family_name AS u_family_name, u.avatar_url AS u_avatar_url, u.created AS u_created \
          FROM sessions s JOIN users u ON u.id = s.user_id \
-         WHERE s.token_hash = ? AND s.revoked_at IS NULL AND u.deleted_at IS NULL"
+         WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND u.deleted_at IS NULL"
     )
 }
 
-pub(crate) fn session_auth(r: &SqliteRow) -> StoreResult<SessionAuth> {
+pub(crate) fn session_auth(r: &DbRow) -> StoreResult<SessionAuth> {
     let session = session(r)?;
     let user = rows::user_with_prefix(r, session.user_id.0, "u_")?;
     Ok(SessionAuth { session, csrf_hash: r.try_get("csrf_hash").map_err(db_err)?, user })
 }
 
 #[async_trait]
-impl SessionRepo for SqliteTx {
+impl SessionRepo for SqlTx {
     async fn insert_session(&mut self, s: &SessionRecord, token_hash: &str, csrf_hash: &str) -> StoreResult<()> {
         self.ensure_writable()?;
         sqlx::query(
             "INSERT INTO sessions (id, token_hash, csrf_hash, user_id, created, last_seen, expires_at, user_agent, ip) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(s.id)
         .bind(token_hash)
@@ -63,20 +67,21 @@ impl SessionRepo for SqliteTx {
 
     async fn revoke_session(&mut self, user: UserId, id: Uuid, at: Micros) -> StoreResult<bool> {
         self.ensure_writable()?;
-        let res = sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL")
-            .bind(at)
-            .bind(id)
-            .bind(user.0)
-            .execute(self.conn())
-            .await
-            .map_err(db_err)?;
+        let res =
+            sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL")
+                .bind(at)
+                .bind(id)
+                .bind(user.0)
+                .execute(self.conn())
+                .await
+                .map_err(db_err)?;
         Ok(res.rows_affected() == 1)
     }
 
     async fn revoke_user_sessions(&mut self, user: UserId, keep: Option<Uuid>, at: Micros) -> StoreResult<u64> {
         self.ensure_writable()?;
         let res = sqlx::query(
-            "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL AND (? IS NULL OR id <> ?)",
+            "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL AND ($3 IS NULL OR id <> $4)",
         )
         .bind(at)
         .bind(user.0)
@@ -90,7 +95,7 @@ impl SessionRepo for SqliteTx {
 
     async fn list_sessions(&mut self, user: UserId, now: Micros) -> StoreResult<Vec<SessionRecord>> {
         let sql = format!(
-            "SELECT {SESSION_COLS} FROM sessions s WHERE s.user_id = ? AND s.revoked_at IS NULL AND s.expires_at > ? \
+            "SELECT {SESSION_COLS} FROM sessions s WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 \
              ORDER BY s.created DESC, s.id DESC"
         );
         let rs = sqlx::query(&sql).bind(user.0).bind(now).fetch_all(self.conn()).await.map_err(db_err)?;

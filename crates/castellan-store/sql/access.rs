@@ -1,14 +1,18 @@
-//! Groups, roles and ACLs on SQLite.
+//! Shared SQL: written once, compiled into both backends (`#[path]` modules of
+//! `castellan-store-sqlite` and `castellan-store-postgres`), each with its own `Db`,
+//! `DbRow` and `SqlTx` (see each backend's `backend.rs`). Parameters are `$N`, which
+//! both drivers bind by number; JSON is bound and read as `sqlx::types::Json`.
+//!
+//! Groups, roles and ACLs, and the whole access state.
 
+use crate::backend::{Db, DbRow, SqlTx};
 use crate::rows::{i64_to_rev, push_ids, push_window};
-use crate::tx::SqliteTx;
 use crate::{conflict_or, db_err};
 use async_trait::async_trait;
 use castellan_core::{AclId, GroupId, ObjectType, OrgId, Permission, ProjectId, RoleId, UserId};
 use castellan_store::page::Window;
 use castellan_store::*;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Row};
 use uuid::Uuid;
 
 const GROUP_COLS: &str = "id, org_id, name, description, user_id, created";
@@ -19,7 +23,7 @@ fn integrity(what: &str) -> StoreError {
     StoreError::Integrity(format!("unreadable stored {what}"))
 }
 
-fn group(r: &SqliteRow) -> StoreResult<GroupRecord> {
+fn group(r: &DbRow) -> StoreResult<GroupRecord> {
     Ok(GroupRecord {
         id: GroupId(r.try_get("id").map_err(db_err)?),
         org_id: OrgId(r.try_get("org_id").map_err(db_err)?),
@@ -30,7 +34,7 @@ fn group(r: &SqliteRow) -> StoreResult<GroupRecord> {
     })
 }
 
-fn role(r: &SqliteRow) -> StoreResult<RoleRecord> {
+fn role(r: &DbRow) -> StoreResult<RoleRecord> {
     Ok(RoleRecord {
         id: RoleId(r.try_get("id").map_err(db_err)?),
         org_id: r.try_get::<Option<Uuid>, _>("org_id").map_err(db_err)?.map(OrgId),
@@ -52,7 +56,7 @@ fn opt_object_type(s: Option<String>) -> StoreResult<Option<ObjectType>> {
     }
 }
 
-fn acl(r: &SqliteRow) -> StoreResult<AclRecord> {
+fn acl(r: &DbRow) -> StoreResult<AclRecord> {
     let ot: String = r.try_get("object_type").map_err(db_err)?;
     let perm: Option<String> = r.try_get("permission").map_err(db_err)?;
     Ok(AclRecord {
@@ -77,7 +81,7 @@ fn role_permission(perm: &str, restrict: &str) -> StoreResult<RolePermission> {
     })
 }
 
-impl SqliteTx {
+impl SqlTx {
     async fn delete_acls_where(&mut self, cond: &str, binds: &[Uuid]) -> StoreResult<Vec<AclRecord>> {
         let sql = format!("DELETE FROM acls WHERE {cond} RETURNING {ACL_COLS}");
         let mut q = sqlx::query(&sql);
@@ -98,41 +102,46 @@ impl SqliteTx {
 }
 
 #[async_trait]
-impl AccessRepo for SqliteTx {
+impl AccessRepo for SqlTx {
     async fn insert_group(&mut self, g: &GroupRecord) -> StoreResult<()> {
         self.ensure_writable()?;
-        sqlx::query("INSERT INTO groups (id, org_id, name, description, user_id, created) VALUES (?, ?, ?, ?, ?, ?)")
+        self.exec_guarded(
+            sqlx::query(
+                "INSERT INTO groups (id, org_id, name, description, user_id, created) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
             .bind(g.id.0)
             .bind(g.org_id.0)
             .bind(&g.name)
             .bind(&g.description)
             .bind(g.user_id.map(|u| u.0))
-            .bind(g.created)
-            .execute(self.conn())
-            .await
-            .map_err(|e| conflict_or(e, || format!("a group named `{}` already exists", g.name)))?;
+            .bind(g.created),
+        )
+        .await
+        .map_err(|e| conflict_or(e, || format!("a group named `{}` already exists", g.name)))?;
         Ok(())
     }
 
     async fn get_group(&mut self, id: GroupId) -> StoreResult<Option<GroupRecord>> {
-        let sql = format!("SELECT {GROUP_COLS} FROM groups WHERE id = ? AND deleted_at IS NULL");
+        let sql = format!("SELECT {GROUP_COLS} FROM groups WHERE id = $1 AND deleted_at IS NULL");
         let r = sqlx::query(&sql).bind(id.0).fetch_optional(self.conn()).await.map_err(db_err)?;
         r.map(|r| group(&r)).transpose()
     }
 
     async fn find_group_by_name(&mut self, org: OrgId, name: &str) -> StoreResult<Option<GroupRecord>> {
-        let sql = format!("SELECT {GROUP_COLS} FROM groups WHERE org_id = ? AND name = ? AND deleted_at IS NULL");
+        let sql = format!("SELECT {GROUP_COLS} FROM groups WHERE org_id = $1 AND name = $2 AND deleted_at IS NULL");
         let r = sqlx::query(&sql).bind(org.0).bind(name).fetch_optional(self.conn()).await.map_err(db_err)?;
         r.map(|r| group(&r)).transpose()
     }
 
     async fn update_group(&mut self, g: &GroupRecord) -> StoreResult<()> {
         self.ensure_writable()?;
-        let res = sqlx::query("UPDATE groups SET name = ?, description = ? WHERE id = ? AND deleted_at IS NULL")
-            .bind(&g.name)
-            .bind(&g.description)
-            .bind(g.id.0)
-            .execute(self.conn())
+        let res = self
+            .exec_guarded(
+                sqlx::query("UPDATE groups SET name = $1, description = $2 WHERE id = $3 AND deleted_at IS NULL")
+                    .bind(&g.name)
+                    .bind(&g.description)
+                    .bind(g.id.0),
+            )
             .await
             .map_err(|e| conflict_or(e, || format!("a group named `{}` already exists", g.name)))?;
         expect_touched(res.rows_affected(), || format!("group `{}`", g.id))
@@ -140,12 +149,12 @@ impl AccessRepo for SqliteTx {
 
     async fn delete_group(&mut self, id: GroupId, at: Micros) -> StoreResult<()> {
         self.soft_delete("groups", id.0, at, || format!("group `{id}`")).await?;
-        sqlx::query("DELETE FROM group_users WHERE group_id = ?")
+        sqlx::query("DELETE FROM group_users WHERE group_id = $1")
             .bind(id.0)
             .execute(self.conn())
             .await
             .map_err(db_err)?;
-        sqlx::query("DELETE FROM group_groups WHERE group_id = ? OR member_group_id = ?")
+        sqlx::query("DELETE FROM group_groups WHERE group_id = $1 OR member_group_id = $2")
             .bind(id.0)
             .bind(id.0)
             .execute(self.conn())
@@ -158,7 +167,7 @@ impl AccessRepo for SqliteTx {
         if f.orgs.is_empty() {
             return Ok(Vec::new());
         }
-        let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {GROUP_COLS} FROM groups WHERE deleted_at IS NULL"));
+        let mut qb = QueryBuilder::<Db>::new(format!("SELECT {GROUP_COLS} FROM groups WHERE deleted_at IS NULL"));
         let orgs: Vec<Uuid> = f.orgs.iter().map(|o| o.0).collect();
         push_ids(&mut qb, "org_id", &orgs);
         push_ids(&mut qb, "id", &f.ids);
@@ -171,7 +180,7 @@ impl AccessRepo for SqliteTx {
     }
 
     async fn group_users(&mut self, g: GroupId) -> StoreResult<Vec<UserId>> {
-        let ids: Vec<Uuid> = sqlx::query_scalar("SELECT user_id FROM group_users WHERE group_id = ? ORDER BY user_id")
+        let ids: Vec<Uuid> = sqlx::query_scalar("SELECT user_id FROM group_users WHERE group_id = $1 ORDER BY user_id")
             .bind(g.0)
             .fetch_all(self.conn())
             .await
@@ -181,7 +190,7 @@ impl AccessRepo for SqliteTx {
 
     async fn group_groups(&mut self, g: GroupId) -> StoreResult<Vec<GroupId>> {
         let ids: Vec<Uuid> =
-            sqlx::query_scalar("SELECT member_group_id FROM group_groups WHERE group_id = ? ORDER BY member_group_id")
+            sqlx::query_scalar("SELECT member_group_id FROM group_groups WHERE group_id = $1 ORDER BY member_group_id")
                 .bind(g.0)
                 .fetch_all(self.conn())
                 .await
@@ -190,17 +199,17 @@ impl AccessRepo for SqliteTx {
     }
 
     async fn add_group_user(&mut self, g: GroupId, u: UserId) -> StoreResult<bool> {
-        self.exec_flag("INSERT INTO group_users (group_id, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING", g.0, u.0)
+        self.exec_flag("INSERT INTO group_users (group_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING", g.0, u.0)
             .await
     }
 
     async fn remove_group_user(&mut self, g: GroupId, u: UserId) -> StoreResult<bool> {
-        self.exec_flag("DELETE FROM group_users WHERE group_id = ? AND user_id = ?", g.0, u.0).await
+        self.exec_flag("DELETE FROM group_users WHERE group_id = $1 AND user_id = $2", g.0, u.0).await
     }
 
     async fn add_group_group(&mut self, g: GroupId, m: GroupId) -> StoreResult<bool> {
         self.exec_flag(
-            "INSERT INTO group_groups (group_id, member_group_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO group_groups (group_id, member_group_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             g.0,
             m.0,
         )
@@ -208,13 +217,13 @@ impl AccessRepo for SqliteTx {
     }
 
     async fn remove_group_group(&mut self, g: GroupId, m: GroupId) -> StoreResult<bool> {
-        self.exec_flag("DELETE FROM group_groups WHERE group_id = ? AND member_group_id = ?", g.0, m.0).await
+        self.exec_flag("DELETE FROM group_groups WHERE group_id = $1 AND member_group_id = $2", g.0, m.0).await
     }
 
     async fn user_groups(&mut self, org: OrgId, u: UserId) -> StoreResult<Vec<GroupId>> {
         let ids: Vec<Uuid> = sqlx::query_scalar(
             "SELECT g.id FROM group_users gu JOIN groups g ON g.id = gu.group_id \
-             WHERE gu.user_id = ? AND g.org_id = ? AND g.deleted_at IS NULL ORDER BY g.created, g.id",
+             WHERE gu.user_id = $1 AND g.org_id = $2 AND g.deleted_at IS NULL ORDER BY g.created, g.id",
         )
         .bind(u.0)
         .bind(org.0)
@@ -226,21 +235,24 @@ impl AccessRepo for SqliteTx {
 
     async fn insert_role(&mut self, r: &RoleRecord) -> StoreResult<()> {
         self.ensure_writable()?;
-        sqlx::query("INSERT INTO roles (id, org_id, name, description, user_id, created) VALUES (?, ?, ?, ?, ?, ?)")
+        self.exec_guarded(
+            sqlx::query(
+                "INSERT INTO roles (id, org_id, name, description, user_id, created) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
             .bind(r.id.0)
             .bind(r.org_id.map(|o| o.0))
             .bind(&r.name)
             .bind(&r.description)
             .bind(r.user_id.map(|u| u.0))
-            .bind(r.created)
-            .execute(self.conn())
-            .await
-            .map_err(|e| conflict_or(e, || format!("a role named `{}` already exists", r.name)))?;
+            .bind(r.created),
+        )
+        .await
+        .map_err(|e| conflict_or(e, || format!("a role named `{}` already exists", r.name)))?;
         Ok(())
     }
 
     async fn get_role(&mut self, id: RoleId) -> StoreResult<Option<RoleRecord>> {
-        let sql = format!("SELECT {ROLE_COLS} FROM roles WHERE id = ? AND deleted_at IS NULL");
+        let sql = format!("SELECT {ROLE_COLS} FROM roles WHERE id = $1 AND deleted_at IS NULL");
         let r = sqlx::query(&sql).bind(id.0).fetch_optional(self.conn()).await.map_err(db_err)?;
         r.map(|r| role(&r)).transpose()
     }
@@ -248,12 +260,13 @@ impl AccessRepo for SqliteTx {
     async fn find_role_by_name(&mut self, org: Option<OrgId>, name: &str) -> StoreResult<Option<RoleRecord>> {
         let r = match org {
             Some(o) => {
-                let sql = format!("SELECT {ROLE_COLS} FROM roles WHERE org_id = ? AND name = ? AND deleted_at IS NULL");
+                let sql =
+                    format!("SELECT {ROLE_COLS} FROM roles WHERE org_id = $1 AND name = $2 AND deleted_at IS NULL");
                 sqlx::query(&sql).bind(o.0).bind(name).fetch_optional(self.conn()).await
             }
             None => {
                 let sql =
-                    format!("SELECT {ROLE_COLS} FROM roles WHERE org_id IS NULL AND name = ? AND deleted_at IS NULL");
+                    format!("SELECT {ROLE_COLS} FROM roles WHERE org_id IS NULL AND name = $1 AND deleted_at IS NULL");
                 sqlx::query(&sql).bind(name).fetch_optional(self.conn()).await
             }
         }
@@ -263,11 +276,13 @@ impl AccessRepo for SqliteTx {
 
     async fn update_role(&mut self, r: &RoleRecord) -> StoreResult<()> {
         self.ensure_writable()?;
-        let res = sqlx::query("UPDATE roles SET name = ?, description = ? WHERE id = ? AND deleted_at IS NULL")
-            .bind(&r.name)
-            .bind(&r.description)
-            .bind(r.id.0)
-            .execute(self.conn())
+        let res = self
+            .exec_guarded(
+                sqlx::query("UPDATE roles SET name = $1, description = $2 WHERE id = $3 AND deleted_at IS NULL")
+                    .bind(&r.name)
+                    .bind(&r.description)
+                    .bind(r.id.0),
+            )
             .await
             .map_err(|e| conflict_or(e, || format!("a role named `{}` already exists", r.name)))?;
         expect_touched(res.rows_affected(), || format!("role `{}`", r.id))
@@ -275,12 +290,12 @@ impl AccessRepo for SqliteTx {
 
     async fn delete_role(&mut self, id: RoleId, at: Micros) -> StoreResult<()> {
         self.soft_delete("roles", id.0, at, || format!("role `{id}`")).await?;
-        sqlx::query("DELETE FROM role_permissions WHERE role_id = ?")
+        sqlx::query("DELETE FROM role_permissions WHERE role_id = $1")
             .bind(id.0)
             .execute(self.conn())
             .await
             .map_err(db_err)?;
-        sqlx::query("DELETE FROM role_roles WHERE role_id = ? OR member_role_id = ?")
+        sqlx::query("DELETE FROM role_roles WHERE role_id = $1 OR member_role_id = $2")
             .bind(id.0)
             .bind(id.0)
             .execute(self.conn())
@@ -293,8 +308,7 @@ impl AccessRepo for SqliteTx {
         if f.orgs.is_empty() && !f.include_system {
             return Ok(Vec::new());
         }
-        let mut qb =
-            QueryBuilder::<Sqlite>::new(format!("SELECT {ROLE_COLS} FROM roles WHERE deleted_at IS NULL AND ("));
+        let mut qb = QueryBuilder::<Db>::new(format!("SELECT {ROLE_COLS} FROM roles WHERE deleted_at IS NULL AND ("));
         if f.include_system {
             qb.push("org_id IS NULL");
         } else {
@@ -320,7 +334,7 @@ impl AccessRepo for SqliteTx {
 
     async fn role_permissions(&mut self, r: RoleId) -> StoreResult<Vec<RolePermission>> {
         let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT permission, restrict_object_type FROM role_permissions WHERE role_id = ? \
+            "SELECT permission, restrict_object_type FROM role_permissions WHERE role_id = $1 \
              ORDER BY permission, restrict_object_type",
         )
         .bind(r.0)
@@ -335,7 +349,7 @@ impl AccessRepo for SqliteTx {
     async fn add_role_permission(&mut self, r: RoleId, p: RolePermission) -> StoreResult<bool> {
         self.ensure_writable()?;
         let res = sqlx::query(
-            "INSERT INTO role_permissions (role_id, permission, restrict_object_type) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO role_permissions (role_id, permission, restrict_object_type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
         .bind(r.0)
         .bind(p.permission.as_str())
@@ -349,7 +363,7 @@ impl AccessRepo for SqliteTx {
     async fn remove_role_permission(&mut self, r: RoleId, p: RolePermission) -> StoreResult<bool> {
         self.ensure_writable()?;
         let res = sqlx::query(
-            "DELETE FROM role_permissions WHERE role_id = ? AND permission = ? AND restrict_object_type = ?",
+            "DELETE FROM role_permissions WHERE role_id = $1 AND permission = $2 AND restrict_object_type = $3",
         )
         .bind(r.0)
         .bind(p.permission.as_str())
@@ -362,7 +376,7 @@ impl AccessRepo for SqliteTx {
 
     async fn role_roles(&mut self, r: RoleId) -> StoreResult<Vec<RoleId>> {
         let ids: Vec<Uuid> =
-            sqlx::query_scalar("SELECT member_role_id FROM role_roles WHERE role_id = ? ORDER BY member_role_id")
+            sqlx::query_scalar("SELECT member_role_id FROM role_roles WHERE role_id = $1 ORDER BY member_role_id")
                 .bind(r.0)
                 .fetch_all(self.conn())
                 .await
@@ -372,7 +386,7 @@ impl AccessRepo for SqliteTx {
 
     async fn add_role_role(&mut self, r: RoleId, m: RoleId) -> StoreResult<bool> {
         self.exec_flag(
-            "INSERT INTO role_roles (role_id, member_role_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO role_roles (role_id, member_role_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             r.0,
             m.0,
         )
@@ -380,14 +394,14 @@ impl AccessRepo for SqliteTx {
     }
 
     async fn remove_role_role(&mut self, r: RoleId, m: RoleId) -> StoreResult<bool> {
-        self.exec_flag("DELETE FROM role_roles WHERE role_id = ? AND member_role_id = ?", r.0, m.0).await
+        self.exec_flag("DELETE FROM role_roles WHERE role_id = $1 AND member_role_id = $2", r.0, m.0).await
     }
 
     async fn insert_acl(&mut self, a: &AclRecord) -> StoreResult<()> {
         self.ensure_writable()?;
-        sqlx::query(
+        self.exec_guarded(sqlx::query(
             "INSERT INTO acls (id, org_id, content_key, object_type, object_id, user_id, group_id, permission, role_id, \
-             restrict_object_type, expires_at, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             restrict_object_type, expires_at, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(a.id.0)
         .bind(a.org_id.0)
@@ -401,27 +415,28 @@ impl AccessRepo for SqliteTx {
         .bind(a.restrict_object_type.map(|t| t.as_str()))
         .bind(a.expires_at)
         .bind(a.created)
-        .execute(self.conn())
+        )
         .await
         .map_err(|e| conflict_or(e, || "an identical acl already exists".to_string()))?;
         Ok(())
     }
 
     async fn get_acl(&mut self, id: AclId) -> StoreResult<Option<AclRecord>> {
-        let sql = format!("SELECT {ACL_COLS} FROM acls WHERE id = ?");
+        let sql = format!("SELECT {ACL_COLS} FROM acls WHERE id = $1");
         let r = sqlx::query(&sql).bind(id.0).fetch_optional(self.conn()).await.map_err(db_err)?;
         r.map(|r| acl(&r)).transpose()
     }
 
     async fn find_acl(&mut self, content_key: &str) -> StoreResult<Option<AclRecord>> {
-        let sql = format!("SELECT {ACL_COLS} FROM acls WHERE content_key = ?");
+        let sql = format!("SELECT {ACL_COLS} FROM acls WHERE content_key = $1");
         let r = sqlx::query(&sql).bind(content_key).fetch_optional(self.conn()).await.map_err(db_err)?;
         r.map(|r| acl(&r)).transpose()
     }
 
     async fn delete_acl(&mut self, id: AclId) -> StoreResult<()> {
         self.ensure_writable()?;
-        let res = sqlx::query("DELETE FROM acls WHERE id = ?").bind(id.0).execute(self.conn()).await.map_err(db_err)?;
+        let res =
+            sqlx::query("DELETE FROM acls WHERE id = $1").bind(id.0).execute(self.conn()).await.map_err(db_err)?;
         expect_touched(res.rows_affected(), || format!("acl `{id}`"))
     }
 
@@ -429,7 +444,7 @@ impl AccessRepo for SqliteTx {
         if f.orgs.is_empty() {
             return Ok(Vec::new());
         }
-        let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {ACL_COLS} FROM acls WHERE 1 = 1"));
+        let mut qb = QueryBuilder::<Db>::new(format!("SELECT {ACL_COLS} FROM acls WHERE 1 = 1"));
         let orgs: Vec<Uuid> = f.orgs.iter().map(|o| o.0).collect();
         push_ids(&mut qb, "org_id", &orgs);
         push_ids(&mut qb, "id", &f.ids);
@@ -461,7 +476,7 @@ impl AccessRepo for SqliteTx {
 
     async fn delete_acls_on(&mut self, t: ObjectType, id: Uuid) -> StoreResult<Vec<AclRecord>> {
         self.ensure_writable()?;
-        let sql = format!("DELETE FROM acls WHERE object_type = ? AND object_id = ? RETURNING {ACL_COLS}");
+        let sql = format!("DELETE FROM acls WHERE object_type = $1 AND object_id = $2 RETURNING {ACL_COLS}");
         let rs = sqlx::query(&sql).bind(t.as_str()).bind(id).fetch_all(self.conn()).await.map_err(db_err)?;
         let mut out = rs.iter().map(acl).collect::<StoreResult<Vec<_>>>()?;
         out.sort_by_key(|a| (a.created, a.id.0));
@@ -470,17 +485,17 @@ impl AccessRepo for SqliteTx {
 
     async fn delete_acls_of_user(&mut self, org: OrgId, u: UserId) -> StoreResult<Vec<AclRecord>> {
         self.ensure_writable()?;
-        self.delete_acls_where("org_id = ? AND user_id = ?", &[org.0, u.0]).await
+        self.delete_acls_where("org_id = $1 AND user_id = $2", &[org.0, u.0]).await
     }
 
     async fn delete_acls_referencing(&mut self, g: Option<GroupId>, r: Option<RoleId>) -> StoreResult<Vec<AclRecord>> {
         self.ensure_writable()?;
         let mut out = Vec::new();
         if let Some(g) = g {
-            out.extend(self.delete_acls_where("group_id = ?", &[g.0]).await?);
+            out.extend(self.delete_acls_where("group_id = $1", &[g.0]).await?);
         }
         if let Some(r) = r {
-            out.extend(self.delete_acls_where("role_id = ?", &[r.0]).await?);
+            out.extend(self.delete_acls_where("role_id = $1", &[r.0]).await?);
         }
         Ok(out)
     }

@@ -1,11 +1,17 @@
-//! Row decoding and the shared pieces of SQL.
+//! Shared SQL: written once, compiled into both backends (`#[path]` modules of
+//! `castellan-store-sqlite` and `castellan-store-postgres`), each with its own `Db`,
+//! `DbRow` and `SqlTx` (see each backend's `backend.rs`). Parameters are `$N`, which
+//! both drivers bind by number; JSON is bound and read as `sqlx::types::Json`.
+//!
+//! Row mapping, column lists and query-builder helpers.
 
+use crate::backend::{Db, DbRow};
 use crate::db_err;
 use castellan_core::{KeyId, OrgId, ProjectId, UserId};
 use castellan_store::page::{Direction, Window};
 use castellan_store::*;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::types::Json;
+use sqlx::{QueryBuilder, Row};
 use uuid::Uuid;
 
 pub(crate) const ORG_COLS: &str = "id, name, api_url, is_universal_api, is_dataplane_private, proxy_url, realtime_url, image_rendering_mode, settings, created";
@@ -21,7 +27,7 @@ pub(crate) const KEY_AUTH_SQL: &str =
      u.kind AS u_kind, u.email AS u_email, u.given_name AS u_given_name, u.family_name AS u_family_name, \
      u.avatar_url AS u_avatar_url, u.created AS u_created \
      FROM api_keys k JOIN users u ON u.id = k.user_id \
-     WHERE k.key_hash = ? AND k.deleted_at IS NULL AND u.deleted_at IS NULL";
+     WHERE k.key_hash = $1 AND k.deleted_at IS NULL AND u.deleted_at IS NULL";
 
 fn integrity(what: &str) -> StoreError {
     StoreError::Integrity(format!("unreadable stored {what}"))
@@ -35,12 +41,12 @@ pub(crate) fn i64_to_rev(v: i64) -> StoreResult<Revision> {
     u64::try_from(v).map_err(|_| StoreError::Integrity("negative revision".into()))
 }
 
-fn json_opt(r: &SqliteRow, col: &str) -> StoreResult<Option<serde_json::Value>> {
-    let s: Option<String> = r.try_get(col).map_err(db_err)?;
-    s.map(|s| serde_json::from_str(&s).map_err(|_| integrity(col))).transpose()
+fn json_opt(r: &DbRow, col: &str) -> StoreResult<Option<serde_json::Value>> {
+    let v: Option<Json<serde_json::Value>> = r.try_get(col).map_err(db_err)?;
+    Ok(v.map(|j| j.0))
 }
 
-pub(crate) fn org(r: &SqliteRow) -> StoreResult<OrgRecord> {
+pub(crate) fn org(r: &DbRow) -> StoreResult<OrgRecord> {
     Ok(OrgRecord {
         id: OrgId(r.try_get("id").map_err(db_err)?),
         name: r.try_get("name").map_err(db_err)?,
@@ -55,7 +61,7 @@ pub(crate) fn org(r: &SqliteRow) -> StoreResult<OrgRecord> {
     })
 }
 
-pub(crate) fn user_with_prefix(r: &SqliteRow, id: Uuid, p: &str) -> StoreResult<UserRecord> {
+pub(crate) fn user_with_prefix(r: &DbRow, id: Uuid, p: &str) -> StoreResult<UserRecord> {
     let kind: String = r.try_get(format!("{p}kind").as_str()).map_err(db_err)?;
     Ok(UserRecord {
         id: UserId(id),
@@ -68,11 +74,11 @@ pub(crate) fn user_with_prefix(r: &SqliteRow, id: Uuid, p: &str) -> StoreResult<
     })
 }
 
-pub(crate) fn user(r: &SqliteRow) -> StoreResult<UserRecord> {
+pub(crate) fn user(r: &DbRow) -> StoreResult<UserRecord> {
     user_with_prefix(r, r.try_get("id").map_err(db_err)?, "")
 }
 
-pub(crate) fn project(r: &SqliteRow) -> StoreResult<ProjectRecord> {
+pub(crate) fn project(r: &DbRow) -> StoreResult<ProjectRecord> {
     Ok(ProjectRecord {
         id: ProjectId(r.try_get("id").map_err(db_err)?),
         org_id: OrgId(r.try_get("org_id").map_err(db_err)?),
@@ -84,7 +90,7 @@ pub(crate) fn project(r: &SqliteRow) -> StoreResult<ProjectRecord> {
     })
 }
 
-pub(crate) fn key(r: &SqliteRow) -> StoreResult<KeyRecord> {
+pub(crate) fn key(r: &DbRow) -> StoreResult<KeyRecord> {
     let kind: String = r.try_get("kind").map_err(db_err)?;
     Ok(KeyRecord {
         id: KeyId(r.try_get("id").map_err(db_err)?),
@@ -99,13 +105,13 @@ pub(crate) fn key(r: &SqliteRow) -> StoreResult<KeyRecord> {
     })
 }
 
-pub(crate) fn key_auth(r: &SqliteRow) -> StoreResult<KeyAuth> {
+pub(crate) fn key_auth(r: &DbRow) -> StoreResult<KeyAuth> {
     let key = key(r)?;
     let user = user_with_prefix(r, key.user_id.0, "u_")?;
     Ok(KeyAuth { key, user })
 }
 
-pub(crate) fn audit(r: &SqliteRow) -> StoreResult<audit::AuditRecord> {
+pub(crate) fn audit(r: &DbRow) -> StoreResult<audit::AuditRecord> {
     Ok(audit::AuditRecord {
         id: r.try_get("id").map_err(db_err)?,
         seq: i64_to_rev(r.try_get("seq").map_err(db_err)?)?,
@@ -129,7 +135,7 @@ pub(crate) fn audit(r: &SqliteRow) -> StoreResult<audit::AuditRecord> {
 }
 
 /// Appends ` AND id IN (…)` when `ids` is non-empty.
-pub(crate) fn push_ids(qb: &mut QueryBuilder<'_, Sqlite>, col: &str, ids: &[Uuid]) {
+pub(crate) fn push_ids(qb: &mut QueryBuilder<'_, Db>, col: &str, ids: &[Uuid]) {
     if ids.is_empty() {
         return;
     }
@@ -142,7 +148,7 @@ pub(crate) fn push_ids(qb: &mut QueryBuilder<'_, Sqlite>, col: &str, ids: &[Uuid
 }
 
 /// Appends ` AND col IN (…)` for text values when non-empty.
-pub(crate) fn push_texts(qb: &mut QueryBuilder<'_, Sqlite>, col: &str, vals: &[String]) {
+pub(crate) fn push_texts(qb: &mut QueryBuilder<'_, Db>, col: &str, vals: &[String]) {
     if vals.is_empty() {
         return;
     }
@@ -155,7 +161,7 @@ pub(crate) fn push_texts(qb: &mut QueryBuilder<'_, Sqlite>, col: &str, vals: &[S
 }
 
 /// Appends the keyset condition, order and limit of a window over `(created, id)`.
-pub(crate) fn push_window(qb: &mut QueryBuilder<'_, Sqlite>, prefix: &str, w: &Window) {
+pub(crate) fn push_window(qb: &mut QueryBuilder<'_, Db>, prefix: &str, w: &Window) {
     let (cmp, order) = match w.direction {
         Direction::Older => ("<", "DESC"),
         Direction::Newer => (">", "ASC"),
@@ -171,14 +177,13 @@ pub(crate) fn push_window(qb: &mut QueryBuilder<'_, Sqlite>, prefix: &str, w: &W
     qb.push_bind(w.limit as i64);
 }
 
-pub(crate) fn invitation(r: &SqliteRow) -> StoreResult<InvitationRecord> {
-    let groups: String = r.try_get("group_ids").map_err(db_err)?;
-    let groups: Vec<Uuid> = serde_json::from_str(&groups).map_err(|_| integrity("invitation groups"))?;
+pub(crate) fn invitation(r: &DbRow) -> StoreResult<InvitationRecord> {
+    let groups: Json<Vec<Uuid>> = r.try_get("group_ids").map_err(db_err)?;
     Ok(InvitationRecord {
         id: r.try_get("id").map_err(db_err)?,
         org_id: OrgId(r.try_get("org_id").map_err(db_err)?),
         email: r.try_get("email").map_err(db_err)?,
-        group_ids: groups.into_iter().map(castellan_core::GroupId).collect(),
+        group_ids: groups.0.into_iter().map(castellan_core::GroupId).collect(),
         invited_by: r.try_get::<Option<Uuid>, _>("invited_by").map_err(db_err)?.map(UserId),
         created: r.try_get("created").map_err(db_err)?,
         expires_at: r.try_get("expires_at").map_err(db_err)?,
