@@ -6,6 +6,8 @@
 mod access;
 mod backend;
 mod data;
+#[path = "../../castellan-store/sql/objects.rs"]
+mod objects;
 #[path = "../../castellan-store/sql/repos.rs"]
 mod repos;
 #[path = "../../castellan-store/sql/rows.rs"]
