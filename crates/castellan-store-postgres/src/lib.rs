@@ -18,14 +18,14 @@ mod repos;
 mod rows;
 #[path = "../../castellan-store/sql/sessions.rs"]
 mod sessions;
+#[path = "../../castellan-store/sql/store.rs"]
+mod store;
 mod tx;
 
 use async_trait::async_trait;
 use castellan_core::KeyId;
 use castellan_store::*;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::types::Json;
-use sqlx::Row;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -92,22 +92,7 @@ async fn listen(pool: PgPool, channel: String, commits: std::sync::Arc<CommitSig
     }
 }
 
-pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
-
-pub(crate) fn is_unique(e: &sqlx::Error) -> bool {
-    e.as_database_error().is_some_and(|d| d.is_unique_violation())
-}
-
-/// A unique-index violation becomes `Conflict(message())`, anything else a backend error.
-pub(crate) fn conflict_or(e: sqlx::Error, message: impl FnOnce() -> String) -> StoreError {
-    if is_unique(&e) {
-        StoreError::Conflict(message())
-    } else {
-        db_err(e)
-    }
-}
+pub(crate) use store::{conflict_or, db_err, is_unique};
 
 impl PgStore {
     /// Connects to `url` (`postgres://…`), optionally confining every connection to
@@ -167,68 +152,27 @@ impl Store for PgStore {
     }
 
     async fn authenticate(&self, key_hash: &str) -> StoreResult<Option<KeyAuth>> {
-        let row = sqlx::query(rows::KEY_AUTH_SQL).bind(key_hash).fetch_optional(&self.pool).await.map_err(db_err)?;
-        row.map(|r| rows::key_auth(&r)).transpose()
+        store::authenticate(&self.pool, key_hash).await
     }
 
     async fn touch_key(&self, id: KeyId, at: Micros) -> StoreResult<()> {
-        sqlx::query("UPDATE api_keys SET last_used = $1 WHERE id = $2 AND (last_used IS NULL OR last_used < $1)")
-            .bind(at)
-            .bind(id.0)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
-        Ok(())
+        store::touch_key(&self.pool, id, at).await
     }
 
     async fn authenticate_session(&self, token_hash: &str) -> StoreResult<Option<SessionAuth>> {
-        let row = sqlx::query(&sessions::session_auth_sql())
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
-        row.map(|r| sessions::session_auth(&r)).transpose()
+        store::authenticate_session(&self.pool, token_hash).await
     }
 
     async fn touch_session(&self, id: uuid::Uuid, at: Micros) -> StoreResult<()> {
-        sqlx::query("UPDATE sessions SET last_seen = $1 WHERE id = $2 AND last_seen < $1")
-            .bind(at)
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
-        Ok(())
+        store::touch_session(&self.pool, id, at).await
     }
 
     async fn changes_since(&self, after: Revision, limit: usize) -> StoreResult<Vec<ChangeRecord>> {
-        let rows = sqlx::query(
-            "SELECT revision, created, payload FROM change_log WHERE revision > $1 ORDER BY revision LIMIT $2",
-        )
-        .bind(rows::rev_to_i64(after)?)
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.iter()
-            .map(|r| {
-                let payload: Json<serde_json::Value> = r.try_get("payload").map_err(db_err)?;
-                Ok(ChangeRecord {
-                    revision: rows::i64_to_rev(r.try_get("revision").map_err(db_err)?)?,
-                    created: r.try_get("created").map_err(db_err)?,
-                    payload: payload.0,
-                })
-            })
-            .collect()
+        store::changes_since(&self.pool, after, limit).await
     }
 
     async fn current_revision(&self) -> StoreResult<Revision> {
-        // A writer holds the counter row until it commits, and READ COMMITTED shows
-        // only committed values, so this is the newest committed revision.
-        let v: i64 = sqlx::query_scalar("SELECT value FROM castellan_revision WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_err)?;
-        rows::i64_to_rev(v)
+        store::current_revision(&self.pool).await
     }
 
     async fn data_write(&self) -> StoreResult<Box<dyn DataTx>> {
@@ -237,17 +181,7 @@ impl Store for PgStore {
     }
 
     async fn server_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>> {
-        sqlx::query("INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-            .bind(name)
-            .bind(candidate)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
-        sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
-            .bind(name)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_err)
+        store::server_secret(&self.pool, name, candidate).await
     }
 
     async fn close(&self) {

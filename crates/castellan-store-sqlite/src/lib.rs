@@ -14,13 +14,14 @@ mod repos;
 mod rows;
 #[path = "../../castellan-store/sql/sessions.rs"]
 mod sessions;
+#[path = "../../castellan-store/sql/store.rs"]
+mod store;
 mod tx;
 
 use async_trait::async_trait;
 use castellan_core::KeyId;
 use castellan_store::*;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::Row;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -38,22 +39,7 @@ pub struct SqliteStore {
     wal: PathBuf,
 }
 
-pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
-
-pub(crate) fn is_unique(e: &sqlx::Error) -> bool {
-    e.as_database_error().is_some_and(|d| d.is_unique_violation())
-}
-
-/// A unique-index violation becomes `Conflict(message())`, anything else a backend error.
-pub(crate) fn conflict_or(e: sqlx::Error, message: impl FnOnce() -> String) -> StoreError {
-    if is_unique(&e) {
-        StoreError::Conflict(message())
-    } else {
-        db_err(e)
-    }
-}
+pub(crate) use store::{conflict_or, db_err, is_unique};
 
 impl SqliteStore {
     /// Opens (creating if missing) the database file at `path` and runs migrations.
@@ -120,68 +106,27 @@ impl Store for SqliteStore {
     }
 
     async fn authenticate(&self, key_hash: &str) -> StoreResult<Option<KeyAuth>> {
-        let row = sqlx::query(rows::KEY_AUTH_SQL).bind(key_hash).fetch_optional(&self.reader).await.map_err(db_err)?;
-        row.map(|r| rows::key_auth(&r)).transpose()
+        store::authenticate(&self.reader, key_hash).await
     }
 
     async fn touch_key(&self, id: KeyId, at: Micros) -> StoreResult<()> {
-        sqlx::query("UPDATE api_keys SET last_used = ? WHERE id = ? AND (last_used IS NULL OR last_used < ?)")
-            .bind(at)
-            .bind(id.0)
-            .bind(at)
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
-        Ok(())
+        store::touch_key(&self.writer, id, at).await
     }
 
     async fn authenticate_session(&self, token_hash: &str) -> StoreResult<Option<SessionAuth>> {
-        let row = sqlx::query(&sessions::session_auth_sql())
-            .bind(token_hash)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?;
-        row.map(|r| sessions::session_auth(&r)).transpose()
+        store::authenticate_session(&self.reader, token_hash).await
     }
 
     async fn touch_session(&self, id: uuid::Uuid, at: Micros) -> StoreResult<()> {
-        sqlx::query("UPDATE sessions SET last_seen = ? WHERE id = ? AND last_seen < ?")
-            .bind(at)
-            .bind(id)
-            .bind(at)
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
-        Ok(())
+        store::touch_session(&self.writer, id, at).await
     }
 
     async fn changes_since(&self, after: Revision, limit: usize) -> StoreResult<Vec<ChangeRecord>> {
-        let rows = sqlx::query(
-            "SELECT revision, created, payload FROM change_log WHERE revision > ? ORDER BY revision LIMIT ?",
-        )
-        .bind(rows::rev_to_i64(after)?)
-        .bind(limit as i64)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_err)?;
-        rows.iter()
-            .map(|r| {
-                let payload: String = r.try_get("payload").map_err(db_err)?;
-                Ok(ChangeRecord {
-                    revision: rows::i64_to_rev(r.try_get("revision").map_err(db_err)?)?,
-                    created: r.try_get("created").map_err(db_err)?,
-                    payload: serde_json::from_str(&payload).map_err(|e| StoreError::Integrity(e.to_string()))?,
-                })
-            })
-            .collect()
+        store::changes_since(&self.reader, after, limit).await
     }
 
     async fn current_revision(&self) -> StoreResult<Revision> {
-        let v: i64 = sqlx::query_scalar("SELECT value FROM castellan_revision WHERE id = 1")
-            .fetch_one(&self.reader)
-            .await
-            .map_err(db_err)?;
-        rows::i64_to_rev(v)
+        store::current_revision(&self.reader).await
     }
 
     async fn data_write(&self) -> StoreResult<Box<dyn DataTx>> {
@@ -190,17 +135,7 @@ impl Store for SqliteStore {
     }
 
     async fn server_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>> {
-        sqlx::query("INSERT INTO server_secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
-            .bind(name)
-            .bind(candidate)
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
-        sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = ?")
-            .bind(name)
-            .fetch_one(&self.writer)
-            .await
-            .map_err(db_err)
+        store::server_secret(&self.writer, name, candidate).await
     }
 
     async fn close(&self) {
