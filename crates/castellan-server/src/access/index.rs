@@ -307,6 +307,92 @@ impl Index {
         }
     }
 
+    /// Every way this replica's index (and its memberships) differs from one rebuilt
+    /// from the database at the same revision: the objects, the parents, every
+    /// principal's eight permissions on every object, group closures, the counts,
+    /// and every user's organizations. Empty when they agree. For tests: call it when
+    /// no write is in flight.
+    pub async fn differences_from_database(&self) -> Result<Vec<String>, IndexError> {
+        let _guard = self.apply.lock().await;
+        let mut tx = self.store.read().await?;
+        let state = tx.load_access_state().await?;
+        drop(tx);
+        let live = self.engine.snapshot();
+        let mut out = Vec::new();
+        if state.revision != live.revision() {
+            out.push(format!("index at revision {}, database at {}", live.revision(), state.revision));
+            return Ok(out);
+        }
+        let fresh = Snapshot::build(change::mutations_from_state(&state))
+            .map_err(|e| IndexError::Model(format!("the database does not build: {e}")))?;
+        let (a, b) = (live.stats(), fresh.stats());
+        if a != b {
+            out.push(format!("counts differ: live {a:?}, rebuilt {b:?}"));
+        }
+        use castellan_core::{ObjectRef, ObjectType, Permission};
+        let mut objects: Vec<ObjectRef> = Vec::new();
+        for o in &state.orgs {
+            for t in [ObjectType::Organization, ObjectType::OrgMember, ObjectType::OrgProject, ObjectType::OrgAuditLogs]
+            {
+                objects.push(ObjectRef::new(t, o.0));
+            }
+        }
+        for (p, _) in &state.projects {
+            objects.push(ObjectRef::new(ObjectType::Project, p.0));
+            objects.push(ObjectRef::new(ObjectType::ProjectLog, p.0));
+        }
+        objects.extend(state.project_objects.iter().map(|(t, id, _)| ObjectRef::new(*t, *id)));
+        objects.extend(state.groups.iter().map(|(g, _)| ObjectRef::new(ObjectType::Group, g.0)));
+        objects.extend(state.roles.iter().map(|(r, _)| ObjectRef::new(ObjectType::Role, r.0)));
+        let mut users: Vec<Uuid> = state.members.iter().map(|(_, u)| u.0).collect();
+        users.extend(state.group_users.iter().map(|(_, u)| u.0));
+        users.extend(state.acls.iter().filter_map(|a| a.user_id.map(|u| u.0)));
+        users.sort_unstable();
+        users.dedup();
+        let clock = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as i64)
+            .unwrap_or(0);
+        for o in &objects {
+            if live.contains(*o) != fresh.contains(*o) || live.parent(*o) != fresh.parent(*o) {
+                out.push(format!("{o:?}: live parent {:?}, rebuilt {:?}", live.parent(*o), fresh.parent(*o)));
+            }
+            for u in &users {
+                for p in Permission::ALL {
+                    let (l, f) = (live.check(*u, p, *o, clock), fresh.check(*u, p, *o, clock));
+                    if l != f {
+                        out.push(format!("user {u}, {p} on {o:?}: live {l}, rebuilt {f}"));
+                    }
+                }
+            }
+        }
+        for u in &users {
+            if live.groups_of(*u) != fresh.groups_of(*u) {
+                out.push(format!("user {u}: live groups {:?}, rebuilt {:?}", live.groups_of(*u), fresh.groups_of(*u)));
+            }
+        }
+        let mut want: HashMap<Uuid, Vec<OrgId>> = HashMap::new();
+        for (o, u) in &state.members {
+            want.entry(u.0).or_default().push(*o);
+        }
+        let ids = self.ids();
+        for (u, orgs) in &want {
+            let mut have = ids.members.get(u).cloned().unwrap_or_default();
+            let mut want = orgs.clone();
+            have.sort();
+            want.sort();
+            if have != want {
+                out.push(format!("user {u}: live orgs {have:?}, database {want:?}"));
+            }
+        }
+        for (u, orgs) in &ids.members {
+            if !orgs.is_empty() && !want.contains_key(u) {
+                out.push(format!("user {u}: live orgs {orgs:?}, database none"));
+            }
+        }
+        Ok(out)
+    }
+
     /// Follows the feed forever (run as a background task): at once whenever the
     /// database announces a commit (PostgreSQL's `LISTEN/NOTIFY`), and every
     /// `interval` in any case, in case an announcement was lost.

@@ -72,6 +72,37 @@ pub struct TestApp {
     pub state: AppState,
     pub db: Db,
     running: Option<Running>,
+    stopped: Arc<std::sync::atomic::AtomicBool>,
+}
+
+tokio::task_local! {
+    /// The servers a test scenario started, checked when it ends.
+    static STARTED: std::cell::RefCell<Vec<(AppState, Arc<std::sync::atomic::AtomicBool>)>>;
+}
+
+/// Fails if a server's authorization index (and memberships) differs from one
+/// rebuilt from the database, once it has caught up with every write.
+pub async fn assert_index_matches_database(state: &AppState) {
+    state.index().catch_up().await.expect("catch up");
+    let diff = state.index().differences_from_database().await.expect("compare the index with the database");
+    assert!(diff.is_empty(), "the live index differs from the database:\n{}", diff.join("\n"));
+}
+
+/// Runs a test scenario, then checks the index of every server it started (and has
+/// not stopped) against the database: a handler that forgot a change-feed entry, or
+/// a cascade that the index and the SQL do differently, fails here.
+pub async fn with_index_checks(scenario: impl std::future::Future<Output = ()>) {
+    STARTED
+        .scope(std::cell::RefCell::new(Vec::new()), async {
+            scenario.await;
+            let started = STARTED.with(|s| s.borrow().clone());
+            for (state, stopped) in started {
+                if !stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                    assert_index_matches_database(&state).await;
+                }
+            }
+        })
+        .await;
 }
 
 /// A test configuration: port 0, quick polling, a short min-revision wait.
@@ -109,11 +140,15 @@ impl TestApp {
         let state = AppState::new(store, config, clock).await.expect("state");
         let running = start_with_state(state.clone()).await.expect("start");
         let base = format!("http://{}", running.addr);
-        TestApp { base, http: reqwest::Client::new(), state, db, running: Some(running) }
+        let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let _ = STARTED.try_with(|s| s.borrow_mut().push((state.clone(), stopped.clone())));
+        TestApp { base, http: reqwest::Client::new(), state, db, running: Some(running), stopped }
     }
 
-    /// Stops the server.
+    /// Checks the index against the database, then stops the server.
     pub async fn stop(mut self) {
+        assert_index_matches_database(&self.state).await;
+        self.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
         if let Some(r) = self.running.take() {
             r.stop().await.expect("stop");
         }
@@ -210,7 +245,7 @@ macro_rules! on_both_backends {
                 #[$sqlite]
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(super::common::Backend::Sqlite).await;
+                    super::common::with_index_checks(super::$name(super::common::Backend::Sqlite)).await;
                 }
             )+
         }
@@ -219,7 +254,7 @@ macro_rules! on_both_backends {
                 #[ignore = "needs PostgreSQL: scripts/test runs it"]
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(super::common::Backend::Postgres).await;
+                    super::common::with_index_checks(super::$name(super::common::Backend::Postgres)).await;
                 }
             )+
         }
