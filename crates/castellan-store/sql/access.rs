@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use castellan_core::{AclId, GroupId, ObjectType, OrgId, Permission, ProjectId, RoleId, UserId};
 use castellan_store::page::Window;
 use castellan_store::*;
-use sqlx::{QueryBuilder, Row};
+use sqlx::{FromRow, QueryBuilder};
 use uuid::Uuid;
 
 const GROUP_COLS: &str = "id, org_id, name, description, user_id, created";
@@ -23,25 +23,38 @@ fn integrity(what: &str) -> StoreError {
     StoreError::Integrity(format!("unreadable stored {what}"))
 }
 
+/// A group's or a role's columns (the two tables have the same shape).
+#[derive(sqlx::FromRow)]
+struct NamedRow {
+    id: Uuid,
+    org_id: Option<Uuid>,
+    name: String,
+    description: Option<String>,
+    user_id: Option<Uuid>,
+    created: i64,
+}
+
 fn group(r: &DbRow) -> StoreResult<GroupRecord> {
+    let g = NamedRow::from_row(r).map_err(db_err)?;
     Ok(GroupRecord {
-        id: GroupId(r.try_get("id").map_err(db_err)?),
-        org_id: OrgId(r.try_get("org_id").map_err(db_err)?),
-        name: r.try_get("name").map_err(db_err)?,
-        description: r.try_get("description").map_err(db_err)?,
-        user_id: r.try_get::<Option<Uuid>, _>("user_id").map_err(db_err)?.map(UserId),
-        created: r.try_get("created").map_err(db_err)?,
+        id: GroupId(g.id),
+        org_id: OrgId(g.org_id.ok_or_else(|| integrity("group organization"))?),
+        name: g.name,
+        description: g.description,
+        user_id: g.user_id.map(UserId),
+        created: g.created,
     })
 }
 
 fn role(r: &DbRow) -> StoreResult<RoleRecord> {
+    let g = NamedRow::from_row(r).map_err(db_err)?;
     Ok(RoleRecord {
-        id: RoleId(r.try_get("id").map_err(db_err)?),
-        org_id: r.try_get::<Option<Uuid>, _>("org_id").map_err(db_err)?.map(OrgId),
-        name: r.try_get("name").map_err(db_err)?,
-        description: r.try_get("description").map_err(db_err)?,
-        user_id: r.try_get::<Option<Uuid>, _>("user_id").map_err(db_err)?.map(UserId),
-        created: r.try_get("created").map_err(db_err)?,
+        id: RoleId(g.id),
+        org_id: g.org_id.map(OrgId),
+        name: g.name,
+        description: g.description,
+        user_id: g.user_id.map(UserId),
+        created: g.created,
     })
 }
 
@@ -56,21 +69,35 @@ fn opt_object_type(s: Option<String>) -> StoreResult<Option<ObjectType>> {
     }
 }
 
+#[derive(sqlx::FromRow)]
+struct AclRow {
+    id: Uuid,
+    org_id: Uuid,
+    object_type: String,
+    object_id: Uuid,
+    user_id: Option<Uuid>,
+    group_id: Option<Uuid>,
+    permission: Option<String>,
+    role_id: Option<Uuid>,
+    restrict_object_type: Option<String>,
+    expires_at: Option<i64>,
+    created: i64,
+}
+
 fn acl(r: &DbRow) -> StoreResult<AclRecord> {
-    let ot: String = r.try_get("object_type").map_err(db_err)?;
-    let perm: Option<String> = r.try_get("permission").map_err(db_err)?;
+    let a = AclRow::from_row(r).map_err(db_err)?;
     Ok(AclRecord {
-        id: AclId(r.try_get("id").map_err(db_err)?),
-        org_id: OrgId(r.try_get("org_id").map_err(db_err)?),
-        object_type: object_type(&ot)?,
-        object_id: r.try_get("object_id").map_err(db_err)?,
-        user_id: r.try_get::<Option<Uuid>, _>("user_id").map_err(db_err)?.map(UserId),
-        group_id: r.try_get::<Option<Uuid>, _>("group_id").map_err(db_err)?.map(GroupId),
-        permission: perm.map(|p| p.parse::<Permission>().map_err(|_| integrity("permission"))).transpose()?,
-        role_id: r.try_get::<Option<Uuid>, _>("role_id").map_err(db_err)?.map(RoleId),
-        restrict_object_type: opt_object_type(r.try_get("restrict_object_type").map_err(db_err)?)?,
-        expires_at: r.try_get("expires_at").map_err(db_err)?,
-        created: r.try_get("created").map_err(db_err)?,
+        id: AclId(a.id),
+        org_id: OrgId(a.org_id),
+        object_type: object_type(&a.object_type)?,
+        object_id: a.object_id,
+        user_id: a.user_id.map(UserId),
+        group_id: a.group_id.map(GroupId),
+        permission: a.permission.map(|p| p.parse::<Permission>().map_err(|_| integrity("permission"))).transpose()?,
+        role_id: a.role_id.map(RoleId),
+        restrict_object_type: opt_object_type(a.restrict_object_type)?,
+        expires_at: a.expires_at,
+        created: a.created,
     })
 }
 

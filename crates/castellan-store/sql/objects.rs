@@ -10,7 +10,7 @@ use castellan_core::{OrgId, ProjectId, UserId};
 use castellan_store::page::Window;
 use castellan_store::*;
 use sqlx::types::Json;
-use sqlx::{QueryBuilder, Row};
+use sqlx::{FromRow, QueryBuilder};
 use uuid::Uuid;
 
 pub(crate) const OBJECT_COLS: &str =
@@ -39,48 +39,83 @@ fn object_conflict(e: sqlx::Error, o: &ObjectRecord) -> StoreError {
     }
 }
 
+#[derive(sqlx::FromRow)]
+struct ObjectRow {
+    id: Uuid,
+    kind: String,
+    project_id: Uuid,
+    org_id: Uuid,
+    name: String,
+    slug: Option<String>,
+    description: Option<String>,
+    user_id: Option<Uuid>,
+    xact_id: Option<i64>,
+    data: Json<serde_json::Value>,
+    created: i64,
+}
+
 fn object(r: &DbRow) -> StoreResult<ObjectRecord> {
-    let kind: String = r.try_get("kind").map_err(db_err)?;
-    let data: Json<serde_json::Value> = r.try_get("data").map_err(db_err)?;
+    let o = ObjectRow::from_row(r).map_err(db_err)?;
     Ok(ObjectRecord {
-        id: r.try_get("id").map_err(db_err)?,
-        kind: ObjectKind::parse(&kind).ok_or_else(|| integrity("object kind"))?,
-        project_id: ProjectId(r.try_get("project_id").map_err(db_err)?),
-        org_id: OrgId(r.try_get("org_id").map_err(db_err)?),
-        name: r.try_get("name").map_err(db_err)?,
-        slug: r.try_get("slug").map_err(db_err)?,
-        description: r.try_get("description").map_err(db_err)?,
-        user_id: r.try_get::<Option<Uuid>, _>("user_id").map_err(db_err)?.map(UserId),
-        xact_id: r.try_get::<Option<i64>, _>("xact_id").map_err(db_err)?.map(XactId),
-        data: data.0,
-        created: r.try_get("created").map_err(db_err)?,
+        id: o.id,
+        kind: ObjectKind::parse(&o.kind).ok_or_else(|| integrity("object kind"))?,
+        project_id: ProjectId(o.project_id),
+        org_id: OrgId(o.org_id),
+        name: o.name,
+        slug: o.slug,
+        description: o.description,
+        user_id: o.user_id.map(UserId),
+        xact_id: o.xact_id.map(XactId),
+        data: o.data.0,
+        created: o.created,
     })
+}
+
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    row_id: String,
+    xact_id: i64,
+    project_id: Uuid,
+    deleted: bool,
+    data: Json<serde_json::Value>,
 }
 
 pub(crate) fn event(r: &DbRow) -> StoreResult<StoredEvent> {
-    let data: Json<serde_json::Value> = r.try_get("data").map_err(db_err)?;
+    let e = EventRow::from_row(r).map_err(db_err)?;
     Ok(StoredEvent {
-        row_id: r.try_get("row_id").map_err(db_err)?,
-        xact_id: XactId(r.try_get("xact_id").map_err(db_err)?),
-        project_id: ProjectId(r.try_get("project_id").map_err(db_err)?),
-        deleted: r.try_get("deleted").map_err(db_err)?,
-        data: data.0,
+        row_id: e.row_id,
+        xact_id: XactId(e.xact_id),
+        project_id: ProjectId(e.project_id),
+        deleted: e.deleted,
+        data: e.data.0,
     })
 }
 
+#[derive(sqlx::FromRow)]
+struct BlobRow {
+    key: String,
+    purpose: String,
+    org_id: Uuid,
+    user_id: Uuid,
+    filename: Option<String>,
+    content_type: Option<String>,
+    status: Json<serde_json::Value>,
+    size_bytes: Option<i64>,
+    created: i64,
+}
+
 fn blob(r: &DbRow) -> StoreResult<BlobRecord> {
-    let purpose: String = r.try_get("purpose").map_err(db_err)?;
-    let status: Json<serde_json::Value> = r.try_get("status").map_err(db_err)?;
+    let b = BlobRow::from_row(r).map_err(db_err)?;
     Ok(BlobRecord {
-        key: r.try_get("key").map_err(db_err)?,
-        purpose: BlobPurpose::parse(&purpose).ok_or_else(|| integrity("blob purpose"))?,
-        org_id: OrgId(r.try_get("org_id").map_err(db_err)?),
-        user_id: UserId(r.try_get("user_id").map_err(db_err)?),
-        filename: r.try_get("filename").map_err(db_err)?,
-        content_type: r.try_get("content_type").map_err(db_err)?,
-        status: status.0,
-        size_bytes: r.try_get("size_bytes").map_err(db_err)?,
-        created: r.try_get("created").map_err(db_err)?,
+        key: b.key,
+        purpose: BlobPurpose::parse(&b.purpose).ok_or_else(|| integrity("blob purpose"))?,
+        org_id: OrgId(b.org_id),
+        user_id: UserId(b.user_id),
+        filename: b.filename,
+        content_type: b.content_type,
+        status: b.status.0,
+        size_bytes: b.size_bytes,
+        created: b.created,
     })
 }
 

@@ -11,7 +11,7 @@ use castellan_core::{KeyId, OrgId, ProjectId, UserId};
 use castellan_store::page::{Direction, Window};
 use castellan_store::*;
 use sqlx::types::Json;
-use sqlx::{QueryBuilder, Row};
+use sqlx::{FromRow, QueryBuilder, Row};
 use uuid::Uuid;
 
 pub(crate) const ORG_COLS: &str = "id, name, api_url, is_universal_api, is_dataplane_private, proxy_url, realtime_url, image_rendering_mode, settings, created";
@@ -41,96 +41,197 @@ pub(crate) fn i64_to_rev(v: i64) -> StoreResult<Revision> {
     u64::try_from(v).map_err(|_| StoreError::Integrity("negative revision".into()))
 }
 
-fn json_opt(r: &DbRow, col: &str) -> StoreResult<Option<serde_json::Value>> {
-    let v: Option<Json<serde_json::Value>> = r.try_get(col).map_err(db_err)?;
-    Ok(v.map(|j| j.0))
+// Row shapes: `sqlx::FromRow` reads each column by its name; the functions below
+// turn a row into its record, validating what the database cannot.
+
+#[derive(sqlx::FromRow)]
+struct OrgRow {
+    id: Uuid,
+    name: String,
+    api_url: Option<String>,
+    is_universal_api: Option<bool>,
+    is_dataplane_private: Option<bool>,
+    proxy_url: Option<String>,
+    realtime_url: Option<String>,
+    image_rendering_mode: Option<String>,
+    settings: Option<Json<serde_json::Value>>,
+    created: i64,
 }
 
 pub(crate) fn org(r: &DbRow) -> StoreResult<OrgRecord> {
+    let o = OrgRow::from_row(r).map_err(db_err)?;
     Ok(OrgRecord {
-        id: OrgId(r.try_get("id").map_err(db_err)?),
-        name: r.try_get("name").map_err(db_err)?,
-        api_url: r.try_get("api_url").map_err(db_err)?,
-        is_universal_api: r.try_get("is_universal_api").map_err(db_err)?,
-        is_dataplane_private: r.try_get("is_dataplane_private").map_err(db_err)?,
-        proxy_url: r.try_get("proxy_url").map_err(db_err)?,
-        realtime_url: r.try_get("realtime_url").map_err(db_err)?,
-        image_rendering_mode: r.try_get("image_rendering_mode").map_err(db_err)?,
-        settings: json_opt(r, "settings")?.unwrap_or_else(|| serde_json::json!({})),
-        created: r.try_get("created").map_err(db_err)?,
+        id: OrgId(o.id),
+        name: o.name,
+        api_url: o.api_url,
+        is_universal_api: o.is_universal_api,
+        is_dataplane_private: o.is_dataplane_private,
+        proxy_url: o.proxy_url,
+        realtime_url: o.realtime_url,
+        image_rendering_mode: o.image_rendering_mode,
+        settings: o.settings.map(|j| j.0).unwrap_or_else(|| serde_json::json!({})),
+        created: o.created,
     })
 }
 
-pub(crate) fn user_with_prefix(r: &DbRow, id: Uuid, p: &str) -> StoreResult<UserRecord> {
-    let kind: String = r.try_get(format!("{p}kind").as_str()).map_err(db_err)?;
+/// A user's columns (`kind, email, …`), or with `u_` in front when joined to a key
+/// or a session.
+#[derive(sqlx::FromRow)]
+struct UserCols {
+    kind: String,
+    email: Option<String>,
+    given_name: Option<String>,
+    family_name: Option<String>,
+    avatar_url: Option<String>,
+    created: i64,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct JoinedUser {
+    #[sqlx(rename = "u_kind")]
+    kind: String,
+    #[sqlx(rename = "u_email")]
+    email: Option<String>,
+    #[sqlx(rename = "u_given_name")]
+    given_name: Option<String>,
+    #[sqlx(rename = "u_family_name")]
+    family_name: Option<String>,
+    #[sqlx(rename = "u_avatar_url")]
+    avatar_url: Option<String>,
+    #[sqlx(rename = "u_created")]
+    created: i64,
+}
+
+fn user_record(id: Uuid, u: UserCols) -> StoreResult<UserRecord> {
     Ok(UserRecord {
         id: UserId(id),
-        kind: UserKind::parse(&kind).ok_or_else(|| integrity("user kind"))?,
-        email: r.try_get(format!("{p}email").as_str()).map_err(db_err)?,
-        given_name: r.try_get(format!("{p}given_name").as_str()).map_err(db_err)?,
-        family_name: r.try_get(format!("{p}family_name").as_str()).map_err(db_err)?,
-        avatar_url: r.try_get(format!("{p}avatar_url").as_str()).map_err(db_err)?,
-        created: r.try_get(format!("{p}created").as_str()).map_err(db_err)?,
+        kind: UserKind::parse(&u.kind).ok_or_else(|| integrity("user kind"))?,
+        email: u.email,
+        given_name: u.given_name,
+        family_name: u.family_name,
+        avatar_url: u.avatar_url,
+        created: u.created,
     })
+}
+
+/// The user joined (with `u_` columns) to a key or session row.
+pub(crate) fn joined_user(r: &DbRow, id: Uuid) -> StoreResult<UserRecord> {
+    let u = JoinedUser::from_row(r).map_err(db_err)?;
+    let cols = UserCols {
+        kind: u.kind,
+        email: u.email,
+        given_name: u.given_name,
+        family_name: u.family_name,
+        avatar_url: u.avatar_url,
+        created: u.created,
+    };
+    user_record(id, cols)
 }
 
 pub(crate) fn user(r: &DbRow) -> StoreResult<UserRecord> {
-    user_with_prefix(r, r.try_get("id").map_err(db_err)?, "")
+    let id: Uuid = r.try_get("id").map_err(db_err)?;
+    user_record(id, UserCols::from_row(r).map_err(db_err)?)
+}
+
+#[derive(sqlx::FromRow)]
+struct ProjectRow {
+    id: Uuid,
+    org_id: Uuid,
+    name: String,
+    description: Option<String>,
+    user_id: Option<Uuid>,
+    settings: Option<Json<serde_json::Value>>,
+    created: i64,
 }
 
 pub(crate) fn project(r: &DbRow) -> StoreResult<ProjectRecord> {
+    let p = ProjectRow::from_row(r).map_err(db_err)?;
     Ok(ProjectRecord {
-        id: ProjectId(r.try_get("id").map_err(db_err)?),
-        org_id: OrgId(r.try_get("org_id").map_err(db_err)?),
-        name: r.try_get("name").map_err(db_err)?,
-        description: r.try_get("description").map_err(db_err)?,
-        user_id: r.try_get::<Option<Uuid>, _>("user_id").map_err(db_err)?.map(UserId),
-        settings: json_opt(r, "settings")?,
-        created: r.try_get("created").map_err(db_err)?,
+        id: ProjectId(p.id),
+        org_id: OrgId(p.org_id),
+        name: p.name,
+        description: p.description,
+        user_id: p.user_id.map(UserId),
+        settings: p.settings.map(|j| j.0),
+        created: p.created,
     })
 }
 
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    id: Uuid,
+    kind: String,
+    name: String,
+    preview_name: String,
+    user_id: Uuid,
+    org_id: Option<Uuid>,
+    created: i64,
+    last_used: Option<i64>,
+    expires_at: Option<i64>,
+}
+
 pub(crate) fn key(r: &DbRow) -> StoreResult<KeyRecord> {
-    let kind: String = r.try_get("kind").map_err(db_err)?;
+    let k = KeyRow::from_row(r).map_err(db_err)?;
     Ok(KeyRecord {
-        id: KeyId(r.try_get("id").map_err(db_err)?),
-        kind: KeyKind::parse(&kind).ok_or_else(|| integrity("key kind"))?,
-        name: r.try_get("name").map_err(db_err)?,
-        preview_name: r.try_get("preview_name").map_err(db_err)?,
-        user_id: UserId(r.try_get("user_id").map_err(db_err)?),
-        org_id: r.try_get::<Option<Uuid>, _>("org_id").map_err(db_err)?.map(OrgId),
-        created: r.try_get("created").map_err(db_err)?,
-        last_used: r.try_get("last_used").map_err(db_err)?,
-        expires_at: r.try_get("expires_at").map_err(db_err)?,
+        id: KeyId(k.id),
+        kind: KeyKind::parse(&k.kind).ok_or_else(|| integrity("key kind"))?,
+        name: k.name,
+        preview_name: k.preview_name,
+        user_id: UserId(k.user_id),
+        org_id: k.org_id.map(OrgId),
+        created: k.created,
+        last_used: k.last_used,
+        expires_at: k.expires_at,
     })
 }
 
 pub(crate) fn key_auth(r: &DbRow) -> StoreResult<KeyAuth> {
     let key = key(r)?;
-    let user = user_with_prefix(r, key.user_id.0, "u_")?;
+    let user = joined_user(r, key.user_id.0)?;
     Ok(KeyAuth { key, user })
 }
 
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    id: Uuid,
+    seq: i64,
+    revision: i64,
+    org_id: Uuid,
+    created: i64,
+    actor_id: Option<Uuid>,
+    impersonator_id: Option<Uuid>,
+    event_type: String,
+    resource_type: String,
+    resource_id: Option<Uuid>,
+    resource_name: Option<String>,
+    before: Option<String>,
+    after: Option<String>,
+    details: Option<String>,
+    prev_hash: String,
+    hash: String,
+}
+
 pub(crate) fn audit(r: &DbRow) -> StoreResult<audit::AuditRecord> {
+    let a = AuditRow::from_row(r).map_err(db_err)?;
     Ok(audit::AuditRecord {
-        id: r.try_get("id").map_err(db_err)?,
-        seq: i64_to_rev(r.try_get("seq").map_err(db_err)?)?,
-        revision: i64_to_rev(r.try_get("revision").map_err(db_err)?)?,
+        id: a.id,
+        seq: i64_to_rev(a.seq)?,
+        revision: i64_to_rev(a.revision)?,
         record: audit::NewAuditRecord {
-            org_id: OrgId(r.try_get("org_id").map_err(db_err)?),
-            created: r.try_get("created").map_err(db_err)?,
-            actor_id: r.try_get::<Option<Uuid>, _>("actor_id").map_err(db_err)?.map(UserId),
-            impersonator_id: r.try_get::<Option<Uuid>, _>("impersonator_id").map_err(db_err)?.map(UserId),
-            event_type: r.try_get("event_type").map_err(db_err)?,
-            resource_type: r.try_get("resource_type").map_err(db_err)?,
-            resource_id: r.try_get("resource_id").map_err(db_err)?,
-            resource_name: r.try_get("resource_name").map_err(db_err)?,
-            before: r.try_get("before").map_err(db_err)?,
-            after: r.try_get("after").map_err(db_err)?,
-            details: r.try_get("details").map_err(db_err)?,
+            org_id: OrgId(a.org_id),
+            created: a.created,
+            actor_id: a.actor_id.map(UserId),
+            impersonator_id: a.impersonator_id.map(UserId),
+            event_type: a.event_type,
+            resource_type: a.resource_type,
+            resource_id: a.resource_id,
+            resource_name: a.resource_name,
+            before: a.before,
+            after: a.after,
+            details: a.details,
         },
-        prev_hash: r.try_get("prev_hash").map_err(db_err)?,
-        hash: r.try_get("hash").map_err(db_err)?,
+        prev_hash: a.prev_hash,
+        hash: a.hash,
     })
 }
 
@@ -177,15 +278,26 @@ pub(crate) fn push_window(qb: &mut QueryBuilder<'_, Db>, prefix: &str, w: &Windo
     qb.push_bind(w.limit as i64);
 }
 
+#[derive(sqlx::FromRow)]
+struct InvitationRow {
+    id: Uuid,
+    org_id: Uuid,
+    email: String,
+    group_ids: Json<Vec<Uuid>>,
+    invited_by: Option<Uuid>,
+    created: i64,
+    expires_at: i64,
+}
+
 pub(crate) fn invitation(r: &DbRow) -> StoreResult<InvitationRecord> {
-    let groups: Json<Vec<Uuid>> = r.try_get("group_ids").map_err(db_err)?;
+    let i = InvitationRow::from_row(r).map_err(db_err)?;
     Ok(InvitationRecord {
-        id: r.try_get("id").map_err(db_err)?,
-        org_id: OrgId(r.try_get("org_id").map_err(db_err)?),
-        email: r.try_get("email").map_err(db_err)?,
-        group_ids: groups.0.into_iter().map(castellan_core::GroupId).collect(),
-        invited_by: r.try_get::<Option<Uuid>, _>("invited_by").map_err(db_err)?.map(UserId),
-        created: r.try_get("created").map_err(db_err)?,
-        expires_at: r.try_get("expires_at").map_err(db_err)?,
+        id: i.id,
+        org_id: OrgId(i.org_id),
+        email: i.email,
+        group_ids: i.group_ids.0.into_iter().map(castellan_core::GroupId).collect(),
+        invited_by: i.invited_by.map(UserId),
+        created: i.created,
+        expires_at: i.expires_at,
     })
 }

@@ -10,20 +10,32 @@ use crate::{db_err, rows};
 use async_trait::async_trait;
 use castellan_core::UserId;
 use castellan_store::*;
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 use uuid::Uuid;
 
 pub(crate) const SESSION_COLS: &str = "s.id, s.user_id, s.created, s.last_seen, s.expires_at, s.user_agent, s.ip";
 
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    id: Uuid,
+    user_id: Uuid,
+    created: i64,
+    last_seen: i64,
+    expires_at: i64,
+    user_agent: Option<String>,
+    ip: Option<String>,
+}
+
 pub(crate) fn session(r: &DbRow) -> StoreResult<SessionRecord> {
+    let s = SessionRow::from_row(r).map_err(db_err)?;
     Ok(SessionRecord {
-        id: r.try_get("id").map_err(db_err)?,
-        user_id: UserId(r.try_get("user_id").map_err(db_err)?),
-        created: r.try_get("created").map_err(db_err)?,
-        last_seen: r.try_get("last_seen").map_err(db_err)?,
-        expires_at: r.try_get("expires_at").map_err(db_err)?,
-        user_agent: r.try_get("user_agent").map_err(db_err)?,
-        ip: r.try_get("ip").map_err(db_err)?,
+        id: s.id,
+        user_id: UserId(s.user_id),
+        created: s.created,
+        last_seen: s.last_seen,
+        expires_at: s.expires_at,
+        user_agent: s.user_agent,
+        ip: s.ip,
     })
 }
 
@@ -38,7 +50,7 @@ pub(crate) fn session_auth_sql() -> String {
 
 pub(crate) fn session_auth(r: &DbRow) -> StoreResult<SessionAuth> {
     let session = session(r)?;
-    let user = rows::user_with_prefix(r, session.user_id.0, "u_")?;
+    let user = rows::joined_user(r, session.user_id.0)?;
     Ok(SessionAuth { session, csrf_hash: r.try_get("csrf_hash").map_err(db_err)?, user })
 }
 
