@@ -7,7 +7,6 @@ use anyhow::{Context, Result};
 use castellan_api_types as api;
 use castellan_server::config::{Config, Overrides};
 use clap::{Args, Parser, Subcommand};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// Castellan: access control and administration for AI evaluation platforms.
@@ -64,46 +63,16 @@ struct Sub<A: Subcommand> {
 /// Where the database is and how to serve it.
 #[derive(Debug, Args)]
 struct ServerArgs {
-    /// Config file (TOML).
+    /// Config file (TOML, the same keys as the flags).
     #[arg(long, env = "CASTELLAN_CONFIG")]
     config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:8000].
-    #[arg(long, env = "CASTELLAN_LISTEN")]
-    listen: Option<SocketAddr>,
-    /// Directory for the embedded SQLite database [default: ./castellan-data].
-    #[arg(long, env = "CASTELLAN_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-    /// PostgreSQL URL (`postgres://…`); when set, used instead of SQLite.
-    #[arg(long, env = "CASTELLAN_DATABASE_URL", hide_env_values = true)]
-    database_url: Option<String>,
-    /// The URL clients should use to reach this server.
-    #[arg(long, env = "CASTELLAN_PUBLIC_URL")]
-    public_url: Option<String>,
-    /// Log filter, e.g. `info` or `castellan_server=debug`.
-    #[arg(long, env = "CASTELLAN_LOG")]
-    log: Option<String>,
-    /// How often to poll for other replicas' writes, in milliseconds.
-    #[arg(long, env = "CASTELLAN_POLL_INTERVAL_MS")]
-    poll_interval_ms: Option<u64>,
-    /// A browser origin allowed to make credentialed (cookie) cross-origin requests;
-    /// repeat it or separate with commas. Default: none.
-    #[arg(long = "cors-origin", env = "CASTELLAN_CORS_ORIGINS", value_delimiter = ',')]
-    cors_origins: Option<Vec<String>>,
+    #[command(flatten)]
+    settings: Overrides,
 }
 
 impl ServerArgs {
     fn config(&self) -> Result<Config> {
-        let over = Overrides {
-            listen: self.listen,
-            data_dir: self.data_dir.clone(),
-            database_url: self.database_url.clone(),
-            public_url: self.public_url.clone(),
-            log: self.log.clone(),
-            poll_interval_ms: self.poll_interval_ms,
-            cors_origins: self.cors_origins.clone(),
-            ..Default::default()
-        };
-        Ok(Config::load(self.config.as_deref(), over)?)
+        Ok(Config::load(self.config.as_deref(), self.settings.clone())?)
     }
 }
 

@@ -86,31 +86,50 @@ impl Default for Config {
     }
 }
 
-/// The config file's shape: every key optional, unknown keys rejected.
-#[derive(Debug, Default, Deserialize)]
+/// Every setting, declared once: a key of the TOML file (unknown keys are refused),
+/// a `CASTELLAN_<KEY>` environment variable and a `--<key>` flag (the CLI flattens
+/// this into `serve`, `migrate` and `bootstrap`). All optional; precedence is
+/// defaults, then the file, then the environment, then flags.
+#[derive(Debug, Clone, Default, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
-    /// See [`Config::listen`].
+    /// Address to listen on [default: 127.0.0.1:8000].
+    #[arg(long, env = "CASTELLAN_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// See [`Config::data_dir`].
+    /// Directory for the embedded SQLite database and generated secrets
+    /// [default: ./castellan-data].
+    #[arg(long, env = "CASTELLAN_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// See [`Config::database_url`].
+    /// PostgreSQL URL (`postgres://…`); when set, used instead of SQLite.
+    #[arg(long, env = "CASTELLAN_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// See [`Config::public_url`].
+    /// The URL clients should use to reach this server [default: http://<listen>].
+    #[arg(long, env = "CASTELLAN_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// See [`Config::max_body_bytes`].
+    /// Largest request body accepted, in bytes [default: 64 MiB].
+    #[arg(long, env = "CASTELLAN_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
-    /// See [`Config::poll_interval`], in milliseconds.
+    /// How often to poll for other replicas' writes, in milliseconds (a fallback on
+    /// PostgreSQL, which also announces commits) [default: 500].
+    #[arg(long, env = "CASTELLAN_POLL_INTERVAL_MS")]
     pub poll_interval_ms: Option<u64>,
-    /// See [`Config::min_revision_wait`], in milliseconds.
+    /// How long a request may wait for `x-castellan-min-revision`, in milliseconds
+    /// [default: 5000].
+    #[arg(long, env = "CASTELLAN_MIN_REVISION_WAIT_MS")]
     pub min_revision_wait_ms: Option<u64>,
-    /// See [`Config::log`].
+    /// Log filter, e.g. `info` or `castellan_server=debug` [default: info].
+    #[arg(long, env = "CASTELLAN_LOG")]
     pub log: Option<String>,
-    /// See [`Config::trust_forwarded_for`].
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy)
+    /// [default: false].
+    #[arg(long, env = "CASTELLAN_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: Option<bool>,
-    /// See [`Config::session_ttl`], in hours.
+    /// How long a console session lasts at most, in hours [default: 12].
+    #[arg(long, env = "CASTELLAN_SESSION_TTL_HOURS")]
     pub session_ttl_hours: Option<u64>,
-    /// See [`Config::cors_origins`].
+    /// Browser origins allowed to make credentialed (cookie) cross-origin requests;
+    /// repeat the flag or separate with commas [default: none].
+    #[arg(long = "cors-origin", env = "CASTELLAN_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Option<Vec<String>>,
 }
 
@@ -256,6 +275,63 @@ mod tests {
         let shown = format!("{c:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("postgres://app:***@db/castellan"), "{shown}");
+    }
+
+    #[test]
+    fn every_file_key_also_has_a_flag_and_an_environment_variable() {
+        use clap::Args;
+        let cmd = FileConfig::augment_args(clap::Command::new("t"));
+        let mut seen = Vec::new();
+        for a in cmd.get_arguments() {
+            let key = a.get_id().as_str().to_owned();
+            let env = a.get_env().and_then(|e| e.to_str()).unwrap_or_default().to_owned();
+            assert_eq!(env, format!("CASTELLAN_{}", key.to_uppercase()), "{key}");
+            assert!(a.get_long().is_some(), "{key} has no flag");
+            seen.push(key);
+        }
+        // Each of them is a key the file accepts (unknown keys are refused).
+        for key in &seen {
+            let value = match key.as_str() {
+                "listen" => "\"127.0.0.1:1\"",
+                "data_dir" | "database_url" | "public_url" | "log" => "\"postgres://x\"",
+                "trust_forwarded_for" => "true",
+                "cors_origins" => "[\"https://a.example\"]",
+                _ => "2048",
+            };
+            let file: Result<FileConfig, _> = toml::from_str(&format!("{key} = {value}"));
+            assert!(file.is_ok(), "{key}: {file:?}");
+        }
+        assert_eq!(seen.len(), 11, "{seen:?}");
+    }
+
+    #[test]
+    fn flags_set_every_key() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct T {
+            #[command(flatten)]
+            c: FileConfig,
+        }
+        let t = T::try_parse_from([
+            "t",
+            "--max-body-bytes",
+            "4096",
+            "--min-revision-wait-ms",
+            "10",
+            "--trust-forwarded-for",
+            "true",
+            "--session-ttl-hours",
+            "2",
+            "--cors-origin",
+            "https://a.example,https://b.example",
+        ])
+        .unwrap();
+        let c = Config::load(None, t.c).unwrap();
+        assert_eq!(c.max_body_bytes, 4096);
+        assert_eq!(c.min_revision_wait, Duration::from_millis(10));
+        assert!(c.trust_forwarded_for);
+        assert_eq!(c.session_ttl, Duration::from_secs(7200));
+        assert_eq!(c.cors_origins, ["https://a.example", "https://b.example"]);
     }
 
     #[test]
