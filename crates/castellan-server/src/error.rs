@@ -9,6 +9,7 @@
 //! | 400 | `name_taken` | a rename onto a name that is in use |
 //! | 400 | `cycle` | a group or role would contain itself |
 //! | 400 | `lockout` | the change would leave an org without an owner or a member |
+//! | 400 | `protected` | a built-in group or role cannot be renamed or deleted |
 //! | 401 | `unauthorized` | no credential, or a bad, expired or revoked one |
 //! | 403 | `forbidden` | the caller can see the object but may not do this to it |
 //! | 403 | `csrf` | a write authenticated by a session cookie without its CSRF token |
@@ -24,14 +25,122 @@ use axum::response::{IntoResponse, Response};
 use castellan_api_types::ErrorBody;
 use castellan_store::StoreError;
 
+/// The stable codes of error answers: this enum is the table above (a test checks
+/// that the table lists each, with its status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// 400 `bad_request`.
+    BadRequest,
+    /// 400 `invalid_json`.
+    InvalidJson,
+    /// 400 `invalid_body`.
+    InvalidBody,
+    /// 400 `invalid_parameter`.
+    InvalidParameter,
+    /// 400 `name_taken`.
+    NameTaken,
+    /// 400 `cycle`.
+    Cycle,
+    /// 400 `lockout`.
+    Lockout,
+    /// 400 `protected`.
+    Protected,
+    /// 401 `unauthorized`.
+    Unauthorized,
+    /// 403 `forbidden`.
+    Forbidden,
+    /// 403 `csrf`.
+    Csrf,
+    /// 404 `not_found`.
+    NotFound,
+    /// 405 `method_not_allowed`.
+    MethodNotAllowed,
+    /// 413 `payload_too_large`.
+    PayloadTooLarge,
+    /// 429 `rate_limited`.
+    RateLimited,
+    /// 500 `internal`.
+    Internal,
+    /// 503 `revision_not_reached`.
+    RevisionNotReached,
+}
+
+impl ErrorCode {
+    /// Every code.
+    pub const ALL: [ErrorCode; 17] = [
+        ErrorCode::BadRequest,
+        ErrorCode::InvalidJson,
+        ErrorCode::InvalidBody,
+        ErrorCode::InvalidParameter,
+        ErrorCode::NameTaken,
+        ErrorCode::Cycle,
+        ErrorCode::Lockout,
+        ErrorCode::Protected,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::Csrf,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::RateLimited,
+        ErrorCode::Internal,
+        ErrorCode::RevisionNotReached,
+    ];
+
+    /// The code on the wire.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::InvalidBody => "invalid_body",
+            ErrorCode::InvalidParameter => "invalid_parameter",
+            ErrorCode::NameTaken => "name_taken",
+            ErrorCode::Cycle => "cycle",
+            ErrorCode::Lockout => "lockout",
+            ErrorCode::Protected => "protected",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::Csrf => "csrf",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Internal => "internal",
+            ErrorCode::RevisionNotReached => "revision_not_reached",
+        }
+    }
+
+    /// Its HTTP status.
+    pub const fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::BadRequest
+            | ErrorCode::InvalidJson
+            | ErrorCode::InvalidBody
+            | ErrorCode::InvalidParameter
+            | ErrorCode::NameTaken
+            | ErrorCode::Cycle
+            | ErrorCode::Lockout
+            | ErrorCode::Protected => StatusCode::BAD_REQUEST,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden | ErrorCode::Csrf => StatusCode::FORBIDDEN,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::RevisionNotReached => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
 /// An error answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// 400 with a specific code.
+    /// 400 with a specific code (one of the 400 codes).
     #[error("{message}")]
     BadRequest {
         /// Stable code.
-        code: &'static str,
+        code: ErrorCode,
         /// Message.
         message: String,
     },
@@ -70,17 +179,17 @@ pub enum ApiError {
 impl ApiError {
     /// 400 `bad_request`.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        ApiError::BadRequest { code: "bad_request", message: message.into() }
+        ApiError::BadRequest { code: ErrorCode::BadRequest, message: message.into() }
     }
 
     /// 400 `invalid_parameter`.
     pub fn invalid_parameter(message: impl Into<String>) -> Self {
-        ApiError::BadRequest { code: "invalid_parameter", message: message.into() }
+        ApiError::BadRequest { code: ErrorCode::InvalidParameter, message: message.into() }
     }
 
     /// 400 `invalid_body`.
     pub fn invalid_body(message: impl Into<String>) -> Self {
-        ApiError::BadRequest { code: "invalid_body", message: message.into() }
+        ApiError::BadRequest { code: ErrorCode::InvalidBody, message: message.into() }
     }
 
     /// 404 for an object of `kind` with `id`.
@@ -88,20 +197,26 @@ impl ApiError {
         ApiError::NotFound(format!("{kind} `{id}` not found"))
     }
 
+    /// The stable code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ApiError::BadRequest { code, .. } => *code,
+            ApiError::Unauthorized(_) => ErrorCode::Unauthorized,
+            ApiError::Forbidden(_) => ErrorCode::Forbidden,
+            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::Csrf => ErrorCode::Csrf,
+            ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::RevisionNotReached(_) => ErrorCode::RevisionNotReached,
+            ApiError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
     /// The status and stable code.
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
-        match self {
-            ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
-            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::Csrf => (StatusCode::FORBIDDEN, "csrf"),
-            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            ApiError::RevisionNotReached(_) => (StatusCode::SERVICE_UNAVAILABLE, "revision_not_reached"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        }
+        let code = self.code();
+        (code.status(), code.as_str())
     }
 }
 
@@ -109,7 +224,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
-            StoreError::Conflict(msg) => ApiError::BadRequest { code: "name_taken", message: msg },
+            StoreError::Conflict(msg) => ApiError::BadRequest { code: ErrorCode::NameTaken, message: msg },
             StoreError::Integrity(msg) | StoreError::Backend(msg) => ApiError::Internal(msg),
         }
     }
@@ -138,3 +253,29 @@ impl IntoResponse for ApiError {
 
 /// Result alias for handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_table_lists_every_code_with_its_status_and_nothing_else() {
+        let doc: Vec<&str> = include_str!("error.rs").lines().take_while(|l| l.starts_with("//!")).collect();
+        let rows: Vec<&str> = doc.iter().copied().filter(|l| l.starts_with("//! | ") && l.contains('`')).collect();
+        for c in ErrorCode::ALL {
+            let row = format!("//! | {} | `{}` |", c.status().as_u16(), c.as_str());
+            assert!(rows.iter().any(|r| r.starts_with(&row)), "the table lacks {row}");
+        }
+        assert_eq!(rows.len(), ErrorCode::ALL.len(), "the table lists a code the enum does not have: {rows:#?}");
+    }
+
+    #[test]
+    fn a_bad_request_code_is_a_400() {
+        for c in ErrorCode::ALL {
+            let e = ApiError::BadRequest { code: c, message: String::new() };
+            if c.status() == StatusCode::BAD_REQUEST {
+                assert_eq!(e.status_and_code(), (StatusCode::BAD_REQUEST, c.as_str()));
+            }
+        }
+    }
+}

@@ -38,7 +38,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error_free(&mut de)?;
     de.end().map_err(|e| ApiError::BadRequest {
-        code: "invalid_json",
+        code: crate::error::ErrorCode::InvalidJson,
         message: format!("request body is not valid JSON: {e}"),
     })?;
     Ok(value)
@@ -49,7 +49,10 @@ fn serde_path_to_error_free<'de, T: DeserializeOwned>(
 ) -> Result<T, ApiError> {
     T::deserialize(de).map_err(|e| match e.classify() {
         serde_json::error::Category::Syntax | serde_json::error::Category::Eof | serde_json::error::Category::Io => {
-            ApiError::BadRequest { code: "invalid_json", message: format!("request body is not valid JSON: {e}") }
+            ApiError::BadRequest {
+                code: crate::error::ErrorCode::InvalidJson,
+                message: format!("request body is not valid JSON: {e}"),
+            }
         }
         serde_json::error::Category::Data => ApiError::invalid_body(format!("invalid request body: {e}")),
     })

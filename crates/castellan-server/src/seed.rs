@@ -237,7 +237,7 @@ pub async fn bootstrap(state: &AppState, org_name: &str, email: &str) -> ApiResu
     let mut w = state.write(&Permit::system()).await?;
     if w.tx().find_org_by_name(name.as_str()).await?.is_some() {
         return Err(ApiError::BadRequest {
-            code: "name_taken",
+            code: crate::error::ErrorCode::NameTaken,
             message: format!("an organization named `{name}` already exists"),
         });
     }

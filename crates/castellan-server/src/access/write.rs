@@ -128,7 +128,7 @@ impl Write {
 
 impl Write {
     async fn check_lockout(&mut self, after: &castellan_authz::Snapshot, org: OrgId) -> ApiResult<()> {
-        let lockout = |m: &str| ApiError::BadRequest { code: "lockout", message: m.to_owned() };
+        let lockout = |m: &str| ApiError::BadRequest { code: crate::error::ErrorCode::Lockout, message: m.to_owned() };
         let members = self.tx.list_members(org).await?;
         if members.is_empty() {
             return Err(lockout("an organization must keep at least one member"));
@@ -154,8 +154,8 @@ impl Write {
 /// A change the model refuses, as a 400.
 pub fn model_error(e: AuthzError) -> ApiError {
     let code = match e {
-        AuthzError::GroupCycle { .. } | AuthzError::RoleCycle { .. } => "cycle",
-        _ => "bad_request",
+        AuthzError::GroupCycle { .. } | AuthzError::RoleCycle { .. } => crate::error::ErrorCode::Cycle,
+        _ => crate::error::ErrorCode::BadRequest,
     };
     ApiError::BadRequest { code, message: e.to_string() }
 }

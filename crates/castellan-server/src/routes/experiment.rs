@@ -98,7 +98,7 @@ pub async fn create(caller: Caller, Body(body): Body<CreateExperiment>) -> ApiRe
                 Ok(Written::existing(wire(&existing)))
             } else {
                 Err(ApiError::BadRequest {
-                    code: "name_taken",
+                    code: crate::error::ErrorCode::NameTaken,
                     message: format!("an experiment named `{name}` already exists"),
                 })
             };

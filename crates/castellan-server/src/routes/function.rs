@@ -180,7 +180,7 @@ pub async fn create_in(
         }
         Some(_) => {
             return Err(ApiError::BadRequest {
-                code: "name_taken",
+                code: crate::error::ErrorCode::NameTaken,
                 message: format!("a prompt or function with slug `{slug}` already exists"),
             })
         }

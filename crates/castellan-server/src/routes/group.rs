@@ -165,7 +165,7 @@ async fn create_or_replace(caller: Caller, body: CreateGroup, replace: bool) -> 
         Some(g) if !caller.can(Permission::Read, group_ref(g.id)) => {
             caller.require_create(ObjectType::Group, ObjectRef::new(ObjectType::Organization, org.id.0)).await?;
             return Err(ApiError::BadRequest {
-                code: "name_taken",
+                code: crate::error::ErrorCode::NameTaken,
                 message: format!("a group named `{}` already exists", name.as_str()),
             });
         }
@@ -251,7 +251,7 @@ pub async fn update(caller: Caller, Path(id): Path<String>, Body(body): Body<Pat
     if let Some(n) = name {
         if is_builtin(&g) && n.as_str() != g.name {
             return Err(ApiError::BadRequest {
-                code: "protected",
+                code: crate::error::ErrorCode::Protected,
                 message: format!("the built-in group `{}` cannot be renamed", g.name),
             });
         }
@@ -291,7 +291,7 @@ pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written
     let g = w.tx().get_group(id).await?.ok_or_else(|| ApiError::not_found("group", id))?;
     if is_builtin(&g) {
         return Err(ApiError::BadRequest {
-            code: "protected",
+            code: crate::error::ErrorCode::Protected,
             message: format!("the built-in group `{}` cannot be deleted", g.name),
         });
     }

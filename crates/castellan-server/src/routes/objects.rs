@@ -163,7 +163,7 @@ pub async fn create_or_get<A: Serialize>(
     let project = project(&mut w, pid).await?;
     if w.tx().find_object_by_name(pid, kind, name.as_str()).await?.is_some() {
         return Err(ApiError::BadRequest {
-            code: "name_taken",
+            code: crate::error::ErrorCode::NameTaken,
             message: format!("a {noun} named `{name}` already exists"),
         });
     }

@@ -78,7 +78,7 @@ pub async fn create(caller: Caller, Body(body): Body<CreateProject>) -> ApiResul
             Ok(Written::existing(dto::project(&p)))
         } else {
             Err(ApiError::BadRequest {
-                code: "name_taken",
+                code: crate::error::ErrorCode::NameTaken,
                 message: format!("a project named `{name}` already exists"),
             })
         };

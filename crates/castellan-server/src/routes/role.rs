@@ -179,7 +179,7 @@ async fn create_or_replace(caller: Caller, body: CreateRole, replace: bool) -> A
         Some(r) if !caller.can(Permission::Read, role_ref(r.id)) => {
             caller.require_create(ObjectType::Role, ObjectRef::new(ObjectType::Organization, org.id.0)).await?;
             return Err(ApiError::BadRequest {
-                code: "name_taken",
+                code: crate::error::ErrorCode::NameTaken,
                 message: format!("a role named `{}` already exists", name.as_str()),
             });
         }

@@ -184,6 +184,7 @@ impl TestApp {
         let headers = resp.headers().clone();
         let bytes = resp.bytes().await.expect("body");
         let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        assert_listed_error(status, &json);
         (status, headers, json)
     }
 
@@ -222,6 +223,18 @@ impl TestApp {
         let bytes = resp.bytes().await.expect("body");
         (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
+}
+
+/// Every error answer any test receives carries a code of the documented table
+/// (`castellan_server::error::ErrorCode`), with that code's status.
+pub fn assert_listed_error(status: StatusCode, body: &Value) {
+    if !(status.is_client_error() || status.is_server_error()) {
+        return;
+    }
+    let Some(code) = body.get("code").and_then(Value::as_str) else { return };
+    let listed = castellan_server::error::ErrorCode::ALL.iter().find(|c| c.as_str() == code);
+    let listed = listed.unwrap_or_else(|| panic!("error code `{code}` is not in the documented table: {body}"));
+    assert_eq!(listed.status().as_u16(), status.as_u16(), "`{code}` answered with the wrong status: {body}");
 }
 
 /// The ids of a list answer, in order.
