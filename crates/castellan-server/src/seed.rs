@@ -5,7 +5,9 @@ use crate::access::{AppState, AuditEvent, Permit, Write};
 use crate::change::Change;
 use crate::dto;
 use crate::error::{ApiError, ApiResult};
-use castellan_authz::seed::{org_seed_acls, owner_role_permissions, BuiltinGroups, OWNER_ROLE_NAME};
+use castellan_authz::seed::{
+    org_seed_acls, owner_role_permissions, BuiltinGroups, BUILTIN_GROUP_NAMES, OWNER_ROLE_NAME,
+};
 use castellan_authz::{Grant, Subject};
 use castellan_core::{AclId, Email, GroupId, KeyId, Name, OrgId, RoleId, UserId};
 use castellan_store::{
@@ -14,13 +16,14 @@ use castellan_store::{
 };
 
 /// The name of the built-in group of owners (it can never be emptied).
-pub const OWNERS_GROUP: &str = "Owners";
+pub const OWNERS_GROUP: &str = BUILTIN_GROUP_NAMES[0];
 
-/// The built-in groups every organization starts with, and what they are for.
+/// The built-in groups every organization starts with (names from
+/// `castellan_authz::seed`, the one copy), and what they are for.
 pub const BUILTIN_GROUPS: [(&str, &str); 3] = [
-    ("Owners", "Full access to the organization, its data and its settings"),
-    ("Engineers", "Create, read, update and delete projects and everything in them"),
-    ("Viewers", "Read projects and everything in them"),
+    (BUILTIN_GROUP_NAMES[0], "Full access to the organization, its data and its settings"),
+    (BUILTIN_GROUP_NAMES[1], "Create, read, update and delete projects and everything in them"),
+    (BUILTIN_GROUP_NAMES[2], "Read projects and everything in them"),
 ];
 
 /// Creates the system roles (`Owner`) if this database does not have them yet.
@@ -131,7 +134,7 @@ pub async fn create_org(w: &mut Write, name: &Name, creator: UserId) -> ApiResul
         "group.member_added",
         "group",
         Some(ids[0].0),
-        Some("Owners"),
+        Some(OWNERS_GROUP),
         None,
         Some(&serde_json::json!({"user_id": creator})),
     )

@@ -324,6 +324,13 @@ impl AppState {
     /// brought to the newest revision first and the permit checked again against it,
     /// so a grant revoked on another replica a moment ago no longer counts.
     pub async fn write(&self, permit: &Permit) -> ApiResult<Write> {
+        // A permit to read never opens a write transaction (a handler bug if tried).
+        if permit.permission == Some(Permission::Read) {
+            return Err(ApiError::Internal(format!(
+                "a read permit cannot open a write transaction: {:?}",
+                permit.target
+            )));
+        }
         let tx = self.0.store.write().await?;
         // INVARIANT: we hold the database's write lock, so after catching up no other
         // writer can change the state this transaction is validated against.
