@@ -158,16 +158,9 @@ async fn create_or_replace(caller: Caller, body: CreateGroup, replace: bool) -> 
         let mut tx = caller.state().read_scope(&scope).await?;
         tx.find_group_by_name(org.id, name.as_str()).await?
     };
-    // A group the caller cannot read is answered as if the name were free: the
-    // create permission decides first (403 without it, as for an unused name), and
-    // only a caller who may create groups learns that the name is taken.
     let existing = match existing {
         Some(g) if !caller.can(Permission::Read, group_ref(g.id)) => {
-            caller.require_create(ObjectType::Group, ObjectRef::new(ObjectType::Organization, org.id.0)).await?;
-            return Err(ApiError::BadRequest {
-                code: crate::error::ErrorCode::NameTaken,
-                message: format!("a group named `{}` already exists", name.as_str()),
-            });
+            return Err(super::unreadable_name_taken(&caller, ObjectType::Group, org.id, name.as_str()).await)
         }
         other => other,
     };

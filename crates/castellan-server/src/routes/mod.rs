@@ -98,6 +98,26 @@ pub fn path_id(name: &str, raw: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(raw).map_err(|_| ApiError::invalid_parameter(format!("`{name}` must be a UUID, got `{raw}`")))
 }
 
+/// The answer to creating a `child` (a group or a role) whose name is taken by one
+/// the caller cannot read: as if the name were free, the create permission decides
+/// first (403 without it, as for an unused name), and only a caller who may create
+/// learns that the name is taken (docs/permissions.md, "Name clashes").
+pub(crate) async fn unreadable_name_taken(
+    caller: &crate::access::Caller,
+    child: castellan_core::ObjectType,
+    org: castellan_core::OrgId,
+    name: &str,
+) -> ApiError {
+    let org_ref = castellan_core::ObjectRef::new(castellan_core::ObjectType::Organization, org.0);
+    match caller.require_create(child, org_ref).await {
+        Err(e) => e,
+        Ok(_) => ApiError::BadRequest {
+            code: crate::error::ErrorCode::NameTaken,
+            message: format!("a {child} named `{name}` already exists"),
+        },
+    }
+}
+
 /// A 400 for an invalid value.
 pub fn invalid(e: impl std::fmt::Display) -> ApiError {
     ApiError::invalid_body(e.to_string())

@@ -172,16 +172,9 @@ async fn create_or_replace(caller: Caller, body: CreateRole, replace: bool) -> A
         let mut tx = caller.state().read_scope(&scope).await?;
         tx.find_role_by_name(Some(org.id), name.as_str()).await?
     };
-    // A role the caller cannot read is answered as if the name were free: the
-    // create permission decides first (403 without it, as for an unused name), and
-    // only a caller who may create roles learns that the name is taken.
     let existing = match existing {
         Some(r) if !caller.can(Permission::Read, role_ref(r.id)) => {
-            caller.require_create(ObjectType::Role, ObjectRef::new(ObjectType::Organization, org.id.0)).await?;
-            return Err(ApiError::BadRequest {
-                code: crate::error::ErrorCode::NameTaken,
-                message: format!("a role named `{}` already exists", name.as_str()),
-            });
+            return Err(super::unreadable_name_taken(&caller, ObjectType::Role, org.id, name.as_str()).await)
         }
         other => other,
     };
