@@ -1,10 +1,6 @@
 //! The OpenAPI document, generated from the handlers' annotations. A test compares it
 //! with the committed `openapi.json` so the published API cannot drift unnoticed.
 
-use crate::routes::{
-    acl, api_key, attachment, audit_log, auth, dataset, experiment, function, group, logs3, members, meta,
-    organization, project, project_logs, prompt, prompt_session, role, service_token, summarize, user,
-};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -102,42 +98,19 @@ impl Modify for Revisions {
             Speaks Braintrust's REST API; Castellan's extensions are marked as such.",
         license(name = "Apache-2.0")
     ),
-    paths(
-        meta::hello, meta::openapi, meta::login, meta::me,
-        organization::list, organization::create, organization::retrieve, organization::update, organization::remove,
-        user::list, user::retrieve,
-        project::list, project::create, project::retrieve, project::update, project::remove,
-        api_key::list, api_key::create, api_key::retrieve, api_key::remove,
-        acl::list, acl::create, acl::find_and_delete, acl::retrieve, acl::remove, acl::list_org, acl::batch_update,
-        acl::explain, acl::who_can, acl::what_can,
-        group::list, group::create, group::replace, group::retrieve, group::update, group::remove,
-        role::list, role::create, role::replace, role::retrieve, role::update, role::remove,
-        members::patch_members, members::accept,
-        audit_log::list, audit_log::chain,
-        service_token::list, service_token::create, service_token::replace, service_token::retrieve, service_token::remove,
-        service_token::remove_by_body,
-        auth::login, auth::logout, auth::change_password, auth::sessions, auth::revoke_session,
-        logs3::version, logs3::logs3, logs3::overflow, logs3::overflow_upload,
-        attachment::announce, attachment::status, attachment::info, attachment::upload, attachment::download,
-        experiment::list, experiment::create, experiment::retrieve, experiment::update, experiment::remove,
-        experiment::insert, experiment::fetch_get, experiment::fetch_post, experiment::feedback, summarize::experiment,
-        dataset::list, dataset::create, dataset::retrieve, dataset::update, dataset::remove,
-        dataset::insert, dataset::fetch_get, dataset::fetch_post, dataset::feedback, summarize::dataset,
-        project_logs::insert, project_logs::fetch_get, project_logs::fetch_post, project_logs::feedback,
-        prompt::list, prompt::create, prompt::replace, prompt::retrieve, prompt::update, prompt::remove,
-        function::list, function::create, function::replace, function::retrieve, function::update, function::remove,
-        prompt_session::list, prompt_session::create, prompt_session::retrieve, prompt_session::update,
-        prompt_session::remove, prompt_session::insert, prompt_session::fetch,
-    ),
     components(schemas(castellan_api_types::ErrorBody)),
-    modifiers(&BearerAuth, &Errors, &Revisions),
     security(("bearerAuth" = [])),
 )]
 struct ApiDoc;
 
-/// The document.
+/// The document: the operations the router registers (`routes::api`), then the
+/// security scheme, the error answers and the revision headers on every operation.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
+    doc.merge(crate::routes::api().into_openapi());
+    for m in [&BearerAuth as &dyn Modify, &Errors, &Revisions] {
+        m.modify(&mut doc);
+    }
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     doc
 }

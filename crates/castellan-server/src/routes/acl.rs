@@ -8,8 +8,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Params, MAX_LIMIT};
 use crate::fill;
 use axum::extract::Path;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use castellan_api_types::{
     parse_time, Acl, AclBatchUpdate, AclBatchUpdateResponse, AclItem, Explanation, GrantPathOut, IdPage, ListResponse,
     NearMissOut, ObjectRefOut,
@@ -18,18 +17,22 @@ use castellan_authz::{NearMissReason, Subject};
 use castellan_core::{AclId, GroupId, ObjectRef, ObjectType, OrgId, Permission, RoleId, UserId};
 use castellan_store::{acl_content_key, AclFilter, AclRecord, Paged, Tx};
 use std::collections::BTreeSet;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-pub(crate) fn routes() -> Router<crate::access::AppState> {
-    Router::new()
-        .route("/v1/acl", get(list).post(create).delete(find_and_delete))
-        .route("/v1/acl/list_org", get(list_org))
-        .route("/v1/acl/batch_update", post(batch_update))
-        .route("/v1/acl/batch-update", post(batch_update))
-        .route("/v1/acl/explain", get(explain))
-        .route("/v1/acl/who_can", get(who_can))
-        .route("/v1/acl/what_can", get(what_can))
-        .route("/v1/acl/{acl_id}", get(retrieve).delete(remove))
+/// This module's endpoints: each registered from its `#[utoipa::path]`, so the
+/// route and its OpenAPI operation are declared once.
+pub(crate) fn routes() -> OpenApiRouter<crate::access::AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create, find_and_delete))
+        .routes(routes!(list_org))
+        .routes(routes!(batch_update))
+        // The older spelling the Python SDK still uses.
+        .route("/v1/acl/batch-update", axum::routing::post(batch_update))
+        .routes(routes!(explain))
+        .routes(routes!(who_can))
+        .routes(routes!(what_can))
+        .routes(routes!(retrieve, remove))
 }
 
 /// An `AclItem` whose shape is valid: exactly one grantee, exactly one grant, a

@@ -7,17 +7,17 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Params};
 use crate::fill;
 use axum::extract::Path;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use castellan_api_types::{ApiKey, CreateApiKey, CreateApiKeyOutput, ListResponse};
 use castellan_core::{KeyId, Name, OrgId, UserId};
 use castellan_store::{KeyFilter, KeyKind, KeyRecord, Paged, Tx, UserRecord};
 use std::collections::HashMap;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub(crate) fn routes() -> Router<crate::access::AppState> {
-    Router::new()
-        .route("/v1/api_key", get(list).post(create))
-        .route("/v1/api_key/{api_key_id}", get(retrieve).delete(remove))
+/// This module's endpoints: each registered from its `#[utoipa::path]`, so the
+/// route and its OpenAPI operation are declared once.
+pub(crate) fn routes() -> OpenApiRouter<crate::access::AppState> {
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(retrieve, remove))
 }
 
 async fn with_owners(tx: &mut dyn Tx, keys: &[KeyRecord]) -> ApiResult<Vec<ApiKey>> {

@@ -14,23 +14,22 @@ use crate::extract::{Body, Params};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use bytes::Bytes;
 use castellan_api_types::{AttachmentInfo, AttachmentRequest, AttachmentStatusRequest, AttachmentUpload};
 use castellan_core::{OrgId, Permission};
 use castellan_store::{BlobPurpose, BlobRecord, StoreError};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 const BLOB_PATH: &str = "/attachment/blob";
 const STATUSES: [&str; 3] = ["uploading", "done", "error"];
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/attachment", post(announce).get(info))
-        .route("/attachment/status", post(status))
-        .route("/attachment/blob/{key}", get(download).put(upload))
+/// This module's endpoints: each registered from its `#[utoipa::path]`, so the
+/// route and its OpenAPI operation are declared once.
+pub(crate) fn routes() -> OpenApiRouter<crate::access::AppState> {
+    OpenApiRouter::new().routes(routes!(announce, info)).routes(routes!(status)).routes(routes!(download, upload))
 }
 
 fn check_key(key: &str) -> ApiResult<()> {

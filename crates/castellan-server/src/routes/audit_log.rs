@@ -4,16 +4,18 @@
 use crate::access::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Params, MAX_LIMIT};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use castellan_api_types::{format_time, parse_time, AuditLogEntry, ListResponse};
 use castellan_core::{ObjectRef, ObjectType, Permission, UserId};
 use castellan_store::audit::AuditRecord;
 use castellan_store::AuditFilter;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub(crate) fn routes() -> Router<crate::access::AppState> {
-    Router::new().route("/v1/audit_log", get(list)).route("/v1/audit_log/chain", get(chain))
+/// This module's endpoints: each registered from its `#[utoipa::path]`, so the
+/// route and its OpenAPI operation are declared once.
+pub(crate) fn routes() -> OpenApiRouter<crate::access::AppState> {
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(chain))
 }
 
 /// A record on the wire.

@@ -2,29 +2,31 @@
 
 use super::objects::{self, check_object, check_tags, load};
 use super::{invalid, path_id, Written};
-use crate::access::{AppState, Caller};
+use crate::access::Caller;
 use crate::dataplane::objects::{dataset as wire, fields, merge_value, to_data, DatasetData};
 use crate::error::ApiResult;
 use crate::extract::{Body, Params};
 use axum::extract::Path;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use castellan_api_types::{
     CreateDataset, Dataset, Feedback, FeedbackResponse, FetchEvents, FetchEventsResponse, InsertEvents,
     InsertEventsResponse, ListResponse, PatchDataset,
 };
 use castellan_core::{Name, Permission, ProjectId};
 use castellan_store::{EventKind, ObjectKind};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 const KINDS: &[ObjectKind] = &[ObjectKind::Dataset];
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/dataset", get(list).post(create))
-        .route("/v1/dataset/{dataset_id}", get(retrieve).patch(update).delete(remove))
-        .route("/v1/dataset/{dataset_id}/insert", post(insert))
-        .route("/v1/dataset/{dataset_id}/fetch", get(fetch_get).post(fetch_post))
-        .route("/v1/dataset/{dataset_id}/feedback", post(feedback))
+/// This module's endpoints: each registered from its `#[utoipa::path]`, so the
+/// route and its OpenAPI operation are declared once.
+pub(crate) fn routes() -> OpenApiRouter<crate::access::AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(retrieve, update, remove))
+        .routes(routes!(insert))
+        .routes(routes!(fetch_get, fetch_post))
+        .routes(routes!(feedback))
 }
 
 /// Datasets the caller can read, newest first.

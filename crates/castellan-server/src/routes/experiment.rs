@@ -2,30 +2,32 @@
 
 use super::objects::{self, check_object, check_tags, load, object_ref, project_ref};
 use super::{invalid, path_id, Written};
-use crate::access::{AppState, Caller};
+use crate::access::Caller;
 use crate::dataplane::objects::{experiment as wire, fields, merge_value, to_data, ExperimentData};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Params};
 use axum::extract::Path;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use castellan_api_types::{
     format_time, CreateExperiment, Experiment, Feedback, FeedbackResponse, FetchEvents, FetchEventsResponse,
     InsertEvents, InsertEventsResponse, ListResponse, PatchExperiment,
 };
 use castellan_core::{Name, ObjectType, Permission, ProjectId};
 use castellan_store::{EventKind, ObjectKind, ObjectRecord};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 const KINDS: &[ObjectKind] = &[ObjectKind::Experiment];
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/experiment", get(list).post(create))
-        .route("/v1/experiment/{experiment_id}", get(retrieve).patch(update).delete(remove))
-        .route("/v1/experiment/{experiment_id}/insert", post(insert))
-        .route("/v1/experiment/{experiment_id}/fetch", get(fetch_get).post(fetch_post))
-        .route("/v1/experiment/{experiment_id}/feedback", post(feedback))
+/// This module's endpoints: each registered from its `#[utoipa::path]`, so the
+/// route and its OpenAPI operation are declared once.
+pub(crate) fn routes() -> OpenApiRouter<crate::access::AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(retrieve, update, remove))
+        .routes(routes!(insert))
+        .routes(routes!(fetch_get, fetch_post))
+        .routes(routes!(feedback))
 }
 
 /// Experiments the caller can read, newest first.

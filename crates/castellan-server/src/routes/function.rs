@@ -4,19 +4,19 @@
 
 use super::objects::{self, check_object, check_tags, load, object_ref, project_ref};
 use super::{invalid, path_id, Written};
-use crate::access::{AppState, Caller};
+use crate::access::Caller;
 use crate::dataplane::objects::{
     fields, function as wire, function_kind, merge_value, to_data, FunctionData, FUNCTION_TYPES,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Params};
 use axum::extract::Path;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use castellan_api_types::{CreateFunction, Function, ListResponse, PatchFunction};
 use castellan_core::{Name, ObjectType, Permission, ProjectId};
 use castellan_store::{ObjectKind, ObjectRecord, XactId};
 use serde_json::{json, Value};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 /// Which endpoint family a request came through.
@@ -37,10 +37,10 @@ impl Mode {
     }
 }
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/function", get(list).post(create).put(replace))
-        .route("/v1/function/{function_id}", get(retrieve).patch(update).delete(remove))
+/// This module's endpoints: each registered from its `#[utoipa::path]`, so the
+/// route and its OpenAPI operation are declared once.
+pub(crate) fn routes() -> OpenApiRouter<crate::access::AppState> {
+    OpenApiRouter::new().routes(routes!(list, create, replace)).routes(routes!(retrieve, update, remove))
 }
 
 fn check_slug(slug: &str) -> ApiResult<String> {

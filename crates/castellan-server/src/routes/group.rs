@@ -9,17 +9,17 @@ use crate::extract::{Body, Params};
 use crate::fill;
 use crate::seed::BUILTIN_GROUPS;
 use axum::extract::Path;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use castellan_api_types::{format_time, CreateGroup, Group, ListResponse, PatchGroup};
 use castellan_core::{GroupId, Name, ObjectRef, ObjectType, OrgId, Permission, UserId};
 use castellan_store::{GroupFilter, GroupRecord, Paged, Tx};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-pub(crate) fn routes() -> Router<crate::access::AppState> {
-    Router::new()
-        .route("/v1/group", get(list).post(create).put(replace))
-        .route("/v1/group/{group_id}", get(retrieve).patch(update).delete(remove))
+/// This module's endpoints: each registered from its `#[utoipa::path]`, so the
+/// route and its OpenAPI operation are declared once.
+pub(crate) fn routes() -> OpenApiRouter<crate::access::AppState> {
+    OpenApiRouter::new().routes(routes!(list, create, replace)).routes(routes!(retrieve, update, remove))
 }
 
 fn group_ref(id: GroupId) -> ObjectRef {

@@ -9,8 +9,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_json, Body, Params};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::Json;
 use bytes::Bytes;
 use castellan_api_types::{Logs3Response, OverflowRequest, SignedUpload, VersionInfo};
 use castellan_core::{ObjectRef, ObjectType, OrgId};
@@ -18,18 +17,21 @@ use castellan_store::{BlobPurpose, BlobRecord, EventObject, StoreError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// The reference type of an overflow payload in `rows`.
 const OVERFLOW_TYPE: &str = "logs3_overflow";
 /// The most a single `/logs3` request is advertised to carry (the SDK's own cap).
 const MAX_ADVERTISED: usize = 6 * 1024 * 1024;
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/version", get(version))
-        .route("/logs3", post(logs3))
-        .route("/logs3/overflow", post(overflow))
-        .route("/logs3/overflow/{key}", put(overflow_upload))
+/// This module's endpoints: each registered from its `#[utoipa::path]`, so the
+/// route and its OpenAPI operation are declared once.
+pub(crate) fn routes() -> OpenApiRouter<crate::access::AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(version))
+        .routes(routes!(logs3))
+        .routes(routes!(overflow))
+        .routes(routes!(overflow_upload))
 }
 
 /// The `/logs3` size limit the server advertises: a quarter of the largest body it

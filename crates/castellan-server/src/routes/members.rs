@@ -7,21 +7,22 @@ use crate::change::Change;
 use crate::dto;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Body;
-use axum::routing::{patch, post};
-use axum::Router;
 use castellan_api_types::{
     format_time, AcceptInvitation, AcceptedInvitation, AddedUser, Invitation, PatchOrganizationMembers,
     PatchOrganizationMembersOutput,
 };
 use castellan_core::{Email, GroupId, Name, ObjectRef, ObjectType, OrgId, Permission, UserId};
 use castellan_store::{InvitationRecord, KeyKind, MemberRecord, OrgRecord, UserKind, UserRecord};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 /// How long an invitation can be accepted.
 const INVITATION_LIFETIME_MICROS: i64 = 7 * 24 * 3600 * 1_000_000;
 
-pub(crate) fn routes() -> Router<crate::access::AppState> {
-    Router::new().route("/v1/organization/members", patch(patch_members)).route("/api/invitation/accept", post(accept))
+/// This module's endpoints: each registered from its `#[utoipa::path]`, so the
+/// route and its OpenAPI operation are declared once.
+pub(crate) fn routes() -> OpenApiRouter<crate::access::AppState> {
+    OpenApiRouter::new().routes(routes!(patch_members)).routes(routes!(accept))
 }
 
 async fn resolve_org(caller: &Caller, body: &PatchOrganizationMembers) -> ApiResult<OrgRecord> {

@@ -4,18 +4,22 @@
 use crate::access::{AppState, Caller};
 use crate::error::ApiResult;
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use castellan_api_types::{OrgRef, SelfInfo, ServiceInfo};
 use serde::Serialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1", get(hello))
-        .route("/v1/", get(hello))
-        .route("/openapi.json", get(openapi))
-        .route("/api/apikey/login", post(login))
-        .route("/api/self/me", post(me).get(me))
+/// This module's endpoints: each registered from its `#[utoipa::path]`, so the
+/// route and its OpenAPI operation are declared once.
+pub(crate) fn routes() -> OpenApiRouter<crate::access::AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(hello))
+        .route("/v1/", axum::routing::get(hello))
+        .routes(routes!(openapi))
+        .routes(routes!(login))
+        .routes(routes!(me))
+        // The TypeScript SDK asks with GET.
+        .route("/api/self/me", axum::routing::get(me))
 }
 
 /// Says hello; needs no credential.

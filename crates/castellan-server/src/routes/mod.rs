@@ -123,10 +123,10 @@ pub fn invalid(e: impl std::fmt::Display) -> ApiError {
     ApiError::invalid_body(e.to_string())
 }
 
-/// The whole application.
-pub fn app(state: AppState) -> Router {
-    let max_body = state.config().max_body_bytes;
-    Router::new()
+/// Every endpoint, each declared once by its `#[utoipa::path]` (route and OpenAPI
+/// operation together).
+pub fn api() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
         .merge(meta::routes())
         .merge(organization::routes())
         .merge(user::routes())
@@ -148,6 +148,13 @@ pub fn app(state: AppState) -> Router {
         .merge(audit_log::routes())
         .merge(auth::routes())
         .merge(service_token::routes())
+}
+
+/// The whole application.
+pub fn app(state: AppState) -> Router {
+    let max_body = state.config().max_body_bytes;
+    let (router, _) = api().split_for_parts();
+    router
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(state.clone(), revisions))

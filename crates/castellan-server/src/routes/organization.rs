@@ -8,18 +8,18 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Params};
 use crate::fill;
 use axum::extract::Path;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use castellan_api_types::{
     CreateOrganization, CreatedOrganization, ListResponse, Organization, PatchOrganization, IMAGE_RENDERING_MODES,
 };
 use castellan_core::{Name, ObjectRef, ObjectType, OrgId, Permission};
 use castellan_store::{OrgFilter, Paged};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub(crate) fn routes() -> Router<crate::access::AppState> {
-    Router::new()
-        .route("/v1/organization", get(list).post(create))
-        .route("/v1/organization/{organization_id}", get(retrieve).patch(update).delete(remove))
+/// This module's endpoints: each registered from its `#[utoipa::path]`, so the
+/// route and its OpenAPI operation are declared once.
+pub(crate) fn routes() -> OpenApiRouter<crate::access::AppState> {
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(retrieve, update, remove))
 }
 
 /// Organizations the caller belongs to, newest first.

@@ -8,16 +8,16 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Params};
 use crate::fill;
 use axum::extract::Path;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use castellan_api_types::{CreateProject, ListResponse, PatchProject, Project};
 use castellan_core::{Name, ObjectRef, ObjectType, Permission, ProjectId};
 use castellan_store::{Paged, ProjectFilter, ProjectRecord};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub(crate) fn routes() -> Router<crate::access::AppState> {
-    Router::new()
-        .route("/v1/project", get(list).post(create))
-        .route("/v1/project/{project_id}", get(retrieve).patch(update).delete(remove))
+/// This module's endpoints: each registered from its `#[utoipa::path]`, so the
+/// route and its OpenAPI operation are declared once.
+pub(crate) fn routes() -> OpenApiRouter<crate::access::AppState> {
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(retrieve, update, remove))
 }
 
 fn project_ref(id: ProjectId) -> ObjectRef {

@@ -1,18 +1,15 @@
 //! `/v1/project_logs/{project_id}`: a project's logs (object type `project_log`).
 
-use crate::access::AppState;
-use axum::routing::{get, post};
-use axum::Router;
 use castellan_api_types::{
     Feedback, FeedbackResponse, FetchEvents, FetchEventsResponse, InsertEvents, InsertEventsResponse,
 };
 use castellan_store::EventKind;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/project_logs/{project_id}/insert", post(insert))
-        .route("/v1/project_logs/{project_id}/fetch", get(fetch_get).post(fetch_post))
-        .route("/v1/project_logs/{project_id}/feedback", post(feedback))
+/// This module's endpoints: each registered from its `#[utoipa::path]`, so the
+/// route and its OpenAPI operation are declared once.
+pub(crate) fn routes() -> OpenApiRouter<crate::access::AppState> {
+    OpenApiRouter::new().routes(routes!(insert)).routes(routes!(fetch_get, fetch_post)).routes(routes!(feedback))
 }
 
 super::events::event_endpoints! {

@@ -3,18 +3,18 @@
 
 use super::function::{create_in, list_in, remove_in, retrieve_in, update_in, Mode};
 use super::Written;
-use crate::access::{AppState, Caller};
+use crate::access::Caller;
 use crate::error::ApiResult;
 use crate::extract::{Body, Params};
 use axum::extract::Path;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use castellan_api_types::{CreateFunction, Function, ListResponse, PatchFunction};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/prompt", get(list).post(create).put(replace))
-        .route("/v1/prompt/{prompt_id}", get(retrieve).patch(update).delete(remove))
+/// This module's endpoints: each registered from its `#[utoipa::path]`, so the
+/// route and its OpenAPI operation are declared once.
+pub(crate) fn routes() -> OpenApiRouter<crate::access::AppState> {
+    OpenApiRouter::new().routes(routes!(list, create, replace)).routes(routes!(retrieve, update, remove))
 }
 
 /// Prompts the caller can read, newest first; with `version`, each as it was then

@@ -5,28 +5,30 @@
 
 use super::objects::{self, check_object, check_tags, load};
 use super::{events, invalid, path_id, Written};
-use crate::access::{AppState, Caller};
+use crate::access::Caller;
 use crate::dataplane::objects::{fields, prompt_session as wire, to_data, SessionData};
 use crate::error::ApiResult;
 use crate::extract::{Body, Params};
 use axum::extract::Path;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use castellan_api_types::{
     CreatePromptSession, FetchEvents, FetchEventsResponse, InsertEvents, InsertEventsResponse, ListResponse,
     PatchPromptSession, PromptSession,
 };
 use castellan_core::{Name, Permission, ProjectId};
 use castellan_store::{EventKind, EventObject, ObjectKind};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 const KINDS: &[ObjectKind] = &[ObjectKind::PromptSession];
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/prompt_session", get(list).post(create))
-        .route("/v1/prompt_session/{prompt_session_id}", get(retrieve).patch(update).delete(remove))
-        .route("/v1/prompt_session/{prompt_session_id}/insert", post(insert))
-        .route("/v1/prompt_session/{prompt_session_id}/fetch", post(fetch))
+/// This module's endpoints: each registered from its `#[utoipa::path]`, so the
+/// route and its OpenAPI operation are declared once.
+pub(crate) fn routes() -> OpenApiRouter<crate::access::AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(retrieve, update, remove))
+        .routes(routes!(insert))
+        .routes(routes!(fetch))
 }
 
 /// Playgrounds the caller can read, newest first.

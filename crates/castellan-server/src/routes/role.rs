@@ -8,17 +8,17 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Params};
 use crate::fill;
 use axum::extract::Path;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use castellan_api_types::{format_time, CreateRole, ListResponse, MemberPermission, PatchRole, Role};
 use castellan_core::{Name, ObjectRef, ObjectType, OrgId, Permission, RoleId};
 use castellan_store::{Paged, RoleFilter, RolePermission, RoleRecord, Tx};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-pub(crate) fn routes() -> Router<crate::access::AppState> {
-    Router::new()
-        .route("/v1/role", get(list).post(create).put(replace))
-        .route("/v1/role/{role_id}", get(retrieve).patch(update).delete(remove))
+/// This module's endpoints: each registered from its `#[utoipa::path]`, so the
+/// route and its OpenAPI operation are declared once.
+pub(crate) fn routes() -> OpenApiRouter<crate::access::AppState> {
+    OpenApiRouter::new().routes(routes!(list, create, replace)).routes(routes!(retrieve, update, remove))
 }
 
 fn role_ref(id: RoleId) -> ObjectRef {

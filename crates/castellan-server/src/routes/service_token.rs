@@ -7,19 +7,19 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Params};
 use crate::fill;
 use axum::extract::Path;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use castellan_api_types::{
     format_time, parse_time, CreateServiceToken, CreateServiceTokenOutput, DeleteServiceToken, ListResponse,
     ServiceToken,
 };
 use castellan_core::{KeyId, Name, OrgId, UserId};
 use castellan_store::{KeyFilter, KeyKind, KeyRecord, Paged, Tx, UserKind};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub(crate) fn routes() -> Router<crate::access::AppState> {
-    Router::new()
-        .route("/v1/service_token", get(list).post(create).put(replace).delete(remove_by_body))
-        .route("/v1/service_token/{service_token_id}", get(retrieve).delete(remove))
+/// This module's endpoints: each registered from its `#[utoipa::path]`, so the
+/// route and its OpenAPI operation are declared once.
+pub(crate) fn routes() -> OpenApiRouter<crate::access::AppState> {
+    OpenApiRouter::new().routes(routes!(list, create, replace, remove_by_body)).routes(routes!(retrieve, remove))
 }
 
 async fn to_wire(tx: &mut dyn Tx, k: &KeyRecord) -> ApiResult<ServiceToken> {

@@ -2,25 +2,25 @@
 
 use super::objects::{load, object_ref};
 use super::path_id;
-use crate::access::{AppState, Caller};
+use crate::access::Caller;
 use crate::dataplane::{encode_component, public_base, summary};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Params;
 use axum::extract::Path;
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use castellan_api_types::{DataSummary, DatasetSummary, ExperimentSummary};
 use castellan_core::Permission;
 use castellan_store::page::{Direction, Window};
 use castellan_store::{
     EventKind, EventObject, EventQuery, ObjectFilter, ObjectKind, ObjectRecord, Paged, StoredEvent, Tx,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/experiment/{experiment_id}/summarize", get(experiment))
-        .route("/v1/dataset/{dataset_id}/summarize", get(dataset))
+/// This module's endpoints: each registered from its `#[utoipa::path]`, so the
+/// route and its OpenAPI operation are declared once.
+pub(crate) fn routes() -> OpenApiRouter<crate::access::AppState> {
+    OpenApiRouter::new().routes(routes!(experiment)).routes(routes!(dataset))
 }
 
 /// Rows read per query while summarizing.

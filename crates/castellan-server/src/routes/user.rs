@@ -7,14 +7,16 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::Params;
 use crate::fill;
 use axum::extract::Path;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use castellan_api_types::{ListResponse, User};
 use castellan_core::{ObjectType, Permission, UserId};
 use castellan_store::{Paged, UserFilter};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub(crate) fn routes() -> Router<crate::access::AppState> {
-    Router::new().route("/v1/user", get(list)).route("/v1/user/{user_id}", get(retrieve))
+/// This module's endpoints: each registered from its `#[utoipa::path]`, so the
+/// route and its OpenAPI operation are declared once.
+pub(crate) fn routes() -> OpenApiRouter<crate::access::AppState> {
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(retrieve))
 }
 
 /// Members of the caller's organizations (where it may read members), newest first.

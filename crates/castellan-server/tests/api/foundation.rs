@@ -33,6 +33,14 @@ async fn the_root_and_the_openapi_document_need_no_credential(b: Backend) {
     let (s, h, _) = app.send(Method::OPTIONS, "/v1/project", None, None, &[("origin", "https://x.example")]).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(h["access-control-allow-origin"], "https://x.example");
+    // The routes that are not in the document (spellings clients still use) answer.
+    let (s, _, v) = app.send(Method::GET, "/v1/", None, None, &[]).await;
+    assert_eq!((s, v["message"].as_str()), (StatusCode::OK, Some("Hello, World!")));
+    let key = app.bootstrap("acme", "ada@example.com").await;
+    let (s, _, v) = app.send(Method::GET, "/api/self/me", Some(&key), None, &[]).await;
+    assert_eq!((s, v["email"].as_str()), (StatusCode::OK, Some("ada@example.com")), "{v}");
+    let (s, _, v) = app.send(Method::POST, "/v1/acl/batch-update", Some(&key), Some(json!({})), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
 }
 
 async fn a_missing_bad_or_malformed_credential_is_401(b: Backend) {
