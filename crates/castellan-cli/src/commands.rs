@@ -212,7 +212,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Migrate(a) => {
             let config = a.config()?;
             init_logging(&config.log);
-            let store = castellan_server::access::open_store(&config).await?;
+            let store = castellan_server::serve::open_store(&config).await?;
             store.migrate().await?;
             println!("migrations applied ({})", store.backend());
             store.close().await;
@@ -282,8 +282,8 @@ async fn serve(a: ServerArgs) -> Result<()> {
 async fn bootstrap(a: BootstrapArgs) -> Result<()> {
     let config = a.server.config()?;
     init_logging(&config.log);
-    let store = castellan_server::access::open_store(&config).await?;
-    let state = castellan_server::AppState::new(store, config, castellan_server::access::system_clock()).await?;
+    let store = castellan_server::serve::open_store(&config).await?;
+    let state = castellan_server::serve::prepare(store, config, castellan_server::access::system_clock()).await?;
     let out = castellan_server::seed::bootstrap(&state, &a.org, &a.email).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     state.close().await;
     emit(a.json, &out, |o| {

@@ -19,7 +19,7 @@
 //! the project's logs, so most requests name two objects.
 
 use castellan_core::ProjectId;
-use castellan_server::access::{system_clock, AppState};
+use castellan_server::access::system_clock;
 use castellan_server::config::Config;
 use castellan_server::serve::start_with_state;
 use castellan_store::{EventKind, EventObject, EventWrite, Store};
@@ -148,7 +148,8 @@ async fn main() -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let store = open(&a, dir.path()).await?;
     let config = Config { listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?, ..Config::default() };
-    let state = AppState::new(store.clone(), config, system_clock()).await.map_err(|e| e.to_string())?;
+    let state =
+        castellan_server::serve::prepare(store.clone(), config, system_clock()).await.map_err(|e| e.to_string())?;
     let running = start_with_state(state.clone()).await.map_err(|e| e.to_string())?;
     let base = format!("http://{}", running.addr);
     let key =

@@ -14,7 +14,7 @@
 //!     --postgres-url postgres://postgres:postgres@localhost/castellan_test --rounds 300
 //! ```
 
-use castellan_server::access::{system_clock, AppState};
+use castellan_server::access::system_clock;
 use castellan_server::config::Config;
 use castellan_server::serve::start_with_state;
 use castellan_store_postgres::PgStore;
@@ -50,7 +50,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         async move {
             let store = Arc::new(PgStore::connect(&url, Some(&schema)).await?);
             let config = Config { listen: "127.0.0.1:0".parse()?, poll_interval: poll, ..Default::default() };
-            let state = AppState::new(store, config, system_clock()).await?;
+            let state = castellan_server::serve::prepare(store, config, system_clock()).await?;
             let running = start_with_state(state.clone()).await?;
             Ok::<_, Box<dyn std::error::Error>>((format!("http://{}", running.addr), state, running))
         }

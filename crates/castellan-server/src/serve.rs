@@ -1,8 +1,12 @@
 //! Running the server.
 
-use crate::access::{open_store, system_clock, AppState, OpenError};
+use crate::access::{system_clock, AppState, Clock, OpenError};
 use crate::config::Config;
+use castellan_store::{Store, StoreError};
+use castellan_store_postgres::PgStore;
+use castellan_store_sqlite::SqliteStore;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
@@ -61,8 +65,55 @@ impl Running {
 /// Opens the database, builds the index and starts serving on `config.listen`.
 pub async fn start(config: Config) -> Result<Running, ServeError> {
     let store = open_store(&config).await?;
-    let state = AppState::new(store, config.clone(), system_clock()).await?;
+    let state = prepare(store, config.clone(), system_clock()).await?;
     start_with_state(state).await
+}
+
+/// Opens the configured database (PostgreSQL if a URL is set, else the SQLite file
+/// under the data directory) and runs migrations.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, OpenError> {
+    match &config.database_url {
+        Some(url) => Ok(Arc::new(PgStore::connect(url, None).await?)),
+        None => {
+            let dir_err = |source| OpenError::DataDir { path: config.data_dir.clone(), source };
+            std::fs::create_dir_all(&config.data_dir).map_err(dir_err)?;
+            // The data directory holds the database and generated secrets: only the
+            // server's own user may enter it or read them.
+            restrict(&config.data_dir, 0o700).map_err(dir_err)?;
+            let path = config.data_dir.join("castellan.sqlite");
+            let store = SqliteStore::open(&path).await?;
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = path.clone().into_os_string();
+                p.push(suffix);
+                let p = std::path::PathBuf::from(p);
+                if p.exists() {
+                    restrict(&p, 0o600).map_err(dir_err)?;
+                }
+            }
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// Sets a file's or directory's permission bits (Unix; elsewhere a no-op).
+fn restrict(path: &std::path::Path, mode: u32) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
+}
+
+/// Builds the application state over an open store and seeds what the system owns
+/// (the system roles) if this database does not have it yet: the one place a
+/// process starts from, whether it serves, bootstraps or runs a test.
+pub async fn prepare(store: Arc<dyn Store>, config: Config, clock: Clock) -> Result<AppState, OpenError> {
+    let state = AppState::new(store, config, clock).await?;
+    crate::seed::ensure_system_roles(&state).await.map_err(|e| OpenError::Store(StoreError::Backend(e.to_string())))?;
+    Ok(state)
 }
 
 /// Starts serving an already-built state.

@@ -25,8 +25,6 @@ use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
 use castellan_core::{KeyId, ObjectRef, ObjectType, OrgId, Permission, UserId};
 use castellan_store::{KeyRecord, Micros, Store, StoreError, Tx};
-use castellan_store_postgres::PgStore;
-use castellan_store_sqlite::SqliteStore;
 use std::sync::Arc;
 
 /// The source of "now", in unix epoch microseconds. Tests inject their own.
@@ -197,47 +195,9 @@ pub enum OpenError {
     },
 }
 
-/// Opens the configured database (PostgreSQL if a URL is set, else the SQLite file
-/// under the data directory) and runs migrations.
-pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, OpenError> {
-    match &config.database_url {
-        Some(url) => Ok(Arc::new(PgStore::connect(url, None).await?)),
-        None => {
-            let dir_err = |source| OpenError::DataDir { path: config.data_dir.clone(), source };
-            std::fs::create_dir_all(&config.data_dir).map_err(dir_err)?;
-            // The data directory holds the database and generated secrets: only the
-            // server's own user may enter it or read them.
-            restrict(&config.data_dir, 0o700).map_err(dir_err)?;
-            let path = config.data_dir.join("castellan.sqlite");
-            let store = SqliteStore::open(&path).await?;
-            for suffix in ["", "-wal", "-shm"] {
-                let mut p = path.clone().into_os_string();
-                p.push(suffix);
-                let p = std::path::PathBuf::from(p);
-                if p.exists() {
-                    restrict(&p, 0o600).map_err(dir_err)?;
-                }
-            }
-            Ok(Arc::new(store))
-        }
-    }
-}
-
-/// Sets a file's or directory's permission bits (Unix; elsewhere a no-op).
-fn restrict(path: &std::path::Path, mode: u32) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-    }
-    #[cfg(not(unix))]
-    let _ = (path, mode);
-    Ok(())
-}
-
 impl AppState {
-    /// Builds the state over an open store: seeds the system roles if missing and
-    /// loads the authorization index.
+    /// Builds the state over an open store: loads the authorization index and starts
+    /// the background work. Startup (`serve::prepare`) seeds the system roles.
     pub async fn new(store: Arc<dyn Store>, config: Config, clock: Clock) -> Result<AppState, OpenError> {
         let index = Arc::new(Index::load(store.clone()).await?);
         let candidate: [u8; 32] = rand::random();
@@ -271,10 +231,6 @@ impl AppState {
             flusher,
         }));
         crate::passwords::warm_up();
-        crate::seed::ensure_system_roles(&state).await.map_err(|e| match e {
-            ApiError::Internal(m) => OpenError::Store(StoreError::Backend(m)),
-            other => OpenError::Store(StoreError::Backend(other.to_string())),
-        })?;
         Ok(state)
     }
 

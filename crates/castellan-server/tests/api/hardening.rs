@@ -451,11 +451,11 @@ async fn the_sqlite_file_and_data_directory_are_private_to_the_server() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let config = castellan_server::config::Config { data_dir: data.clone(), ..test_config() };
-    let store = castellan_server::access::open_store(&config).await.expect("open");
+    let store = castellan_server::serve::open_store(&config).await.expect("open");
     let mode = |p: &std::path::Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
     assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(&data.join("castellan.sqlite")), 0o600);
-    let state = castellan_server::access::AppState::new(store, config, system_clock()).await.expect("state");
+    let state = castellan_server::serve::prepare(store, config, system_clock()).await.expect("state");
     castellan_server::seed::bootstrap(&state, "acme", "ada@acme.example").await.expect("bootstrap");
     for entry in std::fs::read_dir(&data).expect("dir") {
         let p = entry.expect("entry").path();

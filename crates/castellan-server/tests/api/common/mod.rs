@@ -137,7 +137,7 @@ impl TestApp {
     /// Starts a server (a replica) over an existing database.
     pub async fn spawn_on(db: Db, config: Config, clock: Clock) -> TestApp {
         let store = db.open().await;
-        let state = AppState::new(store, config, clock).await.expect("state");
+        let state = castellan_server::serve::prepare(store, config, clock).await.expect("state");
         let running = start_with_state(state.clone()).await.expect("start");
         let base = format!("http://{}", running.addr);
         let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
