@@ -15,6 +15,7 @@ pub mod ratelimit;
 pub mod routes;
 pub mod seed;
 pub mod serve;
+pub mod state;
 
 pub use access::AppState;
 pub use config::Config;

@@ -4,7 +4,7 @@
 use super::caller::{Caller, Credential, ORG_HEADER};
 use super::{Actor, AppState};
 use crate::error::{ApiError, ApiResult};
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::Method;
 use castellan_core::{Email, ObjectRef, ObjectType, Permission, UserId};
@@ -74,10 +74,14 @@ pub fn client_ip(parts: &Parts, state: &AppState) -> Option<String> {
     parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string())
 }
 
-impl FromRequestParts<AppState> for Caller {
+impl<S: Send + Sync> FromRequestParts<S> for Caller
+where
+    AppState: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, app: &S) -> Result<Self, Self::Rejection> {
+        let state = &AppState::from_ref(app);
         if let Some(c) = parts.extensions.get::<Caller>() {
             return Ok(c.clone());
         }
@@ -262,10 +266,13 @@ async fn impersonate(state: &AppState, real: &UserRecord, target: &str) -> ApiRe
 /// cookie), else `None`. A credential that is present but bad is still a 401.
 pub struct MaybeCaller(pub Option<Caller>);
 
-impl FromRequestParts<AppState> for MaybeCaller {
+impl<S: Send + Sync> FromRequestParts<S> for MaybeCaller
+where
+    AppState: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let has_credential =
             parts.headers.contains_key(axum::http::header::AUTHORIZATION) || cookie(parts, SESSION_COOKIE).is_some();
         if !has_credential {

@@ -3,10 +3,9 @@
 
 use super::signing::Signer;
 use super::{AppState, Caller, Permit};
-use crate::dataplane::ingest::Prepared;
 use crate::error::{ApiError, ApiResult};
 use castellan_core::{ObjectRef, ObjectType, OrgId, Permission, ProjectId};
-use castellan_store::{DataTx, EventKind, EventObject, Tx, XactId};
+use castellan_store::{DataTx, EventKind, EventObject, Tx};
 
 /// Proof that the caller may write events into each of these logs (`update` on
 /// each), with each log's project.
@@ -97,14 +96,23 @@ impl Caller {
     }
 }
 
+/// The one capability to write events: held only by the data plane's write queue,
+/// which writes nothing a [`DataPermit`] did not authorize.
+#[derive(Clone)]
+pub struct DataWriter(std::sync::Arc<dyn castellan_store::Store>);
+
+impl DataWriter {
+    /// A data-plane write transaction.
+    pub async fn begin(&self) -> castellan_store::StoreResult<Box<dyn DataTx>> {
+        self.0.data_write().await
+    }
+}
+
 impl AppState {
-    /// Writes a prepared request into the logs a permit covers, through the write
-    /// queue (committed together with concurrent writes); returns its transaction id.
-    pub async fn ingest(&self, permit: DataPermit, work: Prepared) -> ApiResult<XactId> {
-        if permit.logs.is_empty() {
-            return Err(ApiError::Internal("a data write needs at least one log".into()));
-        }
-        self.0.ingest.submit(work).await
+    /// The data-write capability, for the data plane's queue (started once, at
+    /// startup).
+    pub(crate) fn data_writer(&self) -> DataWriter {
+        DataWriter(self.0.store.clone())
     }
 
     /// A data-plane write transaction for a blob operation.

@@ -11,13 +11,12 @@ pub mod auth;
 mod caller;
 mod data;
 mod index;
-mod queue;
 pub mod signing;
 mod write;
 
 pub use auth::MaybeCaller;
 pub use caller::{Caller, Credential, ListScope};
-pub use data::{log_ref, BlobPermit, DataPermit};
+pub use data::{log_ref, BlobPermit, DataPermit, DataWriter};
 pub use index::{Index, IndexError};
 pub use write::{model_error, AuditEvent, Write};
 
@@ -48,7 +47,6 @@ struct Inner {
     clock: Clock,
     limits: crate::ratelimit::Limits,
     signer: signing::Signer,
-    ingest: queue::IngestQueue,
     touches: Arc<Touches>,
     flusher: tokio::task::JoinHandle<()>,
     /// Whether the database announces commits (then the follower applies them at
@@ -202,7 +200,6 @@ impl AppState {
         let index = Arc::new(Index::load(store.clone()).await?);
         let candidate: [u8; 32] = rand::random();
         let signer = signing::Signer::new(store.server_secret(signing::SECRET_NAME, &candidate).await?);
-        let ingest = queue::IngestQueue::start(store.clone());
         let touches = Arc::new(Touches::default());
         let flusher = {
             let (store, touches) = (store.clone(), touches.clone());
@@ -226,7 +223,6 @@ impl AppState {
             clock,
             limits: Default::default(),
             signer,
-            ingest,
             touches,
             flusher,
         }));

@@ -133,7 +133,7 @@ impl Write {
         if members.is_empty() {
             return Err(lockout("an organization must keep at least one member"));
         }
-        let owners = self.tx.find_group_by_name(org, crate::seed::OWNERS_GROUP).await?;
+        let owners = self.tx.find_group_by_name(org, castellan_authz::seed::BUILTIN_GROUP_NAMES[0]).await?;
         if let Some(g) = owners {
             if after.users_in_group(g.id.0).is_empty() {
                 return Err(lockout("the Owners group cannot be left empty"));

@@ -119,7 +119,12 @@ fn with_created(mut row: Map<String, Value>, now: &str) -> Map<String, Value> {
 
 /// Authorizes and writes `rows`. If the caller may not write into any one of the
 /// logs the rows name, nothing is written.
-pub async fn ingest(caller: &Caller, rows: Vec<Row>, opts: IngestOptions) -> ApiResult<Ingested> {
+pub async fn ingest(
+    caller: &Caller,
+    data: &super::DataPlane,
+    rows: Vec<Row>,
+    opts: IngestOptions,
+) -> ApiResult<Ingested> {
     let row_ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     if rows.is_empty() {
         return Ok(Ingested { xact_id: None, row_ids, written: 0 });
@@ -167,7 +172,7 @@ pub async fn ingest(caller: &Caller, rows: Vec<Row>, opts: IngestOptions) -> Api
     }
     let prepared = Prepared { known, pending, attachments, opts, now };
     let written = prepared.len();
-    let xact = caller.state().ingest(permit, prepared).await?;
+    let xact = data.ingest(permit, prepared).await?;
     Ok(Ingested { xact_id: Some(xact), row_ids, written })
 }
 

@@ -3,11 +3,37 @@
 
 pub mod ingest;
 pub mod objects;
+mod queue;
 pub mod rows;
 pub mod summary;
 
-use crate::access::AppState;
+use crate::access::{AppState, DataPermit};
+use crate::error::{ApiError, ApiResult};
 use axum::http::HeaderMap;
+use castellan_store::XactId;
+use std::sync::Arc;
+
+/// The data plane's shared state: the write queue every event write goes through.
+#[derive(Clone)]
+pub struct DataPlane {
+    queue: Arc<queue::IngestQueue>,
+}
+
+impl DataPlane {
+    /// Starts the write queue over the access layer's one data-write capability.
+    pub fn start(access: &AppState) -> DataPlane {
+        DataPlane { queue: Arc::new(queue::IngestQueue::start(access.data_writer())) }
+    }
+
+    /// Writes a prepared request into the logs a permit covers, through the write
+    /// queue (committed together with concurrent writes); returns its transaction id.
+    pub async fn ingest(&self, permit: DataPermit, work: ingest::Prepared) -> ApiResult<XactId> {
+        if permit.logs().is_empty() {
+            return Err(ApiError::Internal("a data write needs at least one log".into()));
+        }
+        self.queue.submit(work).await
+    }
+}
 
 /// The base URL clients reach this server at: the configured public URL, else the
 /// request's `Host` (so signed URLs and links work on any address without set-up).

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 /// This module's endpoints: each registered from its `#[utoipa::path]`, so the
 /// route and its OpenAPI operation are declared once.
-pub(crate) fn routes() -> OpenApiRouter<crate::access::AppState> {
+pub(crate) fn routes() -> OpenApiRouter<crate::state::App> {
     OpenApiRouter::new()
         .routes(routes!(list, create, find_and_delete))
         .routes(routes!(list_org))

@@ -28,7 +28,7 @@ const STATUSES: [&str; 3] = ["uploading", "done", "error"];
 
 /// This module's endpoints: each registered from its `#[utoipa::path]`, so the
 /// route and its OpenAPI operation are declared once.
-pub(crate) fn routes() -> OpenApiRouter<crate::access::AppState> {
+pub(crate) fn routes() -> OpenApiRouter<crate::state::App> {
     OpenApiRouter::new().routes(routes!(announce, info)).routes(routes!(status)).routes(routes!(download, upload))
 }
 

@@ -7,7 +7,7 @@ use crate::access::{AppState, AuditEvent, Caller, Credential, Permit};
 use crate::dto;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Body;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRef, FromRequestParts, Path, State};
 use axum::http::header::{SET_COOKIE, USER_AGENT};
 use axum::http::request::Parts;
 use axum::http::HeaderValue;
@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 /// This module's endpoints: each registered from its `#[utoipa::path]`, so the
 /// route and its OpenAPI operation are declared once.
-pub(crate) fn routes() -> OpenApiRouter<crate::access::AppState> {
+pub(crate) fn routes() -> OpenApiRouter<crate::state::App> {
     OpenApiRouter::new()
         .routes(routes!(login))
         .routes(routes!(logout))
@@ -61,10 +61,14 @@ impl ClientFacts {
     }
 }
 
-impl FromRequestParts<AppState> for ClientFacts {
+impl<S: Send + Sync> FromRequestParts<S> for ClientFacts
+where
+    AppState: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, app: &S) -> Result<Self, Self::Rejection> {
+        let state = &AppState::from_ref(app);
         Ok(ClientFacts {
             ip: client_ip(parts, state),
             user_agent: parts

@@ -4,6 +4,7 @@
 use crate::access::Caller;
 use crate::dataplane::ingest::{ingest, IngestOptions};
 use crate::dataplane::rows::{self, decode_cursor, encode_cursor, event_json};
+use crate::dataplane::DataPlane;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Params, MAX_LIMIT};
 use castellan_api_types::{
@@ -13,7 +14,12 @@ use castellan_store::{EventObject, EventQuery, XactId};
 use serde_json::{json, Map, Value};
 
 /// Writes `events` into `log` (`update` on it).
-pub async fn insert(caller: &Caller, log: EventObject, body: InsertEvents) -> ApiResult<InsertEventsResponse> {
+pub async fn insert(
+    caller: &Caller,
+    data: &DataPlane,
+    log: EventObject,
+    body: InsertEvents,
+) -> ApiResult<InsertEventsResponse> {
     let parsed = body
         .events
         .into_iter()
@@ -24,7 +30,7 @@ pub async fn insert(caller: &Caller, log: EventObject, body: InsertEvents) -> Ap
         // Still checked: an empty insert must not tell an outsider the log exists.
         caller.require_event_writes(&[log]).await?;
     }
-    let done = ingest(caller, parsed, IngestOptions { scan_attachments: true, consume_blob: None }).await?;
+    let done = ingest(caller, data, parsed, IngestOptions { scan_attachments: true, consume_blob: None }).await?;
     Ok(InsertEventsResponse { row_ids: done.row_ids })
 }
 
@@ -95,7 +101,12 @@ pub async fn fetch(caller: &Caller, log: EventObject, req: FetchEvents) -> ApiRe
 /// Feedback on rows of `log` (`update` on it): each item merges its scores,
 /// expected value, metadata and tags into the row; a comment becomes a row of its
 /// own that points at it.
-pub async fn feedback(caller: &Caller, log: EventObject, body: Feedback) -> ApiResult<FeedbackResponse> {
+pub async fn feedback(
+    caller: &Caller,
+    data: &DataPlane,
+    log: EventObject,
+    body: Feedback,
+) -> ApiResult<FeedbackResponse> {
     let mut events = Vec::new();
     for (i, item) in body.feedback.into_iter().enumerate() {
         if item.id.is_empty() {
@@ -128,7 +139,7 @@ pub async fn feedback(caller: &Caller, log: EventObject, body: Feedback) -> ApiR
             events.push(json!({"comment": {"text": text}, "origin": {"id": item.id}, "source": source}));
         }
     }
-    insert(caller, log, InsertEvents { events }).await?;
+    insert(caller, data, log, InsertEvents { events }).await?;
     Ok(FeedbackResponse { status: "success".into() })
 }
 
@@ -152,10 +163,11 @@ macro_rules! event_endpoints {
             responses((status = 200, body = InsertEventsResponse)))]
         pub async fn insert(
             caller: $crate::access::Caller,
+            axum::extract::State(data): axum::extract::State<$crate::dataplane::DataPlane>,
             axum::extract::Path(id): axum::extract::Path<String>,
             $crate::extract::Body(body): $crate::extract::Body<castellan_api_types::InsertEvents>,
         ) -> $crate::error::ApiResult<axum::Json<castellan_api_types::InsertEventsResponse>> {
-            Ok(axum::Json($crate::routes::events::insert(&caller, event_object(&id)?, body).await?))
+            Ok(axum::Json($crate::routes::events::insert(&caller, &data, event_object(&id)?, body).await?))
         }
 
         #[doc = $fetch_get_doc]
@@ -190,10 +202,11 @@ macro_rules! event_endpoints {
             responses((status = 200, body = FeedbackResponse)))]
         pub async fn feedback(
             caller: $crate::access::Caller,
+            axum::extract::State(data): axum::extract::State<$crate::dataplane::DataPlane>,
             axum::extract::Path(id): axum::extract::Path<String>,
             $crate::extract::Body(body): $crate::extract::Body<castellan_api_types::Feedback>,
         ) -> $crate::error::ApiResult<axum::Json<castellan_api_types::FeedbackResponse>> {
-            Ok(axum::Json($crate::routes::events::feedback(&caller, event_object(&id)?, body).await?))
+            Ok(axum::Json($crate::routes::events::feedback(&caller, &data, event_object(&id)?, body).await?))
         }
     };
 }

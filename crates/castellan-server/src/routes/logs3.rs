@@ -4,6 +4,7 @@
 use crate::access::signing::SIGNED_URL_TTL_SECS;
 use crate::access::{AppState, Caller};
 use crate::dataplane::ingest::{ingest, IngestOptions};
+use crate::dataplane::DataPlane;
 use crate::dataplane::{public_base, rows};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_json, Body, Params};
@@ -26,7 +27,7 @@ const MAX_ADVERTISED: usize = 6 * 1024 * 1024;
 
 /// This module's endpoints: each registered from its `#[utoipa::path]`, so the
 /// route and its OpenAPI operation are declared once.
-pub(crate) fn routes() -> OpenApiRouter<crate::access::AppState> {
+pub(crate) fn routes() -> OpenApiRouter<crate::state::App> {
     OpenApiRouter::new()
         .routes(routes!(version))
         .routes(routes!(logs3))
@@ -62,9 +63,15 @@ fn mentions_attachment(body: &[u8]) -> bool {
     body.windows(marker.len()).any(|w| w == marker)
 }
 
-async fn write(caller: &Caller, list: Vec<Value>, scan: bool, consume: Option<String>) -> ApiResult<Logs3Response> {
+async fn write(
+    caller: &Caller,
+    data: &DataPlane,
+    list: Vec<Value>,
+    scan: bool,
+    consume: Option<String>,
+) -> ApiResult<Logs3Response> {
     let parsed = list.into_iter().enumerate().map(|(i, r)| rows::parse(i, r, None)).collect::<ApiResult<Vec<_>>>()?;
-    let done = ingest(caller, parsed, IngestOptions { scan_attachments: scan, consume_blob: consume }).await?;
+    let done = ingest(caller, data, parsed, IngestOptions { scan_attachments: scan, consume_blob: consume }).await?;
     Ok(Logs3Response { xact_id: done.xact_id.map(|x| x.to_string()), rows: done.written as u64 })
 }
 
@@ -75,10 +82,10 @@ async fn write(caller: &Caller, list: Vec<Value>, scan: bool, consume: Option<St
 /// uploaded overflow payload (`{"type": "logs3_overflow", "key": …}`).
 #[utoipa::path(post, path = "/logs3", tag = "Logs", request_body(content = Object, description = "{\"rows\": [...], \"api_version\": 2}"),
     responses((status = 200, body = Logs3Response)))]
-pub async fn logs3(caller: Caller, body: Bytes) -> ApiResult<Json<Logs3Response>> {
+pub async fn logs3(caller: Caller, State(data_plane): State<DataPlane>, body: Bytes) -> ApiResult<Json<Logs3Response>> {
     let env: Envelope = parse_json(&body)?;
     match env.rows {
-        Value::Array(list) => Ok(Json(write(&caller, list, mentions_attachment(&body), None).await?)),
+        Value::Array(list) => Ok(Json(write(&caller, &data_plane, list, mentions_attachment(&body), None).await?)),
         Value::Object(r) if r.get("type").and_then(Value::as_str) == Some(OVERFLOW_TYPE) => {
             let key = r.get("key").and_then(Value::as_str).unwrap_or_default().to_owned();
             let permit = caller.blob_permit(None)?;
@@ -96,7 +103,7 @@ pub async fn logs3(caller: Caller, body: Bytes) -> ApiResult<Json<Logs3Response>
             let Value::Array(list) = inner.rows else {
                 return Err(ApiError::invalid_body("an overflow payload's `rows` must be an array"));
             };
-            Ok(Json(write(&caller, list, mentions_attachment(&data), Some(key)).await?))
+            Ok(Json(write(&caller, &data_plane, list, mentions_attachment(&data), Some(key)).await?))
         }
         _ => Err(ApiError::invalid_body("`rows` must be an array of rows or a `logs3_overflow` reference")),
     }

@@ -21,7 +21,7 @@ const INVITATION_LIFETIME_MICROS: i64 = 7 * 24 * 3600 * 1_000_000;
 
 /// This module's endpoints: each registered from its `#[utoipa::path]`, so the
 /// route and its OpenAPI operation are declared once.
-pub(crate) fn routes() -> OpenApiRouter<crate::access::AppState> {
+pub(crate) fn routes() -> OpenApiRouter<crate::state::App> {
     OpenApiRouter::new().routes(routes!(patch_members)).routes(routes!(accept))
 }
 

@@ -125,7 +125,7 @@ pub fn invalid(e: impl std::fmt::Display) -> ApiError {
 
 /// Every endpoint, each declared once by its `#[utoipa::path]` (route and OpenAPI
 /// operation together).
-pub fn api() -> utoipa_axum::router::OpenApiRouter<AppState> {
+pub fn api() -> utoipa_axum::router::OpenApiRouter<crate::state::App> {
     utoipa_axum::router::OpenApiRouter::new()
         .merge(meta::routes())
         .merge(organization::routes())
@@ -165,7 +165,7 @@ pub fn app(state: AppState) -> Router {
             tracing::error!("a request handler panicked");
             ApiError::Internal("handler panicked".into()).into_response()
         }))
-        .with_state(state)
+        .with_state(crate::state::App::new(state))
 }
 
 /// Serves `x-castellan-min-revision` (waits until this replica has applied it) and

@@ -23,7 +23,7 @@ const KINDS: &[ObjectKind] = &[ObjectKind::PromptSession];
 
 /// This module's endpoints: each registered from its `#[utoipa::path]`, so the
 /// route and its OpenAPI operation are declared once.
-pub(crate) fn routes() -> OpenApiRouter<crate::access::AppState> {
+pub(crate) fn routes() -> OpenApiRouter<crate::state::App> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(retrieve, update, remove))
@@ -110,10 +110,11 @@ fn log(raw: &str) -> ApiResult<EventObject> {
     params(("prompt_session_id" = Uuid, Path)), request_body = InsertEvents, responses((status = 200, body = InsertEventsResponse)))]
 pub async fn insert(
     caller: Caller,
+    axum::extract::State(data): axum::extract::State<crate::dataplane::DataPlane>,
     Path(id): Path<String>,
     Body(body): Body<InsertEvents>,
 ) -> ApiResult<Json<InsertEventsResponse>> {
-    Ok(Json(events::insert(&caller, log(&id)?, body).await?))
+    Ok(Json(events::insert(&caller, &data, log(&id)?, body).await?))
 }
 
 /// A page of a playground's logs.

@@ -3,10 +3,10 @@
 //! fsync, the write-ahead-log frames, the counter row) is paid once per group rather
 //! than once per request. Requests are applied in the order they arrive.
 
+use crate::access::DataWriter;
 use crate::dataplane::ingest::{apply, Prepared};
 use crate::error::{ApiError, ApiResult};
-use castellan_store::{Store, XactId};
-use std::sync::Arc;
+use castellan_store::XactId;
 use tokio::sync::{mpsc, oneshot};
 
 /// At most this many rows are committed together…
@@ -20,7 +20,7 @@ struct Job {
 }
 
 /// The handle requests submit their writes through.
-pub(super) struct IngestQueue {
+pub(crate) struct IngestQueue {
     jobs: mpsc::Sender<Job>,
 }
 
@@ -30,7 +30,7 @@ impl IngestQueue {
     /// The writer runs on a thread of its own: on the shared runtime its every
     /// database round trip would wait behind the request handlers (parsing large
     /// bodies), and the one writer is what all ingest waits for.
-    pub(super) fn start(store: Arc<dyn Store>) -> IngestQueue {
+    pub(crate) fn start(store: DataWriter) -> IngestQueue {
         let (jobs, rx) = mpsc::channel(1024);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
         match runtime {
@@ -51,7 +51,7 @@ impl IngestQueue {
     }
 
     /// Writes `work` (with the next transaction id) and waits for its commit.
-    pub(super) async fn submit(&self, work: Prepared) -> ApiResult<XactId> {
+    pub(crate) async fn submit(&self, work: Prepared) -> ApiResult<XactId> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job { work, reply })
@@ -61,7 +61,7 @@ impl IngestQueue {
     }
 }
 
-async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>) {
+async fn run(store: DataWriter, mut rx: mpsc::Receiver<Job>) {
     while let Some(first) = rx.recv().await {
         let mut rows = first.work.len();
         let mut group = vec![first];
@@ -74,7 +74,7 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        match write(&*store, group.iter().map(|j| &j.work)).await {
+        match write(&store, group.iter().map(|j| &j.work)).await {
             Ok(ids) => {
                 for (job, id) in group.into_iter().zip(ids) {
                     let _ = job.reply.send(Ok(id));
@@ -89,7 +89,7 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>) {
             // goes again on its own, so only the faulty one fails.
             Err(_) => {
                 for job in group {
-                    let r = write(&*store, std::iter::once(&job.work)).await;
+                    let r = write(&store, std::iter::once(&job.work)).await;
                     let _ = job.reply.send(r.and_then(|ids| {
                         ids.first().copied().ok_or_else(|| ApiError::Internal("no transaction id".into()))
                     }));
@@ -99,8 +99,8 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-async fn write<'a>(store: &dyn Store, works: impl Iterator<Item = &'a Prepared>) -> ApiResult<Vec<XactId>> {
-    let mut tx = store.data_write().await?;
+async fn write<'a>(store: &DataWriter, works: impl Iterator<Item = &'a Prepared>) -> ApiResult<Vec<XactId>> {
+    let mut tx = store.begin().await?;
     let mut ids = Vec::new();
     for w in works {
         ids.push(apply(&mut *tx, w).await?);
