@@ -176,7 +176,7 @@ pub fn acl_row(a: &AclRecord) -> AclRow {
 
 impl Change {
     /// The engine mutation, if the change is one (memberships and key revocations
-    /// are kept beside the engine, by [`crate::access::Index`]).
+    /// are kept beside the engine, by the replica's index).
     pub fn to_mutation(&self) -> Option<Mutation> {
         Some(match self.clone() {
             Change::AddOrg { org } => Mutation::AddOrg { org },
