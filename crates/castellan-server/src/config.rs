@@ -103,7 +103,7 @@ pub struct FileConfig {
     /// PostgreSQL URL (`postgres://…`); when set, used instead of SQLite.
     #[arg(long, env = "CASTELLAN_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// The URL clients should use to reach this server [default: http://<listen>].
+    /// The URL clients should use to reach this server [default: http://LISTEN].
     #[arg(long, env = "CASTELLAN_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Largest request body accepted, in bytes [default: 64 MiB].
