@@ -6,20 +6,10 @@
 //! write transactions commit in revision order (the change feed never skips over a
 //! revision that commits later) and lock-order deadlocks between writers cannot occur.
 
-#[path = "../../castellan-store/sql/access.rs"]
-mod access;
 mod backend;
 mod data;
-#[path = "../../castellan-store/sql/objects.rs"]
-mod objects;
-#[path = "../../castellan-store/sql/repos.rs"]
-mod repos;
-#[path = "../../castellan-store/sql/rows.rs"]
-mod rows;
-#[path = "../../castellan-store/sql/sessions.rs"]
-mod sessions;
-#[path = "../../castellan-store/sql/store.rs"]
-mod store;
+#[path = "../../castellan-store/sql/mod.rs"]
+mod sql;
 mod tx;
 
 use async_trait::async_trait;
@@ -92,7 +82,8 @@ async fn listen(pool: PgPool, channel: String, commits: std::sync::Arc<CommitSig
     }
 }
 
-pub(crate) use store::{conflict_or, db_err, is_unique};
+pub(crate) use sql::store::{conflict_or, db_err, is_unique};
+use sql::{objects, rows, sessions, store};
 
 impl PgStore {
     /// Connects to `url` (`postgres://…`), optionally confining every connection to

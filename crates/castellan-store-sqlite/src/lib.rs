@@ -2,20 +2,10 @@
 //! transactions queue instead of failing with `SQLITE_BUSY`) and a pool of read-only
 //! readers. Owns its SQL and its migrations.
 
-#[path = "../../castellan-store/sql/access.rs"]
-mod access;
 mod backend;
 mod data;
-#[path = "../../castellan-store/sql/objects.rs"]
-mod objects;
-#[path = "../../castellan-store/sql/repos.rs"]
-mod repos;
-#[path = "../../castellan-store/sql/rows.rs"]
-mod rows;
-#[path = "../../castellan-store/sql/sessions.rs"]
-mod sessions;
-#[path = "../../castellan-store/sql/store.rs"]
-mod store;
+#[path = "../../castellan-store/sql/mod.rs"]
+mod sql;
 mod tx;
 
 use async_trait::async_trait;
@@ -39,7 +29,8 @@ pub struct SqliteStore {
     wal: PathBuf,
 }
 
-pub(crate) use store::{conflict_or, db_err, is_unique};
+pub(crate) use sql::store::{conflict_or, db_err, is_unique};
+use sql::{objects, rows, sessions, store};
 
 impl SqliteStore {
     /// Opens (creating if missing) the database file at `path` and runs migrations.

@@ -1,8 +1,3 @@
-//! Shared SQL: written once, compiled into both backends (`#[path]` modules of
-//! `castellan-store-sqlite` and `castellan-store-postgres`), each with its own `Db`,
-//! `DbRow` and `SqlTx` (see each backend's `backend.rs`). Parameters are `$N`, which
-//! both drivers bind by number; JSON is bound and read as `sqlx::types::Json`.
-//!
 //! Groups, roles and ACLs, and the whole access state.
 
 use crate::backend::{Db, DbRow, SqlTx};

@@ -1,7 +1,6 @@
-//! Shared SQL (see `repos.rs`): objects inside projects, event logs and blobs, as
-//! read and written through a repository transaction. The data-plane write path
-//! (`DataTx`: batched event inserts) stays in each backend, where the two dialects
-//! differ.
+//! Objects inside projects, event logs and blobs, as read and written through a
+//! repository transaction. The data-plane write path (`DataTx`: batched event
+//! inserts) stays in each backend, where the two dialects differ.
 
 use crate::backend::{Db, DbRow, SqlTx};
 use crate::{db_err, is_unique, rows};

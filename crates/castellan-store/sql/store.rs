@@ -1,7 +1,6 @@
-//! Shared SQL (see `repos.rs`): what a store does outside a repository transaction
-//! (authenticating credentials, recording their use, following the change feed,
-//! server secrets), over a connection pool the backend chooses, and the mapping of
-//! driver errors.
+//! What a store does outside a repository transaction (authenticating credentials,
+//! recording their use, following the change feed, server secrets), over a
+//! connection pool the backend chooses, and the mapping of driver errors.
 
 use crate::backend::Db;
 use crate::{rows, sessions};
