@@ -1,6 +1,6 @@
 //! The published API must not drift: the document generated from the code must equal
 //! the committed `openapi.json`. Regenerate it with
-//! `CASTELLAN_UPDATE_OPENAPI=1 cargo test -p castellan-server --test openapi`.
+//! `CASTELLAN_UPDATE_OPENAPI=1 cargo test -p castellan-server --test api openapi`.
 
 use std::path::PathBuf;
 
@@ -16,7 +16,7 @@ fn the_openapi_document_matches_the_committed_copy() {
     assert!(
         committed == generated,
         "openapi.json is out of date with the code; regenerate it with \
-         `CASTELLAN_UPDATE_OPENAPI=1 cargo test -p castellan-server --test openapi` and review the diff"
+         `CASTELLAN_UPDATE_OPENAPI=1 cargo test -p castellan-server --test api openapi` and review the diff"
     );
 }
 
