@@ -11,8 +11,8 @@ use castellan_authz::seed::{
 use castellan_authz::{Grant, Subject};
 use castellan_core::{AclId, Email, GroupId, KeyId, Name, OrgId, RoleId, UserId};
 use castellan_store::{
-    AclRecord, GroupRecord, KeyKind, KeyRecord, MemberRecord, NewKey, OrgRecord, RolePermission, RoleRecord,
-    StoreError, UserKind, UserRecord,
+    AclRecord, GroupRecord, KeyKind, KeyRecord, NewKey, OrgRecord, RolePermission, RoleRecord, StoreError, UserKind,
+    UserRecord,
 };
 
 /// The name of the built-in group of owners (it can never be emptied).
@@ -96,19 +96,7 @@ pub async fn create_org(w: &mut Write, name: &Name, creator: UserId) -> ApiResul
         Some(&dto::org(&org)),
     )
     .await?;
-    w.tx().add_member(&MemberRecord { org_id: org.id, user_id: creator, created: now }).await?;
-    w.change(crate::change::Change::AddMember { org: org.id.0, user: creator.0 });
-    audit(
-        w,
-        org.id,
-        "member.added",
-        "user",
-        Some(creator.0),
-        None,
-        None,
-        Some(&serde_json::json!({"user_id": creator})),
-    )
-    .await?;
+    w.add_member(org.id, creator, None, &serde_json::json!({"user_id": creator})).await?;
 
     let mut ids = Vec::new();
     for (gname, desc) in BUILTIN_GROUPS {

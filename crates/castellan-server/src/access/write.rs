@@ -5,9 +5,9 @@ use super::{Actor, AppState};
 use crate::change::Change;
 use crate::error::{ApiError, ApiResult};
 use castellan_authz::AuthzError;
-use castellan_core::OrgId;
+use castellan_core::{OrgId, UserId};
 use castellan_store::audit::{canonical_json, NewAuditRecord};
-use castellan_store::{Micros, Revision, Tx};
+use castellan_store::{KeyRecord, MemberRecord, Micros, Revision, Tx};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -83,6 +83,101 @@ impl Write {
     /// The changes recorded so far.
     pub fn changes(&self) -> &[Change] {
         &self.changes
+    }
+
+    /// Makes `user` a member of `org`: the row, the change every replica applies to
+    /// its memberships, and the `member.added` audit record (with `wire`, the user as
+    /// the answer shows it), together. `false` (and nothing written) if already one.
+    pub async fn add_member<A: Serialize>(
+        &mut self,
+        org: OrgId,
+        user: UserId,
+        name: Option<&str>,
+        wire: &A,
+    ) -> ApiResult<bool> {
+        let now = self.now;
+        if !self.tx.add_member(&MemberRecord { org_id: org, user_id: user, created: now }).await? {
+            return Ok(false);
+        }
+        self.changes.push(Change::AddMember { org: org.0, user: user.0 });
+        self.audit(AuditEvent::<(), A> {
+            org,
+            event_type: "member.added",
+            resource_type: "user",
+            resource_id: Some(user.0),
+            resource_name: name,
+            before: None,
+            after: Some(wire),
+        })
+        .await?;
+        Ok(true)
+    }
+
+    /// Ends `user`'s membership of `org` (the row, the change, `member.removed`) and
+    /// guards the org against lockout. Group memberships, grants and keys are the
+    /// caller's to drop first.
+    pub async fn remove_member<B: Serialize>(
+        &mut self,
+        org: OrgId,
+        user: UserId,
+        name: Option<&str>,
+        wire: &B,
+    ) -> ApiResult<()> {
+        self.tx.remove_member(org, user).await?;
+        self.changes.push(Change::RemoveMember { org: org.0, user: user.0 });
+        self.guard(org);
+        self.audit(AuditEvent::<B, ()> {
+            org,
+            event_type: "member.removed",
+            resource_type: "user",
+            resource_id: Some(user.0),
+            resource_name: name,
+            before: Some(wire),
+            after: None,
+        })
+        .await
+    }
+
+    /// Revokes a key or token: deletes it, tells every replica's credential cache,
+    /// and audits `<kind>.deleted` with `before` (the key as the answer shows it).
+    pub async fn revoke_key<B: Serialize>(&mut self, key: &KeyRecord, before: &B) -> ApiResult<()> {
+        let now = self.now;
+        self.tx.delete_key(key.id, now).await?;
+        self.changes.push(Change::RevokeKey { key: key.id.0 });
+        if let Some(org) = key.org_id {
+            let event_type = format!("{}.deleted", key.kind.as_str());
+            self.audit(AuditEvent::<B, ()> {
+                org,
+                event_type: &event_type,
+                resource_type: key.kind.as_str(),
+                resource_id: Some(key.id.0),
+                resource_name: Some(&key.name),
+                before: Some(before),
+                after: None,
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Revokes every key and token `user` holds in `org` (a member leaving).
+    pub async fn revoke_keys_of(&mut self, org: OrgId, user: UserId) -> ApiResult<()> {
+        let now = self.now;
+        for k in self.tx.delete_keys_of(org, user, now).await? {
+            self.changes.push(Change::RevokeKey { key: k.id.0 });
+            let event_type = format!("{}.deleted", k.kind.as_str());
+            self.audit(AuditEvent::<_, ()> {
+                org,
+                event_type: &event_type,
+                resource_type: k.kind.as_str(),
+                resource_id: Some(k.id.0),
+                resource_name: Some(&k.name),
+                before: Some(&k),
+                after: None,
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// Appends an audit record (in this transaction).

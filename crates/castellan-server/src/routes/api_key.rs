@@ -1,7 +1,7 @@
 //! `/v1/api_key`: a user's own keys; owners see and manage every key of their org.
 
 use super::{invalid, path_id, Written};
-use crate::access::{AuditEvent, Caller};
+use crate::access::Caller;
 use crate::dto;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Params};
@@ -111,23 +111,9 @@ pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written
         return Err(ApiError::not_found("api key", id));
     }
     let mut w = caller.state().write(&permit).await?;
-    let now = w.now();
-    w.tx().delete_key(id, now).await?;
-    w.change(crate::change::Change::RevokeKey { key: id.0 });
     let mut out = with_owners(w.tx(), std::slice::from_ref(&key)).await?;
     let out = out.pop().ok_or_else(|| ApiError::not_found("api key", id))?;
-    if let Some(org) = key.org_id {
-        w.audit(AuditEvent::<_, ()> {
-            org,
-            event_type: "api_key.deleted",
-            resource_type: "api_key",
-            resource_id: Some(id.0),
-            resource_name: Some(&key.name),
-            before: Some(&out),
-            after: None,
-        })
-        .await?;
-    }
+    w.revoke_key(&key, &out).await?;
     let rev = w.commit().await?;
     Ok(Written::at(rev, out))
 }

@@ -12,7 +12,7 @@ use castellan_api_types::{
     PatchOrganizationMembersOutput,
 };
 use castellan_core::{Email, GroupId, Name, ObjectRef, ObjectType, OrgId, Permission, UserId};
-use castellan_store::{InvitationRecord, KeyKind, MemberRecord, OrgRecord, UserKind, UserRecord};
+use castellan_store::{InvitationRecord, KeyKind, OrgRecord, UserKind, UserRecord};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -42,29 +42,9 @@ async fn resolve_org(caller: &Caller, body: &PatchOrganizationMembers) -> ApiRes
     }
 }
 
-async fn audit_member(w: &mut Write, org: OrgId, event: &str, user: &UserRecord) -> ApiResult<()> {
-    let wire = dto::user(user);
-    let (before, after) = if event.ends_with("removed") { (Some(&wire), None) } else { (None, Some(&wire)) };
-    w.audit(AuditEvent {
-        org,
-        event_type: event,
-        resource_type: "user",
-        resource_id: Some(user.id.0),
-        resource_name: user.email.as_deref(),
-        before,
-        after,
-    })
-    .await
-}
-
 /// Makes `user` a member of `org` and of `groups`; `true` if they were not a member.
 async fn join(w: &mut Write, org: OrgId, user: &UserRecord, groups: &[GroupId]) -> ApiResult<bool> {
-    let now = w.now();
-    let added = w.tx().add_member(&MemberRecord { org_id: org, user_id: user.id, created: now }).await?;
-    if added {
-        w.change(Change::AddMember { org: org.0, user: user.id.0 });
-        audit_member(w, org, "member.added", user).await?;
-    }
+    let added = w.add_member(org, user.id, user.email.as_deref(), &dto::user(user)).await?;
     for g in groups {
         if w.tx().get_group(*g).await?.is_some_and(|x| x.org_id == org) && w.tx().add_group_user(*g, user.id).await? {
             w.change(Change::AddGroupUser { group: g.0, user: user.id.0 });
@@ -277,27 +257,9 @@ pub async fn patch_members(
         for a in &gone {
             w.change(Change::RemoveAcl { id: a.id.0 });
         }
-        let now = w.now();
-        for k in w.tx().delete_keys_of(org.id, u.id, now).await? {
-            w.change(Change::RevokeKey { key: k.id.0 });
-            w.audit(AuditEvent::<_, ()> {
-                org: org.id,
-                event_type: &format!("{}.deleted", k.kind.as_str()),
-                resource_type: k.kind.as_str(),
-                resource_id: Some(k.id.0),
-                resource_name: Some(&k.name),
-                before: Some(&k),
-                after: None,
-            })
-            .await?;
-        }
-        w.tx().remove_member(org.id, u.id).await?;
-        w.change(Change::RemoveMember { org: org.id.0, user: u.id.0 });
-        audit_member(&mut w, org.id, "member.removed", &u).await?;
+        w.revoke_keys_of(org.id, u.id).await?;
+        w.remove_member(org.id, u.id, u.email.as_deref(), &dto::user(&u)).await?;
         removed.push(u.id.0);
-    }
-    if !removed.is_empty() {
-        w.guard(org.id);
     }
     let send_email_error = if invite.send_invite_emails.unwrap_or(false)
         && !(added.is_empty() && invitations.is_empty())

@@ -2,7 +2,7 @@
 //! organization manage them.
 
 use super::{invalid, path_id, Written};
-use crate::access::{AuditEvent, Caller};
+use crate::access::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Params};
 use crate::fill;
@@ -116,21 +116,9 @@ async fn mint(caller: Caller, body: CreateServiceToken, replace: bool) -> ApiRes
         };
         let window =
             castellan_store::Window { from: None, direction: castellan_store::page::Direction::Older, limit: 1000 };
-        let now = w.now();
         for old in w.tx().list_keys(&f, &window).await? {
-            w.tx().delete_key(old.id, now).await?;
-            w.change(crate::change::Change::RevokeKey { key: old.id.0 });
             let wire = to_wire(w.tx(), &old).await?;
-            w.audit(AuditEvent::<_, ()> {
-                org: org.id,
-                event_type: "service_token.deleted",
-                resource_type: "service_token",
-                resource_id: Some(old.id.0),
-                resource_name: Some(&old.name),
-                before: Some(&wire),
-                after: None,
-            })
-            .await?;
+            w.revoke_key(&old, &wire).await?;
         }
     }
     let (record, raw) =
@@ -187,22 +175,8 @@ pub async fn retrieve(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<
 async fn revoke(caller: Caller, id: KeyId) -> ApiResult<Written<ServiceToken>> {
     let (key, permit) = load(&caller, id).await?;
     let mut w = caller.state().write(&permit).await?;
-    let now = w.now();
-    w.tx().delete_key(id, now).await?;
-    w.change(crate::change::Change::RevokeKey { key: id.0 });
     let wire = to_wire(w.tx(), &key).await?;
-    if let Some(org) = key.org_id {
-        w.audit(AuditEvent::<_, ()> {
-            org,
-            event_type: "service_token.deleted",
-            resource_type: "service_token",
-            resource_id: Some(id.0),
-            resource_name: Some(&key.name),
-            before: Some(&wire),
-            after: None,
-        })
-        .await?;
-    }
+    w.revoke_key(&key, &wire).await?;
     let rev = w.commit().await?;
     Ok(Written::at(rev, wire))
 }
