@@ -114,8 +114,7 @@ pub async fn create_org(w: &mut Write, name: &Name, creator: UserId) -> ApiResul
         ids.push(g.id);
     }
     let builtin = BuiltinGroups { owners: ids[0].0, engineers: ids[1].0, viewers: ids[2].0 };
-    w.tx().add_group_user(ids[0], creator).await?;
-    w.change(Change::AddGroupUser { group: ids[0].0, user: creator.0 });
+    w.add_group_user(ids[0], creator).await?;
     audit(
         w,
         org.id,

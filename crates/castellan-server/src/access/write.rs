@@ -5,7 +5,7 @@ use super::{Actor, AppState};
 use crate::change::Change;
 use crate::error::{ApiError, ApiResult};
 use castellan_authz::AuthzError;
-use castellan_core::{OrgId, UserId};
+use castellan_core::{GroupId, OrgId, UserId};
 use castellan_store::audit::{canonical_json, NewAuditRecord};
 use castellan_store::{KeyRecord, MemberRecord, Micros, Revision, Tx};
 use serde::Serialize;
@@ -178,6 +178,46 @@ impl Write {
             .await?;
         }
         Ok(())
+    }
+
+    /// Puts `user` in `group` (the row and the change); `false` if already there.
+    pub async fn add_group_user(&mut self, group: GroupId, user: UserId) -> ApiResult<bool> {
+        let added = self.tx.add_group_user(group, user).await?;
+        if added {
+            self.changes.push(Change::AddGroupUser { group: group.0, user: user.0 });
+        }
+        Ok(added)
+    }
+
+    /// Takes `user` out of `group` (the row and the change) and guards the group's
+    /// org against lockout; `false` if it was not there.
+    pub async fn remove_group_user(&mut self, org: OrgId, group: GroupId, user: UserId) -> ApiResult<bool> {
+        let removed = self.tx.remove_group_user(group, user).await?;
+        if removed {
+            self.changes.push(Change::RemoveGroupUser { group: group.0, user: user.0 });
+            self.guard(org);
+        }
+        Ok(removed)
+    }
+
+    /// Makes `member` a member group of `group`; `false` if it already was.
+    pub async fn add_group_group(&mut self, group: GroupId, member: GroupId) -> ApiResult<bool> {
+        let added = self.tx.add_group_group(group, member).await?;
+        if added {
+            self.changes.push(Change::AddGroupGroup { group: group.0, member_group: member.0 });
+        }
+        Ok(added)
+    }
+
+    /// Takes the member group `member` out of `group` and guards the org against
+    /// lockout; `false` if it was not there.
+    pub async fn remove_group_group(&mut self, org: OrgId, group: GroupId, member: GroupId) -> ApiResult<bool> {
+        let removed = self.tx.remove_group_group(group, member).await?;
+        if removed {
+            self.changes.push(Change::RemoveGroupGroup { group: group.0, member_group: member.0 });
+            self.guard(org);
+        }
+        Ok(removed)
     }
 
     /// Appends an audit record (in this transaction).

@@ -73,26 +73,19 @@ async fn apply_members(
 ) -> ApiResult<()> {
     check_members(w.tx(), g.org_id, add_users, add_groups).await?;
     for u in remove_users {
-        if w.tx().remove_group_user(g.id, UserId(*u)).await? {
-            w.change(Change::RemoveGroupUser { group: g.id.0, user: *u });
-        }
+        w.remove_group_user(g.org_id, g.id, UserId(*u)).await?;
     }
     for m in remove_groups {
-        if w.tx().remove_group_group(g.id, GroupId(*m)).await? {
-            w.change(Change::RemoveGroupGroup { group: g.id.0, member_group: *m });
-        }
+        w.remove_group_group(g.org_id, g.id, GroupId(*m)).await?;
     }
     for u in add_users {
-        if w.tx().add_group_user(g.id, UserId(*u)).await? {
-            w.change(Change::AddGroupUser { group: g.id.0, user: *u });
-        }
+        w.add_group_user(g.id, UserId(*u)).await?;
     }
     for m in add_groups {
-        if w.tx().add_group_group(g.id, GroupId(*m)).await? {
-            w.change(Change::AddGroupGroup { group: g.id.0, member_group: *m });
-        }
+        w.add_group_group(g.id, GroupId(*m)).await?;
     }
     if !remove_users.is_empty() || !remove_groups.is_empty() {
+        // Asked to remove: the lockout guard holds even if nothing was there.
         w.guard(g.org_id);
     }
     Ok(())

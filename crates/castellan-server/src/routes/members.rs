@@ -46,8 +46,8 @@ async fn resolve_org(caller: &Caller, body: &PatchOrganizationMembers) -> ApiRes
 async fn join(w: &mut Write, org: OrgId, user: &UserRecord, groups: &[GroupId]) -> ApiResult<bool> {
     let added = w.add_member(org, user.id, user.email.as_deref(), &dto::user(user)).await?;
     for g in groups {
-        if w.tx().get_group(*g).await?.is_some_and(|x| x.org_id == org) && w.tx().add_group_user(*g, user.id).await? {
-            w.change(Change::AddGroupUser { group: g.0, user: user.id.0 });
+        if w.tx().get_group(*g).await?.is_some_and(|x| x.org_id == org) {
+            w.add_group_user(*g, user.id).await?;
         }
     }
     Ok(added)
@@ -249,8 +249,7 @@ pub async fn patch_members(
             )));
         }
         for g in w.tx().user_groups(org.id, u.id).await? {
-            w.tx().remove_group_user(g, u.id).await?;
-            w.change(Change::RemoveGroupUser { group: g.0, user: u.id.0 });
+            w.remove_group_user(org.id, g, u.id).await?;
         }
         let gone = w.tx().delete_acls_of_user(org.id, u.id).await?;
         super::acl::audit_deleted(&mut w, &gone).await?;
