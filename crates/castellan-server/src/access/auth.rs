@@ -156,7 +156,7 @@ where
 /// have revoked a credential or removed a member a moment ago: one look at the
 /// revision row says whether to catch up before trusting memory.
 async fn catch_up_if_polling(state: &AppState) -> ApiResult<()> {
-    if state.0.announces_commits {
+    if state.0.commits.is_some() {
         return Ok(());
     }
     // The files' stamp moves with every commit; only then is the revision read. The

@@ -313,8 +313,8 @@ impl Caller {
             Some(_) => vec![self.org(named).await?.id],
             None => self.orgs.clone(),
         };
-        // Membership comes from the database; if it names an org the index has not
-        // seen yet (made by another process a moment ago), catch up first.
+        // Memberships are applied a moment before the snapshot that carries them is
+        // published; if one names an org the snapshot lacks yet, catch up first.
         let snap = self.state.index().snapshot();
         if orgs.iter().any(|o| !snap.contains(ObjectRef::new(ObjectType::Organization, o.0))) {
             self.state.index().catch_up().await.map_err(|e| ApiError::Internal(e.to_string()))?;

@@ -349,10 +349,7 @@ impl Index {
         users.extend(state.acls.iter().filter_map(|a| a.user_id.map(|u| u.0)));
         users.sort_unstable();
         users.dedup();
-        let clock = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_micros() as i64)
-            .unwrap_or(0);
+        let clock = super::system_clock()();
         for o in &objects {
             if live.contains(*o) != fresh.contains(*o) || live.parent(*o) != fresh.parent(*o) {
                 out.push(format!("{o:?}: live parent {:?}, rebuilt {:?}", live.parent(*o), fresh.parent(*o)));
@@ -371,10 +368,7 @@ impl Index {
                 out.push(format!("user {u}: live groups {:?}, rebuilt {:?}", live.groups_of(*u), fresh.groups_of(*u)));
             }
         }
-        let mut want: HashMap<Uuid, Vec<OrgId>> = HashMap::new();
-        for (o, u) in &state.members {
-            want.entry(u.0).or_default().push(*o);
-        }
+        let want = Identities::from_state(&state).members;
         let ids = self.ids();
         for (u, orgs) in &want {
             let mut have = ids.members.get(u).cloned().unwrap_or_default();

@@ -49,10 +49,8 @@ struct Inner {
     signer: signing::Signer,
     touches: Arc<Touches>,
     flusher: tokio::task::JoinHandle<()>,
-    /// Whether the database announces commits (then the follower applies them at
-    /// once); without, a cached credential is checked against the newest revision.
-    announces_commits: bool,
-    /// The announcements, where the database makes them.
+    /// The database's commit announcements, where it makes them (then the follower
+    /// applies commits at once); without, a request checks the newest revision.
     commits: Option<Arc<castellan_store::CommitSignal>>,
     /// The store's change stamp when this replica last caught up (SQLite).
     caught_up_stamp: std::sync::atomic::AtomicU64,
@@ -212,9 +210,7 @@ impl AppState {
             })
         };
         let commits = store.commit_notifications();
-        let announces_commits = commits.is_some();
         let state = AppState(Arc::new(Inner {
-            announces_commits,
             commits,
             caught_up_stamp: std::sync::atomic::AtomicU64::new(0),
             store,

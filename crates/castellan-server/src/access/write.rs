@@ -143,41 +143,33 @@ impl Write {
     pub async fn revoke_key<B: Serialize>(&mut self, key: &KeyRecord, before: &B) -> ApiResult<()> {
         let now = self.now;
         self.tx.delete_key(key.id, now).await?;
-        self.changes.push(Change::RevokeKey { key: key.id.0 });
-        if let Some(org) = key.org_id {
-            let event_type = format!("{}.deleted", key.kind.as_str());
-            self.audit(AuditEvent::<B, ()> {
-                org,
-                event_type: &event_type,
-                resource_type: key.kind.as_str(),
-                resource_id: Some(key.id.0),
-                resource_name: Some(&key.name),
-                before: Some(before),
-                after: None,
-            })
-            .await?;
-        }
-        Ok(())
+        self.revoked(key, before).await
     }
 
     /// Revokes every key and token `user` holds in `org` (a member leaving).
     pub async fn revoke_keys_of(&mut self, org: OrgId, user: UserId) -> ApiResult<()> {
         let now = self.now;
         for k in self.tx.delete_keys_of(org, user, now).await? {
-            self.changes.push(Change::RevokeKey { key: k.id.0 });
-            let event_type = format!("{}.deleted", k.kind.as_str());
-            self.audit(AuditEvent::<_, ()> {
-                org,
-                event_type: &event_type,
-                resource_type: k.kind.as_str(),
-                resource_id: Some(k.id.0),
-                resource_name: Some(&k.name),
-                before: Some(&k),
-                after: None,
-            })
-            .await?;
+            self.revoked(&k, &k).await?;
         }
         Ok(())
+    }
+
+    /// The change and the audit record of a deleted key.
+    async fn revoked<B: Serialize>(&mut self, key: &KeyRecord, before: &B) -> ApiResult<()> {
+        self.changes.push(Change::RevokeKey { key: key.id.0 });
+        let Some(org) = key.org_id else { return Ok(()) };
+        let event_type = format!("{}.deleted", key.kind.as_str());
+        self.audit(AuditEvent::<B, ()> {
+            org,
+            event_type: &event_type,
+            resource_type: key.kind.as_str(),
+            resource_id: Some(key.id.0),
+            resource_name: Some(&key.name),
+            before: Some(before),
+            after: None,
+        })
+        .await
     }
 
     /// Puts `user` in `group` (the row and the change); `false` if already there.
