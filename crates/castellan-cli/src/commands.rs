@@ -283,8 +283,11 @@ async fn bootstrap(a: BootstrapArgs) -> Result<()> {
     let config = a.server.config()?;
     init_logging(&config.log);
     let store = castellan_server::serve::open_store(&config).await?;
-    let state = castellan_server::serve::prepare(store, config, castellan_server::access::system_clock()).await?;
-    let out = castellan_server::seed::bootstrap(&state, &a.org, &a.email).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (state, system) =
+        castellan_server::serve::prepare(store, config, castellan_server::access::system_clock()).await?;
+    let out = castellan_server::seed::bootstrap(&state, &system, &a.org, &a.email)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     state.close().await;
     emit(a.json, &out, |o| {
         format!(

@@ -148,12 +148,14 @@ async fn main() -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let store = open(&a, dir.path()).await?;
     let config = Config { listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?, ..Config::default() };
-    let state =
+    let (state, system) =
         castellan_server::serve::prepare(store.clone(), config, system_clock()).await.map_err(|e| e.to_string())?;
     let running = start_with_state(state.clone()).await.map_err(|e| e.to_string())?;
     let base = format!("http://{}", running.addr);
-    let key =
-        castellan_server::seed::bootstrap(&state, "load", "load@example.com").await.map_err(|e| e.to_string())?.api_key;
+    let key = castellan_server::seed::bootstrap(&state, &system, "load", "load@example.com")
+        .await
+        .map_err(|e| e.to_string())?
+        .api_key;
     let http = reqwest::Client::builder().pool_max_idle_per_host(a.concurrency).build().map_err(|e| e.to_string())?;
     let post =
         |path: &str, body: serde_json::Value| http.post(format!("{base}{path}")).bearer_auth(&key).json(&body).send();

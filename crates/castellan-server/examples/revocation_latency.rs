@@ -50,9 +50,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         async move {
             let store = Arc::new(PgStore::connect(&url, Some(&schema)).await?);
             let config = Config { listen: "127.0.0.1:0".parse()?, poll_interval: poll, ..Default::default() };
-            let state = castellan_server::serve::prepare(store, config, system_clock()).await?;
+            let (state, system) = castellan_server::serve::prepare(store, config, system_clock()).await?;
             let running = start_with_state(state.clone()).await?;
-            Ok::<_, Box<dyn std::error::Error>>((format!("http://{}", running.addr), state, running))
+            Ok::<_, Box<dyn std::error::Error>>((format!("http://{}", running.addr), (state, system), running))
         }
     };
     let (a, a_state, a_run) = replica(Duration::from_millis(500)).await?;
@@ -63,9 +63,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut polls = 0u64;
     for i in 0..rounds {
         // A fresh org and owner key each round (minting is rate-limited per credential).
-        let raw = castellan_server::seed::bootstrap(&a_state, &format!("org{i}"), &format!("u{i}@acme.example"))
-            .await?
-            .api_key;
+        let raw = castellan_server::seed::bootstrap(
+            &a_state.0,
+            &a_state.1,
+            &format!("org{i}"),
+            &format!("u{i}@acme.example"),
+        )
+        .await?
+        .api_key;
         let keys: serde_json::Value =
             http.get(format!("{a}/v1/api_key")).bearer_auth(&raw).send().await?.json().await?;
         let id = keys["objects"][0]["id"].as_str().ok_or("no key id")?.to_owned();

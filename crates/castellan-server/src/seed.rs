@@ -1,9 +1,7 @@
 //! What the system creates by itself: the system `Owner` role, and each new
 //! organization's built-in groups and grants (DESIGN §2), plus first-run bootstrap.
 
-use crate::access::{AppState, AuditEvent, Permit, Write};
-use crate::change::Change;
-use crate::dto;
+use crate::access::{AppState, AuditEvent, SystemKey, Write};
 use crate::error::{ApiError, ApiResult};
 use castellan_authz::seed::{
     org_seed_acls, owner_role_permissions, BuiltinGroups, BUILTIN_GROUP_NAMES, OWNER_ROLE_NAME,
@@ -11,8 +9,7 @@ use castellan_authz::seed::{
 use castellan_authz::{Grant, Subject};
 use castellan_core::{AclId, Email, GroupId, KeyId, Name, OrgId, RoleId, UserId};
 use castellan_store::{
-    AclRecord, GroupRecord, KeyKind, KeyRecord, NewKey, OrgRecord, RolePermission, RoleRecord, StoreError, UserKind,
-    UserRecord,
+    AclRecord, GroupRecord, KeyKind, KeyRecord, NewKey, OrgRecord, RolePermission, RoleRecord, UserKind, UserRecord,
 };
 
 /// The name of the built-in group of owners (it can never be emptied).
@@ -27,8 +24,8 @@ pub const BUILTIN_GROUPS: [(&str, &str); 3] = [
 ];
 
 /// Creates the system roles (`Owner`) if this database does not have them yet.
-pub async fn ensure_system_roles(state: &AppState) -> ApiResult<()> {
-    let permit = Permit::system();
+pub async fn ensure_system_roles(state: &AppState, system: &SystemKey) -> ApiResult<()> {
+    let permit = system.permit();
     {
         let mut tx = state.read(&permit).await?;
         if tx.find_role_by_name(None, OWNER_ROLE_NAME).await?.is_some() {
@@ -47,16 +44,14 @@ pub async fn ensure_system_roles(state: &AppState) -> ApiResult<()> {
         user_id: None,
         created: w.now(),
     };
-    match w.tx().insert_role(&role).await {
+    match w.create_role(&role).await {
         Ok(()) => {}
         // Another replica seeded it at the same moment.
-        Err(StoreError::Conflict(_)) => return Ok(()),
-        Err(e) => return Err(e.into()),
+        Err(ApiError::BadRequest { code: crate::error::ErrorCode::NameTaken, .. }) => return Ok(()),
+        Err(e) => return Err(e),
     }
-    w.change(Change::AddRole { role: role.id.0, org: None });
     for (permission, restrict_object_type) in owner_role_permissions() {
-        w.tx().add_role_permission(role.id, RolePermission { permission, restrict_object_type }).await?;
-        w.change(Change::AddRolePermission { role: role.id.0, permission, restrict_object_type });
+        w.add_role_permission(role.id, RolePermission { permission, restrict_object_type }).await?;
     }
     w.commit().await?;
     Ok(())
@@ -83,19 +78,7 @@ pub async fn create_org(w: &mut Write, name: &Name, creator: UserId) -> ApiResul
         settings: serde_json::json!({}),
         created: now,
     };
-    w.tx().insert_org(&org).await?;
-    w.change(Change::AddOrg { org: org.id.0 });
-    audit(
-        w,
-        org.id,
-        "organization.created",
-        "organization",
-        Some(org.id.0),
-        Some(&org.name),
-        None,
-        Some(&dto::org(&org)),
-    )
-    .await?;
+    w.create_org(&org).await?;
     w.add_member(org.id, creator, None, &serde_json::json!({"user_id": creator})).await?;
 
     let mut ids = Vec::new();
@@ -108,8 +91,7 @@ pub async fn create_org(w: &mut Write, name: &Name, creator: UserId) -> ApiResul
             user_id: None,
             created: now,
         };
-        w.tx().insert_group(&g).await?;
-        w.change(Change::AddGroup { group: g.id.0, org: org.id.0 });
+        w.create_group(&g).await?;
         audit(w, org.id, "group.created", "group", Some(g.id.0), Some(gname), None, Some(&g)).await?;
         ids.push(g.id);
     }
@@ -149,9 +131,7 @@ pub async fn create_org(w: &mut Write, name: &Name, creator: UserId) -> ApiResul
             expires_at: None,
             created: now,
         };
-        w.tx().insert_acl(&acl).await?;
-        audit(w, org.id, "acl.created", "acl", Some(acl.id.0), None, None, Some(&dto::acl(&acl))).await?;
-        w.change(Change::AddAcl { acl });
+        w.grant(&acl).await?;
     }
     Ok(org)
 }
@@ -196,9 +176,7 @@ pub async fn mint_key(
         last_used: None,
         expires_at,
     };
-    w.tx().insert_key(&NewKey { record: record.clone(), key_hash: minted.hash }).await?;
-    let event = format!("{}.created", kind.as_str());
-    audit(w, org, &event, kind.as_str(), Some(record.id.0), Some(name), None, Some(&record)).await?;
+    w.create_key(&NewKey { record: record.clone(), key_hash: minted.hash }).await?;
     Ok((record, minted.raw))
 }
 
@@ -221,10 +199,10 @@ pub struct Bootstrapped {
 
 /// Creates an organization, its first owner (reusing an existing user with that
 /// email) and the owner's first API key.
-pub async fn bootstrap(state: &AppState, org_name: &str, email: &str) -> ApiResult<Bootstrapped> {
+pub async fn bootstrap(state: &AppState, system: &SystemKey, org_name: &str, email: &str) -> ApiResult<Bootstrapped> {
     let name = Name::parse("organization name", org_name).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let email = Email::parse(email).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let mut w = state.write(&Permit::system()).await?;
+    let mut w = state.write(&system.permit()).await?;
     if w.tx().find_org_by_name(name.as_str()).await?.is_some() {
         return Err(ApiError::BadRequest {
             code: crate::error::ErrorCode::NameTaken,
@@ -243,7 +221,7 @@ pub async fn bootstrap(state: &AppState, org_name: &str, email: &str) -> ApiResu
                 avatar_url: None,
                 created: w.now(),
             };
-            w.tx().insert_user(&u).await?;
+            w.create_user(&u, None).await?;
             u
         }
     };

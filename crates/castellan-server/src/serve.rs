@@ -1,6 +1,6 @@
 //! Running the server.
 
-use crate::access::{system_clock, AppState, Clock, OpenError};
+use crate::access::{system_clock, AppState, Clock, OpenError, SystemKey};
 use crate::config::Config;
 use castellan_store::{Store, StoreError};
 use castellan_store_postgres::PgStore;
@@ -65,7 +65,7 @@ impl Running {
 /// Opens the database, builds the index and starts serving on `config.listen`.
 pub async fn start(config: Config) -> Result<Running, ServeError> {
     let store = open_store(&config).await?;
-    let state = prepare(store, config.clone(), system_clock()).await?;
+    let (state, _system) = prepare(store, config.clone(), system_clock()).await?;
     start_with_state(state).await
 }
 
@@ -110,10 +110,15 @@ fn restrict(path: &std::path::Path, mode: u32) -> std::io::Result<()> {
 /// Builds the application state over an open store and seeds what the system owns
 /// (the system roles) if this database does not have it yet: the one place a
 /// process starts from, whether it serves, bootstraps or runs a test.
-pub async fn prepare(store: Arc<dyn Store>, config: Config, clock: Clock) -> Result<AppState, OpenError> {
-    let state = AppState::new(store, config, clock).await?;
-    crate::seed::ensure_system_roles(&state).await.map_err(|e| OpenError::Store(StoreError::Backend(e.to_string())))?;
-    Ok(state)
+///
+/// The [`SystemKey`] is the one right to write as the system (first-run
+/// bootstrap); whoever starts the process keeps it or drops it.
+pub async fn prepare(store: Arc<dyn Store>, config: Config, clock: Clock) -> Result<(AppState, SystemKey), OpenError> {
+    let (state, system) = AppState::new(store, config, clock).await?;
+    crate::seed::ensure_system_roles(&state, &system)
+        .await
+        .map_err(|e| OpenError::Store(StoreError::Backend(e.to_string())))?;
+    Ok((state, system))
 }
 
 /// Starts serving an already-built state.

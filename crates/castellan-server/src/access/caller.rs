@@ -143,7 +143,7 @@ impl Caller {
         self.state.now()
     }
 
-    fn permit(&self, permission: Option<Permission>, target: Target) -> Permit {
+    pub(super) fn permit(&self, permission: Option<Permission>, target: Target) -> Permit {
         Permit { actor: self.actor, permission, target, bound_org: self.bound_org }
     }
 
@@ -242,11 +242,6 @@ impl Caller {
         }
     }
 
-    /// Authorizes changing one's own account (password, sessions).
-    pub fn self_permit(&self) -> Permit {
-        self.permit(None, Target::SelfAccount)
-    }
-
     /// Authorizes minting a credential in `org`: any person who is a member may mint
     /// a key for themselves; nobody mints one while impersonating; a service account
     /// only authenticates with the tokens its org's owners manage, so it mints none
@@ -266,10 +261,16 @@ impl Caller {
         Ok(self.permit(None, Target::NewKey(org)))
     }
 
-    /// Authorizes creating an organization (any authenticated user may; they become
-    /// its first owner).
-    pub fn new_org_permit(&self) -> Permit {
-        self.permit(None, Target::NewOrg)
+    /// Authorizes creating an organization: any person signed in as themselves may
+    /// (they become its first owner); service accounts and impersonators may not.
+    pub fn require_new_org(&self) -> ApiResult<Permit> {
+        if self.is_service_account() || self.actor.impersonator.is_some() {
+            return Err(ApiError::Forbidden(
+                "organizations are created by people signed in as themselves, not by service accounts or impersonators"
+                    .into(),
+            ));
+        }
+        Ok(self.permit(None, Target::NewOrg))
     }
 
     /// The organization the request is about: `explicit` (an `org_name` parameter or

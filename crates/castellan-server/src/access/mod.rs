@@ -7,13 +7,16 @@
 //! row through the engine. A handler that skips the check has nothing to open a
 //! transaction with, so it does not compile.
 
+mod account;
 pub mod auth;
 mod caller;
 mod data;
 mod index;
+mod ops;
 pub mod signing;
 mod write;
 
+pub use account::SignedIn;
 pub use auth::MaybeCaller;
 pub use caller::{Caller, Credential, ListScope};
 pub use data::{log_ref, BlobPermit, DataPermit, DataWriter};
@@ -160,15 +163,35 @@ impl Permit {
         self.target
     }
 
-    /// The permit the system uses for its own writes (bootstrap, startup seeding).
-    pub(crate) fn system() -> Permit {
+    /// The permit the system uses for its own writes (bootstrap, startup seeding):
+    /// only a [`SystemKey`] hands it out.
+    fn system() -> Permit {
         Permit { actor: Actor::SYSTEM, permission: None, target: Target::System, bound_org: None }
     }
 
     /// The permit a valid single-use secret (an invitation token) grants; the handler
-    /// must have verified the secret against its stored hash first.
-    pub(crate) fn by_token(user: Option<UserId>) -> Permit {
+    /// must have verified the secret against its stored hash first (`account`).
+    fn by_token(user: Option<UserId>) -> Permit {
         Permit { actor: Actor { user, impersonator: None }, permission: None, target: Target::Token, bound_org: None }
+    }
+}
+
+/// The right to act as the system itself (seeding what every database needs,
+/// first-run bootstrap). [`AppState::new`] hands out exactly one, to whoever starts
+/// the process; request handlers only ever get the state, never this.
+#[must_use]
+pub struct SystemKey(());
+
+impl SystemKey {
+    /// The system's permit.
+    pub fn permit(&self) -> Permit {
+        Permit::system()
+    }
+}
+
+impl std::fmt::Debug for SystemKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SystemKey")
     }
 }
 
@@ -194,7 +217,7 @@ pub enum OpenError {
 impl AppState {
     /// Builds the state over an open store: loads the authorization index and starts
     /// the background work. Startup (`serve::prepare`) seeds the system roles.
-    pub async fn new(store: Arc<dyn Store>, config: Config, clock: Clock) -> Result<AppState, OpenError> {
+    pub async fn new(store: Arc<dyn Store>, config: Config, clock: Clock) -> Result<(AppState, SystemKey), OpenError> {
         let index = Arc::new(Index::load(store.clone()).await?);
         let candidate: [u8; 32] = rand::random();
         let signer = signing::Signer::new(store.server_secret(signing::SECRET_NAME, &candidate).await?);
@@ -223,7 +246,7 @@ impl AppState {
             flusher,
         }));
         crate::passwords::warm_up();
-        Ok(state)
+        Ok((state, SystemKey(())))
     }
 
     /// The configuration.

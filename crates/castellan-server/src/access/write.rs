@@ -14,11 +14,13 @@ use uuid::Uuid;
 /// An open write transaction.
 pub struct Write {
     state: AppState,
-    tx: Box<dyn Tx>,
+    pub(super) tx: Box<dyn Tx>,
     actor: Actor,
-    now: Micros,
-    changes: Vec<Change>,
+    pub(super) now: Micros,
+    pub(super) changes: Vec<Change>,
     guarded: Vec<OrgId>,
+    /// Resources changed whose audit record is still to be written.
+    owed: Vec<(&'static str, Uuid)>,
 }
 
 /// One audited event.
@@ -42,12 +44,21 @@ pub struct AuditEvent<'a, B: Serialize, A: Serialize> {
 impl Write {
     pub(super) fn new(state: AppState, tx: Box<dyn Tx>, actor: Actor) -> Write {
         let now = state.now();
-        Write { state, tx, actor, now, changes: Vec::new(), guarded: Vec::new() }
+        Write { state, tx, actor, now, changes: Vec::new(), guarded: Vec::new(), owed: Vec::new() }
     }
 
-    /// The transaction.
+    /// The transaction, for reads: every change goes through an operation of
+    /// `Write` (see `ops`), which keeps the change feed and the audit log with it.
     pub fn tx(&mut self) -> &mut dyn Tx {
         &mut *self.tx
+    }
+
+    /// Notes that `resource_type` `id` changed and its audit record is still to be
+    /// written (by [`Write::audit`], before commit).
+    pub(super) fn owe_audit(&mut self, resource_type: &'static str, id: Uuid) {
+        if !self.owed.contains(&(resource_type, id)) {
+            self.owed.push((resource_type, id));
+        }
     }
 
     /// The time of this write.
@@ -64,11 +75,6 @@ impl Write {
     /// only known once it has been looked up (accepting an invitation).
     pub(crate) fn act_as(&mut self, user: castellan_core::UserId) {
         self.actor = Actor { user: Some(user), impersonator: None };
-    }
-
-    /// Records authorization changes to publish with this transaction.
-    pub fn change(&mut self, c: Change) {
-        self.changes.push(c);
     }
 
     /// Asks commit to refuse the write if it would lock `org` out: leave it without a
@@ -212,8 +218,12 @@ impl Write {
         Ok(removed)
     }
 
-    /// Appends an audit record (in this transaction).
+    /// Appends an audit record (in this transaction), paying what a change of that
+    /// resource owed.
     pub async fn audit<B: Serialize, A: Serialize>(&mut self, e: AuditEvent<'_, B, A>) -> ApiResult<()> {
+        if let Some(id) = e.resource_id {
+            self.owed.retain(|(t, i)| !(*t == e.resource_type && *i == id));
+        }
         let rec = NewAuditRecord {
             org_id: e.org,
             created: self.now,
@@ -235,6 +245,9 @@ impl Write {
     /// references), commits, and brings this replica's index up to the new revision
     /// before returning it, so the caller's next request sees its own write.
     pub async fn commit(mut self) -> ApiResult<Revision> {
+        if let Some((t, id)) = self.owed.first() {
+            return Err(ApiError::Internal(format!("a write changed {t} {id} without auditing it")));
+        }
         if !self.changes.is_empty() || !self.guarded.is_empty() {
             let muts: Vec<_> = self.changes.iter().filter_map(Change::to_mutation).collect();
             let trial = self.state.index().snapshot().apply(&muts).map_err(model_error)?;

@@ -1,8 +1,7 @@
 //! `/v1/acl`: grants, plus Castellan's explain, who-can and what-can.
 
 use super::{path_id, Written};
-use crate::access::{AuditEvent, Caller, Write};
-use crate::change::Change;
+use crate::access::{Caller, Write};
 use crate::dto;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Params, MAX_LIMIT};
@@ -177,28 +176,6 @@ async fn check_delegation(caller: &Caller, tx: &mut dyn Tx, org: OrgId, s: &Shap
     Ok(())
 }
 
-async fn audit_acl(w: &mut Write, event: &str, acl: &AclRecord, created: bool) -> ApiResult<()> {
-    let out = dto::acl(acl);
-    w.audit(AuditEvent {
-        org: acl.org_id,
-        event_type: event,
-        resource_type: "acl",
-        resource_id: Some(acl.id.0),
-        resource_name: None,
-        before: if created { None } else { Some(&out) },
-        after: if created { Some(&out) } else { None },
-    })
-    .await
-}
-
-/// Audits grants deleted along with something else (a group, a role, a member).
-pub(crate) async fn audit_deleted(w: &mut Write, acls: &[AclRecord]) -> ApiResult<()> {
-    for a in acls {
-        audit_acl(w, "acl.deleted", a, false).await?;
-    }
-    Ok(())
-}
-
 /// Adds one validated grant in `w`; returns it and whether it is new.
 async fn add(caller: &Caller, w: &mut Write, s: &Shape) -> ApiResult<(AclRecord, bool)> {
     let org = org_of(caller, s.object)?;
@@ -220,19 +197,13 @@ async fn add(caller: &Caller, w: &mut Write, s: &Shape) -> ApiResult<(AclRecord,
         expires_at: s.expires_at,
         created: w.now(),
     };
-    w.tx().insert_acl(&acl).await?;
-    audit_acl(w, "acl.created", &acl, true).await?;
-    w.change(Change::AddAcl { acl: acl.clone() });
+    w.grant(&acl).await?;
     Ok((acl, true))
 }
 
 /// Deletes one grant in `w`.
 async fn delete(w: &mut Write, acl: &AclRecord) -> ApiResult<()> {
-    w.tx().delete_acl(acl.id).await?;
-    audit_acl(w, "acl.deleted", acl, false).await?;
-    w.change(Change::RemoveAcl { id: acl.id.0 });
-    w.guard(acl.org_id);
-    Ok(())
+    w.revoke_grant(acl).await
 }
 
 /// The direct grants on one object (needs `read_acls` on it).

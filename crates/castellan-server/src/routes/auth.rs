@@ -3,7 +3,7 @@
 
 use super::{path_id, Written};
 use crate::access::auth::{client_ip, CSRF_COOKIE, SESSION_COOKIE};
-use crate::access::{AppState, AuditEvent, Caller, Credential, Permit};
+use crate::access::{AppState, Caller, Credential, SignedIn};
 use crate::dto;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Body;
@@ -15,9 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use castellan_api_types::{format_time, ChangePassword, ListResponse, LoginRequest, LoginResponse, Session};
 use castellan_core::Email;
-use castellan_store::{SessionRecord, UserKind};
 use utoipa_axum::{router::OpenApiRouter, routes};
-use uuid::Uuid;
 
 /// This module's endpoints: each registered from its `#[utoipa::path]`, so the
 /// route and its OpenAPI operation are declared once.
@@ -109,19 +107,8 @@ pub async fn login(
         limits.login_by_email.check(&email_key)?;
         limits.backoff_unknown.check(&email_key)?;
     }
-    let probe = Permit::by_token(None);
-    let (user, stored) = {
-        let mut tx = state.read(&probe).await?;
-        match tx.find_user_by_email(email.as_str()).await?.filter(|u| u.kind == UserKind::User) {
-            Some(u) => {
-                let h = tx.password_hash(u.id).await?;
-                (Some(u), h)
-            }
-            None => (None, None),
-        }
-    };
-    let ok = crate::passwords::verify(body.password, stored).await?;
-    let Some(user) = user.filter(|_| ok) else {
+    let signed_in = state.sign_in(&email, body.password, facts.user_agent, facts.ip).await?;
+    let Some(SignedIn { user, session, token, csrf }) = signed_in else {
         limits.backoff.failed(&pair_key);
         limits.backoff_ip.failed(&ip_key);
         if !known {
@@ -131,33 +118,18 @@ pub async fn login(
     };
     limits.backoff.succeeded(&pair_key);
     limits.known.remember(&pair_key);
-    let token = crate::keys::mint("cs-");
-    let csrf = crate::keys::mint("csrf-");
-    let now = state.now();
     let ttl = state.config().session_ttl.as_micros() as i64;
-    let session = SessionRecord {
-        id: Uuid::now_v7(),
-        user_id: user.id,
-        created: now,
-        last_seen: now,
-        expires_at: now + ttl,
-        user_agent: facts.user_agent,
-        ip: facts.ip,
-    };
-    let mut w = state.write(&Permit::by_token(Some(user.id))).await?;
-    w.tx().insert_session(&session, &token.hash, &csrf.hash).await?;
-    w.commit().await?;
     let body = LoginResponse {
         user: dto::user(&user),
         session_id: session.id,
-        csrf_token: csrf.raw.clone(),
+        csrf_token: csrf.clone(),
         expires_at: format_time(session.expires_at),
     };
     let mut resp = Json(body).into_response();
     let max_age = ttl / 1_000_000;
     for c in [
-        cookie_header(SESSION_COOKIE, &token.raw, max_age, true, facts.secure),
-        cookie_header(CSRF_COOKIE, &csrf.raw, max_age, false, facts.secure),
+        cookie_header(SESSION_COOKIE, &token, max_age, true, facts.secure),
+        cookie_header(CSRF_COOKIE, &csrf, max_age, false, facts.secure),
     ]
     .into_iter()
     .flatten()
@@ -170,12 +142,7 @@ pub async fn login(
 /// Signs out: revokes the session and clears its cookies.
 #[utoipa::path(post, path = "/api/auth/logout", tag = "Auth", responses((status = 200, description = "signed out")))]
 pub async fn logout(caller: Caller, facts: ClientFacts) -> ApiResult<Response> {
-    if let Credential::Session(s) = &caller.credential {
-        let mut w = caller.state().write(&caller.self_permit()).await?;
-        let now = w.now();
-        w.tx().revoke_session(caller.user.id, s.id, now).await?;
-        w.commit().await?;
-    }
+    caller.sign_out().await?;
     let mut resp = Json(serde_json::json!({"status": "signed_out"})).into_response();
     for c in [
         cookie_header(SESSION_COOKIE, "", 0, true, facts.secure),
@@ -197,46 +164,7 @@ pub async fn change_password(
     caller: Caller,
     Body(body): Body<ChangePassword>,
 ) -> ApiResult<Written<serde_json::Value>> {
-    if caller.actor.impersonator.is_some() {
-        return Err(ApiError::Forbidden("a password cannot be changed while impersonating".into()));
-    }
-    if caller.user.kind != UserKind::User {
-        return Err(ApiError::Forbidden("service accounts have no password".into()));
-    }
-    crate::passwords::check_policy(&body.new_password, caller.user.email.as_deref())?;
-    let key = format!("password:{}", caller.user.id);
-    caller.state().limits().backoff.check(&key)?;
-    let permit = caller.self_permit();
-    let stored = caller.state().read(&permit).await?.password_hash(caller.user.id).await?;
-    if stored.is_some() {
-        let current = body.current_password.unwrap_or_default();
-        if !crate::passwords::verify(current, stored).await? {
-            caller.state().limits().backoff.failed(&key);
-            return Err(ApiError::Forbidden("the current password is wrong".into()));
-        }
-    }
-    let hash = crate::passwords::hash(body.new_password).await?;
-    let mut w = caller.state().write(&permit).await?;
-    w.tx().set_password_hash(caller.user.id, Some(&hash)).await?;
-    let keep = match &caller.credential {
-        Credential::Session(s) => Some(s.id),
-        Credential::Key(_) => None,
-    };
-    let now = w.now();
-    let revoked = w.tx().revoke_user_sessions(caller.user.id, keep, now).await?;
-    for org in caller.orgs.clone() {
-        w.audit(AuditEvent::<(), _> {
-            org,
-            event_type: "user.password_changed",
-            resource_type: "user",
-            resource_id: Some(caller.user.id.0),
-            resource_name: caller.user.email.as_deref(),
-            before: None,
-            after: Some(&serde_json::json!({"other_sessions_revoked": revoked})),
-        })
-        .await?;
-    }
-    let rev = w.commit().await?;
+    let (rev, revoked) = caller.change_password(body.current_password, body.new_password).await?;
     Ok(Written::at(rev, serde_json::json!({"status": "changed", "other_sessions_revoked": revoked})))
 }
 
@@ -247,8 +175,7 @@ pub async fn sessions(caller: Caller) -> ApiResult<Json<ListResponse<Session>>> 
         Credential::Session(s) => Some(s.id),
         Credential::Key(_) => None,
     };
-    let mut tx = caller.state().read(&caller.self_permit()).await?;
-    let rows = tx.list_sessions(caller.user.id, caller.state().now()).await?;
+    let rows = caller.sessions().await?;
     Ok(Json(ListResponse {
         objects: rows
             .into_iter()
@@ -270,11 +197,6 @@ pub async fn sessions(caller: Caller) -> ApiResult<Json<ListResponse<Session>>> 
     responses((status = 200, description = "revoked")))]
 pub async fn revoke_session(caller: Caller, Path(id): Path<String>) -> ApiResult<Written<serde_json::Value>> {
     let id = path_id("session_id", &id)?;
-    let mut w = caller.state().write(&caller.self_permit()).await?;
-    let now = w.now();
-    if !w.tx().revoke_session(caller.user.id, id, now).await? {
-        return Err(ApiError::not_found("session", id));
-    }
-    let rev = w.commit().await?;
+    let rev = caller.end_session(id).await?;
     Ok(Written::at(rev, serde_json::json!({"status": "revoked", "id": id})))
 }

@@ -204,12 +204,9 @@ pub async fn create_in(
     let out = wire(&o);
     match &before {
         None => objects::insert_new(&mut w, &o, &out).await?,
-        Some(b) => {
-            w.tx().update_object(&o).await?;
-            objects::audit(&mut w, &o, "updated", Some(&wire(b)), Some(&out)).await?;
-        }
+        Some(b) => w.update_object(&o, &wire(b), &out).await?,
     }
-    w.tx().insert_object_version(&o).await?;
+    w.record_version(&o).await?;
     let rev = w.commit().await?;
     Ok(Written::at(rev, out))
 }
@@ -258,10 +255,9 @@ pub async fn update_in(caller: &Caller, raw_id: &str, body: PatchFunction, mode:
     }
     after.data = to_data(&d);
     after.xact_id = Some(w.tx().next_xact_id().await?);
-    w.tx().update_object(&after).await?;
-    w.tx().insert_object_version(&after).await?;
     let out = wire(&after);
-    objects::audit(&mut w, &after, "updated", Some(&wire(&before)), Some(&out)).await?;
+    w.update_object(&after, &wire(&before), &out).await?;
+    w.record_version(&after).await?;
     let rev = w.commit().await?;
     Ok(Written::at(rev, out))
 }

@@ -3,7 +3,6 @@
 
 use super::{invalid, path_id, Written};
 use crate::access::{AuditEvent, Caller, Write};
-use crate::change::Change;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Params};
 use crate::fill;
@@ -169,7 +168,7 @@ async fn create_or_replace(caller: Caller, body: CreateGroup, replace: bool) -> 
         let before = to_wire(w.tx(), &g).await?;
         let mut after_rec = g.clone();
         after_rec.description = body.description;
-        w.tx().update_group(&after_rec).await?;
+        w.update_group(&after_rec).await?;
         let cur_users = before.member_users.clone().unwrap_or_default();
         let cur_groups = before.member_groups.clone().unwrap_or_default();
         let rm_users: Vec<Uuid> = cur_users.iter().filter(|u| !users.contains(u)).copied().collect();
@@ -190,8 +189,7 @@ async fn create_or_replace(caller: Caller, body: CreateGroup, replace: bool) -> 
         user_id: Some(caller.user.id),
         created: w.now(),
     };
-    w.tx().insert_group(&g).await?;
-    w.change(Change::AddGroup { group: g.id.0, org: org.id.0 });
+    w.create_group(&g).await?;
     apply_members(&mut w, &g, &users, &[], &groups, &[]).await?;
     let after = to_wire(w.tx(), &g).await?;
     audit(&mut w, "group.created", org.id, g.id, &g.name, None, Some(&after)).await?;
@@ -247,7 +245,7 @@ pub async fn update(caller: Caller, Path(id): Path<String>, Body(body): Body<Pat
         rec.description = Some(d);
     }
     if rec != g {
-        w.tx().update_group(&rec).await?;
+        w.update_group(&rec).await?;
     }
     apply_members(
         &mut w,
@@ -282,13 +280,7 @@ pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written
         });
     }
     let before = to_wire(w.tx(), &g).await?;
-    let now = w.now();
-    let mut gone = w.tx().delete_acls_referencing(Some(id), None).await?;
-    gone.extend(w.tx().delete_acls_on(ObjectType::Group, id.0).await?);
-    w.tx().delete_group(id, now).await?;
-    super::acl::audit_deleted(&mut w, &gone).await?;
-    w.change(Change::RemoveGroup { group: id.0 });
-    w.guard(g.org_id);
+    w.delete_group(&g).await?;
     audit(&mut w, "group.deleted", g.org_id, id, &g.name, Some(&before), None).await?;
     let rev = w.commit().await?;
     Ok(Written::at(rev, before))

@@ -3,7 +3,6 @@
 
 use super::Written;
 use crate::access::{AuditEvent, Caller, Permit, Write};
-use crate::change::Change;
 use crate::dto;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Body;
@@ -185,7 +184,7 @@ pub async fn patch_members(
             created: w.now(),
             expires_at: w.now() + INVITATION_LIFETIME_MICROS,
         };
-        w.tx().insert_invitation(&inv, &token.hash).await?;
+        w.create_invitation(&inv, &token.hash).await?;
         let wire = Invitation {
             id: inv.id,
             email: inv.email.clone(),
@@ -217,7 +216,7 @@ pub async fn patch_members(
             avatar_url: None,
             created: w.now(),
         };
-        w.tx().insert_user(&u).await?;
+        w.create_user(&u, None).await?;
         join(&mut w, org.id, &u, &group_ids).await?;
         let mut out = AddedUser { id: id.0, email: u.email.clone(), api_key: None, token_name: None };
         if let Some(tn) = &a.token_name {
@@ -251,11 +250,7 @@ pub async fn patch_members(
         for g in w.tx().user_groups(org.id, u.id).await? {
             w.remove_group_user(org.id, g, u.id).await?;
         }
-        let gone = w.tx().delete_acls_of_user(org.id, u.id).await?;
-        super::acl::audit_deleted(&mut w, &gone).await?;
-        for a in &gone {
-            w.change(Change::RemoveAcl { id: a.id.0 });
-        }
+        w.revoke_grants_of(org.id, u.id).await?;
         w.revoke_keys_of(org.id, u.id).await?;
         w.remove_member(org.id, u.id, u.email.as_deref(), &dto::user(&u)).await?;
         removed.push(u.id.0);
@@ -301,14 +296,7 @@ pub async fn accept(
     let invalid = || ApiError::NotFound("no pending invitation has this token (it may be used or expired)".into());
     state.limits().tokens.check(&format!("accept:{}", facts.ip().unwrap_or("?")))?;
     let hash = crate::keys::hash(body.token.trim());
-    let probe = Permit::by_token(None);
-    let inv = {
-        let mut tx = state.read(&probe).await?;
-        tx.find_invitation(&hash).await?.ok_or_else(invalid)?
-    };
-    if inv.expires_at <= state.now() {
-        return Err(invalid());
-    }
+    let (inv, probe) = state.redeem_invitation(&body.token).await?;
     let signed_in = signed_in.0;
     if let Some(c) = &signed_in {
         if c.actor.impersonator.is_some() {
@@ -378,16 +366,12 @@ pub async fn accept(
                 avatar_url: None,
                 created: w.now(),
             };
-            w.tx().insert_user(&u).await?;
-            if let Some(h) = &password_hash {
-                w.tx().set_password_hash(u.id, Some(h)).await?;
-            }
+            w.create_user(&u, password_hash.as_deref()).await?;
             u
         }
     };
     w.act_as(user.id);
-    let now = w.now();
-    if !w.tx().accept_invitation(inv.id, now).await? {
+    if !w.use_invitation(inv.id).await? {
         return Err(invalid());
     }
     join(&mut w, inv.org_id, &user, &inv.group_ids).await?;

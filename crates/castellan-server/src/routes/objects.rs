@@ -4,7 +4,6 @@
 
 use super::Written;
 use crate::access::{AuditEvent, Caller, Permit, Write};
-use crate::change::Change;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Params;
 use crate::fill;
@@ -135,9 +134,7 @@ pub async fn audit<B: Serialize, A: Serialize>(
 
 /// Inserts a new object, places it under its project in the index and audits it.
 pub async fn insert_new<A: Serialize>(w: &mut Write, o: &ObjectRecord, wire: &A) -> ApiResult<()> {
-    w.tx().insert_object(o).await?;
-    w.change(Change::AddObject { object: object_ref(o.kind, o.id), parent: project_ref(o.project_id) });
-    audit::<(), A>(w, o, "created", None, Some(wire)).await
+    w.create_object(o, wire).await
 }
 
 /// Creates the object `name` of `kind` in project `pid` (`create` on the project), or
@@ -194,9 +191,8 @@ pub async fn commit_update<A: Serialize>(
     after: &ObjectRecord,
     wire: impl Fn(&ObjectRecord) -> A,
 ) -> ApiResult<Written<A>> {
-    w.tx().update_object(after).await?;
     let out = wire(after);
-    audit(&mut w, after, "updated", Some(&wire(before)), Some(&out)).await?;
+    w.update_object(after, &wire(before), &out).await?;
     let rev = w.commit().await?;
     Ok(Written::at(rev, out))
 }
@@ -211,12 +207,8 @@ pub async fn remove<A: Serialize>(
     let (_, permit) = load(caller, kinds, id, Permission::Delete).await?;
     let mut w = caller.state().write(&permit).await?;
     let o = reload(&mut w, kinds, id).await?;
-    let now = w.now();
-    w.tx().delete_object(id, now).await?;
-    w.tx().delete_acls_on(o.kind.object_type(), id).await?;
-    w.change(Change::RemoveObject { object: object_ref(o.kind, id) });
     let out = wire(&o);
-    audit::<A, ()>(&mut w, &o, "deleted", Some(&out), None).await?;
+    w.delete_object(&o, &out).await?;
     let rev = w.commit().await?;
     Ok(Written::at(rev, out))
 }

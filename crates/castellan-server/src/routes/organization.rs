@@ -1,8 +1,7 @@
 //! `/v1/organization`.
 
 use super::{invalid, path_id, Written};
-use crate::access::{AuditEvent, Caller};
-use crate::change::Change;
+use crate::access::Caller;
 use crate::dto;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Params};
@@ -50,13 +49,7 @@ pub async fn list(caller: Caller, q: Params) -> ApiResult<Json<ListResponse<Orga
     responses((status = 200, body = CreatedOrganization)))]
 pub async fn create(caller: Caller, Body(body): Body<CreateOrganization>) -> ApiResult<Written<CreatedOrganization>> {
     let name = Name::parse("name", &body.name).map_err(invalid)?;
-    if caller.is_service_account() || caller.actor.impersonator.is_some() {
-        return Err(ApiError::Forbidden(
-            "organizations are created by people signed in as themselves, not by service accounts or impersonators"
-                .into(),
-        ));
-    }
-    let permit = caller.new_org_permit();
+    let permit = caller.require_new_org()?;
     let mut w = caller.state().write(&permit).await?;
     let org = crate::seed::create_org(&mut w, &name, caller.user.id).await?;
     let api_key = match caller.credential {
@@ -133,17 +126,7 @@ pub async fn update(
             after.settings = serde_json::json!({ "strict_delegation": sd });
         }
     }
-    w.tx().update_org(&after).await?;
-    w.audit(AuditEvent {
-        org: id,
-        event_type: "organization.updated",
-        resource_type: "organization",
-        resource_id: Some(id.0),
-        resource_name: Some(&after.name),
-        before: Some(&dto::org(&before)),
-        after: Some(&dto::org(&after)),
-    })
-    .await?;
+    w.update_org(&before, &after).await?;
     let rev = w.commit().await?;
     Ok(Written::at(rev, dto::org(&after)))
 }
@@ -157,19 +140,7 @@ pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written
     let permit = caller.require(Permission::Delete, ObjectRef::new(ObjectType::Organization, id.0)).await?;
     let mut w = caller.state().write(&permit).await?;
     let org = w.tx().get_org(id).await?.ok_or_else(|| ApiError::not_found("organization", id))?;
-    let now = w.now();
-    w.tx().delete_org(id, now).await?;
-    w.change(Change::RemoveOrg { org: id.0 });
-    w.audit(AuditEvent::<_, ()> {
-        org: id,
-        event_type: "organization.deleted",
-        resource_type: "organization",
-        resource_id: Some(id.0),
-        resource_name: Some(&org.name),
-        before: Some(&dto::org(&org)),
-        after: None,
-    })
-    .await?;
+    w.delete_org(&org).await?;
     let rev = w.commit().await?;
     Ok(Written::at(rev, dto::org(&org)))
 }

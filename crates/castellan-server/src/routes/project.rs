@@ -1,8 +1,7 @@
 //! `/v1/project`.
 
 use super::{invalid, path_id, Written};
-use crate::access::{AuditEvent, Caller};
-use crate::change::Change;
+use crate::access::Caller;
 use crate::dto;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Params};
@@ -92,19 +91,8 @@ pub async fn create(caller: Caller, Body(body): Body<CreateProject>) -> ApiResul
         settings: None,
         created: w.now(),
     };
-    w.tx().insert_project(&p).await?;
-    w.change(Change::AddObject { object: project_ref(p.id), parent: org_ref });
+    w.create_project(&p).await?;
     let out = dto::project(&p);
-    w.audit(AuditEvent::<(), _> {
-        org: org.id,
-        event_type: "project.created",
-        resource_type: "project",
-        resource_id: Some(p.id.0),
-        resource_name: Some(&p.name),
-        before: None,
-        after: Some(&out),
-    })
-    .await?;
     let rev = w.commit().await?;
     Ok(Written::at(rev, out))
 }
@@ -158,19 +146,8 @@ pub async fn update(
     if let Some(s) = body.settings {
         after.settings = Some(s);
     }
-    w.tx().update_project(&after).await?;
-    w.change(Change::UpdateProject { project: id.0 });
+    w.update_project(&before, &after).await?;
     let out = dto::project(&after);
-    w.audit(AuditEvent {
-        org: after.org_id,
-        event_type: "project.updated",
-        resource_type: "project",
-        resource_id: Some(id.0),
-        resource_name: Some(&after.name),
-        before: Some(&dto::project(&before)),
-        after: Some(&out),
-    })
-    .await?;
     let rev = w.commit().await?;
     Ok(Written::at(rev, out))
 }
@@ -183,23 +160,8 @@ pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written
     let permit = caller.require(Permission::Delete, project_ref(id)).await?;
     let mut w = caller.state().write(&permit).await?;
     let p = w.tx().get_project(id).await?.ok_or_else(|| ApiError::not_found("project", id))?;
-    let now = w.now();
-    w.tx().delete_project(id, now).await?;
-    for t in [ObjectType::Project, ObjectType::ProjectLog] {
-        w.tx().delete_acls_on(t, id.0).await?;
-    }
-    w.change(Change::RemoveObject { object: project_ref(id) });
+    w.delete_project(&p).await?;
     let out = dto::project(&p);
-    w.audit(AuditEvent::<_, ()> {
-        org: p.org_id,
-        event_type: "project.deleted",
-        resource_type: "project",
-        resource_id: Some(id.0),
-        resource_name: Some(&p.name),
-        before: Some(&out),
-        after: None,
-    })
-    .await?;
     let rev = w.commit().await?;
     Ok(Written::at(rev, out))
 }

@@ -3,7 +3,6 @@
 
 use super::{invalid, path_id, Written};
 use crate::access::{AuditEvent, Caller, Write};
-use crate::change::Change;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Params};
 use crate::fill;
@@ -75,35 +74,16 @@ async fn apply_members(
     let org = r.org_id.ok_or_else(|| system_role_error(r))?;
     check_roles(w.tx(), org, add_roles).await?;
     for p in remove_perms {
-        if w.tx().remove_role_permission(r.id, to_pair(p)).await? {
-            w.change(Change::RemoveRolePermission {
-                role: r.id.0,
-                permission: p.permission,
-                restrict_object_type: p.restrict_object_type,
-            });
-        }
+        w.remove_role_permission(org, r.id, to_pair(p)).await?;
     }
     for m in remove_roles {
-        if w.tx().remove_role_role(r.id, RoleId(*m)).await? {
-            w.change(Change::RemoveRoleInherit { role: r.id.0, member_role: *m });
-        }
+        w.remove_role_role(org, r.id, RoleId(*m)).await?;
     }
     for p in add_perms {
-        if w.tx().add_role_permission(r.id, to_pair(p)).await? {
-            w.change(Change::AddRolePermission {
-                role: r.id.0,
-                permission: p.permission,
-                restrict_object_type: p.restrict_object_type,
-            });
-        }
+        w.add_role_permission(r.id, to_pair(p)).await?;
     }
     for m in add_roles {
-        if w.tx().add_role_role(r.id, RoleId(*m)).await? {
-            w.change(Change::AddRoleInherit { role: r.id.0, member_role: *m });
-        }
-    }
-    if !remove_perms.is_empty() || !remove_roles.is_empty() {
-        w.guard(org);
+        w.add_role_role(r.id, RoleId(*m)).await?;
     }
     Ok(())
 }
@@ -190,7 +170,7 @@ async fn create_or_replace(caller: Caller, body: CreateRole, replace: bool) -> A
         let before = to_wire(w.tx(), &r).await?;
         let mut rec = r.clone();
         rec.description = body.description;
-        w.tx().update_role(&rec).await?;
+        w.update_role(&rec).await?;
         let cur_perms = before.member_permissions.clone().unwrap_or_default();
         let cur_roles = before.member_roles.clone().unwrap_or_default();
         let rm_perms: Vec<MemberPermission> = cur_perms.iter().filter(|p| !perms.contains(p)).copied().collect();
@@ -211,8 +191,7 @@ async fn create_or_replace(caller: Caller, body: CreateRole, replace: bool) -> A
         user_id: Some(caller.user.id),
         created: w.now(),
     };
-    w.tx().insert_role(&r).await?;
-    w.change(Change::AddRole { role: r.id.0, org: Some(org.id.0) });
+    w.create_role(&r).await?;
     apply_members(&mut w, &r, &perms, &[], &roles, &[]).await?;
     let after = to_wire(w.tx(), &r).await?;
     audit(&mut w, "role.created", org.id, &r, None, Some(&after)).await?;
@@ -278,7 +257,7 @@ pub async fn update(caller: Caller, Path(id): Path<String>, Body(body): Body<Pat
         rec.description = Some(d);
     }
     if rec != r {
-        w.tx().update_role(&rec).await?;
+        w.update_role(&rec).await?;
     }
     apply_members(
         &mut w,
@@ -311,13 +290,7 @@ pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written
     let r = w.tx().get_role(id).await?.ok_or_else(|| ApiError::not_found("role", id))?;
     let org = r.org_id.ok_or_else(|| system_role_error(&r))?;
     let before = to_wire(w.tx(), &r).await?;
-    let now = w.now();
-    let mut gone = w.tx().delete_acls_referencing(None, Some(id)).await?;
-    gone.extend(w.tx().delete_acls_on(ObjectType::Role, id.0).await?);
-    w.tx().delete_role(id, now).await?;
-    super::acl::audit_deleted(&mut w, &gone).await?;
-    w.change(Change::RemoveRole { role: id.0 });
-    w.guard(org);
+    w.delete_role(org, &r).await?;
     audit(&mut w, "role.deleted", org, &r, Some(&before), None).await?;
     let rev = w.commit().await?;
     Ok(Written::at(rev, before))

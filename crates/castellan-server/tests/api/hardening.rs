@@ -455,8 +455,8 @@ async fn the_sqlite_file_and_data_directory_are_private_to_the_server() {
     let mode = |p: &std::path::Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
     assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(&data.join("castellan.sqlite")), 0o600);
-    let state = castellan_server::serve::prepare(store, config, system_clock()).await.expect("state");
-    castellan_server::seed::bootstrap(&state, "acme", "ada@acme.example").await.expect("bootstrap");
+    let (state, system) = castellan_server::serve::prepare(store, config, system_clock()).await.expect("state");
+    castellan_server::seed::bootstrap(&state, &system, "acme", "ada@acme.example").await.expect("bootstrap");
     for entry in std::fs::read_dir(&data).expect("dir") {
         let p = entry.expect("entry").path();
         assert_eq!(mode(&p) & 0o077, 0, "{} is readable by others", p.display());

@@ -67,6 +67,8 @@ pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub state: AppState,
+    /// The right to write as the system (bootstrap), as the process starter holds it.
+    pub system: castellan_server::access::SystemKey,
     pub db: Db,
     running: Option<Running>,
     stopped: Arc<std::sync::atomic::AtomicBool>,
@@ -134,12 +136,12 @@ impl TestApp {
     /// Starts a server (a replica) over an existing database.
     pub async fn spawn_on(db: Db, config: Config, clock: Clock) -> TestApp {
         let store = db.open().await;
-        let state = castellan_server::serve::prepare(store, config, clock).await.expect("state");
+        let (state, system) = castellan_server::serve::prepare(store, config, clock).await.expect("state");
         let running = start_with_state(state.clone()).await.expect("start");
         let base = format!("http://{}", running.addr);
         let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let _ = STARTED.try_with(|s| s.borrow_mut().push((state.clone(), stopped.clone())));
-        TestApp { base, http: reqwest::Client::new(), state, db, running: Some(running), stopped }
+        TestApp { base, http: reqwest::Client::new(), state, system, db, running: Some(running), stopped }
     }
 
     /// Checks the index against the database, then stops the server.
@@ -153,7 +155,7 @@ impl TestApp {
 
     /// Bootstraps an org with an owner; returns the owner's API key.
     pub async fn bootstrap(&self, org: &str, email: &str) -> String {
-        castellan_server::seed::bootstrap(&self.state, org, email).await.expect("bootstrap").api_key
+        castellan_server::seed::bootstrap(&self.state, &self.system, org, email).await.expect("bootstrap").api_key
     }
 
     /// Sends a request; returns the status, the headers and the JSON body (or
