@@ -13,7 +13,7 @@ use super::{AuditEvent, Write};
 use crate::change::Change;
 use crate::dto;
 use crate::error::ApiResult;
-use castellan_core::{GroupId, ObjectRef, ObjectType, OrgId, RoleId, UserId};
+use castellan_core::{ObjectRef, ObjectType, OrgId, RoleId, UserId};
 use castellan_store::{
     AclRecord, GroupRecord, InvitationRecord, NewKey, ObjectRecord, OrgRecord, ProjectRecord, RolePermission,
     RoleRecord, SessionRecord, UserRecord,
@@ -388,14 +388,6 @@ impl Write {
             self.owe_audit("invitation", id);
         }
         Ok(used)
-    }
-
-    /// Adds `user` to each of `groups` (already checked to be in one org).
-    pub async fn add_to_groups(&mut self, groups: &[GroupId], user: UserId) -> ApiResult<()> {
-        for g in groups {
-            self.add_group_user(*g, user).await?;
-        }
-        Ok(())
     }
 
     /// Stores a new session (token and CSRF secret hashed).

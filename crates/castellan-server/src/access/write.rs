@@ -86,11 +86,6 @@ impl Write {
         }
     }
 
-    /// The changes recorded so far.
-    pub fn changes(&self) -> &[Change] {
-        &self.changes
-    }
-
     /// Makes `user` a member of `org`: the row, the change every replica applies to
     /// its memberships, and the `member.added` audit record (with `wire`, the user as
     /// the answer shows it), together. `false` (and nothing written) if already one.

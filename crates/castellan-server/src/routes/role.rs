@@ -85,6 +85,10 @@ async fn apply_members(
     for m in add_roles {
         w.add_role_role(r.id, RoleId(*m)).await?;
     }
+    if !remove_perms.is_empty() || !remove_roles.is_empty() {
+        // Asked to remove: the lockout guard holds even if nothing was there.
+        w.guard(org);
+    }
     Ok(())
 }
 
