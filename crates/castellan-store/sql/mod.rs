@@ -10,6 +10,7 @@
 //! `SqlTx`; neither backend changes.
 
 pub(crate) mod access;
+pub(crate) mod admin;
 pub(crate) mod objects;
 pub(crate) mod repos;
 pub(crate) mod rows;

@@ -341,3 +341,77 @@ pub async fn the_access_state_lists_live_project_objects_and_their_grants(store:
     assert_eq!(s.project_objects, vec![(ObjectType::Experiment, live.id, p)]);
     assert_eq!(s.acls, vec![a1]);
 }
+
+/// Administration objects: unique by name per kind and scope, updated in place,
+/// listed with filters, deleted for good, and swept with the org, project or object
+/// they are set on.
+pub async fn administration_objects_are_unique_per_scope_and_go_with_it(store: Arc<dyn Store>) {
+    let (org, user, p, q) = seed(&*store).await;
+    let f = object(ObjectKind::Function, org, p, "tool", 5);
+    let admin = |scope: castellan_core::ObjectRef, name: &str, created: i64| AdminRecord {
+        id: Uuid::now_v7(),
+        kind: AdminKind::EnvVar,
+        org_id: org,
+        scope,
+        name: name.into(),
+        data: json!({"secret_type": null}),
+        secret: Some(vec![1, 2, 3]),
+        secret_updated_at: Some(created),
+        secret_updated_by: Some(user),
+        created,
+        updated: created,
+    };
+    let on = |t: ObjectType, id: Uuid| castellan_core::ObjectRef::new(t, id);
+    let in_org = admin(on(ObjectType::Organization, org.0), "KEY", 10);
+    let in_p = admin(on(ObjectType::Project, p.0), "KEY", 11);
+    let in_q = admin(on(ObjectType::Project, q.0), "OTHER", 12);
+    let in_f = admin(on(ObjectType::Prompt, f.id), "KEY", 13);
+    let mut tx = store.write().await.expect("begin");
+    tx.insert_object(&f).await.expect("function");
+    for a in [&in_org, &in_p, &in_q, &in_f] {
+        tx.insert_admin(a).await.expect("insert: the same name on another scope is free");
+    }
+    let clash = tx.insert_admin(&admin(on(ObjectType::Project, p.0), "KEY", 14)).await;
+    assert!(matches!(clash, Err(StoreError::Conflict(ref m)) if m.contains("`KEY`")), "{clash:?}");
+    assert_eq!(tx.get_admin(in_p.id).await.expect("get"), Some(in_p.clone()));
+    let found = tx.find_admin(AdminKind::EnvVar, in_f.scope, "KEY").await.expect("find");
+    assert_eq!(found.map(|a| a.id), Some(in_f.id));
+    let mut renamed = in_p.clone();
+    renamed.name = "OTHER".into();
+    renamed.secret = None;
+    renamed.updated = 20;
+    tx.update_admin(&renamed).await.expect("rename");
+    assert_eq!(tx.get_admin(in_p.id).await.expect("get"), Some(renamed.clone()));
+    let third = admin(on(ObjectType::Project, p.0), "THIRD", 15);
+    tx.insert_admin(&third).await.expect("third");
+    let clash = tx.update_admin(&AdminRecord { name: "OTHER".into(), ..third.clone() }).await;
+    assert!(matches!(clash, Err(StoreError::Conflict(_))), "a rename onto a taken name: {clash:?}");
+    tx.delete_admin(third.id).await.expect("delete third");
+    let all = AdminFilter {
+        kind: AdminKind::EnvVar,
+        orgs: vec![org],
+        scope_type: None,
+        scope_id: None,
+        ids: vec![],
+        name: None,
+    };
+    let ids = |v: Vec<AdminRecord>| v.into_iter().map(|a| a.id).collect::<Vec<_>>();
+    assert_eq!(ids(tx.list_admin(&all, &window(10)).await.expect("list")), vec![in_f.id, in_q.id, in_p.id, in_org.id]);
+    let projects = AdminFilter { scope_type: Some(ObjectType::Project), ..all.clone() };
+    assert_eq!(ids(tx.list_admin(&projects, &window(10)).await.expect("list")), vec![in_q.id, in_p.id]);
+    let named = AdminFilter { name: Some("KEY".into()), ..all.clone() };
+    assert_eq!(ids(tx.list_admin(&named, &window(10)).await.expect("list")), vec![in_f.id, in_org.id]);
+    let scoped = AdminFilter { scope_id: Some(org.0), ..all.clone() };
+    assert_eq!(ids(tx.list_admin(&scoped, &window(10)).await.expect("list")), vec![in_org.id]);
+    let nobody = AdminFilter { orgs: vec![], ..all.clone() };
+    assert!(tx.list_admin(&nobody, &window(10)).await.expect("list").is_empty());
+    assert_eq!(ids(tx.list_admin(&all, &window(1)).await.expect("list")), vec![in_f.id]);
+    // A project takes its own variables and its objects' with it; the org takes the rest.
+    assert_eq!(ids(tx.delete_admin_under(p.0).await.expect("sweep")), vec![in_p.id, in_f.id]);
+    tx.delete_admin(in_q.id).await.expect("delete");
+    assert!(matches!(tx.delete_admin(in_q.id).await, Err(StoreError::NotFound(_))));
+    assert_eq!(tx.get_admin(in_q.id).await.expect("get"), None);
+    assert_eq!(ids(tx.delete_admin_under(org.0).await.expect("sweep")), vec![in_org.id]);
+    assert!(tx.list_admin(&all, &window(10)).await.expect("list").is_empty());
+    tx.commit().await.expect("commit");
+}

@@ -5,6 +5,7 @@
 //! underneath. All writes happen inside a [`Tx`]; a write, its audit record and its
 //! change-feed entry commit together or not at all.
 
+pub mod admin;
 pub mod audit;
 pub mod conformance;
 mod conformance_data;
@@ -15,6 +16,7 @@ pub mod model;
 pub mod page;
 pub mod traits;
 
+pub use admin::*;
 pub use data::*;
 pub use data_repo::*;
 pub use error::{expect_touched, StoreError, StoreResult};

@@ -2,6 +2,7 @@
 //! implements [`Tx`] (every repository trait plus commit).
 
 use crate::audit::{AuditRecord, NewAuditRecord};
+use crate::admin::AdminRepo;
 use crate::data_repo::{DataTx, EventRepo, ObjectRepo};
 use crate::error::StoreResult;
 use crate::model::*;
@@ -60,7 +61,17 @@ pub trait Store: Send + Sync + 'static {
 /// One transaction: all repositories, plus revision allocation and commit.
 #[async_trait]
 pub trait Tx:
-    OrgRepo + UserRepo + ProjectRepo + KeyRepo + AccessRepo + SessionRepo + AuditRepo + ObjectRepo + EventRepo + Send
+    OrgRepo
+    + UserRepo
+    + ProjectRepo
+    + KeyRepo
+    + AccessRepo
+    + SessionRepo
+    + AuditRepo
+    + ObjectRepo
+    + EventRepo
+    + AdminRepo
+    + Send
 {
     /// This transaction's revision, allocated on first call. Revisions are assigned
     /// in commit order: no transaction with a smaller revision commits after one with

@@ -1,0 +1,109 @@
+//! Administration objects: named settings that live on an organization, a project
+//! or an object (environment variables today; AI provider secrets, project scores
+//! and tags, views, automations and the like share the same table). The columns
+//! every kind shares are fields; the rest of a kind's fields are kept in `data`, and
+//! a secret value only ever sealed, in `secret`.
+
+use crate::error::StoreResult;
+use crate::page::Window;
+use crate::Micros;
+use async_trait::async_trait;
+use castellan_core::{ObjectRef, OrgId, UserId};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The kinds of administration object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdminKind {
+    /// An environment variable (`/v1/env_var`).
+    EnvVar,
+}
+
+impl AdminKind {
+    /// Every kind.
+    pub const ALL: [AdminKind; 1] = [AdminKind::EnvVar];
+
+    /// The stored and wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AdminKind::EnvVar => "env_var",
+        }
+    }
+
+    /// The kind named `s`.
+    pub fn parse(s: &str) -> Option<AdminKind> {
+        AdminKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// One administration object. Names are unique per (kind, scope).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminRecord {
+    /// Id.
+    pub id: Uuid,
+    /// Kind.
+    pub kind: AdminKind,
+    /// The organization it belongs to.
+    pub org_id: OrgId,
+    /// What it is set on: the organization, a project or an object.
+    pub scope: ObjectRef,
+    /// Name.
+    pub name: String,
+    /// Kind-specific fields, a JSON object. Never a secret.
+    pub data: serde_json::Value,
+    /// The sealed secret value, if any (never the value itself).
+    pub secret: Option<Vec<u8>>,
+    /// When the secret value last changed.
+    pub secret_updated_at: Option<Micros>,
+    /// Who last changed the secret value.
+    pub secret_updated_by: Option<UserId>,
+    /// Creation time.
+    pub created: Micros,
+    /// Last change.
+    pub updated: Micros,
+}
+
+/// Filters for listing administration objects. Every set field must match.
+#[derive(Debug, Clone)]
+pub struct AdminFilter {
+    /// The kind.
+    pub kind: AdminKind,
+    /// Only objects of these orgs. Empty means none.
+    pub orgs: Vec<OrgId>,
+    /// Only objects set on this object type …
+    pub scope_type: Option<castellan_core::ObjectType>,
+    /// … and object id.
+    pub scope_id: Option<Uuid>,
+    /// Exact ids.
+    pub ids: Vec<Uuid>,
+    /// Exact name.
+    pub name: Option<String>,
+}
+
+impl crate::page::Paged for AdminRecord {
+    fn page_key(&self) -> crate::page::PageKey {
+        crate::page::PageKey { created: self.created, id: self.id }
+    }
+}
+
+/// Administration objects.
+#[async_trait]
+pub trait AdminRepo {
+    /// Inserts; `Conflict` when the name is taken in its scope.
+    async fn insert_admin(&mut self, a: &AdminRecord) -> StoreResult<()>;
+    /// One by id.
+    async fn get_admin(&mut self, id: Uuid) -> StoreResult<Option<AdminRecord>>;
+    /// One by kind, scope and name.
+    async fn find_admin(&mut self, kind: AdminKind, scope: ObjectRef, name: &str) -> StoreResult<Option<AdminRecord>>;
+    /// Stores a changed name, data or secret; `Conflict` when the new name is taken,
+    /// `NotFound` when it is gone.
+    async fn update_admin(&mut self, a: &AdminRecord) -> StoreResult<()>;
+    /// Deletes (the row and its sealed secret are gone); `NotFound` when it was.
+    async fn delete_admin(&mut self, id: Uuid) -> StoreResult<()>;
+    /// A page, newest first by default.
+    async fn list_admin(&mut self, f: &AdminFilter, w: &Window) -> StoreResult<Vec<AdminRecord>>;
+    /// Deletes every administration object set on `scope` or, when `scope` is a
+    /// project, on an object inside it; or, for an org id, all of the org's.
+    async fn delete_admin_under(&mut self, scope: Uuid) -> StoreResult<Vec<AdminRecord>>;
+}
