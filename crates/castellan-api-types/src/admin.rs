@@ -334,3 +334,90 @@ pub struct Session {
     /// Whether it is the session making this request.
     pub current: bool,
 }
+
+/// What an environment variable is set on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EnvVarObjectType {
+    /// The whole organization (every function of it).
+    Organization,
+    /// One project (its functions).
+    Project,
+    /// One function or prompt.
+    Function,
+}
+
+/// An environment variable: a named secret value for functions (prompts, scorers,
+/// tools) of an organization, a project or one function. The value is sealed at
+/// rest and never returned; `preview_secret` shows a few characters of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EnvVar {
+    /// Id.
+    pub id: Uuid,
+    /// What it is set on.
+    pub object_type: EnvVarObjectType,
+    /// The id of the organization, project or function.
+    pub object_id: Uuid,
+    /// Name, unique on its object.
+    pub name: String,
+    /// Creation time (RFC 3339).
+    pub created: Option<String>,
+    /// When the value last changed (RFC 3339).
+    pub secret_updated_at: Option<String>,
+    /// Who last changed the value.
+    pub secret_updated_by_user_id: Option<Uuid>,
+    /// When a function last used it (RFC 3339).
+    pub used: Option<String>,
+    /// Free-form metadata.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
+    /// A masked preview of the value (`sk-...wxyz`); null when no value is set.
+    pub preview_secret: Option<String>,
+    /// An optional classification (e.g. the AI provider's name).
+    pub secret_type: Option<String>,
+    /// `env_var` (a plain environment variable) or `ai_provider` (a project's AI
+    /// provider key).
+    pub secret_category: String,
+}
+
+/// `POST /v1/env_var` and `PUT /v1/env_var`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreateEnvVar {
+    /// What it is set on.
+    pub object_type: EnvVarObjectType,
+    /// The id of the organization, project or function.
+    pub object_id: Uuid,
+    /// Name, unique on its object.
+    pub name: String,
+    /// The value; sealed at rest, never returned. `PUT` without it keeps the
+    /// stored value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Free-form metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
+    /// An optional classification (e.g. the AI provider's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_type: Option<String>,
+    /// `env_var` (default) or `ai_provider`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_category: Option<String>,
+}
+
+/// `PATCH /v1/env_var/{env_var_id}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PatchEnvVar {
+    /// The (new) name.
+    pub name: String,
+    /// A new value; sealed at rest, never returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// New metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
+    /// A new classification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_type: Option<String>,
+}

@@ -147,7 +147,11 @@ async fn main() -> Result<(), String> {
     let a = args()?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let store = open(&a, dir.path()).await?;
-    let config = Config { listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?, ..Config::default() };
+    let config = Config {
+        listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
+        data_dir: dir.path().to_owned(),
+        ..Config::default()
+    };
     let (state, system) =
         castellan_server::serve::prepare(store.clone(), config, system_clock()).await.map_err(|e| e.to_string())?;
     let running = start_with_state(state.clone()).await.map_err(|e| e.to_string())?;

@@ -36,6 +36,10 @@ pub struct Config {
     /// cross-origin requests (cookies). Default: none. Bearer-token requests are
     /// allowed from any origin, without credentials.
     pub cors_origins: Vec<String>,
+    /// The master key that seals secret values (64 hex characters). Never logged.
+    pub secret_key: Option<String>,
+    /// A file holding the master key (64 hex characters).
+    pub secret_key_file: Option<PathBuf>,
 }
 
 impl fmt::Debug for Config {
@@ -52,6 +56,8 @@ impl fmt::Debug for Config {
             .field("trust_forwarded_for", &self.trust_forwarded_for)
             .field("session_ttl", &self.session_ttl)
             .field("cors_origins", &self.cors_origins)
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
+            .field("secret_key_file", &self.secret_key_file)
             .finish()
     }
 }
@@ -82,6 +88,8 @@ impl Default for Config {
             trust_forwarded_for: false,
             session_ttl: Duration::from_secs(12 * 3600),
             cors_origins: Vec::new(),
+            secret_key: None,
+            secret_key_file: None,
         }
     }
 }
@@ -90,7 +98,7 @@ impl Default for Config {
 /// a `CASTELLAN_<KEY>` environment variable and a `--<key>` flag (the CLI flattens
 /// this into `serve`, `migrate` and `bootstrap`). All optional; precedence is
 /// defaults, then the file, then the environment, then flags.
-#[derive(Debug, Clone, Default, Deserialize, clap::Args)]
+#[derive(Clone, Default, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// Address to listen on [default: 127.0.0.1:8000].
@@ -131,6 +139,35 @@ pub struct FileConfig {
     /// repeat the flag or separate with commas [default: none].
     #[arg(long = "cors-origin", env = "CASTELLAN_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Option<Vec<String>>,
+    /// The master key that seals secret values: 64 hex characters (`openssl rand
+    /// -hex 32`). Every replica of a PostgreSQL deployment needs the same one
+    /// [default: for the embedded database, `secret.key` generated in the data
+    /// directory].
+    #[arg(long, env = "CASTELLAN_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// A file holding the master key (64 hex characters), instead of `secret_key`.
+    #[arg(long, env = "CASTELLAN_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
+}
+
+impl fmt::Debug for FileConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileConfig")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url.as_deref().map(redact_url))
+            .field("public_url", &self.public_url)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("poll_interval_ms", &self.poll_interval_ms)
+            .field("min_revision_wait_ms", &self.min_revision_wait_ms)
+            .field("log", &self.log)
+            .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .field("session_ttl_hours", &self.session_ttl_hours)
+            .field("cors_origins", &self.cors_origins)
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
+            .field("secret_key_file", &self.secret_key_file)
+            .finish()
+    }
 }
 
 /// Values from the environment or flags; they win over the file.
@@ -200,7 +237,12 @@ impl Config {
                 .map(|h| Duration::from_secs(h * 3600))
                 .unwrap_or(d.session_ttl),
             cors_origins: overrides.cors_origins.or(from_file.cors_origins).unwrap_or_default(),
+            secret_key: overrides.secret_key.or(from_file.secret_key).filter(|s| !s.is_empty()),
+            secret_key_file: overrides.secret_key_file.or(from_file.secret_key_file),
         };
+        if cfg.secret_key.is_some() && cfg.secret_key_file.is_some() {
+            return Err(ConfigError::Invalid("set one of secret_key and secret_key_file, not both".into()));
+        }
         for o in &cfg.cors_origins {
             let ok = (o.starts_with("https://") || o.starts_with("http://"))
                 && !o.ends_with('/')
@@ -293,7 +335,9 @@ mod tests {
         for key in &seen {
             let value = match key.as_str() {
                 "listen" => "\"127.0.0.1:1\"",
-                "data_dir" | "database_url" | "public_url" | "log" => "\"postgres://x\"",
+                "data_dir" | "database_url" | "public_url" | "log" | "secret_key" | "secret_key_file" => {
+                    "\"postgres://x\""
+                }
                 "trust_forwarded_for" => "true",
                 "cors_origins" => "[\"https://a.example\"]",
                 _ => "2048",
@@ -301,7 +345,7 @@ mod tests {
             let file: Result<FileConfig, _> = toml::from_str(&format!("{key} = {value}"));
             assert!(file.is_ok(), "{key}: {file:?}");
         }
-        assert_eq!(seen.len(), 11, "{seen:?}");
+        assert_eq!(seen.len(), 13, "{seen:?}");
     }
 
     #[test]
@@ -343,6 +387,17 @@ mod tests {
             let err = Config::load(None, over).unwrap_err().to_string();
             assert!(err.contains("cors_origins"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn the_master_key_never_shows_in_debug_output() {
+        let key = "ab".repeat(32);
+        let over = Overrides { secret_key: Some(key.clone()), ..Default::default() };
+        assert!(!format!("{over:?}").contains(&key));
+        let c = Config::load(None, over).unwrap();
+        assert!(!format!("{c:?}").contains(&key), "{c:?}");
+        let both = Overrides { secret_key: Some(key), secret_key_file: Some("k".into()), ..Default::default() };
+        assert!(Config::load(None, both).is_err());
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //! | 429 | `rate_limited` | too many requests; see `Retry-After` |
 //! | 500 | `internal` | a server fault (details are logged, never returned) |
 //! | 503 | `revision_not_reached` | `x-castellan-min-revision` could not be met in time |
+//! | 503 | `no_master_key` | a secret value cannot be stored: the server has no master key configured |
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -63,11 +64,13 @@ pub enum ErrorCode {
     Internal,
     /// 503 `revision_not_reached`.
     RevisionNotReached,
+    /// 503 `no_master_key`.
+    NoMasterKey,
 }
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidJson,
         ErrorCode::InvalidBody,
@@ -85,6 +88,7 @@ impl ErrorCode {
         ErrorCode::RateLimited,
         ErrorCode::Internal,
         ErrorCode::RevisionNotReached,
+        ErrorCode::NoMasterKey,
     ];
 
     /// The code on the wire.
@@ -107,6 +111,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Internal => "internal",
             ErrorCode::RevisionNotReached => "revision_not_reached",
+            ErrorCode::NoMasterKey => "no_master_key",
         }
     }
 
@@ -128,7 +133,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::RevisionNotReached => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::RevisionNotReached | ErrorCode::NoMasterKey => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -171,6 +176,9 @@ pub enum ApiError {
     /// 503 for an unmet minimum revision.
     #[error("{0}")]
     RevisionNotReached(String),
+    /// 503: secret values cannot be stored without a master key.
+    #[error("this server has no master key for secret values: set `secret_key` or `secret_key_file` (the same on every replica)")]
+    NoMasterKey,
     /// 500. The text is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -209,6 +217,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::RevisionNotReached(_) => ErrorCode::RevisionNotReached,
+            ApiError::NoMasterKey => ErrorCode::NoMasterKey,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
     }

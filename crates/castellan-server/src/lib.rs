@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod passwords;
 pub mod ratelimit;
 pub mod routes;
+pub mod secrets;
 pub mod seed;
 pub mod serve;
 pub mod state;

@@ -114,7 +114,8 @@ fn restrict(path: &std::path::Path, mode: u32) -> std::io::Result<()> {
 /// The [`SystemKey`] is the one right to write as the system (first-run
 /// bootstrap); whoever starts the process keeps it or drops it.
 pub async fn prepare(store: Arc<dyn Store>, config: Config, clock: Clock) -> Result<(AppState, SystemKey), OpenError> {
-    let (state, system) = AppState::new(store, config, clock).await?;
+    let sealer = crate::secrets::Sealer::load(&config)?;
+    let (state, system) = AppState::new(store, config, clock, sealer).await?;
     crate::seed::ensure_system_roles(&state, &system)
         .await
         .map_err(|e| OpenError::Store(StoreError::Backend(e.to_string())))?;

@@ -60,7 +60,8 @@ fn conflict(e: sqlx::Error, a: &AdminRecord) -> StoreError {
 impl AdminRepo for SqlTx {
     async fn insert_admin(&mut self, a: &AdminRecord) -> StoreResult<()> {
         self.ensure_writable()?;
-        let sql = format!("INSERT INTO admin_objects ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)");
+        let sql =
+            format!("INSERT INTO admin_objects ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)");
         self.exec_guarded(
             sqlx::query(&sql)
                 .bind(a.id)

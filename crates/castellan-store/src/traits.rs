@@ -1,8 +1,8 @@
 //! The storage traits. A backend implements [`Store`] and a transaction type that
 //! implements [`Tx`] (every repository trait plus commit).
 
-use crate::audit::{AuditRecord, NewAuditRecord};
 use crate::admin::AdminRepo;
+use crate::audit::{AuditRecord, NewAuditRecord};
 use crate::data_repo::{DataTx, EventRepo, ObjectRepo};
 use crate::error::StoreResult;
 use crate::model::*;

@@ -50,6 +50,8 @@ struct Inner {
     clock: Clock,
     limits: crate::ratelimit::Limits,
     signer: signing::Signer,
+    /// The master key for secret values, when the server has one.
+    sealer: Option<crate::secrets::Sealer>,
     touches: Arc<Touches>,
     flusher: tokio::task::JoinHandle<()>,
     /// The database's commit announcements, where it makes them (then the follower
@@ -204,6 +206,9 @@ pub enum OpenError {
     /// The authorization index could not be built.
     #[error(transparent)]
     Index(#[from] IndexError),
+    /// The master key could not be loaded.
+    #[error(transparent)]
+    SecretKey(#[from] crate::secrets::KeyError),
     /// The data directory could not be created.
     #[error("cannot create data directory `{path}`: {source}")]
     DataDir {
@@ -217,7 +222,12 @@ pub enum OpenError {
 impl AppState {
     /// Builds the state over an open store: loads the authorization index and starts
     /// the background work. Startup (`serve::prepare`) seeds the system roles.
-    pub async fn new(store: Arc<dyn Store>, config: Config, clock: Clock) -> Result<(AppState, SystemKey), OpenError> {
+    pub async fn new(
+        store: Arc<dyn Store>,
+        config: Config,
+        clock: Clock,
+        sealer: Option<crate::secrets::Sealer>,
+    ) -> Result<(AppState, SystemKey), OpenError> {
         let index = Arc::new(Index::load(store.clone()).await?);
         let candidate: [u8; 32] = rand::random();
         let signer = signing::Signer::new(store.server_secret(signing::SECRET_NAME, &candidate).await?);
@@ -242,6 +252,7 @@ impl AppState {
             clock,
             limits: Default::default(),
             signer,
+            sealer,
             touches,
             flusher,
         }));
@@ -257,6 +268,11 @@ impl AppState {
     /// Now, in unix epoch microseconds.
     pub fn now(&self) -> Micros {
         (self.0.clock)()
+    }
+
+    /// The master key that seals secret values (503 `no_master_key` without one).
+    pub fn sealer(&self) -> ApiResult<&crate::secrets::Sealer> {
+        self.0.sealer.as_ref().ok_or(ApiError::NoMasterKey)
     }
 
     /// The rate limits.
@@ -325,6 +341,27 @@ impl AppState {
         let obj = ObjectRef::new(acl.object_type, acl.object_id);
         match caller.require(permission, obj).await {
             Ok(p) => Ok((acl, p)),
+            Err(ApiError::NotFound(_)) => Err(missing()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Loads an administration object for a caller who holds `permission` on what
+    /// it is set on (its org, project or object); one the caller cannot see, or of
+    /// another kind, is "not found".
+    pub async fn admin_for(
+        &self,
+        caller: &Caller,
+        kind: castellan_store::AdminKind,
+        id: uuid::Uuid,
+        permission: Permission,
+    ) -> ApiResult<(castellan_store::AdminRecord, Permit)> {
+        let missing = || ApiError::not_found(kind.as_str(), id);
+        let mut tx = self.0.store.read().await?;
+        let a = tx.get_admin(id).await?.filter(|a| a.kind == kind).ok_or_else(missing)?;
+        drop(tx);
+        match caller.require(permission, a.scope).await {
+            Ok(p) => Ok((a, p)),
             Err(ApiError::NotFound(_)) => Err(missing()),
             Err(e) => Err(e),
         }

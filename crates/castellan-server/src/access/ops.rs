@@ -15,8 +15,8 @@ use crate::dto;
 use crate::error::ApiResult;
 use castellan_core::{ObjectRef, ObjectType, OrgId, RoleId, UserId};
 use castellan_store::{
-    AclRecord, GroupRecord, InvitationRecord, NewKey, ObjectRecord, OrgRecord, ProjectRecord, RolePermission,
-    RoleRecord, SessionRecord, UserRecord,
+    AclRecord, AdminRecord, GroupRecord, InvitationRecord, NewKey, ObjectRecord, OrgRecord, ProjectRecord,
+    RolePermission, RoleRecord, SessionRecord, UserRecord,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -46,6 +46,7 @@ impl Write {
     pub async fn delete_org(&mut self, org: &OrgRecord) -> ApiResult<()> {
         let now = self.now;
         self.tx.delete_org(org.id, now).await?;
+        self.drop_admin_under(org.id.0).await?;
         self.changes.push(Change::RemoveOrg { org: org.id.0 });
         self.audit_org(org, "organization.deleted", Some(&dto::org(org)), None).await
     }
@@ -90,6 +91,7 @@ impl Write {
     pub async fn delete_project(&mut self, p: &ProjectRecord) -> ApiResult<()> {
         let now = self.now;
         self.tx.delete_project(p.id, now).await?;
+        self.drop_admin_under(p.id.0).await?;
         for t in [ObjectType::Project, ObjectType::ProjectLog] {
             self.drop_acls_on(t, p.id.0).await?;
         }
@@ -150,6 +152,7 @@ impl Write {
         let now = self.now;
         let object_type = o.kind.object_type();
         self.tx.delete_object(o.id, now).await?;
+        self.drop_admin_under(o.id).await?;
         self.drop_acls_on(object_type, o.id).await?;
         self.changes.push(Change::RemoveObject { object: ObjectRef::new(object_type, o.id) });
         self.audit_object::<B, ()>(o, "deleted", Some(before), None).await
@@ -339,6 +342,67 @@ impl Write {
             resource_name: None,
             before: if created { None } else { Some(&out) },
             after: if created { Some(&out) } else { None },
+        })
+        .await
+    }
+
+    // --- administration objects (env vars, …) -----------------------------------
+
+    /// Creates an administration object; `wire` is it as answers show it (never a
+    /// secret value).
+    pub async fn create_admin<A: Serialize>(&mut self, a: &AdminRecord, wire: &A) -> ApiResult<()> {
+        self.tx.insert_admin(a).await?;
+        self.audit_admin::<(), A>(a, "created", None, Some(wire)).await
+    }
+
+    /// Stores `a`, changed; `before` and `after` are its answers before and after.
+    pub async fn update_admin<B: Serialize, A: Serialize>(
+        &mut self,
+        a: &AdminRecord,
+        before: &B,
+        after: &A,
+    ) -> ApiResult<()> {
+        self.tx.update_admin(a).await?;
+        self.audit_admin(a, "updated", Some(before), Some(after)).await
+    }
+
+    /// Deletes an administration object and its sealed secret for good.
+    pub async fn delete_admin<B: Serialize>(&mut self, a: &AdminRecord, before: &B) -> ApiResult<()> {
+        self.tx.delete_admin(a.id).await?;
+        self.audit_admin::<B, ()>(a, "deleted", Some(before), None).await
+    }
+
+    /// Deletes the administration objects set on something that is going away (an
+    /// org, a project and what is inside it, an object); each is audited.
+    async fn drop_admin_under(&mut self, scope: Uuid) -> ApiResult<()> {
+        for a in self.tx.delete_admin_under(scope).await? {
+            let before = serde_json::json!({
+                "id": a.id,
+                "name": a.name,
+                "object_type": a.scope.object_type,
+                "object_id": a.scope.object_id,
+            });
+            self.audit_admin::<_, ()>(&a, "deleted", Some(&before), None).await?;
+        }
+        Ok(())
+    }
+
+    async fn audit_admin<B: Serialize, A: Serialize>(
+        &mut self,
+        a: &AdminRecord,
+        action: &str,
+        before: Option<&B>,
+        after: Option<&A>,
+    ) -> ApiResult<()> {
+        let event_type = format!("{}.{action}", a.kind.as_str());
+        self.audit(AuditEvent {
+            org: a.org_id,
+            event_type: &event_type,
+            resource_type: a.kind.as_str(),
+            resource_id: Some(a.id),
+            resource_name: Some(&a.name),
+            before,
+            after,
         })
         .await
     }

@@ -6,6 +6,7 @@ pub mod attachment;
 pub mod audit_log;
 pub mod auth;
 pub mod dataset;
+pub mod env_var;
 pub mod events;
 pub mod experiment;
 pub mod function;
@@ -148,6 +149,7 @@ pub fn api() -> utoipa_axum::router::OpenApiRouter<crate::state::App> {
         .merge(audit_log::routes())
         .merge(auth::routes())
         .merge(service_token::routes())
+        .merge(env_var::routes())
 }
 
 /// The whole application.

@@ -450,13 +450,15 @@ async fn the_sqlite_file_and_data_directory_are_private_to_the_server() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let config = castellan_server::config::Config { data_dir: data.clone(), ..test_config() };
+    // No master key configured: the embedded default generates one into the data dir.
+    let config = castellan_server::config::Config { data_dir: data.clone(), secret_key: None, ..test_config() };
     let store = castellan_server::serve::open_store(&config).await.expect("open");
     let mode = |p: &std::path::Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
     assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(&data.join("castellan.sqlite")), 0o600);
     let (state, system) = castellan_server::serve::prepare(store, config, system_clock()).await.expect("state");
     castellan_server::seed::bootstrap(&state, &system, "acme", "ada@acme.example").await.expect("bootstrap");
+    assert_eq!(mode(&data.join("secret.key")), 0o600, "the generated master key");
     for entry in std::fs::read_dir(&data).expect("dir") {
         let p = entry.expect("entry").path();
         assert_eq!(mode(&p) & 0o077, 0, "{} is readable by others", p.display());

@@ -13,6 +13,7 @@ mod support;
 mod access;
 mod compat_api;
 mod dataplane;
+mod env_vars;
 mod foundation;
 mod hardening;
 mod identity;

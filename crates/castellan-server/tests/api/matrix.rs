@@ -79,6 +79,18 @@ impl World {
                 .await;
             t = t.replace("{FRESH_ACL}", a["id"].as_str().expect("id"));
         }
+        for (slot, object_type, object_id) in [
+            ("{FRESH_ENV_P1}", "project", &self.p1),
+            ("{FRESH_ENV_P2}", "project", &self.p2),
+            ("{FRESH_ENV_ORG}", "organization", &self.org),
+        ] {
+            if t.contains(slot) {
+                let name = format!("ENV_{}", self.next());
+                let body = json!({"object_type": object_type, "object_id": object_id, "name": name, "value": "v"});
+                let e = self.owner(Method::POST, "/v1/env_var", Some(body)).await;
+                t = t.replace(slot, e["id"].as_str().expect("id"));
+            }
+        }
         if t.contains("{FRESH_ENG_KEY}") {
             let (s, k) = self.call(1, Method::POST, "/v1/api_key", Some(json!({"name": "eng"}))).await;
             assert_eq!(s, StatusCode::OK);
@@ -216,6 +228,17 @@ async fn every_endpoint_answers_each_principal_exactly_as_designed(b: Backend) {
         (Method::GET, "/v1/role/{OWNER_ROLE}", None, [200, 200, 200, 200, 200, 200, U, U]),
         (Method::PATCH, "/v1/organization/members", Some(r#"{"invite_users": {"emails": ["new{N}@acme.example"]}, "org_name": "acme"}"#), [200, 403, 403, 403, 403, 404, U, U]),
         (Method::PATCH, "/v1/organization/members", Some(r#"{"remove_users": {"emails": ["{FRESH_MEMBER}"]}, "org_name": "acme"}"#), [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::GET, "/v1/env_var", None, [200, 200, 200, 200, 200, 200, U, U]),
+        // (The viewer holds `update` on P1 since the batch_update row above.)
+        (Method::POST, "/v1/env_var", Some(r#"{"object_type": "project", "object_id": "{P1}", "name": "K{N}", "value": "v"}"#), [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::PUT, "/v1/env_var", Some(r#"{"object_type": "project", "object_id": "{P2}", "name": "K{N}", "value": "v"}"#), [200, 200, 403, 404, 403, 404, U, U]),
+        (Method::POST, "/v1/env_var", Some(r#"{"object_type": "organization", "object_id": "{ORG}", "name": "K{N}", "value": "v"}"#), [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::GET, "/v1/env_var/{FRESH_ENV_P1}", None, [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::PATCH, "/v1/env_var/{FRESH_ENV_P1}", Some(r#"{"name": "R{N}", "value": "w"}"#), [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::DELETE, "/v1/env_var/{FRESH_ENV_P1}", None, [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::PATCH, "/v1/env_var/{FRESH_ENV_P2}", Some(r#"{"name": "R{N}"}"#), [200, 200, 403, 404, 403, 404, U, U]),
+        (Method::GET, "/v1/env_var/{FRESH_ENV_ORG}", None, [200, 200, 200, 403, 403, 404, U, U]),
+        (Method::DELETE, "/v1/env_var/{FRESH_ENV_ORG}", None, [200, 403, 403, 403, 403, 404, U, U]),
         (Method::GET, "/v1/audit_log?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
         (Method::GET, "/v1/audit_log/chain?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
     ];

@@ -111,6 +111,8 @@ pub fn test_config() -> Config {
         poll_interval: Duration::from_millis(50),
         min_revision_wait: Duration::from_millis(700),
         max_body_bytes: 256 * 1024,
+        // One master key for every replica of a test's database.
+        secret_key: Some("5ea1ed".repeat(10) + "c0de"),
         ..Default::default()
     }
 }

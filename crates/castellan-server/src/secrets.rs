@@ -1,0 +1,251 @@
+//! Secret values at rest (environment variables, AI provider keys): sealed with
+//! XChaCha20-Poly1305 under the master key, with associated data that binds each
+//! ciphertext to its org, kind, row and name, so a sealed value copied onto another
+//! row (or renamed behind the server's back) no longer opens. The master key never
+//! enters the database; a sealed value names the key that sealed it.
+//!
+//! Layout: `1` (format) ‖ key id (8 bytes) ‖ nonce (24 bytes) ‖ ciphertext and tag.
+
+use crate::config::Config;
+use castellan_core::OrgId;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use uuid::Uuid;
+
+const FORMAT: u8 = 1;
+const ID_LEN: usize = 8;
+const NONCE_LEN: usize = 24;
+
+/// The master key: seals and opens secret values.
+pub struct Sealer {
+    cipher: XChaCha20Poly1305,
+    id: [u8; ID_LEN],
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sealer {{ key_id: {} }}", hex::encode(self.id))
+    }
+}
+
+/// What a sealed value is bound to.
+#[derive(Debug, Clone, Copy)]
+pub struct Binding<'a> {
+    /// Its organization.
+    pub org: OrgId,
+    /// Its kind (`env_var`, …).
+    pub kind: &'a str,
+    /// Its row.
+    pub id: Uuid,
+    /// Its name.
+    pub name: &'a str,
+}
+
+impl Binding<'_> {
+    fn aad(&self) -> Vec<u8> {
+        format!("castellan:v1|{}|admin_objects|{}|{}|{}", self.org.0, self.kind, self.id, self.name).into_bytes()
+    }
+}
+
+/// Why a sealed value did not open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Sealed under another master key.
+    #[error("the value was sealed with master key {0}, which this server does not have")]
+    OtherKey(String),
+    /// Damaged, or moved onto another row or name.
+    #[error("the sealed value is damaged or does not belong to this row")]
+    Damaged,
+}
+
+/// Why the master key could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// Not 32 bytes of hex.
+    #[error("{0}: the master key must be 64 hexadecimal characters (32 bytes), e.g. from `openssl rand -hex 32`")]
+    Malformed(String),
+    /// The file could not be read or written.
+    #[error("master key file `{path}`: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl Sealer {
+    /// A sealer over a 32-byte key.
+    pub fn new(key: [u8; 32]) -> Sealer {
+        let digest = Sha256::new().chain_update(b"castellan master key id\0").chain_update(key).finalize();
+        let mut id = [0u8; ID_LEN];
+        id.copy_from_slice(&digest[..ID_LEN]);
+        Sealer { cipher: XChaCha20Poly1305::new(&key.into()), id }
+    }
+
+    /// Parses a key written as 64 hex characters.
+    pub fn from_hex(source: &str, text: &str) -> Result<Sealer, KeyError> {
+        let bytes = hex::decode(text.trim()).map_err(|_| KeyError::Malformed(source.to_owned()))?;
+        let key: [u8; 32] = bytes.try_into().map_err(|_| KeyError::Malformed(source.to_owned()))?;
+        Ok(Sealer::new(key))
+    }
+
+    /// The master key the configuration names: `secret_key`, else the file
+    /// `secret_key_file`, else (for the embedded database) `secret.key` in the data
+    /// directory, generated with mode 0600 on first start. A PostgreSQL deployment
+    /// names its key explicitly (every replica needs the same one); without one it
+    /// has none, and storing a secret value is refused.
+    pub fn load(config: &Config) -> Result<Option<Sealer>, KeyError> {
+        if let Some(k) = &config.secret_key {
+            return Sealer::from_hex("secret_key", k).map(Some);
+        }
+        if let Some(path) = &config.secret_key_file {
+            let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io { path: path.clone(), source })?;
+            return Sealer::from_hex(&path.display().to_string(), &text).map(Some);
+        }
+        if config.database_url.is_some() {
+            return Ok(None);
+        }
+        generated(&config.data_dir.join("secret.key")).map(Some)
+    }
+
+    /// The key's id, as sealed values name it.
+    pub fn key_id(&self) -> String {
+        hex::encode(self.id)
+    }
+
+    /// Seals `value` for the row `binding` describes.
+    pub fn seal(&self, binding: Binding<'_>, value: &str) -> Vec<u8> {
+        let nonce: [u8; NONCE_LEN] = rand::random();
+        let aad = binding.aad();
+        let sealed = self
+            .cipher
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: value.as_bytes(), aad: &aad })
+            .expect("XChaCha20-Poly1305 encryption does not fail for in-memory inputs");
+        let mut out = Vec::with_capacity(1 + ID_LEN + NONCE_LEN + sealed.len());
+        out.push(FORMAT);
+        out.extend_from_slice(&self.id);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        out
+    }
+
+    /// Opens a value sealed for the row `binding` describes.
+    pub fn open(&self, binding: Binding<'_>, sealed: &[u8]) -> Result<String, OpenError> {
+        if sealed.len() < 1 + ID_LEN + NONCE_LEN || sealed[0] != FORMAT {
+            return Err(OpenError::Damaged);
+        }
+        let (id, rest) = sealed[1..].split_at(ID_LEN);
+        if id != self.id {
+            return Err(OpenError::OtherKey(hex::encode(id)));
+        }
+        let (nonce, body) = rest.split_at(NONCE_LEN);
+        let aad = binding.aad();
+        let plain = self
+            .cipher
+            .decrypt(XNonce::from_slice(nonce), Payload { msg: body, aad: &aad })
+            .map_err(|_| OpenError::Damaged)?;
+        String::from_utf8(plain).map_err(|_| OpenError::Damaged)
+    }
+}
+
+/// Reads the generated key at `path`, making it (mode 0600) if there is none.
+fn generated(path: &Path) -> Result<Sealer, KeyError> {
+    let io = |source| KeyError::Io { path: path.to_owned(), source };
+    match std::fs::read_to_string(path) {
+        Ok(text) => Sealer::from_hex(&path.display().to_string(), &text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(io)?;
+            }
+            let key: [u8; 32] = rand::random();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut f = options.open(path).map_err(io)?;
+            std::io::Write::write_all(&mut f, format!("{}\n", hex::encode(key)).as_bytes()).map_err(io)?;
+            f.sync_all().map_err(io)?;
+            Ok(Sealer::new(key))
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
+/// A masked preview of a secret value: never more than a few characters of it,
+/// and none of a short one.
+pub fn preview(value: &str) -> String {
+    let chars: Vec<char> = value.chars().collect();
+    if chars.len() < 16 {
+        return "*".repeat(chars.len().clamp(4, 8));
+    }
+    let head: String = chars[..3].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}...{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binding(name: &str) -> Binding<'_> {
+        Binding { org: OrgId(Uuid::from_u128(1)), kind: "env_var", id: Uuid::from_u128(2), name }
+    }
+
+    #[test]
+    fn a_sealed_value_opens_only_for_its_own_row_and_name() {
+        let s = Sealer::new([7; 32]);
+        let sealed = s.seal(binding("OPENAI_API_KEY"), "sk-secret");
+        assert!(!sealed.windows(9).any(|w| w == b"sk-secret"), "the value is not stored in the clear");
+        assert_eq!(s.open(binding("OPENAI_API_KEY"), &sealed).unwrap(), "sk-secret");
+        assert!(matches!(s.open(binding("OTHER"), &sealed), Err(OpenError::Damaged)));
+        let moved = Binding { id: Uuid::from_u128(3), ..binding("OPENAI_API_KEY") };
+        assert!(matches!(s.open(moved, &sealed), Err(OpenError::Damaged)));
+        let mut flipped = sealed.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert!(matches!(s.open(binding("OPENAI_API_KEY"), &flipped), Err(OpenError::Damaged)));
+        assert_ne!(sealed, s.seal(binding("OPENAI_API_KEY"), "sk-secret"), "every seal has a fresh nonce");
+    }
+
+    #[test]
+    fn a_value_sealed_under_another_key_names_that_key() {
+        let (a, b) = (Sealer::new([1; 32]), Sealer::new([2; 32]));
+        let sealed = a.seal(binding("K"), "v");
+        match b.open(binding("K"), &sealed) {
+            Err(OpenError::OtherKey(id)) => assert_eq!(id, a.key_id()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_generated_key_is_kept_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data/secret.key");
+        let first = generated(&path).unwrap();
+        assert_eq!(generated(&path).unwrap().key_id(), first.key_id());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        std::fs::write(&path, "not a key").unwrap();
+        assert!(matches!(generated(&path), Err(KeyError::Malformed(_))));
+    }
+
+    #[test]
+    fn previews_show_little_of_long_values_and_nothing_of_short_ones() {
+        assert_eq!(preview("sk-proj-abcdefghijklmnop"), "sk-...mnop");
+        assert_eq!(preview("hunter2"), "*******");
+        assert_eq!(preview("ab"), "****");
+        assert!(!preview("0123456789abcde").contains('0'));
+    }
+
+    #[test]
+    fn debug_output_shows_the_key_id_only() {
+        let s = Sealer::new([9; 32]);
+        let shown = format!("{s:?}");
+        assert!(shown.contains(&s.key_id()) && !shown.contains("0909"), "{shown}");
+    }
+}
