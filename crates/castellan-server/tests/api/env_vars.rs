@@ -5,7 +5,7 @@
 use crate::common;
 
 use castellan_server::secrets::Binding;
-use castellan_store::{AdminKind, Store};
+use castellan_store::AdminKind;
 use common::{test_config, Backend, Db, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
