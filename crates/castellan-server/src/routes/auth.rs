@@ -1,13 +1,13 @@
 //! Console sign-in (Castellan extension): email and password to a session cookie,
 //! sign-out, password change, and one's sessions.
 
-use super::{path_id, Written};
+use super::Written;
 use crate::access::auth::{client_ip, CSRF_COOKIE, SESSION_COOKIE};
 use crate::access::{AppState, AuditEvent, Caller, Credential, Permit};
 use crate::dto;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Body;
-use axum::extract::{FromRef, FromRequestParts, Path, State};
+use crate::extract::{Body, Path};
+use axum::extract::{FromRef, FromRequestParts, State};
 use axum::http::header::{SET_COOKIE, USER_AGENT};
 use axum::http::request::Parts;
 use axum::http::HeaderValue;
@@ -268,8 +268,7 @@ pub async fn sessions(caller: Caller) -> ApiResult<Json<ListResponse<Session>>> 
 /// Revokes one of one's sessions; it stops working on the next request.
 #[utoipa::path(delete, path = "/api/auth/sessions/{session_id}", tag = "Auth", params(("session_id" = Uuid, Path)),
     responses((status = 200, description = "revoked")))]
-pub async fn revoke_session(caller: Caller, Path(id): Path<String>) -> ApiResult<Written<serde_json::Value>> {
-    let id = path_id("session_id", &id)?;
+pub async fn revoke_session(caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Written<serde_json::Value>> {
     let mut w = caller.state().write(&caller.self_permit()).await?;
     let now = w.now();
     if !w.tx().revoke_session(caller.user.id, id, now).await? {
