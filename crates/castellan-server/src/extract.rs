@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 pub mod de;
 
-pub use de::empty_as_none;
+pub use de::{empty_as_none, without_empties};
 
 /// The largest page a list endpoint serves; larger `limit`s are refused, not cut.
 pub const MAX_LIMIT: usize = 1000;
@@ -288,7 +288,7 @@ mod tests {
         summarize: Option<bool>,
         #[serde(deserialize_with = "empty_as_none")]
         object_type: Option<ObjectType>,
-        #[serde(deserialize_with = "de::without_empties")]
+        #[serde(deserialize_with = "without_empties")]
         email: Vec<String>,
     }
 
@@ -314,7 +314,7 @@ mod tests {
         assert_eq!(read::<Filters>(&format!("ids={a},{b}&ids={c}")).ids, vec![a, b, c]);
         assert_eq!(read::<Filters>(&format!("ids[]={a}&ids[]={b}")).ids, vec![a, b]);
         assert_eq!(read::<Filters>(&format!("ids={a},%20{b},,")).ids, vec![a, b], "pieces are trimmed");
-        assert_eq!(read::<Filters>("").ids, vec![]);
+        assert_eq!(read::<Filters>("").ids, Vec::<Uuid>::new());
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! The serde `Deserializer` behind [`Query`](super::Query): it reads a struct from
-//! the query-string multimap ([`Params`]), one field per parameter.
+//! the query-string multimap ([`Params`]), one field per parameter, in the order the
+//! fields are declared; parameters no field names are ignored.
 //!
 //! A scalar (string, number, boolean, UUID, enum) reads the parameter's last value.
 //! A list (`Vec<T>`) reads every value, comma-joined ones split and trimmed, empty
-//! pieces dropped; but a value with nothing in it at all (`ids=`) stays, as one empty
-//! value, so that a type which cannot be empty refuses it. The same goes for
-//! scalars: an empty value reaches the field's type, so `?project_id=` is refused (a
-//! dropped filter would widen the answer) unless the field reads it as absent with
-//! [`empty_as_none`], as optional strings, numbers, booleans and enums do.
+//! pieces dropped. Booleans are `true`/`false`/`1`/`0`.
+//!
+//! An empty value is never skipped silently: it reaches the field's type, so that
+//! `?project_id=` (or `?ids=`) is refused, since a dropped filter would widen the
+//! answer. Fields that read an empty value as absent say so with [`empty_as_none`]
+//! (optional strings, numbers, booleans and enums, as `?org_name=`) or
+//! [`without_empties`] (lists of strings).
 //!
 //! Every error names its parameter: "`limit` must be a whole number, got `ten`".
 
@@ -146,11 +149,14 @@ fn last(values: &[String]) -> &str {
     values.last().map(String::as_str).unwrap_or_default()
 }
 
-/// What a visitor expects, in the words of an error ("a UUID").
+/// What a visitor expects, in the words of an error.
 fn expecting<'de, V: Visitor<'de>>(visitor: &V) -> String {
-    match (visitor as &dyn Expected).to_string().as_str() {
-        "a UUID string" => "a UUID".to_owned(),
-        other => other.to_owned(),
+    let what = (visitor as &dyn Expected).to_string();
+    // The uuid crate's words ("a formatted UUID string") say more than a client needs.
+    if what.contains("UUID") {
+        "a UUID".to_owned()
+    } else {
+        what
     }
 }
 
@@ -167,11 +173,11 @@ impl<'de> Deserializer<'de> for ParamsDe<'_> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, ParamError> {
-        visitor.visit_map(Fields { params: self.0, keys: fields.to_vec().into_iter(), value: None })
+        visitor.visit_map(Fields { params: self.0, keys: fields.iter().copied(), value: None })
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ParamError> {
-        visitor.visit_map(Fields { params: self.0, keys: self.0.keys().collect::<Vec<_>>().into_iter(), value: None })
+        visitor.visit_map(Fields { params: self.0, keys: self.0.keys(), value: None })
     }
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ParamError> {
@@ -193,20 +199,24 @@ impl<'de> Deserializer<'de> for ParamsDe<'_> {
 }
 
 /// The parameters a struct asks for, each with its values.
-struct Fields<'a> {
+struct Fields<'a, I: Iterator> {
     params: &'a Params,
-    keys: std::vec::IntoIter<&'a str>,
-    value: Option<(&'a str, &'a [String])>,
+    keys: I,
+    value: Option<(I::Item, &'a [String])>,
 }
 
-impl<'de> de::MapAccess<'de> for Fields<'_> {
+impl<'de, 'a, I> de::MapAccess<'de> for Fields<'a, I>
+where
+    I: Iterator,
+    I::Item: AsRef<str> + Copy,
+{
     type Error = ParamError;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, ParamError> {
         for key in self.keys.by_ref() {
-            if let Some(values) = self.params.get(key) {
+            if let Some(values) = self.params.get(key.as_ref()) {
                 self.value = Some((key, values));
-                return seed.deserialize(StrDeserializer::<ParamError>::new(key)).map(Some);
+                return seed.deserialize(StrDeserializer::<ParamError>::new(key.as_ref())).map(Some);
             }
         }
         Ok(None)
@@ -216,7 +226,7 @@ impl<'de> de::MapAccess<'de> for Fields<'_> {
         let Some((key, values)) = self.value.take() else {
             return Err(ParamError(Problem::Said("a parameter's value was read before its name".into())));
         };
-        seed.deserialize(ValueDe(values)).map_err(|e| e.at(key, values))
+        seed.deserialize(ValueDe(values)).map_err(|e| e.at(key.as_ref(), values))
     }
 }
 

@@ -446,7 +446,7 @@ fn empty_batch() -> AclBatchUpdateResponse {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Held {
-    /// The permission.
+    /// The permission asked about.
     permission: Permission,
 }
 

@@ -185,8 +185,8 @@ macro_rules! event_endpoints {
 
         #[doc = $insert_doc]
         #[utoipa::path(post, path = $insert, tag = $tag,
-                    params(($id = uuid::Uuid, Path)), request_body = InsertEvents,
-                    responses((status = 200, body = InsertEventsResponse)))]
+                            params(($id = uuid::Uuid, Path)), request_body = InsertEvents,
+                            responses((status = 200, body = InsertEventsResponse)))]
         pub async fn insert(
             caller: $crate::access::Caller,
             axum::extract::State(data): axum::extract::State<$crate::dataplane::DataPlane>,
@@ -198,8 +198,8 @@ macro_rules! event_endpoints {
 
         #[doc = $fetch_get_doc]
         #[utoipa::path(get, path = $fetch, tag = $tag,
-                    params(($id = uuid::Uuid, Path), crate::routes::events::FetchQuery),
-                    responses((status = 200, body = FetchEventsResponse)))]
+                            params(($id = uuid::Uuid, Path), crate::routes::events::FetchQuery),
+                            responses((status = 200, body = FetchEventsResponse)))]
         pub async fn fetch_get(
             caller: $crate::access::Caller,
             $crate::extract::Path(id): $crate::extract::Path<uuid::Uuid>,
@@ -210,8 +210,8 @@ macro_rules! event_endpoints {
 
         #[doc = $fetch_post_doc]
         #[utoipa::path(post, path = $fetch, tag = $tag,
-                    params(($id = uuid::Uuid, Path)), request_body = FetchEvents,
-                    responses((status = 200, body = FetchEventsResponse)))]
+                            params(($id = uuid::Uuid, Path)), request_body = FetchEvents,
+                            responses((status = 200, body = FetchEventsResponse)))]
         pub async fn fetch_post(
             caller: $crate::access::Caller,
             $crate::extract::Path(id): $crate::extract::Path<uuid::Uuid>,
@@ -222,8 +222,8 @@ macro_rules! event_endpoints {
 
         #[doc = $feedback_doc]
         #[utoipa::path(post, path = $feedback, tag = $tag,
-                    params(($id = uuid::Uuid, Path)), request_body = Feedback,
-                    responses((status = 200, body = FeedbackResponse)))]
+                            params(($id = uuid::Uuid, Path)), request_body = Feedback,
+                            responses((status = 200, body = FeedbackResponse)))]
         pub async fn feedback(
             caller: $crate::access::Caller,
             axum::extract::State(data): axum::extract::State<$crate::dataplane::DataPlane>,

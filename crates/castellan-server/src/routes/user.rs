@@ -4,7 +4,7 @@ use super::OrgName;
 use crate::access::Caller;
 use crate::dto;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{de::without_empties, Page, Path, Query};
+use crate::extract::{without_empties, Page, Path, Query};
 use crate::fill;
 use axum::Json;
 use castellan_api_types::{ListResponse, User};
