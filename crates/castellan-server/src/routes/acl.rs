@@ -442,7 +442,7 @@ fn empty_batch() -> AclBatchUpdateResponse {
     AclBatchUpdateResponse { added_acls: vec![], removed_acls: vec![] }
 }
 
-/// The permission asked about.
+/// The permission an explain, who-can or what-can question is about.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Held {

@@ -184,9 +184,7 @@ macro_rules! event_endpoints {
         }
 
         #[doc = $insert_doc]
-        #[utoipa::path(post, path = $insert, tag = $tag,
-                            params(($id = uuid::Uuid, Path)), request_body = InsertEvents,
-                            responses((status = 200, body = InsertEventsResponse)))]
+        #[utoipa::path(post, path = $insert, tag = $tag, params(($id = uuid::Uuid, Path)), request_body = InsertEvents, responses((status = 200, body = InsertEventsResponse)))]
         pub async fn insert(
             caller: $crate::access::Caller,
             axum::extract::State(data): axum::extract::State<$crate::dataplane::DataPlane>,
@@ -197,9 +195,7 @@ macro_rules! event_endpoints {
         }
 
         #[doc = $fetch_get_doc]
-        #[utoipa::path(get, path = $fetch, tag = $tag,
-                            params(($id = uuid::Uuid, Path), crate::routes::events::FetchQuery),
-                            responses((status = 200, body = FetchEventsResponse)))]
+        #[utoipa::path(get, path = $fetch, tag = $tag, params(($id = uuid::Uuid, Path), crate::routes::events::FetchQuery), responses((status = 200, body = FetchEventsResponse)))]
         pub async fn fetch_get(
             caller: $crate::access::Caller,
             $crate::extract::Path(id): $crate::extract::Path<uuid::Uuid>,
@@ -209,9 +205,7 @@ macro_rules! event_endpoints {
         }
 
         #[doc = $fetch_post_doc]
-        #[utoipa::path(post, path = $fetch, tag = $tag,
-                            params(($id = uuid::Uuid, Path)), request_body = FetchEvents,
-                            responses((status = 200, body = FetchEventsResponse)))]
+        #[utoipa::path(post, path = $fetch, tag = $tag, params(($id = uuid::Uuid, Path)), request_body = FetchEvents, responses((status = 200, body = FetchEventsResponse)))]
         pub async fn fetch_post(
             caller: $crate::access::Caller,
             $crate::extract::Path(id): $crate::extract::Path<uuid::Uuid>,
@@ -221,9 +215,7 @@ macro_rules! event_endpoints {
         }
 
         #[doc = $feedback_doc]
-        #[utoipa::path(post, path = $feedback, tag = $tag,
-                            params(($id = uuid::Uuid, Path)), request_body = Feedback,
-                            responses((status = 200, body = FeedbackResponse)))]
+        #[utoipa::path(post, path = $feedback, tag = $tag, params(($id = uuid::Uuid, Path)), request_body = Feedback, responses((status = 200, body = FeedbackResponse)))]
         pub async fn feedback(
             caller: $crate::access::Caller,
             axum::extract::State(data): axum::extract::State<$crate::dataplane::DataPlane>,
