@@ -1,13 +1,18 @@
 //! Request extractors that turn every malformed input into a clear 400.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use castellan_store::{Cursor, PageRequest};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use std::collections::HashMap;
-use std::str::FromStr;
+use utoipa::IntoParams;
 use uuid::Uuid;
+
+pub mod de;
+
+pub use de::{empty_as_none, without_empties};
 
 /// The largest page a list endpoint serves; larger `limit`s are refused, not cut.
 pub const MAX_LIMIT: usize = 1000;
@@ -58,130 +63,169 @@ fn serde_path_to_error_free<'de, T: DeserializeOwned>(
     })
 }
 
-/// Query parameters as a multimap. Repeated keys (`ids=a&ids=b`) and comma-joined
-/// values (`ids=a,b`, as the Stainless clients send them) are both understood by the
-/// list getters. Unknown parameters are ignored, as Braintrust does.
+/// Query parameters as a multimap, keys in the order they first appear. Repeated
+/// keys (`ids=a&ids=b`) and the `ids[]=a` spelling gather under one key. It is the
+/// input [`Query`] deserializes from.
 #[derive(Debug, Clone, Default)]
-pub struct Params(HashMap<String, Vec<String>>);
-
-impl<S: Send + Sync> FromRequestParts<S> for Params {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Params::parse(parts.uri.query().unwrap_or("")))
-    }
+pub struct Params {
+    values: HashMap<String, Vec<String>>,
+    order: Vec<String>,
 }
 
 impl Params {
     /// Parses a query string.
     pub fn parse(query: &str) -> Params {
-        let mut map: HashMap<String, Vec<String>> = HashMap::new();
+        let mut params = Params::default();
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             // `ids[]=a` is another common spelling of a repeated key.
-            let key = k.strip_suffix("[]").unwrap_or(&k).to_owned();
-            map.entry(key).or_default().push(v.into_owned());
-        }
-        Params(map)
-    }
-
-    /// The last value of a parameter, if present and non-empty.
-    pub fn str(&self, name: &str) -> Option<&str> {
-        self.0.get(name).and_then(|v| v.last()).map(String::as_str).filter(|s| !s.is_empty())
-    }
-
-    /// Every value of a parameter, comma-joined values split.
-    pub fn list(&self, name: &str) -> Vec<String> {
-        self.0
-            .get(name)
-            .map(|vs| {
-                vs.iter()
-                    .flat_map(|v| v.split(','))
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// A parameter parsed as `T`, with a 400 naming it when it does not parse.
-    pub fn parsed<T: FromStr>(&self, name: &str, what: &str) -> Result<Option<T>, ApiError> {
-        match self.str(name) {
-            None => Ok(None),
-            Some(s) => s
-                .parse()
-                .map(Some)
-                .map_err(|_| ApiError::invalid_parameter(format!("`{name}` must be {what}, got `{s}`"))),
-        }
-    }
-
-    /// A UUID parameter.
-    pub fn uuid(&self, name: &str) -> Result<Option<Uuid>, ApiError> {
-        self.refuse_empty(name, "a UUID")?;
-        self.parsed(name, "a UUID")
-    }
-
-    /// A parameter given with no value (`?project_id=`) is refused rather than read
-    /// as absent: dropping a filter silently widens what an answer covers.
-    fn refuse_empty(&self, name: &str, what: &str) -> Result<(), ApiError> {
-        match self.0.get(name) {
-            Some(vs) if vs.iter().any(|v| v.trim().is_empty()) => {
-                Err(ApiError::invalid_parameter(format!("`{name}` must be {what}, got an empty value")))
+            let key = k.strip_suffix("[]").unwrap_or(&k);
+            match params.values.get_mut(key) {
+                Some(vs) => vs.push(v.into_owned()),
+                None => {
+                    params.order.push(key.to_owned());
+                    params.values.insert(key.to_owned(), vec![v.into_owned()]);
+                }
             }
-            _ => Ok(()),
+        }
+        params
+    }
+
+    /// Every value given for `name`.
+    pub fn get(&self, name: &str) -> Option<&[String]> {
+        self.values.get(name).map(Vec::as_slice)
+    }
+
+    /// The keys, in the order they first appear.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.order.iter().map(String::as_str)
+    }
+
+    /// Reads the parameters into `T`: 400 `invalid_parameter` naming the parameter
+    /// that does not parse. Parameters `T` does not name are ignored, as Braintrust
+    /// ignores them.
+    pub fn deserialize<T: DeserializeOwned>(&self) -> ApiResult<T> {
+        T::deserialize(de::ParamsDe(self)).map_err(|e| ApiError::invalid_parameter(e.into_message()))
+    }
+}
+
+/// Query parameters read into `T`, a struct whose fields are the parameters. `T` also
+/// derives `utoipa::IntoParams` and is named in its handler's `#[utoipa::path]`, so
+/// what a handler reads and what the API documents are declared once. See
+/// [`de`] for how values are read; any parameter that does not parse is a 400
+/// `invalid_parameter` that names it.
+#[derive(Debug, Clone, Default)]
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Params::parse(parts.uri.query().unwrap_or("")).deserialize().map(Query)
+    }
+}
+
+/// Path parameters, read by `axum::extract::Path`, with a 400 `invalid_parameter`
+/// naming the parameter when one does not parse ("`project_id` must be a UUID, got
+/// `x`"). A single id reads as `Path<ProjectId>` or `Path<Uuid>`.
+#[derive(Debug, Clone)]
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::extract::rejection::PathRejection;
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => Err(path_error(e.into_kind())),
+            // The route has no such parameters: a bug in the route table, not the request.
+            Err(e) => Err(ApiError::Internal(e.body_text())),
         }
     }
+}
 
-    /// A list of UUIDs (`ids`).
-    pub fn uuids(&self, name: &str) -> Result<Vec<Uuid>, ApiError> {
-        self.refuse_empty(name, "one or more UUIDs")?;
-        self.list(name)
-            .iter()
-            .map(|s| {
-                Uuid::parse_str(s)
-                    .map_err(|_| ApiError::invalid_parameter(format!("`{name}` must hold UUIDs, got `{s}`")))
-            })
-            .collect()
-    }
-
-    /// A boolean parameter (`true`/`false`/`1`/`0`).
-    pub fn bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
-        match self.str(name) {
-            None => Ok(None),
-            Some("true" | "1") => Ok(Some(true)),
-            Some("false" | "0") => Ok(Some(false)),
-            Some(s) => Err(ApiError::invalid_parameter(format!("`{name}` must be true or false, got `{s}`"))),
+fn path_error(kind: axum::extract::path::ErrorKind) -> ApiError {
+    use axum::extract::path::ErrorKind;
+    match kind {
+        // The only path values that fail to parse here are UUIDs (ids wrap them),
+        // whose parser words its errors this way.
+        ErrorKind::DeserializeError { key, value, message } if message.starts_with("UUID parsing failed") => {
+            ApiError::invalid_parameter(format!("`{key}` must be a UUID, got `{value}`"))
         }
-    }
-
-    /// An enum parameter such as `object_type`, with the accepted values in the error.
-    pub fn enumerated<T>(&self, name: &str) -> Result<Option<T>, ApiError>
-    where
-        T: FromStr<Err = castellan_core::model::UnknownVariant>,
-    {
-        match self.str(name) {
-            None => Ok(None),
-            Some(s) => s.parse::<T>().map(Some).map_err(|e| ApiError::invalid_parameter(format!("`{name}`: {e}"))),
+        ErrorKind::DeserializeError { key, value, message } => {
+            ApiError::invalid_parameter(format!("`{key}` is not valid ({message}), got `{value}`"))
         }
+        ErrorKind::ParseErrorAtKey { key, value, expected_type } => {
+            ApiError::invalid_parameter(format!("`{key}` must be a `{expected_type}`, got `{value}`"))
+        }
+        ErrorKind::InvalidUtf8InPathParam { key } => {
+            ApiError::invalid_parameter(format!("`{key}` is not valid UTF-8 once percent-decoded"))
+        }
+        // The handler's type does not fit its route: a bug here, not in the request.
+        e @ (ErrorKind::WrongNumberOfParameters { .. } | ErrorKind::UnsupportedType { .. }) => {
+            ApiError::Internal(e.to_string())
+        }
+        e => ApiError::invalid_parameter(e.to_string()),
     }
+}
 
-    /// The page size: `limit` (default and maximum [`MAX_LIMIT`]).
-    pub fn limit(&self) -> Result<usize, ApiError> {
-        match self.parsed::<i64>("limit", "a whole number")? {
-            None => Ok(MAX_LIMIT),
-            Some(n) if n < 0 => Err(ApiError::invalid_parameter(format!("`limit` must be at least 0, got `{n}`"))),
-            Some(n) if n as u64 > MAX_LIMIT as u64 => Err(ApiError::invalid_parameter(format!(
-                "`limit` must be at most {MAX_LIMIT}, got `{n}`; page with `starting_after`"
+/// A page size, `limit`: a whole number from 0 to [`MAX_LIMIT`], which is also the
+/// default (given with no value, it is absent). A larger one is refused, not cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit(usize);
+
+impl Limit {
+    /// The number of rows asked for.
+    pub fn get(self) -> usize {
+        self.0
+    }
+}
+
+impl Default for Limit {
+    fn default() -> Self {
+        Limit(MAX_LIMIT)
+    }
+}
+
+impl<'de> Deserialize<'de> for Limit {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match empty_as_none::<_, i64>(d)? {
+            None => Ok(Limit::default()),
+            Some(n) if n < 0 => Err(D::Error::custom(format_args!("must be at least 0, got `{n}`"))),
+            Some(n) if n as u64 > MAX_LIMIT as u64 => Err(D::Error::custom(format_args!(
+                "must be at most {MAX_LIMIT}, got `{n}`; page with `starting_after`"
             ))),
-            Some(n) => Ok(n as usize),
+            Some(n) => Ok(Limit(n as usize)),
         }
+    }
+}
+
+/// Where a list's page starts and how long it is: every list endpoint's paging
+/// parameters, declared here once. Its handler takes `Query(page): Query<Page>` and
+/// names `Page` in `#[utoipa::path(params(..))]`.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Page {
+    /// The most objects to return, at most 1000 (the default).
+    #[serde(default)]
+    #[param(value_type = Option<usize>)]
+    limit: Limit,
+    /// Return the objects after this one (pass the last id of the previous page).
+    starting_after: Option<Uuid>,
+    /// Return the objects before this one (pass the first id of the page after).
+    ending_before: Option<Uuid>,
+}
+
+impl Page {
+    /// The page size.
+    pub fn limit(&self) -> usize {
+        self.limit.get()
     }
 
     /// The page cursor: at most one of `starting_after` and `ending_before`.
-    pub fn cursor_id(&self) -> Result<PageCursor, ApiError> {
-        let after = self.uuid("starting_after")?;
-        let before = self.uuid("ending_before")?;
-        match (after, before) {
+    pub fn cursor(&self) -> ApiResult<PageCursor> {
+        match (self.starting_after, self.ending_before) {
             (Some(_), Some(_)) => {
                 Err(ApiError::invalid_parameter("pass at most one of `starting_after` and `ending_before`"))
             }
@@ -230,29 +274,163 @@ impl PageCursor {
 mod tests {
     use super::*;
 
+    use castellan_core::{ObjectType, ProjectId};
+
+    /// A query struct with a field of each kind the handlers use.
+    #[derive(Debug, Default, PartialEq, Deserialize)]
+    #[serde(default)]
+    struct Filters {
+        ids: Vec<Uuid>,
+        project_id: Option<Uuid>,
+        #[serde(deserialize_with = "empty_as_none")]
+        org_name: Option<String>,
+        #[serde(deserialize_with = "empty_as_none")]
+        summarize: Option<bool>,
+        #[serde(deserialize_with = "empty_as_none")]
+        object_type: Option<ObjectType>,
+        #[serde(deserialize_with = "without_empties")]
+        email: Vec<String>,
+    }
+
+    fn read<T: DeserializeOwned>(query: &str) -> T {
+        Params::parse(query).deserialize().unwrap_or_else(|e| panic!("`{query}` was refused: {e}"))
+    }
+
+    /// The message of the 400 `invalid_parameter` a query is refused with.
+    fn refusal<T: DeserializeOwned + std::fmt::Debug>(query: &str) -> String {
+        match Params::parse(query).deserialize::<T>() {
+            Err(ApiError::BadRequest { code: crate::error::ErrorCode::InvalidParameter, message }) => message,
+            other => panic!("`{query}` was not refused as an invalid parameter: {other:?}"),
+        }
+    }
+
+    fn id(n: u128) -> Uuid {
+        Uuid::from_u128(n)
+    }
+
     #[test]
-    fn ids_arrive_repeated_or_comma_joined() {
-        let a = Uuid::from_u128(1);
-        let b = Uuid::from_u128(2);
-        let c = Uuid::from_u128(3);
-        let p = Params::parse(&format!("ids={a},{b}&ids={c}"));
-        assert_eq!(p.uuids("ids").unwrap(), vec![a, b, c]);
-        assert!(Params::parse("ids=zzz").uuids("ids").is_err());
+    fn ids_arrive_repeated_comma_joined_or_with_brackets() {
+        let (a, b, c) = (id(1), id(2), id(3));
+        assert_eq!(read::<Filters>(&format!("ids={a},{b}&ids={c}")).ids, vec![a, b, c]);
+        assert_eq!(read::<Filters>(&format!("ids[]={a}&ids[]={b}")).ids, vec![a, b]);
+        assert_eq!(read::<Filters>(&format!("ids={a},%20{b},,")).ids, vec![a, b], "pieces are trimmed");
+        assert_eq!(read::<Filters>("").ids, Vec::<Uuid>::new());
+    }
+
+    #[test]
+    fn a_bad_uuid_is_refused_naming_its_parameter() {
+        assert_eq!(refusal::<Filters>("project_id=nope"), "`project_id` must be a UUID, got `nope`");
+        assert_eq!(refusal::<Filters>(&format!("ids={},zzz", id(1))), "each value of `ids` must be a UUID, got `zzz`");
+    }
+
+    #[test]
+    fn an_empty_uuid_filter_is_refused() {
+        assert_eq!(refusal::<Filters>("project_id="), "`project_id` must be a UUID, got an empty value");
+        assert_eq!(refusal::<Filters>(&format!("project_id={}&project_id=", id(1))), refusal::<Filters>("project_id="));
+        assert_eq!(refusal::<Filters>(&format!("project_id=&project_id={}", id(1))), refusal::<Filters>("project_id="));
+        assert_eq!(refusal::<Filters>("ids="), "each value of `ids` must be a UUID, got an empty value");
+        assert!(refusal::<Filters>(&format!("ids={}&ids=", id(1))).contains("empty value"));
+        assert!(refusal::<Filters>("ids=,").contains("empty value"));
+    }
+
+    #[test]
+    fn an_empty_string_parameter_reads_as_absent() {
+        assert_eq!(read::<Filters>("org_name="), Filters::default());
+        assert_eq!(read::<Filters>("org_name=a&org_name=").org_name, None);
+        assert_eq!(read::<Filters>("org_name=&org_name=b").org_name.as_deref(), Some("b"));
+        assert_eq!(read::<Filters>("email=&email=a@x.io,,b@x.io").email, vec!["a@x.io", "b@x.io"]);
+    }
+
+    #[test]
+    fn a_scalar_reads_the_last_of_its_values() {
+        assert_eq!(read::<Filters>("org_name=a&org_name=b").org_name.as_deref(), Some("b"));
+        assert_eq!(read::<Filters>(&format!("project_id={}&project_id={}", id(1), id(2))).project_id, Some(id(2)));
+        assert_eq!(read::<Filters>("org_name=a,b").org_name.as_deref(), Some("a,b"), "commas split lists only");
+    }
+
+    #[test]
+    fn unknown_parameters_are_ignored() {
+        assert_eq!(read::<Filters>("foo=bar&foo=&limit=ten"), Filters::default());
+    }
+
+    #[test]
+    fn booleans_are_true_false_one_or_zero() {
+        for (q, want) in [("true", true), ("1", true), ("false", false), ("0", false)] {
+            assert_eq!(read::<Filters>(&format!("summarize={q}")).summarize, Some(want));
+        }
+        assert_eq!(read::<Filters>("summarize=").summarize, None);
+        assert_eq!(refusal::<Filters>("summarize=yes"), "`summarize` must be true or false, got `yes`");
+    }
+
+    #[test]
+    fn an_enum_names_the_values_it_accepts() {
+        assert_eq!(read::<Filters>("object_type=prompt_session").object_type, Some(ObjectType::PromptSession));
+        let refused = refusal::<Filters>("object_type=folder");
+        assert!(refused.starts_with("`object_type` must be one of organization, org_member,"), "{refused}");
+        assert!(refused.ends_with(", got `folder`"), "{refused}");
+    }
+
+    #[test]
+    fn a_missing_required_parameter_is_named() {
+        #[derive(Debug, Deserialize)]
+        struct Required {
+            #[allow(dead_code)]
+            object_id: ProjectId,
+        }
+        assert_eq!(refusal::<Required>("object_type=project"), "`object_id` is required");
+        assert_eq!(refusal::<Required>("object_id=x"), "`object_id` must be a UUID, got `x`");
+        assert_eq!(read::<Required>(&format!("object_id={}", id(7))).object_id, ProjectId(id(7)));
     }
 
     #[test]
     fn a_limit_over_the_maximum_is_refused_not_cut() {
-        assert_eq!(Params::parse("limit=5").limit().unwrap(), 5);
-        assert_eq!(Params::parse("").limit().unwrap(), MAX_LIMIT);
-        assert!(Params::parse("limit=1001").limit().is_err());
-        assert!(Params::parse("limit=-1").limit().is_err());
-        assert!(Params::parse("limit=ten").limit().is_err());
+        assert_eq!(read::<Page>("limit=5").limit(), 5);
+        assert_eq!(read::<Page>("limit=0").limit(), 0);
+        assert_eq!(read::<Page>("").limit(), MAX_LIMIT);
+        assert_eq!(read::<Page>("limit=").limit(), MAX_LIMIT);
+        assert_eq!(read::<Page>("limit=1000").limit(), MAX_LIMIT);
+        assert_eq!(
+            refusal::<Page>("limit=1001"),
+            "`limit` must be at most 1000, got `1001`; page with `starting_after`"
+        );
+        assert_eq!(refusal::<Page>("limit=-1"), "`limit` must be at least 0, got `-1`");
+        assert_eq!(refusal::<Page>("limit=ten"), "`limit` must be a whole number, got `ten`");
     }
 
     #[test]
     fn both_cursors_at_once_are_refused() {
-        let p = Params::parse(&format!("starting_after={}&ending_before={}", Uuid::nil(), Uuid::nil()));
-        assert!(p.cursor_id().is_err());
+        let (a, b) = (id(1), id(2));
+        assert_eq!(read::<Page>(&format!("starting_after={a}")).cursor().unwrap(), PageCursor::After(a));
+        assert_eq!(read::<Page>(&format!("ending_before={b}")).cursor().unwrap(), PageCursor::Before(b));
+        assert_eq!(read::<Page>("").cursor().unwrap(), PageCursor::Start);
+        let both = read::<Page>(&format!("starting_after={a}&ending_before={b}")).cursor().unwrap_err();
+        assert_eq!(both.to_string(), "pass at most one of `starting_after` and `ending_before`");
+        assert_eq!(both.status_and_code().1, "invalid_parameter");
+        assert_eq!(refusal::<Page>("starting_after="), "`starting_after` must be a UUID, got an empty value");
+    }
+
+    #[tokio::test]
+    async fn a_path_id_that_is_not_a_uuid_is_refused_naming_it() {
+        use tower::ServiceExt;
+        async fn one(Path(id): Path<ProjectId>) -> String {
+            id.to_string()
+        }
+        let app = axum::Router::new().route("/p/{project_id}", axum::routing::get(one));
+        let get = |uri: String| {
+            let app = app.clone();
+            async move {
+                let resp = app.oneshot(Request::get(uri).body(axum::body::Body::empty()).unwrap()).await.unwrap();
+                let status = resp.status();
+                let body = axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap();
+                (status, String::from_utf8_lossy(&body).into_owned())
+            }
+        };
+        assert_eq!(get(format!("/p/{}", id(9))).await, (axum::http::StatusCode::OK, id(9).to_string()));
+        let (status, body) = get("/p/not-a-uuid".into()).await;
+        assert_eq!(status, axum::http::StatusCode::BAD_REQUEST);
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["code"], "invalid_parameter");
+        assert_eq!(body["message"], "`project_id` must be a UUID, got `not-a-uuid`");
     }
 
     #[test]

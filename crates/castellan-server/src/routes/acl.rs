@@ -1,12 +1,11 @@
 //! `/v1/acl`: grants, plus Castellan's explain, who-can and what-can.
 
-use super::{path_id, Written};
+use super::{OrgName, Written};
 use crate::access::{Caller, Write};
 use crate::dto;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, Params, MAX_LIMIT};
+use crate::extract::{empty_as_none, Body, Limit, Page, Path, Query, MAX_LIMIT};
 use crate::fill;
-use axum::extract::Path;
 use axum::Json;
 use castellan_api_types::{
     parse_time, Acl, AclBatchUpdate, AclBatchUpdateResponse, AclItem, Explanation, GrantPathOut, IdPage, ListResponse,
@@ -15,7 +14,9 @@ use castellan_api_types::{
 use castellan_authz::{NearMissReason, Subject};
 use castellan_core::{AclId, GroupId, ObjectRef, ObjectType, OrgId, Permission, RoleId, UserId};
 use castellan_store::{acl_content_key, AclFilter, AclRecord, Paged, Tx};
+use serde::Deserialize;
 use std::collections::BTreeSet;
+use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -206,43 +207,88 @@ async fn delete(w: &mut Write, acl: &AclRecord) -> ApiResult<()> {
     w.revoke_grant(acl).await
 }
 
+/// The object whose grants (or whose holders) are asked about.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AclObject {
+    /// The object's type.
+    object_type: ObjectType,
+    /// The object's id (the organization's id for the organization-level types).
+    object_id: Uuid,
+}
+
+impl AclObject {
+    fn object(&self) -> ObjectRef {
+        ObjectRef::new(self.object_type, self.object_id)
+    }
+}
+
+/// The object a list of an organization's grants may be narrowed to.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AclObjectFilter {
+    /// Only grants on objects of this type.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    object_type: Option<ObjectType>,
+    /// Only grants on this object.
+    object_id: Option<Uuid>,
+}
+
+/// The filters of a list of grants.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AclFilters {
+    /// Only grants to this user.
+    user_id: Option<Uuid>,
+    /// Only grants to this group.
+    group_id: Option<Uuid>,
+    /// Only grants of this permission.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    permission: Option<Permission>,
+    /// Only grants restricted to objects of this type.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    restrict_object_type: Option<ObjectType>,
+    /// Only grants of this role.
+    role_id: Option<Uuid>,
+    /// Only these grants: ids, repeated or comma-separated.
+    #[serde(default)]
+    ids: Vec<Uuid>,
+}
+
+impl AclFilters {
+    fn filter(self, orgs: Vec<OrgId>, object_type: Option<ObjectType>, object_id: Option<Uuid>) -> AclFilter {
+        AclFilter {
+            orgs,
+            object_type,
+            object_id,
+            user_id: self.user_id.map(UserId),
+            group_id: self.group_id.map(GroupId),
+            permission: self.permission,
+            role_id: self.role_id.map(RoleId),
+            restrict_object_type: self.restrict_object_type,
+            ids: self.ids,
+        }
+    }
+}
+
 /// The direct grants on one object (needs `read_acls` on it).
-#[utoipa::path(get, path = "/v1/acl", tag = "Acls",
-    params(("object_type" = castellan_core::ObjectType, Query), ("object_id" = Uuid, Query),
-           ("user_id" = Option<Uuid>, Query), ("group_id" = Option<Uuid>, Query), ("permission" = Option<castellan_core::Permission>, Query),
-           ("restrict_object_type" = Option<castellan_core::ObjectType>, Query), ("role_id" = Option<Uuid>, Query),
-           ("limit" = Option<usize>, Query), ("starting_after" = Option<Uuid>, Query), ("ending_before" = Option<Uuid>, Query),
-           ("ids" = Option<Vec<Uuid>>, Query)),
+#[utoipa::path(get, path = "/v1/acl", tag = "Acls", params(AclObject, AclFilters, Page),
     responses((status = 200, body = ListResponse<Acl>)))]
-pub async fn list(caller: Caller, q: Params) -> ApiResult<Json<ListResponse<Acl>>> {
-    let object_type: ObjectType =
-        q.enumerated("object_type")?.ok_or_else(|| ApiError::invalid_parameter("`object_type` is required"))?;
-    let object_id = q.uuid("object_id")?.ok_or_else(|| ApiError::invalid_parameter("`object_id` is required"))?;
-    let obj = ObjectRef::new(object_type, object_id);
+pub async fn list(
+    caller: Caller,
+    Query(object): Query<AclObject>,
+    Query(f): Query<AclFilters>,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<ListResponse<Acl>>> {
+    let obj = object.object();
     let permit = caller.require(Permission::ReadAcls, obj).await?;
     let org = org_of(&caller, obj)?;
-    let filter =
-        AclFilter { orgs: vec![org], object_type: Some(object_type), object_id: Some(object_id), ..filter_from(&q)? };
-    page(&caller, &q, filter, caller.state().read(&permit).await?).await.map(|v| Json(ListResponse { objects: v }))
+    let filter = f.filter(vec![org], Some(obj.object_type), Some(obj.object_id));
+    list_page(&page, filter, caller.state().read(&permit).await?).await.map(|v| Json(ListResponse { objects: v }))
 }
 
-fn filter_from(q: &Params) -> ApiResult<AclFilter> {
-    Ok(AclFilter {
-        orgs: vec![],
-        object_type: q.enumerated("object_type")?,
-        object_id: q.uuid("object_id")?,
-        user_id: q.uuid("user_id")?.map(UserId),
-        group_id: q.uuid("group_id")?.map(GroupId),
-        permission: q.enumerated("permission")?,
-        role_id: q.uuid("role_id")?.map(RoleId),
-        restrict_object_type: q.enumerated("restrict_object_type")?,
-        ids: q.uuids("ids")?,
-    })
-}
-
-async fn page(_caller: &Caller, q: &Params, filter: AclFilter, mut tx: Box<dyn Tx>) -> ApiResult<Vec<Acl>> {
-    let limit = q.limit()?;
-    let cursor = q.cursor_id()?;
+async fn list_page(page: &Page, filter: AclFilter, mut tx: Box<dyn Tx>) -> ApiResult<Vec<Acl>> {
+    let (limit, cursor) = (page.limit(), page.cursor()?);
     let key = match cursor.id() {
         Some(id) => tx.get_acl(AclId(id)).await?.filter(|a| filter.orgs.contains(&a.org_id)).map(|a| a.page_key()),
         None => None,
@@ -253,18 +299,19 @@ async fn page(_caller: &Caller, q: &Params, filter: AclFilter, mut tx: Box<dyn T
 }
 
 /// Every grant in the organization (needs `read_acls` on it); a bare array.
-#[utoipa::path(get, path = "/v1/acl/list_org", tag = "Acls",
-    params(("org_name" = Option<String>, Query), ("object_type" = Option<castellan_core::ObjectType>, Query), ("object_id" = Option<Uuid>, Query),
-           ("user_id" = Option<Uuid>, Query), ("group_id" = Option<Uuid>, Query), ("permission" = Option<castellan_core::Permission>, Query),
-           ("restrict_object_type" = Option<castellan_core::ObjectType>, Query), ("role_id" = Option<Uuid>, Query),
-           ("limit" = Option<usize>, Query), ("starting_after" = Option<Uuid>, Query), ("ending_before" = Option<Uuid>, Query),
-           ("ids" = Option<Vec<Uuid>>, Query)),
+#[utoipa::path(get, path = "/v1/acl/list_org", tag = "Acls", params(OrgName, AclObjectFilter, AclFilters, Page),
     responses((status = 200, body = Vec<Acl>)))]
-pub async fn list_org(caller: Caller, q: Params) -> ApiResult<Json<Vec<Acl>>> {
-    let org = caller.org(q.str("org_name")).await?;
+pub async fn list_org(
+    caller: Caller,
+    Query(org): Query<OrgName>,
+    Query(object): Query<AclObjectFilter>,
+    Query(f): Query<AclFilters>,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<Vec<Acl>>> {
+    let org = caller.org(org.get()).await?;
     let permit = caller.require(Permission::ReadAcls, ObjectRef::new(ObjectType::Organization, org.id.0)).await?;
-    let filter = AclFilter { orgs: vec![org.id], ..filter_from(&q)? };
-    page(&caller, &q, filter, caller.state().read(&permit).await?).await.map(Json)
+    let filter = f.filter(vec![org.id], object.object_type, object.object_id);
+    list_page(&page, filter, caller.state().read(&permit).await?).await.map(Json)
 }
 
 /// Grants a permission or role (needs `create_acls` on the object). An identical ACL
@@ -284,16 +331,14 @@ pub async fn create(caller: Caller, Body(item): Body<AclItem>) -> ApiResult<Writ
 
 /// One ACL (needs `read_acls` on its object).
 #[utoipa::path(get, path = "/v1/acl/{acl_id}", tag = "Acls", params(("acl_id" = Uuid, Path)), responses((status = 200, body = Acl)))]
-pub async fn retrieve(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Acl>> {
-    let id = AclId(path_id("acl_id", &id)?);
+pub async fn retrieve(caller: Caller, Path(id): Path<AclId>) -> ApiResult<Json<Acl>> {
     let (acl, _) = caller.state().acl_for(&caller, id, Permission::ReadAcls).await?;
     Ok(Json(dto::acl(&acl)))
 }
 
 /// Revokes an ACL (needs `delete_acls` on its object).
 #[utoipa::path(delete, path = "/v1/acl/{acl_id}", tag = "Acls", params(("acl_id" = Uuid, Path)), responses((status = 200, body = Acl)))]
-pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written<Acl>> {
-    let id = AclId(path_id("acl_id", &id)?);
+pub async fn remove(caller: Caller, Path(id): Path<AclId>) -> ApiResult<Written<Acl>> {
     let (_, permit) = caller.state().acl_for(&caller, id, Permission::DeleteAcls).await?;
     let mut w = caller.state().write(&permit).await?;
     let acl = w.tx().get_acl(id).await?.ok_or_else(|| ApiError::not_found("acl", id))?;
@@ -368,23 +413,44 @@ fn empty_batch() -> AclBatchUpdateResponse {
     AclBatchUpdateResponse { added_acls: vec![], removed_acls: vec![] }
 }
 
-fn object_param(q: &Params) -> ApiResult<ObjectRef> {
-    let t: ObjectType =
-        q.enumerated("object_type")?.ok_or_else(|| ApiError::invalid_parameter("`object_type` is required"))?;
-    let id = q.uuid("object_id")?.ok_or_else(|| ApiError::invalid_parameter("`object_id` is required"))?;
-    Ok(ObjectRef::new(t, id))
+/// The permission an explain, who-can or what-can question is about.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Held {
+    /// The permission asked about.
+    permission: Permission,
 }
 
-fn permission_param(q: &Params) -> ApiResult<Permission> {
-    q.enumerated("permission")?.ok_or_else(|| ApiError::invalid_parameter("`permission` is required"))
+/// A page of ids in id order.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct IdCursor {
+    /// Where the page starts: the previous page's `next_cursor`.
+    cursor: Option<Uuid>,
+    /// The most ids to return, 1 to 1000 (the default).
+    #[serde(default)]
+    #[param(value_type = Option<usize>)]
+    limit: Limit,
 }
 
-fn page_params(q: &Params) -> ApiResult<(Option<Uuid>, usize)> {
-    let limit = match q.limit()? {
-        0 => return Err(ApiError::invalid_parameter("`limit` must be at least 1")),
-        n => n.min(MAX_LIMIT),
-    };
-    Ok((q.uuid("cursor")?, limit))
+impl IdCursor {
+    fn get(&self) -> ApiResult<(Option<Uuid>, usize)> {
+        match self.limit.get() {
+            0 => Err(ApiError::invalid_parameter("`limit` must be at least 1")),
+            n => Ok((self.cursor, n.min(MAX_LIMIT))),
+        }
+    }
+}
+
+/// Whom an explanation is about.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExplainQuery {
+    /// The user (or service account) asked about (default: the caller).
+    user_id: Option<Uuid>,
+    /// Explain creating a child of this type under the object instead.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    child_object_type: Option<ObjectType>,
 }
 
 /// Castellan extension: why may (or may not) a principal do `permission` on an
@@ -392,14 +458,16 @@ fn page_params(q: &Params) -> ApiResult<(Option<Uuid>, usize)> {
 /// almost applied. About oneself: needs `read` on the object; about another user:
 /// `read_acls` on it. With `child_object_type`, explains creating such a child.
 #[utoipa::path(get, path = "/v1/acl/explain", tag = "Acls",
-    params(("object_type" = castellan_core::ObjectType, Query), ("object_id" = Uuid, Query), ("permission" = castellan_core::Permission, Query),
-           ("user_id" = Option<Uuid>, Query), ("child_object_type" = Option<castellan_core::ObjectType>, Query)),
-    responses((status = 200, body = Explanation)))]
-pub async fn explain(caller: Caller, q: Params) -> ApiResult<Json<Explanation>> {
-    let obj = object_param(&q)?;
-    let permission = permission_param(&q)?;
-    let user = q.uuid("user_id")?.unwrap_or(caller.user.id.0);
-    let child: Option<ObjectType> = q.enumerated("child_object_type")?;
+    params(AclObject, Held, ExplainQuery), responses((status = 200, body = Explanation)))]
+pub async fn explain(
+    caller: Caller,
+    Query(object): Query<AclObject>,
+    Query(Held { permission }): Query<Held>,
+    Query(q): Query<ExplainQuery>,
+) -> ApiResult<Json<Explanation>> {
+    let obj = object.object();
+    let user = q.user_id.unwrap_or(caller.user.id.0);
+    let child = q.child_object_type;
     if user == caller.user.id.0 {
         caller.require(Permission::Read, obj).await?;
     } else {
@@ -470,16 +538,33 @@ pub async fn explain(caller: Caller, q: Params) -> ApiResult<Json<Explanation>> 
 /// an object, through any group and role, in id order; complete when paged with
 /// `cursor` until `next_cursor` is null. Needs `read_acls` on the object.
 #[utoipa::path(get, path = "/v1/acl/who_can", tag = "Acls",
-    params(("object_type" = castellan_core::ObjectType, Query), ("object_id" = Uuid, Query), ("permission" = castellan_core::Permission, Query),
-           ("cursor" = Option<Uuid>, Query), ("limit" = Option<usize>, Query)),
-    responses((status = 200, body = IdPage)))]
-pub async fn who_can(caller: Caller, q: Params) -> ApiResult<Json<IdPage>> {
-    let obj = object_param(&q)?;
-    let permission = permission_param(&q)?;
-    let (cursor, limit) = page_params(&q)?;
+    params(AclObject, Held, IdCursor), responses((status = 200, body = IdPage)))]
+pub async fn who_can(
+    caller: Caller,
+    Query(object): Query<AclObject>,
+    Query(Held { permission }): Query<Held>,
+    Query(page): Query<IdCursor>,
+) -> ApiResult<Json<IdPage>> {
+    let obj = object.object();
+    let (cursor, limit) = page.get()?;
     caller.require(Permission::ReadAcls, obj).await?;
     let page = caller.state().index().snapshot().who_can(permission, obj, caller.state().now(), cursor, limit);
     Ok(Json(IdPage { ids: page.items, next_cursor: page.next }))
+}
+
+/// What a what-can question asks about.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WhatCanQuery {
+    /// The type of the objects asked about.
+    object_type: ObjectType,
+    /// The user (or service account) asked about (default: the caller).
+    user_id: Option<Uuid>,
+    /// The type of the object to look within (with `within_id`; default: the organization).
+    #[serde(default, deserialize_with = "empty_as_none")]
+    within_type: Option<ObjectType>,
+    /// The object to look within (with `within_type`).
+    within_id: Option<Uuid>,
 }
 
 /// Castellan extension: every object of `object_type` a user holds `permission` on,
@@ -487,20 +572,20 @@ pub async fn who_can(caller: Caller, q: Params) -> ApiResult<Json<IdPage>> {
 /// complete when paged. About oneself: needs `read` on the scope; about another
 /// user: `read_acls` on it.
 #[utoipa::path(get, path = "/v1/acl/what_can", tag = "Acls",
-    params(("object_type" = castellan_core::ObjectType, Query), ("permission" = castellan_core::Permission, Query),
-           ("user_id" = Option<Uuid>, Query), ("within_type" = Option<castellan_core::ObjectType>, Query), ("within_id" = Option<Uuid>, Query),
-           ("org_name" = Option<String>, Query), ("cursor" = Option<Uuid>, Query), ("limit" = Option<usize>, Query)),
-    responses((status = 200, body = IdPage)))]
-pub async fn what_can(caller: Caller, q: Params) -> ApiResult<Json<IdPage>> {
-    let object_type: ObjectType =
-        q.enumerated("object_type")?.ok_or_else(|| ApiError::invalid_parameter("`object_type` is required"))?;
-    let permission = permission_param(&q)?;
-    let user = q.uuid("user_id")?.unwrap_or(caller.user.id.0);
-    let (cursor, limit) = page_params(&q)?;
-    let within_type: Option<ObjectType> = q.enumerated("within_type")?;
-    let within = match (within_type, q.uuid("within_id")?) {
+    params(WhatCanQuery, Held, OrgName, IdCursor), responses((status = 200, body = IdPage)))]
+pub async fn what_can(
+    caller: Caller,
+    Query(q): Query<WhatCanQuery>,
+    Query(Held { permission }): Query<Held>,
+    Query(org): Query<OrgName>,
+    Query(page): Query<IdCursor>,
+) -> ApiResult<Json<IdPage>> {
+    let object_type = q.object_type;
+    let user = q.user_id.unwrap_or(caller.user.id.0);
+    let (cursor, limit) = page.get()?;
+    let within = match (q.within_type, q.within_id) {
         (Some(t), Some(id)) => ObjectRef::new(t, id),
-        (None, None) => ObjectRef::new(ObjectType::Organization, caller.org(q.str("org_name")).await?.id.0),
+        (None, None) => ObjectRef::new(ObjectType::Organization, caller.org(org.get()).await?.id.0),
         _ => return Err(ApiError::invalid_parameter("pass both `within_type` and `within_id`, or neither")),
     };
     if user == caller.user.id.0 {

@@ -1,18 +1,20 @@
 //! `/v1/api_key`: a user's own keys; owners see and manage every key of their org.
 
-use super::{invalid, path_id, Written};
+use super::{invalid, OrgName, Written};
 use crate::access::Caller;
 use crate::dto;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, Params};
+use crate::extract::{empty_as_none, Body, Page, Path, Query};
 use crate::fill;
-use axum::extract::Path;
 use axum::Json;
 use castellan_api_types::{ApiKey, CreateApiKey, CreateApiKeyOutput, ListResponse};
 use castellan_core::{KeyId, Name, OrgId, UserId};
 use castellan_store::{KeyFilter, KeyKind, KeyRecord, Paged, Tx, UserRecord};
+use serde::Deserialize;
 use std::collections::HashMap;
+use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
 
 /// This module's endpoints: each registered from its `#[utoipa::path]`, so the
 /// route and its OpenAPI operation are declared once.
@@ -32,24 +34,38 @@ async fn with_owners(tx: &mut dyn Tx, keys: &[KeyRecord]) -> ApiResult<Vec<ApiKe
     Ok(out)
 }
 
+/// The API key list's filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ApiKeyFilters {
+    /// Only these keys: ids, repeated or comma-separated.
+    #[serde(default)]
+    ids: Vec<Uuid>,
+    /// Only the keys of this name.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    api_key_name: Option<String>,
+}
+
 /// The caller's API keys, plus every key of the orgs it owns, newest first.
-#[utoipa::path(get, path = "/v1/api_key", tag = "ApiKeys",
-    params(("limit" = Option<usize>, Query), ("starting_after" = Option<uuid::Uuid>, Query), ("ending_before" = Option<uuid::Uuid>, Query),
-           ("ids" = Option<Vec<uuid::Uuid>>, Query), ("api_key_name" = Option<String>, Query), ("org_name" = Option<String>, Query)),
+#[utoipa::path(get, path = "/v1/api_key", tag = "ApiKeys", params(Page, ApiKeyFilters, OrgName),
     responses((status = 200, body = ListResponse<ApiKey>)))]
-pub async fn list(caller: Caller, q: Params) -> ApiResult<Json<ListResponse<ApiKey>>> {
-    let scope = caller.list_scope(q.str("org_name")).await?;
+pub async fn list(
+    caller: Caller,
+    Query(page): Query<Page>,
+    Query(f): Query<ApiKeyFilters>,
+    Query(org): Query<OrgName>,
+) -> ApiResult<Json<ListResponse<ApiKey>>> {
+    let scope = caller.list_scope(org.get()).await?;
     let owns_any = scope.orgs().iter().any(|o| scope.owns(*o));
     let filter = KeyFilter {
         kind: KeyKind::ApiKey,
         orgs: scope.orgs().to_vec(),
         user: if owns_any { None } else { Some(caller.user.id) },
-        ids: q.uuids("ids")?,
-        name: q.str("api_key_name").map(str::to_owned),
+        ids: f.ids,
+        name: f.api_key_name,
     };
     let visible = |k: &KeyRecord| k.user_id == caller.user.id || k.org_id.is_some_and(|o| scope.owns(o));
-    let limit = q.limit()?;
-    let cursor = q.cursor_id()?;
+    let (limit, cursor) = (page.limit(), page.cursor()?);
     let mut tx = caller.state().read_scope(&scope).await?;
     let key = match cursor.id() {
         Some(id) => {
@@ -90,8 +106,7 @@ pub async fn create(caller: Caller, Body(body): Body<CreateApiKey>) -> ApiResult
 /// One API key (never its secret).
 #[utoipa::path(get, path = "/v1/api_key/{api_key_id}", tag = "ApiKeys",
     params(("api_key_id" = uuid::Uuid, Path)), responses((status = 200, body = ApiKey)))]
-pub async fn retrieve(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<ApiKey>> {
-    let id = KeyId(path_id("api_key_id", &id)?);
+pub async fn retrieve(caller: Caller, Path(id): Path<KeyId>) -> ApiResult<Json<ApiKey>> {
     let (key, permit) = caller.state().key_for(&caller, id).await?;
     if key.kind != KeyKind::ApiKey {
         return Err(ApiError::not_found("api key", id));
@@ -104,8 +119,7 @@ pub async fn retrieve(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<
 /// Revokes an API key; it stops working on the next request, on every replica.
 #[utoipa::path(delete, path = "/v1/api_key/{api_key_id}", tag = "ApiKeys",
     params(("api_key_id" = uuid::Uuid, Path)), responses((status = 200, body = ApiKey)))]
-pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written<ApiKey>> {
-    let id = KeyId(path_id("api_key_id", &id)?);
+pub async fn remove(caller: Caller, Path(id): Path<KeyId>) -> ApiResult<Written<ApiKey>> {
     let (key, permit) = caller.state().key_for(&caller, id).await?;
     if key.kind != KeyKind::ApiKey {
         return Err(ApiError::not_found("api key", id));

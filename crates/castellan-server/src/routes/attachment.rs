@@ -6,12 +6,13 @@
 //! uploader may report its status; reading it needs being its uploader or `read`
 //! on a log whose rows reference it.
 
+use super::Signature;
 use crate::access::signing::SIGNED_URL_TTL_SECS;
 use crate::access::{log_ref, AppState, Caller};
 use crate::dataplane::public_base;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, Params};
-use axum::extract::{Path, State};
+use crate::extract::{empty_as_none, Body, Path, Query};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -19,9 +20,12 @@ use bytes::Bytes;
 use castellan_api_types::{AttachmentInfo, AttachmentRequest, AttachmentStatusRequest, AttachmentUpload};
 use castellan_core::{OrgId, Permission};
 use castellan_store::{BlobPurpose, BlobRecord, StoreError};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
 
 const BLOB_PATH: &str = "/attachment/blob";
 const STATUSES: [&str; 3] = ["uploading", "done", "error"];
@@ -129,22 +133,48 @@ pub async fn status(caller: Caller, Body(body): Body<AttachmentStatusRequest>) -
     Ok(Json(json!({})))
 }
 
+/// Which attachment `GET /attachment` is about.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AttachmentQuery {
+    /// The attachment's key, as announced.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    key: Option<String>,
+    /// An external attachment's URL, answered as it is (when no `key` is given).
+    #[serde(default, deserialize_with = "empty_as_none")]
+    url: Option<String>,
+    /// The organization the attachment belongs to (Castellan reads the caller's only
+    /// organization when it is missing).
+    #[param(required = true)]
+    org_id: Option<Uuid>,
+    /// The file name the SDK sends; not used.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[allow(dead_code)]
+    filename: Option<String>,
+    /// The content type the SDK sends; not used.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[allow(dead_code)]
+    content_type: Option<String>,
+}
+
 /// An attachment's status and a signed download URL (`key=`), or, for an external
 /// attachment (`url=`), that URL.
-#[utoipa::path(get, path = "/attachment", tag = "Attachments",
-    params(("key" = Option<String>, Query), ("url" = Option<String>, Query), ("org_id" = uuid::Uuid, Query),
-           ("filename" = Option<String>, Query), ("content_type" = Option<String>, Query)),
+#[utoipa::path(get, path = "/attachment", tag = "Attachments", params(AttachmentQuery),
     responses((status = 200, body = AttachmentInfo)))]
-pub async fn info(caller: Caller, headers: HeaderMap, q: Params) -> ApiResult<Json<AttachmentInfo>> {
-    let org = match q.uuid("org_id")? {
+pub async fn info(
+    caller: Caller,
+    headers: HeaderMap,
+    Query(q): Query<AttachmentQuery>,
+) -> ApiResult<Json<AttachmentInfo>> {
+    let org = match q.org_id {
         Some(o) => OrgId(o),
         None => caller.org(None).await?.id,
     };
     let permit = caller.blob_permit(Some(org))?;
-    if let (None, Some(url)) = (q.str("key"), q.str("url")) {
-        return Ok(Json(AttachmentInfo { download_url: url.to_owned(), status: json!({"upload_status": "done"}) }));
+    if let (None, Some(url)) = (&q.key, q.url) {
+        return Ok(Json(AttachmentInfo { download_url: url, status: json!({"upload_status": "done"}) }));
     }
-    let key = q.str("key").ok_or_else(|| ApiError::invalid_parameter("pass `key` (or `url`)"))?;
+    let key = q.key.as_deref().ok_or_else(|| ApiError::invalid_parameter("pass `key` (or `url`)"))?;
     let state = caller.state();
     let missing = || ApiError::NotFound(format!("attachment `{key}` not found"));
     let mut tx = state.blob_read(&permit).await?;
@@ -172,21 +202,22 @@ pub async fn info(caller: Caller, headers: HeaderMap, q: Params) -> ApiResult<Js
     Ok(Json(AttachmentInfo { download_url: url, status: blob.status }))
 }
 
-fn verify(state: &AppState, method: &str, key: &str, q: &Params) -> ApiResult<crate::access::BlobPermit> {
-    state.signer().verify(method, BlobPurpose::Attachment, key, q.str("expires"), q.str("sig"), state.now() / 1_000_000)
+fn verify(state: &AppState, method: &str, key: &str, s: &Signature) -> ApiResult<crate::access::BlobPermit> {
+    let (expires, sig) = (s.expires.as_deref(), s.sig.as_deref());
+    state.signer().verify(method, BlobPurpose::Attachment, key, expires, sig, state.now() / 1_000_000)
 }
 
 /// Receives an attachment's bytes at a signed URL.
 #[utoipa::path(put, path = "/attachment/blob/{key}", tag = "Attachments", security(()),
-    params(("key" = String, Path), ("expires" = i64, Query), ("sig" = String, Query)),
+    params(("key" = String, Path), Signature),
     responses((status = 200, description = "stored")))]
 pub async fn upload(
     State(state): State<AppState>,
     Path(key): Path<String>,
-    q: Params,
+    Query(signature): Query<Signature>,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
-    let permit = verify(&state, "PUT", &key, &q)?;
+    let permit = verify(&state, "PUT", &key, &signature)?;
     // The signature names the purpose too; this is a second lock on the same door.
     let blob = state.blob_read(&permit).await?.get_blob(permit.key()).await?;
     if blob.is_none_or(|b| b.purpose != BlobPurpose::Attachment) {
@@ -203,10 +234,14 @@ pub async fn upload(
 
 /// Serves an attachment's bytes at a signed URL.
 #[utoipa::path(get, path = "/attachment/blob/{key}", tag = "Attachments", security(()),
-    params(("key" = String, Path), ("expires" = i64, Query), ("sig" = String, Query)),
+    params(("key" = String, Path), Signature),
     responses((status = 200, description = "the attachment's bytes")))]
-pub async fn download(State(state): State<AppState>, Path(key): Path<String>, q: Params) -> ApiResult<Response> {
-    let permit = verify(&state, "GET", &key, &q)?;
+pub async fn download(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    Query(signature): Query<Signature>,
+) -> ApiResult<Response> {
+    let permit = verify(&state, "GET", &key, &signature)?;
     let mut tx = state.blob_read(&permit).await?;
     let missing = || ApiError::NotFound(format!("attachment `{key}` not found"));
     let blob = tx.get_blob(permit.key()).await?.filter(|b| b.purpose == BlobPurpose::Attachment).ok_or_else(missing)?;

@@ -1,16 +1,20 @@
 //! `/v1/audit_log` (Castellan extension): the tamper-evident record of every change.
 //! Reading it needs `read` on the org's audit logs (`org_audit_logs`).
 
+use super::OrgName;
 use crate::access::Caller;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{Params, MAX_LIMIT};
+use crate::error::ApiResult;
+use crate::extract::{empty_as_none, Limit, Query, MAX_LIMIT};
 use axum::Json;
 use castellan_api_types::{format_time, parse_time, AuditLogEntry, ListResponse};
 use castellan_core::{ObjectRef, ObjectType, Permission, UserId};
 use castellan_store::audit::AuditRecord;
 use castellan_store::AuditFilter;
+use serde::de::{Deserializer, Error as _};
 use serde::{Deserialize, Serialize};
+use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
 
 /// This module's endpoints: each registered from its `#[utoipa::path]`, so the
 /// route and its OpenAPI operation are declared once.
@@ -40,46 +44,80 @@ pub fn to_wire(r: &AuditRecord) -> AuditLogEntry {
     }
 }
 
-/// A sequence-number parameter; sequence numbers are stored as signed 64-bit values.
-fn seq_param(q: &Params, name: &str) -> ApiResult<Option<u64>> {
-    match q.parsed::<u64>(name, "a whole number")? {
-        Some(n) if n > i64::MAX as u64 => Err(ApiError::invalid_parameter(format!("`{name}` is out of range: `{n}`"))),
+/// A sequence-number parameter (given with no value, it is absent); sequence
+/// numbers are stored as signed 64-bit values.
+fn seq<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    match empty_as_none::<_, u64>(d)? {
+        Some(n) if n > i64::MAX as u64 => Err(D::Error::custom(format_args!("is out of range: `{n}`"))),
         other => Ok(other),
     }
 }
 
-fn time_param(q: &Params, name: &str) -> ApiResult<Option<i64>> {
-    match q.str(name) {
+/// An RFC 3339 time parameter, as microseconds (given with no value, it is absent).
+fn time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    match empty_as_none::<_, String>(d)? {
         None => Ok(None),
-        Some(s) => parse_time(s)
+        Some(s) => parse_time(&s)
             .map(Some)
-            .ok_or_else(|| ApiError::invalid_parameter(format!("`{name}` must be an RFC 3339 time, got `{s}`"))),
+            .ok_or_else(|| D::Error::custom(format_args!("must be an RFC 3339 time, got `{s}`"))),
     }
+}
+
+/// The audit log's filters and paging.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Only records written at or after this time (RFC 3339).
+    #[serde(default, deserialize_with = "time")]
+    #[param(value_type = Option<String>)]
+    since: Option<i64>,
+    /// Only records written at or before this time (RFC 3339).
+    #[serde(default, deserialize_with = "time")]
+    #[param(value_type = Option<String>)]
+    until: Option<i64>,
+    /// Only the changes made by this user.
+    actor_id: Option<Uuid>,
+    /// Only events of this type (`acl.created`), or of a family with a prefix ending
+    /// in `.` (`acl.`).
+    #[serde(default, deserialize_with = "empty_as_none")]
+    event_type: Option<String>,
+    /// Only changes to resources of this type (`acl`, `project`, …).
+    #[serde(default, deserialize_with = "empty_as_none")]
+    resource_type: Option<String>,
+    /// Only changes to this resource.
+    resource_id: Option<Uuid>,
+    /// Only records before this one: the `seq` of the last record of the previous page.
+    #[serde(default, deserialize_with = "seq")]
+    before_seq: Option<u64>,
+    /// The most records to return, at most 1000 (the default).
+    #[serde(default)]
+    #[param(value_type = Option<usize>)]
+    limit: Limit,
 }
 
 /// The org's audit records, newest first. Filters: `since`/`until` (RFC 3339),
 /// `actor_id`, `event_type` (exact, or a prefix ending in `.` such as `acl.`),
 /// `resource_type`, `resource_id`. Page with `before_seq` = the last record's `seq`.
-#[utoipa::path(get, path = "/v1/audit_log", tag = "AuditLog",
-    params(("org_name" = Option<String>, Query), ("since" = Option<String>, Query), ("until" = Option<String>, Query),
-           ("actor_id" = Option<uuid::Uuid>, Query), ("event_type" = Option<String>, Query), ("resource_type" = Option<String>, Query),
-           ("resource_id" = Option<uuid::Uuid>, Query), ("before_seq" = Option<u64>, Query), ("limit" = Option<usize>, Query)),
+#[utoipa::path(get, path = "/v1/audit_log", tag = "AuditLog", params(OrgName, AuditQuery),
     responses((status = 200, body = ListResponse<AuditLogEntry>)))]
-pub async fn list(caller: Caller, q: Params) -> ApiResult<Json<ListResponse<AuditLogEntry>>> {
-    let org = caller.org(q.str("org_name")).await?;
+pub async fn list(
+    caller: Caller,
+    Query(org): Query<OrgName>,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Json<ListResponse<AuditLogEntry>>> {
+    let org = caller.org(org.get()).await?;
     let permit = caller.require(Permission::Read, ObjectRef::new(ObjectType::OrgAuditLogs, org.id.0)).await?;
     let filter = AuditFilter {
         org: org.id,
-        since: time_param(&q, "since")?,
-        until: time_param(&q, "until")?,
-        actor: q.uuid("actor_id")?.map(UserId),
-        event_type: q.str("event_type").map(str::to_owned),
-        resource_type: q.str("resource_type").map(str::to_owned),
-        resource_id: q.uuid("resource_id")?,
+        since: q.since,
+        until: q.until,
+        actor: q.actor_id.map(UserId),
+        event_type: q.event_type,
+        resource_type: q.resource_type,
+        resource_id: q.resource_id,
     };
-    let before = seq_param(&q, "before_seq")?;
     let mut tx = caller.state().read(&permit).await?;
-    let rows = tx.list_audit(&filter, before, q.limit()?).await?;
+    let rows = tx.list_audit(&filter, q.before_seq, q.limit.get()).await?;
     Ok(Json(ListResponse { objects: rows.iter().map(to_wire).collect() }))
 }
 
@@ -107,16 +145,33 @@ pub struct ChainPage {
 
 /// The org's chain in order, for export and independent verification (`castellan
 /// audit verify` recomputes every hash). Page with `after_seq`.
-#[utoipa::path(get, path = "/v1/audit_log/chain", tag = "AuditLog",
-    params(("org_name" = Option<String>, Query), ("after_seq" = Option<u64>, Query), ("limit" = Option<usize>, Query)),
+#[utoipa::path(get, path = "/v1/audit_log/chain", tag = "AuditLog", params(OrgName, ChainQuery),
     responses((status = 200, body = ChainPage)))]
-pub async fn chain(caller: Caller, q: Params) -> ApiResult<Json<ChainPage>> {
-    let org = caller.org(q.str("org_name")).await?;
+pub async fn chain(
+    caller: Caller,
+    Query(org): Query<OrgName>,
+    Query(q): Query<ChainQuery>,
+) -> ApiResult<Json<ChainPage>> {
+    let org = caller.org(org.get()).await?;
     let permit = caller.require(Permission::Read, ObjectRef::new(ObjectType::OrgAuditLogs, org.id.0)).await?;
-    let after = seq_param(&q, "after_seq")?.unwrap_or(0);
-    let limit = q.limit()?.clamp(1, MAX_LIMIT);
+    let after = q.after_seq.unwrap_or(0);
+    let limit = q.limit.get().clamp(1, MAX_LIMIT);
     let mut tx = caller.state().read(&permit).await?;
     let records = tx.audit_chain(org.id, after, limit).await?;
     let head = tx.audit_head(org.id).await?.map(|(seq, hash)| ChainHead { seq, hash });
     Ok(Json(ChainPage { org_id: org.id.0, records, head }))
+}
+
+/// Where a slice of the chain starts and how long it is.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ChainQuery {
+    /// Only records after this one: the `seq` of the last record read (default: from
+    /// the start).
+    #[serde(default, deserialize_with = "seq")]
+    after_seq: Option<u64>,
+    /// The most records to return, at most 1000 (the default); 0 reads as 1.
+    #[serde(default)]
+    #[param(value_type = Option<usize>)]
+    limit: Limit,
 }

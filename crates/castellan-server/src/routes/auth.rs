@@ -1,13 +1,13 @@
 //! Console sign-in (Castellan extension): email and password to a session cookie,
 //! sign-out, password change, and one's sessions.
 
-use super::{path_id, Written};
+use super::Written;
 use crate::access::auth::{client_ip, CSRF_COOKIE, SESSION_COOKIE};
 use crate::access::{AppState, Caller, Credential, SignedIn};
 use crate::dto;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Body;
-use axum::extract::{FromRef, FromRequestParts, Path, State};
+use crate::extract::{Body, Path};
+use axum::extract::{FromRef, FromRequestParts, State};
 use axum::http::header::{SET_COOKIE, USER_AGENT};
 use axum::http::request::Parts;
 use axum::http::HeaderValue;
@@ -16,6 +16,7 @@ use axum::Json;
 use castellan_api_types::{format_time, ChangePassword, ListResponse, LoginRequest, LoginResponse, Session};
 use castellan_core::Email;
 use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
 
 /// This module's endpoints: each registered from its `#[utoipa::path]`, so the
 /// route and its OpenAPI operation are declared once.
@@ -195,8 +196,7 @@ pub async fn sessions(caller: Caller) -> ApiResult<Json<ListResponse<Session>>> 
 /// Revokes one of one's sessions; it stops working on the next request.
 #[utoipa::path(delete, path = "/api/auth/sessions/{session_id}", tag = "Auth", params(("session_id" = Uuid, Path)),
     responses((status = 200, description = "revoked")))]
-pub async fn revoke_session(caller: Caller, Path(id): Path<String>) -> ApiResult<Written<serde_json::Value>> {
-    let id = path_id("session_id", &id)?;
+pub async fn revoke_session(caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Written<serde_json::Value>> {
     let rev = caller.end_session(id).await?;
     Ok(Written::at(rev, serde_json::json!({"status": "revoked", "id": id})))
 }

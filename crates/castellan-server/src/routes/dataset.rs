@@ -1,12 +1,11 @@
 //! `/v1/dataset`: datasets and their records.
 
-use super::objects::{self, check_object, check_tags, load};
-use super::{invalid, path_id, Written};
+use super::objects::{self, check_object, check_tags, load, InProject, Listing};
+use super::{invalid, OrgName, Written};
 use crate::access::Caller;
 use crate::dataplane::objects::{dataset as wire, fields, merge_value, to_data, DatasetData};
 use crate::error::ApiResult;
-use crate::extract::{Body, Params};
-use axum::extract::Path;
+use crate::extract::{empty_as_none, Body, Page, Path, Query};
 use axum::Json;
 use castellan_api_types::{
     CreateDataset, Dataset, Feedback, FeedbackResponse, FetchEvents, FetchEventsResponse, InsertEvents,
@@ -14,7 +13,10 @@ use castellan_api_types::{
 };
 use castellan_core::{Name, Permission, ProjectId};
 use castellan_store::{EventKind, ObjectKind};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
 
 const KINDS: &[ObjectKind] = &[ObjectKind::Dataset];
 
@@ -29,14 +31,30 @@ pub(crate) fn routes() -> OpenApiRouter<crate::state::App> {
         .routes(routes!(feedback))
 }
 
+/// The dataset list's filters (besides its project and organization).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DatasetFilters {
+    /// Only these datasets: ids, repeated or comma-separated.
+    #[serde(default)]
+    ids: Vec<Uuid>,
+    /// Only the dataset of this name.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    dataset_name: Option<String>,
+}
+
 /// Datasets the caller can read, newest first.
-#[utoipa::path(get, path = "/v1/dataset", tag = "Datasets",
-    params(("limit" = Option<usize>, Query), ("starting_after" = Option<Uuid>, Query), ("ending_before" = Option<Uuid>, Query),
-           ("ids" = Option<Vec<Uuid>>, Query), ("dataset_name" = Option<String>, Query), ("project_name" = Option<String>, Query),
-           ("project_id" = Option<Uuid>, Query), ("org_name" = Option<String>, Query)),
+#[utoipa::path(get, path = "/v1/dataset", tag = "Datasets", params(Page, DatasetFilters, InProject, OrgName),
     responses((status = 200, body = ListResponse<Dataset>)))]
-pub async fn list(caller: Caller, q: Params) -> ApiResult<Json<ListResponse<Dataset>>> {
-    let rows = objects::list(&caller, &q, KINDS, "dataset_name").await?;
+pub async fn list(
+    caller: Caller,
+    Query(page): Query<Page>,
+    Query(f): Query<DatasetFilters>,
+    Query(project): Query<InProject>,
+    Query(org): Query<OrgName>,
+) -> ApiResult<Json<ListResponse<Dataset>>> {
+    let q = Listing { page, org, project, ids: f.ids, name: f.dataset_name, slug: None };
+    let rows = objects::list(&caller, &q, KINDS).await?;
     Ok(Json(ListResponse { objects: rows.iter().map(wire).collect() }))
 }
 
@@ -56,8 +74,7 @@ pub async fn create(caller: Caller, Body(body): Body<CreateDataset>) -> ApiResul
 /// One dataset.
 #[utoipa::path(get, path = "/v1/dataset/{dataset_id}", tag = "Datasets",
     params(("dataset_id" = Uuid, Path)), responses((status = 200, body = Dataset)))]
-pub async fn retrieve(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Dataset>> {
-    let id = path_id("dataset_id", &id)?;
+pub async fn retrieve(caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Json<Dataset>> {
     let (o, _) = load(&caller, KINDS, id, Permission::Read).await?;
     Ok(Json(wire(&o)))
 }
@@ -67,10 +84,9 @@ pub async fn retrieve(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<
     params(("dataset_id" = Uuid, Path)), request_body = PatchDataset, responses((status = 200, body = Dataset)))]
 pub async fn update(
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<Uuid>,
     Body(body): Body<PatchDataset>,
 ) -> ApiResult<Written<Dataset>> {
-    let id = path_id("dataset_id", &id)?;
     let name = body.name.as_deref().map(|n| Name::parse("name", n)).transpose().map_err(invalid)?;
     check_object("metadata", &body.metadata)?;
     check_tags(&body.tags)?;
@@ -96,8 +112,7 @@ pub async fn update(
 /// Deletes a dataset and every grant on it.
 #[utoipa::path(delete, path = "/v1/dataset/{dataset_id}", tag = "Datasets",
     params(("dataset_id" = Uuid, Path)), responses((status = 200, body = Dataset)))]
-pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written<Dataset>> {
-    let id = path_id("dataset_id", &id)?;
+pub async fn remove(caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Written<Dataset>> {
     objects::remove(&caller, KINDS, id, wire).await
 }
 

@@ -3,18 +3,19 @@
 //! what it is set on; creating, changing or deleting one takes `update` there. The
 //! value is sealed at rest under the master key and never returned.
 
-use super::{invalid, path_id, Written};
+use super::{invalid, OrgName, Written};
 use crate::access::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, Params};
+use crate::extract::{empty_as_none, Body, Page, Path, Query};
 use crate::fill;
 use crate::secrets::{preview, Binding};
-use axum::extract::Path;
 use axum::Json;
 use castellan_api_types::{format_time, CreateEnvVar, EnvVar, EnvVarObjectType, ListResponse, PatchEnvVar};
 use castellan_core::{Name, ObjectRef, ObjectType, OrgId, Permission, ProjectId};
 use castellan_store::{AdminFilter, AdminKind, AdminRecord, Paged, Tx};
+use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -124,32 +125,43 @@ fn set_value(caller: &Caller, a: &mut AdminRecord, value: &str, now: i64) -> Api
     Ok(())
 }
 
+/// The env var list's filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EnvVarFilters {
+    /// Only these variables: ids, repeated or comma-separated.
+    #[serde(default)]
+    ids: Vec<Uuid>,
+    /// Only variables of this name.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    env_var_name: Option<String>,
+    /// Only variables set on this kind of object.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    object_type: Option<EnvVarObjectType>,
+    /// Only variables set on this object.
+    object_id: Option<Uuid>,
+}
+
 /// Environment variables the caller can read, newest first; filtered by what they
 /// are set on (`object_type`, `object_id`), `env_var_name` and `ids`.
-#[utoipa::path(get, path = "/v1/env_var", tag = "EnvVars",
-    params(("limit" = Option<usize>, Query), ("ids" = Option<Vec<Uuid>>, Query), ("env_var_name" = Option<String>, Query),
-           ("object_type" = Option<EnvVarObjectType>, Query), ("object_id" = Option<Uuid>, Query),
-           ("org_name" = Option<String>, Query)),
+#[utoipa::path(get, path = "/v1/env_var", tag = "EnvVars", params(Page, EnvVarFilters, OrgName),
     responses((status = 200, body = ListResponse<EnvVar>)))]
-pub async fn list(caller: Caller, q: Params) -> ApiResult<Json<ListResponse<EnvVar>>> {
-    let object_type = match q.str("object_type") {
-        None => None,
-        Some(t) => Some(serde_json::from_value::<EnvVarObjectType>(json!(t)).map_err(|_| {
-            ApiError::invalid_parameter(format!("`object_type` must be organization, project or function, got `{t}`"))
-        })?),
-    };
-    let object_id = q.uuid("object_id")?;
-    let scope = caller.list_scope(q.str("org_name")).await?;
+pub async fn list(
+    caller: Caller,
+    Query(page): Query<Page>,
+    Query(f): Query<EnvVarFilters>,
+    Query(org): Query<OrgName>,
+) -> ApiResult<Json<ListResponse<EnvVar>>> {
+    let scope = caller.list_scope(org.get()).await?;
     let filter = AdminFilter {
         kind: KIND,
         orgs: scope.orgs().to_vec(),
-        scope_type: object_type.map(|t| scope_ref(t, Uuid::nil()).object_type),
-        scope_id: object_id,
-        ids: q.uuids("ids")?,
-        name: q.str("env_var_name").map(str::to_owned),
+        scope_type: f.object_type.map(|t| scope_ref(t, Uuid::nil()).object_type),
+        scope_id: f.object_id,
+        ids: f.ids,
+        name: f.env_var_name,
     };
-    let limit = q.limit()?;
-    let cursor = q.cursor_id()?;
+    let (limit, cursor) = (page.limit(), page.cursor()?);
     let mut tx = caller.state().read_scope(&scope).await?;
     let visible = |a: &AdminRecord| scope.visible(Permission::Read, a.scope);
     let key = match cursor.id() {
@@ -248,8 +260,7 @@ pub async fn replace(caller: Caller, Body(body): Body<CreateEnvVar>) -> ApiResul
 /// One environment variable (its value is never shown).
 #[utoipa::path(get, path = "/v1/env_var/{env_var_id}", tag = "EnvVars",
     params(("env_var_id" = Uuid, Path)), responses((status = 200, body = EnvVar)))]
-pub async fn retrieve(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<EnvVar>> {
-    let id = path_id("env_var_id", &id)?;
+pub async fn retrieve(caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Json<EnvVar>> {
     let (a, _) = caller.state().admin_for(&caller, KIND, id, Permission::Read).await?;
     Ok(Json(wire(&a)))
 }
@@ -258,12 +269,7 @@ pub async fn retrieve(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<
 /// (`update` on what it is set on).
 #[utoipa::path(patch, path = "/v1/env_var/{env_var_id}", tag = "EnvVars",
     params(("env_var_id" = Uuid, Path)), request_body = PatchEnvVar, responses((status = 200, body = EnvVar)))]
-pub async fn update(
-    caller: Caller,
-    Path(id): Path<String>,
-    Body(body): Body<PatchEnvVar>,
-) -> ApiResult<Written<EnvVar>> {
-    let id = path_id("env_var_id", &id)?;
+pub async fn update(caller: Caller, Path(id): Path<Uuid>, Body(body): Body<PatchEnvVar>) -> ApiResult<Written<EnvVar>> {
     let name = Name::parse("name", &body.name).map_err(invalid)?;
     check_value(&body.value)?;
     check_metadata(&body.metadata)?;
@@ -308,8 +314,7 @@ pub async fn update(
 /// set on).
 #[utoipa::path(delete, path = "/v1/env_var/{env_var_id}", tag = "EnvVars",
     params(("env_var_id" = Uuid, Path)), responses((status = 200, body = EnvVar)))]
-pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written<EnvVar>> {
-    let id = path_id("env_var_id", &id)?;
+pub async fn remove(caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Written<EnvVar>> {
     let (_, permit) = caller.state().admin_for(&caller, KIND, id, Permission::Update).await?;
     let mut w = caller.state().write(&permit).await?;
     let a =

@@ -6,12 +6,14 @@ use crate::dataplane::ingest::{ingest, IngestOptions};
 use crate::dataplane::rows::{self, decode_cursor, encode_cursor, event_json};
 use crate::dataplane::DataPlane;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Params, MAX_LIMIT};
+use crate::extract::{empty_as_none, MAX_LIMIT};
 use castellan_api_types::{
     Feedback, FeedbackResponse, FetchEvents, FetchEventsResponse, InsertEvents, InsertEventsResponse,
 };
 use castellan_store::{EventObject, EventQuery, XactId};
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use utoipa::IntoParams;
 
 /// Writes `events` into `log` (`update` on it).
 pub async fn insert(
@@ -34,15 +36,39 @@ pub async fn insert(
     Ok(InsertEventsResponse { row_ids: done.row_ids })
 }
 
-/// The fetch parameters of the `GET` form.
-pub fn fetch_params(q: &Params) -> ApiResult<FetchEvents> {
-    Ok(FetchEvents {
-        limit: q.parsed::<i64>("limit", "a whole number")?,
-        cursor: q.str("cursor").map(str::to_owned),
-        version: q.str("version").map(str::to_owned),
-        max_xact_id: q.str("max_xact_id").map(str::to_owned),
-        max_root_span_id: q.str("max_root_span_id").map(str::to_owned),
-    })
+/// The fetch parameters of the `GET` form: those of the `POST` form's body.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FetchQuery {
+    /// The most rows to return, 1 to 1000 (the default).
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(value_type = Option<usize>)]
+    limit: Option<i64>,
+    /// Where the next page starts: the previous page's `cursor`.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    cursor: Option<String>,
+    /// The version to read at, a transaction id (19 digits); default: the latest.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    version: Option<String>,
+    // Read as in the `POST` form, but not (yet) in the published parameters.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(ignore)]
+    max_xact_id: Option<String>,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(ignore)]
+    max_root_span_id: Option<String>,
+}
+
+impl From<FetchQuery> for FetchEvents {
+    fn from(q: FetchQuery) -> FetchEvents {
+        FetchEvents {
+            limit: q.limit,
+            cursor: q.cursor,
+            version: q.version,
+            max_xact_id: q.max_xact_id,
+            max_root_span_id: q.max_root_span_id,
+        }
+    }
 }
 
 fn parse_version(field: &str, s: &str) -> ApiResult<XactId> {
@@ -153,60 +179,50 @@ macro_rules! event_endpoints {
         fetch: ($fetch:tt, $fetch_get_doc:tt, $fetch_post_doc:tt $(,)?),
         feedback: ($feedback:tt, $feedback_doc:tt $(,)?) $(,)?
     ) => {
-        fn event_object(raw: &str) -> $crate::error::ApiResult<castellan_store::EventObject> {
-            Ok(castellan_store::EventObject { kind: $kind, id: $crate::routes::path_id($id, raw)? })
+        fn event_object(id: uuid::Uuid) -> castellan_store::EventObject {
+            castellan_store::EventObject { kind: $kind, id }
         }
 
         #[doc = $insert_doc]
-        #[utoipa::path(post, path = $insert, tag = $tag,
-            params(($id = uuid::Uuid, Path)), request_body = InsertEvents,
-            responses((status = 200, body = InsertEventsResponse)))]
+        #[utoipa::path(post, path = $insert, tag = $tag, params(($id = uuid::Uuid, Path)), request_body = InsertEvents, responses((status = 200, body = InsertEventsResponse)))]
         pub async fn insert(
             caller: $crate::access::Caller,
             axum::extract::State(data): axum::extract::State<$crate::dataplane::DataPlane>,
-            axum::extract::Path(id): axum::extract::Path<String>,
+            $crate::extract::Path(id): $crate::extract::Path<uuid::Uuid>,
             $crate::extract::Body(body): $crate::extract::Body<castellan_api_types::InsertEvents>,
         ) -> $crate::error::ApiResult<axum::Json<castellan_api_types::InsertEventsResponse>> {
-            Ok(axum::Json($crate::routes::events::insert(&caller, &data, event_object(&id)?, body).await?))
+            Ok(axum::Json($crate::routes::events::insert(&caller, &data, event_object(id), body).await?))
         }
 
         #[doc = $fetch_get_doc]
-        #[utoipa::path(get, path = $fetch, tag = $tag,
-            params(($id = uuid::Uuid, Path), ("limit" = Option<usize>, Query), ("cursor" = Option<String>, Query),
-                   ("version" = Option<String>, Query)),
-            responses((status = 200, body = FetchEventsResponse)))]
+        #[utoipa::path(get, path = $fetch, tag = $tag, params(($id = uuid::Uuid, Path), crate::routes::events::FetchQuery), responses((status = 200, body = FetchEventsResponse)))]
         pub async fn fetch_get(
             caller: $crate::access::Caller,
-            axum::extract::Path(id): axum::extract::Path<String>,
-            q: $crate::extract::Params,
+            $crate::extract::Path(id): $crate::extract::Path<uuid::Uuid>,
+            $crate::extract::Query(q): $crate::extract::Query<$crate::routes::events::FetchQuery>,
         ) -> $crate::error::ApiResult<axum::Json<castellan_api_types::FetchEventsResponse>> {
-            let req = $crate::routes::events::fetch_params(&q)?;
-            Ok(axum::Json($crate::routes::events::fetch(&caller, event_object(&id)?, req).await?))
+            Ok(axum::Json($crate::routes::events::fetch(&caller, event_object(id), q.into()).await?))
         }
 
         #[doc = $fetch_post_doc]
-        #[utoipa::path(post, path = $fetch, tag = $tag,
-            params(($id = uuid::Uuid, Path)), request_body = FetchEvents,
-            responses((status = 200, body = FetchEventsResponse)))]
+        #[utoipa::path(post, path = $fetch, tag = $tag, params(($id = uuid::Uuid, Path)), request_body = FetchEvents, responses((status = 200, body = FetchEventsResponse)))]
         pub async fn fetch_post(
             caller: $crate::access::Caller,
-            axum::extract::Path(id): axum::extract::Path<String>,
+            $crate::extract::Path(id): $crate::extract::Path<uuid::Uuid>,
             $crate::extract::Body(body): $crate::extract::Body<castellan_api_types::FetchEvents>,
         ) -> $crate::error::ApiResult<axum::Json<castellan_api_types::FetchEventsResponse>> {
-            Ok(axum::Json($crate::routes::events::fetch(&caller, event_object(&id)?, body).await?))
+            Ok(axum::Json($crate::routes::events::fetch(&caller, event_object(id), body).await?))
         }
 
         #[doc = $feedback_doc]
-        #[utoipa::path(post, path = $feedback, tag = $tag,
-            params(($id = uuid::Uuid, Path)), request_body = Feedback,
-            responses((status = 200, body = FeedbackResponse)))]
+        #[utoipa::path(post, path = $feedback, tag = $tag, params(($id = uuid::Uuid, Path)), request_body = Feedback, responses((status = 200, body = FeedbackResponse)))]
         pub async fn feedback(
             caller: $crate::access::Caller,
             axum::extract::State(data): axum::extract::State<$crate::dataplane::DataPlane>,
-            axum::extract::Path(id): axum::extract::Path<String>,
+            $crate::extract::Path(id): $crate::extract::Path<uuid::Uuid>,
             $crate::extract::Body(body): $crate::extract::Body<castellan_api_types::Feedback>,
         ) -> $crate::error::ApiResult<axum::Json<castellan_api_types::FeedbackResponse>> {
-            Ok(axum::Json($crate::routes::events::feedback(&caller, &data, event_object(&id)?, body).await?))
+            Ok(axum::Json($crate::routes::events::feedback(&caller, &data, event_object(id), body).await?))
         }
     };
 }

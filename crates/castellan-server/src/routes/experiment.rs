@@ -1,12 +1,11 @@
 //! `/v1/experiment`: experiments and their events.
 
-use super::objects::{self, check_object, check_tags, load, object_ref, project_ref};
-use super::{invalid, path_id, Written};
+use super::objects::{self, check_object, check_tags, load, object_ref, project_ref, InProject, Listing};
+use super::{invalid, OrgName, Written};
 use crate::access::Caller;
 use crate::dataplane::objects::{experiment as wire, fields, merge_value, to_data, ExperimentData};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, Params};
-use axum::extract::Path;
+use crate::extract::{empty_as_none, Body, Page, Path, Query};
 use axum::Json;
 use castellan_api_types::{
     format_time, CreateExperiment, Experiment, Feedback, FeedbackResponse, FetchEvents, FetchEventsResponse,
@@ -14,6 +13,8 @@ use castellan_api_types::{
 };
 use castellan_core::{Name, ObjectType, Permission, ProjectId};
 use castellan_store::{EventKind, ObjectKind, ObjectRecord};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -30,14 +31,30 @@ pub(crate) fn routes() -> OpenApiRouter<crate::state::App> {
         .routes(routes!(feedback))
 }
 
+/// The experiment list's filters (besides its project and organization).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExperimentFilters {
+    /// Only these experiments: ids, repeated or comma-separated.
+    #[serde(default)]
+    ids: Vec<Uuid>,
+    /// Only the experiment of this name.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    experiment_name: Option<String>,
+}
+
 /// Experiments the caller can read, newest first.
-#[utoipa::path(get, path = "/v1/experiment", tag = "Experiments",
-    params(("limit" = Option<usize>, Query), ("starting_after" = Option<Uuid>, Query), ("ending_before" = Option<Uuid>, Query),
-           ("ids" = Option<Vec<Uuid>>, Query), ("experiment_name" = Option<String>, Query), ("project_name" = Option<String>, Query),
-           ("project_id" = Option<Uuid>, Query), ("org_name" = Option<String>, Query)),
+#[utoipa::path(get, path = "/v1/experiment", tag = "Experiments", params(Page, ExperimentFilters, InProject, OrgName),
     responses((status = 200, body = ListResponse<Experiment>)))]
-pub async fn list(caller: Caller, q: Params) -> ApiResult<Json<ListResponse<Experiment>>> {
-    let rows = objects::list(&caller, &q, KINDS, "experiment_name").await?;
+pub async fn list(
+    caller: Caller,
+    Query(page): Query<Page>,
+    Query(f): Query<ExperimentFilters>,
+    Query(project): Query<InProject>,
+    Query(org): Query<OrgName>,
+) -> ApiResult<Json<ListResponse<Experiment>>> {
+    let q = Listing { page, org, project, ids: f.ids, name: f.experiment_name, slug: None };
+    let rows = objects::list(&caller, &q, KINDS).await?;
     Ok(Json(ListResponse { objects: rows.iter().map(wire).collect() }))
 }
 
@@ -141,8 +158,7 @@ pub async fn create(caller: Caller, Body(body): Body<CreateExperiment>) -> ApiRe
 /// One experiment.
 #[utoipa::path(get, path = "/v1/experiment/{experiment_id}", tag = "Experiments",
     params(("experiment_id" = Uuid, Path)), responses((status = 200, body = Experiment)))]
-pub async fn retrieve(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Experiment>> {
-    let id = path_id("experiment_id", &id)?;
+pub async fn retrieve(caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Json<Experiment>> {
     let (o, _) = load(&caller, KINDS, id, Permission::Read).await?;
     Ok(Json(wire(&o)))
 }
@@ -152,10 +168,9 @@ pub async fn retrieve(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<
     params(("experiment_id" = Uuid, Path)), request_body = PatchExperiment, responses((status = 200, body = Experiment)))]
 pub async fn update(
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<Uuid>,
     Body(body): Body<PatchExperiment>,
 ) -> ApiResult<Written<Experiment>> {
-    let id = path_id("experiment_id", &id)?;
     let name = body.name.as_deref().map(|n| Name::parse("name", n)).transpose().map_err(invalid)?;
     check_object("metadata", &body.metadata)?;
     check_object("repo_info", &body.repo_info)?;
@@ -194,8 +209,7 @@ pub async fn update(
 /// Deletes an experiment and every grant on it.
 #[utoipa::path(delete, path = "/v1/experiment/{experiment_id}", tag = "Experiments",
     params(("experiment_id" = Uuid, Path)), responses((status = 200, body = Experiment)))]
-pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written<Experiment>> {
-    let id = path_id("experiment_id", &id)?;
+pub async fn remove(caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Written<Experiment>> {
     objects::remove(&caller, KINDS, id, wire).await
 }
 

@@ -2,20 +2,21 @@
 //! shares with it: every create, replace and patch is a new version with its own
 //! transaction id, and reads can ask for any past version.
 
-use super::objects::{self, check_object, check_tags, load, object_ref, project_ref};
-use super::{invalid, path_id, Written};
+use super::objects::{self, check_object, check_tags, load, object_ref, project_ref, InProject, Listing};
+use super::{invalid, OrgName, Written};
 use crate::access::Caller;
 use crate::dataplane::objects::{
     fields, function as wire, function_kind, merge_value, to_data, FunctionData, FUNCTION_TYPES,
 };
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, Params};
-use axum::extract::Path;
+use crate::extract::{empty_as_none, Body, Page, Path, Query};
 use axum::Json;
 use castellan_api_types::{CreateFunction, Function, ListResponse, PatchFunction};
 use castellan_core::{Name, ObjectType, Permission, ProjectId};
 use castellan_store::{ObjectKind, ObjectRecord, XactId};
+use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -68,30 +69,60 @@ fn check_function_data(v: &Value) -> ApiResult<()> {
     Ok(())
 }
 
-/// The version asked for: `version` (a transaction id, or the SDK's 16-hex form).
-/// Environments are not kept, so asking for one is refused rather than ignored.
-fn version_param(q: &Params) -> ApiResult<Option<XactId>> {
-    if let Some(env) = q.str("environment") {
-        return Err(ApiError::invalid_parameter(format!(
-            "`environment` `{env}`: environments are not supported; ask for a `version`"
-        )));
-    }
-    match q.str("version") {
-        None => Ok(None),
-        Some(v) => XactId::parse(v).map(Some).ok_or_else(|| {
-            ApiError::invalid_parameter(format!("`version` must be a transaction id (19 digits), got `{v}`"))
-        }),
+/// The version of a function (or prompt) to read.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Version {
+    /// A past version: its transaction id (19 digits, or the SDK's 16-hex form);
+    /// default: the current one.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    version: Option<String>,
+    // Environments are not kept, so asking for one is refused rather than ignored;
+    // not a published parameter.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(ignore)]
+    environment: Option<String>,
+}
+
+impl Version {
+    /// The version asked for, if any.
+    fn xact_id(&self) -> ApiResult<Option<XactId>> {
+        if let Some(env) = &self.environment {
+            return Err(ApiError::invalid_parameter(format!(
+                "`environment` `{env}`: environments are not supported; ask for a `version`"
+            )));
+        }
+        match &self.version {
+            None => Ok(None),
+            Some(v) => XactId::parse(v).map(Some).ok_or_else(|| {
+                ApiError::invalid_parameter(format!("`version` must be a transaction id (19 digits), got `{v}`"))
+            }),
+        }
     }
 }
 
+/// The function list's filters (besides its project, organization and version).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FunctionFilters {
+    /// Only these functions: ids, repeated or comma-separated.
+    #[serde(default)]
+    ids: Vec<Uuid>,
+    /// Only the functions of this name.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    function_name: Option<String>,
+    /// Only the function with this slug.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    slug: Option<String>,
+}
+
 /// Lists the functions (or prompts) the caller can read, at `version` if asked.
-pub async fn list_in(caller: &Caller, q: &Params, mode: Mode) -> ApiResult<Vec<Function>> {
-    let version = version_param(q)?;
-    let name_param = if mode == Mode::Prompt { "prompt_name" } else { "function_name" };
-    let rows = objects::list(caller, q, mode.kinds(), name_param).await?;
+pub async fn list_in(caller: &Caller, q: &Listing, version: &Version, mode: Mode) -> ApiResult<Vec<Function>> {
+    let version = version.xact_id()?;
+    let rows = objects::list(caller, q, mode.kinds()).await?;
     let Some(v) = version else { return Ok(rows.iter().map(wire).collect()) };
     // Each row is already authorized; its versions are the same object.
-    let scope = caller.list_scope(q.str("org_name")).await?;
+    let scope = caller.list_scope(q.org.get()).await?;
     let mut tx = caller.state().read_scope(&scope).await?;
     let mut out = Vec::new();
     for o in rows {
@@ -103,10 +134,8 @@ pub async fn list_in(caller: &Caller, q: &Params, mode: Mode) -> ApiResult<Vec<F
 }
 
 /// One function (or prompt), at `version` if asked.
-pub async fn retrieve_in(caller: &Caller, raw_id: &str, q: &Params, mode: Mode) -> ApiResult<Function> {
-    let param = if mode == Mode::Prompt { "prompt_id" } else { "function_id" };
-    let id = path_id(param, raw_id)?;
-    let version = version_param(q)?;
+pub async fn retrieve_in(caller: &Caller, id: Uuid, version: &Version, mode: Mode) -> ApiResult<Function> {
+    let version = version.xact_id()?;
     let (o, permit) = load(caller, mode.kinds(), id, Permission::Read).await?;
     let Some(v) = version else { return Ok(wire(&o)) };
     let mut tx = caller.state().read(&permit).await?;
@@ -212,9 +241,7 @@ pub async fn create_in(
 }
 
 /// A new version of a function (or prompt) with the given fields changed.
-pub async fn update_in(caller: &Caller, raw_id: &str, body: PatchFunction, mode: Mode) -> ApiResult<Written<Function>> {
-    let param = if mode == Mode::Prompt { "prompt_id" } else { "function_id" };
-    let id = path_id(param, raw_id)?;
+pub async fn update_in(caller: &Caller, id: Uuid, body: PatchFunction, mode: Mode) -> ApiResult<Written<Function>> {
     let name = body.name.as_deref().map(|n| Name::parse("name", n)).transpose().map_err(invalid)?;
     let slug = body.slug.as_deref().map(check_slug).transpose()?;
     check_object("prompt_data", &body.prompt_data)?;
@@ -263,21 +290,23 @@ pub async fn update_in(caller: &Caller, raw_id: &str, body: PatchFunction, mode:
 }
 
 /// Deletes a function (or prompt) and every grant on it.
-pub async fn remove_in(caller: &Caller, raw_id: &str, mode: Mode) -> ApiResult<Written<Function>> {
-    let param = if mode == Mode::Prompt { "prompt_id" } else { "function_id" };
-    let id = path_id(param, raw_id)?;
+pub async fn remove_in(caller: &Caller, id: Uuid, mode: Mode) -> ApiResult<Written<Function>> {
     objects::remove(caller, mode.kinds(), id, wire).await
 }
 
 /// Functions (prompts included) the caller can read, newest first.
-#[utoipa::path(get, path = "/v1/function", tag = "Functions",
-    params(("limit" = Option<usize>, Query), ("starting_after" = Option<Uuid>, Query), ("ending_before" = Option<Uuid>, Query),
-           ("ids" = Option<Vec<Uuid>>, Query), ("function_name" = Option<String>, Query), ("slug" = Option<String>, Query),
-           ("version" = Option<String>, Query), ("project_name" = Option<String>, Query),
-           ("project_id" = Option<Uuid>, Query), ("org_name" = Option<String>, Query)),
+#[utoipa::path(get, path = "/v1/function", tag = "Functions", params(Page, FunctionFilters, Version, InProject, OrgName),
     responses((status = 200, body = ListResponse<Function>)))]
-pub async fn list(caller: Caller, q: Params) -> ApiResult<Json<ListResponse<Function>>> {
-    Ok(Json(ListResponse { objects: list_in(&caller, &q, Mode::Function).await? }))
+pub async fn list(
+    caller: Caller,
+    Query(page): Query<Page>,
+    Query(f): Query<FunctionFilters>,
+    Query(version): Query<Version>,
+    Query(project): Query<InProject>,
+    Query(org): Query<OrgName>,
+) -> ApiResult<Json<ListResponse<Function>>> {
+    let q = Listing { page, org, project, ids: f.ids, name: f.function_name, slug: f.slug };
+    Ok(Json(ListResponse { objects: list_in(&caller, &q, &version, Mode::Function).await? }))
 }
 
 /// Creates a function, or returns the project's function of that slug unchanged.
@@ -296,9 +325,13 @@ pub async fn replace(caller: Caller, Body(body): Body<CreateFunction>) -> ApiRes
 
 /// One function, at `version` if asked.
 #[utoipa::path(get, path = "/v1/function/{function_id}", tag = "Functions",
-    params(("function_id" = Uuid, Path), ("version" = Option<String>, Query)), responses((status = 200, body = Function)))]
-pub async fn retrieve(caller: Caller, Path(id): Path<String>, q: Params) -> ApiResult<Json<Function>> {
-    Ok(Json(retrieve_in(&caller, &id, &q, Mode::Function).await?))
+    params(("function_id" = Uuid, Path), Version), responses((status = 200, body = Function)))]
+pub async fn retrieve(
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Query(version): Query<Version>,
+) -> ApiResult<Json<Function>> {
+    Ok(Json(retrieve_in(&caller, id, &version, Mode::Function).await?))
 }
 
 /// A new version of a function with these fields changed.
@@ -306,15 +339,15 @@ pub async fn retrieve(caller: Caller, Path(id): Path<String>, q: Params) -> ApiR
     params(("function_id" = Uuid, Path)), request_body = PatchFunction, responses((status = 200, body = Function)))]
 pub async fn update(
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<Uuid>,
     Body(body): Body<PatchFunction>,
 ) -> ApiResult<Written<Function>> {
-    update_in(&caller, &id, body, Mode::Function).await
+    update_in(&caller, id, body, Mode::Function).await
 }
 
 /// Deletes a function and every grant on it.
 #[utoipa::path(delete, path = "/v1/function/{function_id}", tag = "Functions",
     params(("function_id" = Uuid, Path)), responses((status = 200, body = Function)))]
-pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written<Function>> {
-    remove_in(&caller, &id, Mode::Function).await
+pub async fn remove(caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Written<Function>> {
+    remove_in(&caller, id, Mode::Function).await
 }

@@ -1,17 +1,18 @@
 //! `/v1/group`: permission groups. Built-in groups cannot be renamed or deleted, and
 //! the Owners group can never be emptied.
 
-use super::{invalid, path_id, Written};
+use super::{invalid, OrgName, Written};
 use crate::access::{AuditEvent, Caller, Write};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, Params};
+use crate::extract::{empty_as_none, Body, Page, Path, Query};
 use crate::fill;
 use crate::seed::BUILTIN_GROUPS;
-use axum::extract::Path;
 use axum::Json;
 use castellan_api_types::{format_time, CreateGroup, Group, ListResponse, PatchGroup};
 use castellan_core::{GroupId, Name, ObjectRef, ObjectType, OrgId, Permission, UserId};
 use castellan_store::{GroupFilter, GroupRecord, Paged, Tx};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -111,17 +112,30 @@ async fn audit(
     .await
 }
 
+/// The group list's filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GroupFilters {
+    /// Only these groups: ids, repeated or comma-separated.
+    #[serde(default)]
+    ids: Vec<Uuid>,
+    /// Only the group of this name.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    group_name: Option<String>,
+}
+
 /// Groups the caller can read, newest first.
-#[utoipa::path(get, path = "/v1/group", tag = "Groups",
-    params(("limit" = Option<usize>, Query), ("starting_after" = Option<Uuid>, Query), ("ending_before" = Option<Uuid>, Query),
-           ("ids" = Option<Vec<Uuid>>, Query), ("group_name" = Option<String>, Query), ("org_name" = Option<String>, Query)),
+#[utoipa::path(get, path = "/v1/group", tag = "Groups", params(Page, GroupFilters, OrgName),
     responses((status = 200, body = ListResponse<Group>)))]
-pub async fn list(caller: Caller, q: Params) -> ApiResult<Json<ListResponse<Group>>> {
-    let scope = caller.list_scope(q.str("org_name")).await?;
-    let filter =
-        GroupFilter { orgs: scope.orgs().to_vec(), ids: q.uuids("ids")?, name: q.str("group_name").map(str::to_owned) };
-    let limit = q.limit()?;
-    let cursor = q.cursor_id()?;
+pub async fn list(
+    caller: Caller,
+    Query(page): Query<Page>,
+    Query(f): Query<GroupFilters>,
+    Query(org): Query<OrgName>,
+) -> ApiResult<Json<ListResponse<Group>>> {
+    let scope = caller.list_scope(org.get()).await?;
+    let filter = GroupFilter { orgs: scope.orgs().to_vec(), ids: f.ids, name: f.group_name };
+    let (limit, cursor) = (page.limit(), page.cursor()?);
     let mut tx = caller.state().read_scope(&scope).await?;
     let key = match cursor.id() {
         Some(id) if scope.visible(Permission::Read, group_ref(GroupId(id))) => {
@@ -213,8 +227,7 @@ pub async fn replace(caller: Caller, Body(body): Body<CreateGroup>) -> ApiResult
 
 /// One group.
 #[utoipa::path(get, path = "/v1/group/{group_id}", tag = "Groups", params(("group_id" = Uuid, Path)), responses((status = 200, body = Group)))]
-pub async fn retrieve(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Group>> {
-    let id = GroupId(path_id("group_id", &id)?);
+pub async fn retrieve(caller: Caller, Path(id): Path<GroupId>) -> ApiResult<Json<Group>> {
     let permit = caller.require(Permission::Read, group_ref(id)).await?;
     let mut tx = caller.state().read(&permit).await?;
     let g = tx.get_group(id).await?.ok_or_else(|| ApiError::not_found("group", id))?;
@@ -224,8 +237,11 @@ pub async fn retrieve(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<
 /// Renames a group or changes its members (needs `update` on it).
 #[utoipa::path(patch, path = "/v1/group/{group_id}", tag = "Groups", params(("group_id" = Uuid, Path)), request_body = PatchGroup,
     responses((status = 200, body = Group)))]
-pub async fn update(caller: Caller, Path(id): Path<String>, Body(body): Body<PatchGroup>) -> ApiResult<Written<Group>> {
-    let id = GroupId(path_id("group_id", &id)?);
+pub async fn update(
+    caller: Caller,
+    Path(id): Path<GroupId>,
+    Body(body): Body<PatchGroup>,
+) -> ApiResult<Written<Group>> {
     let name = body.name.as_deref().map(|n| Name::parse("name", n)).transpose().map_err(invalid)?;
     let permit = caller.require(Permission::Update, group_ref(id)).await?;
     let mut w = caller.state().write(&permit).await?;
@@ -268,8 +284,7 @@ pub async fn update(caller: Caller, Path(id): Path<String>, Body(body): Body<Pat
 /// Deletes a group, its memberships and every grant to or on it (needs `delete` on
 /// it). Built-in groups cannot be deleted.
 #[utoipa::path(delete, path = "/v1/group/{group_id}", tag = "Groups", params(("group_id" = Uuid, Path)), responses((status = 200, body = Group)))]
-pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written<Group>> {
-    let id = GroupId(path_id("group_id", &id)?);
+pub async fn remove(caller: Caller, Path(id): Path<GroupId>) -> ApiResult<Written<Group>> {
     let permit = caller.require(Permission::Delete, group_ref(id)).await?;
     let mut w = caller.state().write(&permit).await?;
     let g = w.tx().get_group(id).await?.ok_or_else(|| ApiError::not_found("group", id))?;

@@ -1,14 +1,15 @@
 //! `GET /version`, `POST /logs3` (the SDK's write path for every object type) and
 //! `/logs3/overflow` (payloads over the advertised size go through a signed upload).
 
+use super::Signature;
 use crate::access::signing::SIGNED_URL_TTL_SECS;
 use crate::access::{AppState, Caller};
 use crate::dataplane::ingest::{ingest, IngestOptions};
 use crate::dataplane::DataPlane;
 use crate::dataplane::{public_base, rows};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{parse_json, Body, Params};
-use axum::extract::{Path, State};
+use crate::extract::{parse_json, Body, Path, Query};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use bytes::Bytes;
@@ -171,20 +172,20 @@ pub async fn overflow(
 /// Receives an overflow payload at a signed URL (no bearer header; the signature is
 /// the authorization, and it expires).
 #[utoipa::path(put, path = "/logs3/overflow/{key}", tag = "Logs", security(()),
-    params(("key" = String, Path), ("expires" = i64, Query), ("sig" = String, Query)),
+    params(("key" = String, Path), Signature),
     responses((status = 200, description = "stored")))]
 pub async fn overflow_upload(
     State(state): State<AppState>,
     Path(key): Path<String>,
-    q: Params,
+    Query(signature): Query<Signature>,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     let permit = state.signer().verify(
         "PUT",
         BlobPurpose::Logs3Overflow,
         &key,
-        q.str("expires"),
-        q.str("sig"),
+        signature.expires.as_deref(),
+        signature.sig.as_deref(),
         state.now() / 1_000_000,
     )?;
     let blob = state.blob_read(&permit).await?.get_blob(permit.key()).await?;

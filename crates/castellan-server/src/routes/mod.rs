@@ -26,15 +26,16 @@ pub mod summarize;
 pub mod user;
 
 use crate::access::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiError;
+use crate::extract::empty_as_none;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use castellan_store::Revision;
-use serde::Serialize;
-use uuid::Uuid;
+use serde::{Deserialize, Serialize};
+use utoipa::IntoParams;
 
 /// Response header carrying the revision a write committed at (or a read was served at).
 pub const REVISION_HEADER: &str = "x-castellan-revision";
@@ -94,9 +95,38 @@ impl<T: Serialize> IntoResponse for Written<T> {
     }
 }
 
-/// Parses a path id, naming the parameter when it is not a UUID.
-pub fn path_id(name: &str, raw: &str) -> ApiResult<Uuid> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::invalid_parameter(format!("`{name}` must be a UUID, got `{raw}`")))
+/// The organization a request is about, by name: every endpoint's `org_name`,
+/// declared here once.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrgName {
+    /// The organization, by name; needed only by a caller in several organizations
+    /// (the `x-bt-org-name` header does the same).
+    #[serde(default, deserialize_with = "empty_as_none")]
+    org_name: Option<String>,
+}
+
+impl OrgName {
+    /// The name, if one was given.
+    pub fn get(&self) -> Option<&str> {
+        self.org_name.as_deref()
+    }
+}
+
+/// The signature of a signed URL (attachments, `/logs3` overflow payloads); it is
+/// checked by `Signer::verify`, so a missing or malformed one is a 403 like a
+/// wrong one.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Signature {
+    /// When the URL stops working, in seconds since the Unix epoch.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(value_type = i64, required = true)]
+    pub expires: Option<String>,
+    /// The signature, in hex.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(value_type = String, required = true)]
+    pub sig: Option<String>,
 }
 
 /// The answer to creating a `child` (a group or a role) whose name is taken by one

@@ -2,14 +2,15 @@
 //! functions, playgrounds) share: loading one under a permission, listing with the
 //! usual filters, and the audited create, update and delete.
 
-use super::Written;
+use super::{OrgName, Written};
 use crate::access::{AuditEvent, Caller, Permit, Write};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Params;
+use crate::extract::{empty_as_none, Page};
 use crate::fill;
 use castellan_core::{Name, ObjectRef, ObjectType, Permission, ProjectId};
 use castellan_store::{ObjectFilter, ObjectKind, ObjectRecord, Paged, ProjectRecord};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use utoipa::IntoParams;
 use uuid::Uuid;
 
 /// The authorization object of an object.
@@ -54,23 +55,51 @@ pub async fn project(w: &mut Write, id: ProjectId) -> ApiResult<ProjectRecord> {
     w.tx().get_project(id).await?.ok_or_else(|| ApiError::not_found("project", id))
 }
 
-/// One page of the objects of `kinds` the caller can read, newest first, with the
-/// usual filters: `org_name`, `project_id`, `project_name`, `ids`, `<name_param>`,
-/// `slug` (for prompts and functions), `limit`, `starting_after`, `ending_before`.
-pub async fn list(caller: &Caller, q: &Params, kinds: &[ObjectKind], name_param: &str) -> ApiResult<Vec<ObjectRecord>> {
-    let scope = caller.list_scope(q.str("org_name")).await?;
+/// The project a list of objects is narrowed to, by id or by name: every object
+/// list's `project_id` and `project_name`, declared here once.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct InProject {
+    /// Only objects in the project of this name.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    project_name: Option<String>,
+    /// Only objects in this project.
+    project_id: Option<Uuid>,
+}
+
+/// What a list of objects asks for: its page, organization and project, and the
+/// filters each kind's handler reads (`ids`, its own `<kind>_name`, and `slug` for
+/// prompts and functions).
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// The page.
+    pub page: Page,
+    /// `org_name`.
+    pub org: OrgName,
+    /// `project_id`, `project_name`.
+    pub project: InProject,
+    /// `ids`.
+    pub ids: Vec<Uuid>,
+    /// `<kind>_name`.
+    pub name: Option<String>,
+    /// `slug`.
+    pub slug: Option<String>,
+}
+
+/// One page of the objects of `kinds` the caller can read, newest first.
+pub async fn list(caller: &Caller, q: &Listing, kinds: &[ObjectKind]) -> ApiResult<Vec<ObjectRecord>> {
+    let scope = caller.list_scope(q.org.get()).await?;
     let mut filter = ObjectFilter {
         kinds: kinds.to_vec(),
         orgs: scope.orgs().to_vec(),
-        projects: q.uuid("project_id")?.map(ProjectId).into_iter().collect(),
-        ids: q.uuids("ids")?,
-        name: q.str(name_param).map(str::to_owned),
-        slug: q.str("slug").map(str::to_owned),
+        projects: q.project.project_id.map(ProjectId).into_iter().collect(),
+        ids: q.ids.clone(),
+        name: q.name.clone(),
+        slug: q.slug.clone(),
     };
-    let limit = q.limit()?;
-    let cursor = q.cursor_id()?;
+    let (limit, cursor) = (q.page.limit(), q.page.cursor()?);
     let mut tx = caller.state().read_scope(&scope).await?;
-    if let Some(name) = q.str("project_name") {
+    if let Some(name) = &q.project.project_name {
         // The name only narrows the list; every row is still checked, so no grant on
         // the project itself is needed (a grant on one object inside it is enough).
         let mut named = Vec::new();

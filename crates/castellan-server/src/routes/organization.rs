@@ -1,19 +1,21 @@
 //! `/v1/organization`.
 
-use super::{invalid, path_id, Written};
+use super::{invalid, Written};
 use crate::access::Caller;
 use crate::dto;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, Params};
+use crate::extract::{empty_as_none, Body, Page, Path, Query};
 use crate::fill;
-use axum::extract::Path;
 use axum::Json;
 use castellan_api_types::{
     CreateOrganization, CreatedOrganization, ListResponse, Organization, PatchOrganization, IMAGE_RENDERING_MODES,
 };
 use castellan_core::{Name, ObjectRef, ObjectType, OrgId, Permission};
 use castellan_store::{OrgFilter, Paged};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
 
 /// This module's endpoints: each registered from its `#[utoipa::path]`, so the
 /// route and its OpenAPI operation are declared once.
@@ -21,16 +23,28 @@ pub(crate) fn routes() -> OpenApiRouter<crate::state::App> {
     OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(retrieve, update, remove))
 }
 
+/// The organization list's filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrgFilters {
+    /// Only these organizations: ids, repeated or comma-separated.
+    #[serde(default)]
+    ids: Vec<Uuid>,
+    /// Only the organization of this name.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    org_name: Option<String>,
+}
+
 /// Organizations the caller belongs to, newest first.
-#[utoipa::path(get, path = "/v1/organization", tag = "Organizations",
-    params(("limit" = Option<usize>, Query), ("starting_after" = Option<uuid::Uuid>, Query), ("ending_before" = Option<uuid::Uuid>, Query),
-           ("ids" = Option<Vec<uuid::Uuid>>, Query), ("org_name" = Option<String>, Query)),
+#[utoipa::path(get, path = "/v1/organization", tag = "Organizations", params(Page, OrgFilters),
     responses((status = 200, body = ListResponse<Organization>)))]
-pub async fn list(caller: Caller, q: Params) -> ApiResult<Json<ListResponse<Organization>>> {
-    let filter =
-        OrgFilter { scope: caller.orgs.clone(), ids: q.uuids("ids")?, name: q.str("org_name").map(str::to_owned) };
-    let limit = q.limit()?;
-    let cursor = q.cursor_id()?;
+pub async fn list(
+    caller: Caller,
+    Query(page): Query<Page>,
+    Query(f): Query<OrgFilters>,
+) -> ApiResult<Json<ListResponse<Organization>>> {
+    let filter = OrgFilter { scope: caller.orgs.clone(), ids: f.ids, name: f.org_name };
+    let (limit, cursor) = (page.limit(), page.cursor()?);
     let scope = caller.list_scope(None).await?;
     let mut tx = caller.state().read_scope(&scope).await?;
     let key = match cursor.id() {
@@ -67,8 +81,7 @@ pub async fn create(caller: Caller, Body(body): Body<CreateOrganization>) -> Api
 /// One organization the caller belongs to.
 #[utoipa::path(get, path = "/v1/organization/{organization_id}", tag = "Organizations",
     params(("organization_id" = uuid::Uuid, Path)), responses((status = 200, body = Organization)))]
-pub async fn retrieve(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Organization>> {
-    let id = OrgId(path_id("organization_id", &id)?);
+pub async fn retrieve(caller: Caller, Path(id): Path<OrgId>) -> ApiResult<Json<Organization>> {
     Ok(Json(dto::org(&caller.org_by_id(id).await?)))
 }
 
@@ -86,10 +99,9 @@ fn check_url(field: &str, v: &str) -> ApiResult<()> {
     responses((status = 200, body = Organization)))]
 pub async fn update(
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<OrgId>,
     Body(body): Body<PatchOrganization>,
 ) -> ApiResult<Written<Organization>> {
-    let id = OrgId(path_id("organization_id", &id)?);
     caller.org_by_id(id).await?;
     let permit = caller.require(Permission::Update, ObjectRef::new(ObjectType::Organization, id.0)).await?;
     let name = body.name.as_deref().map(|n| Name::parse("name", n)).transpose().map_err(invalid)?;
@@ -134,8 +146,7 @@ pub async fn update(
 /// Deletes an organization and everything in it (needs `delete` on it).
 #[utoipa::path(delete, path = "/v1/organization/{organization_id}", tag = "Organizations",
     params(("organization_id" = uuid::Uuid, Path)), responses((status = 200, body = Organization)))]
-pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written<Organization>> {
-    let id = OrgId(path_id("organization_id", &id)?);
+pub async fn remove(caller: Caller, Path(id): Path<OrgId>) -> ApiResult<Written<Organization>> {
     caller.org_by_id(id).await?;
     let permit = caller.require(Permission::Delete, ObjectRef::new(ObjectType::Organization, id.0)).await?;
     let mut w = caller.state().write(&permit).await?;

@@ -1,17 +1,19 @@
 //! `/v1/project`.
 
-use super::{invalid, path_id, Written};
+use super::{invalid, OrgName, Written};
 use crate::access::Caller;
 use crate::dto;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, Params};
+use crate::extract::{empty_as_none, Body, Page, Path, Query};
 use crate::fill;
-use axum::extract::Path;
 use axum::Json;
 use castellan_api_types::{CreateProject, ListResponse, PatchProject, Project};
 use castellan_core::{Name, ObjectRef, ObjectType, Permission, ProjectId};
 use castellan_store::{Paged, ProjectFilter, ProjectRecord};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
 
 /// This module's endpoints: each registered from its `#[utoipa::path]`, so the
 /// route and its OpenAPI operation are declared once.
@@ -23,20 +25,30 @@ fn project_ref(id: ProjectId) -> ObjectRef {
     ObjectRef::new(ObjectType::Project, id.0)
 }
 
+/// The project list's filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ProjectFilters {
+    /// Only these projects: ids, repeated or comma-separated.
+    #[serde(default)]
+    ids: Vec<Uuid>,
+    /// Only the project of this name.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    project_name: Option<String>,
+}
+
 /// Projects the caller can read, newest first.
-#[utoipa::path(get, path = "/v1/project", tag = "Projects",
-    params(("limit" = Option<usize>, Query), ("starting_after" = Option<uuid::Uuid>, Query), ("ending_before" = Option<uuid::Uuid>, Query),
-           ("ids" = Option<Vec<uuid::Uuid>>, Query), ("project_name" = Option<String>, Query), ("org_name" = Option<String>, Query)),
+#[utoipa::path(get, path = "/v1/project", tag = "Projects", params(Page, ProjectFilters, OrgName),
     responses((status = 200, body = ListResponse<Project>)))]
-pub async fn list(caller: Caller, q: Params) -> ApiResult<Json<ListResponse<Project>>> {
-    let scope = caller.list_scope(q.str("org_name")).await?;
-    let filter = ProjectFilter {
-        orgs: scope.orgs().to_vec(),
-        ids: q.uuids("ids")?,
-        name: q.str("project_name").map(str::to_owned),
-    };
-    let limit = q.limit()?;
-    let cursor = q.cursor_id()?;
+pub async fn list(
+    caller: Caller,
+    Query(page): Query<Page>,
+    Query(f): Query<ProjectFilters>,
+    Query(org): Query<OrgName>,
+) -> ApiResult<Json<ListResponse<Project>>> {
+    let scope = caller.list_scope(org.get()).await?;
+    let filter = ProjectFilter { orgs: scope.orgs().to_vec(), ids: f.ids, name: f.project_name };
+    let (limit, cursor) = (page.limit(), page.cursor()?);
     let mut tx = caller.state().read_scope(&scope).await?;
     let key = match cursor.id() {
         Some(id) if scope.visible(Permission::Read, project_ref(ProjectId(id))) => {
@@ -100,8 +112,7 @@ pub async fn create(caller: Caller, Body(body): Body<CreateProject>) -> ApiResul
 /// One project.
 #[utoipa::path(get, path = "/v1/project/{project_id}", tag = "Projects",
     params(("project_id" = uuid::Uuid, Path)), responses((status = 200, body = Project)))]
-pub async fn retrieve(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Project>> {
-    let id = ProjectId(path_id("project_id", &id)?);
+pub async fn retrieve(caller: Caller, Path(id): Path<ProjectId>) -> ApiResult<Json<Project>> {
     let permit = caller.require(Permission::Read, project_ref(id)).await?;
     // Served from the replica's copy when it has one: the change feed drops it at
     // every change to the project.
@@ -123,10 +134,9 @@ pub async fn retrieve(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<
     params(("project_id" = uuid::Uuid, Path)), request_body = PatchProject, responses((status = 200, body = Project)))]
 pub async fn update(
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<ProjectId>,
     Body(body): Body<PatchProject>,
 ) -> ApiResult<Written<Project>> {
-    let id = ProjectId(path_id("project_id", &id)?);
     let name = body.name.as_deref().map(|n| Name::parse("name", n)).transpose().map_err(invalid)?;
     if let Some(s) = &body.settings {
         if !s.is_object() {
@@ -155,8 +165,7 @@ pub async fn update(
 /// Deletes a project, its contents and every grant on them.
 #[utoipa::path(delete, path = "/v1/project/{project_id}", tag = "Projects",
     params(("project_id" = uuid::Uuid, Path)), responses((status = 200, body = Project)))]
-pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written<Project>> {
-    let id = ProjectId(path_id("project_id", &id)?);
+pub async fn remove(caller: Caller, Path(id): Path<ProjectId>) -> ApiResult<Written<Project>> {
     let permit = caller.require(Permission::Delete, project_ref(id)).await?;
     let mut w = caller.state().write(&permit).await?;
     let p = w.tx().get_project(id).await?.ok_or_else(|| ApiError::not_found("project", id))?;

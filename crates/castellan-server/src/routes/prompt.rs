@@ -1,15 +1,18 @@
 //! `/v1/prompt`: prompts, with versions. The logic is shared with `/v1/function`
 //! (a prompt is a function whose `function_data.type` is `prompt`).
 
-use super::function::{create_in, list_in, remove_in, retrieve_in, update_in, Mode};
-use super::Written;
+use super::function::{create_in, list_in, remove_in, retrieve_in, update_in, Mode, Version};
+use super::objects::{InProject, Listing};
+use super::{OrgName, Written};
 use crate::access::Caller;
 use crate::error::ApiResult;
-use crate::extract::{Body, Params};
-use axum::extract::Path;
+use crate::extract::{empty_as_none, Body, Page, Path, Query};
 use axum::Json;
 use castellan_api_types::{CreateFunction, Function, ListResponse, PatchFunction};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
 
 /// This module's endpoints: each registered from its `#[utoipa::path]`, so the
 /// route and its OpenAPI operation are declared once.
@@ -17,16 +20,35 @@ pub(crate) fn routes() -> OpenApiRouter<crate::state::App> {
     OpenApiRouter::new().routes(routes!(list, create, replace)).routes(routes!(retrieve, update, remove))
 }
 
+/// The prompt list's filters (besides its project, organization and version).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PromptFilters {
+    /// Only these prompts: ids, repeated or comma-separated.
+    #[serde(default)]
+    ids: Vec<Uuid>,
+    /// Only the prompts of this name.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    prompt_name: Option<String>,
+    /// Only the prompt with this slug.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    slug: Option<String>,
+}
+
 /// Prompts the caller can read, newest first; with `version`, each as it was then
 /// (what `load_prompt(project=…, slug=…, version=…)` asks for).
-#[utoipa::path(get, path = "/v1/prompt", tag = "Prompts",
-    params(("limit" = Option<usize>, Query), ("starting_after" = Option<uuid::Uuid>, Query), ("ending_before" = Option<uuid::Uuid>, Query),
-           ("ids" = Option<Vec<uuid::Uuid>>, Query), ("prompt_name" = Option<String>, Query), ("slug" = Option<String>, Query),
-           ("version" = Option<String>, Query), ("project_name" = Option<String>, Query),
-           ("project_id" = Option<uuid::Uuid>, Query), ("org_name" = Option<String>, Query)),
+#[utoipa::path(get, path = "/v1/prompt", tag = "Prompts", params(Page, PromptFilters, Version, InProject, OrgName),
     responses((status = 200, body = ListResponse<Function>)))]
-pub async fn list(caller: Caller, q: Params) -> ApiResult<Json<ListResponse<Function>>> {
-    Ok(Json(ListResponse { objects: list_in(&caller, &q, Mode::Prompt).await? }))
+pub async fn list(
+    caller: Caller,
+    Query(page): Query<Page>,
+    Query(f): Query<PromptFilters>,
+    Query(version): Query<Version>,
+    Query(project): Query<InProject>,
+    Query(org): Query<OrgName>,
+) -> ApiResult<Json<ListResponse<Function>>> {
+    let q = Listing { page, org, project, ids: f.ids, name: f.prompt_name, slug: f.slug };
+    Ok(Json(ListResponse { objects: list_in(&caller, &q, &version, Mode::Prompt).await? }))
 }
 
 /// Creates a prompt, or returns the project's prompt of that slug unchanged.
@@ -45,25 +67,29 @@ pub async fn replace(caller: Caller, Body(body): Body<CreateFunction>) -> ApiRes
 
 /// One prompt, at `version` if asked.
 #[utoipa::path(get, path = "/v1/prompt/{prompt_id}", tag = "Prompts",
-    params(("prompt_id" = uuid::Uuid, Path), ("version" = Option<String>, Query)), responses((status = 200, body = Function)))]
-pub async fn retrieve(caller: Caller, Path(id): Path<String>, q: Params) -> ApiResult<Json<Function>> {
-    Ok(Json(retrieve_in(&caller, &id, &q, Mode::Prompt).await?))
+    params(("prompt_id" = Uuid, Path), Version), responses((status = 200, body = Function)))]
+pub async fn retrieve(
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Query(version): Query<Version>,
+) -> ApiResult<Json<Function>> {
+    Ok(Json(retrieve_in(&caller, id, &version, Mode::Prompt).await?))
 }
 
 /// A new version of a prompt with these fields changed.
 #[utoipa::path(patch, path = "/v1/prompt/{prompt_id}", tag = "Prompts",
-    params(("prompt_id" = uuid::Uuid, Path)), request_body = PatchFunction, responses((status = 200, body = Function)))]
+    params(("prompt_id" = Uuid, Path)), request_body = PatchFunction, responses((status = 200, body = Function)))]
 pub async fn update(
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<Uuid>,
     Body(body): Body<PatchFunction>,
 ) -> ApiResult<Written<Function>> {
-    update_in(&caller, &id, body, Mode::Prompt).await
+    update_in(&caller, id, body, Mode::Prompt).await
 }
 
 /// Deletes a prompt and every grant on it.
 #[utoipa::path(delete, path = "/v1/prompt/{prompt_id}", tag = "Prompts",
-    params(("prompt_id" = uuid::Uuid, Path)), responses((status = 200, body = Function)))]
-pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written<Function>> {
-    remove_in(&caller, &id, Mode::Prompt).await
+    params(("prompt_id" = Uuid, Path)), responses((status = 200, body = Function)))]
+pub async fn remove(caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Written<Function>> {
+    remove_in(&caller, id, Mode::Prompt).await
 }

@@ -3,13 +3,12 @@
 //! through `/logs3` (rows with `prompt_session_id`) or `…/insert`, and read back
 //! with `…/fetch`.
 
-use super::objects::{self, check_object, check_tags, load};
-use super::{events, invalid, path_id, Written};
+use super::objects::{self, check_object, check_tags, load, InProject, Listing};
+use super::{events, invalid, OrgName, Written};
 use crate::access::Caller;
 use crate::dataplane::objects::{fields, prompt_session as wire, to_data, SessionData};
 use crate::error::ApiResult;
-use crate::extract::{Body, Params};
-use axum::extract::Path;
+use crate::extract::{empty_as_none, Body, Page, Path, Query};
 use axum::Json;
 use castellan_api_types::{
     CreatePromptSession, FetchEvents, FetchEventsResponse, InsertEvents, InsertEventsResponse, ListResponse,
@@ -17,7 +16,10 @@ use castellan_api_types::{
 };
 use castellan_core::{Name, Permission, ProjectId};
 use castellan_store::{EventKind, EventObject, ObjectKind};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
 
 const KINDS: &[ObjectKind] = &[ObjectKind::PromptSession];
 
@@ -31,14 +33,30 @@ pub(crate) fn routes() -> OpenApiRouter<crate::state::App> {
         .routes(routes!(fetch))
 }
 
+/// The playground list's filters (besides its project and organization).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PromptSessionFilters {
+    /// Only these playgrounds: ids, repeated or comma-separated.
+    #[serde(default)]
+    ids: Vec<Uuid>,
+    /// Only the playground of this name.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    prompt_session_name: Option<String>,
+}
+
 /// Playgrounds the caller can read, newest first.
-#[utoipa::path(get, path = "/v1/prompt_session", tag = "Playgrounds",
-    params(("limit" = Option<usize>, Query), ("starting_after" = Option<Uuid>, Query), ("ending_before" = Option<Uuid>, Query),
-           ("ids" = Option<Vec<Uuid>>, Query), ("prompt_session_name" = Option<String>, Query),
-           ("project_name" = Option<String>, Query), ("project_id" = Option<Uuid>, Query), ("org_name" = Option<String>, Query)),
+#[utoipa::path(get, path = "/v1/prompt_session", tag = "Playgrounds", params(Page, PromptSessionFilters, InProject, OrgName),
     responses((status = 200, body = ListResponse<PromptSession>)))]
-pub async fn list(caller: Caller, q: Params) -> ApiResult<Json<ListResponse<PromptSession>>> {
-    let rows = objects::list(&caller, &q, KINDS, "prompt_session_name").await?;
+pub async fn list(
+    caller: Caller,
+    Query(page): Query<Page>,
+    Query(f): Query<PromptSessionFilters>,
+    Query(project): Query<InProject>,
+    Query(org): Query<OrgName>,
+) -> ApiResult<Json<ListResponse<PromptSession>>> {
+    let q = Listing { page, org, project, ids: f.ids, name: f.prompt_session_name, slug: None };
+    let rows = objects::list(&caller, &q, KINDS).await?;
     Ok(Json(ListResponse { objects: rows.iter().map(wire).collect() }))
 }
 
@@ -58,8 +76,7 @@ pub async fn create(caller: Caller, Body(body): Body<CreatePromptSession>) -> Ap
 /// One playground.
 #[utoipa::path(get, path = "/v1/prompt_session/{prompt_session_id}", tag = "Playgrounds",
     params(("prompt_session_id" = Uuid, Path)), responses((status = 200, body = PromptSession)))]
-pub async fn retrieve(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<PromptSession>> {
-    let id = path_id("prompt_session_id", &id)?;
+pub async fn retrieve(caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Json<PromptSession>> {
     let (o, _) = load(&caller, KINDS, id, Permission::Read).await?;
     Ok(Json(wire(&o)))
 }
@@ -69,10 +86,9 @@ pub async fn retrieve(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<
     params(("prompt_session_id" = Uuid, Path)), request_body = PatchPromptSession, responses((status = 200, body = PromptSession)))]
 pub async fn update(
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<Uuid>,
     Body(body): Body<PatchPromptSession>,
 ) -> ApiResult<Written<PromptSession>> {
-    let id = path_id("prompt_session_id", &id)?;
     let name = body.name.as_deref().map(|n| Name::parse("name", n)).transpose().map_err(invalid)?;
     check_object("prompt_session_data", &body.prompt_session_data)?;
     check_tags(&body.tags)?;
@@ -96,13 +112,12 @@ pub async fn update(
 /// Deletes a playground and every grant on it.
 #[utoipa::path(delete, path = "/v1/prompt_session/{prompt_session_id}", tag = "Playgrounds",
     params(("prompt_session_id" = Uuid, Path)), responses((status = 200, body = PromptSession)))]
-pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written<PromptSession>> {
-    let id = path_id("prompt_session_id", &id)?;
+pub async fn remove(caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Written<PromptSession>> {
     objects::remove(&caller, KINDS, id, wire).await
 }
 
-fn log(raw: &str) -> ApiResult<EventObject> {
-    Ok(EventObject { kind: EventKind::PromptSession, id: path_id("prompt_session_id", raw)? })
+fn log(id: Uuid) -> EventObject {
+    EventObject { kind: EventKind::PromptSession, id }
 }
 
 /// Inserts rows of a playground's logs.
@@ -111,10 +126,10 @@ fn log(raw: &str) -> ApiResult<EventObject> {
 pub async fn insert(
     caller: Caller,
     axum::extract::State(data): axum::extract::State<crate::dataplane::DataPlane>,
-    Path(id): Path<String>,
+    Path(id): Path<Uuid>,
     Body(body): Body<InsertEvents>,
 ) -> ApiResult<Json<InsertEventsResponse>> {
-    Ok(Json(events::insert(&caller, &data, log(&id)?, body).await?))
+    Ok(Json(events::insert(&caller, &data, log(id), body).await?))
 }
 
 /// A page of a playground's logs.
@@ -122,8 +137,8 @@ pub async fn insert(
     params(("prompt_session_id" = Uuid, Path)), request_body = FetchEvents, responses((status = 200, body = FetchEventsResponse)))]
 pub async fn fetch(
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<Uuid>,
     Body(body): Body<FetchEvents>,
 ) -> ApiResult<Json<FetchEventsResponse>> {
-    Ok(Json(events::fetch(&caller, log(&id)?, body).await?))
+    Ok(Json(events::fetch(&caller, log(id), body).await?))
 }

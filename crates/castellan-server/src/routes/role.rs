@@ -1,16 +1,17 @@
 //! `/v1/role`: named sets of permissions that may inherit other roles. System roles
 //! (`org_id` null, such as `Owner`) are listed to everyone and cannot be changed.
 
-use super::{invalid, path_id, Written};
+use super::{invalid, OrgName, Written};
 use crate::access::{AuditEvent, Caller, Write};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, Params};
+use crate::extract::{empty_as_none, Body, Page, Path, Query};
 use crate::fill;
-use axum::extract::Path;
 use axum::Json;
 use castellan_api_types::{format_time, CreateRole, ListResponse, MemberPermission, PatchRole, Role};
 use castellan_core::{Name, ObjectRef, ObjectType, OrgId, Permission, RoleId};
 use castellan_store::{Paged, RoleFilter, RolePermission, RoleRecord, Tx};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -112,22 +113,36 @@ async fn audit(
     .await
 }
 
+/// The role list's filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RoleFilters {
+    /// Only these roles: ids, repeated or comma-separated.
+    #[serde(default)]
+    ids: Vec<Uuid>,
+    /// Only the roles of this name.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    role_name: Option<String>,
+}
+
 /// System roles and the roles the caller can read, newest first.
-#[utoipa::path(get, path = "/v1/role", tag = "Roles",
-    params(("limit" = Option<usize>, Query), ("starting_after" = Option<Uuid>, Query), ("ending_before" = Option<Uuid>, Query),
-           ("ids" = Option<Vec<Uuid>>, Query), ("role_name" = Option<String>, Query), ("org_name" = Option<String>, Query)),
+#[utoipa::path(get, path = "/v1/role", tag = "Roles", params(Page, RoleFilters, OrgName),
     responses((status = 200, body = ListResponse<Role>)))]
-pub async fn list(caller: Caller, q: Params) -> ApiResult<Json<ListResponse<Role>>> {
-    let scope = caller.list_scope(q.str("org_name")).await?;
+pub async fn list(
+    caller: Caller,
+    Query(page): Query<Page>,
+    Query(f): Query<RoleFilters>,
+    Query(org): Query<OrgName>,
+) -> ApiResult<Json<ListResponse<Role>>> {
+    let scope = caller.list_scope(org.get()).await?;
     let filter = RoleFilter {
         orgs: scope.orgs().to_vec(),
         include_system: !scope.orgs().is_empty(),
-        ids: q.uuids("ids")?,
-        name: q.str("role_name").map(str::to_owned),
+        ids: f.ids,
+        name: f.role_name,
     };
     let visible = |r: &RoleRecord| r.org_id.is_none() || scope.visible(Permission::Read, role_ref(r.id));
-    let limit = q.limit()?;
-    let cursor = q.cursor_id()?;
+    let (limit, cursor) = (page.limit(), page.cursor()?);
     let mut tx = caller.state().read_scope(&scope).await?;
     let key = match cursor.id() {
         Some(id) => tx
@@ -233,16 +248,14 @@ async fn readable(caller: &Caller, id: RoleId) -> ApiResult<(RoleRecord, Role)> 
 
 /// One role.
 #[utoipa::path(get, path = "/v1/role/{role_id}", tag = "Roles", params(("role_id" = Uuid, Path)), responses((status = 200, body = Role)))]
-pub async fn retrieve(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Role>> {
-    let id = RoleId(path_id("role_id", &id)?);
+pub async fn retrieve(caller: Caller, Path(id): Path<RoleId>) -> ApiResult<Json<Role>> {
     Ok(Json(readable(&caller, id).await?.1))
 }
 
 /// Renames a role or changes its permissions and inherited roles (needs `update` on it).
 #[utoipa::path(patch, path = "/v1/role/{role_id}", tag = "Roles", params(("role_id" = Uuid, Path)), request_body = PatchRole,
     responses((status = 200, body = Role)))]
-pub async fn update(caller: Caller, Path(id): Path<String>, Body(body): Body<PatchRole>) -> ApiResult<Written<Role>> {
-    let id = RoleId(path_id("role_id", &id)?);
+pub async fn update(caller: Caller, Path(id): Path<RoleId>, Body(body): Body<PatchRole>) -> ApiResult<Written<Role>> {
     let name = body.name.as_deref().map(|n| Name::parse("name", n)).transpose().map_err(invalid)?;
     let (r, _) = readable(&caller, id).await?;
     if r.org_id.is_none() {
@@ -283,8 +296,7 @@ pub async fn update(caller: Caller, Path(id): Path<String>, Body(body): Body<Pat
 
 /// Deletes a role and every grant of it (needs `delete` on it).
 #[utoipa::path(delete, path = "/v1/role/{role_id}", tag = "Roles", params(("role_id" = Uuid, Path)), responses((status = 200, body = Role)))]
-pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written<Role>> {
-    let id = RoleId(path_id("role_id", &id)?);
+pub async fn remove(caller: Caller, Path(id): Path<RoleId>) -> ApiResult<Written<Role>> {
     let (r, _) = readable(&caller, id).await?;
     if r.org_id.is_none() {
         return Err(system_role_error(&r));

@@ -1,12 +1,11 @@
 //! `/v1/service_token`: credentials of service accounts. Only owners of the
 //! organization manage them.
 
-use super::{invalid, path_id, Written};
+use super::{invalid, OrgName, Written};
 use crate::access::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, Params};
+use crate::extract::{empty_as_none, Body, Page, Path, Query};
 use crate::fill;
-use axum::extract::Path;
 use axum::Json;
 use castellan_api_types::{
     format_time, parse_time, CreateServiceToken, CreateServiceTokenOutput, DeleteServiceToken, ListResponse,
@@ -14,7 +13,10 @@ use castellan_api_types::{
 };
 use castellan_core::{KeyId, Name, OrgId, UserId};
 use castellan_store::{KeyFilter, KeyKind, KeyRecord, Paged, Tx, UserKind};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
 
 /// This module's endpoints: each registered from its `#[utoipa::path]`, so the
 /// route and its OpenAPI operation are declared once.
@@ -48,23 +50,32 @@ fn owners_only(caller: &Caller, org: OrgId) -> ApiResult<()> {
     }
 }
 
+/// The service token list's filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ServiceTokenFilters {
+    /// Only these service tokens: ids, repeated or comma-separated.
+    #[serde(default)]
+    ids: Vec<Uuid>,
+    /// Only the tokens of this name.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    service_token_name: Option<String>,
+}
+
 /// Service tokens of the organizations the caller owns, newest first.
-#[utoipa::path(get, path = "/v1/service_token", tag = "ServiceTokens",
-    params(("limit" = Option<usize>, Query), ("starting_after" = Option<uuid::Uuid>, Query), ("ending_before" = Option<uuid::Uuid>, Query),
-           ("ids" = Option<Vec<uuid::Uuid>>, Query), ("service_token_name" = Option<String>, Query), ("org_name" = Option<String>, Query)),
+#[utoipa::path(get, path = "/v1/service_token", tag = "ServiceTokens", params(Page, ServiceTokenFilters, OrgName),
     responses((status = 200, body = ListResponse<ServiceToken>)))]
-pub async fn list(caller: Caller, q: Params) -> ApiResult<Json<ListResponse<ServiceToken>>> {
-    let scope = caller.list_scope(q.str("org_name")).await?;
+pub async fn list(
+    caller: Caller,
+    Query(page): Query<Page>,
+    Query(f): Query<ServiceTokenFilters>,
+    Query(org): Query<OrgName>,
+) -> ApiResult<Json<ListResponse<ServiceToken>>> {
+    let scope = caller.list_scope(org.get()).await?;
     let owned: Vec<OrgId> = scope.orgs().iter().copied().filter(|o| scope.owns(*o)).collect();
-    let filter = KeyFilter {
-        kind: KeyKind::ServiceToken,
-        orgs: owned,
-        user: None,
-        ids: q.uuids("ids")?,
-        name: q.str("service_token_name").map(str::to_owned),
-    };
-    let limit = q.limit()?;
-    let cursor = q.cursor_id()?;
+    let filter =
+        KeyFilter { kind: KeyKind::ServiceToken, orgs: owned, user: None, ids: f.ids, name: f.service_token_name };
+    let (limit, cursor) = (page.limit(), page.cursor()?);
     let mut tx = caller.state().read_scope(&scope).await?;
     let key = match cursor.id() {
         Some(id) => tx
@@ -165,8 +176,7 @@ async fn load(caller: &Caller, id: KeyId) -> ApiResult<(KeyRecord, crate::access
 /// One service token (never its secret).
 #[utoipa::path(get, path = "/v1/service_token/{service_token_id}", tag = "ServiceTokens",
     params(("service_token_id" = uuid::Uuid, Path)), responses((status = 200, body = ServiceToken)))]
-pub async fn retrieve(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<ServiceToken>> {
-    let id = KeyId(path_id("service_token_id", &id)?);
+pub async fn retrieve(caller: Caller, Path(id): Path<KeyId>) -> ApiResult<Json<ServiceToken>> {
     let (key, permit) = load(&caller, id).await?;
     let mut tx = caller.state().read(&permit).await?;
     Ok(Json(to_wire(&mut *tx, &key).await?))
@@ -184,8 +194,7 @@ async fn revoke(caller: Caller, id: KeyId) -> ApiResult<Written<ServiceToken>> {
 /// Revokes a service token; it stops working on the next request, on every replica.
 #[utoipa::path(delete, path = "/v1/service_token/{service_token_id}", tag = "ServiceTokens",
     params(("service_token_id" = uuid::Uuid, Path)), responses((status = 200, body = ServiceToken)))]
-pub async fn remove(caller: Caller, Path(id): Path<String>) -> ApiResult<Written<ServiceToken>> {
-    let id = KeyId(path_id("service_token_id", &id)?);
+pub async fn remove(caller: Caller, Path(id): Path<KeyId>) -> ApiResult<Written<ServiceToken>> {
     revoke(caller, id).await
 }
 

@@ -1,12 +1,10 @@
 //! `GET /v1/experiment/{id}/summarize` and `GET /v1/dataset/{id}/summarize`.
 
 use super::objects::{load, object_ref};
-use super::path_id;
 use crate::access::Caller;
 use crate::dataplane::{encode_component, public_base, summary};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Params;
-use axum::extract::Path;
+use crate::extract::{empty_as_none, Path, Query};
 use axum::http::HeaderMap;
 use axum::Json;
 use castellan_api_types::{DataSummary, DatasetSummary, ExperimentSummary};
@@ -15,7 +13,10 @@ use castellan_store::page::{Direction, Window};
 use castellan_store::{
     EventKind, EventObject, EventQuery, ObjectFilter, ObjectKind, ObjectRecord, Paged, StoredEvent, Tx,
 };
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
 
 /// This module's endpoints: each registered from its `#[utoipa::path]`, so the
 /// route and its OpenAPI operation are declared once.
@@ -84,23 +85,33 @@ fn shown_project_name(caller: &Caller, project: &castellan_store::ProjectRecord)
     }
 }
 
+/// What an experiment's summary covers.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExperimentSummaryQuery {
+    /// Whether to compute the scores and metrics (default: only names and links).
+    #[serde(default, deserialize_with = "empty_as_none")]
+    summarize_scores: Option<bool>,
+    /// The experiment to compare with (default: the base experiment, else the
+    /// project's previous one).
+    comparison_experiment_id: Option<Uuid>,
+}
+
 /// An experiment's scores and metrics, compared with `comparison_experiment_id`, or
 /// else its base experiment, or else the project's previous experiment. Scores are
 /// gathered from every span of each trace. Without `summarize_scores=true` only the
 /// names and links are returned.
 #[utoipa::path(get, path = "/v1/experiment/{experiment_id}/summarize", tag = "Experiments",
-    params(("experiment_id" = uuid::Uuid, Path), ("summarize_scores" = Option<bool>, Query),
-           ("comparison_experiment_id" = Option<uuid::Uuid>, Query)),
+    params(("experiment_id" = Uuid, Path), ExperimentSummaryQuery),
     responses((status = 200, body = ExperimentSummary)))]
 pub async fn experiment(
     caller: Caller,
     headers: HeaderMap,
-    Path(id): Path<String>,
-    q: Params,
+    Path(id): Path<Uuid>,
+    Query(q): Query<ExperimentSummaryQuery>,
 ) -> ApiResult<Json<ExperimentSummary>> {
-    let id = path_id("experiment_id", &id)?;
-    let summarize_scores = q.bool("summarize_scores")?.unwrap_or(false);
-    let named = q.uuid("comparison_experiment_id")?;
+    let summarize_scores = q.summarize_scores.unwrap_or(false);
+    let named = q.comparison_experiment_id;
     let (exp, permit) = load(&caller, &[ObjectKind::Experiment], id, Permission::Read).await?;
     // A named comparison must be readable like anything else.
     let named = match named {
@@ -143,18 +154,26 @@ pub async fn experiment(
     Ok(Json(out))
 }
 
+/// What a dataset's summary covers.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DatasetSummaryQuery {
+    /// Whether to count the records (default: only names and links).
+    #[serde(default, deserialize_with = "empty_as_none")]
+    summarize_data: Option<bool>,
+}
+
 /// A dataset's names and links, and with `summarize_data=true` its record count.
 #[utoipa::path(get, path = "/v1/dataset/{dataset_id}/summarize", tag = "Datasets",
-    params(("dataset_id" = uuid::Uuid, Path), ("summarize_data" = Option<bool>, Query)),
+    params(("dataset_id" = Uuid, Path), DatasetSummaryQuery),
     responses((status = 200, body = DatasetSummary)))]
 pub async fn dataset(
     caller: Caller,
     headers: HeaderMap,
-    Path(id): Path<String>,
-    q: Params,
+    Path(id): Path<Uuid>,
+    Query(q): Query<DatasetSummaryQuery>,
 ) -> ApiResult<Json<DatasetSummary>> {
-    let id = path_id("dataset_id", &id)?;
-    let summarize_data = q.bool("summarize_data")?.unwrap_or(false);
+    let summarize_data = q.summarize_data.unwrap_or(false);
     let (ds, permit) = load(&caller, &[ObjectKind::Dataset], id, Permission::Read).await?;
     let mut tx = caller.state().read(&permit).await?;
     let project = tx.get_project(ds.project_id).await?.ok_or_else(|| ApiError::not_found("project", ds.project_id))?;

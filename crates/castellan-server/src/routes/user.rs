@@ -1,17 +1,19 @@
 //! `/v1/user`: read-only; users join organizations through membership.
 
-use super::path_id;
+use super::OrgName;
 use crate::access::Caller;
 use crate::dto;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Params;
+use crate::extract::{without_empties, Page, Path, Query};
 use crate::fill;
-use axum::extract::Path;
 use axum::Json;
 use castellan_api_types::{ListResponse, User};
 use castellan_core::{ObjectType, Permission, UserId};
 use castellan_store::{Paged, UserFilter};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
 
 /// This module's endpoints: each registered from its `#[utoipa::path]`, so the
 /// route and its OpenAPI operation are declared once.
@@ -19,23 +21,42 @@ pub(crate) fn routes() -> OpenApiRouter<crate::state::App> {
     OpenApiRouter::new().routes(routes!(list)).routes(routes!(retrieve))
 }
 
+/// The user list's filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UserFilters {
+    /// Only these users: ids, repeated or comma-separated.
+    #[serde(default)]
+    ids: Vec<Uuid>,
+    /// Only users with one of these given names.
+    #[serde(default, deserialize_with = "without_empties")]
+    given_name: Vec<String>,
+    /// Only users with one of these family names.
+    #[serde(default, deserialize_with = "without_empties")]
+    family_name: Vec<String>,
+    /// Only users with one of these email addresses.
+    #[serde(default, deserialize_with = "without_empties")]
+    email: Vec<String>,
+}
+
 /// Members of the caller's organizations (where it may read members), newest first.
-#[utoipa::path(get, path = "/v1/user", tag = "Users",
-    params(("limit" = Option<usize>, Query), ("starting_after" = Option<uuid::Uuid>, Query), ("ending_before" = Option<uuid::Uuid>, Query),
-           ("ids" = Option<Vec<uuid::Uuid>>, Query), ("given_name" = Option<Vec<String>>, Query), ("family_name" = Option<Vec<String>>, Query),
-           ("email" = Option<Vec<String>>, Query), ("org_name" = Option<String>, Query)),
+#[utoipa::path(get, path = "/v1/user", tag = "Users", params(Page, UserFilters, OrgName),
     responses((status = 200, body = ListResponse<User>)))]
-pub async fn list(caller: Caller, q: Params) -> ApiResult<Json<ListResponse<User>>> {
-    let scope = caller.list_scope(q.str("org_name")).await?;
+pub async fn list(
+    caller: Caller,
+    Query(page): Query<Page>,
+    Query(f): Query<UserFilters>,
+    Query(org): Query<OrgName>,
+) -> ApiResult<Json<ListResponse<User>>> {
+    let scope = caller.list_scope(org.get()).await?;
     let filter = UserFilter {
         orgs: scope.orgs_where(Permission::Read, ObjectType::OrgMember),
-        ids: q.uuids("ids")?,
-        given_names: q.list("given_name"),
-        family_names: q.list("family_name"),
-        emails: q.list("email"),
+        ids: f.ids,
+        given_names: f.given_name,
+        family_names: f.family_name,
+        emails: f.email,
     };
-    let limit = q.limit()?;
-    let cursor = q.cursor_id()?;
+    let (limit, cursor) = (page.limit(), page.cursor()?);
     let mut tx = caller.state().read_scope(&scope).await?;
     let key = match cursor.id() {
         Some(id) => {
@@ -56,8 +77,7 @@ pub async fn list(caller: Caller, q: Params) -> ApiResult<Json<ListResponse<User
 /// One user: oneself, or a member of an org where the caller may read members.
 #[utoipa::path(get, path = "/v1/user/{user_id}", tag = "Users",
     params(("user_id" = uuid::Uuid, Path)), responses((status = 200, body = User)))]
-pub async fn retrieve(caller: Caller, Path(id): Path<String>) -> ApiResult<Json<User>> {
-    let id = UserId(path_id("user_id", &id)?);
+pub async fn retrieve(caller: Caller, Path(id): Path<UserId>) -> ApiResult<Json<User>> {
     if id == caller.user.id {
         return Ok(Json(dto::user(&caller.user)));
     }
