@@ -1,5 +1,5 @@
 //! Compatibility with the official `braintrust-api` Python client (0.6.0, from PyPI):
-//! projects, organizations, members, users, groups, roles, ACLs and API keys driven
+//! projects, organizations, members, users, groups, roles, ACLs, API keys and env vars driven
 //! through the unmodified client against a real server, on both backends.
 
 use crate::common;
@@ -107,12 +107,39 @@ try:
 except braintrust_api.AuthenticationError:
     pass
 
+# Environment variables: the value goes in, never comes back.
+ev = c.env_vars.create(name="OPENAI_API_KEY", object_type="project", object_id=p.id, value="sk-compat-0123456789")
+assert ev.object_type == "project" and ev.object_id == p.id, ev
+assert "0123456789" not in ev.model_dump_json() and ev.preview_secret == "sk-...6789", ev
+assert c.env_vars.create(name="OPENAI_API_KEY", object_type="project", object_id=p.id).id == ev.id
+ov = c.env_vars.create(name="REGION", object_type="organization", object_id=org.id, value="eu-west-1")
+assert c.env_vars.retrieve(ev.id).name == "OPENAI_API_KEY"
+listed = c.env_vars.list(object_type="project", object_id=p.id)
+assert [x.id for x in listed.objects] == [ev.id], listed
+assert sorted(x.name for x in c.env_vars.list().objects) == ["OPENAI_API_KEY", "REGION"]
+assert [x.id for x in c.env_vars.list(env_var_name="REGION").objects] == [ov.id]
+renamed = c.env_vars.update(ev.id, name="OPENAI_KEY")
+assert renamed.name == "OPENAI_KEY" and renamed.preview_secret == ev.preview_secret, renamed
+rep = c.env_vars.replace(name="REGION", object_type="organization", object_id=org.id, value="us-east-1")
+assert rep.id == ov.id and rep.secret_updated_at != ov.secret_updated_at, rep
+assert c.env_vars.delete(ev.id).id == ev.id
+try:
+    c.env_vars.retrieve(ev.id)
+    raise AssertionError("deleted env var still readable")
+except braintrust_api.NotFoundError:
+    pass
+
 # The invited engineer: may create projects, may not manage access.
 e = Braintrust(api_key=os.environ["OTHER_KEY"], base_url=URL, max_retries=0, default_headers={"x-bt-org-name": "acme"})
 e.projects.create(name="by-engineer", org_name="acme")
 try:
     e.acls.create(object_id=p.id, object_type="project", user_id=other_user, permission="delete")
     raise AssertionError("an engineer managed access")
+except braintrust_api.PermissionDeniedError:
+    pass
+try:
+    e.env_vars.create(name="MINE", object_type="organization", object_id=org.id, value="x")
+    raise AssertionError("an engineer set an org-wide env var")
 except braintrust_api.PermissionDeniedError:
     pass
 
