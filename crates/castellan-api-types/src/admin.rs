@@ -421,3 +421,53 @@ pub struct PatchEnvVar {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_type: Option<String>,
 }
+
+/// A project's tag, for labelling its experiments, dataset records and logs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ProjectTag {
+    /// Id.
+    pub id: Uuid,
+    /// The project it belongs to.
+    pub project_id: Uuid,
+    /// Who created it.
+    pub user_id: Option<Uuid>,
+    /// Creation time (RFC 3339).
+    pub created: Option<String>,
+    /// Name, unique in the project.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Its colour in the console.
+    pub color: Option<String>,
+    /// A LexoRank-style sort position in the console.
+    pub position: Option<String>,
+}
+
+/// `POST /v1/project_tag` and `PUT /v1/project_tag`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreateProjectTag {
+    /// The project.
+    pub project_id: Uuid,
+    /// Name, unique in the project.
+    pub name: String,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Its colour in the console.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color: Option<String>,
+}
+
+/// `PATCH /v1/project_tag/{project_tag_id}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct PatchProjectTag {
+    /// A new name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A new description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// A new colour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color: Option<String>,
+}

@@ -18,16 +18,19 @@ use uuid::Uuid;
 pub enum AdminKind {
     /// An environment variable (`/v1/env_var`).
     EnvVar,
+    /// A project's tag (`/v1/project_tag`).
+    ProjectTag,
 }
 
 impl AdminKind {
     /// Every kind.
-    pub const ALL: [AdminKind; 1] = [AdminKind::EnvVar];
+    pub const ALL: [AdminKind; 2] = [AdminKind::EnvVar, AdminKind::ProjectTag];
 
     /// The stored and wire name.
     pub const fn as_str(self) -> &'static str {
         match self {
             AdminKind::EnvVar => "env_var",
+            AdminKind::ProjectTag => "project_tag",
         }
     }
 

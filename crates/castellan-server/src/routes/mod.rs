@@ -18,6 +18,7 @@ pub mod objects;
 pub mod organization;
 pub mod project;
 pub mod project_logs;
+pub mod project_tag;
 pub mod prompt;
 pub mod prompt_session;
 pub mod role;
@@ -180,6 +181,7 @@ pub fn api() -> utoipa_axum::router::OpenApiRouter<crate::state::App> {
         .merge(auth::routes())
         .merge(service_token::routes())
         .merge(env_var::routes())
+        .merge(project_tag::routes())
 }
 
 /// The whole application.

@@ -129,6 +129,15 @@ try:
 except braintrust_api.NotFoundError:
     pass
 
+# Project tags.
+t = c.project_tags.create(project_id=p.id, name="good", color="green")
+assert c.project_tags.create(project_id=p.id, name="good").id == t.id
+assert c.project_tags.update(t.id, description="looks right").description == "looks right"
+assert [x.id for x in c.project_tags.list(project_id=p.id)] == [t.id]
+assert c.project_tags.replace(project_id=p.id, name="good", color="blue").color == "blue"
+assert c.project_tags.retrieve(t.id).name == "good"
+assert c.project_tags.delete(t.id).id == t.id
+
 # The invited engineer: may create projects, may not manage access.
 e = Braintrust(api_key=os.environ["OTHER_KEY"], base_url=URL, max_retries=0, default_headers={"x-bt-org-name": "acme"})
 e.projects.create(name="by-engineer", org_name="acme")

@@ -19,4 +19,5 @@ mod hardening;
 mod identity;
 mod matrix;
 mod openapi;
+mod project_tags;
 mod sdk;

@@ -91,6 +91,11 @@ impl World {
                 t = t.replace(slot, e["id"].as_str().expect("id"));
             }
         }
+        if t.contains("{FRESH_TAG_P1}") {
+            let body = json!({"project_id": self.p1, "name": format!("tag-{}", self.next())});
+            let tag = self.owner(Method::POST, "/v1/project_tag", Some(body)).await;
+            t = t.replace("{FRESH_TAG_P1}", tag["id"].as_str().expect("id"));
+        }
         if t.contains("{FRESH_ENG_KEY}") {
             let (s, k) = self.call(1, Method::POST, "/v1/api_key", Some(json!({"name": "eng"}))).await;
             assert_eq!(s, StatusCode::OK);
@@ -239,6 +244,11 @@ async fn every_endpoint_answers_each_principal_exactly_as_designed(b: Backend) {
         (Method::PATCH, "/v1/env_var/{FRESH_ENV_P2}", Some(r#"{"name": "R{N}"}"#), [200, 200, 403, 404, 403, 404, U, U]),
         (Method::GET, "/v1/env_var/{FRESH_ENV_ORG}", None, [200, 200, 200, 403, 403, 404, U, U]),
         (Method::DELETE, "/v1/env_var/{FRESH_ENV_ORG}", None, [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::GET, "/v1/project_tag", None, [200, 200, 200, 200, 200, 200, U, U]),
+        (Method::POST, "/v1/project_tag", Some(r#"{"project_id": "{P2}", "name": "t{N}"}"#), [200, 200, 403, 404, 403, 404, U, U]),
+        (Method::GET, "/v1/project_tag/{FRESH_TAG_P1}", None, [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::PATCH, "/v1/project_tag/{FRESH_TAG_P1}", Some(r#"{"color": "c{N}"}"#), [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::DELETE, "/v1/project_tag/{FRESH_TAG_P1}", None, [200, 200, 200, 200, 404, 404, U, U]),
         (Method::GET, "/v1/audit_log?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
         (Method::GET, "/v1/audit_log/chain?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
     ];
