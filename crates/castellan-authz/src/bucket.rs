@@ -16,7 +16,7 @@ pub(crate) const ROLE: u32 = 1 << 30;
 pub(crate) const ROLE_INDEX: u32 = ROLE - 1;
 
 /// The code of a direct permission: the permission in bits 0–2, the restriction (type
-/// index + 1, or 0 for none) in bits 3–6.
+/// index + 1, or 0 for none) in bits 3–7.
 #[inline]
 pub(crate) fn perm_code(p: Permission, restrict: Option<ObjectType>) -> u32 {
     p.index() as u32 | (restrict.map_or(0, |t| t.index() as u32 + 1) << 3)
@@ -25,7 +25,7 @@ pub(crate) fn perm_code(p: Permission, restrict: Option<ObjectType>) -> u32 {
 /// The inverse of [`perm_code`] (on a code without the `EXPIRING` and `ROLE` bits).
 pub(crate) fn decode_perm(code: u32) -> (Permission, Option<ObjectType>) {
     let p = Permission::ALL[(code & 7) as usize];
-    let r = match (code >> 3) & 15 {
+    let r = match (code >> 3) & 31 {
         0 => None,
         t => ObjectType::ALL.get(t as usize - 1).copied(),
     };

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use ObjectType as T;
 
-const ORG_NOUNS: [ObjectType; 3] = [T::OrgMember, T::OrgProject, T::OrgAuditLogs];
+const ORG_NOUNS: [ObjectType; 5] = T::ORG_NOUNS;
 const PROJECT_CHILDREN: [ObjectType; 4] = [T::Experiment, T::Dataset, T::Prompt, T::PromptSession];
 
 fn with(list: &[u32], id: u32) -> Arc<[u32]> {
@@ -678,7 +678,7 @@ impl Snapshot {
             perms: Arc::from([]),
             members: Arc::from([]),
             parents: Arc::from([]),
-            masks: [0; 12],
+            masks: [0; ObjectType::COUNT],
             rows: Arc::default(),
         });
         self.role_ids.insert(hash_id(role, 0), IdSlot { id: role, idx: ri });
@@ -785,11 +785,11 @@ impl Snapshot {
     /// Re-derives the masks of `role` and of every role inheriting it: only those change.
     fn refresh_roles_above(&mut self, role: u32) {
         for r in self.role_walk(role, |n| &n.parents) {
-            let mut masks: Masks = [0; 12];
+            let mut masks: Masks = [0; ObjectType::COUNT];
             for d in self.role_down(r) {
                 for (p, t) in self.roles.get(d).perms.iter() {
                     let m = pair_masks(*p, *t);
-                    for i in 0..12 {
+                    for i in 0..ObjectType::COUNT {
                         masks[i] |= m[i];
                     }
                 }

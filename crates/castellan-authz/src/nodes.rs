@@ -11,16 +11,16 @@ use uuid::Uuid;
 
 /// Per target object type, the set of permissions (bit `Permission::index`) a role yields.
 ///
-/// An unrestricted permission sets its bit for all twelve types, a restricted one for its
-/// type only, so "does the role yield p on an object of type t" is one load and one mask.
-pub(crate) type Masks = [u8; 12];
+/// An unrestricted permission sets its bit for every type, a restricted one for its type
+/// only, so "does the role yield p on an object of type t" is one load and one mask.
+pub(crate) type Masks = [u8; ObjectType::COUNT];
 
 /// The masks of one (permission, restriction) pair.
 pub(crate) fn pair_masks(permission: Permission, restrict: Option<ObjectType>) -> Masks {
     let bit = 1u8 << permission.index();
-    let mut m = [0u8; 12];
+    let mut m = [0u8; ObjectType::COUNT];
     match restrict {
-        None => m = [bit; 12],
+        None => m = [bit; ObjectType::COUNT],
         Some(t) => m[t.index()] = bit,
     }
     m

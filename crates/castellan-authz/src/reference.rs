@@ -191,15 +191,25 @@ impl Reference {
             T::ProjectLog | T::Experiment | T::Dataset | T::Prompt | T::PromptSession => {
                 parent.object_type == T::Project
             }
-            T::Group | T::Role | T::OrgMember | T::OrgProject | T::OrgAuditLogs => {
-                parent.object_type == T::Organization
-            }
-            T::Organization => false,
+            T::Group
+            | T::Role
+            | T::ProjectGroup
+            | T::OrgMember
+            | T::OrgProject
+            | T::OrgAuditLogs
+            | T::OrgAiSecret
+            | T::OrgAccount => parent.object_type == T::Organization,
+            T::AiSecret => matches!(parent.object_type, T::Organization | T::OrgAiSecret),
+            T::Organization | T::ProjectGroupProjects => false,
         };
         if !ok || !self.objects.contains_key(&parent) {
             return None;
         }
-        let start = if child_type == T::Project { ObjectRef::new(T::OrgProject, parent.object_id) } else { parent };
+        let start = match child_type {
+            T::Project => ObjectRef::new(T::OrgProject, parent.object_id),
+            T::AiSecret => ObjectRef::new(T::OrgAiSecret, parent.object_id),
+            _ => parent,
+        };
         let chain = self.ancestors(start);
         (!chain.is_empty()).then_some(chain)
     }
@@ -265,7 +275,7 @@ impl Reference {
                     return Err(AuthzError::DuplicateObject(root));
                 }
                 self.objects.insert(root, None);
-                for t in [T::OrgMember, T::OrgProject, T::OrgAuditLogs] {
+                for t in T::ORG_NOUNS {
                     self.objects.insert(ObjectRef::new(t, org), Some(root));
                 }
             }

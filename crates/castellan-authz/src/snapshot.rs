@@ -381,7 +381,18 @@ impl Snapshot {
         let start = match (child_type, parent.object_type) {
             (T::Project, T::Organization | T::OrgProject) => ObjectRef::new(T::OrgProject, parent.object_id),
             (T::ProjectLog | T::Experiment | T::Dataset | T::Prompt | T::PromptSession, T::Project) => parent,
-            (T::Group | T::Role | T::OrgMember | T::OrgProject | T::OrgAuditLogs, T::Organization) => parent,
+            (T::AiSecret, T::Organization | T::OrgAiSecret) => ObjectRef::new(T::OrgAiSecret, parent.object_id),
+            (
+                T::Group
+                | T::Role
+                | T::ProjectGroup
+                | T::OrgMember
+                | T::OrgProject
+                | T::OrgAuditLogs
+                | T::OrgAiSecret
+                | T::OrgAccount,
+                T::Organization,
+            ) => parent,
             _ => return None,
         };
         self.contains(start).then_some(start)

@@ -57,7 +57,7 @@ impl Pools {
         let org = Self::pick(rng, &self.orgs);
         match rng.gen_range(0..10) {
             0 => ObjectRef::new(T::Organization, org),
-            1 => ObjectRef::new(Self::pick(rng, &[T::OrgMember, T::OrgProject, T::OrgAuditLogs]), org),
+            1 => ObjectRef::new(Self::pick(rng, &T::ORG_NOUNS), org),
             2 => ObjectRef::new(T::Project, Self::pick(rng, &self.projects)),
             3 => ObjectRef::new(T::ProjectLog, Self::pick(rng, &self.projects)),
             4 => ObjectRef::new(T::Group, Self::pick(rng, &self.groups)),
@@ -130,9 +130,9 @@ impl Pools {
             61 => {
                 Mutation::RemoveRolePermission { role: r, permission: p, restrict_object_type: Self::restriction(rng) }
             }
-            62..=65 => Mutation::AddRoleInherit { role: r, member_role: r2 },
-            66 => Mutation::RemoveRoleInherit { role: r, member_role: r2 },
-            67..=92 => {
+            62..=66 => Mutation::AddRoleInherit { role: r, member_role: r2 },
+            67 => Mutation::RemoveRoleInherit { role: r, member_role: r2 },
+            68..=92 => {
                 let acl = if rng.gen_bool(0.05) && !self.acl_ids.is_empty() {
                     Self::pick(rng, &self.acl_ids)
                 } else {

@@ -34,11 +34,35 @@ pub enum ObjectType {
     Prompt,
     /// A playground inside a project.
     PromptSession,
+    /// A project group: a named set of an organization's projects. Grants on it govern
+    /// the set's definition (read, rename, membership).
+    ProjectGroup,
+    /// "Every project of project group PG"; object id is the group's id.
+    ProjectGroupProjects,
+    /// One AI provider secret of an organization.
+    AiSecret,
+    /// "Every AI provider secret of organization O"; object id is the org id.
+    OrgAiSecret,
+    /// "The plan, billing and usage of organization O"; object id is the org id.
+    OrgAccount,
 }
 
 impl ObjectType {
+    /// How many object types there are.
+    pub const COUNT: usize = 17;
+
+    /// The org-level nouns whose object id is the organization's id (besides the
+    /// organization itself).
+    pub const ORG_NOUNS: [ObjectType; 5] = [
+        ObjectType::OrgMember,
+        ObjectType::OrgProject,
+        ObjectType::OrgAuditLogs,
+        ObjectType::OrgAiSecret,
+        ObjectType::OrgAccount,
+    ];
+
     /// Every object type, in a fixed order; `index()` is the position in this list.
-    pub const ALL: [ObjectType; 12] = [
+    pub const ALL: [ObjectType; ObjectType::COUNT] = [
         ObjectType::Organization,
         ObjectType::OrgMember,
         ObjectType::OrgProject,
@@ -51,6 +75,11 @@ impl ObjectType {
         ObjectType::Dataset,
         ObjectType::Prompt,
         ObjectType::PromptSession,
+        ObjectType::ProjectGroup,
+        ObjectType::ProjectGroupProjects,
+        ObjectType::AiSecret,
+        ObjectType::OrgAiSecret,
+        ObjectType::OrgAccount,
     ];
 
     /// The wire name (`org_project`, `prompt_session`, …).
@@ -68,6 +97,11 @@ impl ObjectType {
             ObjectType::Dataset => "dataset",
             ObjectType::Prompt => "prompt",
             ObjectType::PromptSession => "prompt_session",
+            ObjectType::ProjectGroup => "project_group",
+            ObjectType::ProjectGroupProjects => "project_group_projects",
+            ObjectType::AiSecret => "ai_secret",
+            ObjectType::OrgAiSecret => "org_ai_secret",
+            ObjectType::OrgAccount => "org_account",
         }
     }
 
@@ -80,7 +114,12 @@ impl ObjectType {
     pub const fn is_org_noun(self) -> bool {
         matches!(
             self,
-            ObjectType::Organization | ObjectType::OrgMember | ObjectType::OrgProject | ObjectType::OrgAuditLogs
+            ObjectType::Organization
+                | ObjectType::OrgMember
+                | ObjectType::OrgProject
+                | ObjectType::OrgAuditLogs
+                | ObjectType::OrgAiSecret
+                | ObjectType::OrgAccount
         )
     }
 

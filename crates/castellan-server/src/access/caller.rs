@@ -49,9 +49,7 @@ impl std::fmt::Debug for Caller {
 /// The 404 for an object the caller cannot see.
 fn not_found(obj: ObjectRef) -> ApiError {
     let kind = match obj.object_type {
-        ObjectType::Organization | ObjectType::OrgMember | ObjectType::OrgProject | ObjectType::OrgAuditLogs => {
-            "organization"
-        }
+        t if t.is_org_noun() => "organization",
         ObjectType::ProjectLog => "project",
         other => other.as_str(),
     };

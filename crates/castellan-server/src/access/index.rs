@@ -332,8 +332,8 @@ impl Index {
         use castellan_core::{ObjectRef, ObjectType, Permission};
         let mut objects: Vec<ObjectRef> = Vec::new();
         for o in &state.orgs {
-            for t in [ObjectType::Organization, ObjectType::OrgMember, ObjectType::OrgProject, ObjectType::OrgAuditLogs]
-            {
+            objects.push(ObjectRef::new(ObjectType::Organization, o.0));
+            for t in ObjectType::ORG_NOUNS {
                 objects.push(ObjectRef::new(t, o.0));
             }
         }

@@ -20,7 +20,8 @@ on_both_backends!(
     expired_grants_stop_counting_at_their_time,
     explain_who_can_and_what_can_answer_completely,
     removing_a_member_revokes_everything_at_once,
-    every_change_is_audited_and_the_chain_verifies
+    every_change_is_audited_and_the_chain_verifies,
+    the_newest_object_types_are_grant_points_or_refused_by_name
 );
 
 struct Org {
@@ -701,4 +702,56 @@ async fn every_change_is_audited_and_the_chain_verifies(b: Backend) {
     // Another org's member sees none of it.
     let z = org(&app, "zeta", "z@zeta.example").await;
     assert_eq!(app.get("/v1/audit_log?org_name=acme", &z.key).await.0, StatusCode::NOT_FOUND);
+}
+
+/// The five object types of Braintrust's newest model: `org_ai_secret` and
+/// `org_account` are org-level grant points today; `ai_secret`, `project_group` and
+/// `project_group_projects` name objects, and a grant on one that does not exist is
+/// "not found" like any other object.
+async fn the_newest_object_types_are_grant_points_or_refused_by_name(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else { return };
+    let acme = org(&app, "acme", "ada@acme.example").await;
+    let zeta = org(&app, "zeta", "zed@zeta.example").await;
+    for t in ["org_ai_secret", "org_account"] {
+        let (s, a) = app
+            .post("/v1/acl", &acme.key, json!({"object_type": t, "object_id": acme.id, "group_id": group_id(&app, &acme.key, "Engineers").await, "permission": "read"}))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{t}: {a}");
+        assert_eq!(a["object_type"], t);
+        let (_, listed) = app.get(&format!("/v1/acl?object_type={t}&object_id={}", acme.id), &acme.key).await;
+        assert_eq!(listed["objects"].as_array().map(Vec::len), Some(1), "{t}: {listed}");
+        // The owner holds everything there through the organization; another org's owner
+        // cannot even see the grant point.
+        let (_, why) = app
+            .get(&format!("/v1/acl/explain?object_type={t}&object_id={}&permission=update", acme.id), &acme.key)
+            .await;
+        assert_eq!(why["allowed"], true, "{t}: {why}");
+        let (s, _) = app.get(&format!("/v1/acl?object_type={t}&object_id={}", acme.id), &zeta.key).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{t}");
+    }
+    for t in ["ai_secret", "project_group", "project_group_projects"] {
+        let (s, v) = app
+            .post("/v1/acl", &acme.key, json!({"object_type": t, "object_id": uuid::Uuid::now_v7(), "user_id": acme.user, "permission": "read"}))
+            .await;
+        assert_eq!((s, v["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{t}: {v}");
+    }
+    // Roles may be restricted to each of the seventeen types.
+    let perms: Vec<Value> = ["project_group", "project_group_projects", "ai_secret", "org_ai_secret", "org_account"]
+        .iter()
+        .map(|t| json!({"permission": "read", "restrict_object_type": t}))
+        .collect();
+    let (s, r) = app.post("/v1/role", &acme.key, json!({"name": "newest", "member_permissions": perms})).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["member_permissions"].as_array().map(Vec::len), Some(5), "{r}");
+    let (s, v) = app
+        .post(
+            "/v1/acl",
+            &acme.key,
+            json!({"object_type": "org_secrets", "object_id": acme.id, "user_id": acme.user, "permission": "read"}),
+        )
+        .await;
+    assert_eq!((s, v["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_body")), "{v}");
+    assert!(v["message"].as_str().is_some_and(|m| m.contains("org_account")), "the accepted values are listed: {v}");
+    let _ = zeta.user;
+    app.stop().await;
 }
