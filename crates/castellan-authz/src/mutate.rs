@@ -94,6 +94,10 @@ impl Snapshot {
             Mutation::RemoveRoleInherit { role, member_role } => self.remove_role_inherit(role, member_role),
             Mutation::AddAcl(row) => self.add_acl(row),
             Mutation::RemoveAcl { id } => self.remove_acl(id),
+            Mutation::AddProjectGroup { group, org } => self.add_project_group(group, org),
+            Mutation::RemoveProjectGroup { group } => self.remove_project_group(group),
+            Mutation::AddGroupProject { group, project } => self.set_group_project(group, project, true),
+            Mutation::RemoveGroupProject { group, project } => self.set_group_project(group, project, false),
             Mutation::RemoveUser { user } => {
                 self.remove_user(user);
                 Ok(())
@@ -121,6 +125,7 @@ impl Snapshot {
             bucket: None,
             filter: [0; 12],
             saturated: false,
+            grouped: false,
         });
         self.container_ids.insert(hash_id(obj.object_id, ty), ObjSlot { id: obj.object_id, ty, idx });
         self.index_object(obj, org, None);
@@ -206,6 +211,9 @@ impl Snapshot {
         for r in ids(self, T::Role) {
             self.remove_role(r)?;
         }
+        for g in ids(self, T::ProjectGroup) {
+            self.remove_project_group(g)?;
+        }
         for p in ids(self, T::Project) {
             self.remove_object(ObjectRef::new(T::Project, p))?;
         }
@@ -266,8 +274,81 @@ impl Snapshot {
                 }
             }
             self.drop_node(ObjectRef::new(T::ProjectLog, p));
+            if let Some(c) = self.container_idx(object) {
+                let groups: Vec<Uuid> = self.groups_above(c).iter().map(|g| self.containers.get(*g).id).collect();
+                for g in groups {
+                    self.set_group_project(g, p, false)?;
+                }
+            }
         }
         self.drop_node(object);
+        Ok(())
+    }
+
+    // ---- project groups ------------------------------------------------------------
+
+    fn add_project_group(&mut self, group: Uuid, org: Uuid) -> Result<(), AuthzError> {
+        let root = self.container_idx(ObjectRef::new(T::Organization, org)).ok_or(AuthzError::UnknownOrg(org))?;
+        let pg = ObjectRef::new(T::ProjectGroup, group);
+        if self.contains(pg) {
+            return Err(AuthzError::DuplicateObject(pg));
+        }
+        let org_project = self.container_idx(ObjectRef::new(T::OrgProject, org)).unwrap_or(NONE);
+        self.add_container(pg, root, Some(org));
+        self.add_container(ObjectRef::new(T::ProjectGroupProjects, group), org_project, Some(org));
+        self.group_projects.insert(group, IdSet::default());
+        Ok(())
+    }
+
+    fn remove_project_group(&mut self, group: Uuid) -> Result<(), AuthzError> {
+        let pg = ObjectRef::new(T::ProjectGroup, group);
+        if !self.contains(pg) {
+            return Err(AuthzError::UnknownObject(pg));
+        }
+        let projects: Vec<Uuid> =
+            self.group_projects.get(&group).map(|s| s.iter().map(Uuid::from_u128).collect()).unwrap_or_default();
+        for p in projects {
+            self.set_group_project(group, p, false)?;
+        }
+        self.group_projects.remove(&group);
+        self.drop_node(ObjectRef::new(T::ProjectGroupProjects, group));
+        self.drop_node(pg);
+        Ok(())
+    }
+
+    fn set_group_project(&mut self, group: Uuid, project: Uuid, member: bool) -> Result<(), AuthzError> {
+        let pg = ObjectRef::new(T::ProjectGroup, group);
+        if !self.contains(pg) {
+            return Err(AuthzError::UnknownObject(pg));
+        }
+        let p = ObjectRef::new(T::Project, project);
+        let Some(pc) = self.container_idx(p) else { return Err(AuthzError::UnknownObject(p)) };
+        let all = ObjectRef::new(T::ProjectGroupProjects, group);
+        if member && self.org_of(p) != self.org_of(pg) {
+            return Err(AuthzError::WrongParentType { object: p, parent: all });
+        }
+        let Some(gc) = self.container_idx(all) else { return Err(AuthzError::UnknownObject(all)) };
+        let mut list: Vec<u32> = self.groups_above(pc).to_vec();
+        let present = list.contains(&gc);
+        if member == present {
+            return Ok(());
+        }
+        if member {
+            list.push(gc);
+            list.sort_by_key(|g| self.containers.get(*g).id);
+            self.group_projects.get_or_insert_with(group, IdSet::default).insert(project.as_u128());
+        } else {
+            list.retain(|g| *g != gc);
+            if let Some(set) = self.group_projects.get_mut(&group) {
+                set.remove(project.as_u128());
+            }
+        }
+        self.containers.get_mut(pc).grouped = !list.is_empty();
+        if list.is_empty() {
+            self.project_groups.remove(&pc);
+        } else {
+            self.project_groups.insert(pc, list.into());
+        }
         Ok(())
     }
 

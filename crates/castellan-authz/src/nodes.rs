@@ -222,6 +222,9 @@ pub(crate) struct Container {
     // it is not worth testing).
     pub(crate) filter: NodeFilter,
     pub(crate) saturated: bool,
+    /// A project in at least one project group: its `(project_group_projects, G)`
+    /// containers, above it beside its parent, are in `Snapshot::project_groups`.
+    pub(crate) grouped: bool,
 }
 
 impl Container {

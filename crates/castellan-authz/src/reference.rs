@@ -29,6 +29,8 @@ pub struct Reference {
     pub role_inherits: BTreeSet<(Uuid, Uuid)>,
     /// Every ACL row by id.
     pub acls: BTreeMap<Uuid, AclRow>,
+    /// Project group memberships (project group, project).
+    pub group_projects: BTreeSet<(Uuid, Uuid)>,
 }
 
 fn addable(t: ObjectType) -> bool {
@@ -51,7 +53,8 @@ impl Reference {
         Ok(())
     }
 
-    /// `x` and everything above it, `x` first; empty when `x` is unknown.
+    /// `x` and everything above it, `x` first; empty when `x` is unknown. A project is
+    /// followed by `(project_group_projects, G)` of every group holding it, by id.
     pub fn ancestors(&self, x: ObjectRef) -> Vec<ObjectRef> {
         let mut out = Vec::new();
         let mut cur = Some(x);
@@ -59,6 +62,11 @@ impl Reference {
             match self.objects.get(&o) {
                 Some(parent) => {
                     out.push(o);
+                    if o.object_type == T::Project {
+                        for (g, _) in self.group_projects.iter().filter(|(_, p)| *p == o.object_id) {
+                            out.push(ObjectRef::new(T::ProjectGroupProjects, *g));
+                        }
+                    }
                     cur = *parent;
                 }
                 None => break,
@@ -291,7 +299,15 @@ impl Reference {
                 for r in roles {
                     self.drop_role(r);
                 }
+                let doomed: BTreeSet<Uuid> = self
+                    .objects
+                    .keys()
+                    .filter(|o| o.object_type == T::ProjectGroup && self.org_of(**o) == Some(org))
+                    .map(|o| o.object_id)
+                    .collect();
+                self.group_projects.retain(|(g, _)| !doomed.contains(g));
                 self.drop_objects(|s, o| s.org_of(o) == Some(org));
+                self.group_projects.retain(|(_, p)| self.objects.contains_key(&ObjectRef::new(T::Project, *p)));
             }
             Mutation::AddObject { object, parent } => {
                 if !addable(object.object_type) {
@@ -326,6 +342,9 @@ impl Reference {
                     return Err(AuthzError::UnknownObject(object));
                 }
                 self.drop_objects(|s, o| s.ancestors(o).contains(&object));
+                if object.object_type == T::Project {
+                    self.group_projects.retain(|(_, p)| *p != object.object_id);
+                }
             }
             Mutation::AddGroup { group, org } => {
                 let root = ObjectRef::new(T::Organization, org);
@@ -480,6 +499,47 @@ impl Reference {
             Mutation::RemoveUser { user } => {
                 self.group_users.retain(|(_, u)| *u != user);
                 self.acls.retain(|_, r| r.subject != Subject::User(user));
+            }
+            Mutation::AddProjectGroup { group, org } => {
+                let root = ObjectRef::new(T::Organization, org);
+                if !self.objects.contains_key(&root) {
+                    return Err(AuthzError::UnknownOrg(org));
+                }
+                let pg = ObjectRef::new(T::ProjectGroup, group);
+                if self.objects.contains_key(&pg) {
+                    return Err(AuthzError::DuplicateObject(pg));
+                }
+                self.objects.insert(pg, Some(root));
+                let all = ObjectRef::new(T::ProjectGroupProjects, group);
+                self.objects.insert(all, Some(ObjectRef::new(T::OrgProject, org)));
+            }
+            Mutation::RemoveProjectGroup { group } => {
+                let pg = ObjectRef::new(T::ProjectGroup, group);
+                if !self.objects.contains_key(&pg) {
+                    return Err(AuthzError::UnknownObject(pg));
+                }
+                self.group_projects.retain(|(g, _)| *g != group);
+                let all = ObjectRef::new(T::ProjectGroupProjects, group);
+                self.drop_objects(|_, o| o == pg || o == all);
+            }
+            Mutation::AddGroupProject { group, project } | Mutation::RemoveGroupProject { group, project } => {
+                let pg = ObjectRef::new(T::ProjectGroup, group);
+                if !self.objects.contains_key(&pg) {
+                    return Err(AuthzError::UnknownObject(pg));
+                }
+                let p = ObjectRef::new(T::Project, project);
+                if !self.objects.contains_key(&p) {
+                    return Err(AuthzError::UnknownObject(p));
+                }
+                if matches!(m, Mutation::AddGroupProject { .. }) {
+                    if self.org_of(p) != self.org_of(pg) {
+                        let parent = ObjectRef::new(T::ProjectGroupProjects, group);
+                        return Err(AuthzError::WrongParentType { object: p, parent });
+                    }
+                    self.group_projects.insert((group, project));
+                } else {
+                    self.group_projects.remove(&(group, project));
+                }
             }
         }
         Ok(())

@@ -100,8 +100,10 @@ impl Snapshot {
         };
         while cur != NONE {
             let c = self.containers.get(cur);
-            if let Some(b) = &c.bucket {
-                visit(b.entries());
+            for idx in std::iter::once(cur).chain(self.groups_above(cur).iter().copied()) {
+                if let Some(b) = &self.containers.get(idx).bucket {
+                    visit(b.entries());
+                }
             }
             cur = c.parent;
         }
@@ -153,6 +155,28 @@ impl Snapshot {
                 Some(w) if within_chain.contains(&a) => w,
                 // The grant is below `within`: what is under the grant.
                 Some(w) if self.ancestors(a).contains(&w) => a,
+                // Two project groups: what is under the grant's group and also under
+                // `within`'s (the projects in both, and what is inside them).
+                Some(w)
+                    if a.object_type == ObjectType::ProjectGroupProjects
+                        && w.object_type == ObjectType::ProjectGroupProjects =>
+                {
+                    let mut under_a = Vec::new();
+                    self.descendants_of_type(a, object_type, &mut under_a);
+                    for src in under_a {
+                        let ids: Vec<u128> = match src {
+                            Source::One(id) => vec![id],
+                            Source::Set(set) => set.iter().collect(),
+                        };
+                        for id in ids {
+                            let o = ObjectRef::new(object_type, Uuid::from_u128(id));
+                            if self.ancestors(o).contains(&w) {
+                                sources.push(Source::One(id));
+                            }
+                        }
+                    }
+                    continue;
+                }
                 Some(_) => continue,
             };
             self.descendants_of_type(root, object_type, &mut sources);
@@ -164,9 +188,28 @@ impl Snapshot {
     fn descendants_of_type<'a>(&'a self, root: ObjectRef, t: ObjectType, out: &mut Vec<Source<'a>>) {
         use ObjectType as T;
         let in_project_tree = t == T::Project || t.is_project_child();
+        if root.object_type == T::ProjectGroupProjects {
+            // Every project of the group, and what is inside each.
+            let Some(projects) = self.group_projects.get(&root.object_id) else { return };
+            match t {
+                T::Project | T::ProjectLog => out.push(Source::Set(projects)),
+                T::ProjectGroupProjects => out.push(Source::One(root.object_id.as_u128())),
+                t if t.is_project_child() => {
+                    for p in projects.iter() {
+                        if let Some(set) = self.project_index.get(&(Uuid::from_u128(p), t)) {
+                            out.push(Source::Set(set));
+                        }
+                    }
+                }
+                _ => {}
+            }
+            return;
+        }
         let index = match root.object_type {
             T::Organization => self.org_index.get(&(root.object_id, t)),
-            T::OrgProject if in_project_tree => self.org_index.get(&(root.object_id, t)),
+            T::OrgProject if in_project_tree || t == T::ProjectGroupProjects => {
+                self.org_index.get(&(root.object_id, t))
+            }
             T::Project if t.is_project_child() && t != T::ProjectLog => self.project_index.get(&(root.object_id, t)),
             T::Project if t == T::ProjectLog => {
                 out.push(Source::One(root.object_id.as_u128()));

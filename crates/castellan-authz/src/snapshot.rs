@@ -55,6 +55,11 @@ pub struct Snapshot {
     pub(crate) org_index: PMap<(Uuid, ObjectType), IdSet>,
     /// The experiments, datasets, prompts and prompt sessions of a project, by type.
     pub(crate) project_index: PMap<(Uuid, ObjectType), IdSet>,
+    /// The projects of each project group.
+    pub(crate) group_projects: PMap<Uuid, IdSet>,
+    /// For each grouped project's container, the `(project_group_projects, G)`
+    /// containers of its groups, ordered by group id.
+    pub(crate) project_groups: PMap<u32, Arc<[u32]>>,
     pub(crate) revision: u64,
 }
 
@@ -205,17 +210,33 @@ impl Snapshot {
 
     /// The object and everything above it, the object first and the organization last;
     /// empty for an unknown object.
+    /// A project is followed by `(project_group_projects, G)` of each group holding it,
+    /// by group id.
     pub fn ancestors(&self, object: ObjectRef) -> Vec<ObjectRef> {
         let mut out = Vec::with_capacity(4);
         let Some(loc) = self.locate(object) else { return out };
         out.push(object);
+        if let Loc::Container(c) = loc {
+            out.extend(self.groups_above(c).iter().map(|g| self.containers.get(*g).object()));
+        }
         let mut cur = self.parent_idx(loc);
         while cur != NONE {
             let c = self.containers.get(cur);
             out.push(c.object());
+            out.extend(self.groups_above(cur).iter().map(|g| self.containers.get(*g).object()));
             cur = c.parent;
         }
         out
+    }
+
+    /// The `(project_group_projects, G)` containers above a project container, beside
+    /// its parent (empty for anything else).
+    #[inline]
+    pub(crate) fn groups_above(&self, c: u32) -> &[u32] {
+        if !self.containers.get(c).grouped {
+            return &[];
+        }
+        self.project_groups.get(&c).map_or(&[], |g| g)
     }
 
     /// The organization the object belongs to (`None` for system roles and unknown objects).
@@ -316,19 +337,23 @@ impl Snapshot {
         let mut chain: [&Container; CHAIN] = [self.containers.get(0); CHAIN];
         let mut n = 0;
         while cur != NONE {
-            let c = self.containers.get(cur);
-            if c.bucket.is_some() {
-                if n == CHAIN {
-                    // Deeper than any chain of the model: one container at a time.
-                    if self.container_match(c, who, |e| self.grants(e, q)) {
-                        return true;
+            let top = self.containers.get(cur);
+            // A project in project groups has their containers above it, beside its parent.
+            let extra: &[u32] = if top.grouped { self.groups_above(cur) } else { &[] };
+            for c in std::iter::once(top).chain(extra.iter().map(|g| self.containers.get(*g))) {
+                if c.bucket.is_some() {
+                    if n == CHAIN {
+                        // Deeper than a chain without project groups: one container at a time.
+                        if self.container_match(c, who, |e| self.grants(e, q)) {
+                            return true;
+                        }
+                    } else {
+                        chain[n] = c;
+                        n += 1;
                     }
-                } else {
-                    chain[n] = c;
-                    n += 1;
                 }
             }
-            cur = c.parent;
+            cur = top.parent;
         }
         let chain = &chain[..n];
         for i in 0..=who.groups.len() {
@@ -451,13 +476,15 @@ impl Snapshot {
             Loc::Container(c) => c,
         };
         while cur != NONE {
-            let c = self.containers.get(cur);
-            self.container_match(c, &who, |e| {
-                matched.push(e);
-                false
-            });
-            explain_object(&mut d, c.object(), &mut matched);
-            cur = c.parent;
+            let top = self.containers.get(cur);
+            for c in std::iter::once(top).chain(self.groups_above(cur).iter().map(|g| self.containers.get(*g))) {
+                self.container_match(c, &who, |e| {
+                    matched.push(e);
+                    false
+                });
+                explain_object(&mut d, c.object(), &mut matched);
+            }
+            cur = top.parent;
         }
         d.allowed = !d.grants.is_empty();
         d

@@ -169,6 +169,35 @@ pub enum Mutation {
         /// The user.
         user: Uuid,
     },
+    /// Adds a project group to an organization: `(project_group, G)` under the
+    /// organization (grants there govern the group's definition) and
+    /// `(project_group_projects, G)` under `org_project` (grants there reach every
+    /// project of the group and everything inside them).
+    AddProjectGroup {
+        /// The project group's id.
+        group: Uuid,
+        /// Its organization.
+        org: Uuid,
+    },
+    /// Drops a project group and the ACLs on it; its projects stay.
+    RemoveProjectGroup {
+        /// The project group's id.
+        group: Uuid,
+    },
+    /// Puts a project of the group's organization in the group (no-op if it is).
+    AddGroupProject {
+        /// The project group.
+        group: Uuid,
+        /// The project.
+        project: Uuid,
+    },
+    /// Takes a project out of a group (no-op if it is not there).
+    RemoveGroupProject {
+        /// The project group.
+        group: Uuid,
+        /// The project.
+        project: Uuid,
+    },
 }
 
 /// One page of a complete, id-sorted answer.

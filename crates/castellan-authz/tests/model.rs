@@ -441,3 +441,79 @@ fn checks_explained(s: &Snapshot, queries: &[(Uuid, Permission, ObjectRef)], now
         })
         .collect()
 }
+
+#[test]
+fn a_project_group_grant_reaches_its_projects_until_they_leave_it() {
+    let w = world();
+    let (pg1, pg2) = (Uuid::from_u128(1), Uuid::from_u128(2));
+    let other = ObjectRef::new(T::Project, Uuid::new_v4());
+    let alice = Uuid::new_v4();
+    let grant = acl(
+        ObjectRef::new(T::ProjectGroupProjects, pg1),
+        Subject::User(alice),
+        Grant::Permission { permission: P::Read, restrict_object_type: None },
+        None,
+    );
+    let define = acl(
+        ObjectRef::new(T::ProjectGroup, pg2),
+        Subject::User(alice),
+        Grant::Permission { permission: P::Update, restrict_object_type: None },
+        None,
+    );
+    let s = w
+        .snap
+        .apply(&[
+            Mutation::AddObject { object: other, parent: ObjectRef::new(T::Organization, w.org) },
+            Mutation::AddProjectGroup { group: pg1, org: w.org },
+            Mutation::AddProjectGroup { group: pg2, org: w.org },
+            Mutation::AddGroupProject { group: pg1, project: w.project.object_id },
+            Mutation::AddGroupProject { group: pg2, project: w.project.object_id },
+            Mutation::AddGroupProject { group: pg2, project: other.object_id },
+            Mutation::AddAcl(grant.clone()),
+            Mutation::AddAcl(define),
+        ])
+        .unwrap();
+    // The grant on "all projects of pg1" reaches the project in pg1 and what is inside it.
+    assert!(s.check(alice, P::Read, w.project, 0));
+    assert!(s.check(alice, P::Read, w.experiment, 0));
+    assert!(!s.check(alice, P::Read, other, 0), "other is in pg2 only");
+    // A grant on the group's definition reaches no project.
+    assert!(!s.check(alice, P::Update, other, 0));
+    assert!(s.check(alice, P::Update, ObjectRef::new(T::ProjectGroup, pg2), 0));
+    // Ancestors and explain name the group.
+    let pgp = |g| ObjectRef::new(T::ProjectGroupProjects, g);
+    assert_eq!(
+        s.ancestors(w.experiment),
+        vec![
+            w.experiment,
+            w.project,
+            pgp(pg1),
+            pgp(pg2),
+            ObjectRef::new(T::OrgProject, w.org),
+            ObjectRef::new(T::Organization, w.org)
+        ]
+    );
+    let d = s.explain(alice, P::Read, w.experiment, 0);
+    assert_eq!(d.grants.iter().map(|g| (g.acl_id, g.acl_object)).collect::<Vec<_>>(), vec![(grant.id, pgp(pg1))]);
+    assert_eq!(s.who_can(P::Read, w.experiment, 0, None, 100).items.contains(&alice), true);
+    assert_eq!(s.what_can(alice, P::Read, T::Project, None, 0, None, 100).items, vec![w.project.object_id]);
+    assert_eq!(s.what_can(alice, P::Read, T::Experiment, None, 0, None, 100).items, vec![w.experiment.object_id]);
+    // Leaving the group takes the access away at once; deleting the group too.
+    let left = s.apply(&[Mutation::RemoveGroupProject { group: pg1, project: w.project.object_id }]).unwrap();
+    assert!(!left.check(alice, P::Read, w.experiment, 0));
+    assert!(s.check(alice, P::Read, w.experiment, 0), "the old snapshot is unchanged");
+    let gone = s.apply(&[Mutation::RemoveProjectGroup { group: pg1 }]).unwrap();
+    assert!(!gone.check(alice, P::Read, w.project, 0));
+    assert_eq!(gone.ancestors(w.project)[1], pgp(pg2));
+    // A project of another org cannot join.
+    let zeta = Uuid::new_v4();
+    let foreign = ObjectRef::new(T::Project, Uuid::new_v4());
+    let err = s
+        .apply(&[
+            Mutation::AddOrg { org: zeta },
+            Mutation::AddObject { object: foreign, parent: ObjectRef::new(T::Organization, zeta) },
+            Mutation::AddGroupProject { group: pg1, project: foreign.object_id },
+        ])
+        .unwrap_err();
+    assert!(matches!(err, AuthzError::WrongParentType { .. }), "{err:?}");
+}

@@ -25,6 +25,7 @@ struct Pools {
     roles: Vec<Uuid>,
     users: Vec<Uuid>,
     acl_ids: Vec<Uuid>,
+    project_groups: Vec<Uuid>,
     /// The objects that existed when the current batch was drawn.
     existing: Vec<ObjectRef>,
 }
@@ -44,6 +45,7 @@ impl Pools {
             roles: (0..5).map(|_| id(rng)).collect(),
             users: (0..6).map(|_| id(rng)).collect(),
             acl_ids: Vec::new(),
+            project_groups: (0..3).map(|_| id(rng)).collect(),
             existing: Vec::new(),
         }
     }
@@ -55,7 +57,11 @@ impl Pools {
     /// Any object the universe can name (existing or not).
     fn object(&self, rng: &mut StdRng) -> ObjectRef {
         let org = Self::pick(rng, &self.orgs);
-        match rng.gen_range(0..10) {
+        match rng.gen_range(0..11) {
+            10 => {
+                let t = if rng.gen_bool(0.5) { T::ProjectGroup } else { T::ProjectGroupProjects };
+                ObjectRef::new(t, Self::pick(rng, &self.project_groups))
+            }
             0 => ObjectRef::new(T::Organization, org),
             1 => ObjectRef::new(Self::pick(rng, &T::ORG_NOUNS), org),
             2 => ObjectRef::new(T::Project, Self::pick(rng, &self.projects)),
@@ -96,6 +102,16 @@ impl Pools {
         let r2 = Self::pick(rng, &self.roles);
         let u = Self::pick(rng, &self.users);
         let p = Self::permission(rng);
+        if rng.gen_range(0..100) < 10 {
+            let group = Self::pick(rng, &self.project_groups);
+            let project = Self::pick(rng, &self.projects);
+            return match rng.gen_range(0..10) {
+                0..=2 => Mutation::AddProjectGroup { group, org },
+                3 => Mutation::RemoveProjectGroup { group },
+                4..=8 => Mutation::AddGroupProject { group, project },
+                _ => Mutation::RemoveGroupProject { group, project },
+            };
+        }
         match rng.gen_range(0..100) {
             0..=5 => Mutation::AddOrg { org },
             6 => Mutation::RemoveOrg { org },
@@ -222,6 +238,7 @@ struct Coverage {
     group_cycles: usize,
     role_cycles: usize,
     rejected_batches: usize,
+    project_group_grants: usize,
 }
 
 /// Compares every query on one state; returns the number of comparisons made.
@@ -260,6 +277,8 @@ fn compare_queries(
         assert_paths_are_real(&d, u, p, model, ctx);
         cov.nested_group_grants += d.grants.iter().filter(|g| g.group_chain.len() > 1).count();
         cov.nested_role_grants += d.grants.iter().filter(|g| g.role_chain.len() > 1).count();
+        cov.project_group_grants +=
+            d.grants.iter().filter(|g| g.acl_object.object_type == ObjectType::ProjectGroupProjects).count();
         for n in &d.near_misses {
             match n.reason {
                 NearMissReason::Expired { .. } => cov.expired_misses += 1,
@@ -434,6 +453,7 @@ fn the_index_agrees_with_the_reference_on_random_mutation_sequences() {
         ("non-empty what-can", cov.what_nonempty),
         ("group cycles rejected", cov.group_cycles),
         ("role cycles rejected", cov.role_cycles),
+        ("grants through a project group", cov.project_group_grants),
     ] {
         assert!(n * 100 >= worlds as usize, "too few {what}: {n}");
     }
