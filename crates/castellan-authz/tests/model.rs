@@ -469,7 +469,7 @@ fn a_project_group_grant_reaches_its_projects_until_they_leave_it() {
             Mutation::AddGroupProject { group: pg1, project: w.project.object_id },
             Mutation::AddGroupProject { group: pg2, project: w.project.object_id },
             Mutation::AddGroupProject { group: pg2, project: other.object_id },
-            Mutation::AddAcl(grant.clone()),
+            Mutation::AddAcl(grant),
             Mutation::AddAcl(define),
         ])
         .unwrap();
@@ -495,7 +495,7 @@ fn a_project_group_grant_reaches_its_projects_until_they_leave_it() {
     );
     let d = s.explain(alice, P::Read, w.experiment, 0);
     assert_eq!(d.grants.iter().map(|g| (g.acl_id, g.acl_object)).collect::<Vec<_>>(), vec![(grant.id, pgp(pg1))]);
-    assert_eq!(s.who_can(P::Read, w.experiment, 0, None, 100).items.contains(&alice), true);
+    assert!(s.who_can(P::Read, w.experiment, 0, None, 100).items.contains(&alice));
     assert_eq!(s.what_can(alice, P::Read, T::Project, None, 0, None, 100).items, vec![w.project.object_id]);
     assert_eq!(s.what_can(alice, P::Read, T::Experiment, None, 0, None, 100).items, vec![w.experiment.object_id]);
     // Leaving the group takes the access away at once; deleting the group too.
