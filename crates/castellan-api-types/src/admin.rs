@@ -471,3 +471,57 @@ pub struct PatchProjectTag {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub color: Option<String>,
 }
+
+/// A project group: a named set of an organization's projects. A grant on
+/// `project_group_projects` of the group reaches every project in it; a grant on the
+/// `project_group` governs the set's definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ProjectGroup {
+    /// Id.
+    pub id: Uuid,
+    /// The organization.
+    pub org_id: Uuid,
+    /// Name, unique in the organization.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Creation time (RFC 3339).
+    pub created: Option<String>,
+    /// Who created it.
+    pub user_id: Option<Uuid>,
+    /// Always null: deleted groups are gone.
+    pub deleted_at: Option<String>,
+    /// Sorted ids of the live projects in the group that the caller can read.
+    pub member_projects: Vec<Uuid>,
+}
+
+/// `POST /v1/project_group` and `PUT /v1/project_group`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreateProjectGroup {
+    /// Name, unique in the organization.
+    pub name: String,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Which organization, when the credential belongs to several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_name: Option<String>,
+}
+
+/// `PATCH /v1/project_group/{project_group_id}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct PatchProjectGroup {
+    /// A new name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A new description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Projects to add (each needs `update_acls` on the project: membership extends
+    /// who may reach it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_member_projects: Option<Vec<Uuid>>,
+    /// Projects to take out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_member_projects: Option<Vec<Uuid>>,
+}

@@ -128,6 +128,32 @@ pub enum Change {
         /// ACL id.
         id: Uuid,
     },
+    /// A project group appeared.
+    AddProjectGroup {
+        /// Project group id.
+        group: Uuid,
+        /// Its org.
+        org: Uuid,
+    },
+    /// A project group went away (its projects stay).
+    RemoveProjectGroup {
+        /// Project group id.
+        group: Uuid,
+    },
+    /// A project joined a project group.
+    AddGroupProject {
+        /// Project group id.
+        group: Uuid,
+        /// Project id.
+        project: Uuid,
+    },
+    /// A project left a project group.
+    RemoveGroupProject {
+        /// Project group id.
+        group: Uuid,
+        /// Project id.
+        project: Uuid,
+    },
     /// A user joined an organization (not an engine mutation: replicas keep
     /// memberships beside the index, so a request needs no query to learn them).
     AddMember {
@@ -201,6 +227,10 @@ impl Change {
             Change::RemoveRoleInherit { role, member_role } => Mutation::RemoveRoleInherit { role, member_role },
             Change::AddAcl { acl } => Mutation::AddAcl(acl_row(&acl)),
             Change::RemoveAcl { id } => Mutation::RemoveAcl { id },
+            Change::AddProjectGroup { group, org } => Mutation::AddProjectGroup { group, org },
+            Change::RemoveProjectGroup { group } => Mutation::RemoveProjectGroup { group },
+            Change::AddGroupProject { group, project } => Mutation::AddGroupProject { group, project },
+            Change::RemoveGroupProject { group, project } => Mutation::RemoveGroupProject { group, project },
             Change::AddMember { .. }
             | Change::RemoveMember { .. }
             | Change::RevokeKey { .. }
@@ -233,6 +263,8 @@ pub fn mutations_from_state(s: &castellan_store::AccessState) -> Vec<Mutation> {
         restrict_object_type: p.restrict_object_type,
     }));
     out.extend(s.role_roles.iter().map(|(r, m)| Mutation::AddRoleInherit { role: r.0, member_role: m.0 }));
+    out.extend(s.project_groups.iter().map(|(g, o)| Mutation::AddProjectGroup { group: *g, org: o.0 }));
+    out.extend(s.group_projects.iter().map(|(g, p)| Mutation::AddGroupProject { group: *g, project: p.0 }));
     out.extend(s.acls.iter().map(|a| Mutation::AddAcl(acl_row(a))));
     out
 }

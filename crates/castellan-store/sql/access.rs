@@ -611,7 +611,25 @@ impl AccessRepo for SqlTx {
         .fetch_all(self.conn())
         .await
         .map_err(db_err)?;
+        let project_groups: Vec<(Uuid, Uuid)> = sqlx::query_as(
+            "SELECT a.id, a.org_id FROM admin_objects a JOIN orgs o ON o.id = a.org_id \
+             WHERE a.kind = 'project_group' AND o.deleted_at IS NULL ORDER BY a.created, a.id",
+        )
+        .fetch_all(self.conn())
+        .await
+        .map_err(db_err)?;
+        let group_projects: Vec<(Uuid, Uuid)> = sqlx::query_as(
+            "SELECT m.group_id, m.project_id FROM project_group_projects m \
+             JOIN admin_objects a ON a.id = m.group_id AND a.kind = 'project_group' \
+             JOIN projects p ON p.id = m.project_id JOIN orgs o ON o.id = p.org_id \
+             WHERE p.deleted_at IS NULL AND o.deleted_at IS NULL ORDER BY m.group_id, m.project_id",
+        )
+        .fetch_all(self.conn())
+        .await
+        .map_err(db_err)?;
         Ok(AccessState {
+            project_groups: project_groups.into_iter().map(|(g, o)| (g, OrgId(o))).collect(),
+            group_projects: group_projects.into_iter().map(|(g, p)| (g, ProjectId(p))).collect(),
             members: members.into_iter().map(|(o, u)| (OrgId(o), UserId(u))).collect(),
             revision: i64_to_rev(rev)?,
             orgs: orgs.into_iter().map(OrgId).collect(),

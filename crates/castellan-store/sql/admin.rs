@@ -4,7 +4,7 @@
 use crate::backend::{Db, DbRow, SqlTx};
 use crate::{db_err, is_unique, rows};
 use async_trait::async_trait;
-use castellan_core::{ObjectRef, ObjectType, OrgId, UserId};
+use castellan_core::{ObjectRef, ObjectType, OrgId, ProjectId, UserId};
 use castellan_store::page::Window;
 use castellan_store::*;
 use sqlx::types::Json;
@@ -167,5 +167,63 @@ impl AdminRepo for SqlTx {
         let mut out = rs.iter().map(admin).collect::<StoreResult<Vec<_>>>()?;
         out.sort_by_key(|a| (a.created, a.id));
         Ok(out)
+    }
+
+    async fn add_group_project(
+        &mut self,
+        group: Uuid,
+        project: ProjectId,
+        org: OrgId,
+        at: Micros,
+    ) -> StoreResult<bool> {
+        self.ensure_writable()?;
+        let res = sqlx::query(
+            "INSERT INTO project_group_projects (group_id, project_id, org_id, created) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (group_id, project_id) DO NOTHING",
+        )
+        .bind(group)
+        .bind(project.0)
+        .bind(org.0)
+        .bind(at)
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    async fn remove_group_project(&mut self, group: Uuid, project: ProjectId) -> StoreResult<bool> {
+        self.ensure_writable()?;
+        let res = sqlx::query("DELETE FROM project_group_projects WHERE group_id = $1 AND project_id = $2")
+            .bind(group)
+            .bind(project.0)
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    async fn group_project_ids(&mut self, group: Uuid) -> StoreResult<Vec<ProjectId>> {
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT m.project_id FROM project_group_projects m JOIN projects p ON p.id = m.project_id \
+             WHERE m.group_id = $1 AND p.deleted_at IS NULL ORDER BY m.project_id",
+        )
+        .bind(group)
+        .fetch_all(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(ids.into_iter().map(ProjectId).collect())
+    }
+
+    async fn delete_group_projects_of(&mut self, id: Uuid) -> StoreResult<Vec<(Uuid, ProjectId)>> {
+        self.ensure_writable()?;
+        let mut rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
+            "DELETE FROM project_group_projects WHERE group_id = $1 OR project_id = $1 RETURNING group_id, project_id",
+        )
+        .bind(id)
+        .fetch_all(self.conn())
+        .await
+        .map_err(db_err)?;
+        rows.sort();
+        Ok(rows.into_iter().map(|(g, p)| (g, ProjectId(p))).collect())
     }
 }

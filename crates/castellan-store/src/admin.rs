@@ -8,7 +8,7 @@ use crate::error::StoreResult;
 use crate::page::Window;
 use crate::Micros;
 use async_trait::async_trait;
-use castellan_core::{ObjectRef, OrgId, UserId};
+use castellan_core::{ObjectRef, OrgId, ProjectId, UserId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -20,17 +20,21 @@ pub enum AdminKind {
     EnvVar,
     /// A project's tag (`/v1/project_tag`).
     ProjectTag,
+    /// A project group (`/v1/project_group`): its definition; its projects are
+    /// `project_group_projects` rows.
+    ProjectGroup,
 }
 
 impl AdminKind {
     /// Every kind.
-    pub const ALL: [AdminKind; 2] = [AdminKind::EnvVar, AdminKind::ProjectTag];
+    pub const ALL: [AdminKind; 3] = [AdminKind::EnvVar, AdminKind::ProjectTag, AdminKind::ProjectGroup];
 
     /// The stored and wire name.
     pub const fn as_str(self) -> &'static str {
         match self {
             AdminKind::EnvVar => "env_var",
             AdminKind::ProjectTag => "project_tag",
+            AdminKind::ProjectGroup => "project_group",
         }
     }
 
@@ -109,4 +113,13 @@ pub trait AdminRepo {
     /// Deletes every administration object set on `scope` or, when `scope` is a
     /// project, on an object inside it; or, for an org id, all of the org's.
     async fn delete_admin_under(&mut self, scope: Uuid) -> StoreResult<Vec<AdminRecord>>;
+    /// Puts a project in a project group; `false` if it was there.
+    async fn add_group_project(&mut self, group: Uuid, project: ProjectId, org: OrgId, at: Micros)
+        -> StoreResult<bool>;
+    /// Takes a project out of a project group; `false` if it was not there.
+    async fn remove_group_project(&mut self, group: Uuid, project: ProjectId) -> StoreResult<bool>;
+    /// The live projects of a project group, by id.
+    async fn group_project_ids(&mut self, group: Uuid) -> StoreResult<Vec<ProjectId>>;
+    /// Deletes every membership of `id` (a project group or a project); the pairs.
+    async fn delete_group_projects_of(&mut self, id: Uuid) -> StoreResult<Vec<(Uuid, ProjectId)>>;
 }

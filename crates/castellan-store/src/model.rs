@@ -432,6 +432,10 @@ pub struct AccessState {
     pub acls: Vec<AclRecord>,
     /// Memberships in live organizations, in the organizations' creation order.
     pub members: Vec<(OrgId, UserId)>,
+    /// Live project groups and their orgs.
+    pub project_groups: Vec<(Uuid, OrgId)>,
+    /// Live projects in live project groups: `(project group, project)`.
+    pub group_projects: Vec<(Uuid, ProjectId)>,
 }
 
 /// A pending invitation of a person (by email) to join an organization.

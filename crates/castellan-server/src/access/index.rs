@@ -337,6 +337,10 @@ impl Index {
                 objects.push(ObjectRef::new(t, o.0));
             }
         }
+        for (g, _) in &state.project_groups {
+            objects.push(ObjectRef::new(ObjectType::ProjectGroup, *g));
+            objects.push(ObjectRef::new(ObjectType::ProjectGroupProjects, *g));
+        }
         for (p, _) in &state.projects {
             objects.push(ObjectRef::new(ObjectType::Project, p.0));
             objects.push(ObjectRef::new(ObjectType::ProjectLog, p.0));

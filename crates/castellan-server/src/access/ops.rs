@@ -13,7 +13,7 @@ use super::{AuditEvent, Write};
 use crate::change::Change;
 use crate::dto;
 use crate::error::ApiResult;
-use castellan_core::{ObjectRef, ObjectType, OrgId, RoleId, UserId};
+use castellan_core::{ObjectRef, ObjectType, OrgId, ProjectId, RoleId, UserId};
 use castellan_store::{
     AclRecord, AdminRecord, GroupRecord, InvitationRecord, NewKey, ObjectRecord, OrgRecord, ProjectRecord,
     RolePermission, RoleRecord, SessionRecord, UserRecord,
@@ -92,6 +92,9 @@ impl Write {
         let now = self.now;
         self.tx.delete_project(p.id, now).await?;
         self.drop_admin_under(p.id.0).await?;
+        // The project leaves its groups with it (replicas drop it from them on
+        // `RemoveObject`).
+        self.tx.delete_group_projects_of(p.id.0).await?;
         for t in [ObjectType::Project, ObjectType::ProjectLog] {
             self.drop_acls_on(t, p.id.0).await?;
         }
@@ -405,6 +408,53 @@ impl Write {
             after,
         })
         .await
+    }
+
+    // --- project groups ------------------------------------------------------------
+
+    /// Creates a project group (its definition, `AddProjectGroup`, its audit record
+    /// with `wire`).
+    pub async fn create_project_group<A: Serialize>(&mut self, a: &AdminRecord, wire: &A) -> ApiResult<()> {
+        self.tx.insert_admin(a).await?;
+        self.changes.push(Change::AddProjectGroup { group: a.id, org: a.org_id.0 });
+        self.audit_admin::<(), A>(a, "created", None, Some(wire)).await
+    }
+
+    /// Deletes a project group: its memberships, every grant on it or on all its
+    /// projects (each audited), and the group; its projects stay. Guards the org
+    /// against lockout.
+    pub async fn delete_project_group<B: Serialize>(&mut self, a: &AdminRecord, before: &B) -> ApiResult<()> {
+        self.tx.delete_group_projects_of(a.id).await?;
+        self.drop_acls_on(ObjectType::ProjectGroupProjects, a.id).await?;
+        self.drop_acls_on(ObjectType::ProjectGroup, a.id).await?;
+        self.tx.delete_admin(a.id).await?;
+        self.changes.push(Change::RemoveProjectGroup { group: a.id });
+        self.guard(a.org_id);
+        self.audit_admin::<B, ()>(a, "deleted", Some(before), None).await
+    }
+
+    /// Puts a project in a project group; `false` if it was there. The group's
+    /// record (with its members) is owed.
+    pub async fn add_group_project(&mut self, group: &AdminRecord, project: ProjectId) -> ApiResult<bool> {
+        let now = self.now;
+        let added = self.tx.add_group_project(group.id, project, group.org_id, now).await?;
+        if added {
+            self.changes.push(Change::AddGroupProject { group: group.id, project: project.0 });
+            self.owe_audit("project_group", group.id);
+        }
+        Ok(added)
+    }
+
+    /// Takes a project out of a project group and guards the org against lockout;
+    /// `false` if it was not there. The group's record is owed.
+    pub async fn remove_group_project(&mut self, group: &AdminRecord, project: ProjectId) -> ApiResult<bool> {
+        let removed = self.tx.remove_group_project(group.id, project).await?;
+        if removed {
+            self.changes.push(Change::RemoveGroupProject { group: group.id, project: project.0 });
+            self.guard(group.org_id);
+            self.owe_audit("project_group", group.id);
+        }
+        Ok(removed)
     }
 
     // --- people, credentials, invitations ---------------------------------------

@@ -17,6 +17,7 @@ pub mod meta;
 pub mod objects;
 pub mod organization;
 pub mod project;
+pub mod project_group;
 pub mod project_logs;
 pub mod project_tag;
 pub mod prompt;
@@ -182,6 +183,7 @@ pub fn api() -> utoipa_axum::router::OpenApiRouter<crate::state::App> {
         .merge(service_token::routes())
         .merge(env_var::routes())
         .merge(project_tag::routes())
+        .merge(project_group::routes())
 }
 
 /// The whole application.

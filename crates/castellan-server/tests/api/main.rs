@@ -19,5 +19,6 @@ mod hardening;
 mod identity;
 mod matrix;
 mod openapi;
+mod project_groups;
 mod project_tags;
 mod sdk;

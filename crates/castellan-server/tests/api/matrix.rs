@@ -96,6 +96,12 @@ impl World {
             let tag = self.owner(Method::POST, "/v1/project_tag", Some(body)).await;
             t = t.replace("{FRESH_TAG_P1}", tag["id"].as_str().expect("id"));
         }
+        if t.contains("{FRESH_PG}") {
+            let pg = self
+                .owner(Method::POST, "/v1/project_group", Some(json!({"name": format!("pg-{}", self.next())})))
+                .await;
+            t = t.replace("{FRESH_PG}", pg["id"].as_str().expect("id"));
+        }
         if t.contains("{FRESH_ENG_KEY}") {
             let (s, k) = self.call(1, Method::POST, "/v1/api_key", Some(json!({"name": "eng"}))).await;
             assert_eq!(s, StatusCode::OK);
@@ -249,6 +255,11 @@ async fn every_endpoint_answers_each_principal_exactly_as_designed(b: Backend) {
         (Method::GET, "/v1/project_tag/{FRESH_TAG_P1}", None, [200, 200, 200, 200, 404, 404, U, U]),
         (Method::PATCH, "/v1/project_tag/{FRESH_TAG_P1}", Some(r#"{"color": "c{N}"}"#), [200, 200, 200, 200, 404, 404, U, U]),
         (Method::DELETE, "/v1/project_tag/{FRESH_TAG_P1}", None, [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::GET, "/v1/project_group", None, [200, 200, 200, 200, 200, 200, U, U]),
+        (Method::POST, "/v1/project_group", Some(r#"{"name": "pg{N}", "org_name": "acme"}"#), [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::GET, "/v1/project_group/{FRESH_PG}", None, [200, 404, 404, 404, 404, 404, U, U]),
+        (Method::PATCH, "/v1/project_group/{FRESH_PG}", Some(r#"{"add_member_projects": ["{P1}"]}"#), [200, 404, 404, 404, 404, 404, U, U]),
+        (Method::DELETE, "/v1/project_group/{FRESH_PG}", None, [200, 404, 404, 404, 404, 404, U, U]),
         (Method::GET, "/v1/audit_log?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
         (Method::GET, "/v1/audit_log/chain?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
     ];

@@ -1,0 +1,146 @@
+//! Project groups (`/v1/project_group`) over real HTTP on SQLite and PostgreSQL: a
+//! grant on all projects of a group reaches exactly the projects in it, membership
+//! changes take effect at once, and changing membership is guarded.
+
+use crate::common;
+
+use common::{Backend, TestApp};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+on_both_backends!(
+    a_grant_on_a_project_group_reaches_exactly_its_projects,
+    project_group_membership_is_guarded_and_groups_go_cleanly
+);
+
+/// A new member of `owner`'s org with no group; returns (user id, API key).
+async fn member(app: &TestApp, owner: &str, email: &str) -> (String, String) {
+    let invite = json!({"invite_users": {"emails": [email]}});
+    let (s, _, out) = app.send(Method::PATCH, "/v1/organization/members", Some(owner), Some(invite), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    let token = out["invitations"][0]["token"].as_str().expect("token");
+    let (s, _, acc) = app.send(Method::POST, "/api/invitation/accept", None, Some(json!({"token": token})), &[]).await;
+    assert_eq!(s, StatusCode::OK, "{acc}");
+    (acc["user"]["id"].as_str().expect("id").to_owned(), acc["api_key"].as_str().expect("key").to_owned())
+}
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().unwrap_or_else(|| panic!("no id: {v}")).to_owned()
+}
+
+async fn a_grant_on_a_project_group_reaches_exactly_its_projects(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else { return };
+    let owner = app.bootstrap("acme", "ada@acme.example").await;
+    let (bob, bob_key) = member(&app, &owner, "bob@acme.example").await;
+    let p = id(&app.post("/v1/project", &owner, json!({"name": "p"})).await.1);
+    let q = id(&app.post("/v1/project", &owner, json!({"name": "q"})).await.1);
+    let (s, g) = app.post("/v1/project_group", &owner, json!({"name": "team", "description": "d"})).await;
+    assert_eq!(s, StatusCode::OK, "{g}");
+    let gid = id(&g);
+    assert_eq!(g["member_projects"], json!([]));
+    let (s, g) = app.patch(&format!("/v1/project_group/{gid}"), &owner, json!({"add_member_projects": [p]})).await;
+    assert_eq!((s, g["member_projects"].clone()), (StatusCode::OK, json!([p])), "{g}");
+    let (s, a) = app
+        .post(
+            "/v1/acl",
+            &owner,
+            json!({"object_type": "project_group_projects", "object_id": gid, "user_id": bob, "permission": "read"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{a}");
+    assert_eq!(app.get(&format!("/v1/project/{p}"), &bob_key).await.0, StatusCode::OK);
+    assert_eq!(app.get(&format!("/v1/project/{q}"), &bob_key).await.0, StatusCode::NOT_FOUND);
+    let names: Vec<String> = app.get("/v1/project", &bob_key).await.1["objects"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|x| x["name"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(names, ["p"]);
+    let (_, why) = app
+        .get(&format!("/v1/acl/explain?object_type=project&object_id={p}&permission=read&user_id={bob}"), &owner)
+        .await;
+    assert_eq!(why["allowed"], true, "{why}");
+    assert!(why.to_string().contains("project_group_projects"), "explain names the group: {why}");
+    // The grant on the group's definition is not a grant on its projects.
+    let (_, e) = app.post("/v1/experiment", &owner, json!({"project_id": p, "name": "e"})).await;
+    assert_eq!(app.get(&format!("/v1/experiment/{}", id(&e)), &bob_key).await.0, StatusCode::OK, "inside p too");
+    // Leaving the group takes the access away at once.
+    let (s, g) = app
+        .patch(
+            &format!("/v1/project_group/{gid}"),
+            &owner,
+            json!({"remove_member_projects": [p], "add_member_projects": [q]}),
+        )
+        .await;
+    assert_eq!((s, g["member_projects"].clone()), (StatusCode::OK, json!([q])), "{g}");
+    assert_eq!(app.get(&format!("/v1/project/{p}"), &bob_key).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(app.get(&format!("/v1/project/{q}"), &bob_key).await.0, StatusCode::OK);
+    // Deleting a project takes it out of its groups.
+    assert_eq!(app.delete(&format!("/v1/project/{q}"), &owner).await.0, StatusCode::OK);
+    assert_eq!(app.get(&format!("/v1/project_group/{gid}"), &owner).await.1["member_projects"], json!([]));
+    app.stop().await;
+}
+
+async fn project_group_membership_is_guarded_and_groups_go_cleanly(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else { return };
+    let owner = app.bootstrap("acme", "ada@acme.example").await;
+    let zeta = app.bootstrap("zeta", "zed@zeta.example").await;
+    let (carol, carol_key) = member(&app, &owner, "carol@acme.example").await;
+    let p = id(&app.post("/v1/project", &owner, json!({"name": "p"})).await.1);
+    let z = id(&app.post("/v1/project", &zeta, json!({"name": "z"})).await.1);
+    let gid = id(&app.post("/v1/project_group", &owner, json!({"name": "carols"})).await.1);
+    // Carol administers the group's definition, and can read p, but may not pull p in.
+    for (object_type, object_id, permission) in
+        [("project_group", &gid, "update"), ("project_group", &gid, "read"), ("project", &p, "read")]
+    {
+        let (s, v) = app
+            .post(
+                "/v1/acl",
+                &owner,
+                json!({"object_type": object_type, "object_id": object_id, "user_id": carol, "permission": permission}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let (s, v) = app.patch(&format!("/v1/project_group/{gid}"), &carol_key, json!({"add_member_projects": [p]})).await;
+    assert_eq!((s, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")), "{v}");
+    assert!(v["message"].as_str().is_some_and(|m| m.contains("update_acls")), "{v}");
+    let (s, v) = app.patch(&format!("/v1/project_group/{gid}"), &carol_key, json!({"name": "carol's"})).await;
+    assert_eq!((s, v["name"].as_str()), (StatusCode::OK, Some("carol's")), "{v}");
+    // Another org sees nothing and cannot pull in its project; the owner cannot pull in zeta's.
+    for (method, path) in
+        [(Method::GET, format!("/v1/project_group/{gid}")), (Method::DELETE, format!("/v1/project_group/{gid}"))]
+    {
+        let (s, _, v) = app.send(method, &path, Some(&zeta), None, &[]).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+        assert!(!v.to_string().contains("carol"), "{v}");
+    }
+    assert_eq!(app.get("/v1/project_group", &zeta).await.1["objects"], json!([]));
+    let (s, _) = app.patch(&format!("/v1/project_group/{gid}"), &owner, json!({"add_member_projects": [z]})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // create-or-get, listing by name, bad names.
+    let (_, h, again) =
+        app.send(Method::POST, "/v1/project_group", Some(&owner), Some(json!({"name": "carol's"})), &[]).await;
+    assert_eq!((again["id"].as_str(), h.get("x-bt-found-existing").is_some()), (Some(gid.as_str()), true));
+    let (_, by_name) = app.get("/v1/project_group?project_group_name=carol's", &owner).await;
+    assert_eq!(by_name["objects"].as_array().map(Vec::len), Some(1), "{by_name}");
+    let (s, v) = app.post("/v1/project_group", &owner, json!({"name": ""})).await;
+    assert_eq!((s, v["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_body")));
+    assert_eq!(app.post("/v1/project_group", &carol_key, json!({"name": "mine"})).await.0, StatusCode::FORBIDDEN);
+    // Deleting the group drops every grant on it (audited); its projects stay.
+    app.patch(&format!("/v1/project_group/{gid}"), &owner, json!({"add_member_projects": [p]})).await;
+    let (s, _) = app.delete(&format!("/v1/project_group/{gid}"), &owner).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(app.get(&format!("/v1/project_group/{gid}"), &owner).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(app.get(&format!("/v1/project/{p}"), &owner).await.0, StatusCode::OK);
+    let (_, acls) = app.get(&format!("/v1/acl?object_type=project&object_id={p}"), &owner).await;
+    assert_eq!(acls["objects"].as_array().map(Vec::len), Some(1), "carol's read on p stays: {acls}");
+    let (_, audit) = app.get("/v1/audit_log?org_name=acme&event_type=project_group.", &owner).await;
+    let events: Vec<&str> =
+        audit["objects"].as_array().expect("audit").iter().filter_map(|e| e["event_type"].as_str()).collect();
+    for e in ["project_group.created", "project_group.updated", "project_group.deleted"] {
+        assert!(events.contains(&e), "{e}: {events:?}");
+    }
+    app.stop().await;
+}
