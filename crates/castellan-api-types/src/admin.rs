@@ -134,6 +134,10 @@ pub struct CreateProject {
     /// Which organization, when the credential belongs to several.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub org_name: Option<String>,
+    /// Create the project straight into this project group: needs `update` on the
+    /// group and `create` of a project on all projects of the group (or above it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_group_name: Option<String>,
 }
 
 /// `PATCH /v1/project/{id}`.

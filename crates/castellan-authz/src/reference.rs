@@ -195,7 +195,7 @@ impl Reference {
     /// The chain of a prospective child of `child_type` under `parent`, or `None`.
     pub fn create_chain(&self, child_type: ObjectType, parent: ObjectRef) -> Option<Vec<ObjectRef>> {
         let ok = match child_type {
-            T::Project => matches!(parent.object_type, T::Organization | T::OrgProject),
+            T::Project => matches!(parent.object_type, T::Organization | T::OrgProject | T::ProjectGroupProjects),
             T::ProjectLog | T::Experiment | T::Dataset | T::Prompt | T::PromptSession => {
                 parent.object_type == T::Project
             }
@@ -214,7 +214,9 @@ impl Reference {
             return None;
         }
         let start = match child_type {
-            T::Project => ObjectRef::new(T::OrgProject, parent.object_id),
+            T::Project if parent.object_type != T::ProjectGroupProjects => {
+                ObjectRef::new(T::OrgProject, parent.object_id)
+            }
             T::AiSecret => ObjectRef::new(T::OrgAiSecret, parent.object_id),
             _ => parent,
         };

@@ -405,6 +405,9 @@ impl Snapshot {
         use ObjectType as T;
         let start = match (child_type, parent.object_type) {
             (T::Project, T::Organization | T::OrgProject) => ObjectRef::new(T::OrgProject, parent.object_id),
+            // A project created straight into a project group: `create` on all projects
+            // of the group (or above it) decides.
+            (T::Project, T::ProjectGroupProjects) => parent,
             (T::ProjectLog | T::Experiment | T::Dataset | T::Prompt | T::PromptSession, T::Project) => parent,
             (T::AiSecret, T::Organization | T::OrgAiSecret) => ObjectRef::new(T::OrgAiSecret, parent.object_id),
             (

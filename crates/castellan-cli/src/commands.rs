@@ -363,7 +363,8 @@ async fn project(cmd: ProjectCmd) -> Result<()> {
             emit(json, &p, |p| projects_table(std::slice::from_ref(p)));
         }
         ProjectAction::Create { name, description } => {
-            let body = api::CreateProject { name, description, org_name: cmd.client.org.clone() };
+            let body =
+                api::CreateProject { name, description, org_name: cmd.client.org.clone(), project_group_name: None };
             let p: api::Project = c.post("/v1/project", &body).await?;
             emit(json, &p, |p| projects_table(std::slice::from_ref(p)));
         }

@@ -9,7 +9,7 @@ use crate::fill;
 use axum::Json;
 use castellan_api_types::{CreateProject, ListResponse, PatchProject, Project};
 use castellan_core::{Name, ObjectRef, ObjectType, Permission, ProjectId};
-use castellan_store::{Paged, ProjectFilter, ProjectRecord};
+use castellan_store::{AdminKind, Paged, ProjectFilter, ProjectRecord};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -82,7 +82,29 @@ pub async fn create(caller: Caller, Body(body): Body<CreateProject>) -> ApiResul
             }
         }
     }
-    let permit = caller.require_create(ObjectType::Project, org_ref).await?;
+    // Into a project group: the group must be one the caller may change, and `create`
+    // of a project is decided on all projects of the group (which sits under
+    // org_project, so a grant there counts too).
+    let group = match body.project_group_name.as_deref().filter(|g| !g.is_empty()) {
+        None => None,
+        Some(gn) => {
+            let missing = || ApiError::NotFound(format!("project group `{gn}` not found"));
+            let scope = caller.list_scope(Some(&org.name)).await?;
+            let mut tx = caller.state().read_scope(&scope).await?;
+            let g = tx.find_admin(AdminKind::ProjectGroup, org_ref, gn).await?.ok_or_else(missing)?;
+            let group_ref = ObjectRef::new(ObjectType::ProjectGroup, g.id);
+            caller.require(Permission::Update, group_ref).await.map_err(|e| match e {
+                ApiError::NotFound(_) => missing(),
+                e => e,
+            })?;
+            Some(g)
+        }
+    };
+    let parent = match &group {
+        Some(g) => ObjectRef::new(ObjectType::ProjectGroupProjects, g.id),
+        None => org_ref,
+    };
+    let permit = caller.require_create(ObjectType::Project, parent).await?;
     let mut w = caller.state().write(&permit).await?;
     if let Some(p) = w.tx().find_project_by_name(org.id, name.as_str()).await? {
         return if existing_readable(&p) {
@@ -104,6 +126,19 @@ pub async fn create(caller: Caller, Body(body): Body<CreateProject>) -> ApiResul
         created: w.now(),
     };
     w.create_project(&p).await?;
+    if let Some(g) = &group {
+        w.add_group_project(g, p.id).await?;
+        w.audit(crate::access::AuditEvent::<(), _> {
+            org: org.id,
+            event_type: "project_group.updated",
+            resource_type: "project_group",
+            resource_id: Some(g.id),
+            resource_name: Some(&g.name),
+            before: None,
+            after: Some(&serde_json::json!({"added_member_projects": [p.id]})),
+        })
+        .await?;
+    }
     let out = dto::project(&p);
     let rev = w.commit().await?;
     Ok(Written::at(rev, out))

@@ -76,6 +76,20 @@ async fn a_grant_on_a_project_group_reaches_exactly_its_projects(b: Backend) {
     assert_eq!((s, g["member_projects"].clone()), (StatusCode::OK, json!([q])), "{g}");
     assert_eq!(app.get(&format!("/v1/project/{p}"), &bob_key).await.0, StatusCode::NOT_FOUND);
     assert_eq!(app.get(&format!("/v1/project/{q}"), &bob_key).await.0, StatusCode::OK);
+    // A project created straight into the group is in it, and reachable at once.
+    let (s, r) = app.post("/v1/project", &owner, json!({"name": "r", "project_group_name": "team"})).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let r = id(&r);
+    assert_eq!(app.get(&format!("/v1/project/{r}"), &bob_key).await.0, StatusCode::OK);
+    let (s, v) = app.post("/v1/project", &owner, json!({"name": "x", "project_group_name": "nope"})).await;
+    assert_eq!((s, v["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{v}");
+    assert_eq!(
+        app.post("/v1/project", &bob_key, json!({"name": "y", "project_group_name": "team"})).await.0,
+        StatusCode::NOT_FOUND,
+        "bob cannot read the group"
+    );
+    let (s, g) = app.patch(&format!("/v1/project_group/{gid}"), &owner, json!({"remove_member_projects": [r]})).await;
+    assert_eq!((s, g["member_projects"].clone()), (StatusCode::OK, json!([q])), "{g}");
     // Deleting a project takes it out of its groups.
     assert_eq!(app.delete(&format!("/v1/project/{q}"), &owner).await.0, StatusCode::OK);
     assert_eq!(app.get(&format!("/v1/project_group/{gid}"), &owner).await.1["member_projects"], json!([]));
