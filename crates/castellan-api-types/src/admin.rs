@@ -51,7 +51,7 @@ pub struct Organization {
 }
 
 /// How the console shows images in logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ImageRenderingMode {
     /// Show them.
@@ -77,6 +77,19 @@ impl ImageRenderingMode {
         [ImageRenderingMode::Auto, ImageRenderingMode::ClickToLoad, ImageRenderingMode::Blocked]
             .into_iter()
             .find(|m| m.as_str() == s)
+    }
+}
+
+// By hand, from a string, so that any other value (a number included) is a data
+// error that names the field and the values it takes.
+impl<'de> Deserialize<'de> for ImageRenderingMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        ImageRenderingMode::parse(&s).ok_or_else(|| {
+            serde::de::Error::custom(format_args!(
+                "`image_rendering_mode` must be one of auto, click_to_load, blocked; got `{s}`"
+            ))
+        })
     }
 }
 

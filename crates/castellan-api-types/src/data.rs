@@ -285,7 +285,7 @@ pub struct CreateFunction {
     /// Tags.
     #[serde(default)]
     pub tags: Option<Vec<String>>,
-    /// Metadata.
+    /// Castellan extension: free-form metadata.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
@@ -331,22 +331,22 @@ pub struct PatchFunction {
     /// New tags.
     #[serde(default)]
     pub tags: Option<Vec<String>>,
-    /// Metadata, deep-merged.
+    /// Castellan extension: metadata, deep-merged.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
-    /// New function type.
+    /// Castellan extension: a new function type.
     #[serde(default)]
     pub function_type: Option<String>,
     /// New function data (`/v1/function` only).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub function_data: Option<Value>,
-    /// New origin.
+    /// Castellan extension: a new origin.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub origin: Option<Value>,
-    /// New schemas.
+    /// Castellan extension: new parameter and return schemas.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub function_schema: Option<Value>,

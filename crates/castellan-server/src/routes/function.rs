@@ -266,7 +266,8 @@ pub async fn create_in(
     Ok(Written::at(rev, out))
 }
 
-/// A new version of a function (or prompt) with the given fields changed.
+/// A new version of a function (or prompt) with the given fields changed; when
+/// nothing changes (an absent or empty body), the current version, unwritten.
 pub async fn update_in(caller: &Caller, id: Uuid, body: PatchFunction, mode: Mode) -> ApiResult<Written<Function>> {
     let name = body.name.as_deref().map(|n| Name::parse("name", n)).transpose().map_err(invalid)?;
     let slug = body.slug.as_deref().map(check_slug).transpose()?;
@@ -307,6 +308,10 @@ pub async fn update_in(caller: &Caller, id: Uuid, body: PatchFunction, mode: Mod
         d.function_data = f;
     }
     after.data = to_data(&d);
+    if after == before {
+        // Nothing to change (an absent or empty body): no new version.
+        return Ok(Written { revision: None, found_existing: false, body: wire(&before) });
+    }
     after.xact_id = Some(w.tx().next_xact_id().await?);
     let out = wire(&after);
     w.update_object(&after, &wire(&before), &out).await?;

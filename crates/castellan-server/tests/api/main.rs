@@ -21,3 +21,4 @@ mod matrix;
 mod openapi;
 mod project_tags;
 mod sdk;
+mod wire_model;
