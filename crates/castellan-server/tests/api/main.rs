@@ -12,6 +12,7 @@ mod support;
 
 mod access;
 mod compat_api;
+mod compat_wheel;
 mod dataplane;
 mod env_vars;
 mod foundation;

@@ -249,6 +249,12 @@ async fn get_fetch_reads_max_xact_id_and_max_root_span_id_as_post_fetch_does(b: 
         let (s, got) = app.get(&format!("{fetch}?max_xact_id={first}&max_root_span_id=whatever"), &owner).await;
         assert_eq!(s, StatusCode::OK, "{base}: {got}");
         assert_eq!(got["events"][0]["input"], 1, "{base}: the row as of `max_xact_id`: {got}");
+        let row = &got["events"][0];
+        assert_eq!(
+            (&row["span_id"], &row["root_span_id"]),
+            (&json!("r"), &json!("r")),
+            "{base}: span ids default: {row}"
+        );
         let (_, posted) = app.post(&fetch, &owner, json!({"max_xact_id": first, "max_root_span_id": "whatever"})).await;
         assert_eq!(got["events"], posted["events"], "{base}: both forms answer alike");
         let (_, got) = app.get(&format!("{fetch}?max_xact_id={first}&version={latest}"), &owner).await;
