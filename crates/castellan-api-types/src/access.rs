@@ -225,9 +225,17 @@ pub struct PatchRole {
 pub struct InviteServiceAccount {
     /// Its name.
     pub name: String,
-    /// Also mint a first service token with this name.
+    /// Also mint a first service token with this name (create-and-mint; the raw
+    /// token is in `added_users[].api_key`, shown once). The request must then be
+    /// made with a console session or an owner's service token, not a user API key
+    /// (403); without it, an owner's API key is enough.
     #[serde(default)]
     pub token_name: Option<String>,
+    /// Seconds from now after which that first token expires (a whole number from 1;
+    /// only with `token_name`); absent or null: it never expires.
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    pub token_expires_in_seconds: Option<i64>,
 }
 
 /// Who to invite.
@@ -239,7 +247,9 @@ pub struct InviteUsers {
     /// People by email (existing users join at once; others get an invitation).
     #[serde(default)]
     pub emails: Option<Vec<String>>,
-    /// Service accounts to create.
+    /// Service accounts to create (owners of the organization only). Plain creation
+    /// works with any owner credential; creating with `token_name` also mints a
+    /// token and needs a console session or an owner's service token.
     #[serde(default)]
     pub service_accounts: Option<Vec<InviteServiceAccount>>,
     /// Send invitation emails.

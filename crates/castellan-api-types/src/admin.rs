@@ -37,17 +37,64 @@ pub struct Organization {
     pub realtime_url: Option<String>,
     /// Creation time (RFC 3339).
     pub created: Option<String>,
-    /// `auto`, `click_to_load` or `blocked`.
-    pub image_rendering_mode: Option<String>,
+    /// When the organization was archived; Castellan does not archive
+    /// organizations, so always null.
+    pub archived_at: Option<String>,
+    /// When the organization was deleted: null for a live organization, the time of
+    /// deletion in the answer to `DELETE`.
+    pub deleted_at: Option<String>,
+    /// How the console shows images in logs.
+    pub image_rendering_mode: Option<ImageRenderingMode>,
     /// Castellan extension: when true, a grantor may only grant what it holds itself.
     #[serde(default)]
     pub strict_delegation: bool,
 }
 
-/// The values `image_rendering_mode` accepts.
-pub const IMAGE_RENDERING_MODES: [&str; 3] = ["auto", "click_to_load", "blocked"];
+/// How the console shows images in logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageRenderingMode {
+    /// Show them.
+    Auto,
+    /// Show them once clicked.
+    ClickToLoad,
+    /// Never load them.
+    Blocked,
+}
 
-/// `PATCH /v1/organization/{id}`: fields to change; absent fields stay.
+impl ImageRenderingMode {
+    /// The wire (and stored) text.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ImageRenderingMode::Auto => "auto",
+            ImageRenderingMode::ClickToLoad => "click_to_load",
+            ImageRenderingMode::Blocked => "blocked",
+        }
+    }
+
+    /// Parses the wire (and stored) text.
+    pub fn parse(s: &str) -> Option<ImageRenderingMode> {
+        [ImageRenderingMode::Auto, ImageRenderingMode::ClickToLoad, ImageRenderingMode::Blocked]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
+}
+
+// By hand, from a string, so that any other value (a number included) is a data
+// error that names the field and the values it takes.
+impl<'de> Deserialize<'de> for ImageRenderingMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        ImageRenderingMode::parse(&s).ok_or_else(|| {
+            serde::de::Error::custom(format_args!(
+                "`image_rendering_mode` must be one of auto, click_to_load, blocked; got `{s}`"
+            ))
+        })
+    }
+}
+
+/// `PATCH /v1/organization/{id}`: fields to change; absent fields stay (an absent
+/// body changes nothing).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct PatchOrganization {
     /// New name.
@@ -68,9 +115,9 @@ pub struct PatchOrganization {
     /// Realtime URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub realtime_url: Option<String>,
-    /// `auto`, `click_to_load` or `blocked`.
+    /// How the console shows images in logs; any other value is refused (400).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_rendering_mode: Option<String>,
+    pub image_rendering_mode: Option<ImageRenderingMode>,
     /// Castellan extension: turn strict delegation on or off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strict_delegation: Option<bool>,
@@ -140,7 +187,8 @@ pub struct CreateProject {
     pub project_group_name: Option<String>,
 }
 
-/// `PATCH /v1/project/{id}`.
+/// `PATCH /v1/project/{id}`: fields to change; absent fields stay (an absent body
+/// changes nothing).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct PatchProject {
     /// New name.
@@ -153,6 +201,11 @@ pub struct PatchProject {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub settings: Option<serde_json::Value>,
+    /// A new creator: the project's `user_id`, which records who created it and
+    /// grants nothing. It must be a member (person or service account) of the
+    /// project's organization, else 400; null leaves it as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<Uuid>,
 }
 
 /// An API key, as listed (never the secret).
@@ -176,12 +229,16 @@ pub struct ApiKey {
     pub user_family_name: Option<String>,
     /// The organization it was created in.
     pub org_id: Option<Uuid>,
-    /// Last successful use (RFC 3339; Castellan extension).
+    /// Castellan extension: last successful use (RFC 3339, minute precision).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_used: Option<String>,
+    /// When the key stops authenticating (RFC 3339); null: it never expires.
+    #[serde(default)]
+    pub expires_at: Option<String>,
 }
 
-/// `POST /v1/api_key`.
+/// `POST /v1/api_key` (Castellan extension: Braintrust's API lists, reads and
+/// deletes keys but has no operation to create one).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CreateApiKey {
     /// Name (not unique).
@@ -192,6 +249,9 @@ pub struct CreateApiKey {
     /// Which organization, by id (as the `bt` CLI sends it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub org_id: Option<Uuid>,
+    /// When the key stops authenticating (RFC 3339, in the future); absent: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 /// The answer to `POST /v1/api_key`: the key plus its raw secret, shown only once.
@@ -247,11 +307,11 @@ pub struct ServiceToken {
     pub service_account_name: Option<String>,
     /// The organization.
     pub org_id: Option<Uuid>,
-    /// Castellan extension: last successful use (RFC 3339).
+    /// Castellan extension: last successful use (RFC 3339, minute precision).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_used: Option<String>,
-    /// Castellan extension: when the token stops working (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// When the token stops authenticating (RFC 3339); null: it never expires.
+    #[serde(default)]
     pub expires_at: Option<String>,
 }
 

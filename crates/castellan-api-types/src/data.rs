@@ -45,6 +45,18 @@ pub struct Experiment {
     pub metadata: Option<Value>,
     /// Tags.
     pub tags: Option<Vec<String>>,
+    /// Braintrust-controlled metadata about the experiment.
+    pub internal_metadata: Option<InternalMetadata>,
+}
+
+/// Braintrust-controlled metadata about an experiment, stored as given.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct InternalMetadata {
+    /// The BTQL filter payload used to evaluate a subset of the linked dataset (an
+    /// object, or null).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub dataset_filter: Option<Value>,
 }
 
 /// `POST /v1/experiment`.
@@ -65,7 +77,8 @@ pub struct CreateExperiment {
     /// Base experiment to compare with.
     #[serde(default)]
     pub base_exp_id: Option<Uuid>,
-    /// Commits preceding this one (accepted, not stored).
+    /// Castellan extension (from Braintrust's older API): commits preceding this
+    /// one; accepted, not stored.
     #[serde(default)]
     pub ancestor_commits: Option<Vec<String>>,
     /// Dataset it ran over.
@@ -94,9 +107,13 @@ pub struct CreateExperiment {
     /// experiment of that name.
     #[serde(default)]
     pub ensure_new: Option<bool>,
+    /// Braintrust-controlled metadata about the experiment.
+    #[serde(default)]
+    pub internal_metadata: Option<InternalMetadata>,
 }
 
-/// `PATCH /v1/experiment/{id}`: absent fields stay; `metadata` is deep-merged.
+/// `PATCH /v1/experiment/{id}`: absent fields stay (an absent body changes nothing);
+/// `metadata` is deep-merged, `internal_metadata` replaced.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct PatchExperiment {
     /// New name.
@@ -134,6 +151,9 @@ pub struct PatchExperiment {
     /// Tags (replaced).
     #[serde(default)]
     pub tags: Option<Vec<String>>,
+    /// Braintrust-controlled metadata about the experiment (replaced).
+    #[serde(default)]
+    pub internal_metadata: Option<InternalMetadata>,
 }
 
 /// A dataset.
@@ -240,6 +260,10 @@ pub struct Function {
     /// Parameter and return schemas.
     #[schema(value_type = Option<Object>)]
     pub function_schema: Option<Value>,
+    /// Castellan extension: the `environment_slugs` it was created or replaced
+    /// with, as stored (absent when none were given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment_slugs: Option<Vec<String>>,
 }
 
 /// `POST /v1/prompt` and `/v1/function` (and `PUT`, which replaces by slug).
@@ -261,7 +285,7 @@ pub struct CreateFunction {
     /// Tags.
     #[serde(default)]
     pub tags: Option<Vec<String>>,
-    /// Metadata.
+    /// Castellan extension: free-form metadata.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
@@ -280,6 +304,11 @@ pub struct CreateFunction {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub function_schema: Option<Value>,
+    /// The environments (by slug) to assign the prompt to: distinct slugs. Castellan
+    /// has no environments yet, so the slugs are stored as given (and shown in the
+    /// answer), not checked against existing environments; `PUT` replaces them.
+    #[serde(default)]
+    pub environment_slugs: Option<Vec<String>>,
 }
 
 /// `PATCH /v1/prompt/{id}` and `/v1/function/{id}`: a new version with these fields
@@ -302,22 +331,22 @@ pub struct PatchFunction {
     /// New tags.
     #[serde(default)]
     pub tags: Option<Vec<String>>,
-    /// Metadata, deep-merged.
+    /// Castellan extension: metadata, deep-merged.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
-    /// New function type.
+    /// Castellan extension: a new function type.
     #[serde(default)]
     pub function_type: Option<String>,
     /// New function data (`/v1/function` only).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub function_data: Option<Value>,
-    /// New origin.
+    /// Castellan extension: a new origin.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub origin: Option<Value>,
-    /// New schemas.
+    /// Castellan extension: new parameter and return schemas.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub function_schema: Option<Value>,

@@ -22,7 +22,8 @@ pub struct InsertEventsResponse {
     pub row_ids: Vec<String>,
 }
 
-/// `POST …/fetch` (the `GET` form takes the same fields as query parameters).
+/// `POST …/fetch` (the `GET` form takes the same fields as query parameters). Every
+/// field is optional, and so is the body: an absent one reads the first page.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct FetchEvents {
     /// Rows per page (at most 1000, the default).
@@ -34,10 +35,12 @@ pub struct FetchEvents {
     /// Read as of this transaction id.
     #[serde(default)]
     pub version: Option<String>,
-    /// Deprecated spelling of `version`.
+    /// Deprecated spelling of `version` (Braintrust's older manual pagination
+    /// cursor, with `max_root_span_id`): read as of this transaction id (19 digits).
+    /// `version` wins when both are given.
     #[serde(default)]
     pub max_xact_id: Option<String>,
-    /// Deprecated; ignored.
+    /// Deprecated; accepted and ignored (page with `cursor`).
     #[serde(default)]
     pub max_root_span_id: Option<String>,
 }
@@ -52,18 +55,25 @@ pub struct FetchEventsResponse {
     pub cursor: Option<String>,
 }
 
+/// A field whose presence matters: absent stays `None` (by `#[serde(default)]`), any
+/// value given, `null` included, is `Some`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
 /// One piece of feedback on a row.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FeedbackItem {
     /// The row.
     pub id: String,
-    /// Scores to merge in.
+    /// Scores to merge in: name to number (0 to 1) or null. (Castellan extension on
+    /// datasets.)
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub scores: Option<Value>,
-    /// New expected value.
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    /// New expected value: any JSON value; an explicit `null` sets it to null.
+    /// (Castellan extension on datasets, whose rows also have an expected value.)
+    #[serde(default, deserialize_with = "present")]
     pub expected: Option<Value>,
     /// A comment, stored as its own row.
     #[serde(default)]
@@ -72,7 +82,7 @@ pub struct FeedbackItem {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
-    /// `app`, `api` or `external`.
+    /// Where the feedback came from: `app`, `api` or `external` (the default).
     #[serde(default)]
     pub source: Option<String>,
     /// Tags to add.
@@ -102,12 +112,13 @@ pub struct ScoreSummary {
     pub name: String,
     /// Mean over traces (each trace's spans averaged first).
     pub score: f64,
-    /// Traces that scored higher than their match in the comparison.
-    pub improvements: Option<u64>,
-    /// Traces that scored lower.
-    pub regressions: Option<u64>,
-    /// This mean minus the comparison's; absent without a comparison.
+    /// Traces that scored higher than their match in the comparison (0 without one).
+    pub improvements: u64,
+    /// Traces that scored lower (0 without a comparison).
+    pub regressions: u64,
+    /// This mean minus the comparison's; absent (never null) without a comparison.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub diff: Option<f64>,
 }
 
@@ -120,12 +131,13 @@ pub struct MetricSummary {
     pub metric: f64,
     /// Unit label.
     pub unit: String,
-    /// Traces better (lower) than their match.
-    pub improvements: Option<u64>,
-    /// Traces worse (higher).
-    pub regressions: Option<u64>,
-    /// Relative change against the comparison; absent without one.
+    /// Traces better (lower) than their match (0 without a comparison).
+    pub improvements: u64,
+    /// Traces worse (higher; 0 without a comparison).
+    pub regressions: u64,
+    /// Relative change against the comparison; absent (never null) without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub diff: Option<f64>,
 }
 

@@ -660,9 +660,23 @@ pub enum ServiceTokenAction {
 pub async fn service_account(c: &Client, json: bool, org: Option<String>, action: ServiceAccountAction) -> Result<()> {
     match action {
         ServiceAccountAction::Create { name, token, groups } => {
-            let body = json!({"invite_users": {"service_accounts": [{"name": name, "token_name": token}], "group_names": groups},
+            // The account first, then its token through `/v1/service_token`: creating
+            // with `token_name` (create-and-mint) is refused to API keys, which is what
+            // the CLI holds.
+            let body = json!({"invite_users": {"service_accounts": [{"name": name}], "group_names": groups},
                 "org_name": org});
-            let out: api::PatchOrganizationMembersOutput = c.patch("/v1/organization/members", &body).await?;
+            let mut out: api::PatchOrganizationMembersOutput = c.patch("/v1/organization/members", &body).await?;
+            if let (Some(token), Some(account)) = (token, out.added_users.as_mut().and_then(|a| a.first_mut())) {
+                let body = api::CreateServiceToken {
+                    name: token,
+                    service_account_id: account.id,
+                    org_name: org,
+                    expires_at: None,
+                };
+                let t: api::CreateServiceTokenOutput = c.post("/v1/service_token", &body).await?;
+                account.api_key = Some(t.key);
+                account.token_name = Some(t.service_token.name);
+            }
             emit(json, &out, |o| {
                 let mut s = String::new();
                 for u in o.added_users.iter().flatten() {

@@ -193,7 +193,12 @@ enum ApiKeyAction {
     /// Show one API key.
     Get { id: uuid::Uuid },
     /// Create an API key; the secret is printed once.
-    Create { name: String },
+    Create {
+        name: String,
+        /// RFC 3339 time after which the key stops working.
+        #[arg(long)]
+        expires_at: Option<String>,
+    },
     /// Revoke an API key.
     Delete { id: uuid::Uuid },
 }
@@ -369,7 +374,7 @@ async fn project(cmd: ProjectCmd) -> Result<()> {
             emit(json, &p, |p| projects_table(std::slice::from_ref(p)));
         }
         ProjectAction::Update { id, name, description } => {
-            let body = api::PatchProject { name, description, settings: None };
+            let body = api::PatchProject { name, description, ..Default::default() };
             let p: api::Project = c.patch(&format!("/v1/project/{id}"), &body).await?;
             emit(json, &p, |p| projects_table(std::slice::from_ref(p)));
         }
@@ -382,9 +387,16 @@ async fn project(cmd: ProjectCmd) -> Result<()> {
 }
 
 fn keys_table(v: &[api::ApiKey]) -> String {
-    let mut t = Table::new(vec!["ID", "NAME", "PREVIEW", "USER", "LAST USED"]);
+    let mut t = Table::new(vec!["ID", "NAME", "PREVIEW", "USER", "EXPIRES", "LAST USED"]);
     for k in v {
-        t.row(vec![k.id.to_string(), k.name.clone(), k.preview_name.clone(), cell(&k.user_email), cell(&k.last_used)]);
+        t.row(vec![
+            k.id.to_string(),
+            k.name.clone(),
+            k.preview_name.clone(),
+            cell(&k.user_email),
+            cell(&k.expires_at),
+            cell(&k.last_used),
+        ]);
     }
     t.render()
 }
@@ -401,8 +413,8 @@ async fn api_key(cmd: ApiKeyCmd) -> Result<()> {
             let k: api::ApiKey = c.get(&format!("/v1/api_key/{id}"), &[]).await?;
             emit(json, &k, |k| keys_table(std::slice::from_ref(k)));
         }
-        ApiKeyAction::Create { name } => {
-            let body = api::CreateApiKey { name, org_name: cmd.client.org.clone(), org_id: None };
+        ApiKeyAction::Create { name, expires_at } => {
+            let body = api::CreateApiKey { name, org_name: cmd.client.org.clone(), org_id: None, expires_at };
             let k: api::CreateApiKeyOutput = c.post("/v1/api_key", &body).await.context("creating the API key")?;
             emit(json, &k, |k| {
                 format!(

@@ -15,7 +15,9 @@ pub fn org(o: &OrgRecord) -> api::Organization {
         proxy_url: o.proxy_url.clone(),
         realtime_url: o.realtime_url.clone(),
         created: Some(format_time(o.created)),
-        image_rendering_mode: o.image_rendering_mode.clone(),
+        archived_at: None,
+        deleted_at: None,
+        image_rendering_mode: o.image_rendering_mode.as_deref().and_then(api::ImageRenderingMode::parse),
         strict_delegation: o.settings.get("strict_delegation").and_then(|v| v.as_bool()).unwrap_or(false),
     }
 }
@@ -59,6 +61,7 @@ pub fn api_key(k: &KeyRecord, owner: Option<&UserRecord>) -> api::ApiKey {
         user_family_name: owner.and_then(|u| u.family_name.clone()),
         org_id: k.org_id.map(|o| o.0),
         last_used: k.last_used.map(format_time),
+        expires_at: k.expires_at.map(format_time),
     }
 }
 

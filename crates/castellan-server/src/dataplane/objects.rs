@@ -39,6 +39,9 @@ pub struct ExperimentData {
     /// Tags.
     #[serde(default)]
     pub tags: Option<Vec<String>>,
+    /// Braintrust-controlled metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internal_metadata: Option<api::InternalMetadata>,
 }
 
 /// A dataset's own fields.
@@ -76,6 +79,9 @@ pub struct FunctionData {
     /// Schemas.
     #[serde(default)]
     pub function_schema: Option<Value>,
+    /// The environments it was assigned to (stored; environments do not exist yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment_slugs: Option<Vec<String>>,
 }
 
 /// A playground's own fields.
@@ -146,6 +152,7 @@ pub fn experiment(o: &ObjectRecord) -> api::Experiment {
         user_id: o.user_id.map(|u| u.0),
         metadata: d.metadata,
         tags: d.tags,
+        internal_metadata: d.internal_metadata,
     }
 }
 
@@ -186,6 +193,7 @@ pub fn function(o: &ObjectRecord) -> api::Function {
         function_data: d.function_data,
         origin: d.origin,
         function_schema: d.function_schema,
+        environment_slugs: d.environment_slugs,
     }
 }
 

@@ -225,8 +225,9 @@ pub fn attachment_keys(v: &Value, out: &mut Vec<String>) {
 }
 
 /// A stored row as the API returns it: its fields plus `id`, `_xact_id`, its
-/// object's ids (project logs: and `org_id`) and `created`; dataset rows always carry `input`, `expected`,
-/// `metadata` and `tags` (the SDK reads them).
+/// object's ids (project logs: and `org_id`), `created`, and `span_id` and
+/// `root_span_id` (the row's id when it was written without them); dataset rows
+/// always carry `input`, `expected`, `metadata` and `tags` (the SDK reads them).
 pub fn event_json(log: EventObject, org: Option<Uuid>, e: StoredEvent) -> Value {
     let mut m = match e.data {
         Value::Object(m) => m,
@@ -236,6 +237,13 @@ pub fn event_json(log: EventObject, org: Option<Uuid>, e: StoredEvent) -> Value 
             m
         }
     };
+    // A row written without span ids (a REST insert may leave them out) is a trace of
+    // its own, as summaries already read it: the client's row types require both.
+    let root = root_span_id(&e.row_id, &m);
+    if !matches!(m.get("span_id"), Some(Value::String(s)) if !s.is_empty()) {
+        m.insert("span_id".into(), Value::String(e.row_id.clone()));
+    }
+    m.insert("root_span_id".into(), Value::String(root));
     m.insert("id".into(), Value::String(e.row_id));
     m.insert("_xact_id".into(), Value::String(e.xact_id.to_string()));
     m.insert("project_id".into(), Value::String(e.project_id.to_string()));

@@ -136,8 +136,8 @@ pub fn summarize(
         .into_iter()
         .map(|(name, (score, cmp))| {
             let (improvements, regressions, diff) = match cmp {
-                Some((up, down, base_mean)) => (Some(up), Some(down), base_mean.map(|b| score - b)),
-                None => (Some(0), Some(0), None),
+                Some((up, down, base_mean)) => (up, down, base_mean.map(|b| score - b)),
+                None => (0, 0, None),
             };
             (name.clone(), ScoreSummary { name, score, improvements, regressions, diff })
         })
@@ -150,10 +150,8 @@ pub fn summarize(
         .map(|(name, (metric, cmp))| {
             let (improvements, regressions, diff) = match cmp {
                 // Metrics change relatively (the SDK prints the diff as a percentage).
-                Some((up, down, base_mean)) => {
-                    (Some(up), Some(down), base_mean.filter(|b| *b != 0.0).map(|b| (metric - b) / b))
-                }
-                None => (Some(0), Some(0), None),
+                Some((up, down, base_mean)) => (up, down, base_mean.filter(|b| *b != 0.0).map(|b| (metric - b) / b)),
+                None => (0, 0, None),
             };
             let unit = if name == "duration" { "s" } else { "tok" }.to_owned();
             (name.clone(), MetricSummary { name, metric, unit, improvements, regressions, diff })
@@ -218,10 +216,10 @@ mod tests {
         base.extend(trace("z", 9, &[("exact", 0.0)], 1.0));
         let (scores, metrics) = summarize(&cur, Some(&base));
         let s = &scores["exact"];
-        assert_eq!((s.improvements, s.regressions), (Some(1), Some(1)));
+        assert_eq!((s.improvements, s.regressions), (1, 1));
         assert!((s.diff.unwrap_or_default() - (2.0 / 3.0 - 1.0 / 3.0)).abs() < 1e-9);
         let d = &metrics["duration"];
-        assert_eq!((d.improvements, d.regressions), (Some(1), Some(1)), "lower is better for durations");
+        assert_eq!((d.improvements, d.regressions), (1, 1), "lower is better for durations");
     }
 
     #[test]

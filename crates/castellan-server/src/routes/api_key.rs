@@ -78,8 +78,9 @@ pub async fn list(
     Ok(Json(ListResponse { objects: with_owners(&mut *tx, &rows).await? }))
 }
 
-/// Creates an API key for the caller in an org it belongs to; the key acts only in
-/// that org. Refused for service accounts and while impersonating. The raw key is in
+/// Castellan extension: creates an API key for the caller in an org it belongs to;
+/// the key acts only in that org, and stops authenticating at `expires_at` if one is
+/// given. Refused for service accounts and while impersonating. The raw key is in
 /// the answer and nowhere else, ever.
 #[utoipa::path(post, path = "/v1/api_key", tag = "ApiKeys", request_body = CreateApiKey,
     responses((status = 200, body = CreateApiKeyOutput)))]
@@ -94,11 +95,12 @@ pub async fn create(caller: Caller, Body(body): Body<CreateApiKey>) -> ApiResult
         Some(id) => caller.org_by_id(OrgId(id)).await?,
         None => caller.org(body.org_name.as_deref()).await?,
     };
+    let expires_at = super::future_time("expires_at", body.expires_at.as_deref(), caller.state().now())?;
     let permit = caller.new_key_permit(org.id)?;
     caller.state().limits().tokens.check(&format!("tokens:{}", caller.user.id))?;
     let mut w = caller.state().write(&permit).await?;
     let (record, raw) =
-        crate::seed::mint_key(&mut w, KeyKind::ApiKey, caller.user.id, org.id, name.as_str(), None).await?;
+        crate::seed::mint_key(&mut w, KeyKind::ApiKey, caller.user.id, org.id, name.as_str(), expires_at).await?;
     let rev = w.commit().await?;
     Ok(Written::at(rev, CreateApiKeyOutput { api_key: dto::api_key(&record, Some(&caller.user)), key: raw }))
 }

@@ -81,7 +81,7 @@ pub async fn retrieve(caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Json<Da
 
 /// Changes a dataset; `metadata` is deep-merged, other fields replaced.
 #[utoipa::path(patch, path = "/v1/dataset/{dataset_id}", tag = "Datasets",
-    params(("dataset_id" = Uuid, Path)), request_body = PatchDataset, responses((status = 200, body = Dataset)))]
+    params(("dataset_id" = Uuid, Path)), request_body = Option<PatchDataset>, responses((status = 200, body = Dataset)))]
 pub async fn update(
     caller: Caller,
     Path(id): Path<Uuid>,

@@ -50,12 +50,13 @@ pub struct FetchQuery {
     /// The version to read at, a transaction id (19 digits); default: the latest.
     #[serde(default, deserialize_with = "empty_as_none")]
     version: Option<String>,
-    // Read as in the `POST` form, but not (yet) in the published parameters.
+    /// Deprecated spelling of `version` (Braintrust's older manual pagination
+    /// cursor, with `max_root_span_id`): read as of this transaction id (19 digits).
+    /// `version` wins when both are given.
     #[serde(default, deserialize_with = "empty_as_none")]
-    #[param(ignore)]
     max_xact_id: Option<String>,
+    /// Deprecated; accepted and ignored, as in the `POST` form (page with `cursor`).
     #[serde(default, deserialize_with = "empty_as_none")]
-    #[param(ignore)]
     max_root_span_id: Option<String>,
 }
 
@@ -205,7 +206,7 @@ macro_rules! event_endpoints {
         }
 
         #[doc = $fetch_post_doc]
-        #[utoipa::path(post, path = $fetch, tag = $tag, params(($id = uuid::Uuid, Path)), request_body = FetchEvents, responses((status = 200, body = FetchEventsResponse)))]
+        #[utoipa::path(post, path = $fetch, tag = $tag, params(($id = uuid::Uuid, Path)), request_body = Option<FetchEvents>, responses((status = 200, body = FetchEventsResponse)))]
         pub async fn fetch_post(
             caller: $crate::access::Caller,
             $crate::extract::Path(id): $crate::extract::Path<uuid::Uuid>,

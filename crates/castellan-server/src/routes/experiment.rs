@@ -9,7 +9,7 @@ use crate::extract::{empty_as_none, Body, Page, Path, Query};
 use axum::Json;
 use castellan_api_types::{
     format_time, CreateExperiment, Experiment, Feedback, FeedbackResponse, FetchEvents, FetchEventsResponse,
-    InsertEvents, InsertEventsResponse, ListResponse, PatchExperiment,
+    InsertEvents, InsertEventsResponse, InternalMetadata, ListResponse, PatchExperiment,
 };
 use castellan_core::{Name, ObjectType, Permission, ProjectId};
 use castellan_store::{EventKind, ObjectKind, ObjectRecord};
@@ -76,6 +76,16 @@ async fn check_ref(
     Ok(())
 }
 
+/// `internal_metadata.dataset_filter` must be an object (or null) when given.
+fn check_internal_metadata(m: &Option<InternalMetadata>) -> ApiResult<()> {
+    match m.as_ref().and_then(|m| m.dataset_filter.as_ref()) {
+        Some(f) if !f.is_object() && !f.is_null() => {
+            Err(ApiError::invalid_body(format!("`internal_metadata.dataset_filter` must be an object, got `{f}`")))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A name for an experiment that has none: the time, made unique.
 fn generated_name(now: i64) -> String {
     let t = format_time(now);
@@ -93,6 +103,7 @@ pub async fn create(caller: Caller, Body(body): Body<CreateExperiment>) -> ApiRe
     check_object("metadata", &body.metadata)?;
     check_object("repo_info", &body.repo_info)?;
     check_tags(&body.tags)?;
+    check_internal_metadata(&body.internal_metadata)?;
     let pid = ProjectId(body.project_id);
     let ensure_new = body.ensure_new.unwrap_or(false);
     if let (false, Some(n)) = (ensure_new, &name) {
@@ -135,6 +146,7 @@ pub async fn create(caller: Caller, Body(body): Body<CreateExperiment>) -> ApiRe
         public: body.public.unwrap_or(false),
         metadata: body.metadata,
         tags: body.tags,
+        internal_metadata: body.internal_metadata,
     };
     let o = ObjectRecord {
         id: Uuid::now_v7(),
@@ -163,9 +175,11 @@ pub async fn retrieve(caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Json<Ex
     Ok(Json(wire(&o)))
 }
 
-/// Changes an experiment; `metadata` is deep-merged, other fields replaced.
+/// Changes an experiment; `metadata` is deep-merged, other fields replaced. An
+/// absent body changes nothing.
 #[utoipa::path(patch, path = "/v1/experiment/{experiment_id}", tag = "Experiments",
-    params(("experiment_id" = Uuid, Path)), request_body = PatchExperiment, responses((status = 200, body = Experiment)))]
+    params(("experiment_id" = Uuid, Path)), request_body = Option<PatchExperiment>,
+    responses((status = 200, body = Experiment)))]
 pub async fn update(
     caller: Caller,
     Path(id): Path<Uuid>,
@@ -175,6 +189,7 @@ pub async fn update(
     check_object("metadata", &body.metadata)?;
     check_object("repo_info", &body.repo_info)?;
     check_tags(&body.tags)?;
+    check_internal_metadata(&body.internal_metadata)?;
     if body.base_exp_id == Some(id) {
         return Err(ApiError::invalid_body("`base_exp_id`: an experiment cannot be its own base"));
     }
@@ -202,6 +217,7 @@ pub async fn update(
     d.parameters_version = body.parameters_version.or(d.parameters_version);
     d.public = body.public.unwrap_or(d.public);
     d.tags = body.tags.or(d.tags);
+    d.internal_metadata = body.internal_metadata.or(d.internal_metadata);
     after.data = to_data(&d);
     objects::commit_update(w, &before, &after, wire).await
 }

@@ -62,6 +62,26 @@ fn check_function_type(t: &Option<String>) -> ApiResult<()> {
     }
 }
 
+/// `environment_slugs`: distinct slugs (as `slug` is checked). Environments do not
+/// exist yet, so they are only stored.
+fn check_environment_slugs(slugs: &Option<Vec<String>>) -> ApiResult<Option<Vec<String>>> {
+    let Some(slugs) = slugs else { return Ok(None) };
+    let mut out: Vec<String> = Vec::with_capacity(slugs.len());
+    for (i, s) in slugs.iter().enumerate() {
+        let t = s.trim();
+        if t.is_empty() || t.chars().count() > 256 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ApiError::invalid_body(format!(
+                "`environment_slugs[{i}]` must be 1 to 256 characters without spaces, got `{s}`"
+            )));
+        }
+        if out.iter().any(|o| o == t) {
+            return Err(ApiError::invalid_body(format!("`environment_slugs` lists `{t}` twice")));
+        }
+        out.push(t.to_owned());
+    }
+    Ok(Some(out))
+}
+
 fn check_function_data(v: &Value) -> ApiResult<()> {
     if v.get("type").and_then(Value::as_str).is_none_or(str::is_empty) {
         return Err(ApiError::invalid_body(format!("`function_data` must be an object with a `type`, got `{v}`")));
@@ -69,7 +89,8 @@ fn check_function_data(v: &Value) -> ApiResult<()> {
     Ok(())
 }
 
-/// The version of a function (or prompt) to read.
+/// The version of a function (or prompt) to read: by transaction id, or by the
+/// environment it is deployed to.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Version {
@@ -77,10 +98,10 @@ pub struct Version {
     /// default: the current one.
     #[serde(default, deserialize_with = "empty_as_none")]
     version: Option<String>,
-    // Environments are not kept, so asking for one is refused rather than ignored;
-    // not a published parameter.
+    /// The version deployed to this environment, by slug; not together with
+    /// `version` (400). Castellan has no environments yet, so any slug answers 404
+    /// `not_found` ("no environment `…`") rather than being ignored.
     #[serde(default, deserialize_with = "empty_as_none")]
-    #[param(ignore)]
     environment: Option<String>,
 }
 
@@ -88,9 +109,12 @@ impl Version {
     /// The version asked for, if any.
     fn xact_id(&self) -> ApiResult<Option<XactId>> {
         if let Some(env) = &self.environment {
-            return Err(ApiError::invalid_parameter(format!(
-                "`environment` `{env}`: environments are not supported; ask for a `version`"
-            )));
+            if self.version.is_some() {
+                return Err(ApiError::invalid_parameter("pass `version` or `environment`, not both"));
+            }
+            // INVARIANT: no environment exists, so none can be resolved; answering
+            // the current version instead would silently serve the wrong prompt.
+            return Err(ApiError::NotFound(format!("no environment `{env}`")));
         }
         match &self.version {
             None => Ok(None),
@@ -144,7 +168,7 @@ pub async fn retrieve_in(caller: &Caller, id: Uuid, version: &Version, mode: Mod
 }
 
 /// Validates a create body and returns (name, slug, function_data).
-fn check_create(body: &CreateFunction, mode: Mode) -> ApiResult<(Name, String, Value)> {
+fn check_create(body: &CreateFunction, mode: Mode) -> ApiResult<(Name, String, Value, Option<Vec<String>>)> {
     let name = Name::parse("name", &body.name).map_err(invalid)?;
     let slug = check_slug(&body.slug)?;
     check_object("prompt_data", &body.prompt_data)?;
@@ -159,7 +183,8 @@ fn check_create(body: &CreateFunction, mode: Mode) -> ApiResult<(Name, String, V
         }
         (Mode::Function, None) => return Err(ApiError::invalid_body("`function_data` is required")),
     };
-    Ok((name, slug, function_data))
+    let environments = check_environment_slugs(&body.environment_slugs)?;
+    Ok((name, slug, function_data, environments))
 }
 
 /// Creates a function (or prompt). With `replace`, an existing one of that slug
@@ -171,7 +196,7 @@ pub async fn create_in(
     mode: Mode,
     replace: bool,
 ) -> ApiResult<Written<Function>> {
-    let (name, slug, function_data) = check_create(&body, mode)?;
+    let (name, slug, function_data, environment_slugs) = check_create(&body, mode)?;
     let pid = ProjectId(body.project_id);
     let data = FunctionData {
         prompt_data: body.prompt_data,
@@ -181,6 +206,7 @@ pub async fn create_in(
         function_data: function_data.clone(),
         origin: body.origin,
         function_schema: body.function_schema,
+        environment_slugs,
     };
     let existing = {
         let scope = caller.list_scope(None).await?;
@@ -240,7 +266,8 @@ pub async fn create_in(
     Ok(Written::at(rev, out))
 }
 
-/// A new version of a function (or prompt) with the given fields changed.
+/// A new version of a function (or prompt) with the given fields changed; when
+/// nothing changes (an absent or empty body), the current version, unwritten.
 pub async fn update_in(caller: &Caller, id: Uuid, body: PatchFunction, mode: Mode) -> ApiResult<Written<Function>> {
     let name = body.name.as_deref().map(|n| Name::parse("name", n)).transpose().map_err(invalid)?;
     let slug = body.slug.as_deref().map(check_slug).transpose()?;
@@ -281,6 +308,10 @@ pub async fn update_in(caller: &Caller, id: Uuid, body: PatchFunction, mode: Mod
         d.function_data = f;
     }
     after.data = to_data(&d);
+    if after == before {
+        // Nothing to change (an absent or empty body): no new version.
+        return Ok(Written { revision: None, found_existing: false, body: wire(&before) });
+    }
     after.xact_id = Some(w.tx().next_xact_id().await?);
     let out = wire(&after);
     w.update_object(&after, &wire(&before), &out).await?;
@@ -336,7 +367,7 @@ pub async fn retrieve(
 
 /// A new version of a function with these fields changed.
 #[utoipa::path(patch, path = "/v1/function/{function_id}", tag = "Functions",
-    params(("function_id" = Uuid, Path)), request_body = PatchFunction, responses((status = 200, body = Function)))]
+    params(("function_id" = Uuid, Path)), request_body = Option<PatchFunction>, responses((status = 200, body = Function)))]
 pub async fn update(
     caller: Caller,
     Path(id): Path<Uuid>,

@@ -235,7 +235,7 @@ pub async fn retrieve(caller: Caller, Path(id): Path<GroupId>) -> ApiResult<Json
 }
 
 /// Renames a group or changes its members (needs `update` on it).
-#[utoipa::path(patch, path = "/v1/group/{group_id}", tag = "Groups", params(("group_id" = Uuid, Path)), request_body = PatchGroup,
+#[utoipa::path(patch, path = "/v1/group/{group_id}", tag = "Groups", params(("group_id" = Uuid, Path)), request_body = Option<PatchGroup>,
     responses((status = 200, body = Group)))]
 pub async fn update(
     caller: Caller,

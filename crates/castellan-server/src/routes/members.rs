@@ -2,13 +2,13 @@
 //! `POST /api/invitation/accept` (Castellan extension).
 
 use super::Written;
-use crate::access::{AuditEvent, Caller, Permit, Write};
+use crate::access::{AuditEvent, Caller, Credential, Permit, Write};
 use crate::dto;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Body;
 use castellan_api_types::{
-    format_time, AcceptInvitation, AcceptedInvitation, AddedUser, Invitation, PatchOrganizationMembers,
-    PatchOrganizationMembersOutput,
+    format_time, AcceptInvitation, AcceptedInvitation, AddedUser, Invitation, InviteServiceAccount,
+    PatchOrganizationMembers, PatchOrganizationMembersOutput,
 };
 use castellan_core::{Email, GroupId, Name, ObjectRef, ObjectType, OrgId, Permission, UserId};
 use castellan_store::{InvitationRecord, KeyKind, OrgRecord, UserKind, UserRecord};
@@ -41,6 +41,34 @@ async fn resolve_org(caller: &Caller, body: &PatchOrganizationMembers) -> ApiRes
     }
 }
 
+/// The longest lifetime a first service token may be given: 100 years.
+const MAX_TOKEN_SECONDS: i64 = 100 * 365 * 24 * 3600;
+
+/// Each service account's `token_expires_in_seconds`, in microseconds: a whole number
+/// of seconds from 1 (up to [`MAX_TOKEN_SECONDS`]), and only with `token_name`, whose
+/// token it dates.
+fn token_expiries(accounts: &[InviteServiceAccount]) -> ApiResult<Vec<Option<i64>>> {
+    let mut out = Vec::with_capacity(accounts.len());
+    for (i, a) in accounts.iter().enumerate() {
+        let field = format!("`invite_users.service_accounts[{i}].token_expires_in_seconds`");
+        out.push(match (a.token_expires_in_seconds, &a.token_name) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(ApiError::invalid_body(format!(
+                    "{field} sets when the token minted for `token_name` expires; give a `token_name` too"
+                )))
+            }
+            (Some(n), Some(_)) if !(1..=MAX_TOKEN_SECONDS).contains(&n) => {
+                return Err(ApiError::invalid_body(format!(
+                    "{field} must be a whole number of seconds from 1 to {MAX_TOKEN_SECONDS}, got `{n}`"
+                )))
+            }
+            (Some(n), Some(_)) => Some(n * 1_000_000),
+        });
+    }
+    Ok(out)
+}
+
 /// Makes `user` a member of `org` and of `groups`; `true` if they were not a member.
 async fn join(w: &mut Write, org: OrgId, user: &UserRecord, groups: &[GroupId]) -> ApiResult<bool> {
     let added = w.add_member(org, user.id, user.email.as_deref(), &dto::user(user)).await?;
@@ -53,7 +81,9 @@ async fn join(w: &mut Write, org: OrgId, user: &UserRecord, groups: &[GroupId]) 
 }
 
 /// Invites people (existing users join at once; others get an invitation to accept),
-/// creates service accounts (owners only) and removes members. Inviting needs
+/// creates service accounts (owners only; creating one with `token_name` also mints
+/// its first token, and needs a console session or an owner's service token, not a
+/// user API key) and removes members. Inviting needs
 /// `create` on the org's members, removing `delete` on them, and putting invitees in
 /// groups `update` on each group. Removing a member drops their group memberships,
 /// their grants and their keys in this org at once; the last owner and the last
@@ -83,6 +113,22 @@ pub async fn patch_members(
     }
     if !accounts.is_empty() {
         permits.push(caller.require(Permission::Create, members_ref).await?);
+    }
+    let expiries = token_expiries(&accounts)?;
+    if accounts.iter().any(|a| a.token_name.is_some()) {
+        // Create-and-mint hands out a credential in the same call, so (as Braintrust
+        // has it) a user's API key is not enough: it takes a console session or a
+        // service token of an owner. Plain creation, then `POST /v1/service_token`,
+        // works with an owner's API key.
+        if matches!(&caller.credential, Credential::Key(k) if k.kind == KeyKind::ApiKey) {
+            return Err(ApiError::Forbidden(
+                "creating a service account with `token_name` mints a service token, which needs a console session or \
+                 an owner's service token, not a user API key; create the account without `token_name` and mint its \
+                 token with POST /v1/service_token"
+                    .into(),
+            ));
+        }
+        permits.push(caller.new_key_permit(org.id)?);
     }
     if !rm_ids.is_empty() || !rm_emails.is_empty() {
         permits.push(caller.require(Permission::Delete, members_ref).await?);
@@ -205,7 +251,7 @@ pub async fn patch_members(
         .await?;
         invitations.push(Invitation { token: Some(token.raw), ..wire });
     }
-    for (a, name) in accounts.iter().zip(&names) {
+    for ((a, name), expiry) in accounts.iter().zip(&names).zip(&expiries) {
         let id = UserId::generate();
         let u = UserRecord {
             id,
@@ -221,7 +267,9 @@ pub async fn patch_members(
         let mut out = AddedUser { id: id.0, email: u.email.clone(), api_key: None, token_name: None };
         if let Some(tn) = &a.token_name {
             let tn = Name::parse("token_name", tn).map_err(|e| ApiError::invalid_body(e.to_string()))?;
-            let (_, raw) = crate::seed::mint_key(&mut w, KeyKind::ServiceToken, id, org.id, tn.as_str(), None).await?;
+            let expires_at = expiry.map(|micros| w.now() + micros);
+            let (_, raw) =
+                crate::seed::mint_key(&mut w, KeyKind::ServiceToken, id, org.id, tn.as_str(), expires_at).await?;
             out.api_key = Some(raw);
             out.token_name = Some(tn.into_inner());
         }

@@ -151,6 +151,18 @@ pub(crate) async fn unreadable_name_taken(
     }
 }
 
+/// An optional expiry given as RFC 3339 text (`field` names it in errors): absent is
+/// `None`; a time that does not parse or is not after `now` is a 400.
+pub fn future_time(field: &str, value: Option<&str>, now: i64) -> Result<Option<i64>, ApiError> {
+    let Some(s) = value else { return Ok(None) };
+    let t = castellan_api_types::parse_time(s)
+        .ok_or_else(|| ApiError::invalid_body(format!("`{field}` must be an RFC 3339 time, got `{s}`")))?;
+    if t <= now {
+        return Err(ApiError::invalid_body(format!("`{field}` `{s}` is not in the future")));
+    }
+    Ok(Some(t))
+}
+
 /// A 400 for an invalid value.
 pub fn invalid(e: impl std::fmt::Display) -> ApiError {
     ApiError::invalid_body(e.to_string())

@@ -213,7 +213,8 @@ pub async fn create_or_get<A: Serialize>(
 }
 
 /// Stores `after`, the changed form of `before` (read in this same write), audits the
-/// change and commits; returns the object as changed.
+/// change and commits; returns the object as changed. When nothing changed (an absent
+/// or empty `PATCH` body) nothing is written or audited.
 pub async fn commit_update<A: Serialize>(
     mut w: Write,
     before: &ObjectRecord,
@@ -221,6 +222,9 @@ pub async fn commit_update<A: Serialize>(
     wire: impl Fn(&ObjectRecord) -> A,
 ) -> ApiResult<Written<A>> {
     let out = wire(after);
+    if after == before {
+        return Ok(Written { revision: None, found_existing: false, body: out });
+    }
     w.update_object(after, &wire(before), &out).await?;
     let rev = w.commit().await?;
     Ok(Written::at(rev, out))

@@ -8,7 +8,7 @@ use crate::extract::{empty_as_none, Body, Page, Path, Query};
 use crate::fill;
 use axum::Json;
 use castellan_api_types::{
-    CreateOrganization, CreatedOrganization, ListResponse, Organization, PatchOrganization, IMAGE_RENDERING_MODES,
+    format_time, CreateOrganization, CreatedOrganization, ListResponse, Organization, PatchOrganization,
 };
 use castellan_core::{Name, ObjectRef, ObjectType, OrgId, Permission};
 use castellan_store::{OrgFilter, Paged};
@@ -93,9 +93,10 @@ fn check_url(field: &str, v: &str) -> ApiResult<()> {
     }
 }
 
-/// Changes an organization's settings (needs `update` on it: "Manage settings").
+/// Changes an organization's settings (needs `update` on it: "Manage settings"). An
+/// absent body changes nothing.
 #[utoipa::path(patch, path = "/v1/organization/{organization_id}", tag = "Organizations",
-    params(("organization_id" = uuid::Uuid, Path)), request_body = PatchOrganization,
+    params(("organization_id" = uuid::Uuid, Path)), request_body = Option<PatchOrganization>,
     responses((status = 200, body = Organization)))]
 pub async fn update(
     caller: Caller,
@@ -111,14 +112,6 @@ pub async fn update(
             check_url(field, v)?;
         }
     }
-    if let Some(m) = &body.image_rendering_mode {
-        if !IMAGE_RENDERING_MODES.contains(&m.as_str()) {
-            return Err(ApiError::invalid_body(format!(
-                "`image_rendering_mode` must be one of {}, got `{m}`",
-                IMAGE_RENDERING_MODES.join(", ")
-            )));
-        }
-    }
     let mut w = caller.state().write(&permit).await?;
     let before = w.tx().get_org(id).await?.ok_or_else(|| ApiError::not_found("organization", id))?;
     let mut after = before.clone();
@@ -130,13 +123,18 @@ pub async fn update(
     after.is_dataplane_private = body.is_dataplane_private.or(after.is_dataplane_private);
     after.proxy_url = body.proxy_url.or(after.proxy_url);
     after.realtime_url = body.realtime_url.or(after.realtime_url);
-    after.image_rendering_mode = body.image_rendering_mode.or(after.image_rendering_mode);
+    after.image_rendering_mode =
+        body.image_rendering_mode.map(|m| m.as_str().to_owned()).or(after.image_rendering_mode);
     if let Some(sd) = body.strict_delegation {
         if let Some(m) = after.settings.as_object_mut() {
             m.insert("strict_delegation".into(), serde_json::Value::Bool(sd));
         } else {
             after.settings = serde_json::json!({ "strict_delegation": sd });
         }
+    }
+    if after == before {
+        // Nothing to change (an absent or empty body): nothing to write or audit.
+        return Ok(Written { revision: None, found_existing: false, body: dto::org(&after) });
     }
     w.update_org(&before, &after).await?;
     let rev = w.commit().await?;
@@ -152,6 +150,7 @@ pub async fn remove(caller: Caller, Path(id): Path<OrgId>) -> ApiResult<Written<
     let mut w = caller.state().write(&permit).await?;
     let org = w.tx().get_org(id).await?.ok_or_else(|| ApiError::not_found("organization", id))?;
     w.delete_org(&org).await?;
+    let out = Organization { deleted_at: Some(format_time(w.now())), ..dto::org(&org) };
     let rev = w.commit().await?;
-    Ok(Written::at(rev, dto::org(&org)))
+    Ok(Written::at(rev, out))
 }

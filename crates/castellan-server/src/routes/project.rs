@@ -8,7 +8,7 @@ use crate::extract::{empty_as_none, Body, Page, Path, Query};
 use crate::fill;
 use axum::Json;
 use castellan_api_types::{CreateProject, ListResponse, PatchProject, Project};
-use castellan_core::{Name, ObjectRef, ObjectType, Permission, ProjectId};
+use castellan_core::{Name, ObjectRef, ObjectType, Permission, ProjectId, UserId};
 use castellan_store::{AdminKind, Paged, ProjectFilter, ProjectRecord};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -164,9 +164,12 @@ pub async fn retrieve(caller: Caller, Path(id): Path<ProjectId>) -> ApiResult<Js
     Ok(Json(dto::project(&p)))
 }
 
-/// Changes a project's name, description or settings (`settings` replaces all).
+/// Changes a project's name, description, settings (`settings` replaces all) or
+/// recorded creator (`user_id`, a member of the project's organization); needs
+/// `update` on the project. An absent body changes nothing.
 #[utoipa::path(patch, path = "/v1/project/{project_id}", tag = "Projects",
-    params(("project_id" = uuid::Uuid, Path)), request_body = PatchProject, responses((status = 200, body = Project)))]
+    params(("project_id" = uuid::Uuid, Path)), request_body = Option<PatchProject>,
+    responses((status = 200, body = Project)))]
 pub async fn update(
     caller: Caller,
     Path(id): Path<ProjectId>,
@@ -182,6 +185,16 @@ pub async fn update(
     let mut w = caller.state().write(&permit).await?;
     let before = w.tx().get_project(id).await?.ok_or_else(|| ApiError::not_found("project", id))?;
     let mut after = before.clone();
+    if let Some(u) = body.user_id.map(UserId) {
+        // The creator is a record, not a grant; it may name only a member of the
+        // project's org (the same 400 for an unknown id and a non-member).
+        if !w.tx().member_orgs(u).await?.contains(&before.org_id) {
+            return Err(ApiError::invalid_body(format!(
+                "`user_id`: user `{u}` is not a member of the project's organization"
+            )));
+        }
+        after.user_id = Some(u);
+    }
     if let Some(n) = name {
         after.name = n.into_inner();
     }
@@ -190,6 +203,10 @@ pub async fn update(
     }
     if let Some(s) = body.settings {
         after.settings = Some(s);
+    }
+    if after == before {
+        // Nothing to change (an absent or empty body): nothing to write or audit.
+        return Ok(Written { revision: None, found_existing: false, body: dto::project(&after) });
     }
     w.update_project(&before, &after).await?;
     let out = dto::project(&after);

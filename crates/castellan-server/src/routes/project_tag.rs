@@ -195,7 +195,7 @@ pub async fn retrieve(caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Json<Pr
 
 /// Renames a tag or changes its description or colour (`update` on the project).
 #[utoipa::path(patch, path = "/v1/project_tag/{project_tag_id}", tag = "ProjectTags",
-    params(("project_tag_id" = Uuid, Path)), request_body = PatchProjectTag,
+    params(("project_tag_id" = Uuid, Path)), request_body = Option<PatchProjectTag>,
     responses((status = 200, body = ProjectTag)))]
 pub async fn update(
     caller: Caller,

@@ -78,7 +78,7 @@ pub async fn retrieve(
 
 /// A new version of a prompt with these fields changed.
 #[utoipa::path(patch, path = "/v1/prompt/{prompt_id}", tag = "Prompts",
-    params(("prompt_id" = Uuid, Path)), request_body = PatchFunction, responses((status = 200, body = Function)))]
+    params(("prompt_id" = Uuid, Path)), request_body = Option<PatchFunction>, responses((status = 200, body = Function)))]
 pub async fn update(
     caller: Caller,
     Path(id): Path<Uuid>,

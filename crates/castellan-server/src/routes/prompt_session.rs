@@ -83,7 +83,7 @@ pub async fn retrieve(caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Json<Pr
 
 /// Changes a playground (its state is replaced whole).
 #[utoipa::path(patch, path = "/v1/prompt_session/{prompt_session_id}", tag = "Playgrounds",
-    params(("prompt_session_id" = Uuid, Path)), request_body = PatchPromptSession, responses((status = 200, body = PromptSession)))]
+    params(("prompt_session_id" = Uuid, Path)), request_body = Option<PatchPromptSession>, responses((status = 200, body = PromptSession)))]
 pub async fn update(
     caller: Caller,
     Path(id): Path<Uuid>,
@@ -134,7 +134,7 @@ pub async fn insert(
 
 /// A page of a playground's logs.
 #[utoipa::path(post, path = "/v1/prompt_session/{prompt_session_id}/fetch", tag = "Playgrounds",
-    params(("prompt_session_id" = Uuid, Path)), request_body = FetchEvents, responses((status = 200, body = FetchEventsResponse)))]
+    params(("prompt_session_id" = Uuid, Path)), request_body = Option<FetchEvents>, responses((status = 200, body = FetchEventsResponse)))]
 pub async fn fetch(
     caller: Caller,
     Path(id): Path<Uuid>,

@@ -253,7 +253,7 @@ pub async fn retrieve(caller: Caller, Path(id): Path<RoleId>) -> ApiResult<Json<
 }
 
 /// Renames a role or changes its permissions and inherited roles (needs `update` on it).
-#[utoipa::path(patch, path = "/v1/role/{role_id}", tag = "Roles", params(("role_id" = Uuid, Path)), request_body = PatchRole,
+#[utoipa::path(patch, path = "/v1/role/{role_id}", tag = "Roles", params(("role_id" = Uuid, Path)), request_body = Option<PatchRole>,
     responses((status = 200, body = Role)))]
 pub async fn update(caller: Caller, Path(id): Path<RoleId>, Body(body): Body<PatchRole>) -> ApiResult<Written<Role>> {
     let name = body.name.as_deref().map(|n| Name::parse("name", n)).transpose().map_err(invalid)?;

@@ -8,8 +8,7 @@ use crate::extract::{empty_as_none, Body, Page, Path, Query};
 use crate::fill;
 use axum::Json;
 use castellan_api_types::{
-    format_time, parse_time, CreateServiceToken, CreateServiceTokenOutput, DeleteServiceToken, ListResponse,
-    ServiceToken,
+    format_time, CreateServiceToken, CreateServiceTokenOutput, DeleteServiceToken, ListResponse, ServiceToken,
 };
 use castellan_core::{KeyId, Name, OrgId, UserId};
 use castellan_store::{KeyFilter, KeyKind, KeyRecord, Paged, Tx, UserKind};
@@ -96,17 +95,7 @@ pub async fn list(
 
 async fn mint(caller: Caller, body: CreateServiceToken, replace: bool) -> ApiResult<Written<CreateServiceTokenOutput>> {
     let name = Name::parse("name", &body.name).map_err(invalid)?;
-    let expires_at = match &body.expires_at {
-        None => None,
-        Some(s) => {
-            let t = parse_time(s)
-                .ok_or_else(|| ApiError::invalid_body(format!("`expires_at` must be an RFC 3339 time, got `{s}`")))?;
-            if t <= caller.state().now() {
-                return Err(ApiError::invalid_body(format!("`expires_at` `{s}` is not in the future")));
-            }
-            Some(t)
-        }
-    };
+    let expires_at = super::future_time("expires_at", body.expires_at.as_deref(), caller.state().now())?;
     let org = caller.org(body.org_name.as_deref()).await?;
     owners_only(&caller, org.id)?;
     caller.state().limits().tokens.check(&format!("tokens:{}", caller.user.id))?;

@@ -247,14 +247,7 @@ async fn inviting_an_existing_user_adds_nobody_and_reveals_nothing(b: Backend) {
 async fn a_service_account_cannot_mint_keys_or_manage_its_own_tokens(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else { return };
     let owner = app.bootstrap("acme", "ada@acme.example").await;
-    let (s, out) = members_patch(
-        &app,
-        &owner,
-        json!({"invite_users": {"service_accounts": [{"name": "bot", "token_name": "t"}], "group_name": "Engineers"}}),
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{out}");
-    let token = out["added_users"][0]["api_key"].as_str().expect("token").to_owned();
+    let (_, token) = app.service_account(&owner, "bot", "Engineers", "t").await;
     let (s, v) = app.post("/v1/api_key", &token, json!({"name": "escape"})).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
     let (_, list) = app.get("/v1/service_token", &owner).await;

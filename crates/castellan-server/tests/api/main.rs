@@ -12,6 +12,7 @@ mod support;
 
 mod access;
 mod compat_api;
+mod compat_wheel;
 mod dataplane;
 mod env_vars;
 mod foundation;
@@ -22,3 +23,4 @@ mod openapi;
 mod project_groups;
 mod project_tags;
 mod sdk;
+mod wire_model;

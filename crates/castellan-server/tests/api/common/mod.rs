@@ -160,6 +160,20 @@ impl TestApp {
         castellan_server::seed::bootstrap(&self.state, &self.system, org, email).await.expect("bootstrap").api_key
     }
 
+    /// Creates a service account `name` in the owner's org, in `group`, and mints it a
+    /// service token named `token` with `POST /v1/service_token` (an owner's API key
+    /// may not create-and-mint in one call); returns the account's id and the token.
+    pub async fn service_account(&self, owner: &str, name: &str, group: &str, token: &str) -> (String, String) {
+        let body = serde_json::json!({"invite_users": {"service_accounts": [{"name": name}], "group_name": group}});
+        let (s, _, out) = self.send(Method::PATCH, "/v1/organization/members", Some(owner), Some(body), &[]).await;
+        assert_eq!(s, StatusCode::OK, "create the service account: {out}");
+        let sa = out["added_users"][0]["id"].as_str().expect("service account id").to_owned();
+        let (s, t) =
+            self.post("/v1/service_token", owner, serde_json::json!({"name": token, "service_account_id": sa})).await;
+        assert_eq!(s, StatusCode::OK, "mint its token: {t}");
+        (sa, t["key"].as_str().expect("token").to_owned())
+    }
+
     /// Sends a request; returns the status, the headers and the JSON body (or
     /// `Value::Null` for an empty or non-JSON body).
     pub async fn send(

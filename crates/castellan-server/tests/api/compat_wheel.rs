@@ -1,0 +1,362 @@
+//! The newest official Python client: the generated REST client of the `braintrust`
+//! 0.48.1 wheel (`braintrust.api.BraintrustOpenApiClient`) drives every operation
+//! the newest wire model changed (`braintrust-spec-diff.md`, and `wire_model.rs` for
+//! the same rows over plain HTTP), on both backends. Every answer is checked against
+//! the return type the generated method declares (the wheel's TypedDict models:
+//! required keys present, known keys of the declared types), and every field this
+//! server declares beyond those models must be described as a Castellan extension.
+
+use crate::common;
+use crate::support;
+
+use common::{python, run_python, Backend, TestApp};
+use reqwest::StatusCode;
+use serde_json::json;
+
+on_both_backends!(
+    #[ignore = "needs the official Braintrust clients: scripts/test runs it"]
+    the_newest_official_client_reads_and_writes_the_newest_wire_model
+);
+
+const SCRIPT: &str = r#"
+import collections.abc
+import datetime
+import importlib
+import json
+import os
+import types
+import typing
+import urllib.request
+
+from braintrust.api import BraintrustHTTPError, BraintrustOpenApiClient
+
+URL = os.environ["CASTELLAN_URL"]
+MODELS = "braintrust.api._generated.models."
+
+
+def model(module, name):
+    return getattr(importlib.import_module(MODELS + module), name)
+
+
+def check(value, tp, where):
+    """Checks a JSON value against a type of the wheel's models: TypedDicts (required
+    keys present, known keys of the right type), unions, literals, sequences,
+    mappings and scalars."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is typing.Any:
+        return
+    if tp is type(None):
+        assert value is None, f"{where}: {value!r} is not null"
+    elif isinstance(tp, type) and typing.is_typeddict(tp):
+        assert isinstance(value, dict), f"{where}: {value!r} is not an object ({tp.__name__})"
+        missing = tp.__required_keys__ - value.keys()
+        assert not missing, f"{where}: {tp.__name__} lacks required {sorted(missing)}: {value}"
+        hints = typing.get_type_hints(tp)
+        for k, v in value.items():
+            if k in hints:
+                check(v, hints[k], f"{where}.{k}")
+    elif origin in (typing.Union, types.UnionType):
+        errors = []
+        for a in args:
+            try:
+                return check(value, a, where)
+            except AssertionError as e:
+                errors.append(str(e))
+        raise AssertionError(f"{where}: {value!r} matches none of {args}: {errors}")
+    elif origin is typing.Literal:
+        assert value in args, f"{where}: {value!r} is not one of {args}"
+    elif origin in (collections.abc.Sequence, list):
+        assert isinstance(value, list), f"{where}: {value!r} is not an array"
+        for i, v in enumerate(value):
+            check(v, args[0], f"{where}[{i}]")
+    elif origin in (collections.abc.Mapping, dict):
+        assert isinstance(value, dict), f"{where}: {value!r} is not an object"
+        for k, v in value.items():
+            check(v, args[1], f"{where}[{k!r}]")
+    elif tp is bool:
+        assert isinstance(value, bool), f"{where}: {value!r} is not a boolean"
+    elif tp is int:
+        assert isinstance(value, int) and not isinstance(value, bool), f"{where}: {value!r} is not an integer"
+    elif tp is float:
+        assert isinstance(value, (int, float)) and not isinstance(value, bool), f"{where}: {value!r} is not a number"
+    elif tp is str:
+        assert isinstance(value, str), f"{where}: {value!r} is not a string"
+    else:
+        raise AssertionError(f"{where}: no check for {tp!r}")
+
+
+class Checked:
+    """A resource of the wheel's client whose every answer is checked against the
+    return type its generated method declares."""
+
+    def __init__(self, api):
+        self._api = api
+
+    def __getattr__(self, name):
+        method = getattr(self._api, name)
+        returns = typing.get_type_hints(getattr(type(self._api), name))["return"]
+
+        def call(*args, **kwargs):
+            out = method(*args, **kwargs)
+            check(out, returns, f"{type(self._api).__name__}.{name}")
+            return out
+
+        return call
+
+
+class Client:
+    def __init__(self, key):
+        raw = BraintrustOpenApiClient(api_key=key, api_url=URL, enable_sdk_retries=False)
+        for resource in ["api_keys", "organizations", "service_tokens", "projects", "experiments", "datasets",
+                         "prompts", "functions", "groups", "roles", "acls", "project_tags"]:
+            setattr(self, resource, Checked(getattr(raw, resource)))
+
+
+def refused(status, call, *args, **kwargs):
+    try:
+        call(*args, **kwargs)
+    except BraintrustHTTPError as e:
+        assert e.status_code == status, f"{status} expected, got {e.status_code}: {e.response_body}"
+        return json.loads(e.response_body)
+    raise AssertionError(f"{status} expected, the call succeeded")
+
+
+def parse(t):
+    return datetime.datetime.fromisoformat(t.replace("Z", "+00:00"))
+
+
+owner = Client(os.environ["OWNER_KEY"])
+admin = Client(os.environ["ADMIN_TOKEN"])
+member = os.environ["MEMBER_ID"]
+outsider = os.environ["OUTSIDER_ID"]
+
+# 1. API keys: expires_at in every answer.
+keys = owner.api_keys.get_api_key()["objects"]
+assert keys and all("expires_at" in k for k in keys), keys
+short = next(k for k in keys if k["name"] == "short")
+assert parse(short["expires_at"]) > datetime.datetime.now(datetime.timezone.utc), short
+assert "expires_at" in owner.api_keys.get_api_key_id(short["id"])
+assert owner.api_keys.delete_api_key_id(short["id"])["expires_at"] == short["expires_at"]
+tokens = owner.service_tokens.get_service_token()["objects"]
+assert tokens and all("expires_at" in t for t in tokens), tokens
+
+# 2. Organizations: archived_at, deleted_at, the image_rendering_mode enum.
+orgs = owner.organizations.get_organization()["objects"]
+org = orgs[0]["id"]
+for o in [orgs[0], owner.organizations.get_organization_id(org)]:
+    assert o["archived_at"] is None and o["deleted_at"] is None, o
+o = owner.organizations.patch_organization_id(org, body={"image_rendering_mode": "click_to_load"})
+assert o["image_rendering_mode"] == "click_to_load", o
+err = refused(400, owner.organizations.patch_organization_id, org, body={"image_rendering_mode": "sepia"})
+assert err["code"] == "invalid_body", err
+
+# 3. A project's creator.
+p = owner.projects.post_project(body={"name": "wheel"})
+p = owner.projects.patch_project_id(p["id"], body={"user_id": member})
+assert p["user_id"] == member, p
+err = refused(400, owner.projects.patch_project_id, p["id"], body={"user_id": outsider})
+assert err["code"] == "invalid_body", err
+pid = p["id"]
+
+# 4. internal_metadata on experiments.
+meta = {"dataset_filter": {"filter": {"op": "eq", "left": {"op": "ident", "name": ["metadata", "split"]},
+                                      "right": {"op": "literal", "value": "test"}}}}
+e = owner.experiments.post_experiment(body={"project_id": pid, "name": "a", "internal_metadata": meta})
+assert e["internal_metadata"] == meta, e
+assert owner.experiments.get_experiment_id(e["id"])["internal_metadata"] == meta
+listed = owner.experiments.get_experiment(project_id=pid)["objects"]
+assert [x["internal_metadata"] for x in listed] == [meta], listed
+e = owner.experiments.patch_experiment_id(e["id"], body={"internal_metadata": {"dataset_filter": None}})
+assert e["internal_metadata"] == {"dataset_filter": None}, e
+exp = e["id"]
+
+# 5. GET fetch with max_xact_id / max_root_span_id, as POST fetch reads them.
+ds = owner.datasets.post_dataset(body={"project_id": pid, "name": "d"})["id"]
+for insert, post_fetch, get_fetch, oid in [
+    (owner.experiments.post_experiment_id_insert, owner.experiments.post_experiment_id_fetch,
+     owner.experiments.get_experiment_id_fetch, exp),
+    (owner.datasets.post_dataset_id_insert, owner.datasets.post_dataset_id_fetch,
+     owner.datasets.get_dataset_id_fetch, ds),
+]:
+    insert(oid, body={"events": [{"id": "r", "input": 1, "expected": {"a": 1}}]})
+    first = post_fetch(oid)["events"][0]["_xact_id"]
+    insert(oid, body={"events": [{"id": "r", "input": 2, "expected": {"a": 1}}]})
+    got = get_fetch(oid, max_xact_id=first, max_root_span_id="ignored")
+    assert [r["input"] for r in got["events"]] == [1], got
+    assert got["events"] == post_fetch(oid, body={"max_xact_id": first, "max_root_span_id": "ignored"})["events"]
+    assert [r["input"] for r in get_fetch(oid)["events"]] == [2]
+
+# 6. Summaries: improvements and regressions always integers, diff a number or absent.
+owner.experiments.post_experiment_id_insert(exp, body={"events": [{"id": "t", "input": 9, "scores": {"acc": 1}}]})
+alone = owner.experiments.get_experiment_id_summarize(exp, summarize_scores=True)
+assert alone["scores"]["acc"]["improvements"] == 0 and "diff" not in alone["scores"]["acc"], alone
+b = owner.experiments.post_experiment(body={"project_id": pid, "name": "b"})["id"]
+owner.experiments.post_experiment_id_insert(b, body={"events": [{"id": "t", "input": 9, "scores": {"acc": 0.25}}]})
+cmp = owner.experiments.get_experiment_id_summarize(b, summarize_scores=True, comparison_experiment_id=exp)
+assert cmp["scores"]["acc"]["regressions"] == 1 and cmp["scores"]["acc"]["diff"] == -0.75, cmp
+
+# 7. Feedback: expected is any JSON value.
+for expected in ["a string", [1, 2], None, 3.5]:
+    out = owner.experiments.post_experiment_id_feedback(exp, body={"feedback": [{"id": "r", "expected": expected, "source": "api"}]})
+    assert out == {"status": "success"}, out
+    row = next(r for r in owner.experiments.post_experiment_id_fetch(exp)["events"] if r["id"] == "r")
+    assert row["expected"] == expected, row
+owner.datasets.post_dataset_id_feedback(ds, body={"feedback": [{"id": "r", "metadata": {"k": "v"}}]})
+err = refused(400, owner.experiments.post_experiment_id_feedback, exp, body={"feedback": [{"id": "r", "source": "robot"}]})
+assert err["code"] == "invalid_body", err
+
+# 8. Bodies the client may omit: sent without one.
+g = owner.groups.post_group(body={"name": "wheel-group"})
+r = owner.roles.post_role(body={"name": "wheel-role"})
+pr = owner.prompts.post_prompt(body={"project_id": pid, "name": "pr", "slug": "pr"})
+fn = owner.functions.post_function(body={"project_id": pid, "name": "f", "slug": "f",
+                                         "function_data": {"type": "global", "name": "Levenshtein"}})
+t = owner.project_tags.post_project_tag(body={"project_id": pid, "name": "t"})
+for patch, get, oid in [
+    (owner.organizations.patch_organization_id, owner.organizations.get_organization_id, org),
+    (owner.projects.patch_project_id, owner.projects.get_project_id, pid),
+    (owner.experiments.patch_experiment_id, owner.experiments.get_experiment_id, exp),
+    (owner.datasets.patch_dataset_id, owner.datasets.get_dataset_id, ds),
+    (owner.groups.patch_group_id, owner.groups.get_group_id, g["id"]),
+    (owner.roles.patch_role_id, owner.roles.get_role_id, r["id"]),
+    (owner.prompts.patch_prompt_id, owner.prompts.get_prompt_id, pr["id"]),
+    (owner.functions.patch_function_id, owner.functions.get_function_id, fn["id"]),
+    (owner.project_tags.patch_project_tag_id, owner.project_tags.get_project_tag_id, t["id"]),
+]:
+    before = get(oid)
+    assert patch(oid) == before, f"an absent body changed {oid}"
+assert owner.acls.acl_batch_update() == {"added_acls": [], "removed_acls": []}
+assert owner.organizations.patch_organization_members()["status"] == "success"
+assert owner.experiments.post_experiment_id_fetch(exp)["events"]
+assert owner.datasets.post_dataset_id_fetch(ds)["events"]
+
+# 9. Create-and-mint: not with a user API key; with an owner's service token, dated.
+mint = {"invite_users": {"service_accounts": [{"name": "wheel-bot", "token_name": "first",
+                                               "token_expires_in_seconds": 3600}]}}
+err = refused(403, owner.organizations.patch_organization_members, body=mint)
+assert "not a user API key" in err["message"], err
+out = admin.organizations.patch_organization_members(body=mint)
+added = out["added_users"][0]
+assert added["api_key"].startswith("bt-st-") and added["token_name"] == "first", out
+minted = owner.service_tokens.get_service_token(service_token_name="first")["objects"]
+left = parse(minted[0]["expires_at"]) - datetime.datetime.now(datetime.timezone.utc)
+assert datetime.timedelta(minutes=59) < left <= datetime.timedelta(hours=1), minted
+assert [o["id"] for o in Client(added["api_key"]).organizations.get_organization()["objects"]] == [org]
+plain = owner.organizations.patch_organization_members(
+    body={"invite_users": {"service_accounts": [{"name": "plain-bot"}]}})
+assert plain["added_users"][0].get("api_key") is None, plain
+
+# 10. Environments: none exist, so asking for one is 404; slugs are stored.
+pr = owner.prompts.post_prompt(body={"project_id": pid, "name": "Env", "slug": "env",
+                                     "environment_slugs": ["production"]})
+assert pr["environment_slugs"] == ["production"], pr
+pr = owner.prompts.put_prompt(body={"project_id": pid, "name": "Env", "slug": "env",
+                                    "environment_slugs": ["production", "staging"]})
+assert pr["environment_slugs"] == ["production", "staging"], pr
+for call, args in [
+    (owner.prompts.get_prompt_id, [pr["id"]]),
+    (owner.prompts.get_prompt, []),
+    (owner.functions.get_function_id, [fn["id"]]),
+    (owner.functions.get_function, []),
+]:
+    err = refused(404, call, *args, environment="production")
+    assert err["message"] == "no environment `production`", err
+
+# 11. Every field this server declares beyond the wheel's models is described as a
+# Castellan extension.
+spec = json.load(urllib.request.urlopen(URL + "/openapi.json"))["components"]["schemas"]
+pairs = {
+    "Organization": [("organizations", "Organization")],
+    "PatchOrganization": [("organizations", "PatchOrganization")],
+    "ApiKey": [("common", "ApiKey")],
+    "ServiceToken": [("service_tokens", "ServiceToken")],
+    "Project": [("projects", "Project")],
+    "CreateProject": [("projects", "CreateProject")],
+    "PatchProject": [("projects", "PatchProject")],
+    "Experiment": [("experiments", "Experiment")],
+    "CreateExperiment": [("experiments", "CreateExperiment")],
+    "PatchExperiment": [("experiments", "PatchExperiment")],
+    "InternalMetadata": [("experiments", "InternalMetadata")],
+    "Dataset": [("datasets", "Dataset")],
+    "CreateDataset": [("datasets", "CreateDataset")],
+    "PatchDataset": [("datasets", "PatchDataset")],
+    "Acl": [("acls", "Acl")],
+    "AclItem": [("acls", "AclItem")],
+    "AclBatchUpdate": [("acls", "AclBatchUpdateRequest")],
+    "AclBatchUpdateResponse": [("acls", "AclBatchUpdateResponse")],
+    "Group": [("groups", "Group")],
+    "CreateGroup": [("groups", "CreateGroup")],
+    "PatchGroup": [("groups", "PatchGroup")],
+    "Role": [("roles", "Role")],
+    "CreateRole": [("roles", "CreateRole")],
+    "PatchRole": [("roles", "PatchRole")],
+    "MemberPermission": [("roles", "MemberPermission")],
+    "User": [("users", "User")],
+    "PatchOrganizationMembers": [("organizations", "PatchOrganizationMembers")],
+    "InviteUsers": [("organizations", "InviteUsers")],
+    "InviteServiceAccount": [("organizations", "ServiceAccount")],
+    "RemoveUsers": [("organizations", "RemoveUsers")],
+    "AddedUser": [("organizations", "AddedUser")],
+    "PatchOrganizationMembersOutput": [("organizations", "PatchOrganizationMembersOutput")],
+    "FetchEvents": [("common", "FetchEventsRequest")],
+    "FeedbackItem": [("experiments", "FeedbackExperimentItem")],
+    "ScoreSummary": [("experiments", "ScoreSummary")],
+    "MetricSummary": [("experiments", "MetricSummary")],
+    "ExperimentSummary": [("experiments", "SummarizeExperimentResponse")],
+    "DatasetSummary": [("datasets", "SummarizeDatasetResponse")],
+    "Function": [("prompts", "Prompt"), ("functions", "Function")],
+    "CreateFunction": [("prompts", "CreatePrompt"), ("functions", "CreateFunction")],
+    "PatchFunction": [("prompts", "PatchPrompt"), ("functions", "PatchFunction")],
+    "EnvVar": [("env_vars", "EnvVar")],
+    "ProjectTag": [("project_tags", "ProjectTag")],
+    "CreateProjectTag": [("project_tags", "CreateProjectTag")],
+    "PatchProjectTag": [("project_tags", "PatchProjectTag")],
+}
+undescribed = []
+for schema, models in pairs.items():
+    known = set()
+    for module, name in models:
+        known |= set(typing.get_type_hints(model(module, name)))
+    for field, declared in spec[schema].get("properties", {}).items():
+        if field in known:
+            continue
+        text = declared.get("description") or "".join(o.get("description", "") for o in declared.get("oneOf", []))
+        if "Castellan extension" not in text:
+            undescribed.append(f"{schema}.{field}")
+assert not undescribed, f"fields beyond the newest client not described as Castellan extensions: {undescribed}"
+print("WHEEL OK")
+"#;
+
+async fn the_newest_official_client_reads_and_writes_the_newest_wire_model(b: Backend) {
+    let Some(py) = python() else { return };
+    let Some(app) = TestApp::spawn(b).await else { return };
+    let owner = app.bootstrap("acme", "ada@acme.example").await;
+    let outsider = app.bootstrap("zeta", "zed@zeta.example").await;
+    let member = support::member(&app, &owner, "eve@acme.example", Some("Engineers")).await;
+    let (_, zed) = app.post("/api/self/me", &outsider, json!({})).await;
+    let outsider_id = zed["id"].as_str().expect("id").to_owned();
+    // An owner's service token: the credential (besides a console session) that may
+    // create a service account and mint its token in one call.
+    let (_, admin_token) = app.service_account(&owner, "admin-bot", "Owners", "ops").await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_micros() as i64;
+    let at = castellan_api_types::format_time(now + 3600 * 1_000_000);
+    let (s, v) = app.post("/v1/api_key", &owner, json!({"name": "short", "expires_at": at})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (base, member_id) = (app.base.clone(), member.user.0.to_string());
+    let out = tokio::task::spawn_blocking(move || {
+        run_python(
+            &py,
+            SCRIPT,
+            &[
+                ("CASTELLAN_URL", base.as_str()),
+                ("OWNER_KEY", owner.as_str()),
+                ("ADMIN_TOKEN", admin_token.as_str()),
+                ("MEMBER_ID", member_id.as_str()),
+                ("OUTSIDER_ID", outsider_id.as_str()),
+            ],
+        )
+    })
+    .await
+    .expect("join");
+    assert!(out.contains("WHEEL OK"), "{out}");
+}
