@@ -108,7 +108,7 @@ class Client:
     def __init__(self, key):
         raw = BraintrustOpenApiClient(api_key=key, api_url=URL, enable_sdk_retries=False)
         for resource in ["api_keys", "organizations", "service_tokens", "projects", "experiments", "datasets",
-                         "prompts", "functions", "groups", "roles", "acls", "project_tags"]:
+                         "prompts", "functions", "groups", "roles", "acls", "project_tags", "project_groups"]:
             setattr(self, resource, Checked(getattr(raw, resource)))
 
 
@@ -262,6 +262,41 @@ for call, args in [
     err = refused(404, call, *args, environment="production")
     assert err["message"] == "no environment `production`", err
 
+# 12. Project groups, and grants on every one of the seventeen object types.
+pg = owner.project_groups.post_project_group(body={"name": "wheel-group", "description": "d"})
+assert pg["member_projects"] == [], pg
+pg = owner.project_groups.patch_project_group_id(pg["id"], body={"add_member_projects": [pid]})
+assert pg["member_projects"] == [pid], pg
+assert owner.project_groups.post_project_group(body={"name": "wheel-group"})["id"] == pg["id"]
+assert [g["id"] for g in owner.project_groups.get_project_group(project_group_name="wheel-group")["objects"]] == [pg["id"]]
+inside = owner.projects.post_project(body={"name": "wheel-inside", "project_group_name": "wheel-group"})["id"]
+assert sorted(owner.project_groups.get_project_group_id(pg["id"])["member_projects"]) == sorted([pid, inside])
+assert owner.project_groups.put_project_group(body={"name": "wheel-group", "description": "e"})["description"] == "e"
+role = owner.roles.post_role(body={"name": "wheel-role", "member_permissions": [
+    {"permission": "read", "restrict_object_type": t} for t in ["project_group", "project_group_projects", "ai_secret", "org_ai_secret", "org_account"]]})
+group = owner.groups.post_group(body={"name": "wheel-grantees"})["id"]
+targets = {
+    "organization": org, "org_member": org, "org_project": org, "org_audit_logs": org, "org_ai_secret": org,
+    "org_account": org, "group": group, "role": role["id"], "project": pid, "project_log": pid,
+    "experiment": exp, "dataset": ds, "prompt": pr["id"], "project_group": pg["id"],
+    "project_group_projects": pg["id"],
+}
+for object_type, object_id in targets.items():
+    a = owner.acls.post_acl(body={"object_type": object_type, "object_id": object_id, "group_id": group, "permission": "read"})
+    assert a["object_type"] == object_type, a
+    listed = owner.acls.get_acl(object_type=object_type, object_id=object_id)["objects"]
+    assert a["id"] in [x["id"] for x in listed], (object_type, listed)
+    owner.acls.delete_acl_id(a["id"])
+err = refused(404, owner.acls.post_acl, body={"object_type": "ai_secret", "object_id": pid, "group_id": group, "permission": "read"})
+assert err["code"] == "not_found", err
+session = json.load(urllib.request.urlopen(urllib.request.Request(
+    URL + "/v1/prompt_session", data=json.dumps({"project_id": pid, "name": "wheel-session"}).encode(),
+    headers={"Authorization": "Bearer " + os.environ["OWNER_KEY"], "Content-Type": "application/json"})))
+a = owner.acls.post_acl(body={"object_type": "prompt_session", "object_id": session["id"], "group_id": group, "permission": "read"})
+assert a["object_type"] == "prompt_session", a
+assert owner.project_groups.delete_project_group_id(pg["id"])["id"] == pg["id"]
+refused(404, owner.project_groups.get_project_group_id, pg["id"])
+
 # 11. Every field this server declares beyond the wheel's models is described as a
 # Castellan extension.
 spec = json.load(urllib.request.urlopen(URL + "/openapi.json"))["components"]["schemas"]
@@ -311,6 +346,9 @@ pairs = {
     "ProjectTag": [("project_tags", "ProjectTag")],
     "CreateProjectTag": [("project_tags", "CreateProjectTag")],
     "PatchProjectTag": [("project_tags", "PatchProjectTag")],
+    "ProjectGroup": [("project_groups", "ProjectGroup")],
+    "CreateProjectGroup": [("project_groups", "CreateProjectGroup")],
+    "PatchProjectGroup": [("project_groups", "PatchProjectGroup")],
 }
 undescribed = []
 for schema, models in pairs.items():
