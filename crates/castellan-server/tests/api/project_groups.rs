@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 
 on_both_backends!(
     a_grant_on_a_project_group_reaches_exactly_its_projects,
-    project_group_membership_is_guarded_and_groups_go_cleanly
+    project_group_membership_is_guarded_and_groups_go_cleanly,
+    every_principal_meets_project_groups_exactly_as_designed
 );
 
 /// A new member of `owner`'s org with no group; returns (user id, API key).
@@ -156,5 +157,78 @@ async fn project_group_membership_is_guarded_and_groups_go_cleanly(b: Backend) {
     for e in ["project_group.created", "project_group.updated", "project_group.deleted"] {
         assert!(events.contains(&e), "{e}: {events:?}");
     }
+    app.stop().await;
+}
+
+/// The authorization matrix of project groups: each principal, on each endpoint a
+/// project group changes, gets exactly the expected status. Principals: the owner; a
+/// member granted `read` on all projects of group A; the owner of group A's definition
+/// (read, update, delete on the project_group); a member granted `read` on all
+/// projects of group B; another org's owner. Projects: `a` in A; `t` in A and B, then
+/// taken out of B; `o` in no group. The definer administers A's definition but reads
+/// none of its projects: a project it cannot read, and "all projects of A", are 404 to
+/// it like any object it cannot see.
+async fn every_principal_meets_project_groups_exactly_as_designed(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else { return };
+    let owner = app.bootstrap("acme", "ada@acme.example").await;
+    let zeta = app.bootstrap("zeta", "zed@zeta.example").await;
+    let (reader, reader_key) = member(&app, &owner, "reader@acme.example").await;
+    let (definer, definer_key) = member(&app, &owner, "definer@acme.example").await;
+    let (b_reader, b_reader_key) = member(&app, &owner, "breader@acme.example").await;
+    let project = |name: &'static str| {
+        let (app, owner) = (&app, &owner);
+        async move { id(&app.post("/v1/project", owner, json!({"name": name})).await.1) }
+    };
+    let (pa, pt, po) = (project("a").await, project("t").await, project("o").await);
+    let ga = id(&app.post("/v1/project_group", &owner, json!({"name": "A"})).await.1);
+    let gb = id(&app.post("/v1/project_group", &owner, json!({"name": "B"})).await.1);
+    app.patch(&format!("/v1/project_group/{ga}"), &owner, json!({"add_member_projects": [pa, pt]})).await;
+    app.patch(&format!("/v1/project_group/{gb}"), &owner, json!({"add_member_projects": [pt]})).await;
+    let grant = |object_type: &'static str, object_id: String, user: String, permission: &'static str| {
+        let (app, owner) = (&app, &owner);
+        async move {
+            let body =
+                json!({"object_type": object_type, "object_id": object_id, "user_id": user, "permission": permission});
+            let (s, v) = app.post("/v1/acl", owner, body).await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+        }
+    };
+    grant("project_group_projects", ga.clone(), reader.clone(), "read").await;
+    for p in ["read", "update", "delete"] {
+        grant("project_group", ga.clone(), definer.clone(), p).await;
+    }
+    grant("project_group_projects", gb.clone(), b_reader.clone(), "read").await;
+    // t leaves B: B's reader loses it at once.
+    app.patch(&format!("/v1/project_group/{gb}"), &owner, json!({"remove_member_projects": [pt]})).await;
+    let keys = [Some(owner.clone()), Some(reader_key), Some(definer_key), Some(b_reader_key), Some(zeta)];
+    const NAMES: [&str; 5] = ["owner", "A-reader", "A-definer", "B-reader", "other org"];
+    #[rustfmt::skip]
+    let rows: Vec<(Method, String, Option<Value>, [u16; 5])> = vec![
+        (Method::GET, format!("/v1/project/{pa}"), None, [200, 200, 404, 404, 404]),
+        (Method::GET, format!("/v1/project/{pt}"), None, [200, 200, 404, 404, 404]),
+        (Method::GET, format!("/v1/project/{po}"), None, [200, 404, 404, 404, 404]),
+        (Method::PATCH, format!("/v1/project/{pa}"), Some(json!({"description": "x"})), [200, 403, 404, 404, 404]),
+        (Method::GET, format!("/v1/project_group/{ga}"), None, [200, 404, 200, 404, 404]),
+        (Method::GET, format!("/v1/project_group/{gb}"), None, [200, 404, 404, 404, 404]),
+        (Method::PATCH, format!("/v1/project_group/{ga}"), Some(json!({"description": "d"})), [200, 404, 200, 404, 404]),
+        (Method::PATCH, format!("/v1/project_group/{ga}"), Some(json!({"add_member_projects": [po]})), [200, 404, 404, 404, 404]),
+        (Method::PATCH, format!("/v1/project_group/{ga}"), Some(json!({"remove_member_projects": [po]})), [200, 404, 200, 404, 404]),
+        (Method::GET, format!("/v1/acl?object_type=project_group_projects&object_id={ga}"), None, [200, 403, 404, 404, 404]),
+        (Method::POST, "/v1/project".into(), Some(json!({"name": "n", "project_group_name": "A"})), [200, 404, 404, 404, 404]),
+    ];
+    let mut failures = Vec::new();
+    for (method, path, body, want) in &rows {
+        for (who, expected) in want.iter().enumerate() {
+            let (s, _, v) = app.send(method.clone(), path, keys[who].as_deref(), body.clone(), &[]).await;
+            if s.as_u16() != *expected {
+                failures.push(format!("{method} {path} as {}: want {expected}, got {} {v}", NAMES[who], s.as_u16()));
+            }
+            if method == Method::POST && s.is_success() {
+                // Keep the next principal's create from finding this one.
+                app.delete(&format!("/v1/project/{}", id(&v)), &owner).await;
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
     app.stop().await;
 }
