@@ -247,9 +247,10 @@ pub struct InviteUsers {
     /// People by email (existing users join at once; others get an invitation).
     #[serde(default)]
     pub emails: Option<Vec<String>>,
-    /// Service accounts to create (owners of the organization only). Plain creation
-    /// works with any owner credential; creating with `token_name` also mints a
-    /// token and needs a console session or an owner's service token.
+    /// Service accounts to create: by owners of the organization, or by owners of the
+    /// project group named by `project_group_id`. Plain creation works with any such
+    /// credential; creating with `token_name` also mints a token and needs a console
+    /// session or a service token.
     #[serde(default)]
     pub service_accounts: Option<Vec<InviteServiceAccount>>,
     /// Send invitation emails.
@@ -267,6 +268,12 @@ pub struct InviteUsers {
     /// One group, by name.
     #[serde(default)]
     pub group_name: Option<String>,
+    /// Grants each new service account `read` on all projects of this project group.
+    /// Required when an owner of the project group (every permission on the
+    /// project_group, and `create_acls` on its projects) rather than of the
+    /// organization creates service accounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_group_id: Option<Uuid>,
 }
 
 /// Who to remove.

@@ -108,11 +108,36 @@ pub async fn patch_members(
     if !ids.is_empty() || !emails.is_empty() {
         permits.push(caller.require(Permission::Create, members_ref).await?);
     }
-    if !accounts.is_empty() && !caller.is_owner(org.id) {
-        return Err(ApiError::Forbidden("only owners of the organization may create service accounts".into()));
-    }
+    // A project group the new service accounts get `read` on all projects of. Its
+    // owner (every permission on the group, and `create_acls` on its projects) may
+    // create service accounts for it without owning the organization.
+    let project_group = match invite.project_group_id {
+        None => None,
+        Some(g) => {
+            let group_ref = ObjectRef::new(ObjectType::ProjectGroup, g);
+            let projects_ref = ObjectRef::new(ObjectType::ProjectGroupProjects, g);
+            let owner_of_group = Permission::ALL.iter().all(|p| caller.can(*p, group_ref))
+                && caller.can(Permission::CreateAcls, projects_ref);
+            if !caller.can(Permission::Read, group_ref) {
+                return Err(ApiError::bad_request(format!("project group `{g}` not found in this organization")));
+            }
+            Some((g, owner_of_group))
+        }
+    };
     if !accounts.is_empty() {
-        permits.push(caller.require(Permission::Create, members_ref).await?);
+        match project_group {
+            _ if caller.is_owner(org.id) => permits.push(caller.require(Permission::Create, members_ref).await?),
+            Some((g, true)) => permits.push(
+                caller.require(Permission::CreateAcls, ObjectRef::new(ObjectType::ProjectGroupProjects, g)).await?,
+            ),
+            _ => {
+                return Err(ApiError::Forbidden(
+                    "only owners of the organization, or of the project group named by `project_group_id`, may create \
+                     service accounts"
+                        .into(),
+                ))
+            }
+        }
     }
     let expiries = token_expiries(&accounts)?;
     if accounts.iter().any(|a| a.token_name.is_some()) {
@@ -185,6 +210,12 @@ pub async fn patch_members(
         });
     };
     let mut w = caller.state().write(first).await?;
+    if let Some((g, _)) = project_group {
+        let found = w.tx().get_admin(g).await?;
+        if !found.is_some_and(|a| a.kind == castellan_store::AdminKind::ProjectGroup && a.org_id == org.id) {
+            return Err(ApiError::bad_request(format!("project group `{g}` not found in this organization")));
+        }
+    }
     for g in &group_ids {
         if w.tx().get_group(*g).await?.is_none_or(|x| x.org_id != org.id) {
             return Err(ApiError::bad_request(format!("group `{g}` not found in this organization")));
@@ -264,6 +295,22 @@ pub async fn patch_members(
         };
         w.create_user(&u, None).await?;
         join(&mut w, org.id, &u, &group_ids).await?;
+        if let Some((g, _)) = project_group {
+            let acl = castellan_store::AclRecord {
+                id: castellan_core::AclId::generate(),
+                org_id: org.id,
+                object_type: ObjectType::ProjectGroupProjects,
+                object_id: g,
+                user_id: Some(u.id),
+                group_id: None,
+                permission: Some(Permission::Read),
+                role_id: None,
+                restrict_object_type: None,
+                expires_at: None,
+                created: w.now(),
+            };
+            w.grant(&acl).await?;
+        }
         let mut out = AddedUser { id: id.0, email: u.email.clone(), api_key: None, token_name: None };
         if let Some(tn) = &a.token_name {
             let tn = Name::parse("token_name", tn).map_err(|e| ApiError::invalid_body(e.to_string()))?;

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 on_both_backends!(
     a_grant_on_a_project_group_reaches_exactly_its_projects,
     project_group_membership_is_guarded_and_groups_go_cleanly,
+    a_project_group_owner_creates_service_accounts_that_read_its_projects,
     every_principal_meets_project_groups_exactly_as_designed
 );
 
@@ -230,5 +231,59 @@ async fn every_principal_meets_project_groups_exactly_as_designed(b: Backend) {
         }
     }
     assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    app.stop().await;
+}
+
+/// `invite_users.project_group_id`: an owner of a project group (every permission on
+/// it, and `create_acls` on its projects) creates service accounts that read the
+/// group's projects, without owning the organization.
+async fn a_project_group_owner_creates_service_accounts_that_read_its_projects(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else { return };
+    let owner = app.bootstrap("acme", "ada@acme.example").await;
+    let zeta = app.bootstrap("zeta", "zed@zeta.example").await;
+    let (lead, lead_key) = member(&app, &owner, "lead@acme.example").await;
+    let (_, other_key) = member(&app, &owner, "other@acme.example").await;
+    let p = id(&app.post("/v1/project", &owner, json!({"name": "p"})).await.1);
+    let o = id(&app.post("/v1/project", &owner, json!({"name": "o"})).await.1);
+    let g = id(&app.post("/v1/project_group", &owner, json!({"name": "lead's"})).await.1);
+    app.patch(&format!("/v1/project_group/{g}"), &owner, json!({"add_member_projects": [p]})).await;
+    let z = id(&app.post("/v1/project_group", &zeta, json!({"name": "z"})).await.1);
+    for perm in ["create", "read", "update", "delete", "create_acls", "read_acls", "update_acls", "delete_acls"] {
+        let body = json!({"object_type": "project_group", "object_id": g, "user_id": lead, "permission": perm});
+        assert_eq!(app.post("/v1/acl", &owner, body).await.0, StatusCode::OK);
+    }
+    let body =
+        json!({"object_type": "project_group_projects", "object_id": g, "user_id": lead, "permission": "create_acls"});
+    assert_eq!(app.post("/v1/acl", &owner, body).await.0, StatusCode::OK);
+    let invite = |group: Option<&str>| {
+        let mut i = json!({"service_accounts": [{"name": "bot"}]});
+        if let Some(g) = group {
+            i["project_group_id"] = json!(g);
+        }
+        json!({"invite_users": i})
+    };
+    let patch = |key: String, body: Value| {
+        let app = &app;
+        async move { app.send(Method::PATCH, "/v1/organization/members", Some(&key), Some(body), &[]).await }
+    };
+    // Without naming the group, or by someone who does not own it: refused.
+    let (s, _, v) = patch(lead_key.clone(), invite(None)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    // A group the caller cannot see answers like one that does not exist.
+    let (s, _, v) = patch(other_key.clone(), invite(Some(&g))).await;
+    assert_eq!((s, v["code"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_request")), "{v}");
+    let (s, _, v) = patch(lead_key.clone(), invite(Some(&z))).await;
+    assert_eq!((s, v["code"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_request")), "another org's group: {v}");
+    // The group's owner: the new account reads the group's projects, nothing else.
+    let (s, _, v) = patch(lead_key.clone(), invite(Some(&g))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let bot = v["added_users"][0]["id"].as_str().expect("bot").to_owned();
+    let (s, t) = app.post("/v1/service_token", &owner, json!({"name": "t", "service_account_id": bot})).await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    let bot_key = t["key"].as_str().expect("key").to_owned();
+    assert_eq!(app.get(&format!("/v1/project/{p}"), &bot_key).await.0, StatusCode::OK);
+    assert_eq!(app.get(&format!("/v1/project/{o}"), &bot_key).await.0, StatusCode::NOT_FOUND);
+    let (_, acls) = app.get(&format!("/v1/acl?object_type=project_group_projects&object_id={g}"), &owner).await;
+    assert!(acls.to_string().contains(&bot), "the grant is listed: {acls}");
     app.stop().await;
 }
