@@ -32,6 +32,9 @@ pub struct Spec {
     pub restricted: f64,
     /// Fraction of rows with an `expires_at` (half already expired at `now`).
     pub expiring: f64,
+    /// Project groups; each project is in 0 to 3 of them, the first groups the largest,
+    /// and 1% of the rows are on "all projects of" a group.
+    pub project_groups: usize,
 }
 
 impl Spec {
@@ -61,7 +64,13 @@ impl Spec {
             acls: n(1_000_000.0, 10),
             restricted: 0.30,
             expiring: 0.05,
+            project_groups: 0,
         }
+    }
+
+    /// This data set with `n` project groups, named `name`.
+    pub fn with_project_groups(self, name: &str, n: usize) -> Spec {
+        Spec { name: name.to_owned(), project_groups: n, ..self }
     }
 }
 
@@ -86,6 +95,8 @@ pub struct Dataset {
     pub objects: Vec<ObjectRef>,
     /// The ACL rows (seeded ones included).
     pub acls: Vec<AclRow>,
+    /// The project groups.
+    pub project_groups: Vec<Uuid>,
     /// Counter for fresh ids of later batches.
     rng: Rng,
 }
@@ -239,6 +250,22 @@ pub fn generate(spec: &Spec, seed: u64) -> Dataset {
             parent: ObjectRef::new(ObjectType::OrgProject, org),
         });
     }
+    // Project groups: each project joins 0 to 3 of them, drawn with a skew so the first
+    // groups hold hundreds of projects and the last a few.
+    let project_groups: Vec<Uuid> = (0..spec.project_groups).map(|_| rng.uuid()).collect();
+    if !project_groups.is_empty() {
+        let n = project_groups.len();
+        for g in &project_groups {
+            m.push(Mutation::AddProjectGroup { group: *g, org });
+        }
+        for p in &projects {
+            for _ in 0..rng.below(4) {
+                let u = rng.below(n * n);
+                let idx = (n - 1).saturating_sub((u as f64).sqrt() as usize);
+                m.push(Mutation::AddGroupProject { group: project_groups[idx], project: *p });
+            }
+        }
+    }
     let mut objects = Vec::with_capacity(spec.objects);
     for _ in 0..spec.objects {
         let object = ObjectRef::new(rng.pick(&CHILD_TYPES), rng.uuid());
@@ -247,8 +274,19 @@ pub fn generate(spec: &Spec, seed: u64) -> Dataset {
         objects.push(object);
     }
 
-    let mut ds =
-        Dataset { org, now, mutations: m, users, groups: Vec::new(), roles, projects, objects, acls: Vec::new(), rng };
+    let mut ds = Dataset {
+        org,
+        now,
+        mutations: m,
+        users,
+        groups: Vec::new(),
+        roles,
+        projects,
+        objects,
+        acls: Vec::new(),
+        project_groups,
+        rng,
+    };
     ds.groups = [builtin.owners, builtin.engineers, builtin.viewers].into_iter().chain(all_groups).collect();
     for _ in 0..spec.acls {
         let row = ds.random_acl(spec);
@@ -269,6 +307,8 @@ impl Dataset {
             ObjectRef::new(if rng.chance(0.5) { ObjectType::Organization } else { ObjectType::OrgProject }, self.org)
         } else if x < 50 {
             ObjectRef::new(ObjectType::Project, rng.pick(&self.projects))
+        } else if x < 60 && !self.project_groups.is_empty() {
+            ObjectRef::new(ObjectType::ProjectGroupProjects, rng.pick(&self.project_groups))
         } else {
             rng.pick(&self.objects)
         };

@@ -397,6 +397,26 @@ fn a_data_set_of_benchmark_shape_agrees_with_the_reference_on_a_sample() {
 }
 
 #[test]
+fn a_data_set_with_project_groups_agrees_with_the_reference_on_a_sample() {
+    let spec = Spec::scaled("BT-10k", 0.01).with_project_groups("BT-10k+PG", 5);
+    let ds = generate(&spec, 4);
+    assert!(ds.acls.iter().any(|a| a.object.object_type == T::ProjectGroupProjects), "rows on project groups");
+    let s = Snapshot::build(ds.mutations.clone()).unwrap();
+    let mut model = Reference::new();
+    model.apply(&ds.mutations).unwrap();
+    let mut rng = Rng::new(11);
+    for _ in 0..200 {
+        let (u, p, x) = (rng.pick(&ds.users), rng.pick(&Permission::ALL[..4]), rng.pick(&ds.objects));
+        assert_eq!(s.check(u, p, x, ds.now), model.check(u, p, x, ds.now), "{u} {p} {x}");
+        assert_eq!(s.ancestors(x), model.ancestors(x), "{x}");
+    }
+    for g in &ds.project_groups {
+        let all = ObjectRef::new(T::ProjectGroupProjects, *g);
+        assert_eq!(s.who_can(P::Read, all, ds.now, None, 100_000).items, model.who_can(P::Read, all, ds.now));
+    }
+}
+
+#[test]
 fn applying_a_batch_leaves_every_answer_of_the_old_snapshot_unchanged() {
     // The index shares its pieces between snapshots; a write must copy, never change a shared
     // piece. Answers of the old snapshot are taken before and after a mixed batch.

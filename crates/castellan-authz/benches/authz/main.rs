@@ -167,6 +167,8 @@ fn spec_of(size: &str) -> Option<Spec> {
         "10k" => Spec::scaled("BT-10k", 0.01),
         "100k" => Spec::bt_100k(),
         "1m" => Spec::bt_1m(),
+        "100k-pg" => Spec::bt_100k().with_project_groups("BT-100k+PG", 100),
+        "1m-pg" => Spec::bt_1m().with_project_groups("BT-1M+PG", 100),
         _ => return None,
     })
 }
