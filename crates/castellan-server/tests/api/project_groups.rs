@@ -163,7 +163,7 @@ async fn project_group_membership_is_guarded_and_groups_go_cleanly(b: Backend) {
 
 /// The authorization matrix of project groups: each principal, on each endpoint a
 /// project group changes, gets exactly the expected status. Principals: the owner; a
-/// member granted `read` on all projects of group A; the owner of group A's definition
+/// member of a permission group granted `read` on all projects of group A; the owner of group A's definition
 /// (read, update, delete on the project_group); a member granted `read` on all
 /// projects of group B; another org's owner. Projects: `a` in A; `t` in A and B, then
 /// taken out of B; `o` in no group. The definer administers A's definition but reads
@@ -194,7 +194,11 @@ async fn every_principal_meets_project_groups_exactly_as_designed(b: Backend) {
             assert_eq!(s, StatusCode::OK, "{v}");
         }
     };
-    grant("project_group_projects", ga.clone(), reader.clone(), "read").await;
+    // The reader holds it through a permission group, as a console admin would grant it.
+    let (s, readers) = app.post("/v1/group", &owner, json!({"name": "A readers", "member_users": [reader]})).await;
+    assert_eq!(s, StatusCode::OK, "{readers}");
+    let body = json!({"object_type": "project_group_projects", "object_id": ga, "group_id": readers["id"], "permission": "read"});
+    assert_eq!(app.post("/v1/acl", &owner, body).await.0, StatusCode::OK);
     for p in ["read", "update", "delete"] {
         grant("project_group", ga.clone(), definer.clone(), p).await;
     }
