@@ -27,24 +27,26 @@ pub(crate) struct IngestQueue {
 impl IngestQueue {
     /// Starts the writer. It ends when the last handle is dropped.
     ///
-    /// The writer runs on a thread of its own: on the shared runtime its every
-    /// database round trip would wait behind the request handlers (parsing large
-    /// bodies), and the one writer is what all ingest waits for.
+    /// The writer is polled on a thread of its own: on the shared runtime's workers its
+    /// every database round trip would wait behind the request handlers (parsing large
+    /// bodies), and the one writer is what all ingest waits for. Its I/O stays on the
+    /// server's runtime (the thread enters it with `Handle::block_on`): the database
+    /// connections it opens belong to the shared pool, and a connection registered with
+    /// a runtime of the writer's own would die with the writer, under whoever uses it
+    /// next.
     pub(crate) fn start(store: DataWriter) -> IngestQueue {
         let (jobs, rx) = mpsc::channel(1024);
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
-        match runtime {
-            Ok(rt) => {
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
                 let spawned = std::thread::Builder::new()
                     .name("castellan-ingest".into())
-                    .spawn(move || rt.block_on(run(store, rx)));
+                    .spawn(move || handle.block_on(run(store, rx)));
                 if let Err(e) = spawned {
                     tracing::error!(error = %e, "cannot start the data writer thread");
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "no runtime for the data writer; it shares the server's");
-                tokio::spawn(run(store, rx));
+                tracing::error!(error = %e, "the data writer needs the server's runtime");
             }
         }
         IngestQueue { jobs }
