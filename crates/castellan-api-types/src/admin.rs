@@ -444,8 +444,8 @@ pub struct EnvVar {
     pub secret_category: String,
 }
 
-/// `POST /v1/env_var` and `PUT /v1/env_var`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+/// `POST /v1/env_var` and `PUT /v1/env_var`. `Debug` never shows the value.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct CreateEnvVar {
     /// What it is set on.
     pub object_type: EnvVarObjectType,
@@ -469,8 +469,8 @@ pub struct CreateEnvVar {
     pub secret_category: Option<String>,
 }
 
-/// `PATCH /v1/env_var/{env_var_id}`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+/// `PATCH /v1/env_var/{env_var_id}`. `Debug` never shows the value.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct PatchEnvVar {
     /// The (new) name.
     pub name: String,
@@ -588,4 +588,47 @@ pub struct PatchProjectGroup {
     /// Projects to take out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remove_member_projects: Option<Vec<Uuid>>,
+}
+
+impl std::fmt::Debug for CreateEnvVar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateEnvVar")
+            .field("object_type", &self.object_type)
+            .field("object_id", &self.object_id)
+            .field("name", &self.name)
+            .field("value", &self.value.as_ref().map(|_| "***"))
+            .field("metadata", &self.metadata)
+            .field("secret_type", &self.secret_type)
+            .field("secret_category", &self.secret_category)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for PatchEnvVar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PatchEnvVar")
+            .field("name", &self.name)
+            .field("value", &self.value.as_ref().map(|_| "***"))
+            .field("metadata", &self.metadata)
+            .field("secret_type", &self.secret_type)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_var_bodies_never_show_their_value_in_debug_output() {
+        let c: CreateEnvVar = serde_json::from_value(serde_json::json!({
+            "object_type": "project", "object_id": Uuid::nil(), "name": "K", "value": "hunter2-secret"
+        }))
+        .unwrap();
+        let p: PatchEnvVar =
+            serde_json::from_value(serde_json::json!({"name": "K", "value": "hunter2-secret"})).unwrap();
+        for shown in [format!("{c:?}"), format!("{p:?}")] {
+            assert!(!shown.contains("hunter2") && shown.contains("***"), "{shown}");
+        }
+    }
 }

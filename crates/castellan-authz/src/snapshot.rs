@@ -24,8 +24,9 @@ use castellan_core::model::{ObjectRef, ObjectType, Permission};
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// Containers with rows gathered for a check's subject-major loop (a chain of the model has
-/// at most four objects, so at most three containers).
+/// Containers with rows gathered for a check's subject-major loop: a chain without project
+/// groups has at most four objects, so at most three containers; the containers of a
+/// project's groups beyond this are tested one at a time.
 const CHAIN: usize = 4;
 
 /// An immutable, shareable index of the whole access configuration.
@@ -331,8 +332,8 @@ impl Snapshot {
             }
             Loc::Container(c) => c,
         };
-        // The containers above with rows (at most three for a leaf: project, org_project,
-        // organization). A denial must look at all of them, so the loop below is by subject:
+        // The containers above with rows (for a leaf: project, its groups' "all projects",
+        // org_project, organization). A denial must look at all of them, so the loop below is by subject:
         // each subject is hashed once and tested against every container's filter.
         let mut chain: [&Container; CHAIN] = [self.containers.get(0); CHAIN];
         let mut n = 0;
@@ -373,8 +374,9 @@ impl Snapshot {
     ///
     /// Cost: one probe for the object (for a leaf, its slot holds its entries), one for the
     /// user's closure (independent, so the two cache misses overlap), then the containers
-    /// above by index (at most three, whose inline filters rule out most subjects without
-    /// touching their buckets): independent of the number of rows.
+    /// above by index (three, plus one per project group the project is in), whose inline
+    /// filters rule out most subjects without touching their buckets: independent of the
+    /// number of rows.
     pub fn check(&self, user: Uuid, permission: Permission, object: ObjectRef, now: i64) -> bool {
         let q = Query::new(permission, object.object_type, now);
         // Both lookups start with a cache miss. Reading both home slots before either

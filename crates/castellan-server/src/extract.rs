@@ -37,9 +37,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     }
 }
 
+/// Whether JSON text escapes U+0000 (`\u0000` after an odd run of backslashes; an
+/// escaped backslash followed by `u0000` is plain text).
+fn has_nul_escape(bytes: &[u8]) -> bool {
+    bytes.windows(6).enumerate().any(|(i, w)| {
+        w.eq_ignore_ascii_case(b"\\u0000") && bytes[..=i].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 1
+    })
+}
+
 /// Parses a JSON body with the same errors as [`Body`].
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
+    // PostgreSQL cannot store U+0000 in text or JSON; refused the same on every backend.
+    if has_nul_escape(bytes) {
+        return Err(ApiError::invalid_body("strings may not contain the character U+0000"));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error_free(&mut de)?;
     de.end().map_err(|e| ApiError::BadRequest {
@@ -431,6 +443,16 @@ mod tests {
         let body: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(body["code"], "invalid_parameter");
         assert_eq!(body["message"], "`project_id` must be a UUID, got `not-a-uuid`");
+    }
+
+    #[test]
+    fn a_nul_character_is_refused_but_an_escaped_backslash_before_u0000_is_text() {
+        assert!(has_nul_escape(br#"{"a": "x\u0000y"}"#));
+        assert!(has_nul_escape(br#"{"a": "\U0000"}"#));
+        assert!(!has_nul_escape(br#"{"a": "\\u0000"}"#));
+        assert!(has_nul_escape(br#"{"a": "\\\u0000"}"#));
+        let code = parse_json::<serde_json::Value>(br#"{"a": "\u0000"}"#).unwrap_err().status_and_code().1;
+        assert_eq!(code, "invalid_body");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Secret values at rest (environment variables, AI provider keys): sealed with
 //! XChaCha20-Poly1305 under the master key, with associated data that binds each
-//! ciphertext to its org, kind, row and name, so a sealed value copied onto another
-//! row (or renamed behind the server's back) no longer opens. The master key never
+//! ciphertext to its org, kind, row, what it is set on and name, so a sealed value
+//! copied onto another row, moved to another project or renamed behind the server's
+//! back no longer opens. The master key never
 //! enters the database; a sealed value names the key that sealed it.
 //!
 //! Layout: `1` (format) ‖ key id (8 bytes) ‖ nonce (24 bytes) ‖ ciphertext and tag.
@@ -39,13 +40,17 @@ pub struct Binding<'a> {
     pub kind: &'a str,
     /// Its row.
     pub id: Uuid,
+    /// What it is set on.
+    pub scope: castellan_core::ObjectRef,
     /// Its name.
     pub name: &'a str,
 }
 
 impl Binding<'_> {
     fn aad(&self) -> Vec<u8> {
-        format!("castellan:v1|{}|admin_objects|{}|{}|{}", self.org.0, self.kind, self.id, self.name).into_bytes()
+        let scope = format!("{}:{}", self.scope.object_type, self.scope.object_id);
+        format!("castellan:v1|{}|admin_objects|{}|{}|{}|{}", self.org.0, self.kind, self.id, scope, self.name)
+            .into_bytes()
     }
 }
 
@@ -174,12 +179,12 @@ fn generated(path: &Path) -> Result<Sealer, KeyError> {
     }
 }
 
-/// A masked preview of a secret value: never more than a few characters of it,
-/// and none of a short one.
+/// A masked preview of a secret value: at most seven characters of a value of 24 or
+/// more, nothing (not even its length) of a shorter one.
 pub fn preview(value: &str) -> String {
     let chars: Vec<char> = value.chars().collect();
-    if chars.len() < 16 {
-        return "*".repeat(chars.len().clamp(4, 8));
+    if chars.len() < 24 {
+        return "********".into();
     }
     let head: String = chars[..3].iter().collect();
     let tail: String = chars[chars.len() - 4..].iter().collect();
@@ -191,7 +196,8 @@ mod tests {
     use super::*;
 
     fn binding(name: &str) -> Binding<'_> {
-        Binding { org: OrgId(Uuid::from_u128(1)), kind: "env_var", id: Uuid::from_u128(2), name }
+        let scope = castellan_core::ObjectRef::new(castellan_core::ObjectType::Project, Uuid::from_u128(4));
+        Binding { org: OrgId(Uuid::from_u128(1)), kind: "env_var", id: Uuid::from_u128(2), scope, name }
     }
 
     #[test]
@@ -203,6 +209,9 @@ mod tests {
         assert!(matches!(s.open(binding("OTHER"), &sealed), Err(OpenError::Damaged)));
         let moved = Binding { id: Uuid::from_u128(3), ..binding("OPENAI_API_KEY") };
         assert!(matches!(s.open(moved, &sealed), Err(OpenError::Damaged)));
+        let other_project = castellan_core::ObjectRef::new(castellan_core::ObjectType::Project, Uuid::from_u128(5));
+        let elsewhere = Binding { scope: other_project, ..binding("OPENAI_API_KEY") };
+        assert!(matches!(s.open(elsewhere, &sealed), Err(OpenError::Damaged)));
         let mut flipped = sealed.clone();
         *flipped.last_mut().unwrap() ^= 1;
         assert!(matches!(s.open(binding("OPENAI_API_KEY"), &flipped), Err(OpenError::Damaged)));
@@ -237,9 +246,8 @@ mod tests {
     #[test]
     fn previews_show_little_of_long_values_and_nothing_of_short_ones() {
         assert_eq!(preview("sk-proj-abcdefghijklmnop"), "sk-...mnop");
-        assert_eq!(preview("hunter2"), "*******");
-        assert_eq!(preview("ab"), "****");
-        assert!(!preview("0123456789abcde").contains('0'));
+        assert_eq!(preview("hunter2"), "********");
+        assert_eq!(preview("ab"), preview("0123456789abcdefghijklm"), "short values show nothing, not even length");
     }
 
     #[test]

@@ -510,6 +510,12 @@ impl AccessRepo for SqlTx {
         self.delete_acls_where("org_id = $1 AND user_id = $2", &[org.0, u.0]).await
     }
 
+    async fn delete_acls_inside(&mut self, project: ProjectId) -> StoreResult<Vec<AclRecord>> {
+        self.ensure_writable()?;
+        self.delete_acls_where("object_id IN (SELECT id FROM project_objects WHERE project_id = $1)", &[project.0])
+            .await
+    }
+
     async fn delete_acls_referencing(&mut self, g: Option<GroupId>, r: Option<RoleId>) -> StoreResult<Vec<AclRecord>> {
         self.ensure_writable()?;
         let mut out = Vec::new();

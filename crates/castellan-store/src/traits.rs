@@ -252,6 +252,9 @@ pub trait AccessRepo {
     async fn delete_acls_on(&mut self, object_type: ObjectType, object_id: Uuid) -> StoreResult<Vec<AclRecord>>;
     /// Deletes every ACL naming a user (in one org) and returns them.
     async fn delete_acls_of_user(&mut self, org: OrgId, user: UserId) -> StoreResult<Vec<AclRecord>>;
+    /// Deletes every ACL on an object inside a project (experiments, datasets, prompts,
+    /// playgrounds) and returns them.
+    async fn delete_acls_inside(&mut self, project: ProjectId) -> StoreResult<Vec<AclRecord>>;
     /// Deletes every ACL naming a group or granting a role, and returns them.
     async fn delete_acls_referencing(
         &mut self,

@@ -98,6 +98,8 @@ impl Write {
         for t in [ObjectType::Project, ObjectType::ProjectLog] {
             self.drop_acls_on(t, p.id.0).await?;
         }
+        let inside = self.tx.delete_acls_inside(p.id).await?;
+        self.audit_acls_deleted(&inside).await?;
         self.changes.push(Change::RemoveObject { object: project_ref(p.id.0) });
         self.audit_project(p, "project.deleted", Some(&dto::project(p)), None).await
     }
@@ -534,9 +536,10 @@ mod tests {
 
     /// The repositories whose rows the authorization index, the change feed and the
     /// audit log describe, by file.
-    const REPOSITORIES: [(&str, &[&str]); 2] = [
+    const REPOSITORIES: [(&str, &[&str]); 3] = [
         ("traits.rs", &["OrgRepo", "UserRepo", "SessionRepo", "ProjectRepo", "KeyRepo", "AccessRepo", "AuditRepo"]),
         ("data_repo.rs", &["ObjectRepo"]),
+        ("admin.rs", &["AdminRepo"]),
     ];
     const MUTATING: [&str; 9] =
         ["insert_", "update_", "delete_", "add_", "remove_", "set_", "revoke_", "accept_", "append_"];
@@ -580,7 +583,9 @@ mod tests {
     fn mutations_stay_in_access() {
         let names = mutating_methods();
         assert!(names.len() > 30, "the repository declarations were not read: {names:?}");
-        assert!(names.iter().any(|n| n == "insert_group") && names.iter().any(|n| n == "delete_object"));
+        for n in ["insert_group", "delete_object", "insert_admin", "add_group_project"] {
+            assert!(names.iter().any(|x| x == n), "{n} was not read");
+        }
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
         let mut files = Vec::new();
         sources(&src, &mut files);

@@ -69,6 +69,12 @@ fn wire(a: &AdminRecord) -> EnvVar {
     }
 }
 
+/// An environment variable as its audit record shows it: not even the preview (an
+/// audit-log reader may not read what it is set on).
+fn audited(a: &AdminRecord) -> EnvVar {
+    EnvVar { preview_secret: None, ..wire(a) }
+}
+
 /// The organization of what a variable is set on (it exists: the caller was just
 /// authorized on it).
 async fn org_of(tx: &mut dyn Tx, scope: ObjectRef) -> ApiResult<OrgId> {
@@ -112,7 +118,7 @@ fn check_category(category: &Option<String>) -> ApiResult<()> {
 /// nothing changes when `a` already holds that value.
 fn set_value(caller: &Caller, a: &mut AdminRecord, value: &str, now: i64) -> ApiResult<()> {
     let sealer = caller.state().sealer()?;
-    let binding = Binding { org: a.org_id, kind: KIND.as_str(), id: a.id, name: &a.name };
+    let binding = Binding { org: a.org_id, kind: KIND.as_str(), id: a.id, scope: a.scope, name: &a.name };
     if a.secret.as_ref().is_some_and(|s| sealer.open(binding, s).is_ok_and(|old| old == value)) {
         return Ok(());
     }
@@ -211,9 +217,8 @@ async fn create_or_replace(caller: Caller, body: CreateEnvVar, replace: bool) ->
                 set_value(&caller, &mut after, v, now)?;
             }
             after.updated = now;
-            let out = wire(&after);
-            w.update_admin(&after, &wire(&before), &out).await?;
-            out
+            w.update_admin(&after, &audited(&before), &audited(&after)).await?;
+            wire(&after)
         }
         None => {
             let mut a = AdminRecord {
@@ -232,9 +237,8 @@ async fn create_or_replace(caller: Caller, body: CreateEnvVar, replace: bool) ->
             if let Some(v) = &body.value {
                 set_value(&caller, &mut a, v, now)?;
             }
-            let out = wire(&a);
-            w.create_admin(&a, &out).await?;
-            out
+            w.create_admin(&a, &audited(&a)).await?;
+            wire(&a)
         }
     };
     let rev = w.commit().await?;
@@ -285,8 +289,12 @@ pub async fn update(caller: Caller, Path(id): Path<Uuid>, Body(body): Body<Patch
         // it again under the new one.
         if let (Some(sealed), None) = (&before.secret, &body.value) {
             let sealer = caller.state().sealer()?;
-            let old = Binding { org: before.org_id, kind: KIND.as_str(), id, name: &before.name };
-            let value = sealer.open(old, sealed).map_err(|e| ApiError::Internal(format!("env var {id}: {e}")))?;
+            let old = Binding { org: before.org_id, kind: KIND.as_str(), id, scope: before.scope, name: &before.name };
+            let value = sealer.open(old, sealed).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the stored value cannot be opened to seal it under the new name ({e}); send `value` with the rename"
+                ))
+            })?;
             let new = Binding { name: &after.name, ..old };
             after.secret = Some(sealer.seal(new, &value));
         }
@@ -304,10 +312,9 @@ pub async fn update(caller: Caller, Path(id): Path<Uuid>, Body(body): Body<Patch
         return Ok(Written { revision: None, found_existing: false, body: wire(&before) });
     }
     after.updated = now;
-    let out = wire(&after);
-    w.update_admin(&after, &wire(&before), &out).await?;
+    w.update_admin(&after, &audited(&before), &audited(&after)).await?;
     let rev = w.commit().await?;
-    Ok(Written::at(rev, out))
+    Ok(Written::at(rev, wire(&after)))
 }
 
 /// Deletes an environment variable and its sealed value (`update` on what it is
@@ -319,8 +326,7 @@ pub async fn remove(caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Written<E
     let mut w = caller.state().write(&permit).await?;
     let a =
         w.tx().get_admin(id).await?.filter(|a| a.kind == KIND).ok_or_else(|| ApiError::not_found(KIND.as_str(), id))?;
-    let out = wire(&a);
-    w.delete_admin(&a, &out).await?;
+    w.delete_admin(&a, &audited(&a)).await?;
     let rev = w.commit().await?;
-    Ok(Written::at(rev, out))
+    Ok(Written::at(rev, wire(&a)))
 }

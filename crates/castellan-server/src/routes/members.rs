@@ -81,7 +81,8 @@ async fn join(w: &mut Write, org: OrgId, user: &UserRecord, groups: &[GroupId]) 
 }
 
 /// Invites people (existing users join at once; others get an invitation to accept),
-/// creates service accounts (owners only; creating one with `token_name` also mints
+/// creates service accounts (owners of the organization, or of the project group named
+/// by `project_group_id`; creating one with `token_name` also mints
 /// its first token, and needs a console session or an owner's service token, not a
 /// user API key) and removes members. Inviting needs
 /// `create` on the org's members, removing `delete` on them, and putting invitees in
@@ -210,6 +211,15 @@ pub async fn patch_members(
         });
     };
     let mut w = caller.state().write(first).await?;
+    // Under the write lock, the project-group owner's standing again: a grant revoked a
+    // moment ago on another replica no longer counts.
+    if let Some((g, true)) = project_group.filter(|_| !accounts.is_empty() && !caller.is_owner(org.id)) {
+        let group_ref = ObjectRef::new(ObjectType::ProjectGroup, g);
+        for p in Permission::ALL {
+            caller.require(p, group_ref).await?;
+        }
+        caller.require(Permission::CreateAcls, ObjectRef::new(ObjectType::ProjectGroupProjects, g)).await?;
+    }
     if let Some((g, _)) = project_group {
         let found = w.tx().get_admin(g).await?;
         if !found.is_some_and(|a| a.kind == castellan_store::AdminKind::ProjectGroup && a.org_id == org.id) {

@@ -106,6 +106,10 @@ pub async fn create(caller: Caller, Body(body): Body<CreateProject>) -> ApiResul
     };
     let permit = caller.require_create(ObjectType::Project, parent).await?;
     let mut w = caller.state().write(&permit).await?;
+    if let Some(g) = &group {
+        // The group's `update`, again under the write lock.
+        caller.require(Permission::Update, ObjectRef::new(ObjectType::ProjectGroup, g.id)).await?;
+    }
     if let Some(p) = w.tx().find_project_by_name(org.id, name.as_str()).await? {
         return if existing_readable(&p) {
             Ok(Written::existing(dto::project(&p)))

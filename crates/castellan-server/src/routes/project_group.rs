@@ -237,9 +237,17 @@ pub async fn update(
         })?;
     }
     let mut w = caller.state().write(&permit).await?;
+    // The checks above, again under the write lock: a grant revoked a moment ago on
+    // another replica no longer counts.
+    for p in &add {
+        caller.require(Permission::UpdateAcls, ObjectRef::new(ObjectType::Project, *p)).await?;
+    }
     let missing = || ApiError::not_found("project group", id);
     let before = w.tx().get_admin(id).await?.filter(|a| a.kind == KIND).ok_or_else(missing)?;
-    let before_wire = wire(&caller, w.tx(), &before).await?;
+    // Audited in full: the answer lists only the projects the caller can read, the
+    // audit record every member, before and after.
+    let members = |ids: Vec<ProjectId>| json!({"member_projects": ids.iter().map(|p| p.0).collect::<Vec<_>>()});
+    let before_members = members(w.tx().group_project_ids(id).await?);
     let mut after = before.clone();
     if let Some(n) = name {
         after.name = n.into_inner();
@@ -247,24 +255,27 @@ pub async fn update(
     if let Some(d) = body.description {
         after.data["description"] = json!(d);
     }
+    let mut changed = after != before;
     for p in &remove {
-        w.remove_group_project(&before, ProjectId(*p)).await?;
+        changed |= w.remove_group_project(&before, ProjectId(*p)).await?;
     }
     for p in &add {
         let project = w.tx().get_project(ProjectId(*p)).await?.ok_or_else(|| ApiError::not_found("project", p))?;
         if project.org_id != before.org_id {
             return Err(ApiError::not_found("project", p));
         }
-        w.add_group_project(&before, project.id).await?;
+        changed |= w.add_group_project(&before, project.id).await?;
+    }
+    if !changed {
+        return Ok(Written { revision: None, found_existing: false, body: wire(&caller, w.tx(), &before).await? });
     }
     if after != before {
         after.updated = w.now();
     }
+    let audited = |a: &AdminRecord, m: &Value| json!({"name": a.name, "description": a.data.get("description"), "member_projects": m["member_projects"]});
+    let after_members = members(w.tx().group_project_ids(id).await?);
+    w.update_admin(&after, &audited(&before, &before_members), &audited(&after, &after_members)).await?;
     let out = wire(&caller, w.tx(), &after).await?;
-    if out == before_wire && after == before {
-        return Ok(Written { revision: None, found_existing: false, body: out });
-    }
-    w.update_admin(&after, &before_wire, &out).await?;
     let rev = w.commit().await?;
     Ok(Written::at(rev, out))
 }

@@ -108,9 +108,9 @@ except braintrust_api.AuthenticationError:
     pass
 
 # Environment variables: the value goes in, never comes back.
-ev = c.env_vars.create(name="OPENAI_API_KEY", object_type="project", object_id=p.id, value="sk-compat-0123456789")
+ev = c.env_vars.create(name="OPENAI_API_KEY", object_type="project", object_id=p.id, value="sk-compat-0123456789abcdef")
 assert ev.object_type == "project" and ev.object_id == p.id, ev
-assert "0123456789" not in ev.model_dump_json() and ev.preview_secret == "sk-...6789", ev
+assert "0123456789" not in ev.model_dump_json() and ev.preview_secret == "sk-...cdef", ev
 assert c.env_vars.create(name="OPENAI_API_KEY", object_type="project", object_id=p.id).id == ev.id
 ov = c.env_vars.create(name="REGION", object_type="organization", object_id=org.id, value="eu-west-1")
 assert c.env_vars.retrieve(ev.id).name == "OPENAI_API_KEY"

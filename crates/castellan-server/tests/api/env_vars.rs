@@ -66,7 +66,7 @@ async fn stored(app: &TestApp, id: &str) -> castellan_store::AdminRecord {
 }
 
 fn opened(app: &TestApp, a: &castellan_store::AdminRecord) -> String {
-    let binding = Binding { org: a.org_id, kind: AdminKind::EnvVar.as_str(), id: a.id, name: &a.name };
+    let binding = Binding { org: a.org_id, kind: AdminKind::EnvVar.as_str(), id: a.id, scope: a.scope, name: &a.name };
     app.state.sealer().expect("sealer").open(binding, a.secret.as_deref().expect("sealed")).expect("opens")
 }
 
@@ -155,7 +155,7 @@ async fn creating_replacing_and_renaming_keep_the_value_and_its_history_honest(b
     let (s, changed) =
         f.app.patch(&format!("/v1/env_var/{id}"), &f.owner, json!({"name": "API_TOKEN", "value": "hunter2"})).await;
     assert_eq!(s, StatusCode::OK, "{changed}");
-    assert_eq!(changed["preview_secret"], "*******");
+    assert_eq!(changed["preview_secret"], "********");
     assert_ne!(changed["secret_updated_at"], first["secret_updated_at"]);
     assert_eq!(opened(&f.app, &stored(&f.app, &id).await), "hunter2");
     // A rename onto a taken name is refused.
