@@ -93,8 +93,20 @@ impl Write {
         self.tx.delete_project(p.id, now).await?;
         self.drop_admin_under(p.id.0).await?;
         // The project leaves its groups with it (replicas drop it from them on
-        // `RemoveObject`).
-        self.tx.delete_group_projects_of(p.id.0).await?;
+        // `RemoveObject`); each group's record says so.
+        for (group, _) in self.tx.delete_group_projects_of(p.id.0).await? {
+            let name = self.tx.get_admin(group).await?.map(|g| g.name);
+            self.audit(AuditEvent::<(), _> {
+                org: p.org_id,
+                event_type: "project_group.updated",
+                resource_type: "project_group",
+                resource_id: Some(group),
+                resource_name: name.as_deref(),
+                before: None,
+                after: Some(&serde_json::json!({"removed_member_projects": [p.id.0], "reason": "project deleted"})),
+            })
+            .await?;
+        }
         for t in [ObjectType::Project, ObjectType::ProjectLog] {
             self.drop_acls_on(t, p.id.0).await?;
         }

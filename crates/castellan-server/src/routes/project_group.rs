@@ -128,7 +128,7 @@ async fn create_or_replace(
     let permit = match &existing {
         Some(a) if readable(a) => caller.require(Permission::Update, group_ref(a.id)).await?,
         // A name taken by a group the caller cannot read: as if it were free, the
-        // create permission decides first; the insert then reports the clash.
+        // create permission decides first; only then is the clash reported.
         _ => caller.require_create(ObjectType::ProjectGroup, scope).await?,
     };
     let mut w = caller.state().write(&permit).await?;
@@ -250,6 +250,20 @@ pub async fn update(
     let before_members = members(w.tx().group_project_ids(id).await?);
     let mut after = before.clone();
     if let Some(n) = name {
+        if n.as_str() != before.name {
+            // A name taken by a group the caller cannot read is answered as for a
+            // create: only a caller who may create groups learns that it is taken.
+            if let Some(other) = w.tx().find_admin(KIND, before.scope, n.as_str()).await? {
+                return Err(if caller.can(Permission::Read, group_ref(other.id)) {
+                    ApiError::BadRequest {
+                        code: crate::error::ErrorCode::NameTaken,
+                        message: format!("a project group named `{n}` already exists"),
+                    }
+                } else {
+                    super::unreadable_name_taken(&caller, ObjectType::ProjectGroup, before.org_id, n.as_str()).await
+                });
+            }
+        }
         after.name = n.into_inner();
     }
     if let Some(d) = body.description {

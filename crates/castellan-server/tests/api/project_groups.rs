@@ -95,6 +95,8 @@ async fn a_grant_on_a_project_group_reaches_exactly_its_projects(b: Backend) {
     // Deleting a project takes it out of its groups.
     assert_eq!(app.delete(&format!("/v1/project/{q}"), &owner).await.0, StatusCode::OK);
     assert_eq!(app.get(&format!("/v1/project_group/{gid}"), &owner).await.1["member_projects"], json!([]));
+    let (_, audit) = app.get("/v1/audit_log?org_name=acme&event_type=project_group.updated", &owner).await;
+    assert!(audit.to_string().contains("project deleted") && audit.to_string().contains(&q), "{audit}");
     app.stop().await;
 }
 
@@ -124,6 +126,16 @@ async fn project_group_membership_is_guarded_and_groups_go_cleanly(b: Backend) {
     assert!(v["message"].as_str().is_some_and(|m| m.contains("update_acls")), "{v}");
     let (s, v) = app.patch(&format!("/v1/project_group/{gid}"), &carol_key, json!({"name": "carol's"})).await;
     assert_eq!((s, v["name"].as_str()), (StatusCode::OK, Some("carol's")), "{v}");
+    // Renaming onto the name of a group Carol cannot read: she may not create groups,
+    // so she learns nothing about it (403, as for a create), where the owner learns it
+    // is taken.
+    let hidden = id(&app.post("/v1/project_group", &owner, json!({"name": "hidden"})).await.1);
+    let (s, v) = app.patch(&format!("/v1/project_group/{gid}"), &carol_key, json!({"name": "hidden"})).await;
+    assert_eq!((s, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")), "{v}");
+    assert!(!v.to_string().contains("exists"), "{v}");
+    let (s, v) = app.patch(&format!("/v1/project_group/{gid}"), &owner, json!({"name": "hidden"})).await;
+    assert_eq!((s, v["code"].as_str()), (StatusCode::BAD_REQUEST, Some("name_taken")), "{v}");
+    app.delete(&format!("/v1/project_group/{hidden}"), &owner).await;
     // Another org sees nothing and cannot pull in its project; the owner cannot pull in zeta's.
     for (method, path) in
         [(Method::GET, format!("/v1/project_group/{gid}")), (Method::DELETE, format!("/v1/project_group/{gid}"))]
