@@ -7,12 +7,11 @@ use super::{invalid, OrgName, Written};
 use crate::access::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{empty_as_none, Body, Page, Path, Query};
-use crate::fill;
 use crate::secrets::{preview, Binding};
 use axum::Json;
 use castellan_api_types::{format_time, CreateEnvVar, EnvVar, EnvVarObjectType, ListResponse, PatchEnvVar};
 use castellan_core::{Name, ObjectRef, ObjectType, OrgId, Permission, ProjectId};
-use castellan_store::{AdminFilter, AdminKind, AdminRecord, Paged, Tx};
+use castellan_store::{AdminFilter, AdminKind, AdminRecord, Tx};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::IntoParams;
@@ -167,15 +166,8 @@ pub async fn list(
         ids: f.ids,
         name: f.env_var_name,
     };
-    let (limit, cursor) = (page.limit(), page.cursor()?);
     let mut tx = caller.state().read_scope(&scope).await?;
-    let visible = |a: &AdminRecord| scope.visible(Permission::Read, a.scope);
-    let key = match cursor.id() {
-        Some(id) => tx.get_admin(id).await?.filter(|a| a.kind == KIND && visible(a)).map(|a| a.page_key()),
-        None => None,
-    };
-    let req = cursor.resolve(limit, key)?;
-    let rows = fill!(req, |w| tx.list_admin(&filter, &w), visible);
+    let rows = super::admin_page(&mut *tx, &filter, &page, |a| scope.visible(Permission::Read, a.scope)).await?;
     Ok(Json(ListResponse { objects: rows.iter().map(wire).collect() }))
 }
 

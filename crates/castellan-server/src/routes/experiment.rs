@@ -162,7 +162,7 @@ pub async fn create(caller: Caller, Body(body): Body<CreateExperiment>) -> ApiRe
         created: w.now(),
     };
     let out = wire(&o);
-    objects::insert_new(&mut w, &o, &out).await?;
+    w.create_object(&o, &out).await?;
     let rev = w.commit().await?;
     Ok(Written::at(rev, out))
 }

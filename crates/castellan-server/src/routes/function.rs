@@ -258,7 +258,7 @@ pub async fn create_in(
     };
     let out = wire(&o);
     match &before {
-        None => objects::insert_new(&mut w, &o, &out).await?,
+        None => w.create_object(&o, &out).await?,
         Some(b) => w.update_object(&o, &wire(b), &out).await?,
     }
     w.record_version(&o).await?;

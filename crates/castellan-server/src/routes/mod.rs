@@ -60,6 +60,25 @@ macro_rules! fill {
     }};
 }
 
+/// One page of the administration objects `filter` names (env vars, tags, project
+/// groups, …), keeping the rows `visible` accepts; a cursor naming a row of another
+/// kind or one the caller cannot see is refused like an unknown one.
+pub(crate) async fn admin_page(
+    tx: &mut dyn castellan_store::Tx,
+    filter: &castellan_store::AdminFilter,
+    page: &crate::extract::Page,
+    visible: impl Fn(&castellan_store::AdminRecord) -> bool,
+) -> crate::error::ApiResult<Vec<castellan_store::AdminRecord>> {
+    use castellan_store::Paged;
+    let (limit, cursor) = (page.limit(), page.cursor()?);
+    let key = match cursor.id() {
+        Some(id) => tx.get_admin(id).await?.filter(|a| a.kind == filter.kind && visible(a)).map(|a| a.page_key()),
+        None => None,
+    };
+    let req = cursor.resolve(limit, key)?;
+    Ok(fill!(req, |w| tx.list_admin(filter, &w), &visible))
+}
+
 /// A JSON answer to a write, carrying its revision.
 pub struct Written<T> {
     /// The revision the write committed at (None when nothing was written).

@@ -3,7 +3,7 @@
 //! usual filters, and the audited create, update and delete.
 
 use super::{OrgName, Written};
-use crate::access::{AuditEvent, Caller, Permit, Write};
+use crate::access::{Caller, Permit, Write};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{empty_as_none, Page};
 use crate::fill;
@@ -140,32 +140,6 @@ pub async fn existing_by_name(
     Ok(found.filter(|o| scope.orgs().contains(&o.org_id) && scope.visible(Permission::Read, object_ref(o.kind, o.id))))
 }
 
-/// Appends the audit record of a change to an object.
-pub async fn audit<B: Serialize, A: Serialize>(
-    w: &mut Write,
-    o: &ObjectRecord,
-    action: &str,
-    before: Option<&B>,
-    after: Option<&A>,
-) -> ApiResult<()> {
-    let event_type = format!("{}.{action}", o.kind.as_str());
-    w.audit(AuditEvent {
-        org: o.org_id,
-        event_type: &event_type,
-        resource_type: o.kind.as_str(),
-        resource_id: Some(o.id),
-        resource_name: Some(&o.name),
-        before,
-        after,
-    })
-    .await
-}
-
-/// Inserts a new object, places it under its project in the index and audits it.
-pub async fn insert_new<A: Serialize>(w: &mut Write, o: &ObjectRecord, wire: &A) -> ApiResult<()> {
-    w.create_object(o, wire).await
-}
-
 /// Creates the object `name` of `kind` in project `pid` (`create` on the project), or
 /// returns the project's live object of that name unchanged (200, with
 /// `x-bt-found-existing: true`) when the caller can read it. `noun` names the kind in
@@ -207,7 +181,7 @@ pub async fn create_or_get<A: Serialize>(
         created: w.now(),
     };
     let out = wire(&o);
-    insert_new(&mut w, &o, &out).await?;
+    w.create_object(&o, &out).await?;
     let rev = w.commit().await?;
     Ok(Written::at(rev, out))
 }

@@ -9,11 +9,10 @@ use super::{invalid, OrgName, Written};
 use crate::access::{Caller, ListScope};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{empty_as_none, Body, Page, Path, Query};
-use crate::fill;
 use axum::Json;
 use castellan_api_types::{format_time, CreateProjectGroup, ListResponse, PatchProjectGroup, ProjectGroup};
 use castellan_core::{Name, ObjectRef, ObjectType, OrgId, Permission, ProjectId};
-use castellan_store::{AdminFilter, AdminKind, AdminRecord, Paged, Tx};
+use castellan_store::{AdminFilter, AdminKind, AdminRecord, Tx};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::IntoParams;
@@ -86,15 +85,9 @@ pub async fn list(
         ids: f.ids,
         name: f.project_group_name,
     };
-    let (limit, cursor) = (page.limit(), page.cursor()?);
     let mut tx = caller.state().read_scope(&scope).await?;
-    let visible = |a: &AdminRecord| scope.visible(Permission::Read, group_ref(a.id));
-    let key = match cursor.id() {
-        Some(id) => tx.get_admin(id).await?.filter(|a| a.kind == KIND && visible(a)).map(|a| a.page_key()),
-        None => None,
-    };
-    let req = cursor.resolve(limit, key)?;
-    let rows = fill!(req, |w| tx.list_admin(&filter, &w), visible);
+    let rows =
+        super::admin_page(&mut *tx, &filter, &page, |a| scope.visible(Permission::Read, group_ref(a.id))).await?;
     let mut out = Vec::with_capacity(rows.len());
     for a in &rows {
         out.push(wire(&caller, &mut *tx, a).await?);
