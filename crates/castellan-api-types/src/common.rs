@@ -55,3 +55,12 @@ mod tests {
         assert_eq!(parse_time("yesterday"), None);
     }
 }
+
+/// Deserializes a field that may be absent (`None`), null (`Some(None)`) or set.
+pub fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}

@@ -6,9 +6,11 @@ pub mod admin;
 pub mod common;
 pub mod data;
 pub mod events;
+pub mod settings;
 
 pub use access::*;
 pub use admin::*;
 pub use common::*;
 pub use data::*;
 pub use events::*;
+pub use settings::*;
