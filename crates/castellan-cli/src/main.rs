@@ -4,6 +4,7 @@ mod access_cmds;
 mod client;
 mod commands;
 mod output;
+mod secrets_cmds;
 
 use clap::Parser;
 

@@ -266,7 +266,7 @@ pub(crate) fn check_settings(s: &serde_json::Value) -> ApiResult<()> {
                 }
             }
             "baseline_experiment_id" => {
-                if !v.as_str().is_some_and(|b| uuid::Uuid::parse_str(b).is_ok()) {
+                if v.as_str().is_none_or(|b| uuid::Uuid::parse_str(b).is_err()) {
                     return bad(format!("`{path}` must be an experiment id"));
                 }
             }
