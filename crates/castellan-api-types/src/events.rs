@@ -277,3 +277,41 @@ pub struct AttachmentInfo {
     #[schema(value_type = Object)]
     pub status: Value,
 }
+
+/// `POST /btql`: one query, in any of BTQL's three forms. Other keys the SDKs and
+/// the `bt` CLI send (`use_columnstore`, `use_brainstore`, `brainstore_realtime`,
+/// `query_source`, `lint_mode`, `strict_lint_mode`) are accepted and ignored.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct BtqlRequest {
+    /// The query: the JSON form (an object: `select`, `from`, `filter`, `sort`,
+    /// `limit`, `cursor`), or a string in the text form (`select: * | from:
+    /// project_logs('<id>') | filter: … | sort: … | limit: …`) or the SQL form (`SELECT *
+    /// FROM project_logs('<id>') WHERE … ORDER BY … LIMIT …`).
+    #[schema(value_type = Object)]
+    pub query: Value,
+    /// Read as of this transaction id (19 digits, or the SDK's 16-hex form); default:
+    /// the latest. A `cursor` keeps the version of its first page.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// The answer's format: only `json` (the default).
+    #[serde(default)]
+    pub fmt: Option<String>,
+    /// Audit-log rows instead of rows: not served (400 when true).
+    #[serde(default)]
+    pub audit_log: Option<bool>,
+}
+
+/// One page of a BTQL query.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BtqlResponse {
+    /// The rows: with `select: *` shaped as `fetch` answers them, else one key per
+    /// selected column.
+    #[schema(value_type = Vec<Object>)]
+    pub data: Vec<Value>,
+    /// Pass back as the query's `cursor` for the next page; null on the last one
+    /// (also sent as the `x-bt-cursor` header).
+    pub cursor: Option<String>,
+    /// A JSON Schema of the rows (an array of objects, with the selected columns).
+    #[schema(value_type = Object)]
+    pub schema: Value,
+}

@@ -6,6 +6,7 @@
 //! | 400 | `invalid_json` | the body is not JSON |
 //! | 400 | `invalid_body` | the body is JSON of the wrong shape (types, unknown enum values, missing fields) |
 //! | 400 | `invalid_parameter` | a query parameter cannot be parsed or is out of range |
+//! | 400 | `invalid_query` | a BTQL query that does not parse or names an unknown field; the message says where (`at 1:17: …`) |
 //! | 400 | `name_taken` | a rename onto a name that is in use |
 //! | 400 | `cycle` | a group or role would contain itself |
 //! | 400 | `lockout` | the change would leave an org without an owner or a member |
@@ -39,6 +40,8 @@ pub enum ErrorCode {
     InvalidBody,
     /// 400 `invalid_parameter`.
     InvalidParameter,
+    /// 400 `invalid_query`.
+    InvalidQuery,
     /// 400 `name_taken`.
     NameTaken,
     /// 400 `cycle`.
@@ -73,11 +76,12 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidJson,
         ErrorCode::InvalidBody,
         ErrorCode::InvalidParameter,
+        ErrorCode::InvalidQuery,
         ErrorCode::NameTaken,
         ErrorCode::Cycle,
         ErrorCode::Lockout,
@@ -102,6 +106,7 @@ impl ErrorCode {
             ErrorCode::InvalidJson => "invalid_json",
             ErrorCode::InvalidBody => "invalid_body",
             ErrorCode::InvalidParameter => "invalid_parameter",
+            ErrorCode::InvalidQuery => "invalid_query",
             ErrorCode::NameTaken => "name_taken",
             ErrorCode::Cycle => "cycle",
             ErrorCode::Lockout => "lockout",
@@ -127,6 +132,7 @@ impl ErrorCode {
             | ErrorCode::InvalidJson
             | ErrorCode::InvalidBody
             | ErrorCode::InvalidParameter
+            | ErrorCode::InvalidQuery
             | ErrorCode::NameTaken
             | ErrorCode::Cycle
             | ErrorCode::Lockout
@@ -202,6 +208,11 @@ impl ApiError {
     /// 400 `invalid_parameter`.
     pub fn invalid_parameter(message: impl Into<String>) -> Self {
         ApiError::BadRequest { code: ErrorCode::InvalidParameter, message: message.into() }
+    }
+
+    /// 400 `invalid_query`.
+    pub fn invalid_query(message: impl Into<String>) -> Self {
+        ApiError::BadRequest { code: ErrorCode::InvalidQuery, message: message.into() }
     }
 
     /// 400 `invalid_body`.

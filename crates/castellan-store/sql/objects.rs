@@ -289,6 +289,14 @@ impl EventRepo for SqlTx {
         rs.iter().map(event).collect()
     }
 
+    async fn search_events(&mut self, q: &EventSearch) -> StoreResult<Vec<FoundEvent>> {
+        super::btql::search(self.conn(), q).await
+    }
+
+    fn pushable(&self, e: &castellan_btql::Expr) -> bool {
+        super::btql::pushable(e)
+    }
+
     async fn count_events(&mut self, object: EventObject) -> StoreResult<u64> {
         let sql = "SELECT COUNT(*) FROM events e WHERE e.object_kind = $1 AND e.object_id = $2 AND NOT e.deleted \
              AND NOT e.is_comment AND NOT EXISTS (SELECT 1 FROM events n WHERE n.object_kind = e.object_kind \

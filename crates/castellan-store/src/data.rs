@@ -262,6 +262,62 @@ pub struct EventQuery {
     pub limit: usize,
 }
 
+/// A BTQL search of one log: the newest version of each live row at `version` that
+/// passes `filter`, in `sort` order and then `(xact_id, row_id)` descending.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventSearch {
+    /// The log.
+    pub object: EventObject,
+    /// Read the log as of this transaction (inclusive).
+    pub version: XactId,
+    /// Which rows: only what [`crate::EventRepo::pushable`] accepts, with the log's
+    /// constant fields already bound (`castellan_btql::fields::bind_constants`).
+    pub filter: Option<castellan_btql::Expr>,
+    /// The order (each key pushable too).
+    pub sort: Vec<castellan_btql::SortKey>,
+    /// Start strictly after this position (of a row this same search returned).
+    pub after: Option<SearchPosition>,
+    /// At most this many rows.
+    pub limit: usize,
+}
+
+/// A row's value of one sort key, as the database ordered it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SortValue {
+    /// A transaction id (`_xact_id`, `_pagination_key`).
+    Xact(i64),
+    /// Any other value: its type's rank (null 0, false 1, true 2, number 3, string 4,
+    /// array or object 5), its number and its string.
+    Typed(i64, f64, String),
+}
+
+/// Where a search stopped: the last row's sort values and its position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchPosition {
+    /// One per sort key.
+    pub keys: Vec<SortValue>,
+    /// The row's transaction id.
+    pub xact_id: XactId,
+    /// The row's id.
+    pub row_id: String,
+}
+
+/// A row a search found, with its sort values (for the next page's position).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoundEvent {
+    /// The row.
+    pub event: StoredEvent,
+    /// Its value of each sort key.
+    pub keys: Vec<SortValue>,
+}
+
+impl FoundEvent {
+    /// The position just after this row.
+    pub fn position(&self) -> SearchPosition {
+        SearchPosition { keys: self.keys.clone(), xact_id: self.event.xact_id, row_id: self.event.row_id.clone() }
+    }
+}
+
 /// What a blob is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

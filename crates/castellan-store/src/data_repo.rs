@@ -58,6 +58,11 @@ pub trait EventRepo {
     async fn current_xact_id(&mut self) -> StoreResult<XactId>;
     /// One page of a log, see [`EventQuery`].
     async fn fetch_events(&mut self, q: &EventQuery) -> StoreResult<Vec<StoredEvent>>;
+    /// One page of a BTQL search, see [`EventSearch`].
+    async fn search_events(&mut self, q: &EventSearch) -> StoreResult<Vec<FoundEvent>>;
+    /// Whether this backend evaluates `e` in SQL (else the caller evaluates it in
+    /// memory): SQLite cannot address a JSON key containing `"`.
+    fn pushable(&self, e: &castellan_btql::Expr) -> bool;
     /// How many live rows (no tombstones, no comments) a log has now.
     async fn count_events(&mut self, object: EventObject) -> StoreResult<u64>;
     /// A blob's record.

@@ -1,6 +1,7 @@
 //! The data plane's logic, apart from the handlers: rows and their merge semantics,
 //! the ingest pipeline, experiment summaries, and the objects' kind-specific fields.
 
+pub mod btql;
 pub mod ingest;
 pub mod objects;
 pub mod otel;

@@ -7,6 +7,7 @@ pub mod api_key;
 pub mod attachment;
 pub mod audit_log;
 pub mod auth;
+pub mod btql;
 pub mod dataset;
 pub mod dataset_snapshot;
 pub mod env_var;
@@ -271,6 +272,7 @@ pub fn api() -> utoipa_axum::router::OpenApiRouter<crate::state::App> {
         .merge(environment::routes())
         .merge(otel::routes())
         .merge(insert_functions::routes())
+        .merge(btql::routes())
 }
 
 /// The whole application.
@@ -380,6 +382,7 @@ fn cors(config: &crate::config::Config) -> tower_http::cors::CorsLayer {
         .expose_headers([
             HeaderName::from_static(REVISION_HEADER),
             HeaderName::from_static("x-bt-found-existing"),
+            HeaderName::from_static(btql::CURSOR_HEADER),
             header::RETRY_AFTER,
         ])
         .max_age(std::time::Duration::from_secs(86400))
