@@ -410,7 +410,46 @@ pub(crate) fn search_sql(q: &EventSearch) -> (String, Vec<Arg>) {
     let by: Vec<String> = order.iter().map(|(c, desc)| format!("{c} {}", if *desc { "DESC" } else { "ASC" })).collect();
     let limit = sql.arg(Arg::Int(q.limit as i64));
     text.push_str(&format!(" ORDER BY {} LIMIT {limit}", by.join(", ")));
-    (text, sql.args)
+    compact(&text, sql.args)
+}
+
+/// Drops the parameters the text does not use (a comparison of values that can never
+/// share a type reads neither), renumbering the rest: PostgreSQL refuses to bind a
+/// parameter it cannot type. Every `$N` in the text is a placeholder (values, JSON
+/// paths included, are always bound, never written into the text).
+fn compact(text: &str, args: Vec<Arg>) -> (String, Vec<Arg>) {
+    let mut used = vec![false; args.len()];
+    let mut pieces: Vec<Result<usize, &str>> = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        let digits = rest[i + 1..].bytes().take_while(u8::is_ascii_digit).count();
+        match rest[i + 1..i + 1 + digits].parse::<usize>() {
+            Ok(n) if n >= 1 && n <= args.len() => {
+                pieces.push(Err(&rest[..i]));
+                pieces.push(Ok(n - 1));
+                used[n - 1] = true;
+            }
+            _ => pieces.push(Err(&rest[..=i + digits])),
+        }
+        rest = &rest[i + 1 + digits..];
+    }
+    pieces.push(Err(rest));
+    let mut renumber = vec![0usize; args.len()];
+    let mut kept = Vec::new();
+    for (i, a) in args.into_iter().enumerate() {
+        if used[i] {
+            kept.push(a);
+            renumber[i] = kept.len();
+        }
+    }
+    let out = pieces
+        .into_iter()
+        .map(|p| match p {
+            Ok(i) => format!("${}", renumber[i]),
+            Err(s) => s.to_owned(),
+        })
+        .collect();
+    (out, kept)
 }
 
 /// Runs a search on `conn`.
