@@ -375,6 +375,8 @@ async fn every_endpoint_answers_each_principal_exactly_as_designed(b: Backend) {
         (Method::DELETE, "{FRESH_ASSIGNED_P2}", None, [200, 200, 403, 404, 403, 404, U, U]),
         (Method::GET, "/v1/organization/api_keys", None, [200, 200, 200, 200, 200, 200, U, U]),
         (Method::POST, "/insert-functions", Some(r#"{"functions": [{"project_id": "{P2}", "name": "f", "slug": "f{N}", "function_data": {"type": "prompt"}, "if_exists": "replace"}]}"#), [200, 200, 403, 404, 403, 404, U, U]),
+        (Method::POST, "/btql", Some(r#"{"query": "SELECT * FROM project_logs('{P1}') WHERE metadata.n > 1 LIMIT 5"}"#), [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::POST, "/btql", Some(r#"{"query": {"from": {"op": "function", "name": {"op": "ident", "name": ["project_logs"]}, "args": [{"op": "literal", "value": "{P2}"}]}, "filter": {"op": "isnull", "expr": {"op": "ident", "name": ["error"]}}}}"#), [200, 200, 200, 404, 200, 404, U, U]),
         (Method::POST, "/otel/v1/traces", Some(r#"{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "name": "s{N}", "attributes": [{"key": "braintrust.parent", "value": {"stringValue": "project_id:{P2}"}}]}]}]}]}"#), [200, 200, 403, 404, 403, 404, U, U]),
         (Method::GET, "/v1/audit_log?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
         (Method::GET, "/v1/audit_log/chain?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
