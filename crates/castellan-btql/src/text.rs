@@ -480,12 +480,14 @@ impl Parser {
                 "dimensions" | "measures" | "pivot" | "unpivot" | "preview_length" | "infer" => {
                     return Err(Error::new(at, format!("`{name}:` is not supported")));
                 }
-                other => return Err(Error::new(
-                    at,
-                    format!(
+                other => {
+                    return Err(Error::new(
+                        at,
+                        format!(
                         "unknown clause `{other}:`; use `select:`, `from:`, `filter:`, `sort:`, `limit:` or `cursor:`"
                     ),
-                )),
+                    ))
+                }
             }
             if self.eat_sym("|") {
                 continue;

@@ -280,7 +280,10 @@ pub(crate) fn pred(sql: &mut Sql, e: &Expr) -> String {
                     let r = D::path(sql, p);
                     let (from, cond, text) = D::strings(sql, &r);
                     let n = sql.arg(Arg::Text(needle.to_ascii_lowercase()));
-                    return format!("EXISTS (SELECT 1 FROM {from} WHERE {cond} AND {})", D::contains(&D::lower(&text), &n));
+                    return format!(
+                        "EXISTS (SELECT 1 FROM {from} WHERE {cond} AND {})",
+                        D::contains(&D::lower(&text), &n)
+                    );
                 }
             }
             match typed(sql, x).text {

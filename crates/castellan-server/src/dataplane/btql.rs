@@ -130,7 +130,8 @@ pub async fn run(caller: &Caller, req: BtqlRequest) -> ApiResult<BtqlResponse> {
         }
     }
     let residual = Expr::all(residual);
-    let sort: Vec<_> = q.sort.into_iter().map(|k| castellan_btql::SortKey { expr: bind(k.expr), desc: k.desc }).collect();
+    let sort: Vec<_> =
+        q.sort.into_iter().map(|k| castellan_btql::SortKey { expr: bind(k.expr), desc: k.desc }).collect();
     if let Some(k) = sort.iter().find(|k| !tx.pushable(&k.expr)) {
         return Err(ApiError::invalid_query(format!(
             "cannot sort by `{}` on this database: a key containing `\"` or `\\`",

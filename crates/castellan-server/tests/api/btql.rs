@@ -56,7 +56,10 @@ async fn btql(app: &TestApp, key: &str, body: Value) -> (StatusCode, Value) {
 }
 
 fn row_ids(v: &Value) -> Vec<String> {
-    v["data"].as_array().map(|a| a.iter().filter_map(|r| r["id"].as_str().map(str::to_owned)).collect()).unwrap_or_default()
+    v["data"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|r| r["id"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
 }
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
@@ -97,7 +100,8 @@ async fn every_operator_filters_rows_as_documented(b: Backend) {
         let key = key.clone();
         let pid = pid.clone();
         async move {
-            let (s, v) = btql(app, &key, json!({"query": {"from": from("project_logs", &pid), "filter": filter}})).await;
+            let (s, v) =
+                btql(app, &key, json!({"query": {"from": from("project_logs", &pid), "filter": filter}})).await;
             assert_eq!(s, StatusCode::OK, "{v}");
             sorted(row_ids(&v))
         }
@@ -111,7 +115,10 @@ async fn every_operator_filters_rows_as_documented(b: Backend) {
     assert_eq!(q(cmp("lt", &["scores", "accuracy"], json!(0.5))).await, ["b"], "null is not less than anything");
     assert_eq!(q(cmp("le", &["metadata", "n"], json!(3))).await, ["c"]);
     assert_eq!(q(cmp("eq", &["metadata", "n"], json!("3"))).await, Vec::<String>::new(), "types do not mix");
-    assert_eq!(q(json!({"op": "in", "left": ident(&["metadata", "model"]), "right": lit(json!(["claude", "gpt-4o"]))})).await, ["a", "c"]);
+    assert_eq!(
+        q(json!({"op": "in", "left": ident(&["metadata", "model"]), "right": lit(json!(["claude", "gpt-4o"]))})).await,
+        ["a", "c"]
+    );
     assert_eq!(q(cmp("like", &["input"], json!("Hello%"))).await, ["a"]);
     assert_eq!(q(cmp("like", &["input"], json!("hello%"))).await, Vec::<String>::new(), "LIKE is case sensitive");
     assert_eq!(q(cmp("ilike", &["input"], json!("hello%"))).await, ["a"]);
@@ -126,10 +133,15 @@ async fn every_operator_filters_rows_as_documented(b: Backend) {
         ["a", "b"]
     );
     assert_eq!(
-        q(json!({"op": "or", "left": cmp("eq", &["id"], json!("a")), "right": cmp("eq", &["span_id"], json!("s-c"))})).await,
+        q(json!({"op": "or", "left": cmp("eq", &["id"], json!("a")), "right": cmp("eq", &["span_id"], json!("s-c"))}))
+            .await,
         ["a", "c"]
     );
-    assert_eq!(q(cmp("eq", &["root_span_id"], json!("a"))).await, ["a", "c"], "a row without span ids is its own trace");
+    assert_eq!(
+        q(cmp("eq", &["root_span_id"], json!("a"))).await,
+        ["a", "c"],
+        "a row without span ids is its own trace"
+    );
     assert_eq!(q(cmp("eq", &["project_id"], json!(pid))).await, ["a", "b", "c"], "the log's constant fields");
     let elapsed = json!({"op": "ge", "left": {"op": "sub", "left": ident(&["metrics", "end"]), "right": ident(&["metrics", "start"])}, "right": lit(json!(2))});
     assert_eq!(q(elapsed).await, ["a"], "arithmetic");
@@ -166,7 +178,8 @@ async fn the_three_forms_give_the_same_answer(b: Backend) {
     assert_eq!(s, StatusCode::OK, "{a}");
     let (s, t) = btql(&app, &key, json!({"query": text, "fmt": "json"})).await;
     assert_eq!(s, StatusCode::OK, "{t}");
-    let (s, q) = btql(&app, &key, json!({"query": sql, "fmt": "json", "lint_mode": "strict", "query_source": "bt_sql"})).await;
+    let (s, q) =
+        btql(&app, &key, json!({"query": sql, "fmt": "json", "lint_mode": "strict", "query_source": "bt_sql"})).await;
     assert_eq!(s, StatusCode::OK, "{q}");
     assert_eq!(row_ids(&a), ["r27", "r24", "r21", "r18"]);
     assert_eq!(a["data"], t["data"]);
@@ -200,7 +213,12 @@ async fn sort_limit_and_cursor_page_over_more_rows_than_a_page(b: Backend) {
     let mut cursor = Value::Null;
     let mut pages = 0;
     loop {
-        let (s, v) = btql(&app, &key, json!({"query": {"from": from("project_logs", &pid), "filter": filter, "limit": 60, "cursor": cursor}})).await;
+        let (s, v) = btql(
+            &app,
+            &key,
+            json!({"query": {"from": from("project_logs", &pid), "filter": filter, "limit": 60, "cursor": cursor}}),
+        )
+        .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         seen.extend(row_ids(&v));
         pages += 1;
@@ -220,7 +238,8 @@ async fn sort_limit_and_cursor_page_over_more_rows_than_a_page(b: Backend) {
     let mut got: Vec<(i64, String)> = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut text = format!("select: id, metadata.n AS n | from: project_logs('{pid}') | sort: metadata.n asc | limit: 70");
+        let mut text =
+            format!("select: id, metadata.n AS n | from: project_logs('{pid}') | sort: metadata.n asc | limit: 70");
         if let Some(c) = &cursor {
             text.push_str(&format!(" | cursor: '{c}'"));
         }
@@ -246,7 +265,13 @@ async fn sort_limit_and_cursor_page_over_more_rows_than_a_page(b: Backend) {
     assert_eq!(ids.len(), 301, "no row twice");
     // The cursor header, and a cursor of another sort is refused.
     let (s, h, v) = app
-        .send(reqwest::Method::POST, "/btql", Some(&key), Some(json!({"query": {"from": from("project_logs", &pid), "limit": 10}})), &[])
+        .send(
+            reqwest::Method::POST,
+            "/btql",
+            Some(&key),
+            Some(json!({"query": {"from": from("project_logs", &pid), "limit": 10}})),
+            &[],
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(h.get("x-bt-cursor").and_then(|c| c.to_str().ok()), v["cursor"].as_str());
@@ -264,7 +289,12 @@ async fn version_reads_the_log_as_of_a_transaction(b: Backend) {
     logs3(&app, &key, vec![json!({"id": "a", "dataset_id": pid, "input": 1, "expected": 1})]).await;
     let (_, v) = btql(&app, &key, json!({"query": {"from": from("dataset", &pid)}})).await;
     let v1 = v["data"][0]["_xact_id"].as_str().expect("xact").to_owned();
-    logs3(&app, &key, vec![json!({"id": "a", "dataset_id": pid, "input": 2}), json!({"id": "b", "dataset_id": pid, "input": 3})]).await;
+    logs3(
+        &app,
+        &key,
+        vec![json!({"id": "a", "dataset_id": pid, "input": 2}), json!({"id": "b", "dataset_id": pid, "input": 3})],
+    )
+    .await;
     logs3(&app, &key, vec![json!({"id": "a", "dataset_id": pid, "_object_delete": true})]).await;
     let at = |version: Option<&str>, filter: Value| {
         let mut body = json!({"query": {"from": from("dataset", &pid), "filter": filter}});
@@ -338,15 +368,24 @@ async fn unreadable_objects_answer_404_and_readable_ones_answer_like_fetch(b: Ba
     logs3(&app, &owner, vec![json!({"id": "x", "experiment_id": exp, "input": 1})]).await;
     let m = member(&app, &owner, "m@example.com", None).await;
     let query = |source: &str, id: &str| json!({"query": {"from": from(source, id)}});
-    for (source, id) in [("experiment", exp.as_str()), ("project_logs", pid.as_str()), ("project_logs", other_pid.as_str())] {
+    for (source, id) in
+        [("experiment", exp.as_str()), ("project_logs", pid.as_str()), ("project_logs", other_pid.as_str())]
+    {
         let (s, v) = btql(&app, &m.key, query(source, id)).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{source} {id}: {v}");
-        let (fs, _) = app.post(&format!("/v1/{}/{id}/fetch", if source == "experiment" { "experiment" } else { "project_logs" }), &m.key, json!({})).await;
+        let (fs, _) = app
+            .post(
+                &format!("/v1/{}/{id}/fetch", if source == "experiment" { "experiment" } else { "project_logs" }),
+                &m.key,
+                json!({}),
+            )
+            .await;
         assert_eq!(fs, s, "as fetch answers");
     }
     let (s, v) = btql(&app, &m.key, query("experiment", &uuid::Uuid::new_v4().to_string())).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "a log that does not exist answers the same: {v}");
-    grant(&app, &owner, m.user, ObjectType::Experiment, uuid::Uuid::parse_str(&exp).expect("uuid"), Permission::Read).await;
+    grant(&app, &owner, m.user, ObjectType::Experiment, uuid::Uuid::parse_str(&exp).expect("uuid"), Permission::Read)
+        .await;
     let (s, v) = btql(&app, &m.key, query("experiment", &exp)).await;
     assert_eq!((s, row_ids(&v)), (StatusCode::OK, vec!["x".to_owned()]), "{v}");
     let (s, _) = btql(&app, &m.key, query("project_logs", &pid)).await;
@@ -370,7 +409,12 @@ async fn keys_sql_cannot_address_are_matched_in_memory(b: Backend) {
     let mut all = Vec::new();
     let mut cursor = Value::Null;
     loop {
-        let (s, v) = btql(&app, &key, json!({"query": {"from": from("project_logs", &pid), "filter": filter, "limit": 3, "cursor": cursor}})).await;
+        let (s, v) = btql(
+            &app,
+            &key,
+            json!({"query": {"from": from("project_logs", &pid), "filter": filter, "limit": 3, "cursor": cursor}}),
+        )
+        .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         all.extend(row_ids(&v));
         cursor = v["cursor"].clone();
@@ -379,7 +423,12 @@ async fn keys_sql_cannot_address_are_matched_in_memory(b: Backend) {
         }
     }
     assert_eq!(sorted(all), (0..40).filter(|i| i % 4 == 1).map(|i| format!("r{i:02}")).collect::<Vec<_>>());
-    let (s, v) = btql(&app, &key, json!({"query": format!("from: project_logs('{pid}') | filter: metadata.\"back\\slash\" = 'v' | limit: 5")})).await;
+    let (s, v) = btql(
+        &app,
+        &key,
+        json!({"query": format!("from: project_logs('{pid}') | filter: metadata.\"back\\slash\" = 'v' | limit: 5")}),
+    )
+    .await;
     assert_eq!((s, row_ids(&v).len()), (StatusCode::OK, 5), "{v}");
 }
 
@@ -524,8 +573,14 @@ fn filter(rng: &mut StdRng, depth: u32) -> Expr {
                 pattern: ["%a%", "a_", "%", "_", "100\\%", "%b", "é%", "A%"][rng.gen_range(0..8)].into(),
                 case_insensitive: rng.gen_bool(0.5),
             },
-            6 => Expr::Match(b(Expr::field(PATHS[rng.gen_range(0..PATHS.len())].iter().copied())), ["a", "B", "é", "x y", "world"][rng.gen_range(0..5)].into()),
-            7 => Expr::Includes(b(Expr::field(PATHS[rng.gen_range(0..PATHS.len())].iter().copied())), literal_of(scalar(rng))),
+            6 => Expr::Match(
+                b(Expr::field(PATHS[rng.gen_range(0..PATHS.len())].iter().copied())),
+                ["a", "B", "é", "x y", "world"][rng.gen_range(0..5)].into(),
+            ),
+            7 => Expr::Includes(
+                b(Expr::field(PATHS[rng.gen_range(0..PATHS.len())].iter().copied())),
+                literal_of(scalar(rng)),
+            ),
             _ => Expr::IsNotNull(b(x)),
         }
     };
@@ -589,22 +644,43 @@ async fn sql_pushdown_agrees_with_the_evaluator_on_random_rows_and_filters(b: Ba
     for i in 0..400 {
         let f = filter(&mut rng, 3);
         assert!(tx.pushable(&f), "every generated filter is pushed down");
-        let search = EventSearch { object: log, version, filter: Some(f.clone()), sort: vec![], after: None, limit: 10_000 };
-        let got: Vec<String> = tx.search_events(&search).await.unwrap_or_else(|e| panic!("filter {i} `{}`: {e}", castellan_btql::print::expr(&f))).into_iter().map(|r| r.event.row_id).collect();
-        let want: Vec<String> = rows.iter().filter(|(_, _, r)| eval::test(&f, r)).map(|(id, _, _)| id.clone()).collect();
+        let search =
+            EventSearch { object: log, version, filter: Some(f.clone()), sort: vec![], after: None, limit: 10_000 };
+        let got: Vec<String> = tx
+            .search_events(&search)
+            .await
+            .unwrap_or_else(|e| panic!("filter {i} `{}`: {e}", castellan_btql::print::expr(&f)))
+            .into_iter()
+            .map(|r| r.event.row_id)
+            .collect();
+        let want: Vec<String> =
+            rows.iter().filter(|(_, _, r)| eval::test(&f, r)).map(|(id, _, _)| id.clone()).collect();
         if !want.is_empty() {
             nonempty += 1;
         }
         if got != want {
-            differences.push(format!("`{}`: sql {} rows, memory {} rows", castellan_btql::print::expr(&f), got.len(), want.len()));
+            differences.push(format!(
+                "`{}`: sql {} rows, memory {} rows",
+                castellan_btql::print::expr(&f),
+                got.len(),
+                want.len()
+            ));
         }
     }
     // Sorts: the database's order is the evaluator's sort key order.
     for _ in 0..100 {
         let key = operand(&mut rng);
         let desc = rng.gen_bool(0.5);
-        let search = EventSearch { object: log, version, filter: None, sort: vec![SortKey { expr: key.clone(), desc }], after: None, limit: 10_000 };
-        let got: Vec<String> = tx.search_events(&search).await.expect("sorted").into_iter().map(|r| r.event.row_id).collect();
+        let search = EventSearch {
+            object: log,
+            version,
+            filter: None,
+            sort: vec![SortKey { expr: key.clone(), desc }],
+            after: None,
+            limit: 10_000,
+        };
+        let got: Vec<String> =
+            tx.search_events(&search).await.expect("sorted").into_iter().map(|r| r.event.row_id).collect();
         let mut want: Vec<&(String, XactId, Map<String, Value>)> = rows.iter().collect();
         want.sort_by(|a, b| {
             let (ka, kb) = (eval::sort_key(&eval::value(&key, &a.2)), eval::sort_key(&eval::value(&key, &b.2)));
@@ -614,7 +690,11 @@ async fn sql_pushdown_agrees_with_the_evaluator_on_random_rows_and_filters(b: Ba
         });
         let want: Vec<String> = want.into_iter().map(|r| r.0.clone()).collect();
         if got != want {
-            differences.push(format!("sort by `{}` {}", castellan_btql::print::expr(&key), if desc { "desc" } else { "asc" }));
+            differences.push(format!(
+                "sort by `{}` {}",
+                castellan_btql::print::expr(&key),
+                if desc { "desc" } else { "asc" }
+            ));
         }
     }
     assert!(nonempty > 100, "the filters select something ({nonempty} of 400)");
