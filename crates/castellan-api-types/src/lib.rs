@@ -4,11 +4,13 @@
 pub mod access;
 pub mod admin;
 pub mod common;
+pub mod config;
 pub mod data;
 pub mod events;
 
 pub use access::*;
 pub use admin::*;
 pub use common::*;
+pub use config::*;
 pub use data::*;
 pub use events::*;

@@ -15,6 +15,7 @@
 //! | 403 | `csrf` | a write authenticated by a session cookie without its CSRF token |
 //! | 404 | `not_found` | no such object, or the caller cannot see it |
 //! | 405 | `method_not_allowed` | the path exists, the method does not |
+//! | 409 | `plan_changed` | a configuration apply whose plan is no longer the one expected (`expected_plan_hash`) |
 //! | 413 | `payload_too_large` | the body is over the limit |
 //! | 429 | `rate_limited` | too many requests; see `Retry-After` |
 //! | 500 | `internal` | a server fault (details are logged, never returned) |
@@ -56,6 +57,8 @@ pub enum ErrorCode {
     NotFound,
     /// 405 `method_not_allowed`.
     MethodNotAllowed,
+    /// 409 `plan_changed`.
+    PlanChanged,
     /// 413 `payload_too_large`.
     PayloadTooLarge,
     /// 429 `rate_limited`.
@@ -70,7 +73,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidJson,
         ErrorCode::InvalidBody,
@@ -84,6 +87,7 @@ impl ErrorCode {
         ErrorCode::Csrf,
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
+        ErrorCode::PlanChanged,
         ErrorCode::PayloadTooLarge,
         ErrorCode::RateLimited,
         ErrorCode::Internal,
@@ -107,6 +111,7 @@ impl ErrorCode {
             ErrorCode::Csrf => "csrf",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::PlanChanged => "plan_changed",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Internal => "internal",
@@ -130,6 +135,7 @@ impl ErrorCode {
             ErrorCode::Forbidden | ErrorCode::Csrf => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::PlanChanged => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -164,6 +170,9 @@ pub enum ApiError {
     /// 405.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// 409: the state changed since a plan was made.
+    #[error("{0}")]
+    PlanChanged(String),
     /// 413.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -214,6 +223,7 @@ impl ApiError {
             ApiError::NotFound(_) => ErrorCode::NotFound,
             ApiError::Csrf => ErrorCode::Csrf,
             ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            ApiError::PlanChanged(_) => ErrorCode::PlanChanged,
             ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::RevisionNotReached(_) => ErrorCode::RevisionNotReached,

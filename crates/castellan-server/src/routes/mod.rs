@@ -5,6 +5,7 @@ pub mod api_key;
 pub mod attachment;
 pub mod audit_log;
 pub mod auth;
+pub mod config;
 pub mod dataset;
 pub mod env_var;
 pub mod events;
@@ -215,6 +216,7 @@ pub fn api() -> utoipa_axum::router::OpenApiRouter<crate::state::App> {
         .merge(env_var::routes())
         .merge(project_tag::routes())
         .merge(project_group::routes())
+        .merge(config::routes())
 }
 
 /// The whole application.

@@ -54,6 +54,28 @@ fn check_color(color: &Option<String>) -> ApiResult<()> {
     }
 }
 
+/// How configuration as code lists tags: their description, colour and position.
+pub(crate) fn config_kind() -> super::config::KindSpec {
+    super::config::KindSpec {
+        scopes: &[ObjectType::Project],
+        keys: &["color", "description", "position"],
+        secret: false,
+        records_creator: true,
+        check: |data| {
+            for key in ["description", "position"] {
+                super::config::text(data, key)?;
+            }
+            match super::config::text(data, "color")? {
+                Some(c) if c.chars().count() > MAX_COLOR_CHARS => {
+                    Err(format!("`data.color` is longer than {MAX_COLOR_CHARS} characters"))
+                }
+                _ => Ok(()),
+            }
+        },
+        audited: |a| serde_json::to_value(wire(a)).unwrap_or_default(),
+    }
+}
+
 /// The tag list's filters.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
