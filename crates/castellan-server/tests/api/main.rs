@@ -13,6 +13,7 @@ mod support;
 mod access;
 mod compat_api;
 mod compat_wheel;
+mod config_code;
 mod dataplane;
 mod env_vars;
 mod foundation;

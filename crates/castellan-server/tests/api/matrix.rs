@@ -107,6 +107,10 @@ impl World {
             assert_eq!(s, StatusCode::OK);
             t = t.replace("{FRESH_ENG_KEY}", k["id"].as_str().expect("id"));
         }
+        if t.contains("{EXPORT}") {
+            let doc = self.owner(Method::GET, "/v1/config/export?org_name=acme", None).await;
+            t = t.replace("{EXPORT}", &doc.to_string());
+        }
         if t.contains("{FRESH_MEMBER}") {
             let email = format!("m{}@acme.example", self.next());
             invite_and_accept(&self.app, self.keys[0].as_deref().expect("owner"), &email, None).await;
@@ -260,6 +264,9 @@ async fn every_endpoint_answers_each_principal_exactly_as_designed(b: Backend) {
         (Method::GET, "/v1/project_group/{FRESH_PG}", None, [200, 404, 404, 404, 404, 404, U, U]),
         (Method::PATCH, "/v1/project_group/{FRESH_PG}", Some(r#"{"add_member_projects": ["{P1}"]}"#), [200, 404, 404, 404, 404, 404, U, U]),
         (Method::DELETE, "/v1/project_group/{FRESH_PG}", None, [200, 404, 404, 404, 404, 404, U, U]),
+        (Method::GET, "/v1/config/export?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::POST, "/v1/config/plan?org_name=acme", Some("{EXPORT}"), [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::POST, "/v1/config/apply?org_name=acme", Some("{EXPORT}"), [200, 403, 403, 403, 403, 404, U, U]),
         (Method::GET, "/v1/audit_log?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
         (Method::GET, "/v1/audit_log/chain?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
     ];
