@@ -16,7 +16,7 @@ pub const CONFIG_VERSION: u32 = 1;
 
 /// An organization's administration state (Castellan extension). Secret values
 /// (environment variables, AI provider keys) are never part of it: a secret-bearing
-/// object appears with its name and type only.
+/// object appears with its name and type only. An empty list is left out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigDocument {
@@ -27,36 +27,36 @@ pub struct ConfigDocument {
     pub organization: String,
     /// The organization's members who are people, by email. Apply neither invites
     /// nor removes members: every address must already be a member.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<String>,
     /// The organization's service accounts, by name. Apply does not create them.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub service_accounts: Vec<String>,
     /// The organization's settings.
     #[serde(default)]
     pub settings: ConfigSettings,
     /// The organization's roles (system roles such as `Owner` are not listed; grants
     /// and roles may name them).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<ConfigRole>,
     /// Permission groups, the built-in `Owners`, `Engineers` and `Viewers` included
     /// (they must stay in the document: they cannot be deleted).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<ConfigGroup>,
     /// Projects: their description and settings. Apply creates the missing ones and
     /// never deletes one; a project left out of the document, and everything set on
     /// it or inside it, is left as it is.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub projects: Vec<ConfigProject>,
     /// Project groups and the projects in each.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub project_groups: Vec<ConfigProjectGroup>,
     /// Administration objects set on the organization, a project or an object in one
     /// (environment variables, project tags, …), by kind.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub objects: Vec<ConfigObject>,
     /// Grants (ACLs) at every level.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grants: Vec<ConfigGrant>,
 }
 

@@ -1,6 +1,7 @@
 //! The command line.
 
 use crate::access_cmds;
+use crate::config_cmds;
 use crate::client::Client;
 use crate::output::{cell, emit, Table};
 use anyhow::{Context, Result};
@@ -49,6 +50,9 @@ enum Command {
     ServiceAccount(Sub<access_cmds::ServiceAccountAction>),
     /// Service tokens (owners only).
     ServiceToken(Sub<access_cmds::ServiceTokenAction>),
+    /// Configuration as code: export an organization's administration state to a
+    /// file, plan a file against it, apply a file.
+    Config(Sub<config_cmds::ConfigAction>),
 }
 
 /// A command group: its action and how to reach the server.
@@ -256,6 +260,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::ServiceToken(s) => {
             access_cmds::service_token(&s.client.client()?, s.client.json, s.client.org.clone(), s.action).await
         }
+        Command::Config(s) => config_cmds::config(&s.client.client()?, s.client.json, s.action).await,
     }
 }
 
