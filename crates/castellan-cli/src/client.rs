@@ -104,7 +104,8 @@ impl Client {
         content_type: &str,
         body: Vec<u8>,
     ) -> Result<T> {
-        let req = self.request(Method::POST, path, query)?.header(reqwest::header::CONTENT_TYPE, content_type).body(body);
+        let req =
+            self.request(Method::POST, path, query)?.header(reqwest::header::CONTENT_TYPE, content_type).body(body);
         let bytes = self.answer(req, &Method::POST, path).await?;
         serde_json::from_slice(&bytes).with_context(|| format!("the answer to POST {path} is not what was expected"))
     }

@@ -1,8 +1,8 @@
 //! The command line.
 
 use crate::access_cmds;
-use crate::config_cmds;
 use crate::client::Client;
+use crate::config_cmds;
 use crate::output::{cell, emit, Table};
 use anyhow::{Context, Result};
 use castellan_api_types as api;

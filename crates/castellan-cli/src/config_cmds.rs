@@ -22,9 +22,9 @@ pub enum ConfigAction {
         #[arg(short = 'o', long = "output")]
         output: Option<PathBuf>,
     },
-    /// Print the changes applying a document would make (+ add, ~ change,
-    /// - remove) and anything apply would refuse. The organization is `--org`, else
-    /// the document's own.
+    /// Print the changes applying a document would make (`+` add, `~` change, `-`
+    /// remove) and anything apply would refuse. The organization is `--org`, else the
+    /// document's own.
     Plan {
         /// The document (TOML, or JSON when it ends in `.json`); `-` reads standard input.
         #[arg(short = 'f', long = "file")]
@@ -100,7 +100,9 @@ pub async fn config(c: &Client, json: bool, action: ConfigAction) -> Result<()> 
             let query = [("expected_plan_hash", plan.plan_hash.clone())];
             let applied: ConfigApplied = c.post_raw("/v1/config/apply", &query, media, body).await?;
             emit(json, &applied, |a| match a.revision {
-                Some(rev) => format!("applied {} change(s) to `{}` at revision {rev}\n", a.changes.len(), a.organization),
+                Some(rev) => {
+                    format!("applied {} change(s) to `{}` at revision {rev}\n", a.changes.len(), a.organization)
+                }
                 None => format!("nothing to apply: `{}` already matches the document\n", a.organization),
             });
         }
@@ -223,7 +225,11 @@ mod tests {
                     after: None,
                 },
             ],
-            refusals: vec![ConfigRefusal { kind: "member".into(), name: "c@x.example".into(), reason: "not one".into() }],
+            refusals: vec![ConfigRefusal {
+                kind: "member".into(),
+                name: "c@x.example".into(),
+                reason: "not one".into(),
+            }],
             notes: vec!["project `old` is not in the document".into()],
             plan_hash: "abc".into(),
         };

@@ -400,7 +400,10 @@ fn configuration_is_exported_planned_and_applied_from_the_cli() {
     assert!(ok && out.contains("wrote"), "{out}{err}");
     let text = std::fs::read_to_string(&file).expect("exported");
     assert!(text.starts_with("# The configuration of organization `acme`"), "{text}");
-    assert!(text.contains("[[groups]]") && text.contains("name = \"Owners\"") && text.contains("name = \"web\""), "{text}");
+    assert!(
+        text.contains("[[groups]]") && text.contains("name = \"Owners\"") && text.contains("name = \"web\""),
+        "{text}"
+    );
     let (ok, out, _) = run(with(&["config", "plan", "-f", f]));
     assert!(ok && out.contains("already matches"), "{out}");
 
@@ -429,8 +432,11 @@ fn configuration_is_exported_planned_and_applied_from_the_cli() {
     let again: Value = serde_json::from_str(&out).expect("json");
     assert_eq!((again["changes"].clone(), again["revision"].clone()), (serde_json::json!([]), Value::Null));
     // A refusal is printed and nothing is applied.
-    std::fs::write(&file, edited.replace("members = [\"ada@acme.example\"]", "members = [\"ada@acme.example\", \"zed@acme.example\"]"))
-        .expect("write");
+    std::fs::write(
+        &file,
+        edited.replace("members = [\"ada@acme.example\"]", "members = [\"ada@acme.example\", \"zed@acme.example\"]"),
+    )
+    .expect("write");
     let (ok, out, err) = run(with(&["config", "apply", "-f", f, "--yes"]));
     assert!(!ok && out.contains("! member zed@acme.example") && err.contains("not applied"), "{out}{err}");
     // JSON files work the same.

@@ -142,10 +142,9 @@ pub(crate) fn config_kind() -> super::config::KindSpec {
         check: |data| {
             super::config::text(data, "secret_type")?;
             match super::config::text(data, "secret_category")? {
-                Some(c) if !CATEGORIES.contains(&c) => Err(format!(
-                    "`data.secret_category` must be one of {}, got `{c}`",
-                    CATEGORIES.join(", ")
-                )),
+                Some(c) if !CATEGORIES.contains(&c) => {
+                    Err(format!("`data.secret_category` must be one of {}, got `{c}`", CATEGORIES.join(", ")))
+                }
                 _ => Ok(()),
             }
         },

@@ -31,8 +31,9 @@ async fn member(app: &TestApp, owner: &str, email: &str, group: Option<&str>) ->
     if let Some(g) = group {
         invite["group_name"] = json!(g);
     }
-    let (s, _, out) =
-        app.send(Method::PATCH, "/v1/organization/members", Some(owner), Some(json!({"invite_users": invite})), &[]).await;
+    let (s, _, out) = app
+        .send(Method::PATCH, "/v1/organization/members", Some(owner), Some(json!({"invite_users": invite})), &[])
+        .await;
     assert_eq!(s, StatusCode::OK, "{out}");
     let token = out["invitations"][0]["token"].as_str().expect("token");
     let (s, _, acc) = app.send(Method::POST, "/api/invitation/accept", None, Some(json!({"token": token})), &[]).await;
@@ -113,21 +114,56 @@ async fn an_export_applied_to_a_fresh_organization_exports_the_same_document(b: 
     let (_, bob_key) = member(&app, &ada, "bob@acme.example", Some("Engineers")).await;
     service_account(&app, &ada, "ci-bot").await;
     let org = id(&app.get("/v1/organization", &ada).await.1["objects"][0]);
-    ok(&app, Method::PATCH, &format!("/v1/organization/{org}"), &ada, json!({"api_url": "https://api.acme.example", "image_rendering_mode": "click_to_load"})).await;
+    ok(
+        &app,
+        Method::PATCH,
+        &format!("/v1/organization/{org}"),
+        &ada,
+        json!({"api_url": "https://api.acme.example", "image_rendering_mode": "click_to_load"}),
+    )
+    .await;
     let auditor = ok(&app, Method::POST, "/v1/role", &ada, json!({"name": "Auditor", "description": "reads the log",
         "member_permissions": [{"permission": "read", "restrict_object_type": "org_audit_logs"}, {"permission": "read", "restrict_object_type": null}]})).await;
-    ok(&app, Method::POST, "/v1/role", &ada, json!({"name": "Lead", "member_roles": [id(&auditor)],
-        "member_permissions": [{"permission": "create", "restrict_object_type": "project"}]})).await;
+    ok(
+        &app,
+        Method::POST,
+        "/v1/role",
+        &ada,
+        json!({"name": "Lead", "member_roles": [id(&auditor)],
+        "member_permissions": [{"permission": "create", "restrict_object_type": "project"}]}),
+    )
+    .await;
     let web = ok(&app, Method::POST, "/v1/project", &ada, json!({"name": "web", "description": "the site"})).await;
-    ok(&app, Method::PATCH, &format!("/v1/project/{}", id(&web)), &ada,
-        json!({"settings": {"comparison_key": "input", "spanFieldOrder": [{"a": 1}], "gone": null}})).await;
+    ok(
+        &app,
+        Method::PATCH,
+        &format!("/v1/project/{}", id(&web)),
+        &ada,
+        json!({"settings": {"comparison_key": "input", "spanFieldOrder": [{"a": 1}], "gone": null}}),
+    )
+    .await;
     ok(&app, Method::POST, "/v1/project", &ada, json!({"name": "api/v2"})).await;
     ok(&app, Method::POST, "/v1/experiment", &ada, json!({"project_id": id(&web), "name": "baseline"})).await;
     let pg = ok(&app, Method::POST, "/v1/project_group", &ada, json!({"name": "frontend", "description": "UI"})).await;
-    ok(&app, Method::PATCH, &format!("/v1/project_group/{}", id(&pg)), &ada, json!({"add_member_projects": [id(&web)]})).await;
-    ok(&app, Method::POST, "/v1/project_tag", &ada, json!({"project_id": id(&web), "name": "bug", "color": "red"})).await;
-    ok(&app, Method::POST, "/v1/env_var", &ada, json!({"object_type": "organization", "object_id": org, "name": "OPENAI_API_KEY",
-        "value": "sk-live-the-secret-value-0123456789", "secret_type": "openai"})).await;
+    ok(
+        &app,
+        Method::PATCH,
+        &format!("/v1/project_group/{}", id(&pg)),
+        &ada,
+        json!({"add_member_projects": [id(&web)]}),
+    )
+    .await;
+    ok(&app, Method::POST, "/v1/project_tag", &ada, json!({"project_id": id(&web), "name": "bug", "color": "red"}))
+        .await;
+    ok(
+        &app,
+        Method::POST,
+        "/v1/env_var",
+        &ada,
+        json!({"object_type": "organization", "object_id": org, "name": "OPENAI_API_KEY",
+        "value": "sk-live-the-secret-value-0123456789", "secret_type": "openai"}),
+    )
+    .await;
     // Groups and grants by the document itself: its own edits are part of the round trip.
     let mut doc = export(&app, &ada, "acme").await;
     doc["groups"].as_array_mut().expect("groups").push(json!({"name": "Contractors", "description": "outside help",
@@ -150,18 +186,35 @@ async fn an_export_applied_to_a_fresh_organization_exports_the_same_document(b: 
     assert_eq!(a["projects"][1]["settings"], json!({"comparison_key": "input", "spanFieldOrder": [{"a": 1}]}));
     assert!(a["grants"].to_string().contains("project/api\\\\/v2"), "a slash in a name is escaped: {a}");
     let (s, toml) = {
-        let (s, h, v) = app.send(Method::GET, "/v1/config/export?org_name=acme&format=toml", Some(&ada), None, &[]).await;
+        let (s, h, v) =
+            app.send(Method::GET, "/v1/config/export?org_name=acme&format=toml", Some(&ada), None, &[]).await;
         assert_eq!(v, Value::Null, "TOML is not JSON");
         assert!(h["content-type"].to_str().is_ok_and(|c| c.starts_with("application/toml")), "{h:?}");
-        let text = app.http.get(format!("{}/v1/config/export?org_name=acme", app.base)).bearer_auth(&ada)
-            .header("accept", "application/toml").send().await.expect("export").text().await.expect("text");
+        let text = app
+            .http
+            .get(format!("{}/v1/config/export?org_name=acme", app.base))
+            .bearer_auth(&ada)
+            .header("accept", "application/toml")
+            .send()
+            .await
+            .expect("export")
+            .text()
+            .await
+            .expect("text");
         (s, text)
     };
     assert_eq!(s, StatusCode::OK);
     assert!(toml.contains("[[groups]]") && toml.contains("name = \"Contractors\""), "{toml}");
     // The TOML form plans exactly like the JSON form: nothing to do.
-    let resp = app.http.post(format!("{}/v1/config/plan", app.base)).bearer_auth(&ada)
-        .header("content-type", "application/toml").body(toml.clone()).send().await.expect("plan");
+    let resp = app
+        .http
+        .post(format!("{}/v1/config/plan", app.base))
+        .bearer_auth(&ada)
+        .header("content-type", "application/toml")
+        .body(toml.clone())
+        .send()
+        .await
+        .expect("plan");
     assert_eq!(resp.status(), StatusCode::OK);
     let p: Value = resp.json().await.expect("json");
     assert_eq!(p["changes"], json!([]), "{p}");
@@ -202,7 +255,9 @@ async fn an_export_applied_to_a_fresh_organization_exports_the_same_document(b: 
     assert_eq!(audit(&app, &ada2, "acme-staging").await.len(), records.len(), "nothing audited");
     // What the document says, the engine enforces: bob reads web through Contractors.
     assert_eq!(app.get(&format!("/v1/project/{}", id(&web2)), &bob2).await.0, StatusCode::OK);
-    let (_, why) = app.get(&format!("/v1/acl/explain?object_type=project&object_id={}&permission=create_acls", id(&web2)), &bob2).await;
+    let (_, why) = app
+        .get(&format!("/v1/acl/explain?object_type=project&object_id={}&permission=create_acls", id(&web2)), &bob2)
+        .await;
     assert_eq!(why["allowed"], false, "{why}");
     app.stop().await;
 }
@@ -225,7 +280,10 @@ async fn a_plan_lists_exactly_what_is_added_changed_and_removed(b: Backend) {
     objects.iter_mut().find(|o| o["name"] == "t1").expect("t1")["data"]["color"] = json!("green");
     objects.push(json!({"kind": "project_tag", "on": "project/p", "name": "t3", "data": {"description": "new"}}));
     doc["grants"].as_array_mut().expect("grants").retain(|g| g["group"] != "Viewers" || g["on"] != "org_project");
-    doc["grants"].as_array_mut().expect("grants").push(json!({"on": "project/p", "group": "New", "permission": "read"}));
+    doc["grants"]
+        .as_array_mut()
+        .expect("grants")
+        .push(json!({"on": "project/p", "group": "New", "permission": "read"}));
     let (s, planned) = plan(&app, &ada, "acme", &doc).await;
     assert_eq!(s, StatusCode::OK, "{planned}");
     let c = |a: &str, k: &str, n: &str| (a.to_owned(), k.to_owned(), n.to_owned());
@@ -244,28 +302,52 @@ async fn a_plan_lists_exactly_what_is_added_changed_and_removed(b: Backend) {
         "{planned}"
     );
     let eng = &planned["changes"][0];
-    assert_eq!((eng["before"]["description"].as_str().is_some(), &eng["after"]["description"]), (true, &json!("builders")));
+    assert_eq!(
+        (eng["before"]["description"].as_str().is_some(), &eng["after"]["description"]),
+        (true, &json!("builders"))
+    );
     assert_eq!(planned["changes"][2]["before"]["data"]["color"], "blue");
     let (s, applied) = apply(&app, &ada, "acme", &doc).await;
     assert_eq!(s, StatusCode::OK, "{applied}");
     let after = export(&app, &ada, "acme").await;
     assert_eq!(plan(&app, &ada, "acme", &after).await.1["changes"], json!([]));
     assert_eq!(plan(&app, &ada, "acme", &doc).await.1["changes"], json!([]), "the edited document is now the state");
-    assert!(after["roles"].as_array().expect("roles").is_empty());
+    assert_eq!(after.get("roles"), None, "no role left, and an empty list is left out: {after}");
     let (_, tags) = app.get(&format!("/v1/project_tag?project_id={}", id(&p)), &ada).await;
-    let mut names: Vec<(String, Value)> = tags["objects"].as_array().expect("tags").iter()
-        .map(|t| (t["name"].as_str().expect("name").to_owned(), t["color"].clone())).collect();
+    let mut names: Vec<(String, Value)> = tags["objects"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .map(|t| (t["name"].as_str().expect("name").to_owned(), t["color"].clone()))
+        .collect();
     names.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(names, vec![("t1".into(), json!("green")), ("t3".into(), Value::Null)]);
-    assert!(tags["objects"].as_array().expect("tags").iter().all(|t| t["user_id"].is_string()), "creators recorded: {tags}");
+    assert!(
+        tags["objects"].as_array().expect("tags").iter().all(|t| t["user_id"].is_string()),
+        "creators recorded: {tags}"
+    );
     // The audit records are those of the endpoints.
     let records = audit(&app, &ada, "acme").await;
     let rev = applied["revision"].clone();
-    let mut events: Vec<String> = records.iter().filter(|r| r["revision"] == rev)
-        .map(|r| r["event_type"].as_str().expect("event").to_owned()).collect();
+    let mut events: Vec<String> = records
+        .iter()
+        .filter(|r| r["revision"] == rev)
+        .map(|r| r["event_type"].as_str().expect("event").to_owned())
+        .collect();
     events.sort();
-    assert_eq!(events, ["acl.created", "acl.deleted", "group.created", "group.updated", "project_tag.created",
-        "project_tag.deleted", "project_tag.updated", "role.deleted"]);
+    assert_eq!(
+        events,
+        [
+            "acl.created",
+            "acl.deleted",
+            "group.created",
+            "group.updated",
+            "project_tag.created",
+            "project_tag.deleted",
+            "project_tag.updated",
+            "role.deleted"
+        ]
+    );
     app.stop().await;
 }
 
@@ -277,13 +359,19 @@ async fn apply_refuses_what_would_lock_the_organization_out_and_changes_nothing(
     let head = audit(&app, &ada, "acme").await.len();
     let mut doc = before.clone();
     doc["groups"].as_array_mut().expect("groups").push(json!({"name": "Extra", "users": ["bob@acme.example"]}));
-    doc["grants"].as_array_mut().expect("grants").push(json!({"on": "organization", "group": "Extra", "role": "Owner"}));
+    doc["grants"]
+        .as_array_mut()
+        .expect("grants")
+        .push(json!({"on": "organization", "group": "Extra", "role": "Owner"}));
     entry(&mut doc, "groups", "Owners")["users"] = json!([]);
     let (s, p) = plan(&app, &ada, "acme", &doc).await;
     assert_eq!(s, StatusCode::OK, "{p}");
     assert_eq!(changes(&p).len(), 3, "{p}");
     assert_eq!(p["refusals"].as_array().map(Vec::len), Some(1), "the dry run refuses: {p}");
-    assert!(p["refusals"][0]["reason"].as_str().is_some_and(|r| r.contains("Owners group cannot be left empty")), "{p}");
+    assert!(
+        p["refusals"][0]["reason"].as_str().is_some_and(|r| r.contains("Owners group cannot be left empty")),
+        "{p}"
+    );
     // The plan's refusal comes from a dry run; apply's from its commit, which rolls back.
     let (s, e) = apply(&app, &ada, "acme", &doc).await;
     assert_eq!((s, e["code"].as_str()), (StatusCode::BAD_REQUEST, Some("lockout")), "{e}");
@@ -322,7 +410,10 @@ async fn nobody_gains_through_apply_what_the_endpoints_would_refuse_them(b: Back
     }
     assert_eq!(plan(&app, &eng, "acme", &doc).await.0, StatusCode::FORBIDDEN);
     let mut escalate = doc.clone();
-    escalate["grants"].as_array_mut().expect("grants").push(json!({"on": "organization", "user": "eng@acme.example", "role": "Owner"}));
+    escalate["grants"]
+        .as_array_mut()
+        .expect("grants")
+        .push(json!({"on": "organization", "user": "eng@acme.example", "role": "Owner"}));
     escalate["members"] = json!(["ada@acme.example", "aud@acme.example", "eng@acme.example"]);
     assert_eq!(apply(&app, &eng, "acme", &escalate).await.0, StatusCode::FORBIDDEN);
     // An auditor reads everything (read and read_acls on the organization) and may
@@ -333,33 +424,55 @@ async fn nobody_gains_through_apply_what_the_endpoints_would_refuse_them(b: Back
         ("project", id(&p), "create_acls"),
         ("project", id(&p), "delete_acls"),
     ] {
-        ok(&app, Method::POST, "/v1/acl", &ada, json!({"object_type": object_type, "object_id": object_id, "user_id": aud_id, "permission": permission})).await;
+        ok(
+            &app,
+            Method::POST,
+            "/v1/acl",
+            &ada,
+            json!({"object_type": object_type, "object_id": object_id, "user_id": aud_id, "permission": permission}),
+        )
+        .await;
     }
     let doc = export(&app, &aud, "acme").await;
     let mut own = doc.clone();
-    own["grants"].as_array_mut().expect("grants").push(json!({"on": "organization", "user": "aud@acme.example", "role": "Owner"}));
+    own["grants"]
+        .as_array_mut()
+        .expect("grants")
+        .push(json!({"on": "organization", "user": "aud@acme.example", "role": "Owner"}));
     let (s, pl) = plan(&app, &aud, "acme", &own).await;
     assert_eq!(s, StatusCode::OK, "{pl}");
     assert!(pl["refusals"].to_string().contains("create_acls"), "the plan says why: {pl}");
     let (s, e) = apply(&app, &aud, "acme", &own).await;
     assert_eq!((s, e["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")), "{e}");
-    assert!(e["message"].as_str().is_some_and(|m| m.contains("user aud@acme.example: role Owner on organization")), "names the entry: {e}");
+    assert!(
+        e["message"].as_str().is_some_and(|m| m.contains("user aud@acme.example: role Owner on organization")),
+        "names the entry: {e}"
+    );
     assert_eq!(export(&app, &ada, "acme").await, doc, "nothing changed");
     // A grant on p is the auditor's to make…
     let mut on_p = doc.clone();
-    on_p["grants"].as_array_mut().expect("grants").push(json!({"on": "project/p", "user": "eng@acme.example", "permission": "update"}));
+    on_p["grants"]
+        .as_array_mut()
+        .expect("grants")
+        .push(json!({"on": "project/p", "user": "eng@acme.example", "permission": "update"}));
     let (s, v) = apply(&app, &aud, "acme", &on_p).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     // …but with strict delegation on, only what the auditor holds there itself.
     let org = id(&app.get("/v1/organization", &ada).await.1["objects"][0]);
     ok(&app, Method::PATCH, &format!("/v1/organization/{org}"), &ada, json!({"strict_delegation": true})).await;
     let mut strict = export(&app, &aud, "acme").await;
-    strict["grants"].as_array_mut().expect("grants").push(json!({"on": "project/p", "user": "eng@acme.example", "permission": "delete"}));
+    strict["grants"]
+        .as_array_mut()
+        .expect("grants")
+        .push(json!({"on": "project/p", "user": "eng@acme.example", "permission": "delete"}));
     let (s, e) = apply(&app, &aud, "acme", &strict).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
     assert!(e["message"].as_str().is_some_and(|m| m.contains("strict delegation")), "{e}");
     let mut held = export(&app, &aud, "acme").await;
-    held["grants"].as_array_mut().expect("grants").push(json!({"on": "project/p", "user": "eng@acme.example", "permission": "create_acls"}));
+    held["grants"]
+        .as_array_mut()
+        .expect("grants")
+        .push(json!({"on": "project/p", "user": "eng@acme.example", "permission": "create_acls"}));
     assert_eq!(apply(&app, &aud, "acme", &held).await.0, StatusCode::OK, "what the grantor holds it may grant");
     // Turning strict delegation off in the same document does not lift it, even for
     // one who may change the settings.
@@ -367,7 +480,10 @@ async fn nobody_gains_through_apply_what_the_endpoints_would_refuse_them(b: Back
     ok(&app, Method::POST, "/v1/acl", &ada, settings).await;
     let mut off = export(&app, &aud, "acme").await;
     off["settings"]["strict_delegation"] = json!(false);
-    off["grants"].as_array_mut().expect("grants").push(json!({"on": "project/p", "user": "eng@acme.example", "permission": "delete"}));
+    off["grants"]
+        .as_array_mut()
+        .expect("grants")
+        .push(json!({"on": "project/p", "user": "eng@acme.example", "permission": "delete"}));
     let (s, e) = apply(&app, &aud, "acme", &off).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
     assert!(e["message"].as_str().is_some_and(|m| m.contains("strict delegation")), "{e}");
@@ -393,23 +509,94 @@ async fn a_bad_document_answers_400_naming_the_entry_and_changes_nothing(b: Back
         d
     };
     let cases: Vec<(Value, &str, &str)> = vec![
-        (with(&|d| d["objects"] = json!([{"kind": "webhook", "on": "organization", "name": "w"}])), "invalid_body", "unknown kind `webhook`"),
-        (with(&|d| d["objects"] = json!([{"kind": "project_tag", "on": "project/p", "name": "t", "data": {"colour": "red"}}])), "invalid_body", "unknown field `data.colour`"),
-        (with(&|d| d["objects"] = json!([{"kind": "project_tag", "on": "organization", "name": "t"}])), "invalid_body", "a project_tag is set on one of: project"),
+        (
+            with(&|d| d["objects"] = json!([{"kind": "webhook", "on": "organization", "name": "w"}])),
+            "invalid_body",
+            "unknown kind `webhook`",
+        ),
+        (
+            with(&|d| {
+                d["objects"] =
+                    json!([{"kind": "project_tag", "on": "project/p", "name": "t", "data": {"colour": "red"}}])
+            }),
+            "invalid_body",
+            "unknown field `data.colour`",
+        ),
+        (
+            with(&|d| d["objects"] = json!([{"kind": "project_tag", "on": "organization", "name": "t"}])),
+            "invalid_body",
+            "a project_tag is set on one of: project",
+        ),
         (with(&|d| d["groups"][0]["userz"] = json!([])), "invalid_body", "groups[0]"),
-        (with(&|d| d["grants"].as_array_mut().expect("g").push(json!({"on": "project/p", "user": "nobody@acme.example", "permission": "read"}))), "invalid_body", "user `nobody@acme.example` is not listed in `members`"),
-        (with(&|d| d["grants"].as_array_mut().expect("g").push(json!({"on": "project/nope", "group": "Owners", "permission": "read"}))), "invalid_body", "project `nope` is not in the document"),
-        (with(&|d| d["grants"].as_array_mut().expect("g").push(json!({"on": "project/p", "group": "Owners", "user": "ada@acme.example", "permission": "read"}))), "invalid_body", "exactly one of `user`, `service_account` and `group`"),
-        (with(&|d| d["grants"].as_array_mut().expect("g").push(json!({"on": "project/p", "group": "Owners", "permission": "reed"}))), "invalid_body", "reed"),
-        (with(&|d| d["grants"].as_array_mut().expect("g").push(json!({"on": "galaxy/far", "group": "Owners", "permission": "read"}))), "invalid_body", "galaxy"),
-        (with(&|d| d["grants"].as_array_mut().expect("g").push(json!({"on": "project/p", "group": "Owners", "permission": "read", "expires_at": "2001-01-01T00:00:00Z"}))), "invalid_body", "not in the future"),
+        (
+            with(&|d| {
+                d["grants"]
+                    .as_array_mut()
+                    .expect("g")
+                    .push(json!({"on": "project/p", "user": "nobody@acme.example", "permission": "read"}))
+            }),
+            "invalid_body",
+            "user `nobody@acme.example` is not listed in `members`",
+        ),
+        (
+            with(&|d| {
+                d["grants"]
+                    .as_array_mut()
+                    .expect("g")
+                    .push(json!({"on": "project/nope", "group": "Owners", "permission": "read"}))
+            }),
+            "invalid_body",
+            "project `nope` is not in the document",
+        ),
+        (
+            with(&|d| {
+                d["grants"].as_array_mut().expect("g").push(
+                    json!({"on": "project/p", "group": "Owners", "user": "ada@acme.example", "permission": "read"}),
+                )
+            }),
+            "invalid_body",
+            "exactly one of `user`, `service_account` and `group`",
+        ),
+        (
+            with(&|d| {
+                d["grants"]
+                    .as_array_mut()
+                    .expect("g")
+                    .push(json!({"on": "project/p", "group": "Owners", "permission": "reed"}))
+            }),
+            "invalid_body",
+            "reed",
+        ),
+        (
+            with(&|d| {
+                d["grants"]
+                    .as_array_mut()
+                    .expect("g")
+                    .push(json!({"on": "galaxy/far", "group": "Owners", "permission": "read"}))
+            }),
+            "invalid_body",
+            "galaxy",
+        ),
+        (
+            with(&|d| {
+                d["grants"].as_array_mut().expect("g").push(json!({"on": "project/p", "group": "Owners", "permission": "read", "expires_at": "2001-01-01T00:00:00Z"}))
+            }),
+            "invalid_body",
+            "not in the future",
+        ),
         (with(&|d| d["roles"] = json!([{"name": "Owner"}])), "invalid_body", "system role"),
         (with(&|d| d["roles"] = json!([{"name": "R", "permissions": ["read:galaxy"]}])), "invalid_body", "role `R`"),
-        (with(&|d| d["groups"].as_array_mut().expect("g").push(json!({"name": "Owners"}))), "invalid_body", "group `Owners`: listed twice"),
+        (
+            with(&|d| d["groups"].as_array_mut().expect("g").push(json!({"name": "Owners"}))),
+            "invalid_body",
+            "group `Owners`: listed twice",
+        ),
         (with(&|d| d["version"] = json!(2)), "invalid_body", "`version` must be 1"),
     ];
     for (d, code, says) in cases {
-        for (what, (s, e)) in [("plan", plan(&app, &ada, "acme", &d).await), ("apply", apply(&app, &ada, "acme", &d).await)] {
+        for (what, (s, e)) in
+            [("plan", plan(&app, &ada, "acme", &d).await), ("apply", apply(&app, &ada, "acme", &d).await)]
+        {
             assert_eq!((s, e["code"].as_str()), (StatusCode::BAD_REQUEST, Some(code)), "{what} {says}: {e}");
             assert!(e["message"].as_str().is_some_and(|m| m.contains(says)), "{what}: `{says}` not in {e}");
         }
@@ -427,15 +614,24 @@ async fn a_bad_document_answers_400_naming_the_entry_and_changes_nothing(b: Back
     assert!(e["message"].as_str().is_some_and(|m| m.contains("member `carol@acme.example`")), "{e}");
     // An experiment that does not exist is not created.
     let mut d = doc.clone();
-    d["grants"].as_array_mut().expect("g").push(json!({"on": "project/p/experiment/nope", "group": "Owners", "permission": "read"}));
+    d["grants"]
+        .as_array_mut()
+        .expect("g")
+        .push(json!({"on": "project/p/experiment/nope", "group": "Owners", "permission": "read"}));
     let (s, p) = plan(&app, &ada, "acme", &d).await;
     assert_eq!(s, StatusCode::OK);
     assert!(p["refusals"].to_string().contains("does not create experiments"), "{p}");
     assert_eq!(apply(&app, &ada, "acme", &d).await.0, StatusCode::BAD_REQUEST);
     // TOML errors name the line.
-    let resp = app.http.post(format!("{}/v1/config/apply", app.base)).bearer_auth(&ada)
-        .header("content-type", "application/toml").body("version = 1\norganization = \"acme\"\n[[groups]]\nname = 5\n")
-        .send().await.expect("apply");
+    let resp = app
+        .http
+        .post(format!("{}/v1/config/apply", app.base))
+        .bearer_auth(&ada)
+        .header("content-type", "application/toml")
+        .body("version = 1\norganization = \"acme\"\n[[groups]]\nname = 5\n")
+        .send()
+        .await
+        .expect("apply");
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     let e: Value = resp.json().await.expect("json");
     assert!(e["message"].as_str().is_some_and(|m| m.contains("line 4")), "{e}");
@@ -449,27 +645,52 @@ async fn secret_values_never_appear_in_an_export_and_apply_never_touches_them(b:
     let ada = app.bootstrap("acme", "ada@acme.example").await;
     let p = ok(&app, Method::POST, "/v1/project", &ada, json!({"name": "p"})).await;
     let secret = "sk-live-THIS-IS-THE-SECRET-0123456789abcdef";
-    let env = ok(&app, Method::POST, "/v1/env_var", &ada, json!({"object_type": "project", "object_id": id(&p), "name": "OPENAI_API_KEY",
-        "value": secret, "secret_type": "openai", "metadata": {"note": "rotated monthly"}})).await;
+    let env = ok(
+        &app,
+        Method::POST,
+        "/v1/env_var",
+        &ada,
+        json!({"object_type": "project", "object_id": id(&p), "name": "OPENAI_API_KEY",
+        "value": secret, "secret_type": "openai", "metadata": {"note": "rotated monthly"}}),
+    )
+    .await;
     let preview = env["preview_secret"].as_str().expect("preview").to_owned();
     assert!(!preview.is_empty());
     let doc = export(&app, &ada, "acme").await;
-    let toml = app.http.get(format!("{}/v1/config/export?org_name=acme&format=toml", app.base)).bearer_auth(&ada)
-        .send().await.expect("export").text().await.expect("text");
+    let toml = app
+        .http
+        .get(format!("{}/v1/config/export?org_name=acme&format=toml", app.base))
+        .bearer_auth(&ada)
+        .send()
+        .await
+        .expect("export")
+        .text()
+        .await
+        .expect("text");
     for text in [doc.to_string(), toml.clone()] {
         assert!(!text.contains(secret) && !text.contains(&preview) && !text.contains("preview"), "{text}");
         assert!(text.contains("OPENAI_API_KEY") && text.contains("openai"), "{text}");
     }
     let obj = &doc["objects"][0];
-    assert_eq!(obj, &json!({"kind": "env_var", "on": "project/p", "name": "OPENAI_API_KEY", "data": {"secret_type": "openai"}}));
+    assert_eq!(
+        obj,
+        &json!({"kind": "env_var", "on": "project/p", "name": "OPENAI_API_KEY", "data": {"secret_type": "openai"}})
+    );
     // Changing its type keeps its value; a new one has none; removing one removes it.
     let mut d = doc.clone();
     d["objects"][0]["data"]["secret_type"] = json!("anthropic");
-    d["objects"].as_array_mut().expect("objects").push(json!({"kind": "env_var", "on": "organization", "name": "NEW_KEY"}));
+    d["objects"]
+        .as_array_mut()
+        .expect("objects")
+        .push(json!({"kind": "env_var", "on": "organization", "name": "NEW_KEY"}));
     let (s, v) = apply(&app, &ada, "acme", &d).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let (_, got) = app.get(&format!("/v1/env_var/{}", id(&env)), &ada).await;
-    assert_eq!((got["secret_type"].as_str(), got["preview_secret"].as_str()), (Some("anthropic"), Some(preview.as_str())), "{got}");
+    assert_eq!(
+        (got["secret_type"].as_str(), got["preview_secret"].as_str()),
+        (Some("anthropic"), Some(preview.as_str())),
+        "{got}"
+    );
     assert_eq!(got["secret_updated_at"], env["secret_updated_at"]);
     assert_eq!(got["metadata"], json!({"note": "rotated monthly"}), "what a document does not hold stays");
     let (_, list) = app.get("/v1/env_var?env_var_name=NEW_KEY", &ada).await;
@@ -493,25 +714,41 @@ async fn grants_expire_and_plans_are_guarded_by_their_hash(b: Backend) {
     assert!(doc["grants"].to_string().contains(&soon), "{doc}");
     // A new expiry replaces the grant: the old row goes, a new one comes.
     let mut later = doc.clone();
-    let g = later["grants"].as_array_mut().expect("grants").iter_mut().find(|g| g["user"] == "bob@acme.example").expect("grant");
+    let g = later["grants"]
+        .as_array_mut()
+        .expect("grants")
+        .iter_mut()
+        .find(|g| g["user"] == "bob@acme.example")
+        .expect("grant");
     g["expires_at"] = json!("2099-01-01T00:00:00Z");
     let (_, p1) = plan(&app, &ada, "acme", &later).await;
     let name = "user bob@acme.example: read on project/p";
-    assert_eq!(changes(&p1), vec![("remove".into(), "grant".into(), name.into()), ("add".into(), "grant".into(), name.into())]);
+    assert_eq!(
+        changes(&p1),
+        vec![("remove".into(), "grant".into(), name.into()), ("add".into(), "grant".into(), name.into())]
+    );
     // The hash guards apply: a stale one changes nothing.
     let (s, e) = app.post("/v1/config/apply?org_name=acme&expected_plan_hash=0000", &ada, later.clone()).await;
     assert_eq!((s, e["code"].as_str()), (StatusCode::CONFLICT, Some("plan_changed")), "{e}");
     let hash = p1["plan_hash"].as_str().expect("hash");
-    let (s, v) = app.post(&format!("/v1/config/apply?org_name=acme&expected_plan_hash={hash}"), &ada, later.clone()).await;
+    let (s, v) =
+        app.post(&format!("/v1/config/apply?org_name=acme&expected_plan_hash={hash}"), &ada, later.clone()).await;
     assert_eq!((s, v["plan_hash"].as_str()), (StatusCode::OK, Some(hash)), "{v}");
     // An expired grant is no longer exported, and one of the same identity replaces it.
     clock.fetch_add(200 * 365 * 24 * 3_600_000_000, std::sync::atomic::Ordering::SeqCst);
     let now_doc = export(&app, &ada, "acme").await;
     assert!(!now_doc["grants"].to_string().contains("bob@acme.example"), "{now_doc}");
     let mut again = now_doc.clone();
-    again["grants"].as_array_mut().expect("grants").push(json!({"on": "project/p", "user": "bob@acme.example", "permission": "read"}));
+    again["grants"]
+        .as_array_mut()
+        .expect("grants")
+        .push(json!({"on": "project/p", "user": "bob@acme.example", "permission": "read"}));
     let (_, p2) = plan(&app, &ada, "acme", &again).await;
-    assert_eq!(changes(&p2), vec![("remove".into(), "grant".into(), name.into()), ("add".into(), "grant".into(), name.into())], "{p2}");
+    assert_eq!(
+        changes(&p2),
+        vec![("remove".into(), "grant".into(), name.into()), ("add".into(), "grant".into(), name.into())],
+        "{p2}"
+    );
     assert_eq!(apply(&app, &ada, "acme", &again).await.0, StatusCode::OK);
     assert_eq!(plan(&app, &ada, "acme", &again).await.1["changes"], json!([]));
     app.stop().await;

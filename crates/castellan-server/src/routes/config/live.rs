@@ -11,7 +11,7 @@ use castellan_core::{GroupId, ObjectRef, ObjectType, ProjectId, RoleId, UserId};
 use castellan_store::page::{Direction, Window};
 use castellan_store::{
     AclFilter, AclRecord, AdminFilter, AdminKind, AdminRecord, GroupFilter, GroupRecord, ObjectKind, ObjectRecord,
-    OrgRecord, Paged, ProjectFilter, ProjectRecord, RoleFilter, RolePermission, RoleRecord, Tx, UserKind,
+    OrgRecord, Paged, ProjectFilter, ProjectRecord, RoleFilter, RolePermission, RoleRecord, Tx, UserFilter, UserKind,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -101,8 +101,8 @@ impl Live {
             inner: HashMap::new(),
             norm: Norm::default(),
         };
-        for m in tx.list_members(live.org.id).await? {
-            let Some(u) = tx.get_user(m.user_id).await? else { continue };
+        let uf = UserFilter { orgs: orgs.clone(), ..UserFilter::default() };
+        for u in all!(|w| tx.list_users(&uf, &w)) {
             match (u.kind, &u.email, &u.given_name) {
                 (UserKind::User, Some(e), _) => {
                     live.people.insert(e.to_lowercase(), u.id);
@@ -241,13 +241,20 @@ impl Live {
             n.groups.insert(name.clone(), group);
         }
         for (name, p) in &self.projects {
-            let project =
-                ProjectN { description: norm::text(&p.description), settings: norm::project_settings(p.settings.as_ref()) };
+            let project = ProjectN {
+                description: norm::text(&p.description),
+                settings: norm::project_settings(p.settings.as_ref()),
+            };
             n.projects.insert(name.clone(), project);
         }
         for (name, (a, projects)) in &self.project_groups {
             let pg = ProjectGroupN {
-                description: a.data.get("description").and_then(Value::as_str).map(str::to_owned).filter(|s| !s.is_empty()),
+                description: a
+                    .data
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .filter(|s| !s.is_empty()),
                 projects: projects.iter().filter_map(|p| self.project_names.get(p).cloned()).collect(),
             };
             n.project_groups.insert(name.clone(), pg);

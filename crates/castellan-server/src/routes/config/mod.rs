@@ -86,7 +86,8 @@ impl<S: Send + Sync> FromRequest<S> for DocumentBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let toml = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("toml"));
+        let toml =
+            req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("toml"));
         let bytes = bytes::Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge("request body is larger than the server accepts".into())
@@ -95,8 +96,10 @@ impl<S: Send + Sync> FromRequest<S> for DocumentBody {
             }
         })?;
         let doc: ConfigDocument = if toml {
-            let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::invalid_body("a TOML document must be UTF-8"))?;
-            toml::from_str(text).map_err(|e| ApiError::invalid_body(format!("invalid document: {}", e.to_string().trim())))?
+            let text =
+                std::str::from_utf8(&bytes).map_err(|_| ApiError::invalid_body("a TOML document must be UTF-8"))?;
+            toml::from_str(text)
+                .map_err(|e| ApiError::invalid_body(format!("invalid document: {}", e.to_string().trim())))?
         } else {
             let value: serde_json::Value = crate::extract::parse_json(&bytes)?;
             serde_path_to_error::deserialize(value).map_err(|e| {
@@ -185,8 +188,7 @@ pub async fn export(
     let mut tx = caller.state().read(&permit).await?;
     let live = Live::load(&mut *tx, org, caller.state().now()).await?;
     let doc = live.norm.to_document(&live.org.name);
-    let accepts_toml =
-        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains(TOML));
+    let accepts_toml = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains(TOML));
     match f.format {
         Some(Format::Toml) => toml_answer(&doc),
         None if accepts_toml => toml_answer(&doc),
@@ -282,12 +284,7 @@ pub async fn apply_document(
         )));
     }
     let revision = if p.plan.changes.is_empty() { None } else { run(&caller, &mut p, true).await? };
-    let body = ConfigApplied {
-        organization: p.org.name,
-        changes: p.plan.changes,
-        plan_hash: p.plan.hash,
-        revision,
-    };
+    let body = ConfigApplied { organization: p.org.name, changes: p.plan.changes, plan_hash: p.plan.hash, revision };
     Ok(match revision {
         Some(rev) => Written::at(rev, body),
         None => Written { revision: None, found_existing: false, body },

@@ -8,8 +8,8 @@ use super::path::Path;
 use crate::error::{ApiError, ApiResult};
 use crate::seed::BUILTIN_GROUPS;
 use castellan_api_types::{
-    format_time, parse_time, ConfigDocument, ConfigGrant, ConfigGroup, ConfigObject, ConfigProject,
-    ConfigProjectGroup, ConfigRole, ConfigSettings, CONFIG_VERSION,
+    format_time, parse_time, ConfigDocument, ConfigGrant, ConfigGroup, ConfigObject, ConfigProject, ConfigProjectGroup,
+    ConfigRole, ConfigSettings, CONFIG_VERSION,
 };
 use castellan_core::{Email, Name, ObjectType, Permission};
 use castellan_store::AdminKind;
@@ -394,7 +394,8 @@ fn object(o: &ConfigObject, refs: &Refs<'_>) -> ApiResult<(ObjKey, Map<String, V
         return Err(bad(&entry, format!("a {} is set on one of: {}", kind.as_str(), scopes.join(", "))));
     }
     refs.check(&on, None).map_err(|e| bad(&entry, e))?;
-    let data: Map<String, Value> = o.data.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), without_nulls(v))).collect();
+    let data: Map<String, Value> =
+        o.data.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), without_nulls(v))).collect();
     kinds::check(kind, &spec, &data).map_err(|e| bad(&entry, e))?;
     Ok((ObjKey { on, kind: kind.as_str(), name: name(&entry, &o.name)? }, data))
 }
@@ -452,7 +453,8 @@ fn grant(
     let expires = match &g.expires_at {
         None => None,
         Some(s) => {
-            let t = parse_time(s).ok_or_else(|| bad(&entry, format!("`expires_at` must be an RFC 3339 time, got `{s}`")))?;
+            let t = parse_time(s)
+                .ok_or_else(|| bad(&entry, format!("`expires_at` must be an RFC 3339 time, got `{s}`")))?;
             if t <= now {
                 return Err(bad(&entry, format!("`expires_at` `{s}` is not in the future")));
             }

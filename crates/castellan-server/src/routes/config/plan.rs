@@ -20,19 +20,73 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
     Settings(Box<OrgRecord>),
-    AddRole { id: RoleId, name: String, description: Option<String>, permissions: Vec<RolePermission>, inherits: Vec<RoleId> },
-    ChangeRole { id: RoleId, description: Option<String>, add: Vec<RolePermission>, remove: Vec<RolePermission>, add_inherits: Vec<RoleId>, remove_inherits: Vec<RoleId> },
+    AddRole {
+        id: RoleId,
+        name: String,
+        description: Option<String>,
+        permissions: Vec<RolePermission>,
+        inherits: Vec<RoleId>,
+    },
+    ChangeRole {
+        id: RoleId,
+        description: Option<String>,
+        add: Vec<RolePermission>,
+        remove: Vec<RolePermission>,
+        add_inherits: Vec<RoleId>,
+        remove_inherits: Vec<RoleId>,
+    },
     RemoveRole(RoleId),
-    AddGroup { id: GroupId, name: String, description: Option<String>, users: Vec<UserId>, groups: Vec<GroupId> },
-    ChangeGroup { id: GroupId, description: Option<String>, add_users: Vec<UserId>, remove_users: Vec<UserId>, add_groups: Vec<GroupId>, remove_groups: Vec<GroupId> },
+    AddGroup {
+        id: GroupId,
+        name: String,
+        description: Option<String>,
+        users: Vec<UserId>,
+        groups: Vec<GroupId>,
+    },
+    ChangeGroup {
+        id: GroupId,
+        description: Option<String>,
+        add_users: Vec<UserId>,
+        remove_users: Vec<UserId>,
+        add_groups: Vec<GroupId>,
+        remove_groups: Vec<GroupId>,
+    },
     RemoveGroup(GroupId),
-    AddProject { id: ProjectId, name: String, description: Option<String>, settings: Option<Value> },
-    ChangeProject { id: ProjectId, description: Option<String>, settings: Option<Value> },
-    AddProjectGroup { id: Uuid, name: String, description: Option<String>, projects: Vec<ProjectId> },
-    ChangeProjectGroup { id: Uuid, description: Option<String>, add: Vec<ProjectId>, remove: Vec<ProjectId> },
+    AddProject {
+        id: ProjectId,
+        name: String,
+        description: Option<String>,
+        settings: Option<Value>,
+    },
+    ChangeProject {
+        id: ProjectId,
+        description: Option<String>,
+        settings: Option<Value>,
+    },
+    AddProjectGroup {
+        id: Uuid,
+        name: String,
+        description: Option<String>,
+        projects: Vec<ProjectId>,
+    },
+    ChangeProjectGroup {
+        id: Uuid,
+        description: Option<String>,
+        add: Vec<ProjectId>,
+        remove: Vec<ProjectId>,
+    },
     RemoveProjectGroup(Uuid),
-    AddObject { id: Uuid, kind: AdminKind, scope: ObjectRef, name: String, data: Map<String, Value> },
-    ChangeObject { id: Uuid, data: Map<String, Value> },
+    AddObject {
+        id: Uuid,
+        kind: AdminKind,
+        scope: ObjectRef,
+        name: String,
+        data: Map<String, Value>,
+    },
+    ChangeObject {
+        id: Uuid,
+        data: Map<String, Value>,
+    },
     RemoveObject(Uuid),
     AddGrant(Box<AclRecord>),
     RemoveGrant(AclId),
@@ -66,6 +120,10 @@ impl NewIds {
 /// A digest of a plan's changes (what `expected_plan_hash` names).
 pub fn digest(changes: &[ConfigChange]) -> String {
     hex::encode(sha2::Sha256::digest(castellan_store::audit::canonical_json(&changes).as_bytes()))
+}
+
+fn change(action: ConfigAction, kind: &str, name: String, before: Option<Value>, after: Option<Value>) -> ConfigChange {
+    ConfigChange { action, kind: kind.to_owned(), name, before, after }
 }
 
 fn entry<T: Serialize>(t: &T) -> Option<Value> {
@@ -130,9 +188,9 @@ pub async fn plan(tx: &mut dyn Tx, want: &Norm, live: &Live, ids: &mut NewIds) -
 }
 
 impl Builder<'_> {
-    fn push(&mut self, action: ConfigAction, kind: &str, name: String, before: Option<Value>, after: Option<Value>, step: Step, needs: Vec<Need>) {
+    fn push(&mut self, change: ConfigChange, step: Step, needs: Vec<Need>) {
         let i = self.plan.changes.len();
-        self.plan.changes.push(ConfigChange { action, kind: kind.to_owned(), name, before, after });
+        self.plan.changes.push(change);
         self.plan.steps.push(step);
         for n in needs {
             self.plan.batch.needs.push(n);
@@ -264,7 +322,11 @@ impl Builder<'_> {
         let (before, after_e) = (entry(live), entry(want));
         let name = self.live.org.name.clone();
         let need = Need::On(Permission::Update, self.org);
-        self.push(ConfigAction::Change, "organization", name, before, after_e, Step::Settings(Box::new(after)), vec![need]);
+        self.push(
+            change(ConfigAction::Change, "organization", name, before, after_e),
+            Step::Settings(Box::new(after)),
+            vec![need],
+        );
     }
 
     fn roles(&mut self) {
@@ -281,9 +343,15 @@ impl Builder<'_> {
                 None => {
                     let id = self.role(name);
                     self.plan.batch.made.push(Made::Role(id.0));
-                    let step = Step::AddRole { id, name: name.clone(), description: r.description.clone(), permissions, inherits };
+                    let step = Step::AddRole {
+                        id,
+                        name: name.clone(),
+                        description: r.description.clone(),
+                        permissions,
+                        inherits,
+                    };
                     let need = Need::Create(ObjectType::Role, self.org);
-                    self.push(ConfigAction::Add, "role", name.clone(), None, after, step, vec![need]);
+                    self.push(change(ConfigAction::Add, "role", name.clone(), None, after), step, vec![need]);
                 }
                 Some(l) if l != r => {
                     let live = &self.live.roles[name];
@@ -296,7 +364,11 @@ impl Builder<'_> {
                         remove_inherits: live.inherits.iter().filter(|i| !inherits.contains(i)).copied().collect(),
                     };
                     let need = Need::On(Permission::Update, ObjectRef::new(ObjectType::Role, live.rec.id.0));
-                    self.push(ConfigAction::Change, "role", name.clone(), entry(&norm::role_entry(name, l)), after, step, vec![need]);
+                    self.push(
+                        change(ConfigAction::Change, "role", name.clone(), entry(&norm::role_entry(name, l)), after),
+                        step,
+                        vec![need],
+                    );
                 }
                 Some(_) => {}
             }
@@ -320,9 +392,10 @@ impl Builder<'_> {
                 None => {
                     let id = self.group(name);
                     self.plan.batch.made.push(Made::Group(id.0));
-                    let step = Step::AddGroup { id, name: name.clone(), description: g.description.clone(), users, groups };
+                    let step =
+                        Step::AddGroup { id, name: name.clone(), description: g.description.clone(), users, groups };
                     let need = Need::Create(ObjectType::Group, self.org);
-                    self.push(ConfigAction::Add, "group", name.clone(), None, after, step, vec![need]);
+                    self.push(change(ConfigAction::Add, "group", name.clone(), None, after), step, vec![need]);
                 }
                 Some(l) if l != g => {
                     let live = &self.live.groups[name];
@@ -335,7 +408,11 @@ impl Builder<'_> {
                         remove_groups: live.groups.iter().filter(|m| !groups.contains(m)).copied().collect(),
                     };
                     let need = Need::On(Permission::Update, ObjectRef::new(ObjectType::Group, live.rec.id.0));
-                    self.push(ConfigAction::Change, "group", name.clone(), entry(&norm::group_entry(name, l)), after, step, vec![need]);
+                    self.push(
+                        change(ConfigAction::Change, "group", name.clone(), entry(&norm::group_entry(name, l)), after),
+                        step,
+                        vec![need],
+                    );
                 }
                 Some(_) => {}
             }
@@ -351,15 +428,26 @@ impl Builder<'_> {
                 None => {
                     let id = self.project(name);
                     self.plan.batch.made.push(Made::Project(id.0));
-                    let step = Step::AddProject { id, name: name.clone(), description: p.description.clone(), settings };
+                    let step =
+                        Step::AddProject { id, name: name.clone(), description: p.description.clone(), settings };
                     let need = Need::Create(ObjectType::Project, self.org);
-                    self.push(ConfigAction::Add, "project", name.clone(), None, after, step, vec![need]);
+                    self.push(change(ConfigAction::Add, "project", name.clone(), None, after), step, vec![need]);
                 }
                 Some(l) if l != p => {
                     let id = self.project(name);
                     let step = Step::ChangeProject { id, description: p.description.clone(), settings };
                     let need = Need::On(Permission::Update, ObjectRef::new(ObjectType::Project, id.0));
-                    self.push(ConfigAction::Change, "project", name.clone(), entry(&norm::project_entry(name, l)), after, step, vec![need]);
+                    self.push(
+                        change(
+                            ConfigAction::Change,
+                            "project",
+                            name.clone(),
+                            entry(&norm::project_entry(name, l)),
+                            after,
+                        ),
+                        step,
+                        vec![need],
+                    );
                 }
                 Some(_) => {}
             }
@@ -386,18 +474,31 @@ impl Builder<'_> {
                     self.plan.batch.made.push(Made::ProjectGroup(id));
                     let mut needs = vec![Need::Create(ObjectType::ProjectGroup, self.org)];
                     needs.extend(acls(&projects));
-                    let step = Step::AddProjectGroup { id, name: name.clone(), description: g.description.clone(), projects };
-                    self.push(ConfigAction::Add, "project_group", name.clone(), None, after, step, needs);
+                    let step =
+                        Step::AddProjectGroup { id, name: name.clone(), description: g.description.clone(), projects };
+                    self.push(change(ConfigAction::Add, "project_group", name.clone(), None, after), step, needs);
                 }
                 Some(l) if &l != g => {
                     let (rec, members) = &self.live.project_groups[name];
                     let add: Vec<ProjectId> = projects.iter().filter(|p| !members.contains(p)).copied().collect();
-                    let managed = |p: &ProjectId| self.live.project_names.get(p).is_some_and(|n| want.projects.contains_key(n));
+                    let managed =
+                        |p: &ProjectId| self.live.project_names.get(p).is_some_and(|n| want.projects.contains_key(n));
                     let remove = members.iter().filter(|p| !projects.contains(p) && managed(p)).copied().collect();
-                    let mut needs = vec![Need::On(Permission::Update, ObjectRef::new(ObjectType::ProjectGroup, rec.id))];
+                    let mut needs =
+                        vec![Need::On(Permission::Update, ObjectRef::new(ObjectType::ProjectGroup, rec.id))];
                     needs.extend(acls(&add));
                     let step = Step::ChangeProjectGroup { id: rec.id, description: g.description.clone(), add, remove };
-                    self.push(ConfigAction::Change, "project_group", name.clone(), entry(&norm::project_group_entry(name, &l)), after, step, needs);
+                    self.push(
+                        change(
+                            ConfigAction::Change,
+                            "project_group",
+                            name.clone(),
+                            entry(&norm::project_group_entry(name, &l)),
+                            after,
+                        ),
+                        step,
+                        needs,
+                    );
                 }
                 Some(_) => {}
             }
@@ -406,7 +507,8 @@ impl Builder<'_> {
 
     fn objects(&mut self) {
         let (want, live) = (self.want, self.live);
-        let keys: BTreeSet<&ObjKey> = want.objects.keys().chain(live.norm.objects.keys().filter(|k| self.managed(&k.on))).collect();
+        let keys: BTreeSet<&ObjKey> =
+            want.objects.keys().chain(live.norm.objects.keys().filter(|k| self.managed(&k.on))).collect();
         for key in keys {
             let label = key.label();
             let (w, l) = (want.objects.get(key), live.norm.objects.get(key).filter(|_| self.managed(&key.on)));
@@ -426,18 +528,30 @@ impl Builder<'_> {
                     }
                     let step = Step::AddObject { id, kind, scope, name: key.name.clone(), data: data.clone() };
                     let after = entry(&norm::object_entry(key, data));
-                    self.push(ConfigAction::Add, key.kind, label, None, after, step, vec![Need::On(Permission::Update, scope)]);
+                    self.push(
+                        change(ConfigAction::Add, key.kind, label, None, after),
+                        step,
+                        vec![Need::On(Permission::Update, scope)],
+                    );
                 }
                 (Some(data), Some(old)) if data != old => {
                     let rec = &live.objects[key];
                     let step = Step::ChangeObject { id: rec.id, data: data.clone() };
                     let (before, after) = (entry(&norm::object_entry(key, old)), entry(&norm::object_entry(key, data)));
-                    self.push(ConfigAction::Change, key.kind, label, before, after, step, vec![Need::On(Permission::Update, rec.scope)]);
+                    self.push(
+                        change(ConfigAction::Change, key.kind, label, before, after),
+                        step,
+                        vec![Need::On(Permission::Update, rec.scope)],
+                    );
                 }
                 (None, Some(old)) => {
                     let rec = &live.objects[key];
                     let before = entry(&norm::object_entry(key, old));
-                    self.push(ConfigAction::Remove, key.kind, label, before, None, Step::RemoveObject(rec.id), vec![Need::On(Permission::Update, rec.scope)]);
+                    self.push(
+                        change(ConfigAction::Remove, key.kind, label, before, None),
+                        Step::RemoveObject(rec.id),
+                        vec![Need::On(Permission::Update, rec.scope)],
+                    );
                 }
                 _ => {}
             }
@@ -499,7 +613,11 @@ impl Builder<'_> {
         let Some(acl) = self.acls.get(key).copied() else { return };
         let before = entry(&norm::grant_entry(key, acl.expires_at));
         let need = Need::On(Permission::DeleteAcls, ObjectRef::new(acl.object_type, acl.object_id));
-        self.push(ConfigAction::Remove, "grant", key.label(), before, None, Step::RemoveGrant(acl.id), vec![need]);
+        self.push(
+            change(ConfigAction::Remove, "grant", key.label(), before, None),
+            Step::RemoveGrant(acl.id),
+            vec![need],
+        );
     }
 
     fn add_grant(&mut self, key: &GrantKey, expires: Option<i64>, strict: bool) {
@@ -541,7 +659,7 @@ impl Builder<'_> {
             created: 0,
         };
         let after = entry(&norm::grant_entry(key, expires));
-        self.push(ConfigAction::Add, "grant", label, None, after, Step::AddGrant(Box::new(acl)), needs);
+        self.push(change(ConfigAction::Add, "grant", label, None, after), Step::AddGrant(Box::new(acl)), needs);
     }
 
     /// Deletions of whole entries come last, once no grant names them.
@@ -551,19 +669,31 @@ impl Builder<'_> {
             let id = live.project_groups[name].0.id;
             let need = Need::On(Permission::Delete, ObjectRef::new(ObjectType::ProjectGroup, id));
             let before = entry(&norm::project_group_entry(name, l));
-            self.push(ConfigAction::Remove, "project_group", name.clone(), before, None, Step::RemoveProjectGroup(id), vec![need]);
+            self.push(
+                change(ConfigAction::Remove, "project_group", name.clone(), before, None),
+                Step::RemoveProjectGroup(id),
+                vec![need],
+            );
         }
         for (name, l) in live.norm.groups.iter().filter(|(n, _)| !want.groups.contains_key(*n)) {
             let id = live.groups[name].rec.id;
             let need = Need::On(Permission::Delete, ObjectRef::new(ObjectType::Group, id.0));
             let before = entry(&norm::group_entry(name, l));
-            self.push(ConfigAction::Remove, "group", name.clone(), before, None, Step::RemoveGroup(id), vec![need]);
+            self.push(
+                change(ConfigAction::Remove, "group", name.clone(), before, None),
+                Step::RemoveGroup(id),
+                vec![need],
+            );
         }
         for (name, l) in live.norm.roles.iter().filter(|(n, _)| !want.roles.contains_key(*n)) {
             let id = live.roles[name].rec.id;
             let need = Need::On(Permission::Delete, ObjectRef::new(ObjectType::Role, id.0));
             let before = entry(&norm::role_entry(name, l));
-            self.push(ConfigAction::Remove, "role", name.clone(), before, None, Step::RemoveRole(id), vec![need]);
+            self.push(
+                change(ConfigAction::Remove, "role", name.clone(), before, None),
+                Step::RemoveRole(id),
+                vec![need],
+            );
         }
     }
 }
