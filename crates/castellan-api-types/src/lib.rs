@@ -7,6 +7,7 @@ pub mod common;
 pub mod config;
 pub mod data;
 pub mod events;
+pub mod settings;
 
 pub use access::*;
 pub use admin::*;
@@ -14,3 +15,4 @@ pub use common::*;
 pub use config::*;
 pub use data::*;
 pub use events::*;
+pub use settings::*;

@@ -217,6 +217,9 @@ impl Snapshot {
         for p in ids(self, T::Project) {
             self.remove_object(ObjectRef::new(T::Project, p))?;
         }
+        for s in ids(self, T::AiSecret) {
+            self.drop_node(ObjectRef::new(T::AiSecret, s));
+        }
         for t in ORG_NOUNS {
             self.drop_node(ObjectRef::new(t, org));
         }
@@ -225,7 +228,7 @@ impl Snapshot {
     }
 
     fn add_object(&mut self, object: ObjectRef, parent: ObjectRef) -> Result<(), AuthzError> {
-        if !(object.object_type == T::Project || PROJECT_CHILDREN.contains(&object.object_type)) {
+        if !(matches!(object.object_type, T::Project | T::AiSecret) || PROJECT_CHILDREN.contains(&object.object_type)) {
             return Err(AuthzError::WrongObjectType(object.object_type));
         }
         if self.contains(object) {
@@ -235,6 +238,16 @@ impl Snapshot {
             return Err(AuthzError::UnknownParent(parent));
         }
         let wrong = AuthzError::WrongParentType { object, parent };
+        if object.object_type == T::AiSecret {
+            // An AI secret sits under its org's `org_ai_secret`, whichever is named.
+            if !matches!(parent.object_type, T::Organization | T::OrgAiSecret) {
+                return Err(wrong);
+            }
+            let org = parent.object_id;
+            let all = self.container_idx(ObjectRef::new(T::OrgAiSecret, org)).unwrap_or(NONE);
+            self.add_container(object, all, Some(org));
+            return Ok(());
+        }
         if object.object_type == T::Project {
             if !matches!(parent.object_type, T::Organization | T::OrgProject) {
                 return Err(wrong);
@@ -255,7 +268,7 @@ impl Snapshot {
     }
 
     fn remove_object(&mut self, object: ObjectRef) -> Result<(), AuthzError> {
-        if !(object.object_type == T::Project || PROJECT_CHILDREN.contains(&object.object_type)) {
+        if !(matches!(object.object_type, T::Project | T::AiSecret) || PROJECT_CHILDREN.contains(&object.object_type)) {
             return Err(AuthzError::WrongObjectType(object.object_type));
         }
         if !self.contains(object) {

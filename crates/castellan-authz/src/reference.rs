@@ -34,7 +34,7 @@ pub struct Reference {
 }
 
 fn addable(t: ObjectType) -> bool {
-    matches!(t, T::Project | T::Experiment | T::Dataset | T::Prompt | T::PromptSession)
+    matches!(t, T::Project | T::Experiment | T::Dataset | T::Prompt | T::PromptSession | T::AiSecret)
 }
 
 impl Reference {
@@ -321,15 +321,17 @@ impl Reference {
                 if !self.objects.contains_key(&parent) {
                     return Err(AuthzError::UnknownParent(parent));
                 }
-                let ok = if object.object_type == T::Project {
-                    matches!(parent.object_type, T::Organization | T::OrgProject)
-                } else {
-                    parent.object_type == T::Project
+                let ok = match object.object_type {
+                    T::Project => matches!(parent.object_type, T::Organization | T::OrgProject),
+                    T::AiSecret => matches!(parent.object_type, T::Organization | T::OrgAiSecret),
+                    _ => parent.object_type == T::Project,
                 };
                 if !ok {
                     return Err(AuthzError::WrongParentType { object, parent });
                 }
-                if object.object_type == T::Project {
+                if object.object_type == T::AiSecret {
+                    self.objects.insert(object, Some(ObjectRef::new(T::OrgAiSecret, parent.object_id)));
+                } else if object.object_type == T::Project {
                     self.objects.insert(object, Some(ObjectRef::new(T::OrgProject, parent.object_id)));
                     self.objects.insert(ObjectRef::new(T::ProjectLog, object.object_id), Some(object));
                 } else {

@@ -210,6 +210,7 @@ impl Snapshot {
             T::OrgProject if in_project_tree || t == T::ProjectGroupProjects => {
                 self.org_index.get(&(root.object_id, t))
             }
+            T::OrgAiSecret if t == T::AiSecret => self.org_index.get(&(root.object_id, t)),
             T::Project if t.is_project_child() && t != T::ProjectLog => self.project_index.get(&(root.object_id, t)),
             T::Project if t == T::ProjectLog => {
                 out.push(Source::One(root.object_id.as_u128()));

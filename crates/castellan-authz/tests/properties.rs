@@ -26,6 +26,7 @@ struct Pools {
     users: Vec<Uuid>,
     acl_ids: Vec<Uuid>,
     project_groups: Vec<Uuid>,
+    ai_secrets: Vec<Uuid>,
     /// The objects that existed when the current batch was drawn.
     existing: Vec<ObjectRef>,
 }
@@ -46,6 +47,7 @@ impl Pools {
             users: (0..6).map(|_| id(rng)).collect(),
             acl_ids: Vec::new(),
             project_groups: (0..3).map(|_| id(rng)).collect(),
+            ai_secrets: (0..3).map(|_| id(rng)).collect(),
             existing: Vec::new(),
         }
     }
@@ -57,7 +59,8 @@ impl Pools {
     /// Any object the universe can name (existing or not).
     fn object(&self, rng: &mut StdRng) -> ObjectRef {
         let org = Self::pick(rng, &self.orgs);
-        match rng.gen_range(0..11) {
+        match rng.gen_range(0..12) {
+            11 => ObjectRef::new(T::AiSecret, Self::pick(rng, &self.ai_secrets)),
             10 => {
                 let t = if rng.gen_bool(0.5) { T::ProjectGroup } else { T::ProjectGroupProjects };
                 ObjectRef::new(t, Self::pick(rng, &self.project_groups))
@@ -123,7 +126,17 @@ impl Pools {
                 };
                 Mutation::AddObject { object: ObjectRef::new(T::Project, Self::pick(rng, &self.projects)), parent }
             }
-            15..=24 => {
+            15..=16 => {
+                // An AI secret, under its org or its org's `org_ai_secret` (or anywhere).
+                let parent = match rng.gen_range(0..4) {
+                    0 => ObjectRef::new(T::OrgAiSecret, org),
+                    1 => ObjectRef::new(T::Organization, org),
+                    2 => self.object(rng),
+                    _ => ObjectRef::new(T::Organization, org),
+                };
+                Mutation::AddObject { object: ObjectRef::new(T::AiSecret, Self::pick(rng, &self.ai_secrets)), parent }
+            }
+            17..=24 => {
                 let parent = if rng.gen_bool(0.8) {
                     ObjectRef::new(T::Project, Self::pick(rng, &self.projects))
                 } else {

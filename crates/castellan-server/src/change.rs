@@ -265,6 +265,10 @@ pub fn mutations_from_state(s: &castellan_store::AccessState) -> Vec<Mutation> {
     out.extend(s.role_roles.iter().map(|(r, m)| Mutation::AddRoleInherit { role: r.0, member_role: m.0 }));
     out.extend(s.project_groups.iter().map(|(g, o)| Mutation::AddProjectGroup { group: *g, org: o.0 }));
     out.extend(s.group_projects.iter().map(|(g, p)| Mutation::AddGroupProject { group: *g, project: p.0 }));
+    out.extend(s.ai_secrets.iter().map(|(id, o)| Mutation::AddObject {
+        object: ObjectRef::new(ObjectType::AiSecret, *id),
+        parent: ObjectRef::new(ObjectType::OrgAiSecret, o.0),
+    }));
     out.extend(s.acls.iter().map(|a| Mutation::AddAcl(acl_row(a))));
     out
 }

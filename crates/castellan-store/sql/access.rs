@@ -602,7 +602,8 @@ impl AccessRepo for SqlTx {
         // model: the index could not place them.
         let acl_sql = format!(
             "SELECT {ACL_COLS} FROM acls WHERE org_id IN (SELECT id FROM orgs WHERE deleted_at IS NULL) \
-             AND (object_type NOT IN ('project', 'project_log', 'experiment', 'dataset', 'prompt', 'prompt_session') \
+             AND (object_type NOT IN ('project', 'project_log', 'experiment', 'dataset', 'prompt', 'prompt_session', 'ai_secret') \
+                  OR (object_type = 'ai_secret' AND object_id IN (SELECT id FROM admin_objects WHERE kind = 'ai_secret')) \
                   OR (object_type IN ('project', 'project_log') \
                       AND object_id IN (SELECT id FROM projects WHERE deleted_at IS NULL)) \
                   OR object_id IN (SELECT o.id FROM project_objects o JOIN projects p ON p.id = o.project_id \
@@ -633,7 +634,15 @@ impl AccessRepo for SqlTx {
         .fetch_all(self.conn())
         .await
         .map_err(db_err)?;
+        let ai_secrets: Vec<(Uuid, Uuid)> = sqlx::query_as(
+            "SELECT a.id, a.org_id FROM admin_objects a JOIN orgs o ON o.id = a.org_id \
+             WHERE a.kind = 'ai_secret' AND o.deleted_at IS NULL ORDER BY a.created, a.id",
+        )
+        .fetch_all(self.conn())
+        .await
+        .map_err(db_err)?;
         Ok(AccessState {
+            ai_secrets: ai_secrets.into_iter().map(|(g, o)| (g, OrgId(o))).collect(),
             project_groups: project_groups.into_iter().map(|(g, o)| (g, OrgId(o))).collect(),
             group_projects: group_projects.into_iter().map(|(g, p)| (g, ProjectId(p))).collect(),
             members: members.into_iter().map(|(o, u)| (OrgId(o), UserId(u))).collect(),

@@ -23,11 +23,49 @@ pub enum AdminKind {
     /// A project group (`/v1/project_group`): its definition; its projects are
     /// `project_group_projects` rows.
     ProjectGroup,
+    /// An AI provider's secret (`/v1/ai_secret`), set on the organization; itself an
+    /// `ai_secret` object under the org's `org_ai_secret`, which grants may name.
+    AiSecret,
+    /// A project's score definition (`/v1/project_score`): human review, aggregate
+    /// and online scores.
+    ProjectScore,
+    /// A project's span iframe (`/v1/span_iframe`).
+    SpanIframe,
+    /// A saved view of an object (`/v1/view`).
+    View,
+    /// A project's agent (`/v1/agent`).
+    Agent,
+    /// A project's MCP server (`/v1/mcp_server`).
+    McpServer,
+    /// A named snapshot of a dataset at a transaction (`/v1/dataset_snapshot`).
+    DatasetSnapshot,
+    /// A project's simulated user (`/v1/project/{id}/simulated_user`).
+    SimulatedUser,
+    /// A deployment environment of an organization (`/environment`); its name column
+    /// holds the slug (unique per org).
+    Environment,
+    /// Which version of a prompt or dataset an environment serves: set on the object,
+    /// named by the environment's slug (`/environment-object`).
+    EnvironmentObject,
 }
 
 impl AdminKind {
     /// Every kind.
-    pub const ALL: [AdminKind; 3] = [AdminKind::EnvVar, AdminKind::ProjectTag, AdminKind::ProjectGroup];
+    pub const ALL: [AdminKind; 13] = [
+        AdminKind::EnvVar,
+        AdminKind::ProjectTag,
+        AdminKind::ProjectGroup,
+        AdminKind::AiSecret,
+        AdminKind::ProjectScore,
+        AdminKind::SpanIframe,
+        AdminKind::View,
+        AdminKind::Agent,
+        AdminKind::McpServer,
+        AdminKind::DatasetSnapshot,
+        AdminKind::SimulatedUser,
+        AdminKind::Environment,
+        AdminKind::EnvironmentObject,
+    ];
 
     /// The stored and wire name.
     pub const fn as_str(self) -> &'static str {
@@ -35,6 +73,16 @@ impl AdminKind {
             AdminKind::EnvVar => "env_var",
             AdminKind::ProjectTag => "project_tag",
             AdminKind::ProjectGroup => "project_group",
+            AdminKind::AiSecret => "ai_secret",
+            AdminKind::ProjectScore => "project_score",
+            AdminKind::SpanIframe => "span_iframe",
+            AdminKind::View => "view",
+            AdminKind::Agent => "agent",
+            AdminKind::McpServer => "mcp_server",
+            AdminKind::DatasetSnapshot => "dataset_snapshot",
+            AdminKind::SimulatedUser => "simulated_user",
+            AdminKind::Environment => "environment",
+            AdminKind::EnvironmentObject => "environment_object",
         }
     }
 
@@ -69,6 +117,18 @@ pub struct AdminRecord {
     pub created: Micros,
     /// Last change.
     pub updated: Micros,
+}
+
+impl AdminRecord {
+    /// The authorization object that decides who may see and change it: an AI
+    /// secret is an object of its own (`ai_secret`, under the org's
+    /// `org_ai_secret`); every other kind is decided on what it is set on.
+    pub fn guard(&self) -> ObjectRef {
+        match self.kind {
+            AdminKind::AiSecret => ObjectRef::new(castellan_core::ObjectType::AiSecret, self.id),
+            _ => self.scope,
+        }
+    }
 }
 
 /// Filters for listing administration objects. Every set field must match.

@@ -436,6 +436,8 @@ pub struct AccessState {
     pub project_groups: Vec<(Uuid, OrgId)>,
     /// Live projects in live project groups: `(project group, project)`.
     pub group_projects: Vec<(Uuid, ProjectId)>,
+    /// AI secrets (objects of their own, under their org's `org_ai_secret`).
+    pub ai_secrets: Vec<(Uuid, OrgId)>,
 }
 
 /// A pending invitation of a person (by email) to join an organization.

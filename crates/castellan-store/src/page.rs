@@ -41,6 +41,13 @@ pub struct Window {
     pub limit: usize,
 }
 
+impl Window {
+    /// Every row (for internal reads of small sets), newest first.
+    pub fn all() -> Window {
+        Window { from: None, direction: Direction::Older, limit: usize::MAX / 2 }
+    }
+}
+
 /// Where a page starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cursor {

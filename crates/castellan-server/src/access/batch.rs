@@ -37,6 +37,8 @@ pub enum Made {
     Role(Uuid),
     /// A project group of the org.
     ProjectGroup(Uuid),
+    /// An AI secret of the org (an object under its `org_ai_secret`).
+    AiSecret(Uuid),
 }
 
 /// Everything a batch needs, in the order of its changes.
@@ -60,6 +62,10 @@ impl Made {
             Made::Group(group) => Mutation::AddGroup { group, org },
             Made::Role(role) => Mutation::AddRole { role, org: Some(org) },
             Made::ProjectGroup(group) => Mutation::AddProjectGroup { group, org },
+            Made::AiSecret(id) => Mutation::AddObject {
+                object: ObjectRef::new(ObjectType::AiSecret, id),
+                parent: ObjectRef::new(ObjectType::OrgAiSecret, org),
+            },
         }
     }
 }

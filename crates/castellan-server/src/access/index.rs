@@ -337,6 +337,7 @@ impl Index {
                 objects.push(ObjectRef::new(t, o.0));
             }
         }
+        objects.extend(state.ai_secrets.iter().map(|(id, _)| ObjectRef::new(ObjectType::AiSecret, *id)));
         for (g, _) in &state.project_groups {
             objects.push(ObjectRef::new(ObjectType::ProjectGroup, *g));
             objects.push(ObjectRef::new(ObjectType::ProjectGroupProjects, *g));

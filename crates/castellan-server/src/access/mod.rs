@@ -368,7 +368,7 @@ impl AppState {
         let mut tx = self.0.store.read().await?;
         let a = tx.get_admin(id).await?.filter(|a| a.kind == kind).ok_or_else(missing)?;
         drop(tx);
-        match caller.require(permission, a.scope).await {
+        match caller.require(permission, a.guard()).await {
             Ok(p) => Ok((a, p)),
             Err(ApiError::NotFound(_)) => Err(missing()),
             Err(e) => Err(e),

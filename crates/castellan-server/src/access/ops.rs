@@ -15,7 +15,7 @@ use crate::dto;
 use crate::error::ApiResult;
 use castellan_core::{ObjectRef, ObjectType, OrgId, ProjectId, RoleId, UserId};
 use castellan_store::{
-    AclRecord, AdminRecord, GroupRecord, InvitationRecord, NewKey, ObjectRecord, OrgRecord, ProjectRecord,
+    AclRecord, AdminKind, AdminRecord, GroupRecord, InvitationRecord, NewKey, ObjectRecord, OrgRecord, ProjectRecord,
     RolePermission, RoleRecord, SessionRecord, UserRecord,
 };
 use serde::Serialize;
@@ -369,6 +369,11 @@ impl Write {
     /// secret value).
     pub async fn create_admin<A: Serialize>(&mut self, a: &AdminRecord, wire: &A) -> ApiResult<()> {
         self.tx.insert_admin(a).await?;
+        if a.kind == AdminKind::AiSecret {
+            // An AI secret is an object grants can name.
+            let parent = ObjectRef::new(ObjectType::OrgAiSecret, a.org_id.0);
+            self.changes.push(Change::AddObject { object: a.guard(), parent });
+        }
         self.audit_admin::<(), A>(a, "created", None, Some(wire)).await
     }
 
@@ -385,6 +390,11 @@ impl Write {
 
     /// Deletes an administration object and its sealed secret for good.
     pub async fn delete_admin<B: Serialize>(&mut self, a: &AdminRecord, before: &B) -> ApiResult<()> {
+        if a.kind == AdminKind::AiSecret {
+            // Its grants go with it (each audited).
+            self.drop_acls_on(ObjectType::AiSecret, a.id).await?;
+            self.changes.push(Change::RemoveObject { object: a.guard() });
+        }
         self.tx.delete_admin(a.id).await?;
         self.audit_admin::<B, ()>(a, "deleted", Some(before), None).await
     }

@@ -19,7 +19,7 @@ use uuid::Uuid;
 /// This module's endpoints: each registered from its `#[utoipa::path]`, so the
 /// route and its OpenAPI operation are declared once.
 pub(crate) fn routes() -> OpenApiRouter<crate::state::App> {
-    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(retrieve, remove))
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(retrieve, remove)).routes(routes!(list_org))
 }
 
 async fn with_owners(tx: &mut dyn Tx, keys: &[KeyRecord]) -> ApiResult<Vec<ApiKey>> {
@@ -65,6 +65,75 @@ pub async fn list(
         name: f.api_key_name,
     };
     let visible = |k: &KeyRecord| k.user_id == caller.user.id || k.org_id.is_some_and(|o| scope.owns(o));
+    let (limit, cursor) = (page.limit(), page.cursor()?);
+    let mut tx = caller.state().read_scope(&scope).await?;
+    let key = match cursor.id() {
+        Some(id) => {
+            tx.get_key(KeyId(id)).await?.filter(|k| k.kind == KeyKind::ApiKey && visible(k)).map(|k| k.page_key())
+        }
+        None => None,
+    };
+    let req = cursor.resolve(limit, key)?;
+    let rows = fill!(req, |w| tx.list_keys(&filter, &w), visible);
+    Ok(Json(ListResponse { objects: with_owners(&mut *tx, &rows).await? }))
+}
+
+/// `GET /v1/organization/api_keys`'s organization and time window.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrgKeyFilters {
+    /// The organization, by id (default: the caller's only one, or `org_name`).
+    org_id: Option<Uuid>,
+    /// Only keys created at or after this time (RFC 3339).
+    #[serde(default, deserialize_with = "empty_as_none")]
+    created_after: Option<String>,
+    /// Only keys created at or before this time (RFC 3339).
+    #[serde(default, deserialize_with = "empty_as_none")]
+    created_before: Option<String>,
+}
+
+/// The API keys of one organization, newest first: every key of it for its owners,
+/// one's own keys in it for anyone else.
+#[utoipa::path(get, path = "/v1/organization/api_keys", tag = "Organizations",
+    params(Page, ApiKeyFilters, OrgKeyFilters, OrgName), responses((status = 200, body = ListResponse<ApiKey>)))]
+pub async fn list_org(
+    caller: Caller,
+    Query(page): Query<Page>,
+    Query(f): Query<ApiKeyFilters>,
+    Query(o): Query<OrgKeyFilters>,
+    Query(org): Query<OrgName>,
+) -> ApiResult<Json<ListResponse<ApiKey>>> {
+    let time = |field: &str, v: &Option<String>| -> ApiResult<Option<i64>> {
+        v.as_deref()
+            .map(|t| {
+                castellan_api_types::parse_time(t).ok_or_else(|| {
+                    crate::error::ApiError::invalid_parameter(format!("`{field}` must be an RFC 3339 time, got `{t}`"))
+                })
+            })
+            .transpose()
+    };
+    let (after, before) = (time("created_after", &o.created_after)?, time("created_before", &o.created_before)?);
+    let scope = caller.list_scope(org.get()).await?;
+    let orgs: Vec<castellan_core::OrgId> = match o.org_id {
+        Some(id) if scope.orgs().iter().any(|x| x.0 == id) => vec![castellan_core::OrgId(id)],
+        Some(id) => return Err(crate::error::ApiError::NotFound(format!("organization `{id}` not found"))),
+        None => vec![caller.org(org.get()).await?.id],
+    };
+    let the_org = orgs[0];
+    let owner = scope.owns(the_org);
+    let filter = KeyFilter {
+        kind: KeyKind::ApiKey,
+        orgs,
+        user: if owner { None } else { Some(caller.user.id) },
+        ids: f.ids,
+        name: f.api_key_name,
+    };
+    let visible = |k: &KeyRecord| {
+        (owner || k.user_id == caller.user.id)
+            && k.org_id == Some(the_org)
+            && after.is_none_or(|t| k.created >= t)
+            && before.is_none_or(|t| k.created <= t)
+    };
     let (limit, cursor) = (page.limit(), page.cursor()?);
     let mut tx = caller.state().read_scope(&scope).await?;
     let key = match cursor.id() {

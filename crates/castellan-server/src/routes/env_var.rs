@@ -139,15 +139,14 @@ pub(crate) fn config_kind() -> super::config::KindSpec {
         keys: &["secret_category", "secret_type"],
         secret: true,
         records_creator: false,
+        creation: super::setting::Creation::Update,
+        delete: Permission::Update,
         check: |data| {
             super::config::text(data, "secret_type")?;
-            match super::config::text(data, "secret_category")? {
-                Some(c) if !CATEGORIES.contains(&c) => {
-                    Err(format!("`data.secret_category` must be one of {}, got `{c}`", CATEGORIES.join(", ")))
-                }
-                _ => Ok(()),
-            }
+            check_category(&super::config::text(data, "secret_category")?.map(str::to_owned))
         },
+        check_name: None,
+        derived: None,
         audited: |a| serde_json::to_value(audited(a)).unwrap_or_default(),
     }
 }

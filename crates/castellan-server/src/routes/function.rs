@@ -62,8 +62,8 @@ fn check_function_type(t: &Option<String>) -> ApiResult<()> {
     }
 }
 
-/// `environment_slugs`: distinct slugs (as `slug` is checked). Environments do not
-/// exist yet, so they are only stored.
+/// `environment_slugs`: distinct slugs; each must name an environment of the
+/// organization (checked when the version is written, which then serves it there).
 fn check_environment_slugs(slugs: &Option<Vec<String>>) -> ApiResult<Option<Vec<String>>> {
     let Some(slugs) = slugs else { return Ok(None) };
     let mut out: Vec<String> = Vec::with_capacity(slugs.len());
@@ -99,30 +99,48 @@ pub struct Version {
     #[serde(default, deserialize_with = "empty_as_none")]
     version: Option<String>,
     /// The version deployed to this environment, by slug; not together with
-    /// `version` (400). Castellan has no environments yet, so any slug answers 404
-    /// `not_found` ("no environment `…`") rather than being ignored.
+    /// `version` (400). A list must match a single prompt to resolve it (400
+    /// otherwise); an unknown environment is 404, and so is a prompt the environment
+    /// serves no version of.
     #[serde(default, deserialize_with = "empty_as_none")]
     environment: Option<String>,
 }
 
+/// Which version a read asks for.
+enum Requested<'a> {
+    Current,
+    At(XactId),
+    Environment(&'a str),
+}
+
 impl Version {
-    /// The version asked for, if any.
-    fn xact_id(&self) -> ApiResult<Option<XactId>> {
+    /// The version asked for.
+    fn requested(&self) -> ApiResult<Requested<'_>> {
         if let Some(env) = &self.environment {
             if self.version.is_some() {
                 return Err(ApiError::invalid_parameter("pass `version` or `environment`, not both"));
             }
-            // INVARIANT: no environment exists, so none can be resolved; answering
-            // the current version instead would silently serve the wrong prompt.
-            return Err(ApiError::NotFound(format!("no environment `{env}`")));
+            return Ok(Requested::Environment(env));
         }
         match &self.version {
-            None => Ok(None),
-            Some(v) => XactId::parse(v).map(Some).ok_or_else(|| {
+            None => Ok(Requested::Current),
+            Some(v) => XactId::parse(v).map(Requested::At).ok_or_else(|| {
                 ApiError::invalid_parameter(format!("`version` must be a transaction id (19 digits), got `{v}`"))
             }),
         }
     }
+}
+
+/// The version of `o` the environment `slug` serves, read in `tx`.
+async fn environment_version(tx: &mut dyn castellan_store::Tx, o: &ObjectRecord, slug: &str) -> ApiResult<Function> {
+    let object = object_ref(o.kind, o.id);
+    let served = super::environment::assigned(tx, o.org_id, object, slug).await?;
+    let v = served
+        .as_deref()
+        .and_then(XactId::parse)
+        .ok_or_else(|| ApiError::NotFound(format!("environment `{slug}` serves no version of `{}`", o.id)))?;
+    let old = tx.get_object_version(o.id, v).await?;
+    old.map(|o| wire(&o)).ok_or_else(|| ApiError::NotFound(format!("version `{v}` of `{}` not found", o.id)))
 }
 
 /// The function list's filters (besides its project, organization and version).
@@ -142,9 +160,23 @@ pub struct FunctionFilters {
 
 /// Lists the functions (or prompts) the caller can read, at `version` if asked.
 pub async fn list_in(caller: &Caller, q: &Listing, version: &Version, mode: Mode) -> ApiResult<Vec<Function>> {
-    let version = version.xact_id()?;
+    let requested = version.requested()?;
     let rows = objects::list(caller, q, mode.kinds()).await?;
-    let Some(v) = version else { return Ok(rows.iter().map(wire).collect()) };
+    let v = match requested {
+        Requested::Current => return Ok(rows.iter().map(wire).collect()),
+        Requested::At(v) => v,
+        Requested::Environment(slug) => {
+            let [o] = rows.as_slice() else {
+                return Err(ApiError::invalid_parameter(format!(
+                    "`environment` needs the request to match a single prompt, and it matches {}: narrow it with `slug`, `project_id` or `limit=1`",
+                    rows.len()
+                )));
+            };
+            let scope = caller.list_scope(q.org.get()).await?;
+            let mut tx = caller.state().read_scope(&scope).await?;
+            return Ok(vec![environment_version(&mut *tx, o, slug).await?]);
+        }
+    };
     // Each row is already authorized; its versions are the same object.
     let scope = caller.list_scope(q.org.get()).await?;
     let mut tx = caller.state().read_scope(&scope).await?;
@@ -159,9 +191,16 @@ pub async fn list_in(caller: &Caller, q: &Listing, version: &Version, mode: Mode
 
 /// One function (or prompt), at `version` if asked.
 pub async fn retrieve_in(caller: &Caller, id: Uuid, version: &Version, mode: Mode) -> ApiResult<Function> {
-    let version = version.xact_id()?;
+    let requested = version.requested()?;
     let (o, permit) = load(caller, mode.kinds(), id, Permission::Read).await?;
-    let Some(v) = version else { return Ok(wire(&o)) };
+    let v = match requested {
+        Requested::Current => return Ok(wire(&o)),
+        Requested::At(v) => v,
+        Requested::Environment(slug) => {
+            let mut tx = caller.state().read(&permit).await?;
+            return environment_version(&mut *tx, &o, slug).await;
+        }
+    };
     let mut tx = caller.state().read(&permit).await?;
     let old = tx.get_object_version(id, v).await?;
     old.map(|o| wire(&o)).ok_or_else(|| ApiError::NotFound(format!("version `{v}` of `{id}` not found")))
@@ -262,6 +301,12 @@ pub async fn create_in(
         Some(b) => w.update_object(&o, &wire(b), &out).await?,
     }
     w.record_version(&o).await?;
+    // The new version is what the named environments serve: every slug must name an
+    // environment, or nothing is written.
+    for slug in data.environment_slugs.iter().flatten() {
+        super::environment::assign_in(&mut w, caller, o.org_id, object_ref(o.kind, o.id), slug, &xact.to_string())
+            .await?;
+    }
     let rev = w.commit().await?;
     Ok(Written::at(rev, out))
 }

@@ -1,18 +1,23 @@
 //! The HTTP API: one file per resource, assembled here.
 
 pub mod acl;
+pub mod agent;
+pub mod ai_secret;
 pub mod api_key;
 pub mod attachment;
 pub mod audit_log;
 pub mod auth;
 pub mod config;
 pub mod dataset;
+pub mod dataset_snapshot;
 pub mod env_var;
+pub mod environment;
 pub mod events;
 pub mod experiment;
 pub mod function;
 pub mod group;
 pub mod logs3;
+pub mod mcp_server;
 pub mod members;
 pub mod meta;
 pub mod objects;
@@ -20,13 +25,18 @@ pub mod organization;
 pub mod project;
 pub mod project_group;
 pub mod project_logs;
+pub mod project_score;
 pub mod project_tag;
 pub mod prompt;
 pub mod prompt_session;
 pub mod role;
 pub mod service_token;
+pub(crate) mod setting;
+pub mod simulated_user;
+pub mod span_iframe;
 pub mod summarize;
 pub mod user;
+pub mod view;
 
 use crate::access::AppState;
 use crate::error::ApiError;
@@ -78,6 +88,39 @@ pub(crate) async fn admin_page(
     };
     let req = cursor.resolve(limit, key)?;
     Ok(fill!(req, |w| tx.list_admin(filter, &w), &visible))
+}
+
+/// The project a list is narrowed to by `project_id` and/or `project_name`:
+/// `Some(None)` when neither is given, `Some(Some(id))` for the project, `None` when
+/// nothing can match (no such project, or the two name different projects).
+pub(crate) async fn project_filter(
+    caller: &crate::access::Caller,
+    org_name: Option<&str>,
+    project_id: Option<uuid::Uuid>,
+    project_name: Option<&str>,
+) -> crate::error::ApiResult<Option<Option<uuid::Uuid>>> {
+    let Some(name) = project_name else { return Ok(Some(project_id)) };
+    let org = caller.org(org_name).await?;
+    let scope = caller.list_scope(org_name).await?;
+    let mut tx = caller.state().read_scope(&scope).await?;
+    Ok(match tx.find_project_by_name(org.id, name).await? {
+        Some(p) if project_id.is_none_or(|id| id == p.id.0) => Some(Some(p.id.0)),
+        _ => None,
+    })
+}
+
+/// An http or https URL of at most 2048 characters (`field` names it in errors).
+pub(crate) fn check_url(field: &str, url: &str) -> crate::error::ApiResult<()> {
+    let lower = url.to_ascii_lowercase();
+    let scheme_ok = lower.starts_with("https://") || lower.starts_with("http://");
+    let host_ok = url.split_once("://").is_some_and(|(_, rest)| !rest.is_empty() && !rest.starts_with('/'));
+    if !scheme_ok || !host_ok || url.len() > 2048 || url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(ApiError::invalid_body(format!(
+            "`{field}` must be an http or https URL of at most 2048 characters, got `{}`",
+            url.chars().take(100).collect::<String>()
+        )));
+    }
+    Ok(())
 }
 
 /// A JSON answer to a write, carrying its revision.
@@ -216,6 +259,15 @@ pub fn api() -> utoipa_axum::router::OpenApiRouter<crate::state::App> {
         .merge(env_var::routes())
         .merge(project_tag::routes())
         .merge(project_group::routes())
+        .merge(ai_secret::routes())
+        .merge(project_score::routes())
+        .merge(span_iframe::routes())
+        .merge(view::routes())
+        .merge(agent::routes())
+        .merge(mcp_server::routes())
+        .merge(dataset_snapshot::routes())
+        .merge(simulated_user::routes())
+        .merge(environment::routes())
         .merge(config::routes())
 }
 

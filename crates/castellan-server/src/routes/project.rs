@@ -181,9 +181,7 @@ pub async fn update(
 ) -> ApiResult<Written<Project>> {
     let name = body.name.as_deref().map(|n| Name::parse("name", n)).transpose().map_err(invalid)?;
     if let Some(s) = &body.settings {
-        if !s.is_object() {
-            return Err(ApiError::invalid_body("`settings` must be an object"));
-        }
+        check_settings(s)?;
     }
     let permit = caller.require(Permission::Update, project_ref(id)).await?;
     let mut w = caller.state().write(&permit).await?;
@@ -206,6 +204,19 @@ pub async fn update(
         after.description = Some(d);
     }
     if let Some(s) = body.settings {
+        // The baseline must be an experiment of this project.
+        if let Some(b) = s.get("baseline_experiment_id").and_then(serde_json::Value::as_str) {
+            let exp = uuid::Uuid::parse_str(b).ok();
+            let found = match exp {
+                Some(e) => w.tx().get_object(e).await?,
+                None => None,
+            };
+            if !found.is_some_and(|o| o.project_id == id && o.kind == castellan_store::ObjectKind::Experiment) {
+                return Err(ApiError::invalid_body(format!(
+                    "`settings.baseline_experiment_id`: `{b}` is not an experiment of this project"
+                )));
+            }
+        }
         after.settings = Some(s);
     }
     if after == before {
@@ -216,6 +227,110 @@ pub async fn update(
     let out = dto::project(&after);
     let rev = w.commit().await?;
     Ok(Written::at(rev, out))
+}
+
+/// The project settings Braintrust's newest model names, with their types.
+const SETTINGS: [&str; 10] = [
+    "comparison_key",
+    "baseline_experiment_id",
+    "spanFieldOrder",
+    "remote_eval_sources",
+    "disable_realtime_queries",
+    "default_preprocessor",
+    "blind_reviews",
+    "coding_agent_insights_dashboard",
+    "monitor_charts_use_metrics_start",
+    "require_all_human_review_scores",
+];
+
+/// Checks `settings` (which replaces all of a project's settings): an object of the
+/// known fields, each of its type.
+pub(crate) fn check_settings(s: &serde_json::Value) -> ApiResult<()> {
+    use serde_json::Value;
+    let bad = |m: String| Err(ApiError::invalid_body(m));
+    let Some(m) = s.as_object() else { return bad("`settings` must be an object".into()) };
+    for (k, v) in m {
+        if !SETTINGS.contains(&k.as_str()) {
+            return bad(format!("`settings` has an unknown field `{k}` (known: {})", SETTINGS.join(", ")));
+        }
+        if v.is_null() {
+            continue;
+        }
+        let path = format!("settings.{k}");
+        match k.as_str() {
+            "comparison_key" => {
+                if !v.as_str().is_some_and(|c| !c.trim().is_empty() && c.len() <= 1024) {
+                    return bad(format!(
+                        "`{path}` must be a non-empty field path of at most 1024 bytes (e.g. `input`)"
+                    ));
+                }
+            }
+            "baseline_experiment_id" => {
+                if v.as_str().is_none_or(|b| uuid::Uuid::parse_str(b).is_err()) {
+                    return bad(format!("`{path}` must be an experiment id"));
+                }
+            }
+            "spanFieldOrder" => {
+                let Some(items) = v.as_array() else { return bad(format!("`{path}` must be an array")) };
+                for (i, item) in items.iter().enumerate() {
+                    let Some(o) = item.as_object() else { return bad(format!("`{path}[{i}]` must be an object")) };
+                    for req in ["object_type", "column_id", "position"] {
+                        if !o.get(req).is_some_and(Value::is_string) {
+                            return bad(format!("`{path}[{i}].{req}` is required (a string)"));
+                        }
+                    }
+                    if let Some(extra) =
+                        o.keys().find(|k| !["object_type", "column_id", "position", "layout"].contains(&k.as_str()))
+                    {
+                        return bad(format!("`{path}[{i}]` has an unknown field `{extra}`"));
+                    }
+                    match o.get("layout") {
+                        None | Some(Value::Null) => {}
+                        Some(Value::String(l)) if l == "full" || l == "two_column" => {}
+                        Some(l) => {
+                            return bad(format!("`{path}[{i}].layout` must be `full` or `two_column`, got `{l}`"))
+                        }
+                    }
+                }
+            }
+            "remote_eval_sources" => {
+                let Some(items) = v.as_array() else { return bad(format!("`{path}` must be an array")) };
+                for (i, item) in items.iter().enumerate() {
+                    let Some(o) = item.as_object() else { return bad(format!("`{path}[{i}]` must be an object")) };
+                    if let Some(extra) = o.keys().find(|k| !["url", "name", "description"].contains(&k.as_str())) {
+                        return bad(format!("`{path}[{i}]` has an unknown field `{extra}`"));
+                    }
+                    let url = o.get("url").and_then(Value::as_str).unwrap_or_default();
+                    super::check_url(&format!("{path}[{i}].url"), url).map_err(|_| {
+                        ApiError::invalid_body(format!("`{path}[{i}].url` must be an http or https URL"))
+                    })?;
+                    for t in ["name", "description"] {
+                        if o.get(t).is_some_and(|x| !x.is_null() && !x.is_string()) {
+                            return bad(format!("`{path}[{i}].{t}` must be a string"));
+                        }
+                    }
+                }
+            }
+            "default_preprocessor" => {
+                let ok = match v.get("type").and_then(Value::as_str) {
+                    Some("function") => v.get("id").is_some_and(Value::is_string),
+                    Some("global") => v.get("name").is_some_and(Value::is_string),
+                    _ => false,
+                };
+                if !ok {
+                    return bad(format!(
+                        "`{path}` must be `{{type: \"function\", id, version?}}` or `{{type: \"global\", name, function_type?}}`"
+                    ));
+                }
+            }
+            _ => {
+                if !v.is_boolean() {
+                    return bad(format!("`{path}` must be true or false"));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Deletes a project, its contents and every grant on them.

@@ -61,17 +61,16 @@ pub(crate) fn config_kind() -> super::config::KindSpec {
         keys: &["color", "description", "position"],
         secret: false,
         records_creator: true,
+        creation: super::setting::Creation::Update,
+        delete: Permission::Update,
         check: |data| {
             for key in ["description", "position"] {
                 super::config::text(data, key)?;
             }
-            match super::config::text(data, "color")? {
-                Some(c) if c.chars().count() > MAX_COLOR_CHARS => {
-                    Err(format!("`data.color` is longer than {MAX_COLOR_CHARS} characters"))
-                }
-                _ => Ok(()),
-            }
+            check_color(&super::config::text(data, "color")?.map(str::to_owned))
         },
+        check_name: None,
+        derived: None,
         audited: |a| serde_json::to_value(wire(a)).unwrap_or_default(),
     }
 }

@@ -138,6 +138,47 @@ assert c.project_tags.replace(project_id=p.id, name="good", color="blue").color 
 assert c.project_tags.retrieve(t.id).name == "good"
 assert c.project_tags.delete(t.id).id == t.id
 
+# AI secrets: sealed, previewed, deleted by name.
+sec = c.ai_secrets.create(name="ANTHROPIC_API_KEY", type="anthropic", secret="sk-ant-compat-0123456789abcdef")
+assert sec.preview_secret == "sk-...cdef" and "0123456789" not in sec.model_dump_json(), sec
+assert c.ai_secrets.create(name="ANTHROPIC_API_KEY").id == sec.id
+assert c.ai_secrets.replace(name="ANTHROPIC_API_KEY", type="anthropic", metadata={"models": ["claude"]}).preview_secret == "sk-...cdef"
+assert [x.id for x in c.ai_secrets.list(ai_secret_type="anthropic")] == [sec.id]
+assert c.ai_secrets.update(sec.id, secret="sk-ant-rotated-9999999999999999wxyz").preview_secret == "sk-...wxyz"
+assert c.ai_secrets.retrieve(sec.id).name == "ANTHROPIC_API_KEY"
+assert c.ai_secrets.find_and_delete(name="ANTHROPIC_API_KEY").id == sec.id
+try:
+    c.ai_secrets.retrieve(sec.id)
+    raise AssertionError("deleted ai secret still readable")
+except braintrust_api.NotFoundError:
+    pass
+
+# Project scores, span iframes, views.
+sc = c.project_scores.create(project_id=p.id, name="tone", score_type="minimum", categories=["politeness", "clarity"])
+assert sc.categories == ["politeness", "clarity"], sc
+assert c.project_scores.create(project_id=p.id, name="tone", score_type="slider").id == sc.id
+assert c.project_scores.update(sc.id, description="worst of").description == "worst of"
+assert [x.id for x in c.project_scores.list(project_id=p.id)] == [sc.id]
+assert c.project_scores.replace(project_id=p.id, name="tone", score_type="maximum", categories=["clarity"]).score_type == "maximum"
+try:
+    c.project_scores.create(project_id=p.id, name="bad", score_type="categorical", categories={"a": 1})
+    raise AssertionError("a categorical score took weights")
+except braintrust_api.BadRequestError:
+    pass
+assert c.project_scores.delete(sc.id).id == sc.id
+fr = c.span_iframes.create(project_id=p.id, name="viz", url="https://viz.example")
+assert c.span_iframes.update(fr.id, name="viz2").name == "viz2"
+assert c.span_iframes.update(fr.id, name="viz").name == "viz"
+assert [x.id for x in c.span_iframes.list()] == [fr.id]
+assert c.span_iframes.replace(project_id=p.id, name="viz", url="https://viz2.example").url == "https://viz2.example"
+assert c.span_iframes.retrieve(fr.id).name == "viz"
+assert c.span_iframes.delete(fr.id).id == fr.id
+vw = c.views.create(object_type="project", object_id=p.id, view_type="experiments", name="mine")
+assert c.views.retrieve(vw.id, object_type="project", object_id=p.id).name == "mine"
+assert c.views.update(vw.id, object_type="project", object_id=p.id, name="ours").name == "ours"
+assert [x.id for x in c.views.list(object_type="project", object_id=p.id)] == [vw.id]
+assert c.views.delete(vw.id, object_type="project", object_id=p.id).id == vw.id
+
 # The invited engineer: may create projects, may not manage access.
 e = Braintrust(api_key=os.environ["OTHER_KEY"], base_url=URL, max_retries=0, default_headers={"x-bt-org-name": "acme"})
 e.projects.create(name="by-engineer", org_name="acme")

@@ -108,7 +108,9 @@ class Client:
     def __init__(self, key):
         raw = BraintrustOpenApiClient(api_key=key, api_url=URL, enable_sdk_retries=False)
         for resource in ["api_keys", "organizations", "service_tokens", "projects", "experiments", "datasets",
-                         "prompts", "functions", "groups", "roles", "acls", "project_tags", "project_groups"]:
+                         "prompts", "functions", "groups", "roles", "acls", "project_tags", "project_groups",
+                         "ai_secrets", "project_scores", "span_iframes", "views", "agents", "mcp_servers",
+                         "dataset_snapshots", "simulated_users", "environments", "env_vars"]:
             setattr(self, resource, Checked(getattr(raw, resource)))
 
 
@@ -246,21 +248,29 @@ plain = owner.organizations.patch_organization_members(
     body={"invite_users": {"service_accounts": [{"name": "plain-bot"}]}})
 assert plain["added_users"][0].get("api_key") is None, plain
 
-# 10. Environments: none exist, so asking for one is 404; slugs are stored.
-pr = owner.prompts.post_prompt(body={"project_id": pid, "name": "Env", "slug": "env",
+# 10. Environments: prompts are deployed to them by slug, and read back through them.
+prod = owner.environments.create_environment(body={"name": "Production", "slug": "production"})
+assert prod["slug"] == "production" and prod["org_id"] == org, prod
+owner.environments.create_environment(body={"name": "Staging", "slug": "staging", "description": "pre-prod"})
+assert sorted(e["slug"] for e in owner.environments.list_environments()["objects"]) == ["production", "staging"]
+assert owner.environments.get_environment(prod["id"])["name"] == "Production"
+assert owner.environments.update_environment(prod["id"], body={"description": "live"})["description"] == "live"
+err = refused(400, owner.prompts.post_prompt, body={"project_id": pid, "name": "Env", "slug": "env",
+                                                     "environment_slugs": ["nowhere"]})
+assert "nowhere" in err["message"], err
+v1 = owner.prompts.post_prompt(body={"project_id": pid, "name": "Env", "slug": "env", "description": "one",
                                      "environment_slugs": ["production"]})
-assert pr["environment_slugs"] == ["production"], pr
-pr = owner.prompts.put_prompt(body={"project_id": pid, "name": "Env", "slug": "env",
-                                    "environment_slugs": ["production", "staging"]})
-assert pr["environment_slugs"] == ["production", "staging"], pr
-for call, args in [
-    (owner.prompts.get_prompt_id, [pr["id"]]),
-    (owner.prompts.get_prompt, []),
-    (owner.functions.get_function_id, [fn["id"]]),
-    (owner.functions.get_function, []),
-]:
-    err = refused(404, call, *args, environment="production")
-    assert err["message"] == "no environment `production`", err
+assert v1["environment_slugs"] == ["production"], v1
+pr = owner.prompts.put_prompt(body={"project_id": pid, "name": "Env", "slug": "env", "description": "two",
+                                    "environment_slugs": ["staging"]})
+assert owner.prompts.get_prompt_id(pr["id"], environment="production")["description"] == "one"
+assert owner.prompts.get_prompt_id(pr["id"], environment="staging")["description"] == "two"
+assert [p["description"] for p in owner.prompts.get_prompt(slug="env", environment="production")["objects"]] == ["one"]
+err = refused(404, owner.prompts.get_prompt_id, pr["id"], environment="qa")
+assert err["message"] == "no environment `qa`", err
+refused(404, owner.functions.get_function_id, fn["id"], environment="production")
+err = refused(400, owner.prompts.get_prompt_id, pr["id"], environment="production", version=pr["_xact_id"])
+assert err["code"] == "invalid_parameter", err
 
 # 12. Project groups, and grants on every one of the seventeen object types.
 pg = owner.project_groups.post_project_group(body={"name": "wheel-group", "description": "d"})
@@ -280,6 +290,7 @@ targets = {
     "org_account": org, "group": group, "role": role["id"], "project": pid, "project_log": pid,
     "experiment": exp, "dataset": ds, "prompt": pr["id"], "project_group": pg["id"],
     "project_group_projects": pg["id"],
+    "ai_secret": owner.ai_secrets.post_ai_secret(body={"name": "WHEEL_KEY", "type": "openai"})["id"],
 }
 for object_type, object_id in targets.items():
     a = owner.acls.post_acl(body={"object_type": object_type, "object_id": object_id, "group_id": group, "permission": "read"})
@@ -296,6 +307,69 @@ a = owner.acls.post_acl(body={"object_type": "prompt_session", "object_id": sess
 assert a["object_type"] == "prompt_session", a
 assert owner.project_groups.delete_project_group_id(pg["id"])["id"] == pg["id"]
 refused(404, owner.project_groups.get_project_group_id, pg["id"])
+
+# 13. Administration objects, each through the wheel's own methods.
+sec = owner.ai_secrets.post_ai_secret(body={"name": "OPENAI_API_KEY", "type": "openai", "secret": "sk-wheel-0123456789abcdefghijkl",
+                                            "metadata": {"api_base": "https://api.openai.com"}})
+assert sec["preview_secret"] == "sk-...ijkl" and "secret" not in sec, sec
+kept = owner.ai_secrets.put_ai_secret(body={"name": "OPENAI_API_KEY", "type": "openai"})
+assert kept["id"] == sec["id"] and kept["preview_secret"] == "sk-...ijkl", kept
+listed = [s["name"] for s in owner.ai_secrets.get_ai_secret(ai_secret_type=["openai", "anthropic"])["objects"]]
+assert sorted(listed) == ["OPENAI_API_KEY", "WHEEL_KEY"], listed
+assert owner.ai_secrets.patch_ai_secret_id(sec["id"], body={"name": "OPENAI_KEY"})["name"] == "OPENAI_KEY"
+assert owner.ai_secrets.get_ai_secret_id(sec["id"])["preview_secret"] == "sk-...ijkl"
+assert owner.ai_secrets.delete_ai_secret(body={"name": "OPENAI_KEY"})["id"] == sec["id"]
+refused(404, owner.ai_secrets.get_ai_secret_id, sec["id"])
+score = owner.project_scores.post_project_score(body={"project_id": pid, "name": "quality", "score_type": "categorical",
+                                                      "categories": [{"name": "good", "value": 1}, {"name": "bad", "value": 0}]})
+assert score["categories"][0] == {"name": "good", "value": 1}, score
+err = refused(400, owner.project_scores.post_project_score, body={"project_id": pid, "name": "w", "score_type": "weighted",
+                                                                  "categories": ["not", "weights"]})
+assert "weighted" in err["message"], err
+online = owner.project_scores.put_project_score(body={"project_id": pid, "name": "online", "score_type": "online",
+                                                      "config": {"online": {"sampling_rate": 0.1, "scorers": [{"type": "global", "name": "Factuality"}]}}})
+assert online["config"]["online"]["sampling_rate"] == 0.1, online
+assert len(owner.project_scores.get_project_score(project_id=pid, score_type=["online", "categorical"])["objects"]) == 2
+assert owner.project_scores.patch_project_score_id(score["id"], body={"description": "d"})["description"] == "d"
+assert owner.project_scores.get_project_score_id(score["id"])["name"] == "quality"
+owner.project_scores.delete_project_score_id(online["id"])
+frame = owner.span_iframes.post_span_iframe(body={"project_id": pid, "name": "viz", "url": "https://viz.example"})
+assert owner.span_iframes.patch_span_iframe_id(frame["id"], body={"post_message": True})["post_message"] is True
+assert [f["id"] for f in owner.span_iframes.get_span_iframe(span_iframe_name="viz")["objects"]] == [frame["id"]]
+assert owner.span_iframes.get_span_iframe_id(frame["id"])["url"] == "https://viz.example"
+owner.span_iframes.delete_span_iframe_id(frame["id"])
+view = owner.views.post_view(body={"object_type": "project", "object_id": pid, "view_type": "logs", "name": "errors",
+                                   "view_data": {"search": {"filter": ["error IS NOT NULL"]}}})
+assert [v["id"] for v in owner.views.get_view("project", pid)["objects"]] == [view["id"]]
+assert owner.views.get_view_id(view["id"], "project", pid)["name"] == "errors"
+assert owner.views.patch_view_id(view["id"], body={"object_type": "project", "object_id": pid, "starred": True})["starred"] is True
+assert owner.views.delete_view_id(view["id"], body={"object_type": "project", "object_id": pid})["id"] == view["id"]
+agent = owner.agents.post_agent(body={"project_id": pid, "name": "Support Bot"})
+assert agent["slug"] == "support-bot" and agent["kind"] == "custom", agent
+assert owner.agents.patch_agent_id(agent["id"], body={"description": "d"})["description"] == "d"
+assert [a["id"] for a in owner.agents.get_agent(agent_name="Support Bot")["objects"]] == [agent["id"]]
+owner.agents.get_agent_id(agent["id"])
+owner.agents.delete_agent_id(agent["id"])
+mcp = owner.mcp_servers.put_mcp_server(body={"project_id": pid, "name": "tools", "url": "https://mcp.example/sse"})
+assert owner.mcp_servers.get_mcp_server_id(mcp["id"])["url"] == "https://mcp.example/sse"
+assert owner.mcp_servers.patch_mcp_server_id(mcp["id"], body={"url": "https://mcp2.example"})["url"] == "https://mcp2.example"
+assert len(owner.mcp_servers.get_mcp_server()["objects"]) == 1
+owner.mcp_servers.delete_mcp_server_id(mcp["id"])
+snap = owner.dataset_snapshots.post_dataset_snapshot(body={"dataset_id": ds, "name": "v1", "xact_id": pr["_xact_id"]})
+assert snap["xact_id"] == pr["_xact_id"], snap
+assert owner.dataset_snapshots.patch_dataset_snapshot_id(snap["id"], body={"name": "v1.0"})["name"] == "v1.0"
+assert [x["id"] for x in owner.dataset_snapshots.get_dataset_snapshot()["objects"]] == [snap["id"]]
+owner.dataset_snapshots.get_dataset_snapshot_id(snap["id"])
+owner.dataset_snapshots.delete_dataset_snapshot_id(snap["id"])
+su = owner.simulated_users.create_simulated_user(pid, body={"name": "grumpy", "instructions": "Be impatient.",
+                                                             "voice_config": {"voice_id": "v1"}})
+assert owner.simulated_users.patch_simulated_user(pid, su["id"], body={"goal": "refund"})["goal"] == "refund"
+assert [x["id"] for x in owner.simulated_users.list_simulated_users(pid)["objects"]] == [su["id"]]
+owner.simulated_users.get_simulated_user(pid, su["id"])
+owner.simulated_users.delete_simulated_user(pid, su["id"])
+assert len(owner.organizations.get_organization_api_keys()["objects"]) >= 2
+owner.environments.delete_environment(prod["id"])
+refused(404, owner.prompts.get_prompt_id, pr["id"], environment="production")
 
 # 11. Every field this server declares beyond the wheel's models is described as a
 # Castellan extension.
@@ -349,6 +423,36 @@ pairs = {
     "ProjectGroup": [("project_groups", "ProjectGroup")],
     "CreateProjectGroup": [("project_groups", "CreateProjectGroup")],
     "PatchProjectGroup": [("project_groups", "PatchProjectGroup")],
+    "AISecret": [("ai_secrets", "AISecret")],
+    "CreateAISecret": [("ai_secrets", "CreateAISecret")],
+    "PatchAISecret": [("ai_secrets", "PatchAISecret")],
+    "DeleteAISecret": [("ai_secrets", "DeleteAISecret")],
+    "ProjectScore": [("project_scores", "ProjectScore")],
+    "CreateProjectScore": [("project_scores", "CreateProjectScore")],
+    "PatchProjectScore": [("project_scores", "PatchProjectScore")],
+    "SpanIFrame": [("span_iframes", "SpanIFrame")],
+    "CreateSpanIFrame": [("span_iframes", "CreateSpanIFrame")],
+    "PatchSpanIFrame": [("span_iframes", "PatchSpanIFrame")],
+    "View": [("views", "View")],
+    "CreateView": [("views", "CreateView")],
+    "PatchView": [("views", "PatchView")],
+    "DeleteView": [("views", "DeleteView")],
+    "Agent": [("agents", "Agent")],
+    "CreateAgent": [("agents", "CreateAgent")],
+    "PatchAgent": [("agents", "PatchAgent")],
+    "MCPServer": [("mcp_servers", "MCPServer")],
+    "CreateMCPServer": [("mcp_servers", "CreateMCPServer")],
+    "PatchMCPServer": [("mcp_servers", "PatchMCPServer")],
+    "DatasetSnapshot": [("dataset_snapshots", "DatasetSnapshot")],
+    "CreateDatasetSnapshot": [("dataset_snapshots", "CreateDatasetSnapshot")],
+    "PatchDatasetSnapshot": [("dataset_snapshots", "PatchDatasetSnapshot")],
+    "SimulatedUser": [("simulated_users", "SimulatedUser")],
+    "CreateSimulatedUser": [("simulated_users", "CreateSimulatedUser")],
+    "PatchSimulatedUser": [("simulated_users", "PatchSimulatedUser")],
+    "SimulatedUserVoiceConfig": [("simulated_users", "SimulatedUserVoiceConfig")],
+    "Environment": [("environments", "Environment")],
+    "CreateEnvironment": [("environments", "CreateEnvironment")],
+    "PatchEnvironment": [("environments", "PatchEnvironment")],
 }
 undescribed = []
 for schema, models in pairs.items():

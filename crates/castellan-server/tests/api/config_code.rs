@@ -134,36 +134,66 @@ async fn an_export_applied_to_a_fresh_organization_exports_the_same_document(b: 
     )
     .await;
     let web = ok(&app, Method::POST, "/v1/project", &ada, json!({"name": "web", "description": "the site"})).await;
+    let wid = id(&web);
+    let baseline = ok(&app, Method::POST, "/v1/experiment", &ada, json!({"project_id": wid, "name": "baseline"})).await;
     ok(
         &app,
         Method::PATCH,
-        &format!("/v1/project/{}", id(&web)),
+        &format!("/v1/project/{wid}"),
         &ada,
-        json!({"settings": {"comparison_key": "input", "spanFieldOrder": [{"a": 1}], "gone": null}}),
+        json!({"settings": {"comparison_key": "input", "baseline_experiment_id": id(&baseline), "blind_reviews": null}}),
     )
     .await;
     ok(&app, Method::POST, "/v1/project", &ada, json!({"name": "api/v2"})).await;
-    ok(&app, Method::POST, "/v1/experiment", &ada, json!({"project_id": id(&web), "name": "baseline"})).await;
     let pg = ok(&app, Method::POST, "/v1/project_group", &ada, json!({"name": "frontend", "description": "UI"})).await;
-    ok(
-        &app,
-        Method::PATCH,
-        &format!("/v1/project_group/{}", id(&pg)),
-        &ada,
-        json!({"add_member_projects": [id(&web)]}),
-    )
-    .await;
-    ok(&app, Method::POST, "/v1/project_tag", &ada, json!({"project_id": id(&web), "name": "bug", "color": "red"}))
+    ok(&app, Method::PATCH, &format!("/v1/project_group/{}", id(&pg)), &ada, json!({"add_member_projects": [wid]}))
         .await;
-    ok(
-        &app,
-        Method::POST,
-        "/v1/env_var",
-        &ada,
-        json!({"object_type": "organization", "object_id": org, "name": "OPENAI_API_KEY",
-        "value": "sk-live-the-secret-value-0123456789", "secret_type": "openai"}),
-    )
-    .await;
+    // One administration object of every kind a document holds.
+    let simulated = format!("/v1/project/{wid}/simulated_user");
+    for (path, body) in [
+        ("/v1/project_tag", json!({"project_id": wid, "name": "bug", "color": "red"})),
+        (
+            "/v1/env_var",
+            json!({"object_type": "organization", "object_id": org, "name": "OPENAI_API_KEY",
+            "value": "sk-live-the-secret-value-0123456789", "secret_type": "openai"}),
+        ),
+        (
+            "/v1/ai_secret",
+            json!({"name": "openai", "type": "openai", "secret": "sk-ai-secret-value-0123456789",
+            "metadata": {"api_base": "https://api.openai.example"}}),
+        ),
+        (
+            "/v1/project_score",
+            json!({"project_id": wid, "name": "quality", "score_type": "categorical",
+            "categories": [{"name": "good", "value": 1}, {"name": "bad", "value": 0}]}),
+        ),
+        (
+            "/v1/span_iframe",
+            json!({"project_id": wid, "name": "viewer", "url": "https://viewer.example", "post_message": true}),
+        ),
+        (
+            "/v1/view",
+            json!({"object_type": "project", "object_id": wid, "view_type": "logs", "name": "errors",
+            "view_data": {"search": {"filter": ["error"]}}}),
+        ),
+        ("/v1/agent", json!({"project_id": wid, "name": "Support Bot", "description": "helps"})),
+        ("/v1/mcp_server", json!({"project_id": wid, "name": "tools", "url": "https://mcp.example"})),
+        (
+            simulated.as_str(),
+            json!({"name": "grumpy", "instructions": "be grumpy",
+            "voice_config": {"voice_id": "v1"}}),
+        ),
+        (
+            "/environment",
+            json!({"name": "Production", "slug": "production", "description": "live", "org_name": "acme"}),
+        ),
+    ] {
+        ok(&app, Method::POST, path, &ada, body).await;
+    }
+    // A dataset snapshot is a version of data: no document holds it or touches it.
+    let golden = ok(&app, Method::POST, "/v1/dataset", &ada, json!({"project_id": wid, "name": "golden"})).await;
+    let snapshot = json!({"dataset_id": id(&golden), "name": "golden-v1", "xact_id": "1"});
+    ok(&app, Method::POST, "/v1/dataset_snapshot", &ada, snapshot).await;
     // Groups and grants by the document itself: its own edits are part of the round trip.
     let mut doc = export(&app, &ada, "acme").await;
     doc["groups"].as_array_mut().expect("groups").push(json!({"name": "Contractors", "description": "outside help",
@@ -176,14 +206,38 @@ async fn an_export_applied_to_a_fresh_organization_exports_the_same_document(b: 
         json!({"on": "project/api\\/v2", "service_account": "ci-bot", "permission": "read", "restrict_object_type": "experiment"}),
         json!({"on": "project_group_projects/frontend", "group": "Leads", "role": "Lead"}),
         json!({"on": "group/Contractors", "user": "bob@acme.example", "permission": "update"}),
+        json!({"on": "ai_secret/openai", "group": "Contractors", "permission": "read"}),
     ] {
         doc["grants"].as_array_mut().expect("grants").push(g);
     }
     let (s, p) = apply(&app, &ada, "acme", &doc).await;
     assert_eq!(s, StatusCode::OK, "{p}");
     let a = export(&app, &ada, "acme").await;
+    assert!(!a.to_string().contains("golden-v1"), "{a}");
+    assert_eq!(app.get("/v1/dataset_snapshot", &ada).await.1["objects"][0]["name"], "golden-v1");
     assert_eq!(a["projects"][0]["name"], "api/v2", "sorted by name: {a}");
-    assert_eq!(a["projects"][1]["settings"], json!({"comparison_key": "input", "spanFieldOrder": [{"a": 1}]}));
+    assert_eq!(
+        a["projects"][1]["settings"],
+        json!({"baseline_experiment": "baseline", "comparison_key": "input"}),
+        "the baseline by name, nulls left out"
+    );
+    let kinds: std::collections::BTreeSet<&str> =
+        a["objects"].as_array().expect("objects").iter().filter_map(|o| o["kind"].as_str()).collect();
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        [
+            "agent",
+            "ai_secret",
+            "env_var",
+            "environment",
+            "mcp_server",
+            "project_score",
+            "project_tag",
+            "simulated_user",
+            "span_iframe",
+            "view"
+        ]
+    );
     assert!(a["grants"].to_string().contains("project/api\\\\/v2"), "a slash in a name is escaped: {a}");
     let (s, toml) = {
         let (s, h, v) =

@@ -24,4 +24,5 @@ mod openapi;
 mod project_groups;
 mod project_tags;
 mod sdk;
+mod settings;
 mod wire_model;

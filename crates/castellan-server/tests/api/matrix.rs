@@ -96,6 +96,68 @@ impl World {
             let tag = self.owner(Method::POST, "/v1/project_tag", Some(body)).await;
             t = t.replace("{FRESH_TAG_P1}", tag["id"].as_str().expect("id"));
         }
+        // Administration objects made by the owner: (slot, path, body).
+        let n = self.next();
+        let fresh: [(&str, &str, Value); 9] = [
+            ("{FRESH_AI_SECRET}", "/v1/ai_secret", json!({"name": format!("S{n}"), "secret": "v", "org_name": "acme"})),
+            (
+                "{FRESH_SCORE_P1}",
+                "/v1/project_score",
+                json!({"project_id": self.p1, "name": format!("s{n}"), "score_type": "slider"}),
+            ),
+            (
+                "{FRESH_IFRAME_P1}",
+                "/v1/span_iframe",
+                json!({"project_id": self.p1, "name": format!("f{n}"), "url": "https://a.example"}),
+            ),
+            (
+                "{FRESH_VIEW_P1}",
+                "/v1/view",
+                json!({"object_type": "project", "object_id": self.p1, "view_type": "logs", "name": format!("v{n}")}),
+            ),
+            ("{FRESH_AGENT_P1}", "/v1/agent", json!({"project_id": self.p1, "name": format!("a{n}")})),
+            (
+                "{FRESH_MCP_P1}",
+                "/v1/mcp_server",
+                json!({"project_id": self.p1, "name": format!("m{n}"), "url": "https://m.example"}),
+            ),
+            (
+                "{FRESH_ENV}",
+                "/environment",
+                json!({"name": format!("e{n}"), "slug": format!("e{n}"), "org_name": "acme"}),
+            ),
+            ("{FRESH_DATASET_P2}", "/v1/dataset", json!({"project_id": self.p2, "name": format!("d{n}")})),
+            (
+                "{FRESH_SIMUSER_P1}",
+                &format!("/v1/project/{}/simulated_user", self.p1),
+                json!({"name": format!("u{n}"), "instructions": "i", "voice_config": {"voice_id": "v"}}),
+            ),
+        ];
+        for (slot, path, body) in fresh {
+            if t.contains(slot) {
+                let made = self.owner(Method::POST, path, Some(body)).await;
+                t = t.replace(slot, made["id"].as_str().expect("id"));
+            }
+        }
+        if t.contains("{FRESH_SNAPSHOT_P1}") {
+            let d = self
+                .owner(Method::POST, "/v1/dataset", Some(json!({"project_id": self.p1, "name": format!("sd{n}")})))
+                .await;
+            let body = json!({"dataset_id": d["id"], "name": format!("snap{n}"), "xact_id": "1000192656880881099"});
+            let snap = self.owner(Method::POST, "/v1/dataset_snapshot", Some(body)).await;
+            t = t.replace("{FRESH_SNAPSHOT_P1}", snap["id"].as_str().expect("id"));
+        }
+        if t.contains("{FRESH_ASSIGNED_P2}") {
+            let d = self
+                .owner(Method::POST, "/v1/dataset", Some(json!({"project_id": self.p2, "name": format!("ad{n}")})))
+                .await;
+            let slug = format!("env{n}");
+            self.owner(Method::POST, "/environment", Some(json!({"name": slug, "slug": slug, "org_name": "acme"})))
+                .await;
+            let path = format!("/environment-object/dataset/{}/{slug}", d["id"].as_str().expect("id"));
+            self.owner(Method::PUT, &path, Some(json!({"object_version": "1000192656880881099"}))).await;
+            t = t.replace("{FRESH_ASSIGNED_P2}", &path);
+        }
         if t.contains("{FRESH_PG}") {
             let pg = self
                 .owner(Method::POST, "/v1/project_group", Some(json!({"name": format!("pg-{}", self.next())})))
@@ -264,6 +326,60 @@ async fn every_endpoint_answers_each_principal_exactly_as_designed(b: Backend) {
         (Method::GET, "/v1/project_group/{FRESH_PG}", None, [200, 404, 404, 404, 404, 404, U, U]),
         (Method::PATCH, "/v1/project_group/{FRESH_PG}", Some(r#"{"add_member_projects": ["{P1}"]}"#), [200, 404, 404, 404, 404, 404, U, U]),
         (Method::DELETE, "/v1/project_group/{FRESH_PG}", None, [200, 404, 404, 404, 404, 404, U, U]),
+        (Method::GET, "/v1/ai_secret", None, [200, 200, 200, 200, 200, 200, U, U]),
+        (Method::POST, "/v1/ai_secret", Some(r#"{"name": "S{N}", "secret": "v", "org_name": "acme"}"#), [200, 403, 403, 403, 403, 404, U, U]),
+        // AI secrets: the built-in Engineers and Viewers hold nothing on them.
+        (Method::GET, "/v1/ai_secret/{FRESH_AI_SECRET}", None, [200, 404, 404, 404, 404, 404, U, U]),
+        (Method::PATCH, "/v1/ai_secret/{FRESH_AI_SECRET}", Some(r#"{"secret": "w{N}"}"#), [200, 404, 404, 404, 404, 404, U, U]),
+        (Method::DELETE, "/v1/ai_secret/{FRESH_AI_SECRET}", None, [200, 404, 404, 404, 404, 404, U, U]),
+        (Method::GET, "/v1/ai_secret/effective?project_id={P1}", None, [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::GET, "/v1/project_score", None, [200, 200, 200, 200, 200, 200, U, U]),
+        (Method::POST, "/v1/project_score", Some(r#"{"project_id": "{P2}", "name": "s{N}", "score_type": "slider"}"#), [200, 200, 403, 404, 403, 404, U, U]),
+        (Method::GET, "/v1/project_score/{FRESH_SCORE_P1}", None, [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::PATCH, "/v1/project_score/{FRESH_SCORE_P1}", Some(r#"{"description": "d{N}"}"#), [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::DELETE, "/v1/project_score/{FRESH_SCORE_P1}", None, [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::GET, "/v1/span_iframe", None, [200, 200, 200, 200, 200, 200, U, U]),
+        (Method::POST, "/v1/span_iframe", Some(r#"{"project_id": "{P2}", "name": "f{N}", "url": "https://a.example"}"#), [200, 200, 403, 404, 403, 404, U, U]),
+        (Method::GET, "/v1/span_iframe/{FRESH_IFRAME_P1}", None, [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::PATCH, "/v1/span_iframe/{FRESH_IFRAME_P1}", Some(r#"{"url": "https://b.example/{N}"}"#), [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::DELETE, "/v1/span_iframe/{FRESH_IFRAME_P1}", None, [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::GET, "/v1/view?object_type=project&object_id={P1}", None, [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::POST, "/v1/view", Some(r#"{"object_type": "project", "object_id": "{P2}", "view_type": "logs", "name": "v{N}"}"#), [200, 200, 403, 404, 403, 404, U, U]),
+        (Method::POST, "/v1/view", Some(r#"{"object_type": "organization", "object_id": "{ORG}", "view_type": "projects", "name": "v{N}"}"#), [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::GET, "/v1/view/{FRESH_VIEW_P1}?object_type=project&object_id={P1}", None, [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::PATCH, "/v1/view/{FRESH_VIEW_P1}", Some(r#"{"object_type": "project", "object_id": "{P1}", "starred": true}"#), [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::DELETE, "/v1/view/{FRESH_VIEW_P1}", Some(r#"{"object_type": "project", "object_id": "{P1}"}"#), [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::GET, "/v1/agent", None, [200, 200, 200, 200, 200, 200, U, U]),
+        (Method::POST, "/v1/agent", Some(r#"{"project_id": "{P2}", "name": "a{N}"}"#), [200, 200, 403, 404, 403, 404, U, U]),
+        (Method::GET, "/v1/agent/{FRESH_AGENT_P1}", None, [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::PATCH, "/v1/agent/{FRESH_AGENT_P1}", Some(r#"{"description": "d{N}"}"#), [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::DELETE, "/v1/agent/{FRESH_AGENT_P1}", None, [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::GET, "/v1/mcp_server", None, [200, 200, 200, 200, 200, 200, U, U]),
+        (Method::POST, "/v1/mcp_server", Some(r#"{"project_id": "{P2}", "name": "m{N}", "url": "https://m.example"}"#), [200, 200, 403, 404, 403, 404, U, U]),
+        (Method::GET, "/v1/mcp_server/{FRESH_MCP_P1}", None, [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::PATCH, "/v1/mcp_server/{FRESH_MCP_P1}", Some(r#"{"description": "d{N}"}"#), [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::DELETE, "/v1/mcp_server/{FRESH_MCP_P1}", None, [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::GET, "/v1/dataset_snapshot", None, [200, 200, 200, 200, 200, 200, U, U]),
+        (Method::POST, "/v1/dataset_snapshot", Some(r#"{"dataset_id": "{FRESH_DATASET_P2}", "name": "s{N}", "xact_id": "1"}"#), [200, 200, 403, 404, 403, 404, U, U]),
+        (Method::GET, "/v1/dataset_snapshot/{FRESH_SNAPSHOT_P1}", None, [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::PATCH, "/v1/dataset_snapshot/{FRESH_SNAPSHOT_P1}", Some(r#"{"description": "d{N}"}"#), [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::DELETE, "/v1/dataset_snapshot/{FRESH_SNAPSHOT_P1}", None, [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::GET, "/v1/project/{P1}/simulated_user", None, [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::POST, "/v1/project/{P2}/simulated_user", Some(r#"{"name": "u{N}", "instructions": "i", "voice_config": {"voice_id": "v"}}"#), [200, 200, 403, 404, 403, 404, U, U]),
+        (Method::GET, "/v1/project/{P1}/simulated_user/{FRESH_SIMUSER_P1}", None, [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::PATCH, "/v1/project/{P1}/simulated_user/{FRESH_SIMUSER_P1}", Some(r#"{"goal": "g{N}"}"#), [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::DELETE, "/v1/project/{P1}/simulated_user/{FRESH_SIMUSER_P1}", None, [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::GET, "/environment", None, [200, 200, 200, 200, 200, 200, U, U]),
+        (Method::POST, "/environment", Some(r#"{"name": "e{N}", "slug": "e{N}", "org_name": "acme"}"#), [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::GET, "/environment/{FRESH_ENV}", None, [200, 200, 200, 200, 200, 404, U, U]),
+        (Method::PATCH, "/environment/{FRESH_ENV}", Some(r#"{"description": "d{N}"}"#), [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::DELETE, "/environment/{FRESH_ENV}", None, [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::GET, "{FRESH_ASSIGNED_P2}", None, [200, 200, 200, 404, 200, 404, U, U]),
+        (Method::PUT, "{FRESH_ASSIGNED_P2}", Some(r#"{"object_version": "1000192656880881100"}"#), [200, 200, 403, 404, 403, 404, U, U]),
+        (Method::DELETE, "{FRESH_ASSIGNED_P2}", None, [200, 200, 403, 404, 403, 404, U, U]),
+        (Method::GET, "/v1/organization/api_keys", None, [200, 200, 200, 200, 200, 200, U, U]),
+        // Configuration as code: the whole state, with every kind above in it, exports
+        // and applies back unchanged.
         (Method::GET, "/v1/config/export?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
         (Method::POST, "/v1/config/plan?org_name=acme", Some("{EXPORT}"), [200, 403, 403, 403, 403, 404, U, U]),
         (Method::POST, "/v1/config/apply?org_name=acme", Some("{EXPORT}"), [200, 403, 403, 403, 403, 404, U, U]),

@@ -22,7 +22,7 @@ on_both_backends!(
     feedback_sets_expected_to_any_json_value,
     bodies_the_client_may_omit_are_accepted_absent_and_change_nothing,
     create_and_mint_needs_a_session_or_an_owners_service_token,
-    environments_are_not_found_and_environment_slugs_are_stored
+    environments_resolve_reads_and_environment_slugs_deploy
 );
 
 const HOUR: i64 = 3600 * 1_000_000;
@@ -526,12 +526,17 @@ async fn create_and_mint_needs_a_session_or_an_owners_service_token(b: Backend) 
 }
 
 /// Row 10: `environment` (query) on prompt and function reads, and
-/// `environment_slugs` on prompt create and replace. Castellan has no environments
-/// yet: asking for one is 404 `not_found` naming it; slugs are validated and stored.
-async fn environments_are_not_found_and_environment_slugs_are_stored(b: Backend) {
+/// `environment_slugs` on prompt create and replace: slugs are validated, stored and
+/// deploy the written version; a read through an unknown environment, or one that
+/// serves no version of the object, is 404 `not_found`.
+async fn environments_resolve_reads_and_environment_slugs_deploy(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else { return };
     let owner = app.bootstrap("acme", "ada@acme.example").await;
     let pid = project(&app, &owner, "p").await;
+    for slug in ["production", "staging"] {
+        let (s, v) = app.post("/environment", &owner, json!({"name": slug, "slug": slug})).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
     let body = |slugs: Value| json!({"project_id": pid, "name": "Greet", "slug": "greet", "environment_slugs": slugs});
     let p = object(&app, &owner, "prompt", body(json!(["production", "staging"]))).await;
     assert_eq!(p["environment_slugs"], json!(["production", "staging"]), "{p}");
@@ -556,15 +561,19 @@ async fn environments_are_not_found_and_environment_slugs_are_stored(b: Backend)
         json!({"project_id": pid, "name": "F", "slug": "f", "function_data": {"type": "global", "name": "Levenshtein"}}),
     )
     .await;
-    for read in [
-        format!("{path}?environment=production"),
-        "/v1/prompt?environment=production&slug=greet&limit=1".to_owned(),
-        format!("/v1/function/{}?environment=production", str_of(&f, "id")),
-        "/v1/function?environment=production".to_owned(),
+    for read in
+        [format!("{path}?environment=production"), "/v1/prompt?environment=production&slug=greet&limit=1".to_owned()]
+    {
+        let (s, v) = app.get(&read, &owner).await;
+        assert_eq!(s, StatusCode::OK, "{read}: {v}");
+    }
+    for (read, message) in [
+        (format!("/v1/function/{}?environment=production", str_of(&f, "id")), "serves no version"),
+        (format!("{path}?environment=qa"), "no environment `qa`"),
     ] {
         let (s, v) = app.get(&read, &owner).await;
         assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"), "{read}: {v}");
-        assert_eq!(v["message"], "no environment `production`", "{read}");
+        assert!(v["message"].as_str().is_some_and(|m| m.contains(message)), "{read}: {v}");
     }
     let version = str_of(&app.get(&path, &owner).await.1, "_xact_id");
     let (s, v) = app.get(&format!("{path}?environment=production&version={version}"), &owner).await;

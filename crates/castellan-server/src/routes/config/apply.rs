@@ -265,6 +265,9 @@ async fn run(w: &mut Write, caller: &Caller, org: OrgId, step: &Step) -> ApiResu
             if spec.records_creator {
                 data.insert("user_id".into(), json!(caller.user.id.0));
             }
+            if let Some((key, derive)) = spec.derived {
+                data.insert(key.into(), json!(derive(name)));
+            }
             let a = AdminRecord {
                 id: *id,
                 kind: *kind,
@@ -289,6 +292,10 @@ async fn run(w: &mut Write, caller: &Caller, org: OrgId, step: &Step) -> ApiResu
         }
         Step::RemoveObject(id) => {
             let a = w.tx().get_admin(*id).await?.ok_or_else(|| gone("object", id))?;
+            if a.kind == AdminKind::Environment {
+                // Its assignments (which a document does not hold) go with it.
+                return crate::routes::environment::delete_in(w, &a).await;
+            }
             let spec = spec(a.kind)?;
             w.delete_admin(&a, &(spec.audited)(&a)).await
         }

@@ -79,6 +79,12 @@ pub struct Live {
     pub norm: Norm,
 }
 
+/// The id of a project's baseline experiment, from its settings.
+fn baseline(p: &ProjectRecord) -> Option<Uuid> {
+    let id = p.settings.as_ref()?.get("baseline_experiment_id")?.as_str()?;
+    Uuid::parse_str(id).ok()
+}
+
 impl Live {
     /// Reads `org`'s state in `tx`; `now` decides which grants have expired.
     pub async fn load(tx: &mut dyn Tx, org: OrgRecord, now: i64) -> ApiResult<Live> {
@@ -157,6 +163,7 @@ impl Live {
             .chain(listed.iter().map(|a| a.scope))
             .filter(|o| o.object_type.is_project_child() && o.object_type != ObjectType::ProjectLog)
             .map(|o| o.object_id)
+            .chain(live.projects.values().filter_map(baseline))
             .collect();
         inner_ids.sort();
         inner_ids.dedup();
@@ -241,10 +248,14 @@ impl Live {
             n.groups.insert(name.clone(), group);
         }
         for (name, p) in &self.projects {
-            let project = ProjectN {
-                description: norm::text(&p.description),
-                settings: norm::project_settings(p.settings.as_ref()),
-            };
+            let mut settings = norm::project_settings(p.settings.as_ref());
+            // The baseline by name, when it is an experiment of the project.
+            let named = baseline(p).and_then(|id| self.inner.get(&id)).filter(|e| e.project_id == p.id);
+            if let (Some(s), Some(e)) = (settings.as_mut(), named) {
+                s.remove("baseline_experiment_id");
+                s.insert(norm::BASELINE.into(), Value::String(e.name.clone()));
+            }
+            let project = ProjectN { description: norm::text(&p.description), settings };
             n.projects.insert(name.clone(), project);
         }
         for (name, (a, projects)) in &self.project_groups {

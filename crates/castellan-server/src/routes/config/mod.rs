@@ -18,7 +18,7 @@ mod norm;
 mod path;
 mod plan;
 
-pub(crate) use kinds::{text, KindSpec};
+pub(crate) use kinds::{required, text, KindSpec};
 
 use super::{OrgName, Written};
 use crate::access::Caller;

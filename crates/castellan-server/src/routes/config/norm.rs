@@ -269,8 +269,12 @@ impl Norm {
             n.groups.insert(g.name.trim().to_owned(), group);
         }
         for p in &doc.projects {
-            let settings = p.settings.clone().map(Value::Object);
-            let project = ProjectN { description: text(&p.description), settings: project_settings(settings.as_ref()) };
+            let entry = format!("project `{}`", p.name.trim());
+            let settings = project_settings(p.settings.clone().map(Value::Object).as_ref());
+            if let Some(s) = &settings {
+                check_project_settings(s).map_err(|e| bad(&entry, e))?;
+            }
+            let project = ProjectN { description: text(&p.description), settings };
             n.projects.insert(p.name.trim().to_owned(), project);
         }
         for g in &doc.project_groups {
@@ -292,6 +296,7 @@ impl Norm {
                 return Err(bad(format!("object `{}`", key.label()), "listed twice"));
             }
         }
+        derived_unique(&n)?;
         let secrets: BTreeSet<String> = n
             .objects
             .keys()
@@ -323,6 +328,25 @@ impl Norm {
             grants: self.grants.iter().map(|(k, e)| grant_entry(k, *e)).collect(),
         }
     }
+}
+
+/// A document's key for a project's baseline experiment, by name (the stored
+/// settings hold its id, `baseline_experiment_id`).
+pub const BASELINE: &str = "baseline_experiment";
+
+/// Checks a project's settings as `PATCH /v1/project` does, with the baseline
+/// experiment named rather than numbered.
+fn check_project_settings(s: &Map<String, Value>) -> Result<(), String> {
+    let mut stored = s.clone();
+    match stored.remove(BASELINE) {
+        None => {}
+        Some(Value::String(_)) if !s.contains_key("baseline_experiment_id") => {}
+        Some(Value::String(_)) => {
+            return Err(format!("`settings` names the baseline twice: give `{BASELINE}` (a name) only"))
+        }
+        Some(other) => return Err(format!("`settings.{BASELINE}` must be an experiment's name, got `{other}`")),
+    }
+    crate::routes::project::check_settings(&Value::Object(stored)).map_err(|e| e.to_string())
 }
 
 fn unique<'a>(what: &str, names: impl Iterator<Item = &'a str>) -> ApiResult<BTreeSet<String>> {
@@ -385,8 +409,9 @@ fn object(o: &ConfigObject, refs: &Refs<'_>) -> ApiResult<(ObjKey, Map<String, V
     let listed = || kinds::listed().iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ");
     let kind = AdminKind::parse(o.kind.trim())
         .ok_or_else(|| bad(&entry, format!("unknown kind `{}`; the kinds of `objects` are: {}", o.kind, listed())))?;
-    let spec = kinds::spec(kind).ok_or_else(|| {
-        bad(&entry, format!("a {} is not listed under `objects` but in a section of its own", kind.as_str()))
+    let spec = kinds::spec(kind).ok_or_else(|| match kind {
+        AdminKind::ProjectGroup => bad(&entry, "project groups are listed under `project_groups`"),
+        _ => bad(&entry, format!("a {} is a version of data, not part of a configuration", kind.as_str())),
     })?;
     let on = Path::parse(&o.on).map_err(|e| bad(&entry, e))?;
     if !spec.scopes.contains(&on.object_type()) {
@@ -396,8 +421,28 @@ fn object(o: &ConfigObject, refs: &Refs<'_>) -> ApiResult<(ObjKey, Map<String, V
     refs.check(&on, None).map_err(|e| bad(&entry, e))?;
     let data: Map<String, Value> =
         o.data.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), without_nulls(v))).collect();
-    kinds::check(kind, &spec, &data).map_err(|e| bad(&entry, e))?;
-    Ok((ObjKey { on, kind: kind.as_str(), name: name(&entry, &o.name)? }, data))
+    let name = name(&entry, &o.name)?;
+    kinds::check(kind, &spec, &name, &data).map_err(|e| bad(&entry, e))?;
+    Ok((ObjKey { on, kind: kind.as_str(), name }, data))
+}
+
+/// Objects whose kind derives a unique key from the name (an agent's slug) may not
+/// share one on what they are set on.
+fn derived_unique(n: &Norm) -> ApiResult<()> {
+    let mut seen: BTreeMap<(&Path, &str, String), &str> = BTreeMap::new();
+    for key in n.objects.keys() {
+        let Some((field, derive)) = AdminKind::parse(key.kind).and_then(kinds::spec).and_then(|s| s.derived) else {
+            continue;
+        };
+        let d = derive(&key.name);
+        if let Some(other) = seen.insert((&key.on, key.kind, d.clone()), &key.name) {
+            return Err(bad(
+                format!("object `{}`", key.label()),
+                format!("the {} `{other}` on `{}` has the same {field} `{d}`", key.kind, key.on),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn grant(

@@ -7,6 +7,7 @@ use super::norm::{self, GrantKey, Norm, ObjKey, Principal, What};
 use super::path::Path;
 use crate::access::{Batch, Made, Need};
 use crate::error::ApiResult;
+use crate::routes::setting::Creation;
 use castellan_api_types::{ConfigAction, ConfigChange, ConfigRefusal};
 use castellan_core::{AclId, GroupId, ObjectRef, ObjectType, Permission, ProjectId, RoleId, UserId};
 use castellan_store::{AclRecord, AdminKind, ObjectKind, OrgRecord, RolePermission, Tx};
@@ -160,6 +161,17 @@ pub async fn plan(tx: &mut dyn Tx, want: &Norm, live: &Live, ids: &mut NewIds) -
             inner.insert(path.clone(), ObjectRef::new(*t, o.id));
         }
     }
+    // Baseline experiments, by name, as paths.
+    for (name, p) in &want.projects {
+        let Some(b) = p.settings.as_ref().and_then(|s| s.get(norm::BASELINE)).and_then(Value::as_str) else {
+            continue;
+        };
+        let Some(project) = live.projects.get(name) else { continue };
+        if let Some(o) = tx.find_object_by_name(project.id, ObjectKind::Experiment, b).await? {
+            let path = Path::Inner(name.clone(), ObjectType::Experiment, b.to_owned());
+            inner.insert(path, ObjectRef::new(ObjectType::Experiment, o.id));
+        }
+    }
     let org = ObjectRef::new(ObjectType::Organization, live.org.id.0);
     let batch = Batch { org: live.org.id, made: Vec::new(), needs: Vec::new() };
     let empty = Plan {
@@ -261,7 +273,12 @@ impl Builder<'_> {
             Path::Named(t @ (T::ProjectGroup | T::ProjectGroupProjects), n) => r(*t, self.project_group(n)),
             Path::Named(T::AiSecret, n) => {
                 let key = ObjKey { on: Path::Org(T::Organization), kind: T::AiSecret.as_str(), name: n.clone() };
-                self.live.objects.get(&key).and_then(|a| r(T::AiSecret, a.id))
+                let id = match self.live.objects.get(&key) {
+                    Some(a) => a.id,
+                    // One the plan makes (the document has it, or the path would not pass).
+                    None => self.ids.get(key.kind, &key.label()),
+                };
+                r(T::AiSecret, id)
             }
             Path::Named(t, n) => r(*t, self.project(n).0),
             Path::Inner(..) => self.inner.get(path).copied(),
@@ -422,8 +439,11 @@ impl Builder<'_> {
     fn projects(&mut self) {
         let want = self.want;
         for (name, p) in &want.projects {
-            let settings = p.settings.clone().map(Value::Object);
             let after = entry(&norm::project_entry(name, p));
+            if self.live.norm.projects.get(name) == Some(p) {
+                continue;
+            }
+            let Some(settings) = self.stored_settings(name, p.settings.as_ref()) else { continue };
             match self.live.norm.projects.get(name) {
                 None => {
                     let id = self.project(name);
@@ -452,6 +472,22 @@ impl Builder<'_> {
                 Some(_) => {}
             }
         }
+    }
+
+    /// A project's settings as they are stored: the baseline experiment by id; `None`
+    /// (refused) when it names an experiment that does not exist.
+    fn stored_settings(&mut self, project: &str, s: Option<&Map<String, Value>>) -> Option<Option<Value>> {
+        let Some(s) = s else { return Some(None) };
+        let mut s = s.clone();
+        if let Some(Value::String(b)) = s.remove(norm::BASELINE) {
+            let path = Path::Inner(project.to_owned(), ObjectType::Experiment, b);
+            let Some(e) = self.inner.get(&path).copied() else {
+                self.refuse_missing("project", project, &path);
+                return None;
+            };
+            s.insert("baseline_experiment_id".into(), Value::String(e.object_id.to_string()));
+        }
+        Some(Some(Value::Object(s)))
     }
 
     fn project_groups(&mut self) {
@@ -507,12 +543,14 @@ impl Builder<'_> {
 
     fn objects(&mut self) {
         let (want, live) = (self.want, self.live);
-        let keys: BTreeSet<&ObjKey> =
-            want.objects.keys().chain(live.norm.objects.keys().filter(|k| self.managed(&k.on))).collect();
+        let managed = |k: &&ObjKey| self.managed(&k.on);
+        let keys: BTreeSet<&ObjKey> = want.objects.keys().chain(live.norm.objects.keys().filter(managed)).collect();
         for key in keys {
             let label = key.label();
             let (w, l) = (want.objects.get(key), live.norm.objects.get(key).filter(|_| self.managed(&key.on)));
-            let Some(kind) = AdminKind::parse(key.kind) else { continue };
+            let Some((kind, spec)) = AdminKind::parse(key.kind).and_then(|k| Some((k, super::kinds::spec(k)?))) else {
+                continue;
+            };
             match (w, l) {
                 (Some(data), None) => {
                     let Some(scope) = self.resolve(&key.on) else {
@@ -520,37 +558,38 @@ impl Builder<'_> {
                         continue;
                     };
                     let id = self.ids.get(key.kind, &label);
-                    if super::kinds::spec(kind).is_some_and(|s| s.secret) {
+                    if kind == AdminKind::AiSecret {
+                        self.plan.batch.made.push(Made::AiSecret(id));
+                    }
+                    if spec.secret {
                         self.plan.notes.push(format!(
                             "{} `{label}` will be created without a value: set one with its own endpoint",
                             key.kind
                         ));
                     }
+                    let need = match spec.creation {
+                        Creation::Update => Need::On(Permission::Update, scope),
+                        Creation::Child(t) => Need::Create(t, scope),
+                    };
                     let step = Step::AddObject { id, kind, scope, name: key.name.clone(), data: data.clone() };
                     let after = entry(&norm::object_entry(key, data));
-                    self.push(
-                        change(ConfigAction::Add, key.kind, label, None, after),
-                        step,
-                        vec![Need::On(Permission::Update, scope)],
-                    );
+                    self.push(change(ConfigAction::Add, key.kind, label, None, after), step, vec![need]);
                 }
                 (Some(data), Some(old)) if data != old => {
                     let rec = &live.objects[key];
                     let step = Step::ChangeObject { id: rec.id, data: data.clone() };
                     let (before, after) = (entry(&norm::object_entry(key, old)), entry(&norm::object_entry(key, data)));
-                    self.push(
-                        change(ConfigAction::Change, key.kind, label, before, after),
-                        step,
-                        vec![Need::On(Permission::Update, rec.scope)],
-                    );
+                    let need = Need::On(Permission::Update, rec.guard());
+                    self.push(change(ConfigAction::Change, key.kind, label, before, after), step, vec![need]);
                 }
                 (None, Some(old)) => {
                     let rec = &live.objects[key];
                     let before = entry(&norm::object_entry(key, old));
+                    let need = Need::On(spec.delete, rec.guard());
                     self.push(
                         change(ConfigAction::Remove, key.kind, label, before, None),
                         Step::RemoveObject(rec.id),
-                        vec![Need::On(Permission::Update, rec.scope)],
+                        vec![need],
                     );
                 }
                 _ => {}
