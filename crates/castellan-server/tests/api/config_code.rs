@@ -324,8 +324,18 @@ async fn a_plan_lists_exactly_what_is_added_changed_and_removed(b: Backend) {
     ok(&app, Method::POST, "/v1/role", &ada, json!({"name": "Old"})).await;
     ok(&app, Method::POST, "/v1/project_tag", &ada, json!({"project_id": id(&p), "name": "t1", "color": "blue"})).await;
     ok(&app, Method::POST, "/v1/project_tag", &ada, json!({"project_id": id(&p), "name": "t2"})).await;
+    // A group and a project group that go, with a grant and a member project.
+    let temp = ok(&app, Method::POST, "/v1/group", &ada, json!({"name": "Temp", "member_groups": []})).await;
+    let grant = json!({"object_type": "project", "object_id": id(&p), "group_id": id(&temp), "permission": "read"});
+    ok(&app, Method::POST, "/v1/acl", &ada, grant).await;
+    let pg = ok(&app, Method::POST, "/v1/project_group", &ada, json!({"name": "pg1"})).await;
+    ok(&app, Method::PATCH, &format!("/v1/project_group/{}", id(&pg)), &ada, json!({"add_member_projects": [id(&p)]}))
+        .await;
     let mut doc = export(&app, &ada, "acme").await;
     assert_eq!(plan(&app, &ada, "acme", &doc).await.1["changes"], json!([]), "an export plans to nothing");
+    doc["groups"].as_array_mut().expect("groups").retain(|g| g["name"] != "Temp");
+    doc["grants"].as_array_mut().expect("grants").retain(|g| g["group"] != "Temp");
+    doc.as_object_mut().expect("doc").remove("project_groups");
     doc["groups"].as_array_mut().expect("groups").push(json!({"name": "New", "users": ["bob@acme.example"]}));
     entry(&mut doc, "groups", "Engineers")["description"] = json!("builders");
     doc["roles"] = json!([]);
@@ -350,7 +360,10 @@ async fn a_plan_lists_exactly_what_is_added_changed_and_removed(b: Backend) {
             c("remove", "project_tag", "project/p/project_tag/t2"),
             c("add", "project_tag", "project/p/project_tag/t3"),
             c("remove", "grant", "group Viewers: read on org_project"),
+            c("remove", "grant", "group Temp: read on project/p"),
             c("add", "grant", "group New: read on project/p"),
+            c("remove", "project_group", "pg1"),
+            c("remove", "group", "Temp"),
             c("remove", "role", "Old"),
         ],
         "{planned}"
@@ -394,8 +407,11 @@ async fn a_plan_lists_exactly_what_is_added_changed_and_removed(b: Backend) {
         [
             "acl.created",
             "acl.deleted",
+            "acl.deleted",
             "group.created",
+            "group.deleted",
             "group.updated",
+            "project_group.deleted",
             "project_tag.created",
             "project_tag.deleted",
             "project_tag.updated",

@@ -3,7 +3,7 @@
 //! audit log follow), and each audited once, as its endpoint audits it.
 
 use super::kinds;
-use super::plan::{Plan, Step};
+use super::step::{Plan, Step};
 use crate::access::{AuditEvent, Caller, Write};
 use crate::error::{ApiError, ApiResult};
 use crate::routes::{group, role};

@@ -17,6 +17,7 @@ mod live;
 mod norm;
 mod path;
 mod plan;
+mod step;
 
 pub(crate) use kinds::{required, text, KindSpec};
 
@@ -32,9 +33,9 @@ use castellan_api_types::{ConfigApplied, ConfigDocument, ConfigPlan, ConfigRefus
 use castellan_store::{OrgRecord, Revision};
 use live::Live;
 use norm::Norm;
-use plan::{NewIds, Plan};
 use serde::Deserialize;
 use std::collections::BTreeSet;
+use step::{NewIds, Plan};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
