@@ -61,6 +61,9 @@ fn every_routed_v1_path_is_documented() {
         "/v1/function/{function_id}",
         "/v1/prompt_session",
         "/v1/prompt_session/{prompt_session_id}",
+        "/v1/config/export",
+        "/v1/config/plan",
+        "/v1/config/apply",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} is not in the OpenAPI document");
     }

@@ -42,7 +42,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 /// This module's endpoints: each registered from its `#[utoipa::path]`, so the
 /// route and its OpenAPI operation are declared once.
 pub(crate) fn routes() -> OpenApiRouter<crate::state::App> {
-    OpenApiRouter::new().routes(routes!(export)).routes(routes!(plan_document)).routes(routes!(apply_document))
+    OpenApiRouter::new().routes(routes!(export_document)).routes(routes!(plan_document)).routes(routes!(apply_document))
 }
 
 /// The media type of the TOML form of a document.
@@ -51,7 +51,7 @@ const TOML: &str = "application/toml";
 /// A document's text format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Format {
+pub enum ConfigFormat {
     /// JSON (`application/json`).
     Json,
     /// TOML (`application/toml`), the form of `castellan config` files.
@@ -65,7 +65,8 @@ pub struct ExportFormat {
     /// `json` or `toml`; without it, TOML when `Accept` names `application/toml`,
     /// else JSON.
     #[serde(default, deserialize_with = "empty_as_none")]
-    format: Option<Format>,
+    #[param(inline)]
+    format: Option<ConfigFormat>,
 }
 
 /// The guard of an apply.
@@ -178,7 +179,7 @@ async fn run(caller: &Caller, p: &mut Planned, commit: bool) -> ApiResult<Option
 #[utoipa::path(get, path = "/v1/config/export", tag = "Config", params(OrgName, ExportFormat),
     responses((status = 200, description = "the document", content(
         (ConfigDocument = "application/json"), (String = "application/toml")))))]
-pub async fn export(
+pub async fn export_document(
     caller: Caller,
     Query(org): Query<OrgName>,
     Query(f): Query<ExportFormat>,
@@ -191,7 +192,7 @@ pub async fn export(
     let doc = live.norm.to_document(&live.org.name);
     let accepts_toml = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains(TOML));
     match f.format {
-        Some(Format::Toml) => toml_answer(&doc),
+        Some(ConfigFormat::Toml) => toml_answer(&doc),
         None if accepts_toml => toml_answer(&doc),
         _ => Ok(Json(doc).into_response()),
     }
