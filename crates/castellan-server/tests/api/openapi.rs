@@ -68,3 +68,17 @@ fn every_routed_v1_path_is_documented() {
         assert!(doc["paths"][path].is_object(), "{path} is not in the OpenAPI document");
     }
 }
+
+#[test]
+fn every_schema_the_document_refers_to_is_in_it() {
+    let text = castellan_server::openapi::document_json();
+    let doc: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+    let prefix = "\"#/components/schemas/";
+    let dangling: Vec<&str> = text
+        .match_indices(prefix)
+        .filter_map(|(i, _)| text[i + prefix.len()..].split('"').next())
+        .filter(|name| !schemas.contains_key(*name))
+        .collect();
+    assert!(dangling.is_empty(), "references to schemas the document lacks: {dangling:?}");
+}
