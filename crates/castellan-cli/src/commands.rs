@@ -53,6 +53,16 @@ enum Command {
     /// Configuration as code: export an organization's administration state to a
     /// file, plan a file against it, apply a file.
     Config(Sub<config_cmds::ConfigAction>),
+    /// The master key that seals secret values: status and rotation (on the
+    /// database directly, like `migrate`).
+    Secrets(SecretsArgs),
+}
+
+/// `castellan secrets`: the action (each with where the database and keys are).
+#[derive(Debug, Args)]
+struct SecretsArgs {
+    #[command(subcommand)]
+    action: crate::secrets_cmds::SecretsAction,
 }
 
 /// A command group: its action and how to reach the server.
@@ -66,7 +76,7 @@ struct Sub<A: Subcommand> {
 
 /// Where the database is and how to serve it.
 #[derive(Debug, Args)]
-struct ServerArgs {
+pub(crate) struct ServerArgs {
     /// Config file (TOML, the same keys as the flags).
     #[arg(long, env = "CASTELLAN_CONFIG")]
     config: Option<PathBuf>,
@@ -75,7 +85,7 @@ struct ServerArgs {
 }
 
 impl ServerArgs {
-    fn config(&self) -> Result<Config> {
+    pub(crate) fn config(&self) -> Result<Config> {
         Ok(Config::load(self.config.as_deref(), self.settings.clone())?)
     }
 }
@@ -261,6 +271,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             access_cmds::service_token(&s.client.client()?, s.client.json, s.client.org.clone(), s.action).await
         }
         Command::Config(s) => config_cmds::config(&s.client.client()?, s.client.json, s.action).await,
+        Command::Secrets(a) => {
+            let (server, json) = a.action.server();
+            let config = server.config()?;
+            init_logging(&config.log);
+            crate::secrets_cmds::secrets(config, json, a.action).await
+        }
     }
 }
 

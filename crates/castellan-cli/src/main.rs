@@ -5,6 +5,7 @@ mod client;
 mod commands;
 mod config_cmds;
 mod output;
+mod secrets_cmds;
 
 use clap::Parser;
 

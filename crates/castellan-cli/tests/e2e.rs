@@ -448,3 +448,96 @@ fn configuration_is_exported_planned_and_applied_from_the_cli() {
     let (ok, out, _) = run(with(&["config", "plan", "-f", json_file.to_str().expect("path")]));
     assert!(ok && out.contains("already matches"), "{out}");
 }
+
+fn curl(method: &str, url: &str, key: &str, body: &str) -> Value {
+    let out = Command::new("curl")
+        .args(["-s", "-X", method, "-H", "content-type: application/json", "-H"])
+        .arg(format!("authorization: Bearer {key}"))
+        .args(["-d", body, url])
+        .output()
+        .expect("curl");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{method} {url}: not JSON ({e})"))
+}
+
+#[test]
+fn the_master_key_rotates_while_the_server_serves_and_a_wrong_key_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let d = data.to_str().expect("utf-8");
+    let owner = bootstrap(&data, "acme", "ada@acme.example");
+    let key_file = data.join("secret.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).expect("secret.key").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the generated key is private");
+    }
+    let server = start_server(&data);
+    let url = server.url.clone();
+    let me = json(&["whoami", "--url", &url, "--api-key", &owner, "--json"]);
+    let org = me["organizations"][0]["id"].as_str().expect("org").to_owned();
+    let secret_value = "sk-proj-rotation-0123456789abcdefghijklmn";
+    let s = curl(
+        "POST",
+        &format!("{url}/v1/ai_secret"),
+        &owner,
+        &format!(r#"{{"name": "OPENAI", "type": "openai", "secret": "{secret_value}"}}"#),
+    );
+    let secret_id = s["id"].as_str().unwrap_or_else(|| panic!("{s}")).to_owned();
+    let v = curl(
+        "POST",
+        &format!("{url}/v1/env_var"),
+        &owner,
+        &format!(
+            r#"{{"object_type": "organization", "object_id": "{org}", "name": "TOKEN", "value": "a-value-long-enough-to-preview-1234"}}"#
+        ),
+    );
+    assert!(v["id"].is_string(), "{v}");
+    let before = json(&["secrets", "status", "--data-dir", d, "--json"]);
+    let old_id = before["key_id"].as_str().expect("key id").to_owned();
+    assert_eq!(before["sealed_values"][&old_id], 3, "two values and the URL-signing key: {before}");
+    // Rotate while the server runs.
+    let rotated = json(&["secrets", "rotate-key", "--generate", "--data-dir", d, "--json"]);
+    let new_id = rotated["key_id"].as_str().expect("key id").to_owned();
+    assert_ne!(new_id, old_id);
+    assert_eq!(
+        (rotated["resealed"].as_u64(), rotated["signing_key_resealed"].as_bool()),
+        (Some(2), Some(true)),
+        "{rotated}"
+    );
+    assert_eq!(rotated["by_key"], serde_json::json!({ new_id.clone(): 3 }), "{rotated}");
+    assert!(data.join(format!("secret.key.previous-{old_id}")).exists(), "the old key is kept aside");
+    // The running server still answers; a restarted one opens the re-sealed values.
+    let listed = curl("GET", &format!("{url}/v1/ai_secret"), &owner, "");
+    assert_eq!(listed["objects"][0]["preview_secret"], "sk-...klmn", "{listed}");
+    drop(server);
+    let server = start_server(&data);
+    let url = server.url.clone();
+    let renamed = curl("PATCH", &format!("{url}/v1/ai_secret/{secret_id}"), &owner, r#"{"name": "OPENAI_KEY"}"#);
+    assert_eq!(renamed["name"], "OPENAI_KEY", "renaming re-seals, so the value opened: {renamed}");
+    drop(server);
+    // A second rotation finds nothing to do; the old key can then go.
+    let again = json(&["secrets", "rotate-key", "--forget-previous", "--data-dir", d, "--json"]);
+    assert_eq!((again["resealed"].as_u64(), again["unchanged"].as_u64()), (Some(0), Some(2)), "{again}");
+    assert!(!data.join(format!("secret.key.previous-{old_id}")).exists(), "forgotten");
+    // The wrong key: a clear refusal to start, and nothing changed.
+    let right = std::fs::read_to_string(&key_file).expect("key");
+    std::fs::write(&key_file, format!("{}\n", "ab".repeat(32))).expect("write");
+    let (ok, _, err) = cli(&["serve", "--listen", "127.0.0.1:0", "--data-dir", d]);
+    assert!(!ok, "a server with the wrong key must not start");
+    assert!(err.contains("cannot open") && err.contains(&new_id) && err.contains("Nothing was changed"), "{err}");
+    let (ok, _, err) = cli(&["secrets", "rotate-key", "--data-dir", d]);
+    assert!(!ok && err.contains("cannot open"), "rotation refuses too: {err}");
+    std::fs::write(&key_file, right).expect("restore");
+    let after = json(&["secrets", "status", "--data-dir", d, "--json"]);
+    assert_eq!(after["sealed_values"], serde_json::json!({ new_id: 3 }), "{after}");
+    // No value in the database files, before or after.
+    let mut db = Vec::new();
+    for f in ["castellan.sqlite", "castellan.sqlite-wal"] {
+        if let Ok(b) = std::fs::read(data.join(f)) {
+            db.extend(b);
+        }
+    }
+    let text = String::from_utf8_lossy(&db);
+    assert!(text.len() > 1000 && !text.contains(secret_value) && !text.contains("0123456789abcdefghij"));
+}

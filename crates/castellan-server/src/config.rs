@@ -40,6 +40,9 @@ pub struct Config {
     pub secret_key: Option<String>,
     /// A file holding the master key (64 hex characters).
     pub secret_key_file: Option<PathBuf>,
+    /// Earlier master keys (64 hex characters each): they open values sealed before
+    /// a rotation and never seal. Never logged.
+    pub secret_keys_previous: Vec<String>,
 }
 
 impl fmt::Debug for Config {
@@ -58,6 +61,7 @@ impl fmt::Debug for Config {
             .field("cors_origins", &self.cors_origins)
             .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
             .field("secret_key_file", &self.secret_key_file)
+            .field("secret_keys_previous", &self.secret_keys_previous.iter().map(|_| "***").collect::<Vec<_>>())
             .finish()
     }
 }
@@ -90,6 +94,7 @@ impl Default for Config {
             cors_origins: Vec::new(),
             secret_key: None,
             secret_key_file: None,
+            secret_keys_previous: Vec::new(),
         }
     }
 }
@@ -148,6 +153,10 @@ pub struct FileConfig {
     /// A file holding the master key (64 hex characters), instead of `secret_key`.
     #[arg(long, env = "CASTELLAN_SECRET_KEY_FILE")]
     pub secret_key_file: Option<PathBuf>,
+    /// Earlier master keys, comma-separated: they open values sealed before a
+    /// rotation (`castellan secrets rotate-key`) and never seal.
+    #[arg(long, env = "CASTELLAN_SECRET_KEYS_PREVIOUS", value_delimiter = ',', hide_env_values = true)]
+    pub secret_keys_previous: Option<Vec<String>>,
 }
 
 impl fmt::Debug for FileConfig {
@@ -166,6 +175,7 @@ impl fmt::Debug for FileConfig {
             .field("cors_origins", &self.cors_origins)
             .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
             .field("secret_key_file", &self.secret_key_file)
+            .field("secret_keys_previous", &self.secret_keys_previous.iter().map(|_| "***").collect::<Vec<_>>())
             .finish()
     }
 }
@@ -239,6 +249,7 @@ impl Config {
             cors_origins: overrides.cors_origins.or(from_file.cors_origins).unwrap_or_default(),
             secret_key: overrides.secret_key.or(from_file.secret_key).filter(|s| !s.is_empty()),
             secret_key_file: overrides.secret_key_file.or(from_file.secret_key_file),
+            secret_keys_previous: overrides.secret_keys_previous.or(from_file.secret_keys_previous).unwrap_or_default(),
         };
         if cfg.secret_key.is_some() && cfg.secret_key_file.is_some() {
             return Err(ConfigError::Invalid("set one of secret_key and secret_key_file, not both".into()));
@@ -339,13 +350,13 @@ mod tests {
                     "\"postgres://x\""
                 }
                 "trust_forwarded_for" => "true",
-                "cors_origins" => "[\"https://a.example\"]",
+                "cors_origins" | "secret_keys_previous" => "[\"https://a.example\"]",
                 _ => "2048",
             };
             let file: Result<FileConfig, _> = toml::from_str(&format!("{key} = {value}"));
             assert!(file.is_ok(), "{key}: {file:?}");
         }
-        assert_eq!(seen.len(), 13, "{seen:?}");
+        assert_eq!(seen.len(), 14, "{seen:?}");
     }
 
     #[test]

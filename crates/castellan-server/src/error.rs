@@ -17,6 +17,7 @@
 //! | 405 | `method_not_allowed` | the path exists, the method does not |
 //! | 409 | `plan_changed` | a configuration apply whose plan is no longer the one expected (`expected_plan_hash`) |
 //! | 413 | `payload_too_large` | the body is over the limit |
+//! | 415 | `unsupported_media_type` | a body of a content type or encoding the endpoint does not take |
 //! | 429 | `rate_limited` | too many requests; see `Retry-After` |
 //! | 500 | `internal` | a server fault (details are logged, never returned) |
 //! | 503 | `revision_not_reached` | `x-castellan-min-revision` could not be met in time |
@@ -61,6 +62,8 @@ pub enum ErrorCode {
     PlanChanged,
     /// 413 `payload_too_large`.
     PayloadTooLarge,
+    /// 415 `unsupported_media_type`.
+    UnsupportedMediaType,
     /// 429 `rate_limited`.
     RateLimited,
     /// 500 `internal`.
@@ -73,7 +76,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidJson,
         ErrorCode::InvalidBody,
@@ -89,6 +92,7 @@ impl ErrorCode {
         ErrorCode::MethodNotAllowed,
         ErrorCode::PlanChanged,
         ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
         ErrorCode::RateLimited,
         ErrorCode::Internal,
         ErrorCode::RevisionNotReached,
@@ -113,6 +117,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::PlanChanged => "plan_changed",
             ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Internal => "internal",
             ErrorCode::RevisionNotReached => "revision_not_reached",
@@ -137,6 +142,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::PlanChanged => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::RevisionNotReached | ErrorCode::NoMasterKey => StatusCode::SERVICE_UNAVAILABLE,
@@ -176,6 +182,9 @@ pub enum ApiError {
     /// 413.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// 415.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// 429.
     #[error("too many requests; retry after {retry_after_secs} s")]
     RateLimited {
@@ -225,6 +234,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             ApiError::PlanChanged(_) => ErrorCode::PlanChanged,
             ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::RevisionNotReached(_) => ErrorCode::RevisionNotReached,
             ApiError::NoMasterKey => ErrorCode::NoMasterKey,

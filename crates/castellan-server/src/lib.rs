@@ -12,6 +12,7 @@ pub mod keys;
 pub mod openapi;
 pub mod passwords;
 pub mod ratelimit;
+pub mod rotation;
 pub mod routes;
 pub mod secrets;
 pub mod seed;

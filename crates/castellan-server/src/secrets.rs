@@ -19,21 +19,40 @@ const FORMAT: u8 = 1;
 const ID_LEN: usize = 8;
 const NONCE_LEN: usize = 24;
 
-/// The master key: seals and opens secret values.
-pub struct Sealer {
+/// One master key.
+struct Key {
     cipher: XChaCha20Poly1305,
     id: [u8; ID_LEN],
 }
 
+impl Key {
+    fn new(key: [u8; 32]) -> Key {
+        let digest = Sha256::new().chain_update(b"castellan master key id\0").chain_update(key).finalize();
+        let mut id = [0u8; ID_LEN];
+        id.copy_from_slice(&digest[..ID_LEN]);
+        Key { cipher: XChaCha20Poly1305::new(&key.into()), id }
+    }
+}
+
+/// The master key (which seals and opens secret values) and the earlier master keys
+/// of a rotation (which only open).
+pub struct Sealer {
+    current: Key,
+    previous: Vec<Key>,
+}
+
 impl std::fmt::Debug for Sealer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Sealer {{ key_id: {} }}", hex::encode(self.id))
+        let previous: Vec<String> = self.previous.iter().map(|k| hex::encode(k.id)).collect();
+        write!(f, "Sealer {{ key_id: {}, previous: {previous:?} }}", hex::encode(self.current.id))
     }
 }
 
 /// What a sealed value is bound to.
 #[derive(Debug, Clone, Copy)]
 pub struct Binding<'a> {
+    /// Its table (`admin_objects`, `server_secrets`).
+    pub table: &'a str,
     /// Its organization.
     pub org: OrgId,
     /// Its kind (`env_var`, …).
@@ -46,12 +65,42 @@ pub struct Binding<'a> {
     pub name: &'a str,
 }
 
-impl Binding<'_> {
+impl<'a> Binding<'a> {
+    /// The binding of an administration object's value.
+    pub fn admin(a: &'a castellan_store::AdminRecord) -> Binding<'a> {
+        Binding {
+            table: "admin_objects",
+            org: a.org_id,
+            kind: a.kind.as_str(),
+            id: a.id,
+            scope: a.scope,
+            name: &a.name,
+        }
+    }
+
+    /// The binding of one of the server's own secrets (the URL-signing key).
+    pub fn server(name: &'a str) -> Binding<'a> {
+        let nil = Uuid::nil();
+        Binding {
+            table: "server_secrets",
+            org: OrgId(nil),
+            kind: "server_secret",
+            id: nil,
+            scope: castellan_core::ObjectRef::new(castellan_core::ObjectType::Organization, nil),
+            name,
+        }
+    }
+
     fn aad(&self) -> Vec<u8> {
         let scope = format!("{}:{}", self.scope.object_type, self.scope.object_id);
-        format!("castellan:v1|{}|admin_objects|{}|{}|{}|{}", self.org.0, self.kind, self.id, scope, self.name)
+        format!("castellan:v1|{}|{}|{}|{}|{}|{}", self.org.0, self.table, self.kind, self.id, scope, self.name)
             .into_bytes()
     }
+}
+
+/// The id of the key that sealed `sealed`, if it is a sealed value at all.
+pub fn sealed_key_id(sealed: &[u8]) -> Option<String> {
+    (sealed.len() >= 1 + ID_LEN + NONCE_LEN && sealed[0] == FORMAT).then(|| hex::encode(&sealed[1..1 + ID_LEN]))
 }
 
 /// Why a sealed value did not open.
@@ -81,20 +130,45 @@ pub enum KeyError {
     },
 }
 
+fn parse_key(source: &str, text: &str) -> Result<[u8; 32], KeyError> {
+    let bytes = hex::decode(text.trim()).map_err(|_| KeyError::Malformed(source.to_owned()))?;
+    bytes.try_into().map_err(|_| KeyError::Malformed(source.to_owned()))
+}
+
 impl Sealer {
     /// A sealer over a 32-byte key.
     pub fn new(key: [u8; 32]) -> Sealer {
-        let digest = Sha256::new().chain_update(b"castellan master key id\0").chain_update(key).finalize();
-        let mut id = [0u8; ID_LEN];
-        id.copy_from_slice(&digest[..ID_LEN]);
-        Sealer { cipher: XChaCha20Poly1305::new(&key.into()), id }
+        Sealer { current: Key::new(key), previous: Vec::new() }
     }
 
     /// Parses a key written as 64 hex characters.
     pub fn from_hex(source: &str, text: &str) -> Result<Sealer, KeyError> {
-        let bytes = hex::decode(text.trim()).map_err(|_| KeyError::Malformed(source.to_owned()))?;
-        let key: [u8; 32] = bytes.try_into().map_err(|_| KeyError::Malformed(source.to_owned()))?;
-        Ok(Sealer::new(key))
+        Ok(Sealer::new(parse_key(source, text)?))
+    }
+
+    /// This sealer, also opening values sealed with `key` (an earlier master key).
+    pub fn with_previous(mut self, key: [u8; 32]) -> Sealer {
+        let k = Key::new(key);
+        if k.id != self.current.id && self.previous.iter().all(|p| p.id != k.id) {
+            self.previous.push(k);
+        }
+        self
+    }
+
+    /// Whether this sealer opens values sealed by the key of id `id`.
+    pub fn knows(&self, id: &str) -> bool {
+        hex::encode(self.current.id) == id || self.previous.iter().any(|k| hex::encode(k.id) == id)
+    }
+
+    /// The ids of the earlier keys it still opens.
+    pub fn previous_key_ids(&self) -> Vec<String> {
+        self.previous.iter().map(|k| hex::encode(k.id)).collect()
+    }
+
+    /// Writes a new key (64 hex characters, mode 0600) to `path`, which must not
+    /// exist; the key's id.
+    pub fn generate_file(path: &Path) -> Result<String, KeyError> {
+        write_new_key(path).map(|k| hex::encode(Key::new(k).id))
     }
 
     /// The master key the configuration names: `secret_key`, else the file
@@ -102,23 +176,48 @@ impl Sealer {
     /// directory, generated with mode 0600 on first start. A PostgreSQL deployment
     /// names its key explicitly (every replica needs the same one); without one it
     /// has none, and storing a secret value is refused.
+    ///
+    /// Earlier keys (a rotation's) come from `secret_keys_previous` and from the
+    /// files `<key file>.previous-<id>` beside the key file that
+    /// `castellan secrets rotate-key --generate` leaves.
     pub fn load(config: &Config) -> Result<Option<Sealer>, KeyError> {
-        if let Some(k) = &config.secret_key {
-            return Sealer::from_hex("secret_key", k).map(Some);
-        }
-        if let Some(path) = &config.secret_key_file {
+        let (sealer, file) = if let Some(k) = &config.secret_key {
+            (Sealer::from_hex("secret_key", k)?, None)
+        } else if let Some(path) = &config.secret_key_file {
             let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io { path: path.clone(), source })?;
-            return Sealer::from_hex(&path.display().to_string(), &text).map(Some);
-        }
-        if config.database_url.is_some() {
+            (Sealer::from_hex(&path.display().to_string(), &text)?, Some(path.clone()))
+        } else if config.database_url.is_some() && config.secret_keys_previous.is_empty() {
             return Ok(None);
+        } else if config.database_url.is_some() {
+            return Err(KeyError::Malformed(
+                "secret_keys_previous is set but there is no current key (secret_key or secret_key_file)".into(),
+            ));
+        } else {
+            let path = Sealer::default_file(config);
+            (generated(&path)?, Some(path))
+        };
+        let mut sealer = sealer;
+        for (i, k) in config.secret_keys_previous.iter().enumerate() {
+            sealer = sealer.with_previous(parse_key(&format!("secret_keys_previous[{i}]"), k)?);
         }
-        generated(&config.data_dir.join("secret.key")).map(Some)
+        if let Some(file) = file {
+            for path in previous_files(&file)? {
+                let text =
+                    std::fs::read_to_string(&path).map_err(|source| KeyError::Io { path: path.clone(), source })?;
+                sealer = sealer.with_previous(parse_key(&path.display().to_string(), &text)?);
+            }
+        }
+        Ok(Some(sealer))
+    }
+
+    /// The generated key file of the embedded database.
+    pub fn default_file(config: &Config) -> PathBuf {
+        config.data_dir.join("secret.key")
     }
 
     /// The key's id, as sealed values name it.
     pub fn key_id(&self) -> String {
-        hex::encode(self.id)
+        hex::encode(self.current.id)
     }
 
     /// Seals `value` for the row `binding` describes.
@@ -126,12 +225,13 @@ impl Sealer {
         let nonce: [u8; NONCE_LEN] = rand::random();
         let aad = binding.aad();
         let sealed = self
+            .current
             .cipher
             .encrypt(XNonce::from_slice(&nonce), Payload { msg: value.as_bytes(), aad: &aad })
             .expect("XChaCha20-Poly1305 encryption does not fail for in-memory inputs");
         let mut out = Vec::with_capacity(1 + ID_LEN + NONCE_LEN + sealed.len());
         out.push(FORMAT);
-        out.extend_from_slice(&self.id);
+        out.extend_from_slice(&self.current.id);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&sealed);
         out
@@ -143,12 +243,13 @@ impl Sealer {
             return Err(OpenError::Damaged);
         }
         let (id, rest) = sealed[1..].split_at(ID_LEN);
-        if id != self.id {
-            return Err(OpenError::OtherKey(hex::encode(id)));
-        }
+        let key = std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|k| k.id == id)
+            .ok_or_else(|| OpenError::OtherKey(hex::encode(id)))?;
         let (nonce, body) = rest.split_at(NONCE_LEN);
         let aad = binding.aad();
-        let plain = self
+        let plain = key
             .cipher
             .decrypt(XNonce::from_slice(nonce), Payload { msg: body, aad: &aad })
             .map_err(|_| OpenError::Damaged)?;
@@ -161,22 +262,47 @@ fn generated(path: &Path) -> Result<Sealer, KeyError> {
     let io = |source| KeyError::Io { path: path.to_owned(), source };
     match std::fs::read_to_string(path) {
         Ok(text) => Sealer::from_hex(&path.display().to_string(), &text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(io)?;
-            }
-            let key: [u8; 32] = rand::random();
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut f = options.open(path).map_err(io)?;
-            std::io::Write::write_all(&mut f, format!("{}\n", hex::encode(key)).as_bytes()).map_err(io)?;
-            f.sync_all().map_err(io)?;
-            Ok(Sealer::new(key))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => write_new_key(path).map(Sealer::new),
         Err(e) => Err(io(e)),
     }
+}
+
+/// Writes a random key to `path` (which must not exist), mode 0600.
+fn write_new_key(path: &Path) -> Result<[u8; 32], KeyError> {
+    let io = |source| KeyError::Io { path: path.to_owned(), source };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let key: [u8; 32] = rand::random();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(path).map_err(io)?;
+    std::io::Write::write_all(&mut f, format!("{}\n", hex::encode(key)).as_bytes()).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    Ok(key)
+}
+
+/// The earlier keys a rotation left beside `file`: `<file>.previous-<id>`.
+pub fn previous_files(file: &Path) -> Result<Vec<PathBuf>, KeyError> {
+    let Some(dir) = file.parent().map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d }) else {
+        return Ok(Vec::new());
+    };
+    let Some(stem) = file.file_name().and_then(|n| n.to_str()) else { return Ok(Vec::new()) };
+    let prefix = format!("{stem}.previous-");
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(KeyError::Io { path: dir.to_owned(), source }),
+    };
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.starts_with(&prefix)))
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    Ok(out)
 }
 
 /// A masked preview of a secret value: at most seven characters of a value of 24 or
@@ -197,7 +323,14 @@ mod tests {
 
     fn binding(name: &str) -> Binding<'_> {
         let scope = castellan_core::ObjectRef::new(castellan_core::ObjectType::Project, Uuid::from_u128(4));
-        Binding { org: OrgId(Uuid::from_u128(1)), kind: "env_var", id: Uuid::from_u128(2), scope, name }
+        Binding {
+            table: "admin_objects",
+            org: OrgId(Uuid::from_u128(1)),
+            kind: "env_var",
+            id: Uuid::from_u128(2),
+            scope,
+            name,
+        }
     }
 
     #[test]

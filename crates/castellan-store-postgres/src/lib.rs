@@ -171,6 +171,14 @@ impl Store for PgStore {
         Ok(Box::new(PgDataTx::new(tx)))
     }
 
+    async fn replace_server_secret(&self, name: &str, old: &[u8], new: &[u8]) -> StoreResult<bool> {
+        store::replace_server_secret(&self.pool, name, old, new).await
+    }
+
+    async fn sealed_prefixes(&self) -> StoreResult<Vec<(Vec<u8>, i64)>> {
+        store::sealed_prefixes(&self.pool).await
+    }
+
     async fn server_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>> {
         store::server_secret(&self.pool, name, candidate).await
     }

@@ -125,6 +125,14 @@ impl Store for SqliteStore {
         Ok(Box::new(SqliteDataTx::new(tx)))
     }
 
+    async fn replace_server_secret(&self, name: &str, old: &[u8], new: &[u8]) -> StoreResult<bool> {
+        store::replace_server_secret(&self.writer, name, old, new).await
+    }
+
+    async fn sealed_prefixes(&self) -> StoreResult<Vec<(Vec<u8>, i64)>> {
+        store::sealed_prefixes(&self.writer).await
+    }
+
     async fn server_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>> {
         store::server_secret(&self.writer, name, candidate).await
     }

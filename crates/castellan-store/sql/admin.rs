@@ -157,6 +157,17 @@ impl AdminRepo for SqlTx {
         rs.iter().map(admin).collect()
     }
 
+    async fn sealed_admin_page(&mut self, after: Option<Uuid>, limit: usize) -> StoreResult<Vec<AdminRecord>> {
+        let sql = format!("SELECT {COLS} FROM admin_objects WHERE secret IS NOT NULL AND id > $1 ORDER BY id LIMIT $2");
+        let rs = sqlx::query(&sql)
+            .bind(after.unwrap_or_else(Uuid::nil))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(self.conn())
+            .await
+            .map_err(db_err)?;
+        rs.iter().map(admin).collect()
+    }
+
     async fn delete_admin_under(&mut self, scope: Uuid) -> StoreResult<Vec<AdminRecord>> {
         self.ensure_writable()?;
         let sql = format!(

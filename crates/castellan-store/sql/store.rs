@@ -97,3 +97,24 @@ pub(crate) async fn server_secret(pool: &Pool<Db>, name: &str, candidate: &[u8])
         .await
         .map_err(db_err)
 }
+
+pub(crate) async fn replace_server_secret(pool: &Pool<Db>, name: &str, old: &[u8], new: &[u8]) -> StoreResult<bool> {
+    let done = sqlx::query("UPDATE server_secrets SET value = $1 WHERE name = $2 AND value = $3")
+        .bind(new)
+        .bind(name)
+        .bind(old)
+        .execute(pool)
+        .await
+        .map_err(db_err)?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(crate) async fn sealed_prefixes(pool: &Pool<Db>) -> StoreResult<Vec<(Vec<u8>, i64)>> {
+    sqlx::query_as(
+        "SELECT p, COUNT(*) FROM (SELECT substr(secret, 1, 9) AS p FROM admin_objects WHERE secret IS NOT NULL \
+         UNION ALL SELECT substr(value, 1, 9) AS p FROM server_secrets WHERE name LIKE '%.sealed') s GROUP BY p",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)
+}

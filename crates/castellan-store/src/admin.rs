@@ -180,6 +180,9 @@ pub trait AdminRepo {
     async fn remove_group_project(&mut self, group: Uuid, project: ProjectId) -> StoreResult<bool>;
     /// The live projects of a project group, by id.
     async fn group_project_ids(&mut self, group: Uuid) -> StoreResult<Vec<ProjectId>>;
+    /// Up to `limit` objects of every org holding a sealed value, by id, after
+    /// `after` (for re-sealing them all under a new master key).
+    async fn sealed_admin_page(&mut self, after: Option<Uuid>, limit: usize) -> StoreResult<Vec<AdminRecord>>;
     /// Deletes every membership of `id` (a project group or a project); the pairs.
     async fn delete_group_projects_of(&mut self, id: Uuid) -> StoreResult<Vec<(Uuid, ProjectId)>>;
 }

@@ -42,6 +42,12 @@ pub trait Store: Send + Sync + 'static {
     /// The server secret called `name`: the stored one, or `candidate`, stored now,
     /// if there is none yet (so every replica agrees on one value).
     async fn server_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>>;
+    /// Replaces the server secret `name` if it still is `old`; whether it was.
+    async fn replace_server_secret(&self, name: &str, old: &[u8], new: &[u8]) -> StoreResult<bool>;
+    /// How many sealed values each master key sealed: the first 9 bytes of each
+    /// (format and key id) with their count, over administration objects and server
+    /// secrets.
+    async fn sealed_prefixes(&self) -> StoreResult<Vec<(Vec<u8>, i64)>>;
     /// Closes connections.
     async fn close(&self);
     /// Woken whenever any process commits a change-feed entry, where the database can

@@ -217,6 +217,9 @@ pub enum OpenError {
     /// The master key could not be loaded.
     #[error(transparent)]
     SecretKey(#[from] crate::secrets::KeyError),
+    /// The database holds values sealed with a master key this server lacks.
+    #[error("{0}")]
+    WrongSecretKey(String),
     /// The data directory could not be created.
     #[error("cannot create data directory `{path}`: {source}")]
     DataDir {
@@ -225,6 +228,34 @@ pub enum OpenError {
         /// Why.
         source: std::io::Error,
     },
+}
+
+/// Refuses to start over a database holding sealed values that this server's
+/// master keys cannot open (the wrong key, or none): a clear error that names the
+/// keys it needs; nothing is read further or overwritten.
+async fn check_sealed_values(store: &dyn Store, sealer: Option<&crate::secrets::Sealer>) -> Result<(), OpenError> {
+    let mut unknown: Vec<(String, i64)> = Vec::new();
+    for (prefix, n) in store.sealed_prefixes().await? {
+        let id = crate::secrets::sealed_key_id(&[prefix.as_slice(), &[0u8; 24]].concat())
+            .unwrap_or_else(|| "unreadable".into());
+        if !sealer.is_some_and(|s| s.knows(&id)) {
+            unknown.push((id, n));
+        }
+    }
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let which: Vec<String> = unknown.iter().map(|(id, n)| format!("{n} sealed with master key {id}")).collect();
+    let have = match sealer {
+        Some(s) => format!("this server has master key {} (and {:?} to open with)", s.key_id(), s.previous_key_ids()),
+        None => "this server has no master key".into(),
+    };
+    Err(OpenError::WrongSecretKey(format!(
+        "the database holds secret values this server cannot open ({}); {have}. Start it with the master key \
+         they were sealed with (`secret_key`, `secret_key_file`, or `secret.key` in the data directory), or list \
+         it in `secret_keys_previous` and run `castellan secrets rotate-key`. Nothing was changed.",
+        which.join(", ")
+    )))
 }
 
 impl AppState {
@@ -236,9 +267,25 @@ impl AppState {
         clock: Clock,
         sealer: Option<crate::secrets::Sealer>,
     ) -> Result<(AppState, SystemKey), OpenError> {
+        check_sealed_values(&*store, sealer.as_ref()).await?;
         let index = Arc::new(Index::load(store.clone()).await?);
         let candidate: [u8; 32] = rand::random();
-        let signer = signing::Signer::new(store.server_secret(signing::SECRET_NAME, &candidate).await?);
+        let signer =
+            match &sealer {
+                // The URL-signing key, sealed under the master key like every secret.
+                Some(s) => {
+                    let binding = crate::secrets::Binding::server(signing::SEALED_SECRET_NAME);
+                    let sealed = s.seal(binding, &hex::encode(candidate));
+                    let stored = store.server_secret(signing::SEALED_SECRET_NAME, &sealed).await?;
+                    let key = s.open(binding, &stored).map_err(|e| {
+                        OpenError::WrongSecretKey(format!("the URL-signing key in the database does not open: {e}"))
+                    })?;
+                    signing::Signer::new(hex::decode(key).map_err(|_| {
+                        OpenError::WrongSecretKey("the URL-signing key in the database is damaged".into())
+                    })?)
+                }
+                None => signing::Signer::new(store.server_secret(signing::SECRET_NAME, &candidate).await?),
+            };
         let touches = Arc::new(Touches::default());
         let flusher = {
             let (store, touches) = (store.clone(), touches.clone());
@@ -281,6 +328,28 @@ impl AppState {
     /// The master key that seals secret values (503 `no_master_key` without one).
     pub fn sealer(&self) -> ApiResult<&crate::secrets::Sealer> {
         self.0.sealer.as_ref().ok_or(ApiError::NoMasterKey)
+    }
+
+    /// How many sealed values each master key sealed (by 9-byte prefix).
+    pub async fn sealed_prefixes(&self) -> ApiResult<Vec<(Vec<u8>, i64)>> {
+        Ok(self.0.store.sealed_prefixes().await?)
+    }
+
+    /// Seals the URL-signing key again under the current master key (a rotation);
+    /// whether it changed.
+    pub async fn reseal_signing_key(&self, _system: &SystemKey) -> ApiResult<bool> {
+        let sealer = self.sealer()?;
+        let name = signing::SEALED_SECRET_NAME;
+        let binding = crate::secrets::Binding::server(name);
+        let candidate: [u8; 32] = rand::random();
+        let stored = self.0.store.server_secret(name, &sealer.seal(binding, &hex::encode(candidate))).await?;
+        if crate::secrets::sealed_key_id(&stored).as_deref() == Some(sealer.key_id().as_str()) {
+            return Ok(false);
+        }
+        let value = sealer
+            .open(binding, &stored)
+            .map_err(|e| ApiError::Internal(format!("the URL-signing key does not open: {e}")))?;
+        Ok(self.0.store.replace_server_secret(name, &stored, &sealer.seal(binding, &value)).await?)
     }
 
     /// The rate limits.

@@ -388,6 +388,29 @@ impl Write {
         self.audit_admin(a, "updated", Some(before), Some(after)).await
     }
 
+    /// Stores an administration object's value sealed again under another master key
+    /// (the same value: nothing else changes, nothing is audited per row; the
+    /// rotation audits its count with [`Write::audit_rotation`]).
+    pub async fn reseal_admin(&mut self, a: &AdminRecord) -> ApiResult<()> {
+        Ok(self.tx.update_admin(a).await?)
+    }
+
+    /// Audits that `count` of an org's sealed values were sealed again under the
+    /// master key `key_id`.
+    pub async fn audit_rotation(&mut self, org: OrgId, count: u64, key_id: &str) -> ApiResult<()> {
+        let after = serde_json::json!({"resealed": count, "key_id": key_id});
+        self.audit(AuditEvent::<(), _> {
+            org,
+            event_type: "secrets.rotated",
+            resource_type: "master_key",
+            resource_id: None,
+            resource_name: Some(key_id),
+            before: None,
+            after: Some(&after),
+        })
+        .await
+    }
+
     /// Deletes an administration object and its sealed secret for good.
     pub async fn delete_admin<B: Serialize>(&mut self, a: &AdminRecord, before: &B) -> ApiResult<()> {
         if a.kind == AdminKind::AiSecret {

@@ -3,7 +3,8 @@
 //! until a deadline.
 //!
 //! The signature is an HMAC-SHA256, under a secret the server generates on first
-//! start and keeps in the database (so every replica verifies every URL), over the
+//! start and keeps in the database, sealed under the master key where there is one
+//! (so every replica verifies every URL), over the
 //! method, the blob's purpose, its key and the expiry. The secret never leaves the
 //! process and is never logged.
 
@@ -16,8 +17,10 @@ use sha2::Sha256;
 /// How long a signed URL stays valid, in seconds.
 pub const SIGNED_URL_TTL_SECS: i64 = 3600;
 
-/// The secret's name in the database.
+/// The secret's name in the database, where the server has no master key.
 pub const SECRET_NAME: &str = "url_signing_v1";
+/// Its name where it is sealed under the master key (every server with one).
+pub const SEALED_SECRET_NAME: &str = "url_signing.sealed";
 
 /// Signs and verifies URLs.
 #[derive(Clone)]

@@ -117,7 +117,7 @@ fn check_category(category: &Option<String>) -> ApiResult<()> {
 /// nothing changes when `a` already holds that value.
 fn set_value(caller: &Caller, a: &mut AdminRecord, value: &str, now: i64) -> ApiResult<()> {
     let sealer = caller.state().sealer()?;
-    let binding = Binding { org: a.org_id, kind: KIND.as_str(), id: a.id, scope: a.scope, name: &a.name };
+    let binding = Binding::admin(a);
     if a.secret.as_ref().is_some_and(|s| sealer.open(binding, s).is_ok_and(|old| old == value)) {
         return Ok(());
     }
@@ -302,7 +302,7 @@ pub async fn update(caller: Caller, Path(id): Path<Uuid>, Body(body): Body<Patch
         // it again under the new one.
         if let (Some(sealed), None) = (&before.secret, &body.value) {
             let sealer = caller.state().sealer()?;
-            let old = Binding { org: before.org_id, kind: KIND.as_str(), id, scope: before.scope, name: &before.name };
+            let old = Binding::admin(&before);
             let value = sealer.open(old, sealed).map_err(|e| {
                 ApiError::bad_request(format!(
                     "the stored value cannot be opened to seal it under the new name ({e}); send `value` with the rename"

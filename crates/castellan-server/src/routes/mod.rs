@@ -22,6 +22,7 @@ pub mod members;
 pub mod meta;
 pub mod objects;
 pub mod organization;
+pub mod otel;
 pub mod project;
 pub mod project_group;
 pub mod project_logs;
@@ -268,6 +269,7 @@ pub fn api() -> utoipa_axum::router::OpenApiRouter<crate::state::App> {
         .merge(dataset_snapshot::routes())
         .merge(simulated_user::routes())
         .merge(environment::routes())
+        .merge(otel::routes())
         .merge(config::routes())
 }
 

@@ -250,7 +250,7 @@ fn check_online(v: &Value) -> ApiResult<()> {
         match t {
             Some("function") => {
                 let f = object(&path, s, &["type", "id", "version"])?;
-                if f.get("id").and_then(Value::as_str).is_none_or(|id| id.is_empty()) {
+                if f.get("id").and_then(Value::as_str).is_none_or(str::is_empty) {
                     return Err(bad(format!("`{path}.id` is required: the function's id")));
                 }
                 if opt(f, "version").is_some_and(|v| !v.is_string()) {
@@ -259,7 +259,7 @@ fn check_online(v: &Value) -> ApiResult<()> {
             }
             Some("global") => {
                 let f = object(&path, s, &["type", "name", "function_type"])?;
-                if f.get("name").and_then(Value::as_str).is_none_or(|n| n.is_empty()) {
+                if f.get("name").and_then(Value::as_str).is_none_or(str::is_empty) {
                     return Err(bad(format!("`{path}.name` is required: the global function's name")));
                 }
                 one_of(&format!("{path}.function_type"), opt(f, "function_type"), &FUNCTION_TYPES)?;
@@ -289,7 +289,7 @@ fn check_online(v: &Value) -> ApiResult<()> {
                     scope,
                     &["type", "group_by", "placement", "idle_seconds", "interval_seconds", "max_traces"],
                 )?;
-                if s.get("group_by").and_then(Value::as_str).is_none_or(|g| g.is_empty()) {
+                if s.get("group_by").and_then(Value::as_str).is_none_or(str::is_empty) {
                     return Err(bad("`config.online.scope.group_by` is required for a group scope".into()));
                 }
                 if s.get("placement").is_none() {

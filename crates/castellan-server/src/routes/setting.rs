@@ -133,7 +133,7 @@ fn org_of(caller: &Caller, scope: ObjectRef) -> ApiResult<OrgId> {
 /// nothing changes when `a` already holds that value.
 pub(crate) fn seal(caller: &Caller, a: &mut AdminRecord, value: &str, now: i64) -> ApiResult<()> {
     let sealer = caller.state().sealer()?;
-    let binding = Binding { org: a.org_id, kind: a.kind.as_str(), id: a.id, scope: a.scope, name: &a.name };
+    let binding = Binding::admin(a);
     if a.secret.as_ref().is_some_and(|s| sealer.open(binding, s).is_ok_and(|old| old == value)) {
         return Ok(());
     }
@@ -151,13 +151,7 @@ pub(crate) fn seal(caller: &Caller, a: &mut AdminRecord, value: &str, now: i64) 
 pub(crate) fn reseal(caller: &Caller, before: &AdminRecord, after: &mut AdminRecord) -> ApiResult<()> {
     let Some(sealed) = &before.secret else { return Ok(()) };
     let sealer = caller.state().sealer()?;
-    let old = Binding {
-        org: before.org_id,
-        kind: before.kind.as_str(),
-        id: before.id,
-        scope: before.scope,
-        name: &before.name,
-    };
+    let old = Binding::admin(before);
     let value = sealer.open(old, sealed).map_err(|e| {
         ApiError::bad_request(format!(
             "the stored value cannot be opened to seal it under the new name ({e}); send the value with the rename"

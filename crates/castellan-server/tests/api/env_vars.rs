@@ -5,7 +5,6 @@
 use crate::common;
 
 use castellan_server::secrets::Binding;
-use castellan_store::AdminKind;
 use common::{test_config, Backend, Db, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -66,7 +65,7 @@ async fn stored(app: &TestApp, id: &str) -> castellan_store::AdminRecord {
 }
 
 fn opened(app: &TestApp, a: &castellan_store::AdminRecord) -> String {
-    let binding = Binding { org: a.org_id, kind: AdminKind::EnvVar.as_str(), id: a.id, scope: a.scope, name: &a.name };
+    let binding = Binding::admin(a);
     app.state.sealer().expect("sealer").open(binding, a.secret.as_deref().expect("sealed")).expect("opens")
 }
 

@@ -21,6 +21,7 @@ mod hardening;
 mod identity;
 mod matrix;
 mod openapi;
+mod otel;
 mod project_groups;
 mod project_tags;
 mod sdk;

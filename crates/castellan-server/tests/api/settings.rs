@@ -21,7 +21,8 @@ on_both_backends!(
     simulated_users_and_dataset_snapshots_live_under_their_object,
     environments_serve_prompt_and_dataset_versions,
     project_settings_are_validated_and_replaced_whole,
-    the_org_api_key_list_is_the_owners_view
+    the_org_api_key_list_is_the_owners_view,
+    the_master_key_rotates_across_replicas_without_downtime
 );
 
 const OPENAI: &str = "sk-proj-0123456789abcdefghijklmnopqrstuvwxyzABCD";
@@ -686,4 +687,60 @@ async fn the_org_api_key_list_is_the_owners_view(b: Backend) {
     assert_eq!(later["objects"], json!([]));
     assert_eq!(app.get("/v1/organization/api_keys?created_after=yesterday", &owner).await.0, StatusCode::BAD_REQUEST);
     app.stop().await;
+}
+
+async fn the_master_key_rotates_across_replicas_without_downtime(b: Backend) {
+    let Some(old) = TestApp::spawn(b).await else { return };
+    let owner = old.bootstrap("acme", "ada@acme.example").await;
+    let (_, sec) =
+        old.post("/v1/ai_secret", &owner, json!({"name": "OPENAI", "type": "openai", "secret": OPENAI})).await;
+    let org_id = old.get("/v1/organization", &owner).await.1["objects"][0]["id"].as_str().expect("org").to_owned();
+    let (_, var) = old
+        .post(
+            "/v1/env_var",
+            &owner,
+            json!({"object_type": "organization", "object_id": org_id, "name": "T", "value": ANTHROPIC}),
+        )
+        .await;
+    let old_key = common::test_config().secret_key.expect("key");
+    let new_key = "0f".repeat(32);
+    // A replica with only a different key refuses to start, naming the key it lacks.
+    let store = old.db.open().await;
+    let wrong = castellan_server::config::Config { secret_key: Some(new_key.clone()), ..common::test_config() };
+    let err = castellan_server::serve::prepare(store, wrong, castellan_server::access::system_clock())
+        .await
+        .err()
+        .expect("refused");
+    let text = err.to_string();
+    assert!(text.contains("cannot open") && text.contains("Nothing was changed"), "{text}");
+    // A replica with the new key and the old one as previous serves beside the old one.
+    let config = castellan_server::config::Config {
+        secret_key: Some(new_key.clone()),
+        secret_keys_previous: vec![old_key],
+        ..common::test_config()
+    };
+    let new = TestApp::spawn_on(old.db.clone(), config, castellan_server::access::system_clock()).await;
+    let (s, v) = new.patch(&format!("/v1/ai_secret/{}", id(&sec)), &owner, json!({"name": "OPENAI_KEY"})).await;
+    assert_eq!(s, StatusCode::OK, "the new replica opens what the old key sealed: {v}");
+    let before = castellan_server::rotation::status(&new.state).await.expect("status");
+    assert_eq!(before.len(), 2, "two keys in use: {before:?}");
+    let seen = std::sync::Mutex::new(Vec::new());
+    let out =
+        castellan_server::rotation::rotate(&new.state, &new.system, |d, t| seen.lock().expect("lock").push((d, t)))
+            .await
+            .expect("rotate");
+    let new_id = new.state.sealer().expect("sealer").key_id();
+    assert_eq!((out.key_id.as_str(), out.resealed, out.signing_key_resealed), (new_id.as_str(), 1, true), "{out:?}");
+    assert_eq!(out.by_key.keys().collect::<Vec<_>>(), vec![&new_id], "everything under the new key: {out:?}");
+    assert!(seen.lock().expect("lock").last().is_some_and(|(d, t)| d == t), "progress ends at the total");
+    // Both replicas still serve reads; the values are the ones set, under the new key.
+    assert_eq!(old.get(&format!("/v1/env_var/{}", id(&var)), &owner).await.1["preview_secret"], "sk-...3210");
+    assert_eq!(new.get(&format!("/v1/ai_secret/{}", id(&sec)), &owner).await.1["preview_secret"], "sk-...ABCD");
+    let (_, audit) = new.get("/v1/audit_log?event_type=secrets.rotated", &owner).await;
+    assert_eq!(audit["objects"][0]["after"]["resealed"], 1, "{audit}");
+    // A second run has nothing to do.
+    let again = castellan_server::rotation::rotate(&new.state, &new.system, |_, _| {}).await.expect("rotate");
+    assert_eq!((again.resealed, again.signing_key_resealed), (0, false));
+    new.stop().await;
+    old.stop().await;
 }

@@ -322,8 +322,8 @@ pub fn run_python(python: &std::path::Path, script: &str, env: &[(&str, &str)]) 
     stdout
 }
 
-/// Every byte of the database, as text: the SQLite file and its WAL, or every row of
-/// every table of the test's PostgreSQL schema.
+/// Every byte of the database, as text: the SQLite file and its WAL, or a `pg_dump`
+/// of the test's PostgreSQL schema and every row of every table in it.
 pub async fn dump_database(db: &Db) -> String {
     match db {
         Db::Sqlite(path) => {
@@ -344,7 +344,15 @@ pub async fn dump_database(db: &Db) -> String {
                     .fetch_all(&pool)
                     .await
                     .expect("tables");
-            let mut out = String::new();
+            // `pg_dump` of the schema, as an operator would take a backup…
+            let dumped = std::process::Command::new("pg_dump")
+                .args(["--no-owner", "--schema", schema.as_str(), url.as_str()])
+                .output()
+                .expect("pg_dump (PostgreSQL's client tools) is needed to scan a PostgreSQL database");
+            assert!(dumped.status.success(), "pg_dump failed: {}", String::from_utf8_lossy(&dumped.stderr));
+            let mut out = String::from_utf8_lossy(&dumped.stdout).into_owned();
+            assert!(out.contains("admin_objects"), "pg_dump dumped the schema");
+            // …and every row as text.
             for t in tables {
                 let rows = sqlx::query(&format!("SELECT t::text AS row FROM {schema}.\"{t}\" t"))
                     .fetch_all(&pool)
