@@ -16,6 +16,7 @@ pub mod events;
 pub mod experiment;
 pub mod function;
 pub mod group;
+pub mod insert_functions;
 pub mod logs3;
 pub mod mcp_server;
 pub mod members;
@@ -270,6 +271,7 @@ pub fn api() -> utoipa_axum::router::OpenApiRouter<crate::state::App> {
         .merge(simulated_user::routes())
         .merge(environment::routes())
         .merge(otel::routes())
+        .merge(insert_functions::routes())
         .merge(config::routes())
 }
 

@@ -24,6 +24,7 @@ mod openapi;
 mod otel;
 mod project_groups;
 mod project_tags;
+mod push;
 mod sdk;
 mod settings;
 mod wire_model;
