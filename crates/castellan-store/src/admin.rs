@@ -47,11 +47,16 @@ pub enum AdminKind {
     /// Which version of a prompt or dataset an environment serves: set on the object,
     /// named by the environment's slug (`/environment-object`).
     EnvironmentObject,
+    /// A project's automation (`/v1/project_automation`): alerts, retention, exports.
+    ProjectAutomation,
+    /// An organization's automation (`/v1/org_automation`): retention for every
+    /// project.
+    OrgAutomation,
 }
 
 impl AdminKind {
     /// Every kind.
-    pub const ALL: [AdminKind; 13] = [
+    pub const ALL: [AdminKind; 15] = [
         AdminKind::EnvVar,
         AdminKind::ProjectTag,
         AdminKind::ProjectGroup,
@@ -65,6 +70,8 @@ impl AdminKind {
         AdminKind::SimulatedUser,
         AdminKind::Environment,
         AdminKind::EnvironmentObject,
+        AdminKind::ProjectAutomation,
+        AdminKind::OrgAutomation,
     ];
 
     /// The stored and wire name.
@@ -83,6 +90,8 @@ impl AdminKind {
             AdminKind::SimulatedUser => "simulated_user",
             AdminKind::Environment => "environment",
             AdminKind::EnvironmentObject => "environment_object",
+            AdminKind::ProjectAutomation => "project_automation",
+            AdminKind::OrgAutomation => "org_automation",
         }
     }
 

@@ -26,6 +26,7 @@ pub mod organization;
 pub mod otel;
 pub mod project;
 pub mod project_group;
+pub mod project_automation;
 pub mod project_logs;
 pub mod project_score;
 pub mod project_tag;
@@ -273,6 +274,7 @@ pub fn api() -> utoipa_axum::router::OpenApiRouter<crate::state::App> {
         .merge(otel::routes())
         .merge(insert_functions::routes())
         .merge(config::routes())
+        .merge(project_automation::routes())
 }
 
 /// The whole application.

@@ -83,6 +83,8 @@ pub(crate) fn spec(kind: AdminKind) -> Option<KindSpec> {
         AdminKind::McpServer => Some(mcp_server::config_kind()),
         AdminKind::SimulatedUser => Some(simulated_user::config_kind()),
         AdminKind::Environment => Some(environment::config_kind()),
+        AdminKind::ProjectAutomation => Some(project_automation::config_kind()),
+        AdminKind::OrgAutomation => Some(project_automation::org_config_kind()),
         AdminKind::ProjectGroup | AdminKind::DatasetSnapshot | AdminKind::EnvironmentObject => None,
     }
 }
