@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod app;
 pub mod common;
 pub mod data;
 pub mod events;
@@ -10,6 +11,7 @@ pub mod settings;
 
 pub use access::*;
 pub use admin::*;
+pub use app::*;
 pub use common::*;
 pub use data::*;
 pub use events::*;
