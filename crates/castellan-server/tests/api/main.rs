@@ -11,6 +11,7 @@ mod common;
 mod support;
 
 mod access;
+mod app_routes;
 mod compat_api;
 mod compat_wheel;
 mod dataplane;
