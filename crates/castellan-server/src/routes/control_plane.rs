@@ -152,6 +152,9 @@ async fn base_of(caller: &Caller, pid: ProjectId, body: &RegisterExperiment) -> 
     if let Some(name) = body.base_experiment.as_deref().filter(|n| !n.is_empty()) {
         return match objects::existing_by_name(caller, pid, ObjectKind::Experiment, name).await? {
             Some(o) => Ok(Some(o.id)),
+            // A caller that cannot see the project learns nothing here: the create
+            // that follows answers it as for any project it cannot see.
+            None if !caller.can(Permission::Read, project_ref(pid)) => Ok(None),
             None => Err(ApiError::invalid_body(format!("base experiment `{name}` not found in the project"))),
         };
     }

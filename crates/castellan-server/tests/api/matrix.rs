@@ -407,6 +407,8 @@ async fn every_endpoint_answers_each_principal_exactly_as_designed(b: Backend) {
         (Method::POST, "/api/experiment/register", Some(r#"{"project_id": "{P1}", "experiment_name": "x{N}"}"#), [200, 200, 403, 403, 404, 404, U, U]),
         (Method::POST, "/api/experiment/register", Some(r#"{"project_name": "p2", "org_id": "{ORG}", "experiment_name": "x{N}"}"#), [200, 200, 403, 403, 403, 404, U, U]),
         (Method::POST, "/api/experiment/register", Some(r#"{"project_id": "{P2}", "experiment_name": "e2", "update": true}"#), [200, 200, 200, 404, 200, 404, U, U]),
+        // A missing base answers the 400 the SDK retries on, but only to those who can see the project.
+        (Method::POST, "/api/experiment/register", Some(r#"{"project_id": "{P1}", "experiment_name": "x{N}", "base_experiment": "nope"}"#), [400, 400, 400, 400, 404, 404, U, U]),
         (Method::POST, "/api/experiment/get", Some(r#"{"project_id": "{P2}", "experiment_name": "e2"}"#), [200, 200, 200, 200, 200, 200, U, U]),
         (Method::POST, "/api/dataset/register", Some(r#"{"project_id": "{P2}", "dataset_name": "d2"}"#), [200, 200, 200, 404, 200, 404, U, U]),
         (Method::POST, "/api/dataset/register", Some(r#"{"project_id": "{P1}", "dataset_name": "nd{N}"}"#), [200, 200, 403, 403, 404, 404, U, U]),
