@@ -18,5 +18,7 @@ if ! "$pip" install -q --disable-pip-version-check braintrust==0.48.1 >&2 2>/dev
     "$pip" install -q --disable-pip-version-check certifi requests chevron tqdm 'exceptiongroup>=1.2.0' jsonschema \
         packaging sseclient-py python-slugify 'typing_extensions>=4.1.0' wrapt >&2
 fi
-"$venv/bin/python" -c "import braintrust, braintrust_api" >&2
+# The official OpenTelemetry SDK and OTLP/HTTP exporter, for the /otel ingest tests.
+"$pip" install -q --disable-pip-version-check opentelemetry-sdk==1.45.2 opentelemetry-exporter-otlp-proto-http==1.45.2 >&2
+"$venv/bin/python" -c "import braintrust, braintrust_api, opentelemetry.exporter.otlp.proto.http.trace_exporter" >&2
 echo "$venv/bin/python"

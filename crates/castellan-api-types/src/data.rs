@@ -304,9 +304,9 @@ pub struct CreateFunction {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub function_schema: Option<Value>,
-    /// The environments (by slug) to assign the prompt to: distinct slugs. Castellan
-    /// has no environments yet, so the slugs are stored as given (and shown in the
-    /// answer), not checked against existing environments; `PUT` replaces them.
+    /// The environments (by slug) to assign the written version to: distinct slugs,
+    /// each an environment of the organization (else 400 and nothing is written);
+    /// they are also stored and shown in the answer, and `PUT` replaces them.
     #[serde(default)]
     pub environment_slugs: Option<Vec<String>>,
 }

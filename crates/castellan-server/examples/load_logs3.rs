@@ -2,6 +2,7 @@
 //! HTTP, with two baselines measured in the same run on the same database:
 //!
 //! * the no-op rate: `GET /version` at the same concurrency (the HTTP ceiling);
+//! * (compared with it) the same spans as OTLP/HTTP protobuf to `/otel/v1/traces`;
 //! * raw inserts: the same rows written through the store's data transactions,
 //!   without HTTP, JSON parsing or authorization (the database ceiling).
 //!
@@ -84,6 +85,59 @@ fn span(n: u64, object: &str) -> String {
         u = n % 1000,
         s = n % 97,
     )
+}
+
+/// The same spans as OTLP/HTTP protobuf, GenAI attributes for the same fields, all to
+/// the project's logs (`x-bt-parent` names one destination per request).
+fn otlp(first: u64, batch: usize) -> Vec<u8> {
+    use castellan_server::dataplane::otel::{any_value::Value as V, *};
+    use prost::Message;
+    let kv = |k: &str, v: V| KeyValue { key: k.into(), value: Some(AnyValue { value: Some(v) }) };
+    let s = |t: String| V::StringValue(t);
+    let spans = (0..batch as u64)
+        .map(|i| {
+            let n = 1_000_000_000 + first + i;
+            Span {
+                trace_id: format!("{:032x}", n / 4)
+                    .into_bytes()
+                    .chunks(2)
+                    .map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap_or("00"), 16).unwrap_or(0))
+                    .collect(),
+                span_id: n.to_be_bytes().to_vec(),
+                parent_span_id: Vec::new(),
+                name: "chat".into(),
+                kind: 3,
+                start_time_unix_nano: 1_795_443_372_470_123_000,
+                end_time_unix_nano: 1_795_443_372_610_456_000,
+                attributes: vec![
+                    kv("gen_ai.system", s("openai".into())),
+                    kv("gen_ai.request.model", s("gpt-4o-mini".into())),
+                    kv("gen_ai.prompt.0.role", s("system".into())),
+                    kv(
+                        "gen_ai.prompt.0.content",
+                        s("You are a careful assistant that answers arithmetic questions.".into()),
+                    ),
+                    kv("gen_ai.prompt.1.role", s("user".into())),
+                    kv("gen_ai.prompt.1.content", s(format!("What is {n} + 2?"))),
+                    kv("gen_ai.completion.0.role", s("assistant".into())),
+                    kv("gen_ai.completion.0.content", s(format!("The answer is {}.", n + 2))),
+                    kv("gen_ai.usage.input_tokens", V::IntValue(42)),
+                    kv("gen_ai.usage.output_tokens", V::IntValue(7)),
+                    kv("user_id", s(format!("user-{}", n % 1000))),
+                    kv("session", s(format!("s-{}", n % 97))),
+                    kv("braintrust.scores", s(r#"{"accuracy":1}"#.into())),
+                    kv("code.function", s("answer".into())),
+                    kv("code.filepath", s("/srv/app/handlers.py".into())),
+                    kv("code.lineno", V::IntValue(118)),
+                ],
+                ..Span::default()
+            }
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans { resource: None, scope_spans: vec![ScopeSpans { scope: None, spans }] }],
+    }
+    .encode_to_vec()
 }
 
 fn body(first: u64, batch: usize, logs: &str, exp: &str) -> String {
@@ -213,6 +267,43 @@ async fn main() -> Result<(), String> {
     let secs = a.seconds as f64;
     println!(
         "/logs3 ingest:     {:>9.0} spans/s  ({:.0} requests/s, p50 {:.1} ms, p99 {:.1} ms, {:.2} of 2 cores busy)",
+        spans as f64 / secs,
+        reqs as f64 / secs,
+        pct(&lat, 0.5),
+        pct(&lat, 0.99),
+        (cpu_secs() - cpu0) / secs
+    );
+
+    // 1b. The same number of spans as OTLP/HTTP protobuf to /otel/v1/traces.
+    let cpu0 = cpu_secs();
+    let (url, k, parent) = (format!("{base}/otel/v1/traces"), key.clone(), format!("project_id:{pid}"));
+    let h = http.clone();
+    let (reqs, spans, lat) = drive(a.concurrency, a.seconds, move |i| {
+        let payload = otlp(i * batch as u64, batch);
+        let req = h
+            .post(&url)
+            .bearer_auth(&k)
+            .header("content-type", "application/x-protobuf")
+            .header("x-bt-parent", &parent)
+            .body(payload)
+            .send();
+        async move {
+            match req.await {
+                Ok(r) if r.status().is_success() => batch as u64,
+                Ok(r) => {
+                    eprintln!("otel answered {}", r.status());
+                    0
+                }
+                Err(err) => {
+                    eprintln!("otel failed: {err}");
+                    0
+                }
+            }
+        }
+    })
+    .await;
+    println!(
+        "OTLP ingest:       {:>9.0} spans/s  ({:.0} requests/s, p50 {:.1} ms, p99 {:.1} ms, {:.2} of 2 cores busy)",
         spans as f64 / secs,
         reqs as f64 / secs,
         pct(&lat, 0.5),

@@ -16,6 +16,7 @@
 //! | 404 | `not_found` | no such object, or the caller cannot see it |
 //! | 405 | `method_not_allowed` | the path exists, the method does not |
 //! | 413 | `payload_too_large` | the body is over the limit |
+//! | 415 | `unsupported_media_type` | a body of a content type or encoding the endpoint does not take |
 //! | 429 | `rate_limited` | too many requests; see `Retry-After` |
 //! | 500 | `internal` | a server fault (details are logged, never returned) |
 //! | 503 | `revision_not_reached` | `x-castellan-min-revision` could not be met in time |
@@ -58,6 +59,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// 413 `payload_too_large`.
     PayloadTooLarge,
+    /// 415 `unsupported_media_type`.
+    UnsupportedMediaType,
     /// 429 `rate_limited`.
     RateLimited,
     /// 500 `internal`.
@@ -70,7 +73,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidJson,
         ErrorCode::InvalidBody,
@@ -85,6 +88,7 @@ impl ErrorCode {
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
         ErrorCode::RateLimited,
         ErrorCode::Internal,
         ErrorCode::RevisionNotReached,
@@ -108,6 +112,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Internal => "internal",
             ErrorCode::RevisionNotReached => "revision_not_reached",
@@ -131,6 +136,7 @@ impl ErrorCode {
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::RevisionNotReached | ErrorCode::NoMasterKey => StatusCode::SERVICE_UNAVAILABLE,
@@ -167,6 +173,9 @@ pub enum ApiError {
     /// 413.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// 415.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// 429.
     #[error("too many requests; retry after {retry_after_secs} s")]
     RateLimited {
@@ -215,6 +224,7 @@ impl ApiError {
             ApiError::Csrf => ErrorCode::Csrf,
             ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::RevisionNotReached(_) => ErrorCode::RevisionNotReached,
             ApiError::NoMasterKey => ErrorCode::NoMasterKey,

@@ -3,6 +3,7 @@
 
 pub mod ingest;
 pub mod objects;
+pub mod otel;
 mod queue;
 pub mod rows;
 pub mod summary;

@@ -226,6 +226,16 @@ fn check_create(body: &CreateFunction, mode: Mode) -> ApiResult<(Name, String, V
     Ok((name, slug, function_data, environments))
 }
 
+/// The function (or prompt) of `slug` in a project, if the caller can read it.
+pub async fn find_by_slug(caller: &Caller, project: Uuid, slug: &str) -> ApiResult<Option<ObjectRecord>> {
+    let scope = caller.list_scope(None).await?;
+    let mut tx = caller.state().read_scope(&scope).await?;
+    let found = tx.find_object_by_slug(ProjectId(project), slug).await?;
+    Ok(found.filter(|o| {
+        Mode::Function.kinds().contains(&o.kind) && scope.visible(Permission::Read, object_ref(o.kind, o.id))
+    }))
+}
+
 /// Creates a function (or prompt). With `replace`, an existing one of that slug
 /// gets a new version with these fields (`update` on it); without, it is returned
 /// unchanged when readable.

@@ -17,12 +17,14 @@ pub mod events;
 pub mod experiment;
 pub mod function;
 pub mod group;
+pub mod insert_functions;
 pub mod logs3;
 pub mod mcp_server;
 pub mod members;
 pub mod meta;
 pub mod objects;
 pub mod organization;
+pub mod otel;
 pub mod project;
 pub mod project_group;
 pub mod project_logs;
@@ -276,6 +278,8 @@ pub fn api() -> utoipa_axum::router::OpenApiRouter<crate::state::App> {
         .merge(dataset_snapshot::routes())
         .merge(simulated_user::routes())
         .merge(environment::routes())
+        .merge(otel::routes())
+        .merge(insert_functions::routes())
 }
 
 /// The whole application.

@@ -396,6 +396,8 @@ async fn every_endpoint_answers_each_principal_exactly_as_designed(b: Backend) {
         (Method::PUT, "{FRESH_ASSIGNED_P2}", Some(r#"{"object_version": "1000192656880881100"}"#), [200, 200, 403, 404, 403, 404, U, U]),
         (Method::DELETE, "{FRESH_ASSIGNED_P2}", None, [200, 200, 403, 404, 403, 404, U, U]),
         (Method::GET, "/v1/organization/api_keys", None, [200, 200, 200, 200, 200, 200, U, U]),
+        (Method::POST, "/insert-functions", Some(r#"{"functions": [{"project_id": "{P2}", "name": "f", "slug": "f{N}", "function_data": {"type": "prompt"}, "if_exists": "replace"}]}"#), [200, 200, 403, 404, 403, 404, U, U]),
+        (Method::POST, "/otel/v1/traces", Some(r#"{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "name": "s{N}", "attributes": [{"key": "braintrust.parent", "value": {"stringValue": "project_id:{P2}"}}]}]}]}]}"#), [200, 200, 403, 404, 403, 404, U, U]),
         (Method::GET, "/v1/audit_log?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
         (Method::GET, "/v1/audit_log/chain?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
         // The app routes of the TypeScript SDK, each as its /v1 twin (the viewer and
