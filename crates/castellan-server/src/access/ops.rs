@@ -470,8 +470,25 @@ impl Write {
     /// Creates a project group (its definition, `AddProjectGroup`, its audit record
     /// with `wire`).
     pub async fn create_project_group<A: Serialize>(&mut self, a: &AdminRecord, wire: &A) -> ApiResult<()> {
+        self.create_project_group_with(a, &[], wire).await
+    }
+
+    /// Creates a project group holding `projects` from the start (its definition,
+    /// `AddProjectGroup`, each `AddGroupProject`, one audit record with `wire`).
+    pub async fn create_project_group_with<A: Serialize>(
+        &mut self,
+        a: &AdminRecord,
+        projects: &[ProjectId],
+        wire: &A,
+    ) -> ApiResult<()> {
+        let now = self.now;
         self.tx.insert_admin(a).await?;
         self.changes.push(Change::AddProjectGroup { group: a.id, org: a.org_id.0 });
+        for p in projects {
+            if self.tx.add_group_project(a.id, *p, a.org_id, now).await? {
+                self.changes.push(Change::AddGroupProject { group: a.id, project: p.0 });
+            }
+        }
         self.audit_admin::<(), A>(a, "created", None, Some(wire)).await
     }
 

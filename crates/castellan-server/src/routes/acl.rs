@@ -159,19 +159,8 @@ async fn check_delegation(caller: &Caller, tx: &mut dyn Tx, org: OrgId, s: &Shap
     let snap = caller.state().index().snapshot();
     let now = caller.state().now();
     for (p, r) in pairs {
-        let d = snap.explain(caller.user.id.0, p, s.object, now);
-        let unrestricted = d.grants.iter().any(|g| g.restrict_object_type.is_none());
-        let covers_type = r.is_some_and(|r| {
-            d.grants.iter().any(|g| g.restrict_object_type == Some(r))
-                || d.near_misses.iter().any(|m| m.reason == NearMissReason::RestrictedTo(r))
-        });
-        if !(unrestricted || covers_type) {
-            return Err(ApiError::Forbidden(format!(
-                "strict delegation is on: you cannot grant `{p}`{} on {} `{}` because you do not hold it there",
-                r.map(|r| format!(" (restricted to {r})")).unwrap_or_default(),
-                s.object.object_type,
-                s.object.object_id
-            )));
+        if !crate::access::holds(&snap, caller.user.id.0, p, r, s.object, now) {
+            return Err(crate::access::delegation_refused(p, r, s.object));
         }
     }
     Ok(())

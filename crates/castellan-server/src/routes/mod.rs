@@ -8,6 +8,7 @@ pub mod attachment;
 pub mod audit_log;
 pub mod auth;
 pub mod btql_fetch;
+pub mod config;
 pub mod control_plane;
 pub mod dataset;
 pub mod dataset_snapshot;
@@ -280,6 +281,7 @@ pub fn api() -> utoipa_axum::router::OpenApiRouter<crate::state::App> {
         .merge(environment::routes())
         .merge(otel::routes())
         .merge(insert_functions::routes())
+        .merge(config::routes())
 }
 
 /// The whole application.

@@ -14,6 +14,7 @@ mod access;
 mod app_routes;
 mod compat_api;
 mod compat_wheel;
+mod config_code;
 mod dataplane;
 mod env_vars;
 mod foundation;

@@ -175,6 +175,10 @@ impl World {
             assert_eq!(s, StatusCode::OK);
             t = t.replace("{FRESH_ENG_KEY}", k["id"].as_str().expect("id"));
         }
+        if t.contains("{EXPORT}") {
+            let doc = self.owner(Method::GET, "/v1/config/export?org_name=acme", None).await;
+            t = t.replace("{EXPORT}", &doc.to_string());
+        }
         if t.contains("{FRESH_MEMBER}") {
             let email = format!("m{}@acme.example", self.next());
             invite_and_accept(&self.app, self.keys[0].as_deref().expect("owner"), &email, None).await;
@@ -398,6 +402,11 @@ async fn every_endpoint_answers_each_principal_exactly_as_designed(b: Backend) {
         (Method::GET, "/v1/organization/api_keys", None, [200, 200, 200, 200, 200, 200, U, U]),
         (Method::POST, "/insert-functions", Some(r#"{"functions": [{"project_id": "{P2}", "name": "f", "slug": "f{N}", "function_data": {"type": "prompt"}, "if_exists": "replace"}]}"#), [200, 200, 403, 404, 403, 404, U, U]),
         (Method::POST, "/otel/v1/traces", Some(r#"{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "name": "s{N}", "attributes": [{"key": "braintrust.parent", "value": {"stringValue": "project_id:{P2}"}}]}]}]}]}"#), [200, 200, 403, 404, 403, 404, U, U]),
+        // Configuration as code: the whole state, with every kind above in it, exports
+        // and applies back unchanged.
+        (Method::GET, "/v1/config/export?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::POST, "/v1/config/plan?org_name=acme", Some("{EXPORT}"), [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::POST, "/v1/config/apply?org_name=acme", Some("{EXPORT}"), [200, 403, 403, 403, 403, 404, U, U]),
         (Method::GET, "/v1/audit_log?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
         (Method::GET, "/v1/audit_log/chain?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
         // The app routes of the TypeScript SDK, each as its /v1 twin (the viewer and
