@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod app;
 pub mod common;
 pub mod config;
 pub mod data;
@@ -11,6 +12,7 @@ pub mod settings;
 
 pub use access::*;
 pub use admin::*;
+pub use app::*;
 pub use common::*;
 pub use config::*;
 pub use data::*;

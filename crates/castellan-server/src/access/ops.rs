@@ -175,6 +175,14 @@ impl Write {
         self.audit_object::<B, ()>(o, "deleted", Some(before), None).await
     }
 
+    /// Records feedback on a prompt (`POST /v1/prompt/{id}/feedback`): Castellan keeps
+    /// no prompt events, so, as Braintrust keeps comments in a row's audit trail, each
+    /// request is one `prompt.feedback` audit record (the items, who, when). The
+    /// prompt itself, and its versions, do not change.
+    pub async fn prompt_feedback<A: Serialize>(&mut self, o: &ObjectRecord, feedback: &A) -> ApiResult<()> {
+        self.audit_object::<(), A>(o, "feedback", None, Some(feedback)).await
+    }
+
     async fn audit_object<B: Serialize, A: Serialize>(
         &mut self,
         o: &ObjectRecord,

@@ -24,7 +24,7 @@ use uuid::Uuid;
 /// route and its OpenAPI operation are declared once.
 pub(crate) fn routes() -> OpenApiRouter<crate::state::App> {
     OpenApiRouter::new()
-        .routes(routes!(list, create, find_and_delete))
+        .routes(routes!(list, create, replace, find_and_delete))
         .routes(routes!(list_org))
         .routes(routes!(batch_update))
         // The older spelling the Python SDK still uses.
@@ -316,6 +316,14 @@ pub async fn create(caller: Caller, Body(item): Body<AclItem>) -> ApiResult<Writ
     }
     let rev = w.commit().await?;
     Ok(Written::at(rev, dto::acl(&acl)))
+}
+
+/// Braintrust's older create-or-replace, which `@braintrust/api` 0.1 calls: an ACL
+/// is its contents, so this is `POST /v1/acl` (needs `create_acls` on the object; an
+/// identical ACL is returned as it is).
+#[utoipa::path(put, path = "/v1/acl", tag = "Acls", request_body = AclItem, responses((status = 200, body = Acl)))]
+pub async fn replace(caller: Caller, body: Body<AclItem>) -> ApiResult<Written<Acl>> {
+    create(caller, body).await
 }
 
 /// One ACL (needs `read_acls` on its object).

@@ -7,7 +7,9 @@ pub mod api_key;
 pub mod attachment;
 pub mod audit_log;
 pub mod auth;
+pub mod btql_fetch;
 pub mod config;
+pub mod control_plane;
 pub mod dataset;
 pub mod dataset_snapshot;
 pub mod env_var;
@@ -175,6 +177,11 @@ pub struct OrgName {
 }
 
 impl OrgName {
+    /// The organization named in a body rather than the query.
+    pub fn named(org_name: Option<String>) -> OrgName {
+        OrgName { org_name: org_name.filter(|n| !n.is_empty()) }
+    }
+
     /// The name, if one was given.
     pub fn get(&self) -> Option<&str> {
         self.org_name.as_deref()
@@ -242,8 +249,10 @@ pub fn api() -> utoipa_axum::router::OpenApiRouter<crate::state::App> {
         .merge(organization::routes())
         .merge(user::routes())
         .merge(project::routes())
+        .merge(control_plane::routes())
         .merge(api_key::routes())
         .merge(logs3::routes())
+        .merge(btql_fetch::routes())
         .merge(attachment::routes())
         .merge(experiment::routes())
         .merge(dataset::routes())

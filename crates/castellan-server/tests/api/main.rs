@@ -1,6 +1,6 @@
 //! The server's integration tests, in one test binary (one link instead of nine):
 //! a real server on a free port over a real SQLite file or PostgreSQL schema, driven
-//! over real HTTP, and the official Braintrust clients against it.
+//! over real HTTP, and the official Braintrust clients (Python and TypeScript) against it.
 //!
 //! `cargo test -p castellan-server --test api` runs the SQLite half; the PostgreSQL
 //! half and the official-client tests are `#[ignore]`d unless `scripts/test` sets
@@ -11,6 +11,7 @@ mod common;
 mod support;
 
 mod access;
+mod app_routes;
 mod compat_api;
 mod compat_wheel;
 mod config_code;
@@ -27,4 +28,5 @@ mod project_tags;
 mod push;
 mod sdk;
 mod settings;
+mod ts_sdk;
 mod wire_model;
