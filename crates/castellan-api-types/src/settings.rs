@@ -738,7 +738,10 @@ pub struct CreateProjectAutomation {
 
 impl std::fmt::Debug for CreateProjectAutomation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CreateProjectAutomation").field("project_id", &self.project_id).field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("CreateProjectAutomation")
+            .field("project_id", &self.project_id)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 

@@ -133,11 +133,15 @@ fn check_action(path: &str, v: &mut Value) -> ApiResult<Option<Map<String, Value
             }
             for (k, val) in &headers {
                 let name_ok = axum::http::HeaderName::from_bytes(k.as_bytes()).is_ok();
-                let value_ok = val.as_str().is_some_and(|s| axum::http::HeaderValue::from_str(s).is_ok() && s.len() <= 4096);
+                let value_ok =
+                    val.as_str().is_some_and(|s| axum::http::HeaderValue::from_str(s).is_ok() && s.len() <= 4096);
                 if !name_ok || !value_ok {
                     return Err(bad(format!("`{path}.headers.{k}` must be a valid header name with a string value")));
                 }
-                if matches!(k.to_ascii_lowercase().as_str(), "content-type" | "content-length" | "host" | "x-castellan-signature") {
+                if matches!(
+                    k.to_ascii_lowercase().as_str(),
+                    "content-type" | "content-length" | "host" | "x-castellan-signature"
+                ) {
                     return Err(bad(format!("`{path}.headers.{k}` is set by Castellan and cannot be overridden")));
                 }
             }
@@ -274,9 +278,10 @@ fn new_signing_secret() -> String {
 /// The signing secret sealed on `a`, if any.
 fn stored_signing_secret(caller: &Caller, a: &AdminRecord) -> ApiResult<Option<String>> {
     let Some(sealed) = &a.secret else { return Ok(None) };
-    let opened = caller.state().sealer()?.open(Binding::admin(a), sealed).map_err(|e| {
-        ApiError::bad_request(format!("the automation's sealed signing secret cannot be opened ({e})"))
-    })?;
+    let opened =
+        caller.state().sealer()?.open(Binding::admin(a), sealed).map_err(|e| {
+            ApiError::bad_request(format!("the automation's sealed signing secret cannot be opened ({e})"))
+        })?;
     Ok(serde_json::from_str::<Value>(&opened)
         .ok()
         .and_then(|v| v.get("signing_secret").and_then(Value::as_str).map(str::to_owned)))
@@ -322,7 +327,11 @@ pub async fn list(
     Ok(Json(ListResponse { objects: setting::list::<Kind>(&caller, &page, org.get(), filter, |_| true).await? }))
 }
 
-async fn create_or_replace(caller: Caller, body: CreateProjectAutomation, replace: bool) -> ApiResult<Written<ProjectAutomation>> {
+async fn create_or_replace(
+    caller: Caller,
+    body: CreateProjectAutomation,
+    replace: bool,
+) -> ApiResult<Written<ProjectAutomation>> {
     let name = setting::name("name", &body.name)?;
     check_description(&body.description)?;
     let mut config = body.config;
@@ -360,7 +369,10 @@ async fn create_or_replace(caller: Caller, body: CreateProjectAutomation, replac
 /// in the answer that creates it, and nowhere else, ever.
 #[utoipa::path(post, path = "/v1/project_automation", tag = "ProjectAutomations", request_body = CreateProjectAutomation,
     responses((status = 200, body = ProjectAutomation)))]
-pub async fn create(caller: Caller, Body(body): Body<CreateProjectAutomation>) -> ApiResult<Written<ProjectAutomation>> {
+pub async fn create(
+    caller: Caller,
+    Body(body): Body<CreateProjectAutomation>,
+) -> ApiResult<Written<ProjectAutomation>> {
     create_or_replace(caller, body, false).await
 }
 
@@ -368,7 +380,10 @@ pub async fn create(caller: Caller, Body(body): Body<CreateProjectAutomation>) -
 /// secret stays).
 #[utoipa::path(put, path = "/v1/project_automation", tag = "ProjectAutomations", request_body = CreateProjectAutomation,
     responses((status = 200, body = ProjectAutomation)))]
-pub async fn replace(caller: Caller, Body(body): Body<CreateProjectAutomation>) -> ApiResult<Written<ProjectAutomation>> {
+pub async fn replace(
+    caller: Caller,
+    Body(body): Body<CreateProjectAutomation>,
+) -> ApiResult<Written<ProjectAutomation>> {
     create_or_replace(caller, body, true).await
 }
 
@@ -390,7 +405,8 @@ pub async fn update(
     Body(body): Body<PatchProjectAutomation>,
 ) -> ApiResult<Written<ProjectAutomation>> {
     check_description(&body.description)?;
-    let mut c = Change { name: body.name.as_deref().map(|n| setting::name("name", n)).transpose()?, ..Change::default() };
+    let mut c =
+        Change { name: body.name.as_deref().map(|n| setting::name("name", n)).transpose()?, ..Change::default() };
     if let Some(d) = body.description {
         c.replace.insert("description".into(), json!(d));
     }
@@ -454,7 +470,11 @@ pub async fn org_list(
     Ok(Json(ListResponse { objects: setting::list::<OrgKind>(&caller, &page, org.get(), filter, |_| true).await? }))
 }
 
-async fn org_create_or_replace(caller: Caller, body: CreateOrgAutomation, replace: bool) -> ApiResult<Written<OrgAutomation>> {
+async fn org_create_or_replace(
+    caller: Caller,
+    body: CreateOrgAutomation,
+    replace: bool,
+) -> ApiResult<Written<OrgAutomation>> {
     let name = setting::name("name", &body.name)?;
     check_description(&body.description)?;
     check_org_config(&body.config)?;
@@ -497,7 +517,8 @@ pub async fn org_update(
     Body(body): Body<PatchOrgAutomation>,
 ) -> ApiResult<Written<OrgAutomation>> {
     check_description(&body.description)?;
-    let mut c = Change { name: body.name.as_deref().map(|n| setting::name("name", n)).transpose()?, ..Change::default() };
+    let mut c =
+        Change { name: body.name.as_deref().map(|n| setting::name("name", n)).transpose()?, ..Change::default() };
     if let Some(d) = body.description {
         c.replace.insert("description".into(), json!(d));
     }
@@ -523,7 +544,9 @@ pub(crate) fn config_kind() -> super::config::KindSpec {
         super::config::text(data, "description")?;
         let mut config = data.get("config").cloned().unwrap_or(Value::Null);
         match check_config(&mut config)? {
-            Some(h) if !h.is_empty() => Err(bad("header values cannot be set by a document (they are sealed); set them with PUT".into())),
+            Some(h) if !h.is_empty() => {
+                Err(bad("header values cannot be set by a document (they are sealed); set them with PUT".into()))
+            }
             _ => Ok(()),
         }
     })

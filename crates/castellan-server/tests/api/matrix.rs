@@ -104,7 +104,12 @@ impl World {
         }
         // Administration objects made by the owner: (slot, path, body).
         let n = self.next();
-        let fresh: [(&str, &str, Value); 9] = [
+        let fresh: [(&str, &str, Value); 10] = [
+            (
+                "{FRESH_AUTOMATION_P1}",
+                "/v1/project_automation",
+                json!({"project_id": self.p1, "name": format!("au{n}"), "config": {"event_type": "retention", "object_type": "project_logs", "retention_days": 3}}),
+            ),
             ("{FRESH_AI_SECRET}", "/v1/ai_secret", json!({"name": format!("S{n}"), "secret": "v", "org_name": "acme"})),
             (
                 "{FRESH_SCORE_P1}",
@@ -400,6 +405,13 @@ async fn every_endpoint_answers_each_principal_exactly_as_designed(b: Backend) {
         (Method::PUT, "{FRESH_ASSIGNED_P2}", Some(r#"{"object_version": "1000192656880881100"}"#), [200, 200, 403, 404, 403, 404, U, U]),
         (Method::DELETE, "{FRESH_ASSIGNED_P2}", None, [200, 200, 403, 404, 403, 404, U, U]),
         (Method::GET, "/v1/organization/api_keys", None, [200, 200, 200, 200, 200, 200, U, U]),
+        (Method::GET, "/v1/project_automation", None, [200, 200, 200, 200, 200, 200, U, U]),
+        (Method::POST, "/v1/project_automation", Some(r#"{"project_id": "{P2}", "name": "a{N}", "config": {"event_type": "retention", "object_type": "dataset", "retention_days": 7}}"#), [200, 200, 403, 404, 403, 404, U, U]),
+        (Method::GET, "/v1/project_automation/{FRESH_AUTOMATION_P1}", None, [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::PATCH, "/v1/project_automation/{FRESH_AUTOMATION_P1}", Some(r#"{"description": "d{N}"}"#), [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::DELETE, "/v1/project_automation/{FRESH_AUTOMATION_P1}", None, [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::GET, "/v1/org_automation", None, [200, 200, 200, 200, 200, 200, U, U]),
+        (Method::POST, "/v1/org_automation", Some(r#"{"org_id": "{ORG}", "name": "o{N}", "config": {"event_type": "retention", "object_type": "dataset", "retention_days": 7}}"#), [200, 403, 403, 403, 403, 404, U, U]),
         (Method::POST, "/insert-functions", Some(r#"{"functions": [{"project_id": "{P2}", "name": "f", "slug": "f{N}", "function_data": {"type": "prompt"}, "if_exists": "replace"}]}"#), [200, 200, 403, 404, 403, 404, U, U]),
         (Method::POST, "/otel/v1/traces", Some(r#"{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "name": "s{N}", "attributes": [{"key": "braintrust.parent", "value": {"stringValue": "project_id:{P2}"}}]}]}]}]}"#), [200, 200, 403, 404, 403, 404, U, U]),
         // Configuration as code: the whole state, with every kind above in it, exports

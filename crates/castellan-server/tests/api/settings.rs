@@ -22,7 +22,8 @@ on_both_backends!(
     environments_serve_prompt_and_dataset_versions,
     project_settings_are_validated_and_replaced_whole,
     the_org_api_key_list_is_the_owners_view,
-    the_master_key_rotates_across_replicas_without_downtime
+    the_master_key_rotates_across_replicas_without_downtime,
+    automations_validate_their_rules_and_seal_webhook_secrets
 );
 
 const OPENAI: &str = "sk-proj-0123456789abcdefghijklmnopqrstuvwxyzABCD";
@@ -743,4 +744,93 @@ async fn the_master_key_rotates_across_replicas_without_downtime(b: Backend) {
     assert_eq!((again.resealed, again.signing_key_resealed), (0, false));
     new.stop().await;
     old.stop().await;
+}
+
+async fn automations_validate_their_rules_and_seal_webhook_secrets(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else { return };
+    let owner = app.bootstrap("acme", "ada@acme.example").await;
+    let p = project(&app, &owner, "p").await;
+    let token = "Bearer hook-token-0123456789abcdefghijklmnop";
+    let alert = json!({"project_id": p, "name": "errors", "description": "error spikes", "config": {
+        "event_type": "logs", "btql_filter": "error IS NOT NULL", "interval_seconds": 3600,
+        "action": {"type": "webhook", "url": "https://hooks.example/alert", "headers": {"Authorization": token}}}});
+    let (s, a) = app.post("/v1/project_automation", &owner, alert.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{a}");
+    let secret = a["signing_secret"].as_str().expect("shown once").to_owned();
+    assert!(secret.starts_with("whsec_") && secret.len() == 70, "{secret}");
+    assert_eq!(a["config"]["action"]["header_names"], json!(["Authorization"]), "{a}");
+    assert!(!a.to_string().contains("hook-token"), "header values are never answered: {a}");
+    let id = id(&a);
+    let (_, got) = app.get(&format!("/v1/project_automation/{id}"), &owner).await;
+    assert!(got.get("signing_secret").is_none() && !got.to_string().contains("hook-token"), "{got}");
+    let (_, h, again) = app.send(Method::POST, "/v1/project_automation", Some(&owner), Some(alert.clone()), &[]).await;
+    assert!(h.get("x-bt-found-existing").is_some() && again.get("signing_secret").is_none(), "{again}");
+    let (s, put) = app
+        .send(Method::PUT, "/v1/project_automation", Some(&owner), Some(alert.clone()), &[])
+        .await
+        .pipe(|(s, _, v)| (s, v));
+    assert_eq!((s, put.get("signing_secret")), (StatusCode::OK, None), "a replace keeps the secret: {put}");
+    let (s, v) = app
+        .patch(
+            &format!("/v1/project_automation/{id}"),
+            &owner,
+            json!({"config": {"event_type": "retention", "object_type": "project_logs", "retention_days": 30}}),
+        )
+        .await;
+    assert_eq!((s, v["config"]["retention_days"].as_u64()), (StatusCode::OK, Some(30)), "{v}");
+    for (config, why) in [
+        (
+            json!({"event_type": "logs", "btql_filter": "x", "interval_seconds": 0, "action": {"type": "webhook", "url": "https://a.example"}}),
+            "an interval of 0",
+        ),
+        (
+            json!({"event_type": "logs", "btql_filter": "x", "interval_seconds": 60, "action": {"type": "webhook", "url": "ftp://a"}}),
+            "a URL that is not http",
+        ),
+        (
+            json!({"event_type": "logs", "btql_filter": "x", "interval_seconds": 60, "action": {"type": "email"}}),
+            "an unknown action",
+        ),
+        (
+            json!({"event_type": "logs", "btql_filter": "x", "interval_seconds": 60, "action": {"type": "webhook", "url": "https://a.example", "headers": {"Host": "x"}}}),
+            "a header Castellan sets",
+        ),
+        (json!({"event_type": "retention", "object_type": "spans", "retention_days": 3}), "an unknown object type"),
+        (json!({"event_type": "retention", "object_type": "dataset", "retention_days": -1}), "negative days"),
+        (json!({"event_type": "alerts"}), "an unknown event type"),
+        (
+            json!({"event_type": "btql_export", "export_definition": {"type": "log_spans"}, "export_path": "s3://b/p", "format": "csv", "interval_seconds": 60, "credentials": {"type": "aws_iam", "role_arn": "r", "external_id": "e"}}),
+            "an unknown format",
+        ),
+    ] {
+        let (s, v) =
+            app.post("/v1/project_automation", &owner, json!({"project_id": p, "name": "bad", "config": config})).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{why}: {v}");
+        common::assert_listed_error(s, &v);
+    }
+    // Org automations: retention only; Manage settings.
+    let org_id = app.get("/v1/organization", &owner).await.1["objects"][0]["id"].as_str().expect("org").to_owned();
+    let rule = json!({"org_id": org_id, "name": "keep-90", "config": {"event_type": "retention", "object_type": "project_logs", "retention_days": 90}});
+    let (s, o) = app.post("/v1/org_automation", &owner, rule.clone()).await;
+    assert_eq!((s, o["config"]["retention_days"].as_u64()), (StatusCode::OK, Some(90)), "{o}");
+    let (s, _) = app
+        .post("/v1/org_automation", &owner, json!({"org_id": org_id, "name": "x", "config": {"event_type": "logs"}}))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let viewer = support::member(&app, &owner, "vic@acme.example", Some("Viewers")).await;
+    assert_eq!(app.get(&format!("/v1/project_automation/{id}"), &viewer.key).await.0, StatusCode::OK);
+    assert_eq!(app.delete(&format!("/v1/project_automation/{id}"), &viewer.key).await.0, StatusCode::FORBIDDEN);
+    let (_, h, same) = app.send(Method::POST, "/v1/org_automation", Some(&viewer.key), Some(rule.clone()), &[]).await;
+    assert!(h.get("x-bt-found-existing").is_some() && same["id"] == o["id"], "a reader gets the existing one: {same}");
+    let mut other = rule;
+    other["name"] = json!("viewer-rule");
+    assert_eq!(app.post("/v1/org_automation", &viewer.key, other).await.0, StatusCode::FORBIDDEN);
+    let zeta = app.bootstrap("zeta", "zed@zeta.example").await;
+    assert_eq!(app.get(&format!("/v1/project_automation/{id}"), &zeta).await.0, StatusCode::NOT_FOUND);
+    // Neither the signing secret nor the header value is stored in the clear.
+    let dump = common::dump_database(&app.db).await;
+    assert!(!dump.contains(&secret[6..]) && !dump.contains("hook-token"), "sealed at rest");
+    let (_, audit) = app.get("/v1/audit_log?event_type=project_automation.", &owner).await;
+    assert!(!audit.to_string().contains("hook-token") && !audit.to_string().contains(&secret[6..]), "{audit}");
+    app.stop().await;
 }
