@@ -255,7 +255,7 @@ pub(crate) fn check_config(config: &mut Value) -> ApiResult<Option<Map<String, V
             string("config", m, "object_id", true)?;
             string("config", m, "query", true)?;
             one_of("config", m, "format", &["jsonl"], true)?;
-            if !string("config", m, "created_by_user_id", true)?.is_some_and(|u| Uuid::parse_str(u).is_ok()) {
+            if string("config", m, "created_by_user_id", true)?.is_none_or(|u| Uuid::parse_str(u).is_err()) {
                 return Err(bad("`config.created_by_user_id` must be a user id".into()));
             }
             Ok(None)
