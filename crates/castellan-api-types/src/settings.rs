@@ -818,3 +818,37 @@ pub struct PatchOrgAutomation {
     #[schema(value_type = Option<Object>)]
     pub config: Option<Value>,
 }
+
+/// One run of an automation (Castellan extension).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AutomationRun {
+    /// Id.
+    pub id: Uuid,
+    /// The automation.
+    pub automation_id: Uuid,
+    /// Start (RFC 3339).
+    pub started: String,
+    /// End (RFC 3339); null while running.
+    pub finished: Option<String>,
+    /// `running`, `ok` or `error`.
+    pub status: String,
+    /// What it counted (rows deleted by a retention sweep).
+    pub count: i64,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Per-object counts and the cutoff.
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<Value>,
+}
+
+/// What a retention rule would delete now (Castellan extension).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RetentionPreview {
+    /// Rows created before this time would go.
+    pub cutoff: String,
+    /// Per log: `{object_type, object_id, rows}` (row versions).
+    #[schema(value_type = Vec<Object>)]
+    pub objects: Vec<Value>,
+    /// In all.
+    pub total: u64,
+}

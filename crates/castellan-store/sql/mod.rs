@@ -11,6 +11,7 @@
 
 pub(crate) mod access;
 pub(crate) mod admin;
+pub(crate) mod jobs;
 pub(crate) mod objects;
 pub(crate) mod repos;
 pub(crate) mod rows;

@@ -195,3 +195,26 @@ pub trait AdminRepo {
     /// Deletes every membership of `id` (a project group or a project); the pairs.
     async fn delete_group_projects_of(&mut self, id: Uuid) -> StoreResult<Vec<(Uuid, ProjectId)>>;
 }
+
+/// One run of an automation (a retention sweep, an alert check).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Id.
+    pub id: Uuid,
+    /// The automation.
+    pub automation_id: Uuid,
+    /// Its organization.
+    pub org_id: OrgId,
+    /// When it started.
+    pub started: Micros,
+    /// When it finished (None while running).
+    pub finished: Option<Micros>,
+    /// `running`, `ok` or `error`.
+    pub status: String,
+    /// What it counted (rows deleted, logs matched, …).
+    pub count: i64,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Per-object counts and the like.
+    pub details: Option<serde_json::Value>,
+}

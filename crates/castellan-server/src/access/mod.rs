@@ -330,6 +330,12 @@ impl AppState {
         self.0.sealer.as_ref().ok_or(ApiError::NoMasterKey)
     }
 
+    /// The store's scheduler and retention calls (leases, runs, sweeps), for a holder
+    /// of a permit: they run outside repository transactions, each statement short.
+    pub fn jobs(&self, _permit: &Permit) -> &dyn Store {
+        &*self.0.store
+    }
+
     /// How many sealed values each master key sealed (by 9-byte prefix).
     pub async fn sealed_prefixes(&self) -> ApiResult<Vec<(Vec<u8>, i64)>> {
         Ok(self.0.store.sealed_prefixes().await?)

@@ -419,6 +419,21 @@ impl Write {
         .await
     }
 
+    /// Audits one automation run (a retention sweep: what it deleted, per object).
+    pub async fn audit_run<A: Serialize>(&mut self, a: &AdminRecord, event: &str, after: &A) -> ApiResult<()> {
+        let event_type = format!("{}.{event}", a.kind.as_str());
+        self.audit(AuditEvent::<(), A> {
+            org: a.org_id,
+            event_type: &event_type,
+            resource_type: a.kind.as_str(),
+            resource_id: Some(a.id),
+            resource_name: Some(&a.name),
+            before: None,
+            after: Some(after),
+        })
+        .await
+    }
+
     /// Deletes an administration object and its sealed secret for good.
     pub async fn delete_admin<B: Serialize>(&mut self, a: &AdminRecord, before: &B) -> ApiResult<()> {
         if a.kind == AdminKind::AiSecret {

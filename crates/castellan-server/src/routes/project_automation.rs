@@ -13,8 +13,8 @@ use crate::extract::{empty_as_none, Body, Page, Path, Query};
 use crate::secrets::Binding;
 use axum::Json;
 use castellan_api_types::{
-    format_time, CreateOrgAutomation, CreateProjectAutomation, ListResponse, OrgAutomation, PatchOrgAutomation,
-    PatchProjectAutomation, ProjectAutomation,
+    format_time, AutomationRun, CreateOrgAutomation, CreateProjectAutomation, ListResponse, OrgAutomation,
+    PatchOrgAutomation, PatchProjectAutomation, ProjectAutomation, RetentionPreview,
 };
 use castellan_core::{ObjectRef, ObjectType, Permission};
 use castellan_store::{AdminFilter, AdminKind, AdminRecord};
@@ -31,6 +31,92 @@ pub(crate) fn routes() -> OpenApiRouter<crate::state::App> {
         .routes(routes!(retrieve, update, remove))
         .routes(routes!(org_list, org_create, org_replace))
         .routes(routes!(org_retrieve, org_update, org_remove))
+        .routes(routes!(runs))
+        .routes(routes!(preview))
+        .routes(routes!(run_now))
+        .routes(routes!(org_runs))
+        .routes(routes!(org_preview))
+        .routes(routes!(org_run_now))
+}
+
+fn run_wire(r: castellan_store::RunRecord) -> AutomationRun {
+    AutomationRun {
+        id: r.id,
+        automation_id: r.automation_id,
+        started: format_time(r.started),
+        finished: r.finished.map(format_time),
+        status: r.status,
+        count: r.count,
+        error: r.error,
+        details: r.details,
+    }
+}
+
+/// The newest runs of an automation (`read` on what it is set on).
+async fn runs_of<S: Setting>(caller: &Caller, id: Uuid) -> ApiResult<Vec<AutomationRun>> {
+    let (a, permit) = caller.state().admin_for(caller, S::KIND, id, Permission::Read).await?;
+    let runs = caller.state().jobs(&permit).list_runs(a.id, 100).await?;
+    Ok(runs.into_iter().map(run_wire).collect())
+}
+
+async fn preview_of<S: Setting>(caller: &Caller, id: Uuid) -> ApiResult<RetentionPreview> {
+    let (a, permit) = caller.state().admin_for(caller, S::KIND, id, Permission::Read).await?;
+    let sweep = crate::automation::preview(caller.state(), &permit, &a).await?;
+    Ok(RetentionPreview {
+        cutoff: sweep.cutoff,
+        objects: sweep.objects.iter().map(|t| json!(t)).collect(),
+        total: sweep.total,
+    })
+}
+
+async fn run_of<S: Setting>(caller: &Caller, id: Uuid) -> ApiResult<AutomationRun> {
+    let (a, permit) = caller.state().admin_for(caller, S::KIND, id, Permission::Update).await?;
+    let holder = format!("request-{}", Uuid::new_v4());
+    Ok(run_wire(crate::automation::run(caller.state(), &permit, &a, &holder).await?))
+}
+
+/// Castellan extension: the automation's newest runs (at most 100), newest first.
+#[utoipa::path(get, path = "/v1/project_automation/{project_automation_id}/runs", tag = "ProjectAutomations",
+    params(("project_automation_id" = Uuid, Path)), responses((status = 200, body = ListResponse<AutomationRun>)))]
+pub async fn runs(caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Json<ListResponse<AutomationRun>>> {
+    Ok(Json(ListResponse { objects: runs_of::<Kind>(&caller, id).await? }))
+}
+
+/// Castellan extension: what a retention rule would delete if it ran now.
+#[utoipa::path(get, path = "/v1/project_automation/{project_automation_id}/preview", tag = "ProjectAutomations",
+    params(("project_automation_id" = Uuid, Path)), responses((status = 200, body = RetentionPreview)))]
+pub async fn preview(caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Json<RetentionPreview>> {
+    Ok(Json(preview_of::<Kind>(&caller, id).await?))
+}
+
+/// Castellan extension: runs a retention rule now (`update` on the project), as the
+/// scheduler would; the run.
+#[utoipa::path(post, path = "/v1/project_automation/{project_automation_id}/run", tag = "ProjectAutomations",
+    params(("project_automation_id" = Uuid, Path)), responses((status = 200, body = AutomationRun)))]
+pub async fn run_now(caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Json<AutomationRun>> {
+    Ok(Json(run_of::<Kind>(&caller, id).await?))
+}
+
+/// Castellan extension: the org automation's newest runs.
+#[utoipa::path(get, path = "/v1/org_automation/{org_automation_id}/runs", tag = "OrgAutomations",
+    params(("org_automation_id" = Uuid, Path)), responses((status = 200, body = ListResponse<AutomationRun>)))]
+pub async fn org_runs(caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Json<ListResponse<AutomationRun>>> {
+    Ok(Json(ListResponse { objects: runs_of::<OrgKind>(&caller, id).await? }))
+}
+
+/// Castellan extension: what an org retention rule would delete now (projects with
+/// a rule of their own for the same object type are left to it).
+#[utoipa::path(get, path = "/v1/org_automation/{org_automation_id}/preview", tag = "OrgAutomations",
+    params(("org_automation_id" = Uuid, Path)), responses((status = 200, body = RetentionPreview)))]
+pub async fn org_preview(caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Json<RetentionPreview>> {
+    Ok(Json(preview_of::<OrgKind>(&caller, id).await?))
+}
+
+/// Castellan extension: runs an org retention rule now (`update` on the organization).
+#[utoipa::path(post, path = "/v1/org_automation/{org_automation_id}/run", tag = "OrgAutomations",
+    params(("org_automation_id" = Uuid, Path)), responses((status = 200, body = AutomationRun)))]
+pub async fn org_run_now(caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Json<AutomationRun>> {
+    Ok(Json(run_of::<OrgKind>(&caller, id).await?))
 }
 
 pub(crate) struct Kind;
