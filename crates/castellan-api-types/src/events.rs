@@ -97,6 +97,31 @@ pub struct Feedback {
     pub feedback: Vec<FeedbackItem>,
 }
 
+/// One item of `POST /v1/prompt/{id}/feedback`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PromptFeedbackItem {
+    /// The prompt event: the prompt's own id (Castellan keeps no other prompt events).
+    pub id: String,
+    /// A comment about the prompt.
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// Data about the feedback (a `user_id`, say).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+    /// Where the feedback came from: `app`, `api` or `external` (the default).
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+/// `POST /v1/prompt/{id}/feedback` (which `@braintrust/api` 0.1 calls).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PromptFeedback {
+    /// The feedback.
+    pub feedback: Vec<PromptFeedbackItem>,
+}
+
 /// The answer to feedback.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FeedbackResponse {

@@ -3,14 +3,18 @@
 
 pub mod access;
 pub mod admin;
+pub mod app;
 pub mod common;
+pub mod config;
 pub mod data;
 pub mod events;
 pub mod settings;
 
 pub use access::*;
 pub use admin::*;
+pub use app::*;
 pub use common::*;
+pub use config::*;
 pub use data::*;
 pub use events::*;
 pub use settings::*;

@@ -688,3 +688,167 @@ pub struct EnvironmentObject {
     /// The version (`_xact_id`).
     pub object_version: String,
 }
+
+// --- automations -----------------------------------------------------------------
+
+/// A project's automation: an alert on its logs (`logs`), a retention rule
+/// (`retention`), an environment alert (`environment_update`), or an export or query
+/// (stored; Castellan does not run exports).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ProjectAutomation {
+    /// Id.
+    pub id: Uuid,
+    /// The project.
+    pub project_id: Uuid,
+    /// Who created it.
+    pub user_id: Option<Uuid>,
+    /// Creation time (RFC 3339).
+    pub created: Option<String>,
+    /// Name, unique in the project.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// The rule (by `event_type`). A webhook action's `headers` show their names
+    /// only: the values are sealed at rest.
+    #[schema(value_type = Object)]
+    pub config: Value,
+    /// Castellan extension: the secret webhook deliveries are signed with
+    /// (`x-castellan-signature: t=…,v1=HMAC-SHA256`); shown once, in the answer that
+    /// created it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_secret: Option<String>,
+}
+
+/// `POST /v1/project_automation` and `PUT /v1/project_automation`. `Debug` never
+/// shows header values.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProjectAutomation {
+    /// The project.
+    pub project_id: Uuid,
+    /// Name, unique in the project.
+    pub name: String,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The rule.
+    #[schema(value_type = Object)]
+    pub config: Value,
+}
+
+impl std::fmt::Debug for CreateProjectAutomation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateProjectAutomation")
+            .field("project_id", &self.project_id)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `PATCH /v1/project_automation/{project_automation_id}`.
+#[derive(Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchProjectAutomation {
+    /// A new name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A new description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// A new rule (replaced whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<Value>,
+}
+
+impl std::fmt::Debug for PatchProjectAutomation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PatchProjectAutomation").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// An organization's automation: a retention rule for every project.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OrgAutomation {
+    /// Id.
+    pub id: Uuid,
+    /// The organization.
+    pub org_id: Uuid,
+    /// Who created it.
+    pub user_id: Option<Uuid>,
+    /// Creation time (RFC 3339).
+    pub created: Option<String>,
+    /// Name, unique in the organization.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// The rule (`event_type: retention`).
+    #[schema(value_type = Object)]
+    pub config: Value,
+}
+
+/// `POST /v1/org_automation` and `PUT /v1/org_automation`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrgAutomation {
+    /// The organization.
+    pub org_id: Uuid,
+    /// Name, unique in the organization.
+    pub name: String,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The rule.
+    #[schema(value_type = Object)]
+    pub config: Value,
+}
+
+/// `PATCH /v1/org_automation/{org_automation_id}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchOrgAutomation {
+    /// A new name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A new description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// A new rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<Value>,
+}
+
+/// One run of an automation (Castellan extension).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AutomationRun {
+    /// Id.
+    pub id: Uuid,
+    /// The automation.
+    pub automation_id: Uuid,
+    /// Start (RFC 3339).
+    pub started: String,
+    /// End (RFC 3339); null while running.
+    pub finished: Option<String>,
+    /// `running`, `ok` or `error`.
+    pub status: String,
+    /// What it counted (rows deleted by a retention sweep).
+    pub count: i64,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Per-object counts and the cutoff.
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<Value>,
+}
+
+/// What a retention rule would delete now (Castellan extension).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RetentionPreview {
+    /// Rows created before this time would go.
+    pub cutoff: String,
+    /// Per log: `{object_type, object_id, rows}` (row versions).
+    #[schema(value_type = Vec<Object>)]
+    pub objects: Vec<Value>,
+    /// In all.
+    pub total: u64,
+}

@@ -50,8 +50,19 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&B>,
     ) -> Result<T> {
+        let mut req = self.request(method.clone(), path, query)?;
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let bytes = self.answer(req, &method, path).await?;
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("the answer to {method} {path} is not what was expected"))
+    }
+
+    /// A request with the credential and the org header.
+    fn request(&self, method: Method, path: &str, query: &[(&str, String)]) -> Result<reqwest::RequestBuilder> {
         let url = format!("{}{}", self.base, path);
-        let mut req = self.http.request(method.clone(), &url).query(query);
+        let mut req = self.http.request(method, &url).query(query);
         if let Some(k) = &self.api_key {
             req = req.bearer_auth(k);
         } else if !self.anonymous {
@@ -60,10 +71,12 @@ impl Client {
         if let Some(o) = &self.org {
             req = req.header("x-bt-org-name", o);
         }
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.with_context(|| format!("cannot reach {url}"))?;
+        Ok(req)
+    }
+
+    /// Sends a request; the body of a successful answer, else the server's error.
+    async fn answer(&self, req: reqwest::RequestBuilder, method: &Method, path: &str) -> Result<Vec<u8>> {
+        let resp = req.send().await.with_context(|| format!("cannot reach {}{path}", self.base))?;
         let status = resp.status();
         let bytes = resp.bytes().await.with_context(|| format!("reading the answer to {method} {path}"))?;
         if !status.is_success() {
@@ -73,8 +86,28 @@ impl Client {
             });
             return Err(ApiFailure { status, body }.into());
         }
-        serde_json::from_slice(&bytes)
-            .with_context(|| format!("the answer to {method} {path} is not what was expected"))
+        Ok(bytes.to_vec())
+    }
+
+    /// `GET` of a text answer in the media type `accept`.
+    pub async fn get_text(&self, path: &str, query: &[(&str, String)], accept: &str) -> Result<String> {
+        let req = self.request(Method::GET, path, query)?.header(reqwest::header::ACCEPT, accept);
+        let bytes = self.answer(req, &Method::GET, path).await?;
+        String::from_utf8(bytes).with_context(|| format!("the answer to GET {path} is not UTF-8"))
+    }
+
+    /// `POST` of a body of media type `content_type` as it is; decodes a JSON answer.
+    pub async fn post_raw<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<T> {
+        let req =
+            self.request(Method::POST, path, query)?.header(reqwest::header::CONTENT_TYPE, content_type).body(body);
+        let bytes = self.answer(req, &Method::POST, path).await?;
+        serde_json::from_slice(&bytes).with_context(|| format!("the answer to POST {path} is not what was expected"))
     }
 
     /// `GET`.

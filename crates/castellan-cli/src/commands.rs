@@ -2,6 +2,7 @@
 
 use crate::access_cmds;
 use crate::client::Client;
+use crate::config_cmds;
 use crate::output::{cell, emit, Table};
 use anyhow::{Context, Result};
 use castellan_api_types as api;
@@ -49,6 +50,9 @@ enum Command {
     ServiceAccount(Sub<access_cmds::ServiceAccountAction>),
     /// Service tokens (owners only).
     ServiceToken(Sub<access_cmds::ServiceTokenAction>),
+    /// Configuration as code: export an organization's administration state to a
+    /// file, plan a file against it, apply a file.
+    Config(Sub<config_cmds::ConfigAction>),
     /// The master key that seals secret values: status and rotation (on the
     /// database directly, like `migrate`).
     Secrets(SecretsArgs),
@@ -266,6 +270,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::ServiceToken(s) => {
             access_cmds::service_token(&s.client.client()?, s.client.json, s.client.org.clone(), s.action).await
         }
+        Command::Config(s) => config_cmds::config(&s.client.client()?, s.client.json, s.action).await,
         Command::Secrets(a) => {
             let (server, json) = a.action.server();
             let config = server.config()?;

@@ -3,6 +3,7 @@
 mod access_cmds;
 mod client;
 mod commands;
+mod config_cmds;
 mod output;
 mod secrets_cmds;
 

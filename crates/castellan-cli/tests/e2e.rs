@@ -379,6 +379,76 @@ fn secrets_never_reach_the_logs_or_the_database_file() {
     assert!(!logs.contains("wrongwrongwrong"), "rejected credentials are not logged either");
 }
 
+#[test]
+fn configuration_is_exported_planned_and_applied_from_the_cli() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let owner = bootstrap(&data, "acme", "ada@acme.example");
+    let server = start_server(&data);
+    let url = server.url.as_str();
+    let with = |args: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        v.extend(["--url".into(), url.into(), "--api-key".into(), owner.clone()]);
+        v
+    };
+    let run = |args: Vec<String>| cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (ok, _, err) = run(with(&["project", "create", "web"]));
+    assert!(ok, "{err}");
+    let file = dir.path().join("acme.toml");
+    let f = file.to_str().expect("path");
+    let (ok, out, err) = run(with(&["config", "export", "--org", "acme", "-o", f]));
+    assert!(ok && out.contains("wrote"), "{out}{err}");
+    let text = std::fs::read_to_string(&file).expect("exported");
+    assert!(text.starts_with("# The configuration of organization `acme`"), "{text}");
+    assert!(
+        text.contains("[[groups]]") && text.contains("name = \"Owners\"") && text.contains("name = \"web\""),
+        "{text}"
+    );
+    let (ok, out, _) = run(with(&["config", "plan", "-f", f]));
+    assert!(ok && out.contains("already matches"), "{out}");
+
+    // An edit: a new group, a tag, the Viewers' description; then plan and apply it.
+    let edited = text.replace(
+        "[[groups]]\nname = \"Viewers\"",
+        "[[groups]]\nname = \"Oncall\"\ndescription = \"pager\"\nusers = [\"ada@acme.example\"]\n\n[[groups]]\nname = \"Viewers\"",
+    ) + "\n[[objects]]\nkind = \"project_tag\"\non = \"project/web\"\nname = \"bug\"\ndata = { color = \"red\" }\n";
+    assert_ne!(edited, text, "the edit applies to the exported text");
+    std::fs::write(&file, &edited).expect("write");
+    let (ok, out, err) = run(with(&["config", "plan", "-f", f]));
+    assert!(ok, "{err}");
+    assert!(out.contains("plan for `acme`: 2 to add, 0 to change, 0 to remove"), "{out}");
+    assert!(out.contains("+ group Oncall\n    description: \"pager\"\n    users: [\"ada@acme.example\"]\n"), "{out}");
+    assert!(out.contains("+ project_tag project/web/project_tag/bug\n    data: {\"color\":\"red\"}\n"), "{out}");
+    let plan = run(with(&["config", "plan", "-f", f, "--json"]));
+    let plan: Value = serde_json::from_str(&plan.1).expect("json plan");
+    assert_eq!(plan["changes"].as_array().map(Vec::len), Some(2), "{plan}");
+    // Without a terminal to confirm on, apply needs --yes.
+    let (ok, _, err) = run(with(&["config", "apply", "-f", f]));
+    assert!(!ok && err.contains("--yes"), "{err}");
+    let (ok, out, err) = run(with(&["config", "apply", "-f", f, "--yes"]));
+    assert!(ok && out.contains("applied 2 change(s) to `acme` at revision"), "{out}{err}");
+    let (ok, out, err) = run(with(&["config", "apply", "-f", f, "--yes", "--json"]));
+    assert!(ok, "{err}");
+    let again: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!((again["changes"].clone(), again["revision"].clone()), (serde_json::json!([]), Value::Null));
+    // A refusal is printed and nothing is applied.
+    std::fs::write(
+        &file,
+        edited.replace("members = [\"ada@acme.example\"]", "members = [\"ada@acme.example\", \"zed@acme.example\"]"),
+    )
+    .expect("write");
+    let (ok, out, err) = run(with(&["config", "apply", "-f", f, "--yes"]));
+    assert!(!ok && out.contains("! member zed@acme.example") && err.contains("not applied"), "{out}{err}");
+    // JSON files work the same.
+    let json_file = dir.path().join("acme.json");
+    let (ok, _, err) = run(with(&["config", "export", "-o", json_file.to_str().expect("path")]));
+    assert!(ok, "{err}");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&json_file).expect("json")).expect("json doc");
+    assert!(doc["groups"].as_array().is_some_and(|g| g.iter().any(|g| g["name"] == "Oncall")), "{doc}");
+    let (ok, out, _) = run(with(&["config", "plan", "-f", json_file.to_str().expect("path")]));
+    assert!(ok && out.contains("already matches"), "{out}");
+}
+
 fn curl(method: &str, url: &str, key: &str, body: &str) -> Value {
     let out = Command::new("curl")
         .args(["-s", "-X", method, "-H", "content-type: application/json", "-H"])

@@ -16,6 +16,7 @@
 //! | 403 | `csrf` | a write authenticated by a session cookie without its CSRF token |
 //! | 404 | `not_found` | no such object, or the caller cannot see it |
 //! | 405 | `method_not_allowed` | the path exists, the method does not |
+//! | 409 | `plan_changed` | a configuration apply whose plan is no longer the one expected (`expected_plan_hash`) |
 //! | 413 | `payload_too_large` | the body is over the limit |
 //! | 415 | `unsupported_media_type` | a body of a content type or encoding the endpoint does not take |
 //! | 429 | `rate_limited` | too many requests; see `Retry-After` |
@@ -60,6 +61,8 @@ pub enum ErrorCode {
     NotFound,
     /// 405 `method_not_allowed`.
     MethodNotAllowed,
+    /// 409 `plan_changed`.
+    PlanChanged,
     /// 413 `payload_too_large`.
     PayloadTooLarge,
     /// 415 `unsupported_media_type`.
@@ -76,7 +79,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 21] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidJson,
         ErrorCode::InvalidBody,
@@ -91,6 +94,7 @@ impl ErrorCode {
         ErrorCode::Csrf,
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
+        ErrorCode::PlanChanged,
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::RateLimited,
@@ -116,6 +120,7 @@ impl ErrorCode {
             ErrorCode::Csrf => "csrf",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::PlanChanged => "plan_changed",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::RateLimited => "rate_limited",
@@ -141,6 +146,7 @@ impl ErrorCode {
             ErrorCode::Forbidden | ErrorCode::Csrf => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::PlanChanged => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -176,6 +182,9 @@ pub enum ApiError {
     /// 405.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// 409: the state changed since a plan was made.
+    #[error("{0}")]
+    PlanChanged(String),
     /// 413.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -234,6 +243,7 @@ impl ApiError {
             ApiError::NotFound(_) => ErrorCode::NotFound,
             ApiError::Csrf => ErrorCode::Csrf,
             ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            ApiError::PlanChanged(_) => ErrorCode::PlanChanged,
             ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,

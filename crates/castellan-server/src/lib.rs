@@ -2,6 +2,7 @@
 //! with every endpoint authorized through [`access`].
 
 pub mod access;
+pub mod automation;
 pub mod change;
 pub mod config;
 pub mod dataplane;

@@ -65,7 +65,9 @@ impl Running {
 /// Opens the database, builds the index and starts serving on `config.listen`.
 pub async fn start(config: Config) -> Result<Running, ServeError> {
     let store = open_store(&config).await?;
-    let (state, _system) = prepare(store, config.clone(), system_clock()).await?;
+    let (state, system) = prepare(store, config.clone(), system_clock()).await?;
+    // The scheduler (retention sweeps) holds the system's write right from here on.
+    crate::automation::spawn(state.clone(), system);
     start_with_state(state).await
 }
 

@@ -171,6 +171,34 @@ impl Store for PgStore {
         Ok(Box::new(PgDataTx::new(tx)))
     }
 
+    async fn take_lease(&self, name: &str, holder: &str, now: Micros, until: Micros) -> StoreResult<bool> {
+        sql::jobs::take_lease(&self.pool, name, holder, now, until).await
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
+        sql::jobs::release_lease(&self.pool, name, holder).await
+    }
+
+    async fn record_run(&self, run: &RunRecord) -> StoreResult<()> {
+        sql::jobs::record_run(&self.pool, run).await
+    }
+
+    async fn list_runs(&self, automation: uuid::Uuid, limit: usize) -> StoreResult<Vec<RunRecord>> {
+        sql::jobs::list_runs(&self.pool, automation, limit).await
+    }
+
+    async fn all_admin(&self, kind: AdminKind) -> StoreResult<Vec<AdminRecord>> {
+        sql::jobs::all_admin(&self.pool, kind).await
+    }
+
+    async fn count_events_before(&self, object: EventObject, cutoff: &str) -> StoreResult<u64> {
+        sql::jobs::count_events_before(&self.pool, object, cutoff).await
+    }
+
+    async fn delete_events_before(&self, object: EventObject, cutoff: &str, limit: usize) -> StoreResult<u64> {
+        sql::jobs::delete_events_before(&self.pool, object, cutoff, limit).await
+    }
+
     async fn replace_server_secret(&self, name: &str, old: &[u8], new: &[u8]) -> StoreResult<bool> {
         store::replace_server_secret(&self.pool, name, old, new).await
     }

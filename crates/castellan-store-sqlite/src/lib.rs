@@ -42,7 +42,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            // Deleted rows (retention) are overwritten, not left in free space.
+            .pragma("secure_delete", "on");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -123,6 +125,34 @@ impl Store for SqliteStore {
     async fn data_write(&self) -> StoreResult<Box<dyn DataTx>> {
         let tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
         Ok(Box::new(SqliteDataTx::new(tx)))
+    }
+
+    async fn take_lease(&self, name: &str, holder: &str, now: Micros, until: Micros) -> StoreResult<bool> {
+        sql::jobs::take_lease(&self.writer, name, holder, now, until).await
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
+        sql::jobs::release_lease(&self.writer, name, holder).await
+    }
+
+    async fn record_run(&self, run: &RunRecord) -> StoreResult<()> {
+        sql::jobs::record_run(&self.writer, run).await
+    }
+
+    async fn list_runs(&self, automation: uuid::Uuid, limit: usize) -> StoreResult<Vec<RunRecord>> {
+        sql::jobs::list_runs(&self.writer, automation, limit).await
+    }
+
+    async fn all_admin(&self, kind: AdminKind) -> StoreResult<Vec<AdminRecord>> {
+        sql::jobs::all_admin(&self.writer, kind).await
+    }
+
+    async fn count_events_before(&self, object: EventObject, cutoff: &str) -> StoreResult<u64> {
+        sql::jobs::count_events_before(&self.writer, object, cutoff).await
+    }
+
+    async fn delete_events_before(&self, object: EventObject, cutoff: &str, limit: usize) -> StoreResult<u64> {
+        sql::jobs::delete_events_before(&self.writer, object, cutoff, limit).await
     }
 
     async fn replace_server_secret(&self, name: &str, old: &[u8], new: &[u8]) -> StoreResult<bool> {

@@ -11,7 +11,7 @@ use sqlx::types::Json;
 use sqlx::{FromRow, QueryBuilder};
 use uuid::Uuid;
 
-const COLS: &str = "id, kind, org_id, scope_type, scope_id, name, data, secret, secret_updated_at, \
+pub(crate) const COLS: &str = "id, kind, org_id, scope_type, scope_id, name, data, secret, secret_updated_at, \
                     secret_updated_by, created, updated";
 
 #[derive(sqlx::FromRow)]
@@ -30,7 +30,7 @@ struct AdminRow {
     updated: i64,
 }
 
-fn admin(r: &DbRow) -> StoreResult<AdminRecord> {
+pub(crate) fn admin(r: &DbRow) -> StoreResult<AdminRecord> {
     let a = AdminRow::from_row(r).map_err(db_err)?;
     let bad = |what: &str| StoreError::Integrity(format!("unreadable stored administration object {what}"));
     Ok(AdminRecord {

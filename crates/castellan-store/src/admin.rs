@@ -47,11 +47,16 @@ pub enum AdminKind {
     /// Which version of a prompt or dataset an environment serves: set on the object,
     /// named by the environment's slug (`/environment-object`).
     EnvironmentObject,
+    /// A project's automation (`/v1/project_automation`): alerts, retention, exports.
+    ProjectAutomation,
+    /// An organization's automation (`/v1/org_automation`): retention for every
+    /// project.
+    OrgAutomation,
 }
 
 impl AdminKind {
     /// Every kind.
-    pub const ALL: [AdminKind; 13] = [
+    pub const ALL: [AdminKind; 15] = [
         AdminKind::EnvVar,
         AdminKind::ProjectTag,
         AdminKind::ProjectGroup,
@@ -65,6 +70,8 @@ impl AdminKind {
         AdminKind::SimulatedUser,
         AdminKind::Environment,
         AdminKind::EnvironmentObject,
+        AdminKind::ProjectAutomation,
+        AdminKind::OrgAutomation,
     ];
 
     /// The stored and wire name.
@@ -83,6 +90,8 @@ impl AdminKind {
             AdminKind::SimulatedUser => "simulated_user",
             AdminKind::Environment => "environment",
             AdminKind::EnvironmentObject => "environment_object",
+            AdminKind::ProjectAutomation => "project_automation",
+            AdminKind::OrgAutomation => "org_automation",
         }
     }
 
@@ -185,4 +194,27 @@ pub trait AdminRepo {
     async fn sealed_admin_page(&mut self, after: Option<Uuid>, limit: usize) -> StoreResult<Vec<AdminRecord>>;
     /// Deletes every membership of `id` (a project group or a project); the pairs.
     async fn delete_group_projects_of(&mut self, id: Uuid) -> StoreResult<Vec<(Uuid, ProjectId)>>;
+}
+
+/// One run of an automation (a retention sweep, an alert check).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Id.
+    pub id: Uuid,
+    /// The automation.
+    pub automation_id: Uuid,
+    /// Its organization.
+    pub org_id: OrgId,
+    /// When it started.
+    pub started: Micros,
+    /// When it finished (None while running).
+    pub finished: Option<Micros>,
+    /// `running`, `ok` or `error`.
+    pub status: String,
+    /// What it counted (rows deleted, logs matched, …).
+    pub count: i64,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Per-object counts and the like.
+    pub details: Option<serde_json::Value>,
 }

@@ -42,6 +42,23 @@ pub trait Store: Send + Sync + 'static {
     /// The server secret called `name`: the stored one, or `candidate`, stored now,
     /// if there is none yet (so every replica agrees on one value).
     async fn server_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>>;
+    /// Takes (or renews) the lease on job `name` for `holder` until `until`, if it is
+    /// free, expired at `now`, or already `holder`'s; whether `holder` holds it.
+    async fn take_lease(&self, name: &str, holder: &str, now: Micros, until: Micros) -> StoreResult<bool>;
+    /// Gives a lease up.
+    async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()>;
+    /// Stores a run (inserted, or its end recorded).
+    async fn record_run(&self, run: &crate::RunRecord) -> StoreResult<()>;
+    /// An automation's newest runs.
+    async fn list_runs(&self, automation: uuid::Uuid, limit: usize) -> StoreResult<Vec<crate::RunRecord>>;
+    /// Every administration object of a kind, of every live org (for the scheduler).
+    async fn all_admin(&self, kind: crate::AdminKind) -> StoreResult<Vec<crate::AdminRecord>>;
+    /// How many rows (all their versions) of a log were created before `cutoff` (an
+    /// RFC 3339 time).
+    async fn count_events_before(&self, object: crate::EventObject, cutoff: &str) -> StoreResult<u64>;
+    /// Deletes up to `limit` event versions of a log created before `cutoff`, in one
+    /// short transaction of its own; how many.
+    async fn delete_events_before(&self, object: crate::EventObject, cutoff: &str, limit: usize) -> StoreResult<u64>;
     /// Replaces the server secret `name` if it still is `old`; whether it was.
     async fn replace_server_secret(&self, name: &str, old: &[u8], new: &[u8]) -> StoreResult<bool>;
     /// How many sealed values each master key sealed: the first 9 bytes of each

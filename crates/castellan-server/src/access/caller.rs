@@ -68,7 +68,7 @@ fn outside(snap: &Snapshot, bound: Option<OrgId>, obj: ObjectRef) -> bool {
 /// The decision for `permission` on an existing object: allowed, 403 when the object
 /// is readable, 404 otherwise (its existence is not leaked). An object outside the
 /// credential's org is 404, whatever the engine says.
-fn decide(
+pub(super) fn decide(
     snap: &Snapshot,
     (user, bound): (uuid::Uuid, Option<OrgId>),
     permission: Permission,
@@ -90,7 +90,7 @@ fn decide(
     Err(not_found(obj))
 }
 
-fn decide_create(
+pub(super) fn decide_create(
     snap: &Snapshot,
     (user, bound): (uuid::Uuid, Option<OrgId>),
     child: ObjectType,
@@ -124,6 +124,9 @@ pub(super) fn recheck(state: &AppState, permit: &Permit) -> ApiResult<()> {
     let snap = state.index().snapshot();
     let now = state.now();
     let who = (user.0, permit.bound_org);
+    if let Some(batch) = &permit.batch {
+        return super::batch::decide_all(&snap, who, batch, now).map_err(|(_, e)| e);
+    }
     match (permit.target, permit.permission) {
         (Target::Object(obj), Some(p)) => decide(&snap, who, p, obj, now),
         (Target::Create { child, parent }, _) => decide_create(&snap, who, child, parent, now),
@@ -137,12 +140,17 @@ impl Caller {
         &self.state
     }
 
-    fn now(&self) -> Micros {
+    pub(super) fn now(&self) -> Micros {
         self.state.now()
     }
 
     pub(super) fn permit(&self, permission: Option<Permission>, target: Target) -> Permit {
-        Permit { actor: self.actor, permission, target, bound_org: self.bound_org }
+        Permit { actor: self.actor, permission, target, bound_org: self.bound_org, batch: None }
+    }
+
+    /// The org named by the `x-bt-org-name` header, if any.
+    pub fn header_org(&self) -> Option<&str> {
+        self.header_org.as_deref().filter(|s| !s.is_empty())
     }
 
     /// The org the credential is bound to, if any (API keys and service tokens).
@@ -167,7 +175,7 @@ impl Caller {
     /// replica has just committed is honoured. On SQLite the index was brought to the
     /// newest revision when the request authenticated. A denial thus costs no query
     /// unless the database is ahead.
-    async fn decide_fresh(&self, decide: impl Fn(&Snapshot) -> ApiResult<()>) -> ApiResult<()> {
+    pub(super) async fn decide_fresh(&self, decide: impl Fn(&Snapshot) -> ApiResult<()>) -> ApiResult<()> {
         match decide(&self.state.index().snapshot()) {
             Ok(()) => Ok(()),
             Err(first) => {
@@ -189,7 +197,7 @@ impl Caller {
 
     /// A member knows its own organization exists: a refusal on the org or one of its
     /// nouns is a 403 for a member, whatever the engine says about reading it.
-    fn member_refusal(&self, obj: ObjectRef, e: ApiError, what: &str) -> ApiError {
+    pub(super) fn member_refusal(&self, obj: ObjectRef, e: ApiError, what: &str) -> ApiError {
         match e {
             ApiError::NotFound(_) if obj.object_type.is_org_noun() && self.member_of(OrgId(obj.object_id)) => {
                 ApiError::Forbidden(format!("you may not {what} in this organization"))

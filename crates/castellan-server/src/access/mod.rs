@@ -9,6 +9,7 @@
 
 mod account;
 pub mod auth;
+mod batch;
 mod caller;
 mod data;
 mod index;
@@ -18,6 +19,7 @@ mod write;
 
 pub use account::SignedIn;
 pub use auth::MaybeCaller;
+pub use batch::{delegation_refused, holds, Batch, Made, Need};
 pub use caller::{Caller, Credential, ListScope};
 pub use data::{log_ref, BlobPermit, DataPermit, DataWriter};
 pub use index::{Index, IndexError};
@@ -139,6 +141,9 @@ pub enum Target {
     Token,
     /// Acting on one's own account (password, sessions).
     SelfAccount,
+    /// A batch of changes to one organization, each authorized on its own (the
+    /// permit's batch lists them).
+    Batch(OrgId),
     /// The system acting on its own (bootstrap, startup seeding).
     System,
 }
@@ -152,6 +157,8 @@ pub struct Permit {
     target: Target,
     /// The org the credential was bound to when the permit was granted.
     bound_org: Option<OrgId>,
+    /// For a batch: every authorization it needs, checked again under the write lock.
+    batch: Option<Arc<Batch>>,
 }
 
 impl Permit {
@@ -168,13 +175,14 @@ impl Permit {
     /// The permit the system uses for its own writes (bootstrap, startup seeding):
     /// only a [`SystemKey`] hands it out.
     fn system() -> Permit {
-        Permit { actor: Actor::SYSTEM, permission: None, target: Target::System, bound_org: None }
+        Permit { actor: Actor::SYSTEM, permission: None, target: Target::System, bound_org: None, batch: None }
     }
 
     /// The permit a valid single-use secret (an invitation token) grants; the handler
     /// must have verified the secret against its stored hash first (`account`).
     fn by_token(user: Option<UserId>) -> Permit {
-        Permit { actor: Actor { user, impersonator: None }, permission: None, target: Target::Token, bound_org: None }
+        let actor = Actor { user, impersonator: None };
+        Permit { actor, permission: None, target: Target::Token, bound_org: None, batch: None }
     }
 }
 
@@ -320,6 +328,12 @@ impl AppState {
     /// The master key that seals secret values (503 `no_master_key` without one).
     pub fn sealer(&self) -> ApiResult<&crate::secrets::Sealer> {
         self.0.sealer.as_ref().ok_or(ApiError::NoMasterKey)
+    }
+
+    /// The store's scheduler and retention calls (leases, runs, sweeps), for a holder
+    /// of a permit: they run outside repository transactions, each statement short.
+    pub fn jobs(&self, _permit: &Permit) -> &dyn Store {
+        &*self.0.store
     }
 
     /// How many sealed values each master key sealed (by 9-byte prefix).

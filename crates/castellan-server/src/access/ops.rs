@@ -175,6 +175,14 @@ impl Write {
         self.audit_object::<B, ()>(o, "deleted", Some(before), None).await
     }
 
+    /// Records feedback on a prompt (`POST /v1/prompt/{id}/feedback`): Castellan keeps
+    /// no prompt events, so, as Braintrust keeps comments in a row's audit trail, each
+    /// request is one `prompt.feedback` audit record (the items, who, when). The
+    /// prompt itself, and its versions, do not change.
+    pub async fn prompt_feedback<A: Serialize>(&mut self, o: &ObjectRecord, feedback: &A) -> ApiResult<()> {
+        self.audit_object::<(), A>(o, "feedback", None, Some(feedback)).await
+    }
+
     async fn audit_object<B: Serialize, A: Serialize>(
         &mut self,
         o: &ObjectRecord,
@@ -411,6 +419,21 @@ impl Write {
         .await
     }
 
+    /// Audits one automation run (a retention sweep: what it deleted, per object).
+    pub async fn audit_run<A: Serialize>(&mut self, a: &AdminRecord, event: &str, after: &A) -> ApiResult<()> {
+        let event_type = format!("{}.{event}", a.kind.as_str());
+        self.audit(AuditEvent::<(), A> {
+            org: a.org_id,
+            event_type: &event_type,
+            resource_type: a.kind.as_str(),
+            resource_id: Some(a.id),
+            resource_name: Some(&a.name),
+            before: None,
+            after: Some(after),
+        })
+        .await
+    }
+
     /// Deletes an administration object and its sealed secret for good.
     pub async fn delete_admin<B: Serialize>(&mut self, a: &AdminRecord, before: &B) -> ApiResult<()> {
         if a.kind == AdminKind::AiSecret {
@@ -462,8 +485,25 @@ impl Write {
     /// Creates a project group (its definition, `AddProjectGroup`, its audit record
     /// with `wire`).
     pub async fn create_project_group<A: Serialize>(&mut self, a: &AdminRecord, wire: &A) -> ApiResult<()> {
+        self.create_project_group_with(a, &[], wire).await
+    }
+
+    /// Creates a project group holding `projects` from the start (its definition,
+    /// `AddProjectGroup`, each `AddGroupProject`, one audit record with `wire`).
+    pub async fn create_project_group_with<A: Serialize>(
+        &mut self,
+        a: &AdminRecord,
+        projects: &[ProjectId],
+        wire: &A,
+    ) -> ApiResult<()> {
+        let now = self.now;
         self.tx.insert_admin(a).await?;
         self.changes.push(Change::AddProjectGroup { group: a.id, org: a.org_id.0 });
+        for p in projects {
+            if self.tx.add_group_project(a.id, *p, a.org_id, now).await? {
+                self.changes.push(Change::AddGroupProject { group: a.id, project: p.0 });
+            }
+        }
         self.audit_admin::<(), A>(a, "created", None, Some(wire)).await
     }
 

@@ -240,16 +240,7 @@ impl Write {
     /// references), commits, and brings this replica's index up to the new revision
     /// before returning it, so the caller's next request sees its own write.
     pub async fn commit(mut self) -> ApiResult<Revision> {
-        if let Some((t, id)) = self.owed.first() {
-            return Err(ApiError::Internal(format!("a write changed {t} {id} without auditing it")));
-        }
-        if !self.changes.is_empty() || !self.guarded.is_empty() {
-            let muts: Vec<_> = self.changes.iter().filter_map(Change::to_mutation).collect();
-            let trial = self.state.index().snapshot().apply(&muts).map_err(model_error)?;
-            for org in std::mem::take(&mut self.guarded) {
-                self.check_lockout(&trial, org).await?;
-            }
-        }
+        self.validate().await?;
         let payload = serde_json::to_value(&self.changes).map_err(|e| ApiError::Internal(e.to_string()))?;
         let rev = self.tx.record_change(self.now, &payload).await?;
         self.tx.commit().await?;
@@ -262,6 +253,28 @@ impl Write {
 }
 
 impl Write {
+    /// Everything commit checks before it writes: no change left unaudited, the
+    /// model accepts the changes, no guarded org locked out.
+    async fn validate(&mut self) -> ApiResult<()> {
+        if let Some((t, id)) = self.owed.first() {
+            return Err(ApiError::Internal(format!("a write changed {t} {id} without auditing it")));
+        }
+        if !self.changes.is_empty() || !self.guarded.is_empty() {
+            let muts: Vec<_> = self.changes.iter().filter_map(Change::to_mutation).collect();
+            let trial = self.state.index().snapshot().apply(&muts).map_err(model_error)?;
+            for org in std::mem::take(&mut self.guarded) {
+                self.check_lockout(&trial, org).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the write as [`Write::commit`] would, then rolls it back: a dry run
+    /// (a configuration plan) learns whether it would commit, and nothing changes.
+    pub async fn check_and_discard(mut self) -> ApiResult<()> {
+        self.validate().await
+    }
+
     async fn check_lockout(&mut self, after: &castellan_authz::Snapshot, org: OrgId) -> ApiResult<()> {
         let lockout = |m: &str| ApiError::BadRequest { code: crate::error::ErrorCode::Lockout, message: m.to_owned() };
         let members = self.tx.list_members(org).await?;

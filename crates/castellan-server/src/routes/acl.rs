@@ -24,7 +24,7 @@ use uuid::Uuid;
 /// route and its OpenAPI operation are declared once.
 pub(crate) fn routes() -> OpenApiRouter<crate::state::App> {
     OpenApiRouter::new()
-        .routes(routes!(list, create, find_and_delete))
+        .routes(routes!(list, create, replace, find_and_delete))
         .routes(routes!(list_org))
         .routes(routes!(batch_update))
         // The older spelling the Python SDK still uses.
@@ -159,19 +159,8 @@ async fn check_delegation(caller: &Caller, tx: &mut dyn Tx, org: OrgId, s: &Shap
     let snap = caller.state().index().snapshot();
     let now = caller.state().now();
     for (p, r) in pairs {
-        let d = snap.explain(caller.user.id.0, p, s.object, now);
-        let unrestricted = d.grants.iter().any(|g| g.restrict_object_type.is_none());
-        let covers_type = r.is_some_and(|r| {
-            d.grants.iter().any(|g| g.restrict_object_type == Some(r))
-                || d.near_misses.iter().any(|m| m.reason == NearMissReason::RestrictedTo(r))
-        });
-        if !(unrestricted || covers_type) {
-            return Err(ApiError::Forbidden(format!(
-                "strict delegation is on: you cannot grant `{p}`{} on {} `{}` because you do not hold it there",
-                r.map(|r| format!(" (restricted to {r})")).unwrap_or_default(),
-                s.object.object_type,
-                s.object.object_id
-            )));
+        if !crate::access::holds(&snap, caller.user.id.0, p, r, s.object, now) {
+            return Err(crate::access::delegation_refused(p, r, s.object));
         }
     }
     Ok(())
@@ -327,6 +316,14 @@ pub async fn create(caller: Caller, Body(item): Body<AclItem>) -> ApiResult<Writ
     }
     let rev = w.commit().await?;
     Ok(Written::at(rev, dto::acl(&acl)))
+}
+
+/// Braintrust's older create-or-replace, which `@braintrust/api` 0.1 calls: an ACL
+/// is its contents, so this is `POST /v1/acl` (needs `create_acls` on the object; an
+/// identical ACL is returned as it is).
+#[utoipa::path(put, path = "/v1/acl", tag = "Acls", request_body = AclItem, responses((status = 200, body = Acl)))]
+pub async fn replace(caller: Caller, body: Body<AclItem>) -> ApiResult<Written<Acl>> {
+    create(caller, body).await
 }
 
 /// One ACL (needs `read_acls` on its object).

@@ -69,6 +69,18 @@ fn check_metadata(m: Option<&Value>) -> ApiResult<()> {
     }
 }
 
+/// How configuration as code lists agents; their slug follows from their name, and
+/// two agents of a project may not share one.
+pub(crate) fn config_kind() -> super::config::KindSpec {
+    super::config::KindSpec {
+        derived: Some(("slug", slug)),
+        ..super::config::KindSpec::of::<Kind>(&[ObjectType::Project], &["description", "metadata"], |data| {
+            super::config::text(data, "description")?;
+            check_metadata(data.get("metadata"))
+        })
+    }
+}
+
 /// The agent list's filters.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

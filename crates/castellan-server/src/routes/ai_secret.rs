@@ -115,6 +115,18 @@ fn check_no_credential(path: &str, m: &Map<String, Value>) -> ApiResult<()> {
     Ok(())
 }
 
+/// How configuration as code lists AI secrets: by name and provider type only; the
+/// value is sealed, never exported, and never touched by apply (one it creates has
+/// no value until someone sets it).
+pub(crate) fn config_kind() -> super::config::KindSpec {
+    super::config::KindSpec {
+        secret: true,
+        ..super::config::KindSpec::of::<Kind>(&[ObjectType::Organization], &["type"], |data| {
+            check(None, super::config::text(data, "type")?, None)
+        })
+    }
+}
+
 /// The AI secret list's filters.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

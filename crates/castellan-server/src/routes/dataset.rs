@@ -24,7 +24,7 @@ const KINDS: &[ObjectKind] = &[ObjectKind::Dataset];
 /// route and its OpenAPI operation are declared once.
 pub(crate) fn routes() -> OpenApiRouter<crate::state::App> {
     OpenApiRouter::new()
-        .routes(routes!(list, create))
+        .routes(routes!(list, create, replace))
         .routes(routes!(retrieve, update, remove))
         .routes(routes!(insert))
         .routes(routes!(fetch_get, fetch_post))
@@ -63,12 +63,40 @@ pub async fn list(
 #[utoipa::path(post, path = "/v1/dataset", tag = "Datasets", request_body = CreateDataset,
     responses((status = 200, body = Dataset)))]
 pub async fn create(caller: Caller, Body(body): Body<CreateDataset>) -> ApiResult<Written<Dataset>> {
+    create_or_replace(&caller, body, false).await
+}
+
+/// Creates a dataset, or replaces the description, metadata and tags of the
+/// project's dataset of that name (needs `update` on it).
+#[utoipa::path(put, path = "/v1/dataset", tag = "Datasets", request_body = CreateDataset,
+    responses((status = 200, body = Dataset)))]
+pub async fn replace(caller: Caller, Body(body): Body<CreateDataset>) -> ApiResult<Written<Dataset>> {
+    create_or_replace(&caller, body, true).await
+}
+
+/// `POST` (and, with `replace`, `PUT`) `/v1/dataset`; also `POST /api/dataset/register`.
+pub(crate) async fn create_or_replace(
+    caller: &Caller,
+    body: CreateDataset,
+    replace: bool,
+) -> ApiResult<Written<Dataset>> {
     let name = Name::parse("name", &body.name).map_err(invalid)?;
     check_object("metadata", &body.metadata)?;
     check_tags(&body.tags)?;
     let pid = ProjectId(body.project_id);
     let data = to_data(&DatasetData { metadata: body.metadata, tags: body.tags });
-    objects::create_or_get(&caller, pid, ObjectKind::Dataset, "dataset", name, body.description, data, wire).await
+    if replace {
+        if let Some(o) = objects::existing_by_name(caller, pid, ObjectKind::Dataset, name.as_str()).await? {
+            let (_, permit) = load(caller, KINDS, o.id, Permission::Update).await?;
+            let mut w = caller.state().write(&permit).await?;
+            let before = objects::reload(&mut w, KINDS, o.id).await?;
+            let after = castellan_store::ObjectRecord { description: body.description, data, ..before.clone() };
+            let mut out = objects::commit_update(w, &before, &after, wire).await?;
+            out.found_existing = true;
+            return Ok(out);
+        }
+    }
+    objects::create_or_get(caller, pid, ObjectKind::Dataset, "dataset", name, body.description, data, wire).await
 }
 
 /// One dataset.

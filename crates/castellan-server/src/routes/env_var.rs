@@ -130,6 +130,27 @@ fn set_value(caller: &Caller, a: &mut AdminRecord, value: &str, now: i64) -> Api
     Ok(())
 }
 
+/// How configuration as code lists environment variables: by name, type and
+/// category only; the value is sealed, never exported, and never touched by apply
+/// (one it creates has no value until someone sets it).
+pub(crate) fn config_kind() -> super::config::KindSpec {
+    super::config::KindSpec {
+        scopes: &[ObjectType::Organization, ObjectType::Project, ObjectType::Prompt],
+        keys: &["secret_category", "secret_type"],
+        secret: true,
+        records_creator: false,
+        creation: super::setting::Creation::Update,
+        delete: Permission::Update,
+        check: |data| {
+            super::config::text(data, "secret_type")?;
+            check_category(&super::config::text(data, "secret_category")?.map(str::to_owned))
+        },
+        check_name: None,
+        derived: None,
+        audited: |a| serde_json::to_value(audited(a)).unwrap_or_default(),
+    }
+}
+
 /// The env var list's filters.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -73,6 +73,21 @@ impl Setting for Assignment {
     }
 }
 
+/// How configuration as code lists environments: by slug (their name in a
+/// document), with their display name and description. Deleting one deletes its
+/// assignments too (see [`delete_in`]).
+pub(crate) fn config_kind() -> super::config::KindSpec {
+    super::config::KindSpec {
+        check_name: Some(|slug| check_slug("slug", slug)),
+        ..super::config::KindSpec::of::<Kind>(&[ObjectType::Organization], &["description", "name"], |data| {
+            if let Some(n) = super::config::text(data, "name")? {
+                setting::name("name", n)?;
+            }
+            super::config::text(data, "description").map(|_| ())
+        })
+    }
+}
+
 /// A slug: 1 to 100 letters, digits, `-` or `_`.
 pub(crate) fn check_slug(field: &str, s: &str) -> ApiResult<()> {
     if s.is_empty() || s.len() > 100 || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
@@ -227,6 +242,14 @@ pub async fn remove(caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Written<E
     let mut w = caller.state().write(&permit).await?;
     let missing = || ApiError::not_found("environment", id);
     let env = w.tx().get_admin(id).await?.filter(|a| a.kind == AdminKind::Environment).ok_or_else(missing)?;
+    delete_in(&mut w, &env).await?;
+    let rev = w.commit().await?;
+    Ok(Written::at(rev, Kind::wire(&env)))
+}
+
+/// Deletes an environment and every assignment to it (in `w`, whose permit covers
+/// `update` on the organization); each is audited.
+pub(crate) async fn delete_in(w: &mut Write, env: &AdminRecord) -> ApiResult<()> {
     let filter = AdminFilter {
         kind: AdminKind::EnvironmentObject,
         orgs: vec![env.org_id],
@@ -238,9 +261,7 @@ pub async fn remove(caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Written<E
     for a in w.tx().list_admin(&filter, &Window::all()).await? {
         w.delete_admin(&a, &Assignment::wire(&a)).await?;
     }
-    w.delete_admin(&env, &Kind::wire(&env)).await?;
-    let rev = w.commit().await?;
-    Ok(Written::at(rev, Kind::wire(&env)))
+    w.delete_admin(env, &Kind::wire(env)).await
 }
 
 /// What an assignment request names.

@@ -24,7 +24,7 @@ const KINDS: &[ObjectKind] = &[ObjectKind::Experiment];
 /// route and its OpenAPI operation are declared once.
 pub(crate) fn routes() -> OpenApiRouter<crate::state::App> {
     OpenApiRouter::new()
-        .routes(routes!(list, create))
+        .routes(routes!(list, create, replace))
         .routes(routes!(retrieve, update, remove))
         .routes(routes!(insert))
         .routes(routes!(fetch_get, fetch_post))
@@ -99,6 +99,25 @@ fn generated_name(now: i64) -> String {
 #[utoipa::path(post, path = "/v1/experiment", tag = "Experiments", request_body = CreateExperiment,
     responses((status = 200, body = Experiment)))]
 pub async fn create(caller: Caller, Body(body): Body<CreateExperiment>) -> ApiResult<Written<Experiment>> {
+    create_or_replace(&caller, body, false).await
+}
+
+/// Creates an experiment as `POST` does, except that the project's experiment of
+/// that name (unless `ensure_new`) has its fields replaced by the body's (needs
+/// `update` on it).
+#[utoipa::path(put, path = "/v1/experiment", tag = "Experiments", request_body = CreateExperiment,
+    responses((status = 200, body = Experiment)))]
+pub async fn replace(caller: Caller, Body(body): Body<CreateExperiment>) -> ApiResult<Written<Experiment>> {
+    create_or_replace(&caller, body, true).await
+}
+
+/// `POST` (and, with `replace`, `PUT`) `/v1/experiment`; also
+/// `POST /api/experiment/register`.
+pub(crate) async fn create_or_replace(
+    caller: &Caller,
+    body: CreateExperiment,
+    replace: bool,
+) -> ApiResult<Written<Experiment>> {
     let name = body.name.as_deref().map(|n| Name::parse("name", n)).transpose().map_err(invalid)?;
     check_object("metadata", &body.metadata)?;
     check_object("repo_info", &body.repo_info)?;
@@ -107,15 +126,18 @@ pub async fn create(caller: Caller, Body(body): Body<CreateExperiment>) -> ApiRe
     let pid = ProjectId(body.project_id);
     let ensure_new = body.ensure_new.unwrap_or(false);
     if let (false, Some(n)) = (ensure_new, &name) {
-        if let Some(o) = objects::existing_by_name(&caller, pid, ObjectKind::Experiment, n.as_str()).await? {
-            return Ok(Written::existing(wire(&o)));
+        if let Some(o) = objects::existing_by_name(caller, pid, ObjectKind::Experiment, n.as_str()).await? {
+            if !replace {
+                return Ok(Written::existing(wire(&o)));
+            }
+            return replace_fields(caller, o.id, body).await;
         }
     }
     let permit = caller.require_create(ObjectType::Experiment, project_ref(pid)).await?;
     let mut w = caller.state().write(&permit).await?;
     let project = objects::project(&mut w, pid).await?;
-    check_ref(&caller, &mut w, "base_exp_id", ObjectKind::Experiment, body.base_exp_id, project.org_id).await?;
-    check_ref(&caller, &mut w, "dataset_id", ObjectKind::Dataset, body.dataset_id, project.org_id).await?;
+    check_ref(caller, &mut w, "base_exp_id", ObjectKind::Experiment, body.base_exp_id, project.org_id).await?;
+    check_ref(caller, &mut w, "dataset_id", ObjectKind::Dataset, body.dataset_id, project.org_id).await?;
     let base = match name {
         Some(n) => n.into_inner(),
         None => generated_name(w.now()),
@@ -165,6 +187,35 @@ pub async fn create(caller: Caller, Body(body): Body<CreateExperiment>) -> ApiRe
     w.create_object(&o, &out).await?;
     let rev = w.commit().await?;
     Ok(Written::at(rev, out))
+}
+
+/// `PUT /v1/experiment` of an existing experiment: every field the body carries
+/// replaces the stored one (absent ones are cleared), its name stays.
+async fn replace_fields(caller: &Caller, id: Uuid, body: CreateExperiment) -> ApiResult<Written<Experiment>> {
+    if body.base_exp_id == Some(id) {
+        return Err(ApiError::invalid_body("`base_exp_id`: an experiment cannot be its own base"));
+    }
+    let (_, permit) = load(caller, KINDS, id, Permission::Update).await?;
+    let mut w = caller.state().write(&permit).await?;
+    let before = objects::reload(&mut w, KINDS, id).await?;
+    check_ref(caller, &mut w, "base_exp_id", ObjectKind::Experiment, body.base_exp_id, before.org_id).await?;
+    check_ref(caller, &mut w, "dataset_id", ObjectKind::Dataset, body.dataset_id, before.org_id).await?;
+    let data = ExperimentData {
+        repo_info: body.repo_info,
+        base_exp_id: body.base_exp_id,
+        dataset_id: body.dataset_id,
+        dataset_version: body.dataset_version,
+        parameters_id: body.parameters_id,
+        parameters_version: body.parameters_version,
+        public: body.public.unwrap_or(false),
+        metadata: body.metadata,
+        tags: body.tags,
+        internal_metadata: body.internal_metadata,
+    };
+    let after = ObjectRecord { description: body.description, data: to_data(&data), ..before.clone() };
+    let mut out = objects::commit_update(w, &before, &after, wire).await?;
+    out.found_existing = true;
+    Ok(out)
 }
 
 /// One experiment.

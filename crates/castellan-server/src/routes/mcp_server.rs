@@ -41,6 +41,14 @@ impl Setting for Kind {
     }
 }
 
+/// How configuration as code lists MCP servers.
+pub(crate) fn config_kind() -> super::config::KindSpec {
+    super::config::KindSpec::of::<Kind>(&[ObjectType::Project], &["description", "url"], |data| {
+        check_url("url", super::config::required(data, "url")?)?;
+        super::config::text(data, "description").map(|_| ())
+    })
+}
+
 /// The MCP server list's filters.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -8,6 +8,8 @@ pub mod attachment;
 pub mod audit_log;
 pub mod auth;
 pub mod btql;
+pub mod config;
+pub mod control_plane;
 pub mod dataset;
 pub mod dataset_snapshot;
 pub mod env_var;
@@ -25,6 +27,7 @@ pub mod objects;
 pub mod organization;
 pub mod otel;
 pub mod project;
+pub mod project_automation;
 pub mod project_group;
 pub mod project_logs;
 pub mod project_score;
@@ -174,6 +177,11 @@ pub struct OrgName {
 }
 
 impl OrgName {
+    /// The organization named in a body rather than the query.
+    pub fn named(org_name: Option<String>) -> OrgName {
+        OrgName { org_name: org_name.filter(|n| !n.is_empty()) }
+    }
+
     /// The name, if one was given.
     pub fn get(&self) -> Option<&str> {
         self.org_name.as_deref()
@@ -241,6 +249,7 @@ pub fn api() -> utoipa_axum::router::OpenApiRouter<crate::state::App> {
         .merge(organization::routes())
         .merge(user::routes())
         .merge(project::routes())
+        .merge(control_plane::routes())
         .merge(api_key::routes())
         .merge(logs3::routes())
         .merge(attachment::routes())
@@ -272,6 +281,8 @@ pub fn api() -> utoipa_axum::router::OpenApiRouter<crate::state::App> {
         .merge(environment::routes())
         .merge(otel::routes())
         .merge(insert_functions::routes())
+        .merge(config::routes())
+        .merge(project_automation::routes())
         .merge(btql::routes())
 }
 

@@ -67,6 +67,13 @@ pub struct InProject {
     project_id: Option<Uuid>,
 }
 
+impl InProject {
+    /// The project named in a body rather than the query.
+    pub fn new(project_name: Option<String>, project_id: Option<Uuid>) -> InProject {
+        InProject { project_name: project_name.filter(|n| !n.is_empty()), project_id }
+    }
+}
+
 /// What a list of objects asks for: its page, organization and project, and the
 /// filters each kind's handler reads (`ids`, its own `<kind>_name`, and `slug` for
 /// prompts and functions).

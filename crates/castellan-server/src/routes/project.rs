@@ -18,7 +18,7 @@ use uuid::Uuid;
 /// This module's endpoints: each registered from its `#[utoipa::path]`, so the
 /// route and its OpenAPI operation are declared once.
 pub(crate) fn routes() -> OpenApiRouter<crate::state::App> {
-    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(retrieve, update, remove))
+    OpenApiRouter::new().routes(routes!(list, create, replace)).routes(routes!(retrieve, update, remove))
 }
 
 fn project_ref(id: ProjectId) -> ObjectRef {
@@ -46,8 +46,20 @@ pub async fn list(
     Query(f): Query<ProjectFilters>,
     Query(org): Query<OrgName>,
 ) -> ApiResult<Json<ListResponse<Project>>> {
-    let scope = caller.list_scope(org.get()).await?;
-    let filter = ProjectFilter { orgs: scope.orgs().to_vec(), ids: f.ids, name: f.project_name };
+    Ok(Json(ListResponse { objects: list_in(&caller, &page, org.get(), f.ids, f.project_name).await? }))
+}
+
+/// One page of the projects the caller can read, newest first (`GET /v1/project`,
+/// `POST /api/project/get`).
+pub(crate) async fn list_in(
+    caller: &Caller,
+    page: &Page,
+    org_name: Option<&str>,
+    ids: Vec<Uuid>,
+    name: Option<String>,
+) -> ApiResult<Vec<Project>> {
+    let scope = caller.list_scope(org_name).await?;
+    let filter = ProjectFilter { orgs: scope.orgs().to_vec(), ids, name };
     let (limit, cursor) = (page.limit(), page.cursor()?);
     let mut tx = caller.state().read_scope(&scope).await?;
     let key = match cursor.id() {
@@ -59,7 +71,7 @@ pub async fn list(
     let req = cursor.resolve(limit, key)?;
     let rows = fill!(req, |w| tx.list_projects(&filter, &w), |p: &ProjectRecord| scope
         .visible(Permission::Read, project_ref(p.id)));
-    Ok(Json(ListResponse { objects: rows.iter().map(dto::project).collect() }))
+    Ok(rows.iter().map(dto::project).collect())
 }
 
 /// Creates a project, or returns the org's existing project of that name (200,
@@ -67,20 +79,49 @@ pub async fn list(
 #[utoipa::path(post, path = "/v1/project", tag = "Projects", request_body = CreateProject,
     responses((status = 200, body = Project)))]
 pub async fn create(caller: Caller, Body(body): Body<CreateProject>) -> ApiResult<Written<Project>> {
+    create_or_replace(&caller, body, false).await
+}
+
+/// Creates a project, or replaces the description of the org's existing project of
+/// that name (needs `update` on it).
+#[utoipa::path(put, path = "/v1/project", tag = "Projects", request_body = CreateProject,
+    responses((status = 200, body = Project)))]
+pub async fn replace(caller: Caller, Body(body): Body<CreateProject>) -> ApiResult<Written<Project>> {
+    create_or_replace(&caller, body, true).await
+}
+
+/// `POST` (and, with `replace`, `PUT`) `/v1/project`; also `POST /api/project/register`.
+pub(crate) async fn create_or_replace(
+    caller: &Caller,
+    body: CreateProject,
+    replace: bool,
+) -> ApiResult<Written<Project>> {
     let name = Name::parse("name", &body.name).map_err(invalid)?;
     let org = caller.org(body.org_name.as_deref()).await?;
     let existing_readable = |p: &ProjectRecord| caller.can(Permission::Read, project_ref(p.id));
     let org_ref = ObjectRef::new(ObjectType::Organization, org.id.0);
     // Looking up by name first lets a reader "create-or-get" an existing project, as
     // the SDK does on every `init`, without needing create permission.
-    {
+    let found = {
         let scope = caller.list_scope(Some(&org.name)).await?;
         let mut tx = caller.state().read_scope(&scope).await?;
-        if let Some(p) = tx.find_project_by_name(org.id, name.as_str()).await? {
-            if existing_readable(&p) {
-                return Ok(Written::existing(dto::project(&p)));
+        tx.find_project_by_name(org.id, name.as_str()).await?.filter(|p| existing_readable(p))
+    };
+    match found {
+        Some(p) if replace => {
+            let permit = caller.require(Permission::Update, project_ref(p.id)).await?;
+            let mut w = caller.state().write(&permit).await?;
+            let before = w.tx().get_project(p.id).await?.ok_or_else(|| ApiError::not_found("project", p.id))?;
+            let after = ProjectRecord { description: body.description, ..before.clone() };
+            if after == before {
+                return Ok(Written { revision: None, found_existing: true, body: dto::project(&after) });
             }
+            w.update_project(&before, &after).await?;
+            let rev = w.commit().await?;
+            return Ok(Written { revision: Some(rev), found_existing: true, body: dto::project(&after) });
         }
+        Some(p) => return Ok(Written::existing(dto::project(&p))),
+        None => {}
     }
     // Into a project group: the group must be one the caller may change, and `create`
     // of a project is decided on all projects of the group (which sits under

@@ -364,6 +364,26 @@ fn check_description(d: Option<&str>) -> ApiResult<()> {
     }
 }
 
+/// How configuration as code lists score definitions: every field of the body,
+/// checked as a create checks it.
+pub(crate) fn config_kind() -> super::config::KindSpec {
+    super::config::KindSpec::of::<Kind>(
+        &[ObjectType::Project],
+        &["categories", "config", "description", "position", "score_type"],
+        |data| {
+            let t = data.get("score_type").cloned().unwrap_or(Value::Null);
+            let t: ProjectScoreType = serde_json::from_value(t).map_err(|_| {
+                bad("`score_type` is required: one of slider, categorical, weighted, minimum, maximum, online, free-form"
+                    .into())
+            })?;
+            check_description(super::config::text(data, "description")?)?;
+            super::config::text(data, "position")?;
+            check_categories(t, data.get("categories"))?;
+            check_config(t, data.get("config"))
+        },
+    )
+}
+
 /// The score list's filters.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -54,6 +54,27 @@ fn check_color(color: &Option<String>) -> ApiResult<()> {
     }
 }
 
+/// How configuration as code lists tags: their description, colour and position.
+pub(crate) fn config_kind() -> super::config::KindSpec {
+    super::config::KindSpec {
+        scopes: &[ObjectType::Project],
+        keys: &["color", "description", "position"],
+        secret: false,
+        records_creator: true,
+        creation: super::setting::Creation::Update,
+        delete: Permission::Update,
+        check: |data| {
+            for key in ["description", "position"] {
+                super::config::text(data, key)?;
+            }
+            check_color(&super::config::text(data, "color")?.map(str::to_owned))
+        },
+        check_name: None,
+        derived: None,
+        audited: |a| serde_json::to_value(wire(a)).unwrap_or_default(),
+    }
+}
+
 /// The tag list's filters.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

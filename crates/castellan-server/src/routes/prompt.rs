@@ -2,13 +2,15 @@
 //! (a prompt is a function whose `function_data.type` is `prompt`).
 
 use super::function::{create_in, list_in, remove_in, retrieve_in, update_in, Mode, Version};
-use super::objects::{InProject, Listing};
+use super::objects::{self, InProject, Listing};
 use super::{OrgName, Written};
 use crate::access::Caller;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{empty_as_none, Body, Page, Path, Query};
 use axum::Json;
-use castellan_api_types::{CreateFunction, Function, ListResponse, PatchFunction};
+use castellan_api_types::{CreateFunction, FeedbackResponse, Function, ListResponse, PatchFunction, PromptFeedback};
+use castellan_core::Permission;
+use castellan_store::ObjectKind;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -17,7 +19,10 @@ use uuid::Uuid;
 /// This module's endpoints: each registered from its `#[utoipa::path]`, so the
 /// route and its OpenAPI operation are declared once.
 pub(crate) fn routes() -> OpenApiRouter<crate::state::App> {
-    OpenApiRouter::new().routes(routes!(list, create, replace)).routes(routes!(retrieve, update, remove))
+    OpenApiRouter::new()
+        .routes(routes!(list, create, replace))
+        .routes(routes!(retrieve, update, remove))
+        .routes(routes!(feedback))
 }
 
 /// The prompt list's filters (besides its project, organization and version).
@@ -92,4 +97,44 @@ pub async fn update(
     params(("prompt_id" = Uuid, Path)), responses((status = 200, body = Function)))]
 pub async fn remove(caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Written<Function>> {
     remove_in(&caller, id, Mode::Prompt).await
+}
+
+/// Feedback on a prompt: comments and metadata, kept in the audit log as one
+/// `prompt.feedback` record (Braintrust keeps a row's comments in its audit trail);
+/// the prompt and its versions do not change. Needs `update` on the prompt.
+#[utoipa::path(post, path = "/v1/prompt/{prompt_id}/feedback", tag = "Prompts",
+    params(("prompt_id" = Uuid, Path)), request_body = PromptFeedback, responses((status = 200, body = FeedbackResponse)))]
+pub async fn feedback(
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Body(body): Body<PromptFeedback>,
+) -> ApiResult<Written<FeedbackResponse>> {
+    for (i, item) in body.feedback.iter().enumerate() {
+        if Uuid::parse_str(&item.id).ok() != Some(id) {
+            return Err(ApiError::invalid_body(format!(
+                "`feedback[{i}].id` must be the prompt's id `{id}` (Castellan keeps no other prompt events), got `{}`",
+                item.id
+            )));
+        }
+        let source = item.source.as_deref().unwrap_or("external");
+        if !["app", "api", "external"].contains(&source) {
+            return Err(ApiError::invalid_body(format!(
+                "`feedback[{i}].source` must be one of app, api, external; got `{source}`"
+            )));
+        }
+        if item.metadata.as_ref().is_some_and(|m| !m.is_object() && !m.is_null()) {
+            return Err(ApiError::invalid_body(format!("`feedback[{i}].metadata` must be an object")));
+        }
+    }
+    const KINDS: &[ObjectKind] = &[ObjectKind::Prompt];
+    let (_, permit) = objects::load(&caller, KINDS, id, Permission::Update).await?;
+    let done = FeedbackResponse { status: "success".into() };
+    if body.feedback.is_empty() {
+        return Ok(Written { revision: None, found_existing: false, body: done });
+    }
+    let mut w = caller.state().write(&permit).await?;
+    let prompt = objects::reload(&mut w, KINDS, id).await?;
+    w.prompt_feedback(&prompt, &body).await?;
+    let rev = w.commit().await?;
+    Ok(Written::at(rev, done))
 }

@@ -140,8 +140,12 @@ pub(crate) fn seal(caller: &Caller, a: &mut AdminRecord, value: &str, now: i64) 
     a.secret = Some(sealer.seal(binding, value));
     a.secret_updated_at = Some(now);
     a.secret_updated_by = Some(caller.user.id);
-    if let Some(m) = a.data.as_object_mut() {
-        m.insert("preview".into(), json!(preview(value)));
+    // Automations seal a webhook's signing secret and header values together: no
+    // preview of that.
+    if a.kind != AdminKind::ProjectAutomation {
+        if let Some(m) = a.data.as_object_mut() {
+            m.insert("preview".into(), json!(preview(value)));
+        }
     }
     Ok(())
 }

@@ -66,6 +66,21 @@ fn check_voice(v: &SimulatedUserVoiceConfig) -> ApiResult<()> {
     Ok(())
 }
 
+/// How configuration as code lists simulated users.
+pub(crate) fn config_kind() -> super::config::KindSpec {
+    super::config::KindSpec::of::<Kind>(&[ObjectType::Project], &["goal", "instructions", "voice_config"], |data| {
+        check_text("instructions", super::config::required(data, "instructions")?)?;
+        if let Some(g) = super::config::text(data, "goal")? {
+            check_text("goal", g)?;
+        }
+        let voice = data.get("voice_config").cloned().unwrap_or(Value::Null);
+        let voice: SimulatedUserVoiceConfig = serde_json::from_value(voice).map_err(|e| {
+            ApiError::invalid_body(format!("`voice_config` is required: an object with a `voice_id` ({e})"))
+        })?;
+        check_voice(&voice)
+    })
+}
+
 /// The project the simulated users belong to.
 #[derive(Debug, Deserialize)]
 pub struct ProjectPath {

@@ -42,6 +42,20 @@ impl Setting for Kind {
     }
 }
 
+/// How configuration as code lists span iframes.
+pub(crate) fn config_kind() -> super::config::KindSpec {
+    super::config::KindSpec::of::<Kind>(&[ObjectType::Project], &["description", "post_message", "url"], |data| {
+        check_url("url", super::config::required(data, "url")?)?;
+        super::config::text(data, "description")?;
+        match data.get("post_message") {
+            None | Some(Value::Null) | Some(Value::Bool(_)) => Ok(()),
+            Some(other) => Err(crate::error::ApiError::invalid_body(format!(
+                "`post_message` must be true or false, got `{other}`"
+            ))),
+        }
+    })
+}
+
 /// The span iframe list's filters.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

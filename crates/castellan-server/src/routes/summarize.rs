@@ -1,19 +1,25 @@
-//! `GET /v1/experiment/{id}/summarize` and `GET /v1/dataset/{id}/summarize`.
+//! `GET /v1/experiment/{id}/summarize` and `GET /v1/dataset/{id}/summarize`, and
+//! their app-route twins that the TypeScript SDK calls: `POST
+//! /api/base_experiment/get_id`, `GET /experiment-comparison2`, `GET /dataset-summary`.
 
 use super::objects::{load, object_ref};
 use crate::access::Caller;
 use crate::dataplane::{encode_component, public_base, summary};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{empty_as_none, Path, Query};
+use crate::extract::{empty_as_none, Body, Path, Query};
 use axum::http::HeaderMap;
 use axum::Json;
-use castellan_api_types::{DataSummary, DatasetSummary, ExperimentSummary};
+use castellan_api_types::{
+    BaseExperiment, BaseExperimentRequest, DataSummary, DatasetSummary, ExperimentComparison, ExperimentSummary,
+    MetricSummary, ScoreSummary,
+};
 use castellan_core::Permission;
 use castellan_store::page::{Direction, Window};
 use castellan_store::{
     EventKind, EventObject, EventQuery, ObjectFilter, ObjectKind, ObjectRecord, Paged, StoredEvent, Tx,
 };
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -21,7 +27,12 @@ use uuid::Uuid;
 /// This module's endpoints: each registered from its `#[utoipa::path]`, so the
 /// route and its OpenAPI operation are declared once.
 pub(crate) fn routes() -> OpenApiRouter<crate::state::App> {
-    OpenApiRouter::new().routes(routes!(experiment)).routes(routes!(dataset))
+    OpenApiRouter::new()
+        .routes(routes!(experiment))
+        .routes(routes!(dataset))
+        .routes(routes!(base_experiment))
+        .routes(routes!(experiment_comparison))
+        .routes(routes!(dataset_summary))
 }
 
 /// Rows read per query while summarizing.
@@ -138,20 +149,104 @@ pub async fn experiment(
     if !summarize_scores {
         return Ok(Json(out));
     }
-    let comparison = match named {
-        Some(c) => Some(c),
-        None => default_comparison(&caller, &mut *tx, &exp).await?,
-    };
-    let rows = all_rows(&mut *tx, EventObject { kind: EventKind::Experiment, id }).await?;
-    let base_rows = match &comparison {
-        Some(c) => Some(all_rows(&mut *tx, EventObject { kind: EventKind::Experiment, id: c.id }).await?),
-        None => None,
-    };
-    let (scores, metrics) = summary::summarize(&rows, base_rows.as_deref());
+    let (comparison, scores, metrics) = compare(&caller, &mut *tx, &exp, named).await?;
     out.comparison_experiment_name = comparison.map(|c| c.name);
     out.scores = Some(scores);
     out.metrics = Some(metrics);
     Ok(Json(out))
+}
+
+/// Scores and metrics by name.
+type Compared = (Option<ObjectRecord>, BTreeMap<String, ScoreSummary>, BTreeMap<String, MetricSummary>);
+
+/// An experiment's scores and metrics compared with `named` (already authorized),
+/// else with its default comparison; with the comparison used.
+async fn compare(
+    caller: &Caller,
+    tx: &mut dyn Tx,
+    exp: &ObjectRecord,
+    named: Option<ObjectRecord>,
+) -> ApiResult<Compared> {
+    let comparison = match named {
+        Some(c) => Some(c),
+        None => default_comparison(caller, tx, exp).await?,
+    };
+    let rows = all_rows(tx, EventObject { kind: EventKind::Experiment, id: exp.id }).await?;
+    let base_rows = match &comparison {
+        Some(c) => Some(all_rows(tx, EventObject { kind: EventKind::Experiment, id: c.id }).await?),
+        None => None,
+    };
+    let (scores, metrics) = summary::summarize(&rows, base_rows.as_deref());
+    Ok((comparison, scores, metrics))
+}
+
+/// The experiment another is compared with by default (what
+/// `GET /v1/experiment/{id}/summarize` compares with when none is named): its base
+/// experiment, else the project's previous one, either only if the caller can read
+/// it; 400 when there is none (the SDK then compares with nothing). Needs `read` on
+/// the experiment.
+#[utoipa::path(post, path = "/api/base_experiment/get_id", tag = "Experiments", request_body = BaseExperimentRequest,
+    responses((status = 200, body = BaseExperiment)))]
+pub async fn base_experiment(
+    caller: Caller,
+    Body(body): Body<BaseExperimentRequest>,
+) -> ApiResult<Json<BaseExperiment>> {
+    let (exp, permit) = load(&caller, &[ObjectKind::Experiment], body.id, Permission::Read).await?;
+    let mut tx = caller.state().read(&permit).await?;
+    match default_comparison(&caller, &mut *tx, &exp).await? {
+        Some(b) => Ok(Json(BaseExperiment { base_exp_id: b.id, base_exp_name: b.name })),
+        None => Err(ApiError::bad_request(format!("experiment `{}` has no base experiment", exp.id))),
+    }
+}
+
+/// The experiments `GET /experiment-comparison2` compares.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ComparisonQuery {
+    /// The experiment.
+    experiment_id: Uuid,
+    /// The experiment to compare with (default: as `GET
+    /// /v1/experiment/{id}/summarize` chooses).
+    #[serde(default)]
+    base_experiment_id: Option<Uuid>,
+}
+
+/// An experiment's scores and metrics compared with `base_experiment_id`: the
+/// `scores` and `metrics` of `GET /v1/experiment/{id}/summarize?summarize_scores=true`,
+/// authorized the same way (`read` on both experiments).
+#[utoipa::path(get, path = "/experiment-comparison2", tag = "Experiments", params(ComparisonQuery),
+    responses((status = 200, body = ExperimentComparison)))]
+pub async fn experiment_comparison(
+    caller: Caller,
+    Query(q): Query<ComparisonQuery>,
+) -> ApiResult<Json<ExperimentComparison>> {
+    let (exp, permit) = load(&caller, &[ObjectKind::Experiment], q.experiment_id, Permission::Read).await?;
+    let named = match q.base_experiment_id {
+        Some(c) => Some(load(&caller, &[ObjectKind::Experiment], c, Permission::Read).await?.0),
+        None => None,
+    };
+    let mut tx = caller.state().read(&permit).await?;
+    let (_, scores, metrics) = compare(&caller, &mut *tx, &exp, named).await?;
+    Ok(Json(ExperimentComparison { scores, metrics }))
+}
+
+/// The dataset `GET /dataset-summary` counts.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DatasetSummaryParams {
+    /// The dataset.
+    dataset_id: Uuid,
+}
+
+/// A dataset's live record count: the `data_summary` of `GET
+/// /v1/dataset/{id}/summarize?summarize_data=true` (`read` on the dataset).
+#[utoipa::path(get, path = "/dataset-summary", tag = "Datasets", params(DatasetSummaryParams),
+    responses((status = 200, body = DataSummary)))]
+pub async fn dataset_summary(caller: Caller, Query(q): Query<DatasetSummaryParams>) -> ApiResult<Json<DataSummary>> {
+    let (_, permit) = load(&caller, &[ObjectKind::Dataset], q.dataset_id, Permission::Read).await?;
+    let mut tx = caller.state().read(&permit).await?;
+    let total_records = tx.count_events(EventObject { kind: EventKind::Dataset, id: q.dataset_id }).await?;
+    Ok(Json(DataSummary { total_records }))
 }
 
 /// What a dataset's summary covers.

@@ -87,6 +87,24 @@ fn check_object(field: &str, v: Option<&Value>) -> ApiResult<()> {
     }
 }
 
+/// How configuration as code lists views: on whatever object they are saved on.
+pub(crate) fn config_kind() -> super::config::KindSpec {
+    super::config::KindSpec::of::<Kind>(
+        &ObjectType::ALL,
+        &["description", "options", "starred", "view_data", "view_type"],
+        |data| {
+            check_view_type(super::config::text(data, "view_type")?)?;
+            super::config::text(data, "description")?;
+            check_object("view_data", data.get("view_data"))?;
+            check_object("options", data.get("options"))?;
+            match data.get("starred") {
+                None | Some(Value::Null) | Some(Value::Bool(_)) => Ok(()),
+                Some(other) => Err(ApiError::invalid_body(format!("`starred` must be true or false, got `{other}`"))),
+            }
+        },
+    )
+}
+
 /// What a view request names: the object the view is saved on.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

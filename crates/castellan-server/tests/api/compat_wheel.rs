@@ -110,7 +110,8 @@ class Client:
         for resource in ["api_keys", "organizations", "service_tokens", "projects", "experiments", "datasets",
                          "prompts", "functions", "groups", "roles", "acls", "project_tags", "project_groups",
                          "ai_secrets", "project_scores", "span_iframes", "views", "agents", "mcp_servers",
-                         "dataset_snapshots", "simulated_users", "environments", "env_vars"]:
+                         "dataset_snapshots", "simulated_users", "environments", "env_vars",
+                         "project_automations", "org_automations"]:
             setattr(self, resource, Checked(getattr(raw, resource)))
 
 
@@ -368,6 +369,21 @@ assert [x["id"] for x in owner.simulated_users.list_simulated_users(pid)["object
 owner.simulated_users.get_simulated_user(pid, su["id"])
 owner.simulated_users.delete_simulated_user(pid, su["id"])
 assert len(owner.organizations.get_organization_api_keys()["objects"]) >= 2
+alert = owner.project_automations.post_project_automation(body={"project_id": pid, "name": "errors", "config": {
+    "event_type": "logs", "btql_filter": "error IS NOT NULL", "interval_seconds": 300,
+    "action": {"type": "webhook", "url": "https://hooks.example/a"}}})
+assert alert["signing_secret"].startswith("whsec_"), alert
+assert "signing_secret" not in owner.project_automations.get_project_automation_id(alert["id"])
+keep = owner.project_automations.put_project_automation(body={"project_id": pid, "name": "keep", "config": {
+    "event_type": "retention", "object_type": "project_logs", "retention_days": 30}})
+assert owner.project_automations.patch_project_automation_id(keep["id"], body={"description": "d"})["description"] == "d"
+assert len(owner.project_automations.get_project_automation()["objects"]) == 2
+owner.project_automations.delete_project_automation_id(keep["id"])
+rule = owner.org_automations.post_org_automation(body={"org_id": org, "name": "org-keep", "config": {
+    "event_type": "retention", "object_type": "dataset", "retention_days": 365}})
+assert [r["id"] for r in owner.org_automations.get_org_automation()["objects"]] == [rule["id"]]
+assert owner.org_automations.get_org_automation_id(rule["id"])["config"]["retention_days"] == 365
+owner.org_automations.delete_org_automation_id(rule["id"])
 owner.environments.delete_environment(prod["id"])
 refused(404, owner.prompts.get_prompt_id, pr["id"], environment="production")
 
@@ -453,6 +469,12 @@ pairs = {
     "Environment": [("environments", "Environment")],
     "CreateEnvironment": [("environments", "CreateEnvironment")],
     "PatchEnvironment": [("environments", "PatchEnvironment")],
+    "ProjectAutomation": [("project_automations", "ProjectAutomation")],
+    "CreateProjectAutomation": [("project_automations", "CreateProjectAutomation")],
+    "PatchProjectAutomation": [("project_automations", "PatchProjectAutomation")],
+    "OrgAutomation": [("org_automations", "OrgAutomation")],
+    "CreateOrgAutomation": [("org_automations", "CreateOrgAutomation")],
+    "PatchOrgAutomation": [("org_automations", "PatchOrgAutomation")],
 }
 undescribed = []
 for schema, models in pairs.items():

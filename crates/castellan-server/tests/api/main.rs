@@ -1,6 +1,6 @@
 //! The server's integration tests, in one test binary (one link instead of nine):
 //! a real server on a free port over a real SQLite file or PostgreSQL schema, driven
-//! over real HTTP, and the official Braintrust clients against it.
+//! over real HTTP, and the official Braintrust clients (Python and TypeScript) against it.
 //!
 //! `cargo test -p castellan-server --test api` runs the SQLite half; the PostgreSQL
 //! half and the official-client tests are `#[ignore]`d unless `scripts/test` sets
@@ -11,9 +11,11 @@ mod common;
 mod support;
 
 mod access;
+mod app_routes;
 mod btql;
 mod compat_api;
 mod compat_wheel;
+mod config_code;
 mod dataplane;
 mod env_vars;
 mod foundation;
@@ -27,4 +29,5 @@ mod project_tags;
 mod push;
 mod sdk;
 mod settings;
+mod ts_sdk;
 mod wire_model;

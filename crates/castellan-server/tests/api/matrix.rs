@@ -26,6 +26,9 @@ struct World {
     engineers: String,
     owner_key_id: String,
     owner_role: String,
+    /// Objects inside the projects: experiments `e1` in P1 and `e2` in P2 (after
+    /// `e2a`, its default base), dataset `d2` in P2, prompt `p` in P1.
+    inside: [(&'static str, String); 4],
     n: AtomicUsize,
 }
 
@@ -55,6 +58,9 @@ impl World {
             .replace("{OWNER_KEY}", &self.owner_key_id)
             .replace("{OWNER_ROLE}", &self.owner_role)
             .replace("{VIEWER}", &self.users[2]);
+        for (slot, id) in &self.inside {
+            t = t.replace(slot, id);
+        }
         if t.contains("{N}") {
             t = t.replace("{N}", &self.next().to_string());
         }
@@ -98,7 +104,12 @@ impl World {
         }
         // Administration objects made by the owner: (slot, path, body).
         let n = self.next();
-        let fresh: [(&str, &str, Value); 9] = [
+        let fresh: [(&str, &str, Value); 10] = [
+            (
+                "{FRESH_AUTOMATION_P1}",
+                "/v1/project_automation",
+                json!({"project_id": self.p1, "name": format!("au{n}"), "config": {"event_type": "retention", "object_type": "project_logs", "retention_days": 3}}),
+            ),
             ("{FRESH_AI_SECRET}", "/v1/ai_secret", json!({"name": format!("S{n}"), "secret": "v", "org_name": "acme"})),
             (
                 "{FRESH_SCORE_P1}",
@@ -169,6 +180,10 @@ impl World {
             assert_eq!(s, StatusCode::OK);
             t = t.replace("{FRESH_ENG_KEY}", k["id"].as_str().expect("id"));
         }
+        if t.contains("{EXPORT}") {
+            let doc = self.owner(Method::GET, "/v1/config/export?org_name=acme", None).await;
+            t = t.replace("{EXPORT}", &doc.to_string());
+        }
         if t.contains("{FRESH_MEMBER}") {
             let email = format!("m{}@acme.example", self.next());
             invite_and_accept(&self.app, self.keys[0].as_deref().expect("owner"), &email, None).await;
@@ -235,6 +250,21 @@ async fn world(app: TestApp) -> World {
         .to_owned();
     let owner_role =
         app.get("/v1/role?role_name=Owner", &owner).await.1["objects"][0]["id"].as_str().expect("role").to_owned();
+    let made = |path: &'static str, body: Value| {
+        let (app, owner) = (&app, owner.clone());
+        async move {
+            let (s, v) = app.post(path, &owner, body).await;
+            assert_eq!(s, StatusCode::OK, "{path}: {v}");
+            v["id"].as_str().expect("id").to_owned()
+        }
+    };
+    let exp_p1 = made("/v1/experiment", json!({"project_id": p1, "name": "e1"})).await;
+    made("/v1/experiment", json!({"project_id": p2, "name": "e2a"})).await;
+    let exp_p2 = made("/v1/experiment", json!({"project_id": p2, "name": "e2"})).await;
+    let ds_p2 = made("/v1/dataset", json!({"project_id": p2, "name": "d2"})).await;
+    let prompt = json!({"prompt": {"type": "completion", "content": "hi"}});
+    let prompt_p1 =
+        made("/v1/prompt", json!({"project_id": p1, "name": "P", "slug": "p", "prompt_data": prompt})).await;
     let (_, k) = app.post("/v1/api_key", &owner, json!({"name": "to-revoke"})).await;
     let revoked = k["key"].as_str().expect("key").to_owned();
     app.delete(&format!("/v1/api_key/{}", k["id"].as_str().expect("id")), &owner).await;
@@ -248,6 +278,7 @@ async fn world(app: TestApp) -> World {
         engineers,
         owner_key_id,
         owner_role,
+        inside: [("{EXP_P1}", exp_p1), ("{EXP_P2}", exp_p2), ("{DS_P2}", ds_p2), ("{PROMPT_P1}", prompt_p1)],
         n: AtomicUsize::new(0),
     }
 }
@@ -374,12 +405,53 @@ async fn every_endpoint_answers_each_principal_exactly_as_designed(b: Backend) {
         (Method::PUT, "{FRESH_ASSIGNED_P2}", Some(r#"{"object_version": "1000192656880881100"}"#), [200, 200, 403, 404, 403, 404, U, U]),
         (Method::DELETE, "{FRESH_ASSIGNED_P2}", None, [200, 200, 403, 404, 403, 404, U, U]),
         (Method::GET, "/v1/organization/api_keys", None, [200, 200, 200, 200, 200, 200, U, U]),
+        (Method::GET, "/v1/project_automation", None, [200, 200, 200, 200, 200, 200, U, U]),
+        (Method::POST, "/v1/project_automation", Some(r#"{"project_id": "{P2}", "name": "a{N}", "config": {"event_type": "retention", "object_type": "dataset", "retention_days": 7}}"#), [200, 200, 403, 404, 403, 404, U, U]),
+        (Method::GET, "/v1/project_automation/{FRESH_AUTOMATION_P1}", None, [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::PATCH, "/v1/project_automation/{FRESH_AUTOMATION_P1}", Some(r#"{"description": "d{N}"}"#), [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::DELETE, "/v1/project_automation/{FRESH_AUTOMATION_P1}", None, [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::GET, "/v1/project_automation/{FRESH_AUTOMATION_P1}/runs", None, [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::GET, "/v1/project_automation/{FRESH_AUTOMATION_P1}/preview", None, [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::POST, "/v1/project_automation/{FRESH_AUTOMATION_P1}/run", Some("{}"), [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::GET, "/v1/org_automation", None, [200, 200, 200, 200, 200, 200, U, U]),
+        (Method::POST, "/v1/org_automation", Some(r#"{"org_id": "{ORG}", "name": "o{N}", "config": {"event_type": "retention", "object_type": "dataset", "retention_days": 7}}"#), [200, 403, 403, 403, 403, 404, U, U]),
         (Method::POST, "/insert-functions", Some(r#"{"functions": [{"project_id": "{P2}", "name": "f", "slug": "f{N}", "function_data": {"type": "prompt"}, "if_exists": "replace"}]}"#), [200, 200, 403, 404, 403, 404, U, U]),
         (Method::POST, "/btql", Some(r#"{"query": "SELECT * FROM project_logs('{P1}') WHERE metadata.n > 1 LIMIT 5"}"#), [200, 200, 200, 200, 404, 404, U, U]),
         (Method::POST, "/btql", Some(r#"{"query": {"from": {"op": "function", "name": {"op": "ident", "name": ["project_logs"]}, "args": [{"op": "literal", "value": "{P2}"}]}, "filter": {"op": "isnull", "expr": {"op": "ident", "name": ["error"]}}}}"#), [200, 200, 200, 404, 200, 404, U, U]),
         (Method::POST, "/otel/v1/traces", Some(r#"{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "name": "s{N}", "attributes": [{"key": "braintrust.parent", "value": {"stringValue": "project_id:{P2}"}}]}]}]}]}"#), [200, 200, 403, 404, 403, 404, U, U]),
+        // Configuration as code: the whole state, with every kind above in it, exports
+        // and applies back unchanged.
+        (Method::GET, "/v1/config/export?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::POST, "/v1/config/plan?org_name=acme", Some("{EXPORT}"), [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::POST, "/v1/config/apply?org_name=acme", Some("{EXPORT}"), [200, 403, 403, 403, 403, 404, U, U]),
         (Method::GET, "/v1/audit_log?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
         (Method::GET, "/v1/audit_log/chain?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
+        // The app routes of the TypeScript SDK, each as its /v1 twin (the viewer and
+        // the custom member hold `update` on P1 since the batch_update row above).
+        (Method::POST, "/api/project/register", Some(r#"{"project_name": "p1", "org_id": "{ORG}"}"#), [200, 200, 200, 200, 403, 404, U, U]),
+        (Method::POST, "/api/project/register", Some(r#"{"project_name": "reg-{N}", "org_id": "{ORG}"}"#), [200, 200, 403, 403, 403, 404, U, U]),
+        (Method::GET, "/api/project?id={P1}", None, [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::POST, "/api/project/get", Some(r#"{"id": "{P2}"}"#), [200, 200, 200, 200, 200, 200, U, U]),
+        (Method::POST, "/api/experiment/register", Some(r#"{"project_id": "{P1}", "experiment_name": "x{N}"}"#), [200, 200, 403, 403, 404, 404, U, U]),
+        (Method::POST, "/api/experiment/register", Some(r#"{"project_name": "p2", "org_id": "{ORG}", "experiment_name": "x{N}"}"#), [200, 200, 403, 403, 403, 404, U, U]),
+        (Method::POST, "/api/experiment/register", Some(r#"{"project_id": "{P2}", "experiment_name": "e2", "update": true}"#), [200, 200, 200, 404, 200, 404, U, U]),
+        // A missing base answers the 400 the SDK retries on, but only to those who can see the project.
+        (Method::POST, "/api/experiment/register", Some(r#"{"project_id": "{P1}", "experiment_name": "x{N}", "base_experiment": "nope"}"#), [400, 400, 400, 400, 404, 404, U, U]),
+        (Method::POST, "/api/experiment/get", Some(r#"{"project_id": "{P2}", "experiment_name": "e2"}"#), [200, 200, 200, 200, 200, 200, U, U]),
+        (Method::POST, "/api/dataset/register", Some(r#"{"project_id": "{P2}", "dataset_name": "d2"}"#), [200, 200, 200, 404, 200, 404, U, U]),
+        (Method::POST, "/api/dataset/register", Some(r#"{"project_id": "{P1}", "dataset_name": "nd{N}"}"#), [200, 200, 403, 403, 404, 404, U, U]),
+        (Method::POST, "/api/self/get_object_info", Some(r#"{"object_type": "experiment", "object_ids": ["{EXP_P1}"]}"#), [200, 200, 200, 200, 200, 200, U, U]),
+        (Method::POST, "/api/base_experiment/get_id", Some(r#"{"id": "{EXP_P2}"}"#), [200, 200, 200, 404, 200, 404, U, U]),
+        (Method::GET, "/experiment-comparison2?experiment_id={EXP_P2}", None, [200, 200, 200, 404, 200, 404, U, U]),
+        (Method::GET, "/experiment-comparison2?experiment_id={EXP_P2}&base_experiment_id={EXP_P1}", None, [200, 200, 200, 404, 404, 404, U, U]),
+        (Method::GET, "/dataset-summary?dataset_id={DS_P2}", None, [200, 200, 200, 404, 200, 404, U, U]),
+        (Method::POST, "/btql", Some(r#"{"query": {"select": [{"op": "star"}], "from": {"op": "function", "name": {"op": "ident", "name": ["dataset"]}, "args": [{"op": "literal", "value": "{DS_P2}"}]}}}"#), [200, 200, 200, 404, 200, 404, U, U]),
+        // Braintrust's older create-or-replace (`@braintrust/api` 0.1) and prompt feedback.
+        (Method::PUT, "/v1/project", Some(r#"{"name": "p2", "org_name": "acme"}"#), [200, 200, 403, 403, 403, 404, U, U]),
+        (Method::PUT, "/v1/experiment", Some(r#"{"project_id": "{P2}", "name": "e2", "description": "d{N}"}"#), [200, 200, 403, 404, 403, 404, U, U]),
+        (Method::PUT, "/v1/dataset", Some(r#"{"project_id": "{P2}", "name": "d2", "description": "d{N}"}"#), [200, 200, 403, 404, 403, 404, U, U]),
+        (Method::PUT, "/v1/acl", Some(r#"{"object_type": "project", "object_id": "{SCRATCH}", "user_id": "{VIEWER}", "permission": "read"}"#), [200, 403, 403, 404, 404, 404, U, U]),
+        (Method::POST, "/v1/prompt/{PROMPT_P1}/feedback", Some(r#"{"feedback": [{"id": "{PROMPT_P1}", "comment": "c{N}"}]}"#), [200, 200, 200, 200, 404, 404, U, U]),
     ];
     let mut failures = Vec::new();
     for (method, path, body, expect) in &rows {

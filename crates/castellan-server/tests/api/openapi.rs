@@ -61,7 +61,24 @@ fn every_routed_v1_path_is_documented() {
         "/v1/function/{function_id}",
         "/v1/prompt_session",
         "/v1/prompt_session/{prompt_session_id}",
+        "/v1/config/export",
+        "/v1/config/plan",
+        "/v1/config/apply",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} is not in the OpenAPI document");
     }
+}
+
+#[test]
+fn every_schema_the_document_refers_to_is_in_it() {
+    let text = castellan_server::openapi::document_json();
+    let doc: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+    let prefix = "\"#/components/schemas/";
+    let dangling: Vec<&str> = text
+        .match_indices(prefix)
+        .filter_map(|(i, _)| text[i + prefix.len()..].split('"').next())
+        .filter(|name| !schemas.contains_key(*name))
+        .collect();
+    assert!(dangling.is_empty(), "references to schemas the document lacks: {dangling:?}");
 }

@@ -404,7 +404,7 @@ print(json.dumps({
     "version": latest.version, "by_id": by_id.version}))
 "#;
 
-async fn make_prompt(app: &TestApp, key: &str) -> (String, String, String) {
+pub(crate) async fn make_prompt(app: &TestApp, key: &str) -> (String, String, String) {
     let (_, p) = app.post("/v1/project", key, json!({"name": "proj-e"})).await;
     let prompt = |text: &str| {
         json!({"prompt": {"type": "chat", "messages": [{"role": "system", "content": text}]},

@@ -22,7 +22,9 @@ on_both_backends!(
     environments_serve_prompt_and_dataset_versions,
     project_settings_are_validated_and_replaced_whole,
     the_org_api_key_list_is_the_owners_view,
-    the_master_key_rotates_across_replicas_without_downtime
+    the_master_key_rotates_across_replicas_without_downtime,
+    automations_validate_their_rules_and_seal_webhook_secrets,
+    retention_sweeps_old_rows_under_a_lease_and_leaves_nothing_behind
 );
 
 const OPENAI: &str = "sk-proj-0123456789abcdefghijklmnopqrstuvwxyzABCD";
@@ -743,4 +745,216 @@ async fn the_master_key_rotates_across_replicas_without_downtime(b: Backend) {
     assert_eq!((again.resealed, again.signing_key_resealed), (0, false));
     new.stop().await;
     old.stop().await;
+}
+
+async fn automations_validate_their_rules_and_seal_webhook_secrets(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else { return };
+    let owner = app.bootstrap("acme", "ada@acme.example").await;
+    let p = project(&app, &owner, "p").await;
+    let token = "Bearer hook-token-0123456789abcdefghijklmnop";
+    let alert = json!({"project_id": p, "name": "errors", "description": "error spikes", "config": {
+        "event_type": "logs", "btql_filter": "error IS NOT NULL", "interval_seconds": 3600,
+        "action": {"type": "webhook", "url": "https://hooks.example/alert", "headers": {"Authorization": token}}}});
+    let (s, a) = app.post("/v1/project_automation", &owner, alert.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{a}");
+    let secret = a["signing_secret"].as_str().expect("shown once").to_owned();
+    assert!(secret.starts_with("whsec_") && secret.len() == 70, "{secret}");
+    assert_eq!(a["config"]["action"]["header_names"], json!(["Authorization"]), "{a}");
+    assert!(!a.to_string().contains("hook-token"), "header values are never answered: {a}");
+    let id = id(&a);
+    let (_, got) = app.get(&format!("/v1/project_automation/{id}"), &owner).await;
+    assert!(got.get("signing_secret").is_none() && !got.to_string().contains("hook-token"), "{got}");
+    let (_, h, again) = app.send(Method::POST, "/v1/project_automation", Some(&owner), Some(alert.clone()), &[]).await;
+    assert!(h.get("x-bt-found-existing").is_some() && again.get("signing_secret").is_none(), "{again}");
+    let (s, put) = app
+        .send(Method::PUT, "/v1/project_automation", Some(&owner), Some(alert.clone()), &[])
+        .await
+        .pipe(|(s, _, v)| (s, v));
+    assert_eq!((s, put.get("signing_secret")), (StatusCode::OK, None), "a replace keeps the secret: {put}");
+    let (s, v) = app
+        .patch(
+            &format!("/v1/project_automation/{id}"),
+            &owner,
+            json!({"config": {"event_type": "retention", "object_type": "project_logs", "retention_days": 30}}),
+        )
+        .await;
+    assert_eq!((s, v["config"]["retention_days"].as_u64()), (StatusCode::OK, Some(30)), "{v}");
+    for (config, why) in [
+        (
+            json!({"event_type": "logs", "btql_filter": "x", "interval_seconds": 0, "action": {"type": "webhook", "url": "https://a.example"}}),
+            "an interval of 0",
+        ),
+        (
+            json!({"event_type": "logs", "btql_filter": "x", "interval_seconds": 60, "action": {"type": "webhook", "url": "ftp://a"}}),
+            "a URL that is not http",
+        ),
+        (
+            json!({"event_type": "logs", "btql_filter": "x", "interval_seconds": 60, "action": {"type": "email"}}),
+            "an unknown action",
+        ),
+        (
+            json!({"event_type": "logs", "btql_filter": "x", "interval_seconds": 60, "action": {"type": "webhook", "url": "https://a.example", "headers": {"Host": "x"}}}),
+            "a header Castellan sets",
+        ),
+        (json!({"event_type": "retention", "object_type": "spans", "retention_days": 3}), "an unknown object type"),
+        (json!({"event_type": "retention", "object_type": "dataset", "retention_days": -1}), "negative days"),
+        (json!({"event_type": "alerts"}), "an unknown event type"),
+        (
+            json!({"event_type": "btql_export", "export_definition": {"type": "log_spans"}, "export_path": "s3://b/p", "format": "csv", "interval_seconds": 60, "credentials": {"type": "aws_iam", "role_arn": "r", "external_id": "e"}}),
+            "an unknown format",
+        ),
+    ] {
+        let (s, v) =
+            app.post("/v1/project_automation", &owner, json!({"project_id": p, "name": "bad", "config": config})).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{why}: {v}");
+        common::assert_listed_error(s, &v);
+    }
+    // Org automations: retention only; Manage settings.
+    let org_id = app.get("/v1/organization", &owner).await.1["objects"][0]["id"].as_str().expect("org").to_owned();
+    let rule = json!({"org_id": org_id, "name": "keep-90", "config": {"event_type": "retention", "object_type": "project_logs", "retention_days": 90}});
+    let (s, o) = app.post("/v1/org_automation", &owner, rule.clone()).await;
+    assert_eq!((s, o["config"]["retention_days"].as_u64()), (StatusCode::OK, Some(90)), "{o}");
+    let (s, _) = app
+        .post("/v1/org_automation", &owner, json!({"org_id": org_id, "name": "x", "config": {"event_type": "logs"}}))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let viewer = support::member(&app, &owner, "vic@acme.example", Some("Viewers")).await;
+    assert_eq!(app.get(&format!("/v1/project_automation/{id}"), &viewer.key).await.0, StatusCode::OK);
+    assert_eq!(app.delete(&format!("/v1/project_automation/{id}"), &viewer.key).await.0, StatusCode::FORBIDDEN);
+    let (_, h, same) = app.send(Method::POST, "/v1/org_automation", Some(&viewer.key), Some(rule.clone()), &[]).await;
+    assert!(h.get("x-bt-found-existing").is_some() && same["id"] == o["id"], "a reader gets the existing one: {same}");
+    let mut other = rule;
+    other["name"] = json!("viewer-rule");
+    assert_eq!(app.post("/v1/org_automation", &viewer.key, other).await.0, StatusCode::FORBIDDEN);
+    let zeta = app.bootstrap("zeta", "zed@zeta.example").await;
+    assert_eq!(app.get(&format!("/v1/project_automation/{id}"), &zeta).await.0, StatusCode::NOT_FOUND);
+    // Neither the signing secret nor the header value is stored in the clear.
+    let dump = common::dump_database(&app.db).await;
+    assert!(!dump.contains(&secret[6..]) && !dump.contains("hook-token"), "sealed at rest");
+    let (_, audit) = app.get("/v1/audit_log?event_type=project_automation.", &owner).await;
+    assert!(!audit.to_string().contains("hook-token") && !audit.to_string().contains(&secret[6..]), "{audit}");
+    app.stop().await;
+}
+
+async fn insert_rows(app: &TestApp, key: &str, path: &str, rows: Vec<Value>) {
+    let (s, v) = app.post(path, key, json!({"events": rows})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+async fn fetch_ids(app: &TestApp, key: &str, path: &str) -> Vec<String> {
+    let (_, v) = app.post(path, key, json!({"limit": 1000})).await;
+    let mut ids: Vec<String> =
+        v["events"].as_array().expect("events").iter().filter_map(|e| e["id"].as_str().map(str::to_owned)).collect();
+    ids.sort();
+    ids
+}
+
+async fn retention_sweeps_old_rows_under_a_lease_and_leaves_nothing_behind(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else { return };
+    let owner = app.bootstrap("acme", "ada@acme.example").await;
+    let p = project(&app, &owner, "p").await;
+    let q = project(&app, &owner, "q").await;
+    let logs = format!("/v1/project_logs/{p}/insert");
+    let marker = "ancient-marker-5f3a9c";
+    let old: Vec<Value> =
+        (0..5).map(|i| json!({"id": format!("old-{i}"), "input": marker, "created": "2020-01-01T00:00:00Z"})).collect();
+    let new: Vec<Value> = (0..3).map(|i| json!({"id": format!("new-{i}"), "input": "recent"})).collect();
+    insert_rows(&app, &owner, &logs, old).await;
+    insert_rows(&app, &owner, &logs, new).await;
+    if let common::Db::Sqlite(path) = &app.db {
+        assert!(checkpoint(path).await);
+        let text = String::from_utf8_lossy(&std::fs::read(path).expect("db")).into_owned();
+        assert!(text.contains(marker), "the scan finds rows not yet swept");
+    }
+    let (_, rule) = app
+        .post("/v1/project_automation", &owner, json!({"project_id": p, "name": "keep-30", "config": {"event_type": "retention", "object_type": "project_logs", "retention_days": 30}}))
+        .await;
+    let rid = id(&rule);
+    let (s, pv) = app.get(&format!("/v1/project_automation/{rid}/preview"), &owner).await;
+    assert_eq!((s, pv["total"].as_u64()), (StatusCode::OK, Some(5)), "{pv}");
+    // Another replica holds the lease: no second sweep.
+    let system = app.system.permit();
+    let jobs = app.state.jobs(&system);
+    let now = app.state.now();
+    assert!(jobs
+        .take_lease(&format!("automation:{rid}"), "other-replica", now, now + 60_000_000)
+        .await
+        .expect("lease"));
+    let (s, v) = app.post(&format!("/v1/project_automation/{rid}/run"), &owner, json!({})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    // Its lease expires: taken over.
+    assert!(jobs.take_lease(&format!("automation:{rid}"), "other-replica", now, now - 1).await.expect("lease"));
+    let viewer = support::member(&app, &owner, "vic@acme.example", Some("Viewers")).await;
+    assert_eq!(
+        app.post(&format!("/v1/project_automation/{rid}/run"), &viewer.key, json!({})).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let (s, run) = app.post(&format!("/v1/project_automation/{rid}/run"), &owner, json!({})).await;
+    assert_eq!((s, run["status"].as_str(), run["count"].as_i64()), (StatusCode::OK, Some("ok"), Some(5)), "{run}");
+    let fetch = format!("/v1/project_logs/{p}/fetch");
+    assert_eq!(fetch_ids(&app, &owner, &fetch).await, vec!["new-0", "new-1", "new-2"]);
+    let (_, again) = app.post(&format!("/v1/project_automation/{rid}/run"), &owner, json!({})).await;
+    assert_eq!(again["count"], 0, "idempotent: {again}");
+    let (_, runs) = app.get(&format!("/v1/project_automation/{rid}/runs"), &viewer.key).await;
+    assert_eq!(runs["objects"].as_array().map(Vec::len), Some(2), "{runs}");
+    let (_, audit) = app.get("/v1/audit_log?event_type=project_automation.run", &owner).await;
+    assert_eq!(audit["objects"].as_array().map(Vec::len), Some(2), "one record per run: {audit}");
+    // An org rule covers every project without a rule of its own for that type.
+    let (_, dp) = app.post("/v1/dataset", &owner, json!({"project_id": p, "name": "dp"})).await;
+    let (_, dq) = app.post("/v1/dataset", &owner, json!({"project_id": q, "name": "dq"})).await;
+    for (d, m) in [(&dp, "kept-by-its-project-rule"), (&dq, marker)] {
+        let rows = vec![
+            json!({"id": "ancient", "input": m, "created": "2020-01-01T00:00:00Z"}),
+            json!({"id": "fresh", "input": "x"}),
+        ];
+        insert_rows(&app, &owner, &format!("/v1/dataset/{}/insert", id(d)), rows).await;
+    }
+    app.post("/v1/project_automation", &owner, json!({"project_id": p, "name": "keep-datasets", "config": {"event_type": "retention", "object_type": "dataset", "retention_days": 36500}}))
+        .await;
+    let org_id = app.get("/v1/organization", &owner).await.1["objects"][0]["id"].as_str().expect("org").to_owned();
+    let (_, org_rule) = app
+        .post("/v1/org_automation", &owner, json!({"org_id": org_id, "name": "org-datasets", "config": {"event_type": "retention", "object_type": "dataset", "retention_days": 1}}))
+        .await;
+    let (_, pv) = app.get(&format!("/v1/org_automation/{}/preview", id(&org_rule)), &owner).await;
+    assert_eq!(
+        pv["objects"],
+        json!([{"object_type": "dataset", "object_id": id(&dq), "rows": 1}]),
+        "the project rule wins for p: {pv}"
+    );
+    let (_, run) = app.post(&format!("/v1/org_automation/{}/run", id(&org_rule)), &owner, json!({})).await;
+    assert_eq!(run["count"], 1, "{run}");
+    assert_eq!(fetch_ids(&app, &owner, &format!("/v1/dataset/{}/fetch", id(&dq))).await, vec!["fresh"]);
+    assert_eq!(fetch_ids(&app, &owner, &format!("/v1/dataset/{}/fetch", id(&dp))).await, vec!["ancient", "fresh"]);
+    // The scheduler: due rules run once, then wait for their period.
+    let ran = castellan_server::automation::tick_once(&app.state, &app.system, "scheduler-test").await.expect("tick");
+    assert_eq!(ran, 1, "only the dataset rule of p has never run");
+    assert_eq!(
+        castellan_server::automation::tick_once(&app.state, &app.system, "scheduler-test").await.expect("tick"),
+        0
+    );
+    if let common::Db::Sqlite(path) = &app.db {
+        // Before the sweep of the marker rows below, the scan finds it.
+        assert!(checkpoint(path).await);
+        let text = String::from_utf8_lossy(&std::fs::read(path).expect("db")).into_owned();
+        assert!(!text.contains(marker), "already swept by the runs above");
+    }
+    // What was swept is gone from the files (SQLite, overwritten on delete; after a
+    // checkpoint the WAL holds none of it either).
+    if let common::Db::Sqlite(path) = &app.db {
+        assert!(checkpoint(path).await, "checkpointed");
+        let mut bytes = std::fs::read(path).expect("db");
+        bytes.extend(std::fs::read(path.with_extension("sqlite-wal")).unwrap_or_default());
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.contains("kept-by-its-project-rule"), "the scan sees live rows");
+        assert_eq!(text.matches(marker).count(), 0, "swept rows are gone from the database files");
+    }
+    app.stop().await;
+}
+
+/// Checkpoints (and truncates) the WAL of a SQLite database through a connection
+/// of its own.
+async fn checkpoint(path: &std::path::Path) -> bool {
+    use sqlx::ConnectOptions;
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new().filename(path).connect().await.expect("connect");
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut conn).await.is_ok()
 }

@@ -368,3 +368,88 @@ pub async fn dump_database(db: &Db) -> String {
         }
     }
 }
+
+/// The official Braintrust TypeScript packages from npm, at the versions pinned in
+/// `scripts/compat-node` (`CASTELLAN_NODE_MODULES`, the `node_modules` directory
+/// `scripts/setup-node.sh` fills). The tests that need them are #[ignore]d, so they run
+/// only when asked for; asked for without them they fail rather than pass untested.
+pub fn node_modules() -> Option<std::path::PathBuf> {
+    match std::env::var("CASTELLAN_NODE_MODULES") {
+        Ok(p) if std::path::Path::new(&p).join("braintrust").join("package.json").is_file() => Some(p.into()),
+        _ => panic!(
+            "needs the official TypeScript SDK and CLIs: set CASTELLAN_NODE_MODULES=$(scripts/setup-node.sh), or run \
+             scripts/test, which sets them up"
+        ),
+    }
+}
+
+/// How long one run of the TypeScript SDK or a CLI may take before it is killed.
+const NODE_DEADLINE: Duration = Duration::from_secs(180);
+
+/// Runs `program` — `node`, or a command of the npm packages (`braintrust`, `bt`) —
+/// with `args` in a fresh directory that holds `files` and links the npm packages in
+/// as its `node_modules`, with a `HOME` and `TMPDIR` of its own (the `bt` CLI's eval
+/// runner empties `$TMPDIR/tsx`), passing `env`; returns its output, whatever its
+/// exit status. A run past the deadline is killed and fails the test.
+pub fn run_node(
+    node_modules: &std::path::Path,
+    files: &[(&str, &str)],
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::os::unix::fs::symlink(node_modules, dir.path().join("node_modules")).expect("link node_modules");
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).expect("write a script");
+    }
+    let (home, tmp) = (dir.path().join("home"), dir.path().join("tmp"));
+    std::fs::create_dir(&home).expect("home");
+    std::fs::create_dir(&tmp).expect("tmp");
+    let exe = if program == "node" { "node".into() } else { node_modules.join(".bin").join(program) };
+    let mut child = Command::new(&exe)
+        .args(args)
+        .current_dir(dir.path())
+        .envs(env.iter().copied())
+        .env("HOME", &home)
+        .env("TMPDIR", &tmp)
+        .env("NO_COLOR", "1")
+        .env("NO_UPDATE_NOTIFIER", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {}: {e}", exe.display()));
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("stdout")));
+    let err = drain(Box::new(child.stderr.take().expect("stderr")));
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if started.elapsed() > NODE_DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            let (o, e) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
+            panic!(
+                "{program} {args:?} ran past {NODE_DEADLINE:?}\n--- stdout\n{}\n--- stderr\n{}",
+                String::from_utf8_lossy(&o),
+                String::from_utf8_lossy(&e)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let output =
+        std::process::Output { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() };
+    drop(dir);
+    output
+}

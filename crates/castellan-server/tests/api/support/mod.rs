@@ -83,3 +83,35 @@ pub fn last_json(out: &str) -> serde_json::Value {
     let line = out.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or("null");
     serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}\n--- output\n{out}"))
 }
+
+/// Runs a CommonJS script with the official TypeScript SDK (`require("braintrust")`,
+/// `require("@braintrust/api")`) off the async workers; returns its stdout, failing
+/// the test with its output if it fails.
+pub async fn node(script: &str, env: Vec<(String, String)>) -> Option<String> {
+    let out = node_command(&[("main.js", script)], "node", &["main.js"], env).await?;
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "node failed ({})\n--- stdout\n{stdout}\n--- stderr\n{stderr}", out.status);
+    Some(stdout.into_owned())
+}
+
+/// Runs `program` (`node`, `braintrust` or `bt`) with `args` over `files` (see
+/// `common::run_node`) off the async workers; returns its output, whatever its status.
+pub async fn node_command(
+    files: &[(&str, &str)],
+    program: &str,
+    args: &[&str],
+    env: Vec<(String, String)>,
+) -> Option<std::process::Output> {
+    let modules = super::common::node_modules()?;
+    let files: Vec<(String, String)> = files.iter().map(|(n, t)| ((*n).to_owned(), (*t).to_owned())).collect();
+    let (program, args) = (program.to_owned(), args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>());
+    let out = tokio::task::spawn_blocking(move || {
+        let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        super::common::run_node(&modules, &files, &program, &args, &env)
+    })
+    .await
+    .expect("node task");
+    Some(out)
+}

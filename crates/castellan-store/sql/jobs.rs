@@ -1,0 +1,149 @@
+//! The scheduler's leases, automation runs, and retention's deletes: over the pool,
+//! outside repository transactions (each statement is its own short transaction, so
+//! a sweep never holds the write lock for long).
+
+use super::store::db_err;
+use crate::backend::Db;
+use castellan_core::OrgId;
+use castellan_store::*;
+use sqlx::Pool;
+use uuid::Uuid;
+
+pub(crate) async fn take_lease(
+    pool: &Pool<Db>,
+    name: &str,
+    holder: &str,
+    now: Micros,
+    until: Micros,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "INSERT INTO job_leases (name, holder, expires) VALUES ($1, $2, $3) \
+         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires = excluded.expires \
+         WHERE job_leases.expires < $4 OR job_leases.holder = excluded.holder",
+    )
+    .bind(name)
+    .bind(holder)
+    .bind(until)
+    .bind(now)
+    .execute(pool)
+    .await
+    .map_err(db_err)?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(crate) async fn release_lease(pool: &Pool<Db>, name: &str, holder: &str) -> StoreResult<()> {
+    sqlx::query("DELETE FROM job_leases WHERE name = $1 AND holder = $2")
+        .bind(name)
+        .bind(holder)
+        .execute(pool)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+pub(crate) async fn record_run(pool: &Pool<Db>, r: &RunRecord) -> StoreResult<()> {
+    let details = r.details.as_ref().map(|d| d.to_string());
+    sqlx::query(
+        "INSERT INTO automation_runs (id, automation_id, org_id, started, finished, status, count, error, details) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO UPDATE SET finished = excluded.finished, \
+         status = excluded.status, count = excluded.count, error = excluded.error, details = excluded.details",
+    )
+    .bind(r.id)
+    .bind(r.automation_id)
+    .bind(r.org_id.0)
+    .bind(r.started)
+    .bind(r.finished)
+    .bind(&r.status)
+    .bind(r.count)
+    .bind(&r.error)
+    .bind(details)
+    .execute(pool)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct RunRow {
+    id: Uuid,
+    automation_id: Uuid,
+    org_id: Uuid,
+    started: i64,
+    finished: Option<i64>,
+    status: String,
+    count: i64,
+    error: Option<String>,
+    details: Option<String>,
+}
+
+pub(crate) async fn list_runs(pool: &Pool<Db>, automation: Uuid, limit: usize) -> StoreResult<Vec<RunRecord>> {
+    let rows: Vec<RunRow> = sqlx::query_as(
+        "SELECT id, automation_id, org_id, started, finished, status, count, error, details FROM automation_runs \
+         WHERE automation_id = $1 ORDER BY started DESC, id DESC LIMIT $2",
+    )
+    .bind(automation)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| RunRecord {
+            id: r.id,
+            automation_id: r.automation_id,
+            org_id: OrgId(r.org_id),
+            started: r.started,
+            finished: r.finished,
+            status: r.status,
+            count: r.count,
+            error: r.error,
+            details: r.details.and_then(|d| serde_json::from_str(&d).ok()),
+        })
+        .collect())
+}
+
+pub(crate) async fn all_admin(pool: &Pool<Db>, kind: AdminKind) -> StoreResult<Vec<AdminRecord>> {
+    let sql = format!(
+        "SELECT {} FROM admin_objects a WHERE a.kind = $1 AND a.org_id IN (SELECT id FROM orgs WHERE deleted_at IS NULL) \
+         ORDER BY a.created, a.id",
+        super::admin::COLS.split(", ").map(|c| format!("a.{c}")).collect::<Vec<_>>().join(", ")
+    );
+    let rows = sqlx::query(&sql).bind(kind.as_str()).fetch_all(pool).await.map_err(db_err)?;
+    rows.iter().map(super::admin::admin).collect()
+}
+
+/// A row's creation time, as every backend reads it from its JSON.
+const CREATED: &str = "(data ->> 'created')";
+
+pub(crate) async fn count_events_before(pool: &Pool<Db>, object: EventObject, cutoff: &str) -> StoreResult<u64> {
+    let sql = format!("SELECT COUNT(*) FROM events WHERE object_kind = $1 AND object_id = $2 AND {CREATED} < $3");
+    let n: i64 = sqlx::query_scalar(&sql)
+        .bind(object.kind.as_str())
+        .bind(object.id)
+        .bind(cutoff)
+        .fetch_one(pool)
+        .await
+        .map_err(db_err)?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+pub(crate) async fn delete_events_before(
+    pool: &Pool<Db>,
+    object: EventObject,
+    cutoff: &str,
+    limit: usize,
+) -> StoreResult<u64> {
+    let sql = format!(
+        "DELETE FROM events WHERE object_kind = $1 AND object_id = $2 AND (row_id, xact_id) IN \
+         (SELECT row_id, xact_id FROM events WHERE object_kind = $1 AND object_id = $2 AND {CREATED} < $3 LIMIT $4)"
+    );
+    let done = sqlx::query(&sql)
+        .bind(object.kind.as_str())
+        .bind(object.id)
+        .bind(cutoff)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .execute(pool)
+        .await
+        .map_err(db_err)?;
+    Ok(done.rows_affected())
+}
