@@ -196,5 +196,8 @@ async fn btql_serves_the_record_fetchers_query_and_filters(b: Backend) {
     filtered["query"]["filter"] =
         json!({"op": "eq", "left": {"op": "ident", "name": ["id"]}, "right": {"op": "literal", "value": "r1"}});
     let only = ok(&app, &key, "/btql", filtered).await;
-    assert_eq!(only["data"].as_array().map(|a| a.iter().map(|r| r["id"].clone()).collect::<Vec<_>>()), Some(vec![json!("r1")]));
+    assert_eq!(
+        only["data"].as_array().map(|a| a.iter().map(|r| r["id"].clone()).collect::<Vec<_>>()),
+        Some(vec![json!("r1")])
+    );
 }

@@ -33,6 +33,14 @@ mod sdk {
         #[ignore = "needs the official Braintrust clients: scripts/test runs it"]
         the_python_sdk_reads_a_filtered_dataset_through_btql
     );
+
+    mod bt_cli {
+        use super::*;
+        on_both_backends!(
+            #[ignore = "needs the official bt CLI: scripts/test runs it"]
+            bt_sql_runs_a_query_in_the_sql_form
+        );
+    }
 }
 
 async fn setup(app: &TestApp) -> (String, String) {
@@ -468,6 +476,41 @@ async fn the_python_sdk_reads_a_filtered_dataset_through_btql(b: Backend) {
     assert_eq!(got["ids"], json!(want), "15 train rows, fetched 4 at a time through cursors: {out}");
     assert_eq!(got["expected"], json!([0, 1, 2]));
     assert_eq!((&got["limited"], &got["pinned"], &got["later"]), (&json!(5), &json!(15), &json!(16)), "{out}");
+}
+
+/// `bt sql` (the official CLI, from npm) sends the SQL form as `{"query": "<text>",
+/// "fmt": "json", "lint_mode": …}` and prints the answer's `data` and `schema`.
+async fn bt_sql_runs_a_query_in_the_sql_form(b: Backend) {
+    // `bt` sends its queries to the login answer's `api_url` (the server's public URL),
+    // whatever `--api-url` says: the server must know its own address.
+    let Some(db) = Db::fresh(b) else { return };
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+    let mut config = common::test_config();
+    config.listen = format!("127.0.0.1:{port}").parse().expect("addr");
+    config.public_url = Some(format!("http://127.0.0.1:{port}"));
+    let app = TestApp::spawn_on(db, config, castellan_server::access::system_clock()).await;
+    let (key, pid) = setup(&app).await;
+    let rows: Vec<Value> = (0..6)
+        .map(|i| json!({"id": format!("r{i}"), "project_id": pid, "metadata": {"model": format!("m{i}")}, "scores": {"accuracy": f64::from(i) / 5.0}}))
+        .collect();
+    logs3(&app, &key, rows).await;
+    let modules = common::node_modules().expect("node modules");
+    let mut env = support::sdk_env(&app, &key);
+    env.push(("BRAINTRUST_BASE_URL".into(), app.base.clone()));
+    let sql = format!(
+        "SELECT id, metadata.model AS model FROM project_logs('{pid}') WHERE scores.accuracy > 0.5 ORDER BY id DESC LIMIT 2"
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        common::run_node(&modules, &[], "bt", &["sql", "--json", "--non-interactive", "--no-input", &sql], &env)
+    })
+    .await
+    .expect("bt task");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "bt sql failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    let answer = support::last_json(&stdout);
+    assert_eq!(answer["data"], json!([{"id": "r5", "model": "m5"}, {"id": "r4", "model": "m4"}]), "{stdout}");
+    assert!(answer["schema"]["items"]["properties"]["model"].is_object(), "{stdout}");
 }
 
 // ---- the differential test ----
