@@ -346,6 +346,10 @@ impl fmt::Display for Position {
     }
 }
 
+/// The fields a query names, each with where it is written (checked against the
+/// source once the whole query is read).
+pub type FieldUses = Vec<(Vec<String>, Position)>;
+
 /// A query that does not parse, or names what does not exist: where, and what.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {

@@ -26,7 +26,7 @@ const IGNORED: [&str; 4] = ["preview_length", "inference_budget", "use_columnsto
 const UNSUPPORTED: [&str; 6] = ["dimensions", "measures", "pivot", "unpivot", "summary", "comparison_key"];
 
 struct Ctx {
-    fields: Vec<(Vec<String>, Position)>,
+    fields: FieldUses,
 }
 
 fn at(path: &str) -> Position {
@@ -48,7 +48,7 @@ fn describe(v: &Value) -> String {
 
 /// Parses the JSON form, with the positions of the fields it names. `base` is the
 /// path of the query object in the request (`query`).
-pub fn parse(v: &Value, base: &str) -> Result<(Query, Vec<(Vec<String>, Position)>), Error> {
+pub fn parse(v: &Value, base: &str) -> Result<(Query, FieldUses), Error> {
     let Value::Object(m) = v else {
         return bad(base, format!("the query must be an object or a string, got {}", describe(v)));
     };

@@ -39,7 +39,7 @@ pub(crate) struct Parser {
     toks: Vec<Token>,
     i: usize,
     /// Every field read, with where it was written.
-    pub fields: Vec<(Vec<String>, Position)>,
+    pub fields: FieldUses,
 }
 
 type R<T> = Result<T, Error>;
@@ -572,7 +572,7 @@ pub fn form_of(src: &str) -> Form {
 }
 
 /// Parses a string query of either form, with the positions of the fields it names.
-pub fn parse_string(src: &str) -> Result<(Query, Vec<(Vec<String>, Position)>), Error> {
+pub fn parse_string(src: &str) -> Result<(Query, FieldUses), Error> {
     let mut p = Parser::new(src)?;
     let q = match form_of(src) {
         Form::Sql => p.sql_query()?,
@@ -582,7 +582,7 @@ pub fn parse_string(src: &str) -> Result<(Query, Vec<(Vec<String>, Position)>), 
 }
 
 /// Parses an expression alone (a filter given as text).
-pub fn parse_expr(src: &str) -> Result<(Expr, Vec<(Vec<String>, Position)>), Error> {
+pub fn parse_expr(src: &str) -> Result<(Expr, FieldUses), Error> {
     let mut p = Parser::new(src)?;
     let e = p.expr()?;
     p.expect_end()?;

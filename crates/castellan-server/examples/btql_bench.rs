@@ -74,7 +74,7 @@ fn span(n: u64) -> String {
         model = MODELS[(n % 10) as usize],
         u = n % 1000,
         s = n % 97,
-        env = if n % 2 == 0 { "prod" } else { "dev" },
+        env = if n.is_multiple_of(2) { "prod" } else { "dev" },
         acc = (n % 100) as f64 / 100.0,
     )
 }
