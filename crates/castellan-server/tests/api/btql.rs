@@ -38,7 +38,8 @@ mod sdk {
         use super::*;
         on_both_backends!(
             #[ignore = "needs the official bt CLI: scripts/test runs it"]
-            bt_sql_runs_a_query_in_the_sql_form
+            bt_sql_runs_a_query_in_the_sql_form,
+            bt_datasets_view_reads_a_dataset_and_is_refused_without_read
         );
     }
 }
@@ -511,6 +512,49 @@ async fn bt_sql_runs_a_query_in_the_sql_form(b: Backend) {
     let answer = support::last_json(&stdout);
     assert_eq!(answer["data"], json!([{"id": "r5", "model": "m5"}, {"id": "r4", "model": "m4"}]), "{stdout}");
     assert!(answer["schema"]["items"]["properties"]["model"].is_object(), "{stdout}");
+}
+
+/// `bt datasets view` (the official CLI) lists a dataset's rows through `/btql`; a
+/// member who cannot read the dataset gets nothing.
+async fn bt_datasets_view_reads_a_dataset_and_is_refused_without_read(b: Backend) {
+    let Some(db) = Db::fresh(b) else { return };
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+    let mut config = common::test_config();
+    config.listen = format!("127.0.0.1:{port}").parse().expect("addr");
+    config.public_url = Some(format!("http://127.0.0.1:{port}"));
+    let app = TestApp::spawn_on(db, config, castellan_server::access::system_clock()).await;
+    let key = app.bootstrap("acme", "ada@acme.example").await;
+    let (_, p) = app.post("/v1/project", &key, json!({"name": "viewer-proj"})).await;
+    let pid = p["id"].as_str().expect("id").to_owned();
+    let (_, d) = app.post("/v1/dataset", &key, json!({"project_id": pid, "name": "golden"})).await;
+    let did = d["id"].as_str().expect("id").to_owned();
+    let rows: Vec<Value> = (0..3)
+        .map(|i| json!({"id": format!("row-{i}"), "input": format!("question {i}"), "expected": format!("answer {i}")}))
+        .collect();
+    let (s, v) = app.post(&format!("/v1/dataset/{did}/insert"), &key, json!({"events": rows})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let outsider = support::member(&app, &key, "pat@acme.example", None).await;
+    let modules = common::node_modules().expect("node modules");
+    let run = |who: String| {
+        let mut env = support::sdk_env(&app, &who);
+        env.push(("BRAINTRUST_BASE_URL".into(), app.base.clone()));
+        let modules = modules.clone();
+        tokio::task::spawn_blocking(move || {
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let args = ["datasets", "view", "golden", "--project", "viewer-proj", "--json", "--no-input", "--full"];
+            common::run_node(&modules, &[], "bt", &args, &env)
+        })
+    };
+    let out = run(key.clone()).await.expect("bt task");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "bt datasets view failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    for i in 0..3 {
+        assert!(stdout.contains(&format!("question {i}")) && stdout.contains(&format!("answer {i}")), "{stdout}");
+    }
+    let out = run(outsider.key).await.expect("bt task");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success() && !text.contains("question 0"), "a member without grants sees no rows: {text}");
+    app.stop().await;
 }
 
 // ---- the differential test ----
