@@ -105,11 +105,22 @@ pub(super) fn decide_create(
     }
     if snap.check(user, Permission::Read, parent, now) {
         return Err(ApiError::Forbidden(format!(
-            "you may not create a {child} in {} `{}`",
-            parent.object_type, parent.object_id
+            "you may not create {} {child} in {} `{}`",
+            article(child),
+            parent.object_type,
+            parent.object_id
         )));
     }
     Err(not_found(parent))
+}
+
+/// "a" or "an" before an object type's name.
+fn article(t: ObjectType) -> &'static str {
+    if t.as_str().starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
 }
 
 /// True when `user` holds all eight permissions on the organization: an owner.
@@ -220,7 +231,7 @@ impl Caller {
         let (who, now) = ((self.user.id.0, self.bound_org), self.now());
         self.decide_fresh(|s| decide_create(s, who, child, parent, now))
             .await
-            .map_err(|e| self.member_refusal(parent, e, &format!("create a {child}")))?;
+            .map_err(|e| self.member_refusal(parent, e, &format!("create {} {child}", article(child))))?;
         Ok(self.permit(Some(Permission::Create), Target::Create { child, parent }))
     }
 
