@@ -98,9 +98,9 @@ pub async fn secrets(config: Config, json: bool, action: SecretsAction) -> Resul
             old.key_id(),
             aside.display()
         );
-        if config.secret_key_file.is_none() && config.database_url.is_none() {
-            // The default file: nothing in the configuration to change.
-        } else {
+        // The embedded default file needs nothing in the configuration; any other
+        // key file is named explicitly.
+        if config.secret_key_file.is_some() || config.database_url.is_some() {
             config.secret_key_file = Some(file);
         }
     }

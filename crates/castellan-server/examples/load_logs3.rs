@@ -98,11 +98,7 @@ fn otlp(first: u64, batch: usize) -> Vec<u8> {
         .map(|i| {
             let n = 1_000_000_000 + first + i;
             Span {
-                trace_id: format!("{:032x}", n / 4)
-                    .into_bytes()
-                    .chunks(2)
-                    .map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap_or("00"), 16).unwrap_or(0))
-                    .collect(),
+                trace_id: u128::from(n / 4).to_be_bytes().to_vec(),
                 span_id: n.to_be_bytes().to_vec(),
                 parent_span_id: Vec::new(),
                 name: "chat".into(),

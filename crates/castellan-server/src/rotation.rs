@@ -37,7 +37,7 @@ pub struct Rotation {
 pub async fn status(state: &AppState) -> ApiResult<BTreeMap<String, i64>> {
     let mut out = BTreeMap::new();
     for (prefix, n) in state.sealed_prefixes().await? {
-        let id = sealed_key_id(&[prefix.as_slice(), &[0u8; 24]].concat()).unwrap_or_else(|| "unreadable".into());
+        let id = crate::secrets::prefix_key_id(&prefix);
         *out.entry(id).or_insert(0) += n;
     }
     Ok(out)

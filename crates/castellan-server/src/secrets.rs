@@ -98,6 +98,15 @@ impl<'a> Binding<'a> {
     }
 }
 
+/// The id of the key that sealed a value, from the value's first 9 bytes (format and
+/// key id, as `Store::sealed_prefixes` counts them); `unreadable` for anything else.
+pub fn prefix_key_id(prefix: &[u8]) -> String {
+    match prefix {
+        [FORMAT, id @ ..] if id.len() == ID_LEN => hex::encode(id),
+        _ => "unreadable".into(),
+    }
+}
+
 /// The id of the key that sealed `sealed`, if it is a sealed value at all.
 pub fn sealed_key_id(sealed: &[u8]) -> Option<String> {
     (sealed.len() >= 1 + ID_LEN + NONCE_LEN && sealed[0] == FORMAT).then(|| hex::encode(&sealed[1..1 + ID_LEN]))

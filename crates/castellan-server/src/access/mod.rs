@@ -236,8 +236,7 @@ pub enum OpenError {
 async fn check_sealed_values(store: &dyn Store, sealer: Option<&crate::secrets::Sealer>) -> Result<(), OpenError> {
     let mut unknown: Vec<(String, i64)> = Vec::new();
     for (prefix, n) in store.sealed_prefixes().await? {
-        let id = crate::secrets::sealed_key_id(&[prefix.as_slice(), &[0u8; 24]].concat())
-            .unwrap_or_else(|| "unreadable".into());
+        let id = crate::secrets::prefix_key_id(&prefix);
         if !sealer.is_some_and(|s| s.knows(&id)) {
             unknown.push((id, n));
         }

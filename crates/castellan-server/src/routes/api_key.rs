@@ -65,8 +65,20 @@ pub async fn list(
         name: f.api_key_name,
     };
     let visible = |k: &KeyRecord| k.user_id == caller.user.id || k.org_id.is_some_and(|o| scope.owns(o));
+    Ok(Json(ListResponse { objects: keys_page(&caller, &scope, &filter, &page, visible).await? }))
+}
+
+/// One page of the API keys `filter` names that `visible` accepts, with their owners;
+/// a cursor naming a key the caller cannot see is refused like an unknown one.
+async fn keys_page(
+    caller: &Caller,
+    scope: &crate::access::ListScope,
+    filter: &KeyFilter,
+    page: &Page,
+    visible: impl Fn(&KeyRecord) -> bool,
+) -> ApiResult<Vec<ApiKey>> {
     let (limit, cursor) = (page.limit(), page.cursor()?);
-    let mut tx = caller.state().read_scope(&scope).await?;
+    let mut tx = caller.state().read_scope(scope).await?;
     let key = match cursor.id() {
         Some(id) => {
             tx.get_key(KeyId(id)).await?.filter(|k| k.kind == KeyKind::ApiKey && visible(k)).map(|k| k.page_key())
@@ -74,8 +86,8 @@ pub async fn list(
         None => None,
     };
     let req = cursor.resolve(limit, key)?;
-    let rows = fill!(req, |w| tx.list_keys(&filter, &w), visible);
-    Ok(Json(ListResponse { objects: with_owners(&mut *tx, &rows).await? }))
+    let rows = fill!(req, |w| tx.list_keys(filter, &w), &visible);
+    with_owners(&mut *tx, &rows).await
 }
 
 /// `GET /v1/organization/api_keys`'s organization and time window.
@@ -134,17 +146,7 @@ pub async fn list_org(
             && after.is_none_or(|t| k.created >= t)
             && before.is_none_or(|t| k.created <= t)
     };
-    let (limit, cursor) = (page.limit(), page.cursor()?);
-    let mut tx = caller.state().read_scope(&scope).await?;
-    let key = match cursor.id() {
-        Some(id) => {
-            tx.get_key(KeyId(id)).await?.filter(|k| k.kind == KeyKind::ApiKey && visible(k)).map(|k| k.page_key())
-        }
-        None => None,
-    };
-    let req = cursor.resolve(limit, key)?;
-    let rows = fill!(req, |w| tx.list_keys(&filter, &w), visible);
-    Ok(Json(ListResponse { objects: with_owners(&mut *tx, &rows).await? }))
+    Ok(Json(ListResponse { objects: keys_page(&caller, &scope, &filter, &page, visible).await? }))
 }
 
 /// Castellan extension: creates an API key for the caller in an org it belongs to;

@@ -7,7 +7,6 @@ use super::{invalid, OrgName, Written};
 use crate::access::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{empty_as_none, Body, Page, Path, Query};
-use crate::secrets::{preview, Binding};
 use axum::Json;
 use castellan_api_types::{format_time, CreateEnvVar, EnvVar, EnvVarObjectType, ListResponse, PatchEnvVar};
 use castellan_core::{Name, ObjectRef, ObjectType, OrgId, Permission, ProjectId};
@@ -113,23 +112,6 @@ fn check_category(category: &Option<String>) -> ApiResult<()> {
     }
 }
 
-/// Seals `value` onto `a` (the row as it will be stored) and notes who changed it;
-/// nothing changes when `a` already holds that value.
-fn set_value(caller: &Caller, a: &mut AdminRecord, value: &str, now: i64) -> ApiResult<()> {
-    let sealer = caller.state().sealer()?;
-    let binding = Binding::admin(a);
-    if a.secret.as_ref().is_some_and(|s| sealer.open(binding, s).is_ok_and(|old| old == value)) {
-        return Ok(());
-    }
-    a.secret = Some(sealer.seal(binding, value));
-    a.secret_updated_at = Some(now);
-    a.secret_updated_by = Some(caller.user.id);
-    if let Some(m) = a.data.as_object_mut() {
-        m.insert("preview".into(), json!(preview(value)));
-    }
-    Ok(())
-}
-
 /// How configuration as code lists environment variables: by name, type and
 /// category only; the value is sealed, never exported, and never touched by apply
 /// (one it creates has no value until someone sets it).
@@ -227,7 +209,7 @@ async fn create_or_replace(caller: Caller, body: CreateEnvVar, replace: bool) ->
                 m.insert("preview".into(), p);
             }
             if let Some(v) = &body.value {
-                set_value(&caller, &mut after, v, now)?;
+                super::setting::seal(&caller, &mut after, v, now)?;
             }
             after.updated = now;
             w.update_admin(&after, &audited(&before), &audited(&after)).await?;
@@ -248,7 +230,7 @@ async fn create_or_replace(caller: Caller, body: CreateEnvVar, replace: bool) ->
                 updated: now,
             };
             if let Some(v) = &body.value {
-                set_value(&caller, &mut a, v, now)?;
+                super::setting::seal(&caller, &mut a, v, now)?;
             }
             w.create_admin(&a, &audited(&a)).await?;
             wire(&a)
@@ -300,16 +282,8 @@ pub async fn update(caller: Caller, Path(id): Path<Uuid>, Body(body): Body<Patch
         after.name = name.into_inner();
         // The sealed value is bound to the name: open it under the old one and seal
         // it again under the new one.
-        if let (Some(sealed), None) = (&before.secret, &body.value) {
-            let sealer = caller.state().sealer()?;
-            let old = Binding::admin(&before);
-            let value = sealer.open(old, sealed).map_err(|e| {
-                ApiError::bad_request(format!(
-                    "the stored value cannot be opened to seal it under the new name ({e}); send `value` with the rename"
-                ))
-            })?;
-            let new = Binding { name: &after.name, ..old };
-            after.secret = Some(sealer.seal(new, &value));
+        if body.value.is_none() {
+            super::setting::reseal(&caller, &before, &mut after, "value")?;
         }
     }
     if let Some(m) = body.metadata {
@@ -319,7 +293,7 @@ pub async fn update(caller: Caller, Path(id): Path<Uuid>, Body(body): Body<Patch
         after.data["secret_type"] = json!(t);
     }
     if let Some(v) = &body.value {
-        set_value(&caller, &mut after, v, now)?;
+        super::setting::seal(&caller, &mut after, v, now)?;
     }
     if after == before {
         return Ok(Written { revision: None, found_existing: false, body: wire(&before) });

@@ -123,6 +123,7 @@ pub(crate) struct Kind;
 
 impl Setting for Kind {
     const KIND: AdminKind = AdminKind::ProjectAutomation;
+    const SECRET_FIELD: &'static str = "config";
     type Wire = ProjectAutomation;
 
     fn wire(a: &AdminRecord) -> ProjectAutomation {

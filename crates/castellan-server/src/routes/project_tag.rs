@@ -101,17 +101,13 @@ pub async fn list(
     Query(f): Query<ProjectTagFilters>,
     Query(org): Query<OrgName>,
 ) -> ApiResult<Json<ListResponse<ProjectTag>>> {
+    let Some(project) = super::project_filter(&caller, org.get(), f.project_id, f.project_name.as_deref()).await?
+    else {
+        // No such project, or another than `project_id`: nothing matches.
+        return Ok(Json(ListResponse { objects: Vec::new() }));
+    };
     let scope = caller.list_scope(org.get()).await?;
     let mut tx = caller.state().read_scope(&scope).await?;
-    let mut project = f.project_id;
-    if let Some(name) = &f.project_name {
-        let org = caller.org(org.get()).await?;
-        match tx.find_project_by_name(org.id, name).await? {
-            Some(p) if project.is_none_or(|id| id == p.id.0) => project = Some(p.id.0),
-            // No such project, or another than `project_id`: nothing matches.
-            _ => return Ok(Json(ListResponse { objects: Vec::new() })),
-        }
-    }
     let filter = AdminFilter {
         kind: KIND,
         orgs: scope.orgs().to_vec(),

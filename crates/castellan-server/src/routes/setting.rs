@@ -43,6 +43,8 @@ pub(crate) trait Setting {
     /// Whether every member of the org may read them (environments), besides those
     /// with `read` on what decides them.
     const MEMBERS_READ: bool = false;
+    /// The body field that carries a sealed value, if the kind has one.
+    const SECRET_FIELD: &'static str = "secret";
     /// The answer.
     type Wire: Serialize;
     /// The answer for a stored record.
@@ -151,14 +153,15 @@ pub(crate) fn seal(caller: &Caller, a: &mut AdminRecord, value: &str, now: i64) 
 }
 
 /// Seals the stored value of `before` again for `after` (renamed): the sealed value
-/// is bound to the name.
-pub(crate) fn reseal(caller: &Caller, before: &AdminRecord, after: &mut AdminRecord) -> ApiResult<()> {
+/// is bound to the name. `field` is the body field that could carry a new value
+/// instead (named in the refusal when the stored one does not open).
+pub(crate) fn reseal(caller: &Caller, before: &AdminRecord, after: &mut AdminRecord, field: &str) -> ApiResult<()> {
     let Some(sealed) = &before.secret else { return Ok(()) };
     let sealer = caller.state().sealer()?;
     let old = Binding::admin(before);
     let value = sealer.open(old, sealed).map_err(|e| {
         ApiError::bad_request(format!(
-            "the stored value cannot be opened to seal it under the new name ({e}); send the value with the rename"
+            "the stored value cannot be opened to seal it under the new name ({e}); send `{field}` with the rename"
         ))
     })?;
     let new = Binding { name: &after.name, scope: after.scope, ..old };
@@ -326,7 +329,7 @@ pub(crate) async fn update<S: Setting>(
     if let Some(n) = c.name.filter(|n| *n != before.name) {
         after.name = n;
         if c.secret.is_none() {
-            reseal(caller, &before, &mut after)?;
+            reseal(caller, &before, &mut after, S::SECRET_FIELD)?;
         }
     }
     if let Some(v) = &c.secret {
