@@ -43,6 +43,30 @@ pub struct Config {
     /// Earlier master keys (64 hex characters each): they open values sealed before
     /// a rotation and never seal. Never logged.
     pub secret_keys_previous: Vec<String>,
+    /// Count usage (bytes, spans, scores) per organization and day in every write.
+    pub usage_metering: bool,
+    /// The plan of every organization that was not given one through the API.
+    pub plan_limits: PlanLimitsConfig,
+}
+
+/// The default plan (`[plan_limits]` in the file): monthly limits, how they are
+/// enforced, and the cost-alert thresholds. Every key is optional: no limit means
+/// unlimited, `enforcement` defaults to `soft`, `alert_thresholds` to 50, 75, 90, 100.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanLimitsConfig {
+    /// Processed bytes per month.
+    pub processed_bytes: Option<i64>,
+    /// Spans (row versions) per month.
+    pub spans: Option<i64>,
+    /// Scores per month.
+    pub scores: Option<i64>,
+    /// `soft` (warn) or `hard` (refuse with 429).
+    pub enforcement: Option<String>,
+    /// Percentages of each limit that raise a cost alert, once per month.
+    pub alert_thresholds: Option<Vec<i64>>,
+    /// Where cost alerts go (a webhook URL).
+    pub alert_webhook_url: Option<String>,
 }
 
 impl fmt::Debug for Config {
@@ -62,6 +86,8 @@ impl fmt::Debug for Config {
             .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
             .field("secret_key_file", &self.secret_key_file)
             .field("secret_keys_previous", &self.secret_keys_previous.iter().map(|_| "***").collect::<Vec<_>>())
+            .field("usage_metering", &self.usage_metering)
+            .field("plan_limits", &self.plan_limits)
             .finish()
     }
 }
@@ -95,6 +121,8 @@ impl Default for Config {
             secret_key: None,
             secret_key_file: None,
             secret_keys_previous: Vec::new(),
+            usage_metering: true,
+            plan_limits: PlanLimitsConfig::default(),
         }
     }
 }
@@ -157,6 +185,13 @@ pub struct FileConfig {
     /// rotation (`castellan secrets rotate-key`) and never seal.
     #[arg(long, env = "CASTELLAN_SECRET_KEYS_PREVIOUS", value_delimiter = ',', hide_env_values = true)]
     pub secret_keys_previous: Option<Vec<String>>,
+    /// Count usage per organization and day in every write (turn off only to
+    /// measure its cost) [default: true].
+    #[arg(long, env = "CASTELLAN_USAGE_METERING")]
+    pub usage_metering: Option<bool>,
+    /// The default plan of every organization (file only: a `[plan_limits]` table).
+    #[arg(skip)]
+    pub plan_limits: Option<PlanLimitsConfig>,
 }
 
 impl fmt::Debug for FileConfig {
@@ -176,6 +211,8 @@ impl fmt::Debug for FileConfig {
             .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
             .field("secret_key_file", &self.secret_key_file)
             .field("secret_keys_previous", &self.secret_keys_previous.iter().map(|_| "***").collect::<Vec<_>>())
+            .field("usage_metering", &self.usage_metering)
+            .field("plan_limits", &self.plan_limits)
             .finish()
     }
 }
@@ -250,7 +287,10 @@ impl Config {
             secret_key: overrides.secret_key.or(from_file.secret_key).filter(|s| !s.is_empty()),
             secret_key_file: overrides.secret_key_file.or(from_file.secret_key_file),
             secret_keys_previous: overrides.secret_keys_previous.or(from_file.secret_keys_previous).unwrap_or_default(),
+            usage_metering: overrides.usage_metering.or(from_file.usage_metering).unwrap_or(d.usage_metering),
+            plan_limits: overrides.plan_limits.or(from_file.plan_limits).unwrap_or_default(),
         };
+        crate::usage::Plan::from_config(&cfg.plan_limits).map_err(|e| ConfigError::Invalid(format!("plan_limits: {e}")))?;
         if cfg.secret_key.is_some() && cfg.secret_key_file.is_some() {
             return Err(ConfigError::Invalid("set one of secret_key and secret_key_file, not both".into()));
         }
@@ -349,14 +389,14 @@ mod tests {
                 "data_dir" | "database_url" | "public_url" | "log" | "secret_key" | "secret_key_file" => {
                     "\"postgres://x\""
                 }
-                "trust_forwarded_for" => "true",
+                "trust_forwarded_for" | "usage_metering" => "true",
                 "cors_origins" | "secret_keys_previous" => "[\"https://a.example\"]",
                 _ => "2048",
             };
             let file: Result<FileConfig, _> = toml::from_str(&format!("{key} = {value}"));
             assert!(file.is_ok(), "{key}: {file:?}");
         }
-        assert_eq!(seen.len(), 14, "{seen:?}");
+        assert_eq!(seen.len(), 15, "{seen:?}");
     }
 
     #[test]
@@ -409,6 +449,23 @@ mod tests {
         assert!(!format!("{c:?}").contains(&key), "{c:?}");
         let both = Overrides { secret_key: Some(key), secret_key_file: Some("k".into()), ..Default::default() };
         assert!(Config::load(None, both).is_err());
+    }
+
+    #[test]
+    fn the_default_plan_comes_from_a_plan_limits_table_and_is_checked() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "[plan_limits]\nspans = 1000\nenforcement = \"hard\"\nalert_thresholds = [80, 100]").unwrap();
+        let c = Config::load(Some(f.path()), Overrides::default()).unwrap();
+        assert_eq!(c.plan_limits.spans, Some(1000));
+        assert_eq!(c.plan_limits.enforcement.as_deref(), Some("hard"));
+        assert!(c.usage_metering);
+        let mut bad = tempfile::NamedTempFile::new().unwrap();
+        writeln!(bad, "[plan_limits]\nenforcement = \"strict\"").unwrap();
+        let err = Config::load(Some(bad.path()), Overrides::default()).unwrap_err().to_string();
+        assert!(err.contains("plan_limits") && err.contains("enforcement"), "{err}");
+        let mut unknown = tempfile::NamedTempFile::new().unwrap();
+        writeln!(unknown, "[plan_limits]\nspan = 3").unwrap();
+        assert!(Config::load(Some(unknown.path()), Overrides::default()).is_err());
     }
 
     #[test]

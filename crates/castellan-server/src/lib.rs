@@ -19,6 +19,7 @@ pub mod secrets;
 pub mod seed;
 pub mod serve;
 pub mod state;
+pub mod usage;
 
 pub use access::AppState;
 pub use config::Config;

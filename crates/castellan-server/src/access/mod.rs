@@ -384,6 +384,19 @@ impl AppState {
         Ok(self.0.store.read().await?)
     }
 
+    /// The system's read for what the data writer's meter found (cost-alert
+    /// crossings still to audit); only `crate::usage` uses it.
+    pub(crate) async fn meter_read(&self) -> ApiResult<Box<dyn Tx>> {
+        self.read(&Permit::system()).await
+    }
+
+    /// The system's write that audits a cost-alert crossing the data writer's meter
+    /// recorded (the crossing is the system's doing, not a caller's); only
+    /// `crate::usage` uses it.
+    pub(crate) async fn meter_write(&self) -> ApiResult<Write> {
+        self.write(&Permit::system()).await
+    }
+
     /// A read transaction for a list, whose rows the scope filters.
     pub async fn read_scope(&self, _scope: &ListScope) -> ApiResult<Box<dyn Tx>> {
         Ok(self.0.store.read().await?)

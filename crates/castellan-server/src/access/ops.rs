@@ -419,6 +419,42 @@ impl Write {
         .await
     }
 
+    /// Stores an organization's plan (`plan.updated`, with the plans before and
+    /// after as answers show them).
+    pub async fn set_plan<B: Serialize, A: Serialize>(
+        &mut self,
+        plan: &castellan_store::PlanRecord,
+        before: &B,
+        after: &A,
+    ) -> ApiResult<()> {
+        self.tx.put_plan(plan).await?;
+        self.audit(AuditEvent {
+            org: plan.org_id,
+            event_type: "plan.updated",
+            resource_type: "org_account",
+            resource_id: Some(plan.org_id.0),
+            resource_name: None,
+            before: Some(before),
+            after: Some(after),
+        })
+        .await
+    }
+
+    /// Audits a cost-alert threshold the organization's usage crossed.
+    pub async fn audit_crossing(&mut self, c: &castellan_store::UsageCrossing) -> ApiResult<()> {
+        let name = format!("{} {}%", c.metric, c.threshold);
+        self.audit(AuditEvent::<(), _> {
+            org: c.org_id,
+            event_type: "usage.threshold_crossed",
+            resource_type: "org_account",
+            resource_id: Some(c.org_id.0),
+            resource_name: Some(&name),
+            before: None,
+            after: Some(c),
+        })
+        .await
+    }
+
     /// Audits one automation run (a retention sweep: what it deleted, per object).
     pub async fn audit_run<A: Serialize>(&mut self, a: &AdminRecord, event: &str, after: &A) -> ApiResult<()> {
         let event_type = format!("{}.{event}", a.kind.as_str());

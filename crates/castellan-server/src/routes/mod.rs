@@ -40,6 +40,7 @@ pub(crate) mod setting;
 pub mod simulated_user;
 pub mod span_iframe;
 pub mod summarize;
+pub mod usage;
 pub mod user;
 pub mod view;
 
@@ -283,6 +284,7 @@ pub fn api() -> utoipa_axum::router::OpenApiRouter<crate::state::App> {
         .merge(insert_functions::routes())
         .merge(config::routes())
         .merge(project_automation::routes())
+        .merge(usage::routes())
         .merge(btql::routes())
 }
 
@@ -293,6 +295,7 @@ pub fn app(state: AppState) -> Router {
     router
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn(crate::usage::warning_header))
         .layer(axum::middleware::from_fn_with_state(state.clone(), revisions))
         .layer(axum::middleware::from_fn(log_requests))
         .layer(cors(state.config()))
