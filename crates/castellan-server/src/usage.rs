@@ -415,18 +415,17 @@ pub async fn warning_header(req: Request, next: Next) -> Response {
     resp
 }
 
-/// After a commit that recorded crossings: audits and delivers them (in a task of
-/// its own, so the write's answer does not wait).
-pub fn crossed(state: &AppState, crossings: &[UsageCrossing]) {
+/// After a commit that recorded crossings: audits and delivers them before the
+/// write answers (a crossing happens at most once per threshold, metric and month,
+/// so this is rare), so whoever sees the write's answer finds the audit record.
+/// A failure is logged; the next crossing or start settles what is left.
+pub async fn crossed(state: &AppState, crossings: &[UsageCrossing]) {
     if crossings.is_empty() {
         return;
     }
-    let state = state.clone();
-    tokio::spawn(async move {
-        if let Err(e) = settle(&state).await {
-            tracing::warn!(error = %e, "could not audit the cost alerts crossed; the next write or start retries");
-        }
-    });
+    if let Err(e) = settle(state).await {
+        tracing::warn!(error = %e, "could not audit the cost alerts crossed; the next crossing or start retries");
+    }
 }
 
 /// At start: settles crossings a stopped process recorded but did not audit.

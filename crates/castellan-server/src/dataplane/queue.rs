@@ -117,7 +117,7 @@ async fn write<'a>(
     }
     let flushed = meter.flush(&mut *tx).await?;
     tx.commit().await?;
-    crate::usage::crossed(state, &flushed.crossings);
+    crate::usage::crossed(state, &flushed.crossings).await;
     Ok(done
         .into_iter()
         .map(|(w, r)| {

@@ -232,7 +232,7 @@ pub async fn upload(
         other => other?,
     }
     tx.commit().await?;
-    crate::usage::crossed(&state, &crossings);
+    crate::usage::crossed(&state, &crossings).await;
     if let Some(w) = warning {
         crate::usage::warn(&w);
     }

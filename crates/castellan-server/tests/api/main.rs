@@ -30,4 +30,5 @@ mod push;
 mod sdk;
 mod settings;
 mod ts_sdk;
+mod usage;
 mod wire_model;

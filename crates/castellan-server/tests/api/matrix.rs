@@ -426,6 +426,12 @@ async fn every_endpoint_answers_each_principal_exactly_as_designed(b: Backend) {
         (Method::POST, "/v1/config/apply?org_name=acme", Some("{EXPORT}"), [200, 403, 403, 403, 403, 404, U, U]),
         (Method::GET, "/v1/audit_log?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
         (Method::GET, "/v1/audit_log/chain?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
+        // Usage and plans: the org's account (org_account), Owners only by default.
+        (Method::GET, "/v1/usage?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::GET, "/v1/usage?org_id={ORG}&granularity=month", None, [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::GET, "/v1/organization/{ORG}/plan", None, [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::PATCH, "/v1/organization/{ORG}/plan", Some(r#"{"alert_thresholds": [50, 100]}"#), [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::PUT, "/v1/organization/{ORG}/plan", Some("{}"), [200, 403, 403, 403, 403, 404, U, U]),
         // The app routes of the TypeScript SDK, each as its /v1 twin (the viewer and
         // the custom member hold `update` on P1 since the batch_update row above).
         (Method::POST, "/api/project/register", Some(r#"{"project_name": "p1", "org_id": "{ORG}"}"#), [200, 200, 200, 200, 403, 404, U, U]),
