@@ -541,3 +541,54 @@ fn the_master_key_rotates_while_the_server_serves_and_a_wrong_key_is_refused() {
     let text = String::from_utf8_lossy(&db);
     assert!(text.len() > 1000 && !text.contains(secret_value) && !text.contains("0123456789abcdefghij"));
 }
+
+#[test]
+fn usage_and_the_plan_are_shown_and_set_from_the_cli() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let owner = bootstrap(&data, "acme", "ada@acme.example");
+    let server = start_server(&data);
+    let url = server.url.as_str();
+    let with = |args: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        v.extend(["--url".into(), url.into(), "--api-key".into(), owner.clone()]);
+        v
+    };
+    let run = |args: Vec<String>| cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (ok, out, err) = run(with(&["project", "create", "web", "--json"]));
+    assert!(ok, "{err}");
+    let pid = serde_json::from_str::<Value>(&out).expect("json")["id"].as_str().expect("id").to_owned();
+    let rows = serde_json::json!({"rows": [{"project_id": pid, "log_id": "g", "id": "a", "scores": {"s": 1}},
+        {"project_id": pid, "log_id": "g", "id": "b"}]});
+    let done = curl("POST", &format!("{url}/logs3"), &owner, &rows.to_string());
+    assert!(done.get("xact_id").is_some(), "{done}");
+
+    let (ok, out, err) = run(with(&["usage", "--json"]));
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!((v["totals"]["spans"].as_i64(), v["totals"]["scores"].as_i64()), (Some(2), Some(1)), "{v}");
+    let (ok, out, err) = run(with(&["usage", "--granularity", "month"]));
+    assert!(ok, "{err}");
+    assert!(out.starts_with("PERIOD") && out.contains("SPANS"), "{out}");
+    let total = out.lines().find(|l| l.starts_with("total")).expect("a total row");
+    assert_eq!(total.split_whitespace().skip(2).collect::<Vec<_>>(), ["2", "1"], "{out}");
+    assert!(out.contains("spans 2 (unlimited)"), "{out}");
+    let (ok, _, err) = run(with(&["usage", "--from", "2026-02-30"]));
+    assert!(!ok && err.contains("`from` must be a date"), "{err}");
+
+    let (ok, out, err) = run(with(&["plan", "set", "--spans", "1_000", "--enforcement", "hard", "--alert-thresholds", "80,100"]));
+    assert!(ok, "{err}");
+    assert!(out.contains("spans / month") && out.contains("1000") && out.contains("80%, 100%"), "{out}");
+    let (ok, out, err) = run(with(&["plan", "show", "--json"]));
+    assert!(ok, "{err}");
+    let p: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!((p["limits"]["spans"].as_i64(), p["enforcement"].as_str()), (Some(1000), Some("hard")), "{p}");
+    let (ok, out, _) = run(with(&["usage"]));
+    assert!(ok && out.contains("spans 2 of 1000 (0.2%)"), "{out}");
+    let (ok, _, err) = run(with(&["plan", "set", "--enforcement", "strict"]));
+    assert!(!ok && err.contains("`enforcement` must be `soft` or `hard`"), "{err}");
+    let (ok, out, err) = run(with(&["plan", "set", "--reset", "--json"]));
+    assert!(ok, "{err}");
+    let p: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!((p["limits"]["spans"].clone(), p["enforcement"].as_str()), (Value::Null, Some("soft")), "{p}");
+}
