@@ -317,8 +317,8 @@ pub async fn test_alert(state: &AppState, permit: &Permit, a: &AdminRecord) -> A
     let message = match d.status.as_str() {
         "ok" => format!("{count} logs matched; the test notification was delivered"),
         _ => format!(
-            "{count} logs matched; the test notification failed after {} attempts: {}",
-            d.attempts,
+            "{count} logs matched; the test notification failed {}: {}",
+            crate::webhook::after(d.attempts),
             d.error.clone().unwrap_or_default()
         ),
     };
@@ -393,8 +393,8 @@ pub async fn check_alert(state: &AppState, permit: &Permit, a: &AdminRecord, hol
                 Some(d) if d.status != "ok" => {
                     record.status = "error".into();
                     record.error = Some(format!(
-                        "delivery failed after {} attempts: {}",
-                        d.attempts,
+                        "delivery failed {}: {}",
+                        crate::webhook::after(d.attempts),
                         d.error.clone().unwrap_or_default()
                     ));
                 }
@@ -520,14 +520,15 @@ pub async fn sweep(state: &AppState, permit: &Permit, a: &AdminRecord, holder: &
 /// due automation — a retention rule last swept more than ten minutes ago, an
 /// active alert last checked more than its interval ago — runs on whichever replica
 /// takes its lease, all of a tick's at once.
-pub fn spawn(state: AppState, system: SystemKey) -> tokio::task::JoinHandle<()> {
+pub fn spawn(state: AppState, system: &SystemKey) -> tokio::task::JoinHandle<()> {
     let holder = format!("replica-{}", Uuid::new_v4());
+    let permit = system.permit();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(state.config().scheduler_tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if let Err(e) = tick_once(&state, &system, &holder).await {
+            if let Err(e) = tick_with(&state, &permit, &holder).await {
                 tracing::warn!(error = %e, "scheduler tick failed; will retry");
             }
         }
@@ -550,7 +551,11 @@ fn due(a: &AdminRecord, last: Option<&RunRecord>, now: i64) -> bool {
 /// One scheduler pass: runs every due automation (concurrently, each under its
 /// lease) and waits for them; how many ran.
 pub async fn tick_once(state: &AppState, system: &SystemKey, holder: &str) -> ApiResult<usize> {
-    let permit = system.permit();
+    tick_with(state, &system.permit(), holder).await
+}
+
+async fn tick_with(state: &AppState, permit: &Permit, holder: &str) -> ApiResult<usize> {
+    let permit = permit.clone();
     let mut tasks = tokio::task::JoinSet::new();
     for kind in [AdminKind::ProjectAutomation, AdminKind::OrgAutomation] {
         for a in state.jobs(&permit).all_admin(kind).await? {
@@ -692,8 +697,11 @@ async fn fire_environment_update(state: &AppState, permit: &Permit, ch: &EnvChan
             record.status = "ok".into();
         } else {
             record.status = "error".into();
-            record.error =
-                Some(format!("delivery failed after {} attempts: {}", d.attempts, d.error.clone().unwrap_or_default()));
+            record.error = Some(format!(
+                "delivery failed {}: {}",
+                crate::webhook::after(d.attempts),
+                d.error.clone().unwrap_or_default()
+            ));
         }
         jobs.record_run(&record).await?;
     }
