@@ -140,15 +140,7 @@ pub async fn plan(client: &Client, json: bool, org: Option<&str>, action: PlanAc
     let path = format!("/v1/organization/{id}/plan");
     let out: api::OrgPlan = match action {
         PlanAction::Show => client.get(&path, &[]).await?,
-        PlanAction::Set {
-            processed_bytes,
-            spans,
-            scores,
-            enforcement,
-            alert_thresholds,
-            alert_webhook_url,
-            reset,
-        } => {
+        PlanAction::Set { processed_bytes, spans, scores, enforcement, alert_thresholds, alert_webhook_url, reset } => {
             let limits = api::PlanLimitsPatch {
                 processed_bytes: limit("processed-bytes", processed_bytes)?,
                 spans: limit("spans", spans)?,

@@ -576,7 +576,8 @@ fn usage_and_the_plan_are_shown_and_set_from_the_cli() {
     let (ok, _, err) = run(with(&["usage", "--from", "2026-02-30"]));
     assert!(!ok && err.contains("`from` must be a date"), "{err}");
 
-    let (ok, out, err) = run(with(&["plan", "set", "--spans", "1_000", "--enforcement", "hard", "--alert-thresholds", "80,100"]));
+    let (ok, out, err) =
+        run(with(&["plan", "set", "--spans", "1_000", "--enforcement", "hard", "--alert-thresholds", "80,100"]));
     assert!(ok, "{err}");
     assert!(out.contains("spans / month") && out.contains("1000") && out.contains("80%, 100%"), "{out}");
     let (ok, out, err) = run(with(&["plan", "show", "--json"]));

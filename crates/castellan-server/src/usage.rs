@@ -503,8 +503,10 @@ mod tests {
         assert!(bad(serde_json::json!({"alert_thresholds": [0]})).contains("alert_thresholds"));
         assert!(bad(serde_json::json!({"alert_webhook_url": "ftp://x"})).contains("alert_webhook_url"));
         let ok = p
-            .updated(serde_json::from_value(serde_json::json!({"limits": {"spans": 10}, "alert_thresholds": [90, 50, 90]}))
-                .unwrap())
+            .updated(
+                serde_json::from_value(serde_json::json!({"limits": {"spans": 10}, "alert_thresholds": [90, 50, 90]}))
+                    .unwrap(),
+            )
             .unwrap();
         assert_eq!(ok.limits.spans, Some(10));
         assert_eq!(ok.alert_thresholds, [50, 90]);

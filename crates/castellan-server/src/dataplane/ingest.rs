@@ -6,8 +6,8 @@
 use super::rows::{self, Op, Row};
 use crate::access::Caller;
 use crate::error::{ApiError, ApiResult};
-use castellan_api_types::format_time;
 use crate::usage::{add_to, count_scores, row_usage, Meter};
+use castellan_api_types::format_time;
 use castellan_core::{ObjectRef, ObjectType, OrgId, ProjectId};
 use castellan_store::{DataTx, EventObject, EventWrite, UsageCounts, XactId};
 use serde_json::{Map, Value};

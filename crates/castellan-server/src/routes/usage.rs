@@ -96,7 +96,9 @@ async fn target(caller: &Caller, org_name: Option<&str>, org_id: Option<Uuid>) -
 pub async fn usage(caller: Caller, Query(q): Query<UsageQuery>) -> ApiResult<Json<UsageAnswer>> {
     let granularity = q.granularity.as_deref().unwrap_or("day");
     if !["day", "month"].contains(&granularity) {
-        return Err(ApiError::invalid_parameter(format!("`granularity` must be `day` or `month`, got `{granularity}`")));
+        return Err(ApiError::invalid_parameter(format!(
+            "`granularity` must be `day` or `month`, got `{granularity}`"
+        )));
     }
     let state = caller.state();
     let (today, this_month) = day_and_month(state.now());
@@ -221,7 +223,11 @@ async fn set(caller: Caller, id: OrgId, body: PlanUpdate, base_is_default: bool)
 /// plan's value (needs `update` on `org_account`; audited `plan.updated`).
 #[utoipa::path(put, path = "/v1/organization/{organization_id}/plan", tag = "Usage",
     params(("organization_id" = uuid::Uuid, Path)), request_body = PlanUpdate, responses((status = 200, body = OrgPlan)))]
-pub async fn put_plan(caller: Caller, Path(id): Path<OrgId>, Body(body): Body<PlanUpdate>) -> ApiResult<Written<OrgPlan>> {
+pub async fn put_plan(
+    caller: Caller,
+    Path(id): Path<OrgId>,
+    Body(body): Body<PlanUpdate>,
+) -> ApiResult<Written<OrgPlan>> {
     set(caller, id, body, true).await
 }
 

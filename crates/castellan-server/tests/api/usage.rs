@@ -57,7 +57,9 @@ async fn logs3(app: &TestApp, key: &str, rows: Value) -> (StatusCode, Option<Str
 }
 
 fn log_rows(pid: &str, n: usize, tag: &str) -> Value {
-    Value::Array((0..n).map(|i| json!({"project_id": pid, "log_id": "g", "id": format!("{tag}-{i}"), "input": i})).collect())
+    Value::Array(
+        (0..n).map(|i| json!({"project_id": pid, "log_id": "g", "id": format!("{tag}-{i}"), "input": i})).collect(),
+    )
 }
 
 async fn usage(app: &TestApp, key: &str, query: &str) -> Value {
@@ -85,12 +87,11 @@ async fn stored_bytes(db: &Db) -> i64 {
                 .connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(path).read_only(true))
                 .await
                 .expect("open");
-            let n: i64 = sqlx::query_scalar(
-                "SELECT COALESCE(SUM(length(CAST(data AS BLOB))), 0) FROM events WHERE NOT deleted",
-            )
-            .fetch_one(&pool)
-            .await
-            .expect("sum");
+            let n: i64 =
+                sqlx::query_scalar("SELECT COALESCE(SUM(length(CAST(data AS BLOB))), 0) FROM events WHERE NOT deleted")
+                    .fetch_one(&pool)
+                    .await
+                    .expect("sum");
             pool.close().await;
             n
         }
@@ -144,8 +145,13 @@ async fn every_write_path_is_metered_exactly_and_deleting_gives_nothing_back(b: 
         .await;
     assert_eq!(s, 200, "{v}");
     // Dataset insert: 1 span.
-    let (s, v) =
-        app.post(&format!("/v1/dataset/{ds}/insert"), &key, json!({"events": [{"id": "d1", "input": "i", "expected": "o"}]})).await;
+    let (s, v) = app
+        .post(
+            &format!("/v1/dataset/{ds}/insert"),
+            &key,
+            json!({"events": [{"id": "d1", "input": "i", "expected": "o"}]}),
+        )
+        .await;
     assert_eq!(s, 200, "{v}");
     // OTLP: 1 span.
     let (s, _, v) = app
@@ -307,7 +313,11 @@ async fn a_hard_plan_refuses_a_write_that_would_pass_the_limit_and_writes_nothin
     // Exactly at the limit is allowed; one more is not.
     assert_eq!(logs3(&app, &key, log_rows(&pid, 1, "c")).await.0, 200);
     let (s, e) = app
-        .post(&format!("/v1/project_logs/{pid}/feedback"), &key, json!({"feedback": [{"id": "a-0", "scores": {"h": 1}}]}))
+        .post(
+            &format!("/v1/project_logs/{pid}/feedback"),
+            &key,
+            json!({"feedback": [{"id": "a-0", "scores": {"h": 1}}]}),
+        )
         .await;
     assert_eq!((s.as_u16(), e["code"].as_str()), (429, Some("plan_limit_exceeded")), "{e}");
     assert_eq!(today(&app, &key).await["spans"]["used"], 3);
@@ -338,11 +348,21 @@ async fn concurrent_writers_cannot_slip_past_a_hard_limit(b: Backend) {
     let other = TestApp::spawn_on(app.db.clone(), test_config(), castellan_server::access::system_clock()).await;
     let mut tasks = Vec::new();
     for i in 0..20 {
-        let (http, base, key, pid) =
-            (app.http.clone(), if i % 2 == 0 { app.base.clone() } else { other.base.clone() }, key.clone(), pid.clone());
+        let (http, base, key, pid) = (
+            app.http.clone(),
+            if i % 2 == 0 { app.base.clone() } else { other.base.clone() },
+            key.clone(),
+            pid.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let rows = json!({"rows": [{"project_id": pid, "log_id": "g", "id": format!("w{i}")}], "api_version": 2});
-            http.post(format!("{base}/logs3")).bearer_auth(key).body(rows.to_string()).send().await.expect("post").status()
+            http.post(format!("{base}/logs3"))
+                .bearer_auth(key)
+                .body(rows.to_string())
+                .send()
+                .await
+                .expect("post")
+                .status()
         }));
     }
     let mut ok = 0;
@@ -378,7 +398,8 @@ async fn each_threshold_crossing_is_recorded_and_audited_once(b: Backend) {
     assert!(crossing_audits(&app, &key).await.is_empty(), "nothing crossed yet");
     assert_eq!(logs3(&app, &key, log_rows(&pid, 2, "b")).await.0, 200); // 60 %: 50 crossed
     for i in 0..3 {
-        assert_eq!(logs3(&app, &key, log_rows(&pid, 1, &format!("c{i}"))).await.0, 200); // 70, 80, 90 %
+        assert_eq!(logs3(&app, &key, log_rows(&pid, 1, &format!("c{i}"))).await.0, 200);
+        // 70, 80, 90 %
     }
     assert_eq!(logs3(&app, &key, log_rows(&pid, 5, "d")).await.0, 200); // 140 %: 100 crossed
     assert_eq!(logs3(&app, &key, log_rows(&pid, 5, "e")).await.0, 200); // 190 %: nothing new
