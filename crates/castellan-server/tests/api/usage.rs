@@ -528,3 +528,52 @@ async fn the_configured_default_plan_applies_until_the_api_sets_one(b: Backend) 
     assert_eq!(logs3(&app, &key, log_rows(&pid, 3, "c")).await.0, 200, "the API's plan overrides the default");
     app.stop().await;
 }
+
+/// The official Python SDK (`braintrust` from PyPI, unmodified) meets a hard limit:
+/// its logger reports the 429 with its message and gives up after its bounded
+/// retries (3 attempts by default), instead of retrying forever.
+mod python_sdk {
+    use super::*;
+    use crate::support::{last_json, python, sdk_env};
+
+    on_both_backends!(
+        #[ignore = "needs the official Braintrust clients: scripts/test runs it"]
+        the_python_logger_reports_a_hard_limit_and_gives_up,
+    );
+
+    const SCRIPT: &str = r#"
+import json, time, braintrust
+logger = braintrust.init_logger(project="p")
+for i in range(3):
+    logger.log(input={"i": i}, output=i, scores={"s": 1})
+t = time.time()
+error = None
+try:
+    logger.flush()
+except Exception as e:
+    # The SDK raises a group of the failed flushes' errors.
+    error = " | ".join(str(x) for x in (getattr(e, "exceptions", None) or [e]))
+print(json.dumps({"secs": time.time() - t, "error": error}))
+"#;
+
+    async fn the_python_logger_reports_a_hard_limit_and_gives_up(b: Backend) {
+        let Some(app) = TestApp::spawn(b).await else { return };
+        let (key, org, pid) = setup(&app).await;
+        let (s, _) =
+            plan(&app, &key, &org, Method::PATCH, json!({"limits": {"spans": 2}, "enforcement": "hard"})).await;
+        assert_eq!(s, 200);
+        let mut env: Vec<(String, String)> =
+            sdk_env(&app, &key).into_iter().filter(|(k, _)| k != "BRAINTRUST_NUM_RETRIES").collect();
+        env.push(("BRAINTRUST_SYNC_FLUSH".into(), "1".into()));
+        let Some(out) = python(SCRIPT, env).await else { return };
+        let v = last_json(&out);
+        let error = v["error"].as_str().unwrap_or_default();
+        assert!(error.contains("429") && error.contains("plan_limit_exceeded"), "{v}");
+        assert!(error.contains("allows 2 spans per month"), "{v}");
+        let secs = v["secs"].as_f64().unwrap_or(f64::MAX);
+        assert!(secs < 30.0, "the logger gave up after its bounded retries: {v}");
+        assert!(fetch_ids(&app, &key, &pid).await.is_empty(), "nothing was written");
+        assert_eq!(today(&app, &key).await["spans"]["used"], 0);
+        app.stop().await;
+    }
+}
