@@ -457,7 +457,7 @@ pub async fn usage_counters_add_up_and_crossings_are_recorded_once(store: Arc<dy
     tx.put_plan(&plan).await.expect("put");
     tx.put_plan(&PlanRecord { updated: 8, ..plan.clone() }).await.expect("put again");
     assert_eq!(tx.get_plan(org).await.expect("get"), Some(PlanRecord { updated: 8, ..plan.clone() }));
-    assert_eq!(tx.unaudited_crossings(10).await.expect("pending"), [c.clone()]);
+    assert_eq!(tx.unaudited_crossings(10).await.expect("pending"), std::slice::from_ref(&c));
     assert!(tx.mark_crossing_audited(&c, 9).await.expect("mark"));
     assert!(!tx.mark_crossing_audited(&c, 10).await.expect("mark again"), "audited once");
     assert!(tx.unaudited_crossings(10).await.expect("pending").is_empty());
