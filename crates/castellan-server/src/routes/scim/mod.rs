@@ -62,7 +62,7 @@ impl ScimError {
 
 impl From<ApiError> for ScimError {
     fn from(e: ApiError) -> ScimError {
-        let status = e.status();
+        let status = e.status_and_code().0;
         let detail = e.to_string();
         match e {
             ApiError::BadRequest { code: crate::error::ErrorCode::NameTaken, .. } => ScimError::conflict(detail),
@@ -70,7 +70,10 @@ impl From<ApiError> for ScimError {
                 ScimError::new(StatusCode::BAD_REQUEST, Some("mutability"), format!("lockout protection: {message}"))
             }
             ApiError::BadRequest { .. } => ScimError::new(status, Some("invalidValue"), detail),
-            ApiError::Internal(_) => ScimError::new(status, None, "internal error"),
+            ApiError::Internal(cause) => {
+                tracing::error!(error = %cause, "internal error");
+                ScimError::new(status, None, "internal server error")
+            }
             _ => ScimError::new(status, None, detail),
         }
     }
@@ -775,12 +778,11 @@ async fn create_user(State(state): State<AppState>, headers: HeaderMap, body: By
         created: w.now(),
     };
     w.create_user(&u, None).await?;
-    w.add_member(c.org, u.id, Some(&user_name), &crate::dto::user(&u)).await?;
-    let m = Member { user: u.clone(), rec: None, joined: w.now() };
+    w.add_member(c.org, u.id, Some(user_name.as_str()), &crate::dto::user(&u)).await?;
     // A user created inactive starts suspended.
-    let fresh = Member { user: u.clone(), rec: None, joined: m.joined };
+    let m = Member { user: u.clone(), rec: None, joined: w.now() };
     let wire = {
-        let mut v = view.user_json(&fresh, &base);
+        let mut v = view.user_json(&m, &base);
         v["active"] = json!(input.active.unwrap_or(true));
         v
     };
@@ -859,7 +861,8 @@ async fn delete_user(State(state): State<AppState>, headers: HeaderMap, Path(id)
     if let Some(r) = &m.rec {
         w.delete_admin(r, &before).await?;
     }
-    w.remove_member(org, u.id, Some(&m.user_name()), &crate::dto::user(u)).await?;
+    let user_name = m.user_name();
+    w.remove_member(org, u.id, Some(user_name.as_str()), &crate::dto::user(u)).await?;
     w.commit().await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -86,7 +86,9 @@ pub fn apply(doc: &mut Value, body: &Value, kind: Kind) -> Result<(), ScimError>
                     ));
                 };
                 for (k, v) in obj {
-                    if k.eq_ignore_ascii_case("schemas") {
+                    // Okta names the resource's `id` beside the changes; read-only
+                    // values in a path-less value are ignored (RFC 7644 §3.5.2).
+                    if ["schemas", "id", "meta"].iter().any(|r| k.eq_ignore_ascii_case(r)) {
                         continue;
                     }
                     if k.eq_ignore_ascii_case(ENTERPRISE) && v.is_object() && kind == Kind::User {
