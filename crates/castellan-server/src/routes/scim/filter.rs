@@ -228,6 +228,11 @@ impl Parser {
             return Ok(f);
         }
         let path = self.path()?;
+        // A value path on its own (`emails[type eq "work"]`): some value matches.
+        const OPS: [&str; 10] = ["pr", "eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le"];
+        if path.filter.is_some() && path.sub.is_none() && !OPS.iter().any(|o| kw(self.peek(), o)) {
+            return Ok(Filter::Present(path));
+        }
         let at = self.at();
         let op = match self.next() {
             Some(Tok::Word(w)) => w.to_ascii_lowercase(),
