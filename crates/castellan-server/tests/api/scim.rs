@@ -682,8 +682,8 @@ async fn scim2_tester_passes_every_check(b: Backend) {
     let token = scim_token(&app, &owner, "acme").await;
     let script = r#"
 import os, sys
-from httpx import Client
-from scim2_client.engines.httpx import SyncSCIMClient
+from httpx2 import Client
+from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_tester import check_server, Status
 client = SyncSCIMClient(Client(base_url=os.environ["SCIM_URL"], headers={"Authorization": "Bearer " + os.environ["SCIM_TOKEN"]}))
 client.discover()

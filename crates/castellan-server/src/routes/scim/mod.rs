@@ -120,6 +120,9 @@ pub fn router() -> Router<crate::state::App> {
         .route("/ResourceTypes/{name}", get(resource_type))
         .route("/Schemas", get(schemas))
         .route("/Schemas/{urn}", get(one_schema))
+        .route("/.search", axum::routing::post(search_all))
+        .route("/Users/.search", axum::routing::post(search_users))
+        .route("/Groups/.search", axum::routing::post(search_groups))
         .route("/Users", get(list_users).post(create_user))
         .route("/Users/{id}", get(get_user).put(put_user).patch(patch_user).delete(delete_user))
         .route("/Groups", get(list_groups).post(create_group))
@@ -336,6 +339,42 @@ fn one(res: Value, q: &HashMap<String, String>) -> ScimResult<Value> {
     Ok(project(res, &p.attributes, &p.excluded))
 }
 
+/// A `SearchRequest` body (`POST …/.search`) as the query parameters it stands for.
+fn search_params(body: &Bytes) -> ScimResult<HashMap<String, String>> {
+    let v = body_json(body)?;
+    let mut q = HashMap::new();
+    for (k, x) in v.as_object().into_iter().flatten() {
+        let text = match x {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Array(a) => a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","),
+            Value::Null => continue,
+            other => return Err(ScimError::bad("invalidValue", format!("`{k}` cannot be {other}"))),
+        };
+        q.insert(k.clone(), text);
+    }
+    Ok(q)
+}
+
+async fn search_all(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ScimResult<Response> {
+    let (c, base) = auth(&state, &headers).await?;
+    let p = list_params(&search_params(&body)?)?;
+    let view = read_view(&c).await?;
+    let mut all: Vec<Value> = view.members.iter().map(|m| view.user_json(m, &base)).collect();
+    all.extend(view.groups.iter().map(|g| view.group_json(g, &base)));
+    Ok(scim(StatusCode::OK, page(all, &p)))
+}
+
+async fn search_users(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ScimResult<Response> {
+    let q = search_params(&body)?;
+    list_users(State(state), headers, Query(q)).await
+}
+
+async fn search_groups(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ScimResult<Response> {
+    let q = search_params(&body)?;
+    list_groups(State(state), headers, Query(q)).await
+}
+
 // --- reading the org's SCIM view ------------------------------------------------
 
 fn all_window() -> Window {
@@ -387,6 +426,11 @@ impl Member {
     }
     fn active(&self) -> bool {
         self.rec.as_ref().and_then(|r| r.data.get("active")).and_then(Value::as_bool).unwrap_or(true)
+    }
+    /// Whether `active` was removed (unassigned: the member is active, and the
+    /// attribute is not shown).
+    fn active_unset(&self) -> bool {
+        self.rec.as_ref().and_then(|r| r.data.get("active_unset")).and_then(Value::as_bool).unwrap_or(false)
     }
     fn user_name(&self) -> String {
         self.attrs().get("userName").and_then(Value::as_str).unwrap_or_default().to_owned()
@@ -447,7 +491,9 @@ impl View {
         let mut o = m.attrs();
         let id = m.user.id.0.to_string();
         o.insert("id".into(), json!(id));
-        o.insert("active".into(), json!(m.active()));
+        if !m.active_unset() {
+            o.insert("active".into(), json!(m.active()));
+        }
         let mut schemas = vec![json!(schema::USER)];
         if o.contains_key(schema::ENTERPRISE) {
             schemas.push(json!(schema::ENTERPRISE));
@@ -487,15 +533,7 @@ impl View {
             .users
             .iter()
             .map(|u| {
-                let display = self.members.iter().find(|m| m.user.id == *u).map(|m| {
-                    let a = m.attrs();
-                    a.get("displayName").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| m.user_name())
-                });
-                let mut v = json!({"value": u.0.to_string(), "$ref": format!("{base}/Users/{}", u.0), "type": "User"});
-                if let Some(d) = display {
-                    v["display"] = json!(d);
-                }
-                v
+                json!({"value": u.0.to_string(), "$ref": format!("{base}/Users/{}", u.0), "type": "User"})
             })
             .collect();
         o.insert("members".into(), Value::Array(members));
@@ -543,6 +581,8 @@ async fn get_user(
 struct UserInput {
     attrs: Map<String, Value>,
     active: Option<bool>,
+    /// `active` was removed by a PATCH: unassigned, which is active.
+    active_unset: bool,
 }
 
 fn as_bool(v: &Value, what: &str) -> ScimResult<bool> {
@@ -665,7 +705,7 @@ fn user_input(v: &Value) -> ScimResult<UserInput> {
         Some(s) if !s.is_empty() => {}
         _ => return Err(ScimError::bad("invalidValue", "`userName` is required and must not be empty")),
     }
-    Ok(UserInput { attrs, active })
+    Ok(UserInput { attrs, active, active_unset: false })
 }
 
 /// The account email a new user gets: the primary (or first) email, else the
@@ -701,7 +741,10 @@ async fn save_user(
 ) -> ScimResult<()> {
     let was_active = m.active();
     let active = input.active.unwrap_or(was_active);
-    let data = json!({"attributes": Value::Object(input.attrs.clone()), "active": active});
+    let mut data = json!({"attributes": Value::Object(input.attrs.clone()), "active": active});
+    if input.active_unset {
+        data["active_unset"] = json!(true);
+    }
     let now = w.now();
     match &m.rec {
         Some(r) => {
@@ -799,9 +842,16 @@ async fn replace_user_with(c: &ScimCaller, base: &str, id: &str, body: Value, pa
     let before = view.user_json(m, base);
     let input = if patch_ops {
         let mut doc = Value::Object(m.attrs());
-        doc["active"] = json!(m.active());
+        if !m.active_unset() {
+            doc["active"] = json!(m.active());
+        }
         patch::apply(&mut doc, &body, patch::Kind::User)?;
-        user_input(&doc)?
+        let mut input = user_input(&doc)?;
+        if input.active.is_none() {
+            input.active = Some(true);
+            input.active_unset = true;
+        }
+        input
     } else {
         if let Some(given) = body.get("id").and_then(Value::as_str) {
             if given != id {
