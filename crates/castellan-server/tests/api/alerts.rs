@@ -25,7 +25,8 @@ on_both_backends!(
     slack_and_pagerduty_actions_reach_their_apis_with_the_orgs_secrets,
     environment_changes_fire_their_automations,
     the_scheduler_checks_due_alerts_on_its_own,
-    outbound_calls_to_private_addresses_are_refused_unless_allowed
+    outbound_calls_to_private_addresses_are_refused_unless_allowed,
+    retention_deletes_the_attachments_and_stale_payloads_of_swept_rows
 );
 
 /// One request a receiver got.
@@ -322,6 +323,14 @@ async fn a_test_sends_only_when_recent_logs_match(b: Backend) {
     assert_eq!((s, t["count"].as_u64(), t["delivered"].as_bool()), (StatusCode::OK, Some(0), Some(false)), "{t}");
     assert!(t["message"].as_str().is_some_and(|m| m.contains("nothing was sent")), "{t}");
     assert!(rx.hits().is_empty());
+    // An error span written now, then the scheduler's transaction-id mark as if it
+    // had been taken ten minutes ago: a window by time reads only what was written
+    // after a mark taken well before it, so that span (written "before" the mark) is
+    // not read, and the two below are.
+    log(&app, &owner, &p, rows("error", 1, "before-mark")).await;
+    let permit = app.system.permit();
+    let xact = app.state.read(&permit).await.expect("read").current_xact_id().await.expect("xact");
+    app.state.jobs(&permit).mark_xact(app.state.now() - 2 * 3_600 * 1_000_000, xact).await.expect("mark");
     log(&app, &owner, &p, rows("error", 2, "e")).await;
     let (_, t) = app.post(&format!("/v1/project_automation/{aid}/test"), &owner, json!({})).await;
     assert_eq!((t["count"].as_u64(), t["delivered"].as_bool()), (Some(2), Some(true)), "{t}");
@@ -546,5 +555,82 @@ async fn outbound_calls_to_private_addresses_are_refused_unless_allowed(b: Backe
     let (_, run) = app.post(&format!("/v1/project_automation/{}/run", id(&a)), &owner, json!({})).await;
     assert!(run["error"].as_str().is_some_and(|e| e.contains("refused") && e.contains("after 1 attempt:")), "{run}");
     assert!(rx.hits().is_empty(), "nothing reached the loopback receiver");
+    app.stop().await;
+}
+
+async fn upload(app: &TestApp, key: &str, org: &str, name: &str, body: &'static str) {
+    let (s, up) = app
+        .post(
+            "/attachment",
+            key,
+            json!({"key": name, "filename": "f.txt", "content_type": "text/plain", "org_id": org}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{up}");
+    let url = up["signedUrl"].as_str().expect("url").to_owned();
+    assert_eq!(app.http.put(url).body(body).send().await.expect("put").status(), 200);
+    let status = json!({"key": name, "org_id": org, "status": {"upload_status": "done"}});
+    assert_eq!(app.post("/attachment/status", key, status).await.0, StatusCode::OK);
+}
+
+async fn retention_deletes_the_attachments_and_stale_payloads_of_swept_rows(b: Backend) {
+    let Some((app, clock)) = TestApp::spawn_with_clock(b).await else { return };
+    let owner = app.bootstrap("acme", "ada@acme.example").await;
+    let org = app.get("/v1/organization", &owner).await.1["objects"][0]["id"].as_str().expect("org").to_owned();
+    let p = project(&app, &owner, "p").await;
+    upload(&app, &owner, &org, "only-old", "ancient bytes").await;
+    upload(&app, &owner, &org, "shared", "still needed").await;
+    let att =
+        |k: &str| json!({"type": "braintrust_attachment", "key": k, "filename": "f.txt", "content_type": "text/plain"});
+    log(
+        &app,
+        &owner,
+        &p,
+        vec![
+            json!({"id": "old-1", "input": {"file": att("only-old")}, "created": "2020-01-01T00:00:00Z"}),
+            json!({"id": "old-2", "input": {"file": att("shared")}, "created": "2020-01-01T00:00:00Z"}),
+            json!({"id": "new-1", "input": {"file": att("shared")}}),
+        ],
+    )
+    .await;
+    // An overflow payload announced and never used, two days ago.
+    let (s, o) = app
+        .post(
+            "/logs3/overflow",
+            &owner,
+            json!({"rows": [{"object_ids": {"project_id": p, "log_id": "g"}}], "size_bytes": 10}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{o}");
+    clock.store(2 * 86_400 * 1_000_000, std::sync::atomic::Ordering::SeqCst);
+    let (_, rule) = app
+        .post("/v1/project_automation", &owner, json!({"project_id": p, "name": "keep-30", "config": {"event_type": "retention", "object_type": "project_logs", "retention_days": 30}}))
+        .await;
+    let (_, run) = app.post(&format!("/v1/project_automation/{}/run", id(&rule)), &owner, json!({})).await;
+    assert_eq!((run["status"].as_str(), run["count"].as_i64()), (Some("ok"), Some(2)), "{run}");
+    assert_eq!(
+        (run["details"]["attachments"].as_u64(), run["details"]["overflow"].as_u64()),
+        (Some(1), Some(1)),
+        "{run}"
+    );
+    let (s, gone) = app.get(&format!("/attachment?key=only-old&org_id={org}"), &owner).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{gone}");
+    let (s, kept) = app.get(&format!("/attachment?key=shared&org_id={org}"), &owner).await;
+    assert_eq!(s, StatusCode::OK, "{kept}");
+    let got = app.http.get(kept["downloadUrl"].as_str().expect("url")).send().await.expect("get");
+    assert_eq!(got.text().await.expect("body"), "still needed");
+    // Again: nothing more to delete.
+    let (_, run) = app.post(&format!("/v1/project_automation/{}/run", id(&rule)), &owner, json!({})).await;
+    assert_eq!((run["count"].as_i64(), run["details"]["attachments"].as_u64()), (Some(0), Some(0)), "{run}");
+    if let common::Db::Sqlite(path) = &app.db {
+        use sqlx::ConnectOptions;
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new().filename(path).connect().await.expect("connect");
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut conn).await.expect("checkpoint");
+        let mut bytes = std::fs::read(path).expect("db");
+        bytes.extend(std::fs::read(path.with_extension("sqlite-wal")).unwrap_or_default());
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.contains("still needed"), "the scan sees live attachments");
+        assert!(!text.contains("ancient bytes"), "a swept attachment's bytes are gone from the files");
+    }
     app.stop().await;
 }
