@@ -235,12 +235,22 @@ impl ScimCaller {
     pub async fn authenticate(state: &AppState, headers: &axum::http::HeaderMap) -> ApiResult<ScimCaller> {
         let invalid = || ApiError::Unauthorized("invalid credential: not a live SCIM token of an organization".into());
         let token = match headers.get(axum::http::header::AUTHORIZATION) {
-            None => return Err(ApiError::Unauthorized("missing credential: send `Authorization: Bearer <SCIM token>`".into())),
+            None => {
+                return Err(ApiError::Unauthorized(
+                    "missing credential: send `Authorization: Bearer <SCIM token>`".into(),
+                ))
+            }
             Some(v) => {
                 let v = v.to_str().map_err(|_| invalid())?;
                 match v.split_once(' ') {
-                    Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => t.trim().to_owned(),
-                    _ => return Err(ApiError::Unauthorized("the authorization header must be `Bearer <SCIM token>`".into())),
+                    Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => {
+                        t.trim().to_owned()
+                    }
+                    _ => {
+                        return Err(ApiError::Unauthorized(
+                            "the authorization header must be `Bearer <SCIM token>`".into(),
+                        ))
+                    }
                 }
             }
         };

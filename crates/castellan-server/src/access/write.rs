@@ -46,16 +46,7 @@ pub struct AuditEvent<'a, B: Serialize, A: Serialize> {
 impl Write {
     pub(super) fn new(state: AppState, tx: Box<dyn Tx>, actor: Actor) -> Write {
         let now = state.now();
-        Write {
-            state,
-            tx,
-            actor,
-            now,
-            changes: Vec::new(),
-            guarded: Vec::new(),
-            owed: Vec::new(),
-            audit_details: None,
-        }
+        Write { state, tx, actor, now, changes: Vec::new(), guarded: Vec::new(), owed: Vec::new(), audit_details: None }
     }
 
     /// The transaction, for reads: every change goes through an operation of

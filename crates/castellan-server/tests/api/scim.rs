@@ -24,7 +24,10 @@ on_both_backends!(
 
 mod validator {
     use super::*;
-    on_both_backends!(#[ignore = "needs scim2-tester: scripts/test runs it"] scim2_tester_passes_every_check);
+    on_both_backends!(
+        #[ignore = "needs scim2-tester: scripts/test runs it"]
+        scim2_tester_passes_every_check
+    );
 }
 
 const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -182,7 +185,8 @@ async fn discovery_documents_are_served_as_scim_json(b: Backend) {
     assert!(schemas["totalResults"].as_u64().is_some_and(|n| n >= 2));
     let (s, us) = scim(&app, Method::GET, &format!("/Schemas/{USER}"), &token, None).await;
     assert_eq!(s, StatusCode::OK);
-    let names: Vec<&str> = us["attributes"].as_array().expect("attrs").iter().filter_map(|a| a["name"].as_str()).collect();
+    let names: Vec<&str> =
+        us["attributes"].as_array().expect("attrs").iter().filter_map(|a| a["name"].as_str()).collect();
     for n in ["userName", "name", "emails", "active", "groups"] {
         assert!(names.contains(&n), "{n} in {names:?}");
     }
@@ -262,7 +266,15 @@ async fn an_okta_shaped_sequence_provisions_suspends_restores_and_removes(b: Bac
     assert_eq!(scim(&app, Method::GET, &format!("/Users/{id}"), &token, None).await.0, StatusCode::NOT_FOUND);
     assert!(!app.get("/v1/user", &owner).await.1.to_string().contains("pat@acme.example"));
     // Every change is audited with the SCIM token as actor.
-    for event in ["member.added", "member.suspended", "member.restored", "member.removed", "group.created", "group.updated", "group.deleted"] {
+    for event in [
+        "member.added",
+        "member.suspended",
+        "member.restored",
+        "member.removed",
+        "group.created",
+        "group.updated",
+        "group.deleted",
+    ] {
         let got = audit_events(&app, &owner, event).await;
         let scim_made: Vec<&Value> = got.iter().filter(|e| e["details"]["actor_type"] == "scim_token").collect();
         assert!(!scim_made.is_empty(), "{event} by the SCIM token: {got:?}");
@@ -359,7 +371,8 @@ async fn suspension_refuses_credentials_at_once_also_on_a_second_replica(b: Back
     let token = scim_token(&app, &owner, "acme").await;
     let (pat_id, pat_key) = invite(&app, &owner, "pat@acme.example", Some("Engineers")).await;
     // The member also has a console session.
-    let (s, _) = app.post("/api/auth/password", &pat_key, json!({"new_password": "correct horse battery staple 9"})).await;
+    let (s, _) =
+        app.post("/api/auth/password", &pat_key, json!({"new_password": "correct horse battery staple 9"})).await;
     assert_eq!(s, StatusCode::OK, "set a password");
     let session = if s == StatusCode::OK {
         let resp = app
@@ -479,22 +492,36 @@ async fn filters_paging_and_attribute_selection(b: Backend) {
         assert_eq!(s, StatusCode::CREATED, "{v}");
     }
     let names = |v: &Value| -> Vec<String> {
-        v["Resources"].as_array().expect("list").iter().filter_map(|r| r["userName"].as_str().map(str::to_owned)).collect()
+        v["Resources"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter_map(|r| r["userName"].as_str().map(str::to_owned))
+            .collect()
     };
     let enc = |f: &str| f.replace(' ', "%20").replace('"', "%22").replace('[', "%5B").replace(']', "%5D");
     for (f, want) in [
         (r#"userName sw "a""#, vec!["ada@acme.example", "amy@acme.example"]),
         (r#"userName co "MY@""#, vec!["amy@acme.example"]),
         (r#"userName ew "t@acme.example""#, vec!["cat@acme.example"]),
-        (r#"userName ne "ada@acme.example" and not (displayName eq "BOB")"#, vec!["amy@acme.example", "cat@acme.example"]),
-        (r#"(displayName eq "AMY" or displayName eq "CAT") and active eq true"#, vec!["amy@acme.example", "cat@acme.example"]),
+        (
+            r#"userName ne "ada@acme.example" and not (displayName eq "BOB")"#,
+            vec!["amy@acme.example", "cat@acme.example"],
+        ),
+        (
+            r#"(displayName eq "AMY" or displayName eq "CAT") and active eq true"#,
+            vec!["amy@acme.example", "cat@acme.example"],
+        ),
         (r#"emails[type eq "home"]"#, vec!["bob@acme.example"]),
         (r#"emails[type eq "work"].value sw "c""#, vec!["cat@acme.example"]),
         (r#"emails.value eq "BOB@acme.example""#, vec!["bob@acme.example"]),
         (r#"title pr"#, vec![]),
         (r#"externalId pr and userName gt "b""#, vec!["bob@acme.example", "cat@acme.example"]),
         (r#"userName le "amy@acme.example""#, vec!["ada@acme.example", "amy@acme.example"]),
-        (r#"meta.created ge "2000-01-01T00:00:00Z""#, vec!["ada@acme.example", "amy@acme.example", "bob@acme.example", "cat@acme.example"]),
+        (
+            r#"meta.created ge "2000-01-01T00:00:00Z""#,
+            vec!["ada@acme.example", "amy@acme.example", "bob@acme.example", "cat@acme.example"],
+        ),
     ] {
         let (s, v) = scim(&app, Method::GET, &format!("/Users?filter={}", enc(f)), &token, None).await;
         assert_eq!(s, StatusCode::OK, "{f}: {v}");
@@ -503,7 +530,10 @@ async fn filters_paging_and_attribute_selection(b: Backend) {
     }
     // Paging: 1-based startIndex, count.
     let (_, v) = scim(&app, Method::GET, "/Users?startIndex=2&count=2", &token, None).await;
-    assert_eq!((v["totalResults"].as_u64(), v["startIndex"].as_u64(), v["itemsPerPage"].as_u64()), (Some(4), Some(2), Some(2)));
+    assert_eq!(
+        (v["totalResults"].as_u64(), v["startIndex"].as_u64(), v["itemsPerPage"].as_u64()),
+        (Some(4), Some(2), Some(2))
+    );
     assert_eq!(names(&v), ["amy@acme.example", "bob@acme.example"]);
     let (_, v) = scim(&app, Method::GET, "/Users?count=0", &token, None).await;
     assert_eq!((v["totalResults"].as_u64(), v["Resources"].as_array().map(Vec::len)), (Some(4), Some(0)));
@@ -538,18 +568,21 @@ async fn manual_groups_are_never_touched_by_scim(b: Backend) {
     }
     // Not adopted by name.
     for name in ["platform", "Engineers", "Owners"] {
-        let (s, v) = scim(&app, Method::POST, "/Groups", &token, Some(json!({"schemas": [GROUP], "displayName": name}))).await;
+        let (s, v) =
+            scim(&app, Method::POST, "/Groups", &token, Some(json!({"schemas": [GROUP], "displayName": name}))).await;
         assert_eq!((s, v["scimType"].as_str()), (StatusCode::CONFLICT, Some("uniqueness")), "{name}: {v}");
     }
     // A SCIM group cannot be renamed onto a manual one either.
-    let (_, g) = scim(&app, Method::POST, "/Groups", &token, Some(json!({"schemas": [GROUP], "displayName": "scim-one"}))).await;
+    let (_, g) =
+        scim(&app, Method::POST, "/Groups", &token, Some(json!({"schemas": [GROUP], "displayName": "scim-one"}))).await;
     let gid = g["id"].as_str().expect("gid").to_owned();
     let p = patch(json!([{"op": "replace", "path": "displayName", "value": "platform"}]));
     let (s, v) = scim(&app, Method::PATCH, &format!("/Groups/{gid}"), &token, Some(p)).await;
     assert_eq!((s, v["scimType"].as_str()), (StatusCode::CONFLICT, Some("uniqueness")), "{v}");
     let (_, still) = app.get(&format!("/v1/group/{mid}"), &owner).await;
     assert_eq!(still["name"], "platform");
-    let (s, v) = scim(&app, Method::POST, "/Groups", &token, Some(json!({"schemas": [GROUP], "displayName": "scim-one"}))).await;
+    let (s, v) =
+        scim(&app, Method::POST, "/Groups", &token, Some(json!({"schemas": [GROUP], "displayName": "scim-one"}))).await;
     assert_eq!((s, v["scimType"].as_str()), (StatusCode::CONFLICT, Some("uniqueness")), "{v}");
 }
 
@@ -559,13 +592,28 @@ async fn every_bad_input_gets_a_scim_error_and_changes_nothing(b: Backend) {
     let token = scim_token(&app, &owner, "acme").await;
     let (_, u) = scim(&app, Method::POST, "/Users", &token, Some(new_user("pat@acme.example"))).await;
     let id = u["id"].as_str().expect("id").to_owned();
-    let (_, g) = scim(&app, Method::POST, "/Groups", &token, Some(json!({"schemas": [GROUP], "displayName": "team", "members": [{"value": id}]}))).await;
+    let (_, g) = scim(
+        &app,
+        Method::POST,
+        "/Groups",
+        &token,
+        Some(json!({"schemas": [GROUP], "displayName": "team", "members": [{"value": id}]})),
+    )
+    .await;
     let gid = g["id"].as_str().expect("gid").to_owned();
     let (_, user_before) = scim(&app, Method::GET, &format!("/Users/{id}"), &token, None).await;
     let (_, group_before) = scim(&app, Method::GET, &format!("/Groups/{gid}"), &token, None).await;
     let (_, audit_before) = app.get("/v1/audit_log?limit=1", &owner).await;
     // Malformed filters.
-    for f in ["userName%20eq", "userName%20zz%20%22a%22", "(userName%20eq%20%22a%22", "userName%20eq%20%22a", "active%20gt%20true", "%3D%3D", "emails%5Btype%20eq%20%22work%22"] {
+    for f in [
+        "userName%20eq",
+        "userName%20zz%20%22a%22",
+        "(userName%20eq%20%22a%22",
+        "userName%20eq%20%22a",
+        "active%20gt%20true",
+        "%3D%3D",
+        "emails%5Btype%20eq%20%22work%22",
+    ] {
         let (s, v) = scim(&app, Method::GET, &format!("/Users?filter={f}"), &token, None).await;
         assert_eq!((s, v["scimType"].as_str()), (StatusCode::BAD_REQUEST, Some("invalidFilter")), "{f}: {v}");
         let (s, v) = scim(&app, Method::GET, &format!("/Groups?filter={f}"), &token, None).await;
@@ -581,8 +629,18 @@ async fn every_bad_input_gets_a_scim_error_and_changes_nothing(b: Backend) {
         (&user_path, patch(json!([{"op": "replace", "path": "emails[type eq", "value": "x"}])), "invalidPath"),
         (&user_path, patch(json!([{"op": "replace", "path": "userName[type eq \"x\"]", "value": "x"}])), "invalidPath"),
         (&user_path, patch(json!([{"op": "replace", "path": "emails", "value": "x@y.z"}])), "invalidValue"),
-        (&user_path, patch(json!([{"op": "replace", "path": "emails[type eq \"home\" or primary eq false].value", "value": "x@y.z"}])), "noTarget"),
-        (&user_path, patch(json!([{"op": "replace", "path": "emails[type sw \"ho\"].value", "value": "x@y.z"}])), "noTarget"),
+        (
+            &user_path,
+            patch(
+                json!([{"op": "replace", "path": "emails[type eq \"home\" or primary eq false].value", "value": "x@y.z"}]),
+            ),
+            "noTarget",
+        ),
+        (
+            &user_path,
+            patch(json!([{"op": "replace", "path": "emails[type sw \"ho\"].value", "value": "x@y.z"}])),
+            "noTarget",
+        ),
         (&user_path, patch(json!([{"op": "remove"}])), "noTarget"),
         (&user_path, patch(json!([{"op": "replace", "path": "active", "value": "maybe"}])), "invalidValue"),
         (&user_path, patch(json!([{"op": "replace", "path": "userName", "value": ""}])), "invalidValue"),
@@ -591,11 +649,31 @@ async fn every_bad_input_gets_a_scim_error_and_changes_nothing(b: Backend) {
         (&user_path, patch(json!([{"op": "replace", "value": "not an object"}])), "invalidValue"),
         (&user_path, patch(json!([{"op": "move", "path": "title", "value": "x"}])), "invalidSyntax"),
         (&user_path, json!({"schemas": [PATCH], "Operations": []}), "invalidSyntax"),
-        (&user_path, json!({"schemas": ["urn:nope"], "Operations": [{"op": "add", "path": "title", "value": "x"}]}), "invalidSyntax"),
+        (
+            &user_path,
+            json!({"schemas": ["urn:nope"], "Operations": [{"op": "add", "path": "title", "value": "x"}]}),
+            "invalidSyntax",
+        ),
         // The first operation is fine; the second fails; neither is applied.
-        (&user_path, patch(json!([{"op": "replace", "path": "title", "value": "changed"}, {"op": "replace", "path": "active", "value": "maybe"}])), "invalidValue"),
-        (&group_path, patch(json!([{"op": "add", "path": "members", "value": [{"value": "00000000-0000-0000-0000-000000000000"}]}])), "invalidValue"),
-        (&group_path, patch(json!([{"op": "add", "path": "members", "value": [{"value": "not-a-uuid"}]}])), "invalidValue"),
+        (
+            &user_path,
+            patch(
+                json!([{"op": "replace", "path": "title", "value": "changed"}, {"op": "replace", "path": "active", "value": "maybe"}]),
+            ),
+            "invalidValue",
+        ),
+        (
+            &group_path,
+            patch(
+                json!([{"op": "add", "path": "members", "value": [{"value": "00000000-0000-0000-0000-000000000000"}]}]),
+            ),
+            "invalidValue",
+        ),
+        (
+            &group_path,
+            patch(json!([{"op": "add", "path": "members", "value": [{"value": "not-a-uuid"}]}])),
+            "invalidValue",
+        ),
         (&group_path, patch(json!([{"op": "replace", "path": "displayName", "value": ""}])), "invalidValue"),
         (&group_path, patch(json!([{"op": "replace", "path": "members[value eq", "value": []}])), "invalidPath"),
         (&group_path, patch(json!([{"op": "replace", "path": "userName", "value": "x"}])), "invalidPath"),
@@ -633,9 +711,18 @@ async fn every_bad_input_gets_a_scim_error_and_changes_nothing(b: Backend) {
         let (s, v) = scim(&app, Method::POST, "/Users", &token, Some(body.clone())).await;
         assert_eq!((s, v["scimType"].as_str()), (StatusCode::BAD_REQUEST, Some("invalidValue")), "{body}: {v}");
     }
-    let (s, v) = scim(&app, Method::PUT, &user_path, &token, Some(json!({"schemas": [USER], "id": "other", "userName": "pat@acme.example"}))).await;
+    let (s, v) = scim(
+        &app,
+        Method::PUT,
+        &user_path,
+        &token,
+        Some(json!({"schemas": [USER], "id": "other", "userName": "pat@acme.example"})),
+    )
+    .await;
     assert_eq!((s, v["scimType"].as_str()), (StatusCode::BAD_REQUEST, Some("mutability")), "{v}");
-    for body in [json!({"schemas": [GROUP]}), json!({"schemas": [GROUP], "displayName": "g", "members": [{"value": "nobody"}]})] {
+    for body in
+        [json!({"schemas": [GROUP]}), json!({"schemas": [GROUP], "displayName": "g", "members": [{"value": "nobody"}]})]
+    {
         let (s, v) = scim(&app, Method::POST, "/Groups", &token, Some(body.clone())).await;
         assert_eq!((s, v["scimType"].as_str()), (StatusCode::BAD_REQUEST, Some("invalidValue")), "{body}: {v}");
     }
@@ -647,13 +734,20 @@ async fn every_bad_input_gets_a_scim_error_and_changes_nothing(b: Backend) {
     let other = app.bootstrap("zeta", "zed@zeta.example").await;
     let _ = other;
     let (s, v) = scim(&app, Method::POST, "/Users", &token, Some(new_user("zed@zeta.example"))).await;
-    assert_eq!((s, v["scimType"].as_str()), (StatusCode::CONFLICT, Some("uniqueness")), "an existing account is not taken over: {v}");
+    assert_eq!(
+        (s, v["scimType"].as_str()),
+        (StatusCode::CONFLICT, Some("uniqueness")),
+        "an existing account is not taken over: {v}"
+    );
     let (_, u2) = scim(&app, Method::POST, "/Users", &token, Some(new_user("kim@acme.example"))).await;
     let rename = patch(json!([{"op": "replace", "path": "userName", "value": "Pat@Acme.example"}]));
-    let (s, v) = scim(&app, Method::PATCH, &format!("/Users/{}", u2["id"].as_str().expect("id")), &token, Some(rename)).await;
+    let (s, v) =
+        scim(&app, Method::PATCH, &format!("/Users/{}", u2["id"].as_str().expect("id")), &token, Some(rename)).await;
     assert_eq!((s, v["scimType"].as_str()), (StatusCode::CONFLICT, Some("uniqueness")), "{v}");
     // Unknown ids.
-    for path in ["/Users/00000000-0000-0000-0000-000000000000", "/Users/nope", "/Groups/00000000-0000-0000-0000-000000000000"] {
+    for path in
+        ["/Users/00000000-0000-0000-0000-000000000000", "/Users/nope", "/Groups/00000000-0000-0000-0000-000000000000"]
+    {
         assert_eq!(scim(&app, Method::GET, path, &token, None).await.0, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(scim(&app, Method::DELETE, path, &token, None).await.0, StatusCode::NOT_FOUND, "{path}");
     }
@@ -668,7 +762,9 @@ async fn every_bad_input_gets_a_scim_error_and_changes_nothing(b: Backend) {
         .take_while(|e| e["id"] != audit_before["objects"][0]["id"])
         .collect();
     assert!(
-        newer.iter().all(|e| e["resource_name"] == "kim@acme.example" || e["after"].to_string().contains("kim@acme.example")),
+        newer
+            .iter()
+            .all(|e| e["resource_name"] == "kim@acme.example" || e["after"].to_string().contains("kim@acme.example")),
         "only kim's creation was recorded: {newer:?}"
     );
 }

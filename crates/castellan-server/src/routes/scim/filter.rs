@@ -105,8 +105,8 @@ fn lex(s: &str) -> Result<Vec<(usize, Tok)>, String> {
                     i += 1;
                 }
                 let t: String = b[start..i].iter().collect();
-                let n: serde_json::Number =
-                    serde_json::from_str(&t).map_err(|_| format!("`{t}` at character {} is not a number", start + 1))?;
+                let n: serde_json::Number = serde_json::from_str(&t)
+                    .map_err(|_| format!("`{t}` at character {} is not a number", start + 1))?;
                 out.push((start, Tok::Num(n)));
             }
             c if c.is_alphanumeric() || c == '_' || c == '$' || c == ':' || c == '.' => {
@@ -461,8 +461,19 @@ mod tests {
         assert!(ok(r#"meta.lastModified gt "2025-12-31T00:00:00Z""#));
         assert!(!ok(r#"title pr"#));
         assert!(ok(r#"userName ne "bob""#));
-        for bad in ["", "userName", r#"userName eq"#, r#"userName xx "a""#, r#"(userName eq "a""#, r#"userName eq "a" )"#,
-            r#"active gt true"#, r#"userName eq "a" and"#, r#"emails[type eq "work""#, r#"userName eq 'a'"#, r#"not userName eq "a""#] {
+        for bad in [
+            "",
+            "userName",
+            r#"userName eq"#,
+            r#"userName xx "a""#,
+            r#"(userName eq "a""#,
+            r#"userName eq "a" )"#,
+            r#"active gt true"#,
+            r#"userName eq "a" and"#,
+            r#"emails[type eq "work""#,
+            r#"userName eq 'a'"#,
+            r#"not userName eq "a""#,
+        ] {
             assert!(parse(bad).is_err(), "{bad} should not parse");
         }
         assert!(parse_path(r#"members[value eq "abc"]"#).is_ok());

@@ -87,7 +87,8 @@ impl From<castellan_store::StoreError> for ScimError {
 
 impl IntoResponse for ScimError {
     fn into_response(self) -> Response {
-        let mut body = json!({"schemas": [schema::ERROR], "status": self.status.as_u16().to_string(), "detail": self.detail});
+        let mut body =
+            json!({"schemas": [schema::ERROR], "status": self.status.as_u16().to_string(), "detail": self.detail});
         if let Some(t) = self.scim_type {
             body["scimType"] = json!(t);
         }
@@ -192,7 +193,11 @@ async fn schemas(State(state): State<AppState>, headers: HeaderMap) -> ScimResul
     Ok(scim(StatusCode::OK, list_of(schema::schemas(&base))))
 }
 
-async fn one_schema(State(state): State<AppState>, headers: HeaderMap, Path(urn): Path<String>) -> ScimResult<Response> {
+async fn one_schema(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(urn): Path<String>,
+) -> ScimResult<Response> {
     let (_, base) = auth(&state, &headers).await?;
     schema::schemas(&base)
         .into_iter()
@@ -232,7 +237,9 @@ fn list_params(q: &HashMap<String, String>) -> ScimResult<ListParams> {
     let start = int("startIndex")?.unwrap_or(1).max(1) as usize;
     let count = int("count")?.unwrap_or(schema::MAX_RESULTS as i64).clamp(0, schema::MAX_RESULTS as i64) as usize;
     let split = |k: &str| -> Vec<String> {
-        get(k).map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()).unwrap_or_default()
+        get(k)
+            .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+            .unwrap_or_default()
     };
     Ok(ListParams { filter, start, count, attributes: split("attributes"), excluded: split("excludedAttributes") })
 }
@@ -268,8 +275,9 @@ fn project(mut res: Value, attributes: &[String], excluded: &[String]) -> Value 
                     };
                     let merged = match (v, keep.get(&key).cloned()) {
                         (Value::Array(items), prev) => {
-                            let mut out: Vec<Value> =
-                                prev.and_then(|p| p.as_array().cloned()).unwrap_or_else(|| vec![json!({}); items.len()]);
+                            let mut out: Vec<Value> = prev
+                                .and_then(|p| p.as_array().cloned())
+                                .unwrap_or_else(|| vec![json!({}); items.len()]);
                             for (i, it) in items.iter().enumerate() {
                                 if let (Some((k, val)), Some(o)) = (pick(it), out.get_mut(i)) {
                                     o[k] = val;
@@ -325,12 +333,8 @@ fn page(all: Vec<Value>, p: &ListParams) -> Value {
     let matched: Vec<Value> =
         all.into_iter().filter(|r| p.filter.as_ref().is_none_or(|f| filter::matches(r, f))).collect();
     let total = matched.len();
-    let items: Vec<Value> = matched
-        .into_iter()
-        .skip(p.start - 1)
-        .take(p.count)
-        .map(|r| project(r, &p.attributes, &p.excluded))
-        .collect();
+    let items: Vec<Value> =
+        matched.into_iter().skip(p.start - 1).take(p.count).map(|r| project(r, &p.attributes, &p.excluded)).collect();
     json!({"schemas": [schema::LIST], "totalResults": total, "startIndex": p.start, "itemsPerPage": items.len(), "Resources": items})
 }
 
@@ -532,9 +536,7 @@ impl View {
         let members: Vec<Value> = g
             .users
             .iter()
-            .map(|u| {
-                json!({"value": u.0.to_string(), "$ref": format!("{base}/Users/{}", u.0), "type": "User"})
-            })
+            .map(|u| json!({"value": u.0.to_string(), "$ref": format!("{base}/Users/{}", u.0), "type": "User"}))
             .collect();
         o.insert("members".into(), Value::Array(members));
         o.insert(
@@ -683,7 +685,9 @@ fn user_input(v: &Value) -> ScimResult<UserInput> {
                 let items = match x {
                     Value::Null => vec![],
                     Value::Array(a) => a.clone(),
-                    other => return Err(ScimError::bad("invalidValue", format!("`emails` must be a list, got {other}"))),
+                    other => {
+                        return Err(ScimError::bad("invalidValue", format!("`emails` must be a list, got {other}")))
+                    }
                 };
                 let mut out = Vec::new();
                 for (i, e) in items.iter().enumerate() {
@@ -895,7 +899,11 @@ async fn patch_user(
     Ok(scim(StatusCode::OK, replace_user_with(&c, &base, &id, body, true).await?))
 }
 
-async fn delete_user(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ScimResult<Response> {
+async fn delete_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ScimResult<Response> {
     let (c, base) = auth(&state, &headers).await?;
     let mut w = open_write(&c).await?;
     let view = load_view(w.tx(), c.org).await?;
@@ -971,11 +979,20 @@ fn group_input(v: &Value, view: &View) -> ScimResult<GroupInput> {
                     let val = filter::get_ci(it, "value").and_then(Value::as_str).ok_or_else(|| {
                         ScimError::bad("invalidValue", format!("`members[{i}].value` must be a user's id"))
                     })?;
-                    if filter::get_ci(it, "type").and_then(Value::as_str).is_some_and(|t| !t.eq_ignore_ascii_case("user")) {
-                        return Err(ScimError::bad("invalidValue", format!("`members[{i}]`: only users can be members")));
+                    if filter::get_ci(it, "type")
+                        .and_then(Value::as_str)
+                        .is_some_and(|t| !t.eq_ignore_ascii_case("user"))
+                    {
+                        return Err(ScimError::bad(
+                            "invalidValue",
+                            format!("`members[{i}]`: only users can be members"),
+                        ));
                     }
                     let m = view.member(val).ok_or_else(|| {
-                        ScimError::bad("invalidValue", format!("`members[{i}].value` `{val}` is not a user of this organization"))
+                        ScimError::bad(
+                            "invalidValue",
+                            format!("`members[{i}].value` `{val}` is not a user of this organization"),
+                        )
                     })?;
                     if !members.contains(&m.user.id) {
                         members.push(m.user.id);
@@ -1014,11 +1031,8 @@ async fn audit_group(
 /// Checks that no other group has `name` (a manual one is never adopted).
 async fn name_free(w: &mut Write, org: OrgId, name: &str, except: Option<GroupId>) -> ScimResult<()> {
     if let Some(other) = w.tx().find_group_by_name(org, name).await?.filter(|g| Some(g.id) != except) {
-        let scim_managed = w
-            .tx()
-            .find_admin(AdminKind::ScimGroup, member_ref(org), &other.id.0.to_string())
-            .await?
-            .is_some();
+        let scim_managed =
+            w.tx().find_admin(AdminKind::ScimGroup, member_ref(org), &other.id.0.to_string()).await?.is_some();
         return Err(ScimError::conflict(if scim_managed {
             format!("a group named `{name}` already exists")
         } else {
@@ -1115,7 +1129,10 @@ async fn replace_group_with(c: &ScimCaller, base: &str, id: &str, body: Value, p
         w.update_admin(&rec, &sg.rec.data, &rec.data).await?;
     }
     let out = reread_group(&mut w, c.org, g.id, base).await?;
-    if out["displayName"] != before["displayName"] || out["members"] != before["members"] || out["externalId"] != before["externalId"] {
+    if out["displayName"] != before["displayName"]
+        || out["members"] != before["members"]
+        || out["externalId"] != before["externalId"]
+    {
         audit_group(&mut w, "group.updated", &g, Some(&before), Some(&out)).await?;
         w.commit().await?;
     }
@@ -1146,7 +1163,11 @@ async fn patch_group(
     Ok(scim(StatusCode::OK, one(out, &q)?))
 }
 
-async fn delete_group(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ScimResult<Response> {
+async fn delete_group(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ScimResult<Response> {
     let (c, base) = auth(&state, &headers).await?;
     let mut w = open_write(&c).await?;
     let view = load_view(w.tx(), c.org).await?;

@@ -17,7 +17,8 @@ pub enum Kind {
     Group,
 }
 
-const USER_ATTRS: [&str; 8] = ["userName", "name", "displayName", "title", "active", "emails", "externalId", ENTERPRISE];
+const USER_ATTRS: [&str; 8] =
+    ["userName", "name", "displayName", "title", "active", "emails", "externalId", ENTERPRISE];
 const GROUP_ATTRS: [&str; 3] = ["displayName", "members", "externalId"];
 const READ_ONLY: [&str; 4] = ["id", "meta", "groups", "schemas"];
 
@@ -146,7 +147,9 @@ fn set_sub(elem: &mut Value, sub: &str, value: Option<&Value>) -> Result<(), Sci
 /// `emails[type eq "work"].value`).
 fn simple_eq(f: &Filter) -> Option<(String, Value)> {
     match f {
-        Filter::Compare(p, filter::Op::Eq, v) if p.filter.is_none() && p.sub.is_none() => Some((p.attr.clone(), v.clone())),
+        Filter::Compare(p, filter::Op::Eq, v) if p.filter.is_none() && p.sub.is_none() => {
+            Some((p.attr.clone(), v.clone()))
+        }
         _ => None,
     }
 }
@@ -203,7 +206,8 @@ fn at_path(doc: &mut Value, op: &str, p: &str, value: Option<&Value>, kind: Kind
                             other => vec![other],
                         };
                         for n in new {
-                            let dup = value_of(&n).is_some_and(|nv| items.iter().any(|it| value_of(it).as_ref() == Some(&nv)));
+                            let dup = value_of(&n)
+                                .is_some_and(|nv| items.iter().any(|it| value_of(it).as_ref() == Some(&nv)));
                             if !dup {
                                 items.push(n);
                             }

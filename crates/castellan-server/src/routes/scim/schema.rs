@@ -112,7 +112,11 @@ pub fn enterprise_schema(base: &str) -> Value {
         s("organization"),
         s("division"),
         s("department"),
-        complex("manager", false, vec![s("value"), attr("displayName", "string", false, false, "readOnly", "none", false)]),
+        complex(
+            "manager",
+            false,
+            vec![s("value"), attr("displayName", "string", false, false, "readOnly", "none", false)],
+        ),
     ];
     meta(ENTERPRISE, "EnterpriseUser", "Enterprise User", attributes, base)
 }
