@@ -375,6 +375,7 @@ impl Index {
         let _guard = self.apply.lock().await;
         let mut tx = self.store.read().await?;
         let state = tx.load_access_state().await?;
+        let stored_suspensions = suspensions(&mut *tx, &state.orgs).await?;
         drop(tx);
         let live = self.engine.snapshot();
         let mut out = Vec::new();
@@ -434,6 +435,9 @@ impl Index {
         }
         let want = Identities::from_state(&state).members;
         let ids = self.ids();
+        if ids.suspended != stored_suspensions {
+            out.push(format!("suspended members: live {:?}, database {stored_suspensions:?}", ids.suspended));
+        }
         for (u, orgs) in &want {
             let mut have = ids.members.get(u).cloned().unwrap_or_default();
             let mut want = orgs.clone();

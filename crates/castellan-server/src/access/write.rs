@@ -166,6 +166,13 @@ impl Write {
     ) -> ApiResult<()> {
         self.tx.remove_member(org, user).await?;
         self.changes.push(Change::RemoveMember { org: org.0, user: user.0 });
+        // Their SCIM attributes (and suspension) end with the membership.
+        let member_ref = castellan_core::ObjectRef::new(castellan_core::ObjectType::OrgMember, org.0);
+        let scim = self.tx.find_admin(castellan_store::AdminKind::ScimUser, member_ref, &user.0.to_string()).await?;
+        if let Some(a) = scim {
+            let before = a.data.clone();
+            self.delete_admin(&a, &before).await?;
+        }
         self.guard(org);
         self.audit(AuditEvent::<B, ()> {
             org,

@@ -446,6 +446,14 @@ async fn suspension_refuses_credentials_at_once_also_on_a_second_replica(b: Back
     if let Some(c) = &session {
         assert_eq!(with_session(&app, c).await.expect("get").status(), StatusCode::OK);
     }
+    // Suspended again, then removed by hand: the suspension ends with the membership
+    // (the index checks compare every replica's suspensions with the database).
+    let off = patch(json!([{"op": "replace", "value": {"active": "False"}}]));
+    assert_eq!(scim(&app, Method::PATCH, &format!("/Users/{pat_id}"), &token, Some(off)).await.0, StatusCode::OK);
+    let (s, v) = app.patch("/v1/organization/members", &owner, json!({"remove_users": {"ids": [pat_id]}})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(scim(&app, Method::GET, &format!("/Users/{pat_id}"), &token, None).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(audit_events(&app, &owner, "scim_user.deleted").await.len(), 1);
     cold.stop().await;
     replica.stop().await;
 }

@@ -668,19 +668,13 @@ fn user_input(v: &Value) -> ScimResult<UserInput> {
                     attrs.insert(canon.into(), json!(s));
                 }
             }
-            "name" => {
-                if !x.is_null() {
-                    let n = strings(x, "name", &["formatted", "familyName", "givenName"])?;
-                    if !n.is_empty() {
-                        attrs.insert("name".into(), Value::Object(n));
-                    }
+            "name" if !x.is_null() => {
+                let n = strings(x, "name", &["formatted", "familyName", "givenName"])?;
+                if !n.is_empty() {
+                    attrs.insert("name".into(), Value::Object(n));
                 }
             }
-            "active" => {
-                if !x.is_null() {
-                    active = Some(as_bool(x, "active")?);
-                }
-            }
+            "active" if !x.is_null() => active = Some(as_bool(x, "active")?),
             "emails" => {
                 let items = match x {
                     Value::Null => vec![],
@@ -904,11 +898,10 @@ async fn delete_user(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ScimResult<Response> {
-    let (c, base) = auth(&state, &headers).await?;
+    let (c, _) = auth(&state, &headers).await?;
     let mut w = open_write(&c).await?;
     let view = load_view(w.tx(), c.org).await?;
     let m = view.member(&id).ok_or_else(|| ScimError::not_found("user", &id))?;
-    let before = view.user_json(m, &base);
     let org = c.org;
     let u = &m.user;
     for g in w.tx().user_groups(org, u.id).await? {
@@ -916,9 +909,6 @@ async fn delete_user(
     }
     w.revoke_grants_of(org, u.id).await?;
     w.revoke_keys_of(org, u.id).await?;
-    if let Some(r) = &m.rec {
-        w.delete_admin(r, &before).await?;
-    }
     let user_name = m.user_name();
     w.remove_member(org, u.id, Some(user_name.as_str()), &crate::dto::user(u)).await?;
     w.commit().await?;
@@ -1174,7 +1164,6 @@ async fn delete_group(
     let sg = view.group(&id).ok_or_else(|| ScimError::not_found("group", &id))?;
     let before = view.group_json(sg, &base);
     w.delete_group(&sg.group).await?;
-    w.delete_admin(&sg.rec, &sg.rec.data).await?;
     audit_group(&mut w, "group.deleted", &sg.group, Some(&before), None).await?;
     w.commit().await?;
     Ok(StatusCode::NO_CONTENT.into_response())
