@@ -460,9 +460,13 @@ pub async fn settle(state: &AppState) -> ApiResult<usize> {
     Ok(n)
 }
 
-/// Delivers a cost alert. For now it is recorded (`usage_alerts`, the audit log)
-/// and logged; webhook delivery (to the plan's `alert_webhook_url`) is wired here.
-pub async fn deliver_cost_alert(_state: &AppState, crossing: &UsageCrossing) {
+/// Delivers a cost alert to the plan's `alert_webhook_url`, if it has one, in the
+/// background (the write that crossed the threshold does not wait): the same
+/// machinery as automations' webhooks (outbound guard, retries with backoff, the
+/// delivery log under the organization's id, `x-castellan-delivery` and
+/// `x-castellan-event: cost_alert`). It runs once per crossing: [`settle`] hands each
+/// crossing over exactly once.
+pub async fn deliver_cost_alert(state: &AppState, crossing: &UsageCrossing) {
     tracing::info!(
         org = %crossing.org_id.0,
         period = %crossing.period,
@@ -472,6 +476,63 @@ pub async fn deliver_cost_alert(_state: &AppState, crossing: &UsageCrossing) {
         limit = crossing.limit,
         "cost alert: usage crossed a threshold of the plan"
     );
+    let (state, c) = (state.clone(), crossing.clone());
+    tokio::spawn(async move {
+        if let Err(e) = send_cost_alert(&state, &c).await {
+            tracing::warn!(org = %c.org_id.0, error = %e, "could not deliver a cost alert");
+        }
+    });
+}
+
+/// The payload of a cost alert.
+pub fn cost_alert_payload(org_name: &str, c: &UsageCrossing) -> (Value, String) {
+    let message = format!(
+        "{org_name}: {} reached {}% of the monthly limit ({} of {}) in {}",
+        c.metric, c.threshold, c.used, c.limit, c.period
+    );
+    let payload = serde_json::json!({
+        "organization": {"id": c.org_id.0, "name": org_name},
+        "alert": {"type": "cost_alert", "metric": c.metric, "threshold_percent": c.threshold},
+        "details": {
+            "is_test": false,
+            "message": message,
+            "period": c.period,
+            "used": c.used,
+            "limit": c.limit,
+            "percent": if c.limit > 0 { (c.used as f64) * 100.0 / (c.limit as f64) } else { 0.0 },
+            "time": format_time(c.crossed_at),
+        },
+    });
+    (payload, message)
+}
+
+async fn send_cost_alert(state: &AppState, c: &UsageCrossing) -> ApiResult<()> {
+    let mut tx = state.meter_read().await?;
+    let plan = Plan::stored_or(tx.get_plan(c.org_id).await?.map(|p| p.data), &default_plan(state));
+    let Some(url) = plan.alert_webhook_url.clone() else { return Ok(()) };
+    let org_name = tx.get_org(c.org_id).await?.map(|o| o.name).unwrap_or_default();
+    drop(tx);
+    let (payload, message) = cost_alert_payload(&org_name, c);
+    // Delivered as the organization's own notification (no automation, no sealed
+    // header values or signing secret: the URL is the plan's).
+    let now = state.now();
+    let source = castellan_store::AdminRecord {
+        id: c.org_id.0,
+        kind: castellan_store::AdminKind::OrgAutomation,
+        org_id: c.org_id,
+        scope: castellan_core::ObjectRef::new(castellan_core::ObjectType::Organization, c.org_id.0),
+        name: "cost alerts".into(),
+        data: Value::Null,
+        secret: None,
+        secret_updated_at: None,
+        secret_updated_by: None,
+        created: now,
+        updated: now,
+    };
+    let action = serde_json::json!({"type": "webhook", "url": url});
+    let n = crate::webhook::Notification { event: "cost_alert", is_test: false, payload, message, run_id: None };
+    crate::webhook::deliver(state, &state.meter_permit(), &source, &action, &n).await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -407,6 +407,12 @@ impl AppState {
         self.write(&Permit::system()).await
     }
 
+    /// The permit that delivers a cost alert (the system's doing: the crossing was
+    /// audited by the system); only `crate::usage` uses it.
+    pub(crate) fn meter_permit(&self) -> Permit {
+        Permit::system()
+    }
+
     /// A read transaction for a list, whose rows the scope filters.
     pub async fn read_scope(&self, _scope: &ListScope) -> ApiResult<Box<dyn Tx>> {
         Ok(self.0.store.read().await?)

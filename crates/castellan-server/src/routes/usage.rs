@@ -27,7 +27,7 @@ pub const MAX_MONTHS: i64 = 36;
 
 /// This module's endpoints.
 pub(crate) fn routes() -> OpenApiRouter<crate::state::App> {
-    OpenApiRouter::new().routes(routes!(usage)).routes(routes!(get_plan, put_plan, patch_plan))
+    OpenApiRouter::new().routes(routes!(usage)).routes(routes!(get_plan, put_plan, patch_plan)).routes(routes!(alerts))
 }
 
 /// Which usage `GET /v1/usage` answers.
@@ -186,6 +186,24 @@ fn wire(org: OrgId, plan: &Plan, stored: Option<&PlanRecord>) -> OrgPlan {
         Some(r) => plan.wire(org, "api", Some(r.updated)),
         None => plan.wire(org, "config", None),
     }
+}
+
+/// Castellan extension: the newest deliveries of the organization's cost alerts to
+/// the plan's `alert_webhook_url` (at most 100, newest first; `read` on
+/// `org_account`).
+#[utoipa::path(get, path = "/v1/organization/{organization_id}/plan/alerts", tag = "Usage",
+    params(("organization_id" = uuid::Uuid, Path)),
+    responses((status = 200, body = castellan_api_types::ListResponse<castellan_api_types::AutomationDelivery>)))]
+pub async fn alerts(
+    caller: Caller,
+    Path(id): Path<OrgId>,
+) -> ApiResult<Json<castellan_api_types::ListResponse<castellan_api_types::AutomationDelivery>>> {
+    let org = caller.org_by_id(id).await?.id;
+    let permit = caller.require(Permission::Read, ObjectRef::new(ObjectType::OrgAccount, org.0)).await?;
+    let list = caller.state().jobs(&permit).list_deliveries(org.0, 100).await?;
+    Ok(Json(castellan_api_types::ListResponse {
+        objects: list.into_iter().map(super::project_automation::delivery_wire).collect(),
+    }))
 }
 
 /// An organization's plan: its monthly limits, enforcement and cost-alert

@@ -452,6 +452,7 @@ async fn every_endpoint_answers_each_principal_exactly_as_designed(b: Backend) {
         (Method::GET, "/v1/usage?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
         (Method::GET, "/v1/usage?org_id={ORG}&granularity=month", None, [200, 403, 403, 403, 403, 404, U, U]),
         (Method::GET, "/v1/organization/{ORG}/plan", None, [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::GET, "/v1/organization/{ORG}/plan/alerts", None, [200, 403, 403, 403, 403, 404, U, U]),
         (Method::PATCH, "/v1/organization/{ORG}/plan", Some(r#"{"alert_thresholds": [50, 100]}"#), [200, 403, 403, 403, 403, 404, U, U]),
         (Method::PUT, "/v1/organization/{ORG}/plan", Some("{}"), [200, 403, 403, 403, 403, 404, U, U]),
         // The app routes of the TypeScript SDK, each as its /v1 twin (the viewer and

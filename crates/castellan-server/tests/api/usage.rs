@@ -389,8 +389,15 @@ async fn crossing_audits(app: &TestApp, key: &str) -> Vec<Value> {
 async fn each_threshold_crossing_is_recorded_and_audited_once(b: Backend) {
     let Some(app) = TestApp::spawn(b).await else { return };
     let (key, org, pid) = setup(&app).await;
-    let (s, p) =
-        plan(&app, &key, &org, Method::PATCH, json!({"limits": {"spans": 10}, "alert_thresholds": [100, 50]})).await;
+    let rx = crate::support::Receiver::start().await;
+    let (s, p) = plan(
+        &app,
+        &key,
+        &org,
+        Method::PATCH,
+        json!({"limits": {"spans": 10}, "alert_thresholds": [100, 50], "alert_webhook_url": format!("{}/costs", rx.base)}),
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(p["alert_thresholds"], json!([50, 100]), "{p}");
     assert_eq!(logs3(&app, &key, log_rows(&pid, 4, "a")).await.0, 200); // 40 %
@@ -425,10 +432,32 @@ async fn each_threshold_crossing_is_recorded_and_audited_once(b: Backend) {
     seen.sort();
     assert_eq!(seen, [(50, 6, "org_account".to_owned()), (100, 14, "org_account".to_owned())], "{audits:?}");
     assert!(audits.iter().all(|a| a["actor_id"].is_null() && a["after"]["metric"] == "spans"), "{audits:?}");
-    // A restart settles nothing again.
+    // Each crossing reached the plan's webhook once.
+    let hits = rx.wait_for(2).await;
+    let mut sent: Vec<(i64, i64)> = hits
+        .iter()
+        .map(|h| {
+            assert_eq!(h.path, "/costs");
+            assert_eq!(h.headers["x-castellan-event"], "cost_alert");
+            assert_eq!(h.body["alert"]["metric"], "spans");
+            assert_eq!(h.body["details"]["limit"], 10);
+            (
+                h.body["alert"]["threshold_percent"].as_i64().unwrap_or(-1),
+                h.body["details"]["used"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    sent.sort();
+    assert_eq!(sent, [(50, 6), (100, 14)], "{hits:?}");
+    let (s, ds) = app.get(&format!("/v1/organization/{org}/plan/alerts"), &key).await;
+    assert_eq!(s, 200, "{ds}");
+    let statuses: Vec<_> = ds["objects"].as_array().expect("deliveries").iter().map(|d| d["status"].clone()).collect();
+    assert_eq!(statuses, [json!("ok"), json!("ok")], "{ds}");
+    // A restart settles nothing again, and sends nothing again.
     let again = TestApp::spawn_on(app.db.clone(), test_config(), castellan_server::access::system_clock()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(crossing_audits(&again, &key).await.len(), 2);
+    assert_eq!(rx.hits().len(), 2);
     again.stop().await;
     app.stop().await;
 }

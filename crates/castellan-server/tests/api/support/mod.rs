@@ -115,3 +115,77 @@ pub async fn node_command(
     .expect("node task");
     Some(out)
 }
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode as AxStatus, Uri};
+use axum::response::IntoResponse;
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One request a receiver got.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub raw: Vec<u8>,
+    pub body: Value,
+}
+
+/// A webhook receiver (and Slack / PagerDuty stand-in) on loopback: it records
+/// every request and answers the statuses it is told to, then 200.
+#[derive(Clone, Default)]
+pub struct Receiver {
+    hits: Arc<Mutex<Vec<Hit>>>,
+    plan: Arc<Mutex<VecDeque<u16>>>,
+    pub base: String,
+}
+
+impl Receiver {
+    pub async fn start() -> Receiver {
+        let mut r = Receiver::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        r.base = format!("http://{}", listener.local_addr().expect("addr"));
+        let shared = r.clone();
+        let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
+            let r = shared.clone();
+            async move {
+                let status = r.plan.lock().expect("plan").pop_front().unwrap_or(200);
+                r.hits.lock().expect("hits").push(Hit {
+                    path: uri.to_string(),
+                    headers,
+                    raw: body.to_vec(),
+                    body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                });
+                let code = AxStatus::from_u16(status).expect("status");
+                if uri.path().ends_with("/chat.postMessage") {
+                    return (code, axum::Json(json!({"ok": status == 200, "error": "channel_not_found"})))
+                        .into_response();
+                }
+                (code, axum::Json(json!({"received": true}))).into_response()
+            }
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+        r
+    }
+
+    pub fn hits(&self) -> Vec<Hit> {
+        self.hits.lock().expect("hits").clone()
+    }
+
+    pub fn answer(&self, statuses: &[u16]) {
+        self.plan.lock().expect("plan").extend(statuses.iter().copied());
+    }
+
+    /// Waits (up to 10 s) until at least `n` requests arrived.
+    pub async fn wait_for(&self, n: usize) -> Vec<Hit> {
+        for _ in 0..200 {
+            if self.hits().len() >= n {
+                return self.hits();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("expected {n} requests, got {:?}", self.hits());
+    }
+}
