@@ -155,6 +155,18 @@ impl Store for SqliteStore {
         sql::jobs::delete_events_before(&self.writer, object, cutoff, limit).await
     }
 
+    async fn scoring_cursor(&self, project: uuid::Uuid) -> StoreResult<Option<(XactId, String)>> {
+        sql::jobs::scoring_cursor(&self.writer, project).await
+    }
+
+    async fn set_scoring_cursor(&self, project: uuid::Uuid, at_row: &(XactId, String), at: Micros) -> StoreResult<()> {
+        sql::jobs::set_scoring_cursor(&self.writer, project, at_row, at).await
+    }
+
+    async fn events_since(&self, object: EventObject, after: &(XactId, String), limit: usize) -> StoreResult<Vec<StoredEvent>> {
+        sql::jobs::events_since(&self.reader, object, after, limit).await
+    }
+
     async fn replace_server_secret(&self, name: &str, old: &[u8], new: &[u8]) -> StoreResult<bool> {
         store::replace_server_secret(&self.writer, name, old, new).await
     }

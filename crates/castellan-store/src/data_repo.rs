@@ -100,6 +100,10 @@ pub trait DataTx: Send {
     async fn set_blob_status(&mut self, key: &str, status: &serde_json::Value) -> StoreResult<()>;
     /// Deletes a blob. `NotFound` if unknown.
     async fn delete_blob(&mut self, key: &str) -> StoreResult<()>;
+    /// Online scoring: claims each key (one per rule, span and scorer) for `rule`,
+    /// unless already claimed; the keys this call claimed. Committed with the scores
+    /// it guards, so a score is written at most once however often a pass repeats.
+    async fn claim_score_keys(&mut self, rule: Uuid, keys: &[String], at: Micros) -> StoreResult<Vec<String>>;
     /// Commits.
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }

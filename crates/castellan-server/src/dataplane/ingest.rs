@@ -176,6 +176,23 @@ pub async fn ingest(
     Ok(Ingested { xact_id: Some(xact), row_ids, written })
 }
 
+/// Prepares rows the system writes into one project's logs (online scoring's
+/// scores and scorer spans), each row id at most once. No caller: whoever calls
+/// this writes as the system, under its own permit.
+pub(crate) fn prepare_system(rows: Vec<Row>, project: ProjectId, now: &str) -> ApiResult<Prepared> {
+    let (mut known, mut pending, mut attachments) = (Vec::new(), Vec::new(), HashMap::new());
+    for Row { log, id, op } in rows {
+        match op {
+            Op::Replace(body) => {
+                known.push(write_of(log, project, id, Some(with_created(body, now)), false, &mut attachments)?)
+            }
+            Op::Merge { body, paths } => pending.push((log, project, id, vec![(body, paths)])),
+            Op::Delete => known.push(write_of(log, project, id, None, false, &mut attachments)?),
+        }
+    }
+    Ok(Prepared { known, pending, attachments, opts: IngestOptions::default(), now: now.to_owned() })
+}
+
 /// Writes one prepared request inside `tx` at a new transaction id. Runs again,
 /// in a transaction of its own, if the shared one fails.
 pub async fn apply(tx: &mut dyn DataTx, p: &Prepared) -> ApiResult<XactId> {
