@@ -207,6 +207,10 @@ impl Store for PgStore {
         sql::jobs::set_scoring_cursor(&self.pool, project, at_row, at).await
     }
 
+    async fn claimed_score_keys(&self, keys: &[String]) -> StoreResult<Vec<String>> {
+        sql::jobs::claimed_score_keys(&self.pool, keys).await
+    }
+
     async fn events_since(&self, object: EventObject, after: &(XactId, String), limit: usize) -> StoreResult<Vec<StoredEvent>> {
         sql::jobs::events_since(&self.pool, object, after, limit).await
     }

@@ -163,6 +163,10 @@ impl Store for SqliteStore {
         sql::jobs::set_scoring_cursor(&self.writer, project, at_row, at).await
     }
 
+    async fn claimed_score_keys(&self, keys: &[String]) -> StoreResult<Vec<String>> {
+        sql::jobs::claimed_score_keys(&self.reader, keys).await
+    }
+
     async fn events_since(&self, object: EventObject, after: &(XactId, String), limit: usize) -> StoreResult<Vec<StoredEvent>> {
         sql::jobs::events_since(&self.reader, object, after, limit).await
     }

@@ -222,3 +222,18 @@ pub(crate) async fn claim_score_keys(
     }
     Ok(out)
 }
+
+pub(crate) async fn claimed_score_keys(pool: &Pool<Db>, keys: &[String]) -> StoreResult<Vec<String>> {
+    let mut out = Vec::new();
+    for chunk in keys.chunks(500) {
+        let mut qb = sqlx::QueryBuilder::<Db>::new("SELECT key FROM online_score_claims WHERE key IN (");
+        let mut sep = qb.separated(", ");
+        for k in chunk {
+            sep.push_bind(k.as_str());
+        }
+        qb.push(")");
+        let found: Vec<String> = qb.build_query_scalar().fetch_all(pool).await.map_err(db_err)?;
+        out.extend(found);
+    }
+    Ok(out)
+}

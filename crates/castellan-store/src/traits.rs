@@ -70,6 +70,9 @@ pub trait Store: Send + Sync + 'static {
         at_row: &(crate::XactId, String),
         at: Micros,
     ) -> StoreResult<()>;
+    /// Online scoring: which of these claim keys are already claimed (their scores
+    /// written).
+    async fn claimed_score_keys(&self, keys: &[String]) -> StoreResult<Vec<String>>;
     /// Every version (tombstones and comments included) of a log's rows after
     /// position `after`, oldest first (by transaction id, then row id), at most
     /// `limit`.

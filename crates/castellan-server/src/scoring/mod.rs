@@ -261,12 +261,25 @@ pub struct Worker {
     holder: String,
     opts: Options,
     http: reqwest::Client,
+    /// The transactions this worker wrote scores at (the newest ones): the row
+    /// versions they hold are its own, not new spans, and are passed over.
+    own: std::sync::Mutex<std::collections::BTreeSet<XactId>>,
 }
+
+/// How many of its own write transactions a worker remembers.
+const OWN_WRITES: usize = 100_000;
 
 impl Worker {
     /// A worker acting with the system's `permit`.
     pub fn new(state: AppState, permit: Permit, opts: Options) -> Worker {
-        Worker { state, permit, holder: format!("scoring-{}", Uuid::new_v4()), opts, http: http_client() }
+        Worker {
+            state,
+            permit,
+            holder: format!("scoring-{}", Uuid::new_v4()),
+            opts,
+            http: http_client(),
+            own: Default::default(),
+        }
     }
 
     /// Runs passes until the process ends: after each wake-up from ingest, and at
@@ -335,8 +348,9 @@ impl Worker {
             let next = (last.xact_id, last.row_id.clone());
             let full = events.len() == self.opts.batch;
             let mut tasks = Vec::new();
+            let own = self.own.lock().map(|o| o.clone()).unwrap_or_default();
             for ev in events {
-                if ev.deleted {
+                if ev.deleted || own.contains(&ev.xact_id) {
                     continue;
                 }
                 let row_id = ev.row_id.clone();
@@ -399,6 +413,24 @@ impl Worker {
                             vars: vars.clone(),
                         });
                     }
+                }
+            }
+            // What an earlier pass scored (this span's earlier version, or the same
+            // version before a crash) is not scored again, nor paid for again.
+            if !tasks.is_empty() {
+                let keys: Vec<String> = tasks.iter().map(|t| claim_key(rules[t.rule].id, &t.row_id, &t.scorer)).collect();
+                let done: std::collections::HashSet<String> =
+                    jobs.claimed_score_keys(&keys).await?.into_iter().collect();
+                if !done.is_empty() {
+                    let mut kept = Vec::with_capacity(tasks.len());
+                    for (t, k) in tasks.into_iter().zip(keys) {
+                        if done.contains(&k) {
+                            counts[t.rule].already_scored += 1;
+                        } else {
+                            kept.push(t);
+                        }
+                    }
+                    tasks = kept;
                 }
             }
             let outcomes = self.run_tasks(project, org, &tasks, &mut providers).await;
@@ -635,10 +667,14 @@ impl Worker {
             out_rows.push(Row { log, id: row_id, op: Op::Merge { body, paths: Vec::new() } });
         }
         let prepared = prepare_system(out_rows, project, &now)?;
-        if !prepared.is_empty() {
-            apply(&mut *tx, &prepared).await?;
-        }
+        let written = if prepared.is_empty() { None } else { Some(apply(&mut *tx, &prepared).await?) };
         tx.commit().await.map_err(ApiError::from)?;
+        if let (Some(x), Ok(mut own)) = (written, self.own.lock()) {
+            own.insert(x);
+            while own.len() > OWN_WRITES {
+                own.pop_first();
+            }
+        }
         Ok(())
     }
 }
