@@ -81,14 +81,13 @@ impl Default for Options {
     }
 }
 
-/// The one HTTP client provider calls are made with (outbound requests go through
-/// here, so a guard on where they may go applies to all of them).
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-        .unwrap_or_default()
+/// The HTTP client a provider call to `api_base` is made with: through the
+/// server's outbound guard (`crate::outbound`: the destination resolved and checked
+/// once, private and loopback addresses refused unless `outbound_allow` lists them,
+/// no redirects).
+pub async fn http_client(state: &AppState, api_base: &str) -> Result<reqwest::Client, String> {
+    let url = format!("{}/chat/completions", api_base.trim_end_matches('/'));
+    state.outbound().client_for(&url).await.map_err(|e| e.to_string())
 }
 
 /// Whether a span is in a rule's sample: the first 8 bytes of SHA-256 of
@@ -254,13 +253,15 @@ struct Task {
 /// Its outcome.
 type Outcome = Result<Option<(f64, Value)>, String>;
 
+/// A provider ready to call: where, with which key, through which client.
+type Ready = Result<(Arc<judge::Provider>, reqwest::Client), String>;
+
 /// The online-scoring worker.
 pub struct Worker {
     state: AppState,
     permit: Permit,
     holder: String,
     opts: Options,
-    http: reqwest::Client,
     /// The transactions this worker wrote scores at (the newest ones): the row
     /// versions they hold are its own, not new spans, and are passed over.
     own: std::sync::Mutex<std::collections::BTreeSet<XactId>>,
@@ -277,7 +278,6 @@ impl Worker {
             permit,
             holder: format!("scoring-{}", Uuid::new_v4()),
             opts,
-            http: http_client(),
             own: Default::default(),
         }
     }
@@ -341,7 +341,7 @@ impl Worker {
         let mut counts = vec![Counts::default(); rules.len()];
         let mut first_error: Vec<Option<String>> = vec![None; rules.len()];
         let mut resolved: HashMap<ScorerRef, Resolved> = HashMap::new();
-        let mut providers: HashMap<String, Result<Arc<judge::Provider>, String>> = HashMap::new();
+        let mut providers: HashMap<String, Ready> = HashMap::new();
         for _ in 0..self.opts.max_batches {
             let events = jobs.events_since(log, &cursor, self.opts.batch).await?;
             let Some(last) = events.last() else { break };
@@ -563,7 +563,7 @@ impl Worker {
         project: ProjectId,
         org: Option<OrgId>,
         tasks: &[Task],
-        providers: &mut HashMap<String, Result<Arc<judge::Provider>, String>>,
+        providers: &mut HashMap<String, Ready>,
     ) -> Vec<Outcome> {
         let mut out: Vec<Option<Outcome>> = Vec::with_capacity(tasks.len());
         let mut calls = tokio::task::JoinSet::new();
@@ -579,13 +579,16 @@ impl Worker {
                 Resolved::Broken(e) => out.push(Some(Err(e.clone()))),
                 Resolved::Judge(j) => {
                     if !providers.contains_key(&j.model) {
-                        let p = self.provider(project, org, &j.model).await.map(Arc::new);
-                        providers.insert(j.model.clone(), p);
+                        let ready = match self.provider(project, org, &j.model).await {
+                            Ok(p) => http_client(&self.state, &p.api_base).await.map(|c| (Arc::new(p), c)),
+                            Err(e) => Err(e),
+                        };
+                        providers.insert(j.model.clone(), ready);
                     }
                     match providers.get(&j.model) {
-                        Some(Ok(p)) => {
+                        Some(Ok((p, http))) => {
                             let (j, p, http, limit, opts) =
-                                (j.clone(), p.clone(), self.http.clone(), limit.clone(), self.opts.clone());
+                                (j.clone(), p.clone(), http.clone(), limit.clone(), self.opts.clone());
                             let body = j.request(&t.vars);
                             calls.spawn(async move {
                                 let _slot = limit.acquire_owned().await;

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 on_both_backends!(
+    a_judge_on_a_loopback_provider_is_refused_unless_allow_listed,
     built_in_scorers_score_the_selected_sampled_and_filtered_spans_exactly_once,
     an_llm_judge_scores_through_the_projects_ai_provider_and_its_errors_are_recorded_and_retried,
     ingest_wakes_the_worker_and_is_never_held_up_by_it,
@@ -316,8 +317,15 @@ async fn judge_setup(app: &TestApp, key: &str, pid: &str, provider: &Provider) -
     (fid, rid)
 }
 
+/// A server that may call the test's provider on loopback (`outbound_allow`).
+async fn spawn_allowing_loopback(b: Backend) -> Option<TestApp> {
+    let db = common::Db::fresh(b)?;
+    let config = castellan_server::config::Config { outbound_allow: vec!["127.0.0.1".into()], ..common::test_config() };
+    Some(TestApp::spawn_on(db, config, castellan_server::access::system_clock()).await)
+}
+
 async fn an_llm_judge_scores_through_the_projects_ai_provider_and_its_errors_are_recorded_and_retried(b: Backend) {
-    let Some(app) = TestApp::spawn(b).await else { return };
+    let Some(app) = spawn_allowing_loopback(b).await else { return };
     let (key, pid) = setup(&app).await;
     let provider = Provider::default();
     let (_, rid) = judge_setup(&app, &key, &pid, &provider).await;
@@ -383,7 +391,7 @@ async fn an_llm_judge_scores_through_the_projects_ai_provider_and_its_errors_are
 }
 
 async fn ingest_wakes_the_worker_and_is_never_held_up_by_it(b: Backend) {
-    let Some(app) = TestApp::spawn(b).await else { return };
+    let Some(app) = spawn_allowing_loopback(b).await else { return };
     let (key, pid) = setup(&app).await;
     let provider = Provider::default();
     judge_setup(&app, &key, &pid, &provider).await;
@@ -413,4 +421,18 @@ async fn ingest_wakes_the_worker_and_is_never_held_up_by_it(b: Backend) {
         assert!(t.elapsed() < Duration::from_millis(500), "ingest waited {:?} on a scoring pass", t.elapsed());
     }
     handle.abort();
+}
+
+async fn a_judge_on_a_loopback_provider_is_refused_unless_allow_listed(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else { return };
+    let (key, pid) = setup(&app).await;
+    let provider = Provider::default();
+    let (_, rid) = judge_setup(&app, &key, &pid, &provider).await;
+    logs3(&app, &key, vec![span(&pid, "q", json!({"output": "Paris"}))]).await;
+    let report = Worker::new(app.state.clone(), app.system.permit(), quick()).pass().await.expect("pass");
+    let run = report.runs.iter().find(|r| r.automation_id.to_string() == rid).expect("the run");
+    let msg = run.error.clone().unwrap_or_default();
+    assert!(msg.contains("refused") && msg.contains("outbound_allow"), "{msg}");
+    assert!(provider.seen().is_empty(), "nothing was sent");
+    assert_eq!(scores_of(&app, &key, &pid, "q").await, Value::Null);
 }
