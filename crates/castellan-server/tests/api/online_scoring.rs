@@ -436,3 +436,74 @@ async fn a_judge_on_a_loopback_provider_is_refused_unless_allow_listed(b: Backen
     assert!(provider.seen().is_empty(), "nothing was sent");
     assert_eq!(scores_of(&app, &key, &pid, "q").await, Value::Null);
 }
+
+mod official_clients {
+    use super::*;
+    use crate::support::{last_json, python, sdk_env};
+
+    on_both_backends!(
+        #[ignore = "needs the official Braintrust clients: scripts/test runs it"]
+        the_official_clients_create_a_rule_log_spans_and_read_their_scores_back
+    );
+
+    const LOG: &str = r#"
+import json, os, braintrust
+from braintrust_api import Braintrust
+client = Braintrust(api_key=os.environ["BRAINTRUST_API_KEY"], base_url=os.environ["BRAINTRUST_API_URL"], max_retries=0)
+project = client.projects.create(name="scored")
+rule = client.project_scores.create(
+    project_id=project.id, name="exact", score_type="online",
+    config={"online": {"sampling_rate": 1, "scorers": [{"type": "global", "name": "ExactMatch"},
+                                                         {"type": "global", "name": "Levenshtein"}],
+                       "btql_filter": "metadata.env = 'prod'"}})
+logger = braintrust.init_logger(project="scored")
+with logger.start_span(name="answer", input={"q": "2+2"}) as span:
+    span.log(output="four", expected="four", metadata={"env": "prod"})
+    with span.start_span(name="llm") as child:
+        child.log(output="4", expected="four")
+for q, out, exp, env in [("1+1", "two", "too", "prod"), ("3+3", "six", "six", "dev")]:
+    with logger.start_span(name="answer-" + q, input={"q": q}) as s:
+        s.log(output=out, expected=exp, metadata={"env": env})
+logger.flush()
+print(json.dumps({"project_id": project.id, "rule_id": rule.id, "rule_type": rule.score_type,
+                  "online": rule.config.online.model_dump() if rule.config and rule.config.online else None}))
+"#;
+
+    const READ: &str = r#"
+import json, os
+from braintrust_api import Braintrust
+client = Braintrust(api_key=os.environ["BRAINTRUST_API_KEY"], base_url=os.environ["BRAINTRUST_API_URL"], max_retries=0)
+rows = [e.model_dump(by_alias=True) for e in client.projects.logs.fetch(os.environ["PROJECT_ID"], limit=100).events]
+print(json.dumps({"rows": rows}, default=str))
+"#;
+
+    async fn the_official_clients_create_a_rule_log_spans_and_read_their_scores_back(b: Backend) {
+        let Some(app) = TestApp::spawn(b).await else { return };
+        let key = app.bootstrap("acme", "ada@example.com").await;
+        let mut env = sdk_env(&app, &key);
+        env.push(("BRAINTRUST_SYNC_FLUSH".into(), "1".into()));
+        let Some(out) = python(LOG, env.clone()).await else { return };
+        let made = last_json(&out);
+        assert_eq!(made["rule_type"], "online", "{made}");
+        assert_eq!(made["online"]["btql_filter"], "metadata.env = 'prod'", "{made}");
+        let worker = Worker::new(app.state.clone(), app.system.permit(), quick());
+        let report = worker.pass().await.expect("pass");
+        let rule: uuid::Uuid = made["rule_id"].as_str().expect("rule id").parse().expect("uuid");
+        assert_eq!(report.rules[&rule].scored, 4, "{:?}", report.rules);
+        env.push(("PROJECT_ID".into(), made["project_id"].as_str().expect("project").to_owned()));
+        let Some(out) = python(READ, env).await else { return };
+        let rows = last_json(&out)["rows"].as_array().cloned().unwrap_or_default();
+        let find = |pred: &dyn Fn(&Value) -> bool| rows.iter().find(|r| pred(r)).cloned().unwrap_or(Value::Null);
+        let answer = find(&|r| r["span_attributes"]["name"] == "answer");
+        assert_eq!(answer["scores"], json!({"ExactMatch": 1.0, "Levenshtein": 1.0}), "{answer}");
+        let llm = find(&|r| r["span_attributes"]["name"] == "llm");
+        assert_eq!(llm["scores"], Value::Null, "a child span: not a root: {llm}");
+        let two = find(&|r| r["input"] == json!({"q": "1+1"}));
+        assert_eq!(two["scores"]["ExactMatch"], 0.0);
+        assert!((two["scores"]["Levenshtein"].as_f64().unwrap_or(0.0) - 2.0 / 3.0).abs() < 1e-12, "{two}");
+        let dev = find(&|r| r["input"] == json!({"q": "3+3"}));
+        assert_eq!(dev["scores"], Value::Null, "filtered out: {dev}");
+        let scorer = find(&|r| r["span_attributes"]["type"] == "score" && r["span_parents"] == json!([answer["span_id"].clone()]));
+        assert_eq!(scorer["root_span_id"], answer["root_span_id"], "the scorer span sits in the scored trace");
+    }
+}
