@@ -34,7 +34,7 @@ use crate::error::{ApiError, ApiResult};
 use castellan_api_types::{format_time, parse_time};
 use castellan_btql::Expr;
 use castellan_core::{ObjectRef, ObjectType, OrgId, ProjectId};
-use castellan_store::{AdminKind, AdminRecord, EventKind, EventObject, RunRecord, XactId};
+use castellan_store::{AdminKind, AdminRecord, EventKind, EventObject, ObjectKind, RunRecord, XactId};
 use serde_json::{json, Map, Value};
 use sha2::Digest;
 use std::collections::{BTreeMap, HashMap};
@@ -76,7 +76,7 @@ impl Default for Options {
             backoff: Duration::from_millis(500),
             timeout: Duration::from_secs(30),
             concurrency: 8,
-            lease_micros: 120 * 1_000_000,
+            lease_micros: 300 * 1_000_000,
         }
     }
 }
@@ -265,6 +265,8 @@ pub struct Worker {
     /// The transactions this worker wrote scores at (the newest ones): the row
     /// versions they hold are its own, not new spans, and are passed over.
     own: std::sync::Mutex<std::collections::BTreeSet<XactId>>,
+    /// The projects whose lease this worker holds, and until when.
+    leases: std::sync::Mutex<HashMap<Uuid, i64>>,
 }
 
 /// How many of its own write transactions a worker remembers.
@@ -279,6 +281,7 @@ impl Worker {
             holder: format!("scoring-{}", Uuid::new_v4()),
             opts,
             own: Default::default(),
+            leases: Default::default(),
         }
     }
 
@@ -312,13 +315,10 @@ impl Worker {
             if known.is_none() {
                 continue;
             }
-            let lease = format!("scoring:{project}");
-            let now = self.state.now();
-            if !jobs.take_lease(&lease, &self.holder, now, now + self.opts.lease_micros).await? {
+            if !self.hold(project).await? {
                 continue;
             }
-            let outcome = self.project_pass(ProjectId(project), &rules, &lease, &mut report).await;
-            jobs.release_lease(&lease, &self.holder).await?;
+            let outcome = self.project_pass(ProjectId(project), &rules, &mut report).await;
             if let Err(e) = outcome {
                 tracing::warn!(project = %project, error = %e, "online scoring of a project failed");
             }
@@ -326,18 +326,36 @@ impl Worker {
         Ok(report)
     }
 
-    async fn project_pass(
-        &self,
-        project: ProjectId,
-        rules: &[Rule],
-        lease: &str,
-        report: &mut PassReport,
-    ) -> ApiResult<()> {
+    /// Takes or keeps the lease on a project's scoring (`scoring:<project>`). A
+    /// worker keeps the projects it holds while it lives, renewing a lease once half
+    /// of it has run out (so a pass costs no lease write most of the time); another
+    /// replica takes a project over when its holder's lease expires.
+    async fn hold(&self, project: Uuid) -> ApiResult<bool> {
+        let now = self.state.now();
+        let until = self.leases.lock().ok().and_then(|l| l.get(&project).copied());
+        if until.is_some_and(|u| u - now > self.opts.lease_micros / 2) {
+            return Ok(true);
+        }
+        let expires = now + self.opts.lease_micros;
+        let held =
+            self.state.jobs(&self.permit).take_lease(&format!("scoring:{project}"), &self.holder, now, expires).await?;
+        if let Ok(mut l) = self.leases.lock() {
+            if held {
+                l.insert(project, expires);
+            } else {
+                l.remove(&project);
+            }
+        }
+        Ok(held)
+    }
+
+    async fn project_pass(&self, project: ProjectId, rules: &[Rule], report: &mut PassReport) -> ApiResult<()> {
         let jobs = self.state.jobs(&self.permit);
         let started = self.state.now();
         let log = EventObject { kind: EventKind::ProjectLogs, id: project.0 };
         let org = rules.first().map(|r| r.org_id);
         let mut cursor = jobs.scoring_cursor(project.0).await?.unwrap_or((XactId(0), String::new()));
+        let mut moved = false;
         let mut counts = vec![Counts::default(); rules.len()];
         let mut first_error: Vec<Option<String>> = vec![None; rules.len()];
         let mut resolved: HashMap<ScorerRef, Resolved> = HashMap::new();
@@ -348,7 +366,10 @@ impl Worker {
             let next = (last.xact_id, last.row_id.clone());
             let full = events.len() == self.opts.batch;
             let mut tasks = Vec::new();
-            let own = self.own.lock().map(|o| o.clone()).unwrap_or_default();
+            let own: std::collections::HashSet<XactId> = match self.own.lock() {
+                Ok(o) => events.iter().map(|e| e.xact_id).filter(|x| o.contains(x)).collect(),
+                Err(_) => Default::default(),
+            };
             for ev in events {
                 if ev.deleted || own.contains(&ev.xact_id) {
                     continue;
@@ -435,13 +456,19 @@ impl Worker {
             }
             let outcomes = self.run_tasks(project, org, &tasks, &mut providers).await;
             self.write(project, log, rules, &tasks, &outcomes, &mut counts, &mut first_error).await?;
-            jobs.set_scoring_cursor(project.0, &next, self.state.now()).await?;
             cursor = next;
-            let now = self.state.now();
-            jobs.take_lease(lease, &self.holder, now, now + self.opts.lease_micros).await?;
+            moved = true;
+            if !self.hold(project.0).await? {
+                break;
+            }
             if !full {
                 break;
             }
+        }
+        // Once per pass: a crash before this re-reads the pass's spans, whose scores
+        // the claims keep from being written (or paid for) twice.
+        if moved {
+            jobs.set_scoring_cursor(project.0, &cursor, self.state.now()).await?;
         }
         let finished = self.state.now();
         for (i, rule) in rules.iter().enumerate() {
@@ -510,7 +537,7 @@ impl Worker {
         }
         .map_err(|e| e.to_string())?;
         let o = found
-            .filter(|o| Some(o.org_id) == org)
+            .filter(|o| Some(o.org_id) == org && matches!(o.kind, ObjectKind::Prompt | ObjectKind::Function))
             .ok_or_else(|| format!("scorer function `{id}` does not exist in this organization"))?;
         let d: crate::dataplane::objects::FunctionData = crate::dataplane::objects::fields(&o);
         let prompt_data = d.prompt_data.unwrap_or(Value::Null);

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 on_both_backends!(
     a_judge_on_a_loopback_provider_is_refused_unless_allow_listed,
+    one_worker_at_a_time_scores_a_project_and_another_takes_over_when_its_lease_expires,
     built_in_scorers_score_the_selected_sampled_and_filtered_spans_exactly_once,
     an_llm_judge_scores_through_the_projects_ai_provider_and_its_errors_are_recorded_and_retried,
     ingest_wakes_the_worker_and_is_never_held_up_by_it,
@@ -224,6 +225,34 @@ async fn built_in_scorers_score_the_selected_sampled_and_filtered_spans_exactly_
     assert!(first["error"].as_str().unwrap_or("").contains("NumericDiff"), "{first}");
     let (s, _) = app.get(&format!("/v1/project_score/{}/runs", uuid::Uuid::new_v4()), &key).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+async fn one_worker_at_a_time_scores_a_project_and_another_takes_over_when_its_lease_expires(b: Backend) {
+    let Some((app, clock)) = TestApp::spawn_with_clock(b).await else { return };
+    let (key, pid) = setup(&app).await;
+    let rid = rule(&app, &key, &pid, "exact", json!({"sampling_rate": 1, "scorers": [{"type": "global", "name": "ExactMatch"}]}))
+        .await;
+    let rid: uuid::Uuid = rid.parse().unwrap();
+    // Two replicas' workers on one database.
+    let first = Worker::new(app.state.clone(), app.system.permit(), quick());
+    let second = Worker::new(app.state.clone(), app.system.permit(), quick());
+    logs3(&app, &key, vec![span(&pid, "a", json!({"output": 1, "expected": 1}))]).await;
+    assert_eq!(first.pass().await.expect("pass").rules[&rid].scored, 1);
+    logs3(&app, &key, vec![span(&pid, "b", json!({"output": 1, "expected": 1}))]).await;
+    let r = second.pass().await.expect("pass");
+    assert!(r.rules.is_empty(), "the project is held by the first worker: {:?}", r.rules);
+    assert_eq!(scores_of(&app, &key, &pid, "b").await, Value::Null);
+    // The first worker dies; once its lease expires, the second resumes at the cursor.
+    drop(first);
+    clock.fetch_add(Options::default().lease_micros + 1_000_000, std::sync::atomic::Ordering::SeqCst);
+    let r = second.pass().await.expect("pass");
+    assert_eq!(
+        (r.rules[&rid].scored, r.rules[&rid].already_scored),
+        (1, 1),
+        "`b` is new; `a` (its score merge, read again) is known as scored: {:?}",
+        r.rules
+    );
+    assert_eq!(scores_of(&app, &key, &pid, "b").await, json!({"ExactMatch": 1.0}));
 }
 
 async fn scores_of(app: &TestApp, key: &str, pid: &str, id: &str) -> Value {
