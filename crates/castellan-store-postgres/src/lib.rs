@@ -211,7 +211,12 @@ impl Store for PgStore {
         sql::jobs::claimed_score_keys(&self.pool, keys).await
     }
 
-    async fn events_since(&self, object: EventObject, after: &(XactId, String), limit: usize) -> StoreResult<Vec<StoredEvent>> {
+    async fn events_since(
+        &self,
+        object: EventObject,
+        after: &(XactId, String),
+        limit: usize,
+    ) -> StoreResult<Vec<StoredEvent>> {
         sql::jobs::events_since(&self.pool, object, after, limit).await
     }
 

@@ -167,7 +167,12 @@ impl Store for SqliteStore {
         sql::jobs::claimed_score_keys(&self.reader, keys).await
     }
 
-    async fn events_since(&self, object: EventObject, after: &(XactId, String), limit: usize) -> StoreResult<Vec<StoredEvent>> {
+    async fn events_since(
+        &self,
+        object: EventObject,
+        after: &(XactId, String),
+        limit: usize,
+    ) -> StoreResult<Vec<StoredEvent>> {
         sql::jobs::events_since(&self.reader, object, after, limit).await
     }
 

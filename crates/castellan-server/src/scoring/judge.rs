@@ -109,8 +109,10 @@ impl Judge {
                        "title": "Reasons", "type": "string"}),
             );
         }
-        properties
-            .insert("choice".into(), json!({"description": "The choice", "title": "Choice", "type": "string", "enum": choices}));
+        properties.insert(
+            "choice".into(),
+            json!({"description": "The choice", "title": "Choice", "type": "string", "enum": choices}),
+        );
         let required = if self.use_cot { json!(["reasons", "choice"]) } else { json!(["choice"]) };
         let mut body = Map::new();
         body.insert("model".into(), json!(self.model));

@@ -389,7 +389,8 @@ impl Worker {
                     }
                     let c = &mut counts[i];
                     c.spans += 1;
-                    let chosen = (rule.root && rows::is_root(&row)) || name.is_some_and(|n| rule.names.iter().any(|x| x == n));
+                    let chosen =
+                        (rule.root && rows::is_root(&row)) || name.is_some_and(|n| rule.names.iter().any(|x| x == n));
                     if !chosen {
                         continue;
                     }
@@ -439,7 +440,8 @@ impl Worker {
             // What an earlier pass scored (this span's earlier version, or the same
             // version before a crash) is not scored again, nor paid for again.
             if !tasks.is_empty() {
-                let keys: Vec<String> = tasks.iter().map(|t| claim_key(rules[t.rule].id, &t.row_id, &t.scorer)).collect();
+                let keys: Vec<String> =
+                    tasks.iter().map(|t| claim_key(rules[t.rule].id, &t.row_id, &t.scorer)).collect();
                 let done: std::collections::HashSet<String> =
                     jobs.claimed_score_keys(&keys).await?.into_iter().collect();
                 if !done.is_empty() {
@@ -513,7 +515,8 @@ impl Worker {
                 "global scorer `{n}` is not served here (built-in scorers: {})",
                 builtin::NAMES.join(", ")
             )),
-            ScorerRef::Function { id, version } => match self.load_function(project, org, id, version.as_deref()).await {
+            ScorerRef::Function { id, version } => match self.load_function(project, org, id, version.as_deref()).await
+            {
                 Ok(j) => Resolved::Judge(Arc::new(j)),
                 Err(e) => Resolved::Broken(e),
             },

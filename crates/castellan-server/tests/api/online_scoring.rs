@@ -167,8 +167,7 @@ async fn built_in_scorers_score_the_selected_sampled_and_filtered_spans_exactly_
     assert_eq!(rr.errors, 5, "NumericDiff on text (r1, r3, r4), Regex on a number (r2) and an object (r3): {rr:?}");
     assert_eq!(rr.scored, 22, "5 + 5 + 4 + 5 + 3 scores: {rr:?}");
     // Scorer spans: children of the scored span, typed `score`, for the first rule only.
-    let scorer_spans: Vec<&Value> =
-        got.iter().filter(|r| r["span_attributes"]["type"] == "score").collect();
+    let scorer_spans: Vec<&Value> = got.iter().filter(|r| r["span_attributes"]["type"] == "score").collect();
     assert_eq!(scorer_spans.len() as u64, rr.scored, "one scorer span per score of the logging rule");
     let lev = scorer_spans
         .iter()
@@ -189,7 +188,9 @@ async fn built_in_scorers_score_the_selected_sampled_and_filtered_spans_exactly_
     assert!(expected_scored > 0 && expected_scored < 16, "the sample is a real subset: {expected_scored}");
     assert_eq!((nr.selected, nr.scored), (24, expected_scored), "{nr:?}");
     assert_eq!(scores("other"), Value::Null, "a span of another name");
-    assert!(!got.iter().any(|r| r["span_attributes"]["type"] == "score" && r["metadata"]["online_scoring_rule_id"] == named));
+    assert!(!got
+        .iter()
+        .any(|r| r["span_attributes"]["type"] == "score" && r["metadata"]["online_scoring_rule_id"] == named));
     // BTQL sees the scores too.
     let q = format!("select: id | from: project_logs('{pid}') | filter: scores.Regex = 1 and is_root");
     let (s, v) = app.post("/btql", &key, json!({"query": q})).await;
@@ -230,8 +231,14 @@ async fn built_in_scorers_score_the_selected_sampled_and_filtered_spans_exactly_
 async fn one_worker_at_a_time_scores_a_project_and_another_takes_over_when_its_lease_expires(b: Backend) {
     let Some((app, clock)) = TestApp::spawn_with_clock(b).await else { return };
     let (key, pid) = setup(&app).await;
-    let rid = rule(&app, &key, &pid, "exact", json!({"sampling_rate": 1, "scorers": [{"type": "global", "name": "ExactMatch"}]}))
-        .await;
+    let rid = rule(
+        &app,
+        &key,
+        &pid,
+        "exact",
+        json!({"sampling_rate": 1, "scorers": [{"type": "global", "name": "ExactMatch"}]}),
+    )
+    .await;
     let rid: uuid::Uuid = rid.parse().unwrap();
     // Two replicas' workers on one database.
     let first = Worker::new(app.state.clone(), app.system.permit(), quick());
@@ -289,8 +296,10 @@ impl Provider {
                     me.seen.lock().unwrap().push((auth, v.clone()));
                     let mode = me.mode.lock().unwrap().clone();
                     match mode.as_str() {
-                        "429" => (axum::http::StatusCode::TOO_MANY_REQUESTS, "{\"error\": {\"message\": \"slow down\"}}")
-                            .into_response(),
+                        "429" => {
+                            (axum::http::StatusCode::TOO_MANY_REQUESTS, "{\"error\": {\"message\": \"slow down\"}}")
+                                .into_response()
+                        }
                         "bad_json" => (axum::http::StatusCode::OK, "this is not json").into_response(),
                         "slow" => {
                             tokio::time::sleep(Duration::from_secs(3)).await;
@@ -342,7 +351,8 @@ async fn judge_setup(app: &TestApp, key: &str, pid: &str, provider: &Provider) -
     let (s, v) = app.post("/v1/prompt", key, prompt).await;
     assert_eq!(s, 200, "{v}");
     let fid = v["id"].as_str().expect("prompt id").to_owned();
-    let rid = rule(app, key, pid, "judge", json!({"sampling_rate": 1, "scorers": [{"type": "function", "id": fid}]})).await;
+    let rid =
+        rule(app, key, pid, "judge", json!({"sampling_rate": 1, "scorers": [{"type": "function", "id": fid}]})).await;
     (fid, rid)
 }
 
@@ -363,7 +373,11 @@ async fn an_llm_judge_scores_through_the_projects_ai_provider_and_its_errors_are
         &app,
         &key,
         vec![
-            span(&pid, "q1", json!({"input": {"question": "Capital of France?"}, "output": "Paris", "expected": "Paris"})),
+            span(
+                &pid,
+                "q1",
+                json!({"input": {"question": "Capital of France?"}, "output": "Paris", "expected": "Paris"}),
+            ),
             span(&pid, "q2", json!({"input": {"question": "Capital of Spain?"}, "output": "Barcelona?"})),
         ],
     )
@@ -375,7 +389,10 @@ async fn an_llm_judge_scores_through_the_projects_ai_provider_and_its_errors_are
     assert_eq!(seen.len(), 2, "one call per span");
     for (auth, body) in &seen {
         assert_eq!(auth, "Bearer sk-judge-test-0123456789", "the sealed key, opened, as the bearer");
-        assert_eq!((&body["model"], &body["tool_choice"]["function"]["name"]), (&json!("gpt-4o-mini"), &json!("select_choice")));
+        assert_eq!(
+            (&body["model"], &body["tool_choice"]["function"]["name"]),
+            (&json!("gpt-4o-mini"), &json!("select_choice"))
+        );
         assert_eq!(body["messages"][0], json!({"role": "system", "content": "You grade answers."}));
     }
     let q1 = seen.iter().find(|(_, b)| b.to_string().contains("France")).expect("q1's request");
@@ -387,7 +404,10 @@ async fn an_llm_judge_scores_through_the_projects_ai_provider_and_its_errors_are
         .iter()
         .find(|r| r["span_attributes"]["name"] == "Correctness" && r["span_parents"] == json!(["s-q1"]))
         .expect("the judge's scorer span");
-    assert_eq!((&judged["output"]["metadata"]["choice"], &judged["output"]["metadata"]["rationale"]), (&json!("Correct"), &json!("checked it")));
+    assert_eq!(
+        (&judged["output"]["metadata"]["choice"], &judged["output"]["metadata"]["rationale"]),
+        (&json!("Correct"), &json!("checked it"))
+    );
 
     // The provider fails: 429, then an answer that is not JSON. Each is retried
     // (3 attempts), recorded on the rule's run, and leaves the span unscored.
@@ -414,7 +434,8 @@ async fn an_llm_judge_scores_through_the_projects_ai_provider_and_its_errors_are
 
     // It recovers: the next span is scored.
     provider.set("ok");
-    logs3(&app, &key, vec![span(&pid, "q3", json!({"input": {"question": "Capital of France?"}, "output": "Paris"}))]).await;
+    logs3(&app, &key, vec![span(&pid, "q3", json!({"input": {"question": "Capital of France?"}, "output": "Paris"}))])
+        .await;
     worker.pass().await.expect("pass");
     assert_eq!(scores_of(&app, &key, &pid, "q3").await, json!({"Correctness": 1.0}));
 }
@@ -430,7 +451,16 @@ async fn ingest_wakes_the_worker_and_is_never_held_up_by_it(b: Backend) {
     let opts = Options { tick: Duration::from_secs(600), ..quick() };
     let handle = Worker::new(app.state.clone(), app.system.permit(), opts).spawn();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    logs3(&app, &key, vec![span(&pid, "w1", json!({"input": {"question": "Capital of France?"}, "output": "Paris", "expected": "Paris"}))]).await;
+    logs3(
+        &app,
+        &key,
+        vec![span(
+            &pid,
+            "w1",
+            json!({"input": {"question": "Capital of France?"}, "output": "Paris", "expected": "Paris"}),
+        )],
+    )
+    .await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let s = scores_of(&app, &key, &pid, "w1").await;
@@ -532,7 +562,9 @@ print(json.dumps({"rows": rows}, default=str))
         assert!((two["scores"]["Levenshtein"].as_f64().unwrap_or(0.0) - 2.0 / 3.0).abs() < 1e-12, "{two}");
         let dev = find(&|r| r["input"] == json!({"q": "3+3"}));
         assert_eq!(dev["scores"], Value::Null, "filtered out: {dev}");
-        let scorer = find(&|r| r["span_attributes"]["type"] == "score" && r["span_parents"] == json!([answer["span_id"].clone()]));
+        let scorer = find(&|r| {
+            r["span_attributes"]["type"] == "score" && r["span_parents"] == json!([answer["span_id"].clone()])
+        });
         assert_eq!(scorer["root_span_id"], answer["root_span_id"], "the scorer span sits in the scored trace");
     }
 }
