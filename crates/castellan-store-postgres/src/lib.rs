@@ -216,7 +216,7 @@ impl Store for PgStore {
         object: EventObject,
         after: &(XactId, String),
         limit: usize,
-    ) -> StoreResult<Vec<StoredEvent>> {
+    ) -> StoreResult<Vec<RawEvent>> {
         sql::jobs::events_since(&self.pool, object, after, limit).await
     }
 

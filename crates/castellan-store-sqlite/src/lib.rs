@@ -172,7 +172,7 @@ impl Store for SqliteStore {
         object: EventObject,
         after: &(XactId, String),
         limit: usize,
-    ) -> StoreResult<Vec<StoredEvent>> {
+    ) -> StoreResult<Vec<RawEvent>> {
         sql::jobs::events_since(&self.reader, object, after, limit).await
     }
 

@@ -313,27 +313,37 @@ pub(crate) async fn set_scoring_cursor(
     Ok(())
 }
 
+#[derive(sqlx::FromRow)]
+struct RawRow {
+    row_id: String,
+    xact_id: i64,
+    deleted: bool,
+    data: String,
+}
+
 pub(crate) async fn events_since(
     pool: &Pool<Db>,
     object: EventObject,
     after: &(XactId, String),
     limit: usize,
-) -> StoreResult<Vec<StoredEvent>> {
-    let sql = format!(
-        "SELECT {} FROM events e WHERE e.object_kind = $1 AND e.object_id = $2 \
+) -> StoreResult<Vec<RawEvent>> {
+    let rows: Vec<RawRow> = sqlx::query_as(
+        "SELECT e.row_id, e.xact_id, e.deleted, CAST(e.data AS TEXT) AS data FROM events e \
+         WHERE e.object_kind = $1 AND e.object_id = $2 \
          AND (e.xact_id > $3 OR (e.xact_id = $3 AND e.row_id > $4)) ORDER BY e.xact_id, e.row_id LIMIT $5",
-        super::objects::EVENT_COLS
-    );
-    let rows = sqlx::query(&sql)
-        .bind(object.kind.as_str())
-        .bind(object.id)
-        .bind(after.0 .0)
-        .bind(after.1.as_str())
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(pool)
-        .await
-        .map_err(db_err)?;
-    rows.iter().map(super::objects::event).collect()
+    )
+    .bind(object.kind.as_str())
+    .bind(object.id)
+    .bind(after.0 .0)
+    .bind(after.1.as_str())
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| RawEvent { row_id: r.row_id, xact_id: XactId(r.xact_id), deleted: r.deleted, data: r.data })
+        .collect())
 }
 
 /// Claims score keys inside a data transaction (on its connection); the keys it

@@ -81,7 +81,7 @@ pub trait Store: Send + Sync + 'static {
         object: crate::EventObject,
         after: &(crate::XactId, String),
         limit: usize,
-    ) -> StoreResult<Vec<crate::StoredEvent>>;
+    ) -> StoreResult<Vec<crate::RawEvent>>;
     /// How many rows a search would find in all (see [`crate::EventSearch`]; sort,
     /// position and limit do not matter), only those whose newest version was
     /// written after `since` when given.

@@ -34,7 +34,7 @@ use crate::error::{ApiError, ApiResult};
 use castellan_api_types::{format_time, parse_time};
 use castellan_btql::Expr;
 use castellan_core::{ObjectRef, ObjectType, OrgId, ProjectId};
-use castellan_store::{AdminKind, AdminRecord, EventKind, EventObject, ObjectKind, RunRecord, XactId};
+use castellan_store::{AdminKind, AdminRecord, EventKind, EventObject, ObjectKind, RunRecord, StoredEvent, XactId};
 use serde_json::{json, Map, Value};
 use sha2::Digest;
 use std::collections::{BTreeMap, HashMap};
@@ -374,15 +374,28 @@ impl Worker {
                 if ev.deleted || own.contains(&ev.xact_id) {
                     continue;
                 }
-                let row_id = ev.row_id.clone();
-                let Value::Object(row) = event_json(log, org.map(|o| o.0), ev) else { continue };
-                if rows::is_comment(&row) || is_scorer_span(&row) || !complete(&row) {
+                // Most spans are not sampled: read only the fields that decide it,
+                // and the whole row only for the spans some rule takes.
+                let mut whole: Option<Value> = None;
+                let head = match serde_json::from_str::<Head>(&ev.data) {
+                    Ok(h) => h,
+                    Err(_) => match serde_json::from_str::<Value>(&ev.data) {
+                        Ok(Value::Object(m)) => {
+                            let h = Head::of(&m);
+                            whole = Some(Value::Object(m));
+                            h
+                        }
+                        _ => continue,
+                    },
+                };
+                if head.comment.is_some() || head.is_scorer_span() || !head.complete() {
                     continue;
                 }
-                let span_id = row.get("span_id").and_then(Value::as_str).unwrap_or(&row_id).to_owned();
-                let root_span_id = row.get("root_span_id").and_then(Value::as_str).unwrap_or(&span_id).to_owned();
-                let created = row.get("created").and_then(Value::as_str).and_then(parse_time);
-                let name = at(&row, "span_attributes", "name").and_then(Value::as_str);
+                let row_id = ev.row_id.clone();
+                let span_id = head.span_id.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| row_id.clone());
+                let created = head.created.as_deref().and_then(parse_time);
+                let name = head.span_attributes.as_ref().and_then(|a| a.name.as_deref());
+                let mut picked = Vec::new();
                 for (i, rule) in rules.iter().enumerate() {
                     if created.is_some_and(|c| c < rule.created) {
                         continue;
@@ -390,14 +403,37 @@ impl Worker {
                     let c = &mut counts[i];
                     c.spans += 1;
                     let chosen =
-                        (rule.root && rows::is_root(&row)) || name.is_some_and(|n| rule.names.iter().any(|x| x == n));
+                        (rule.root && head.is_root()) || name.is_some_and(|n| rule.names.iter().any(|x| x == n));
                     if !chosen {
                         continue;
                     }
                     c.selected += 1;
-                    if !sampled(rule.id, &span_id, rule.rate) {
-                        continue;
+                    if sampled(rule.id, &span_id, rule.rate) {
+                        picked.push(i);
                     }
+                }
+                if picked.is_empty() {
+                    continue;
+                }
+                let data = match whole {
+                    Some(v) => v,
+                    None => match serde_json::from_str(&ev.data) {
+                        Ok(v) => v,
+                        Err(_) => continue,
+                    },
+                };
+                let stored = StoredEvent {
+                    row_id: row_id.clone(),
+                    xact_id: ev.xact_id,
+                    project_id: project,
+                    deleted: false,
+                    data,
+                };
+                let Value::Object(row) = event_json(log, org.map(|o| o.0), stored) else { continue };
+                let root_span_id = row.get("root_span_id").and_then(Value::as_str).unwrap_or(&span_id).to_owned();
+                for i in picked {
+                    let rule = &rules[i];
+                    let c = &mut counts[i];
                     if let Some(msg) = &rule.unsupported {
                         c.errors += 1;
                         first_error[i].get_or_insert_with(|| msg.clone());
@@ -748,21 +784,77 @@ fn claim_key(rule: Uuid, row_id: &str, scorer: &ScorerRef) -> String {
     hex::encode(sha2::Sha256::digest(format!("{rule}|{row_id}|{}", scorer.key()).as_bytes()))
 }
 
-fn at<'a>(row: &'a Map<String, Value>, a: &str, b: &str) -> Option<&'a Value> {
-    row.get(a)?.get(b)
+/// The fields of a span that decide whether a rule takes it.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Head {
+    #[serde(default)]
+    span_id: Option<String>,
+    #[serde(default)]
+    span_parents: Option<Vec<serde::de::IgnoredAny>>,
+    #[serde(default)]
+    span_attributes: Option<HeadAttributes>,
+    #[serde(default)]
+    metrics: Option<HeadMetrics>,
+    #[serde(default)]
+    created: Option<String>,
+    #[serde(default)]
+    comment: Option<serde::de::IgnoredAny>,
 }
 
-/// A span the scoring itself wrote (never scored in turn).
-fn is_scorer_span(row: &Map<String, Value>) -> bool {
-    at(row, "span_attributes", "type").and_then(Value::as_str) == Some("score")
-        || at(row, "span_attributes", "purpose").and_then(Value::as_str) == Some("scorer")
+#[derive(Debug, Default, serde::Deserialize)]
+struct HeadAttributes {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    purpose: Option<String>,
 }
 
-/// A span that has ended, or never said it started (a plain log row).
-fn complete(row: &Map<String, Value>) -> bool {
-    let start = at(row, "metrics", "start").is_some_and(|v| !v.is_null());
-    let end = at(row, "metrics", "end").is_some_and(|v| !v.is_null());
-    !start || end
+#[derive(Debug, Default, serde::Deserialize)]
+struct HeadMetrics {
+    #[serde(default)]
+    start: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    end: Option<serde::de::IgnoredAny>,
+}
+
+impl Head {
+    /// From a parsed row whose fields have unusual types (a number as a name…).
+    fn of(row: &Map<String, Value>) -> Head {
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+        let attrs = row.get("span_attributes");
+        let metric =
+            |k: &str| row.get("metrics").and_then(|m| m.get(k)).filter(|v| !v.is_null()).map(|_| serde::de::IgnoredAny);
+        Head {
+            span_id: text(row.get("span_id")),
+            span_parents: (!rows::is_root(row)).then(|| vec![serde::de::IgnoredAny]),
+            span_attributes: Some(HeadAttributes {
+                name: text(attrs.and_then(|a| a.get("name"))),
+                kind: text(attrs.and_then(|a| a.get("type"))),
+                purpose: text(attrs.and_then(|a| a.get("purpose"))),
+            }),
+            metrics: Some(HeadMetrics { start: metric("start"), end: metric("end") }),
+            created: text(row.get("created")),
+            comment: row.get("comment").filter(|c| !c.is_null()).map(|_| serde::de::IgnoredAny),
+        }
+    }
+
+    fn is_root(&self) -> bool {
+        self.span_parents.as_ref().is_none_or(Vec::is_empty)
+    }
+
+    /// A span the scoring itself wrote (never scored in turn).
+    fn is_scorer_span(&self) -> bool {
+        self.span_attributes
+            .as_ref()
+            .is_some_and(|a| a.kind.as_deref() == Some("score") || a.purpose.as_deref() == Some("scorer"))
+    }
+
+    /// A span that has ended, or never said it started (a plain log row).
+    fn complete(&self) -> bool {
+        self.metrics.as_ref().is_none_or(|m| m.start.is_none() || m.end.is_some())
+    }
 }
 
 /// The scorer's own span, a child of the scored span, as Braintrust logs scorer
@@ -826,13 +918,19 @@ mod tests {
 
     #[test]
     fn open_spans_and_scorer_spans_are_not_scored() {
-        let open = json!({"metrics": {"start": 1.0}});
-        let closed = json!({"metrics": {"start": 1.0, "end": 2.0}});
-        let plain = json!({"input": 1});
-        assert!(!complete(open.as_object().unwrap()));
-        assert!(complete(closed.as_object().unwrap()));
-        assert!(complete(plain.as_object().unwrap()));
-        let scorer = json!({"span_attributes": {"type": "score"}});
-        assert!(is_scorer_span(scorer.as_object().unwrap()));
+        let head = |v: &str| serde_json::from_str::<Head>(v).unwrap();
+        assert!(!head(r#"{"metrics": {"start": 1.0}, "input": {"big": [1, 2]}}"#).complete());
+        assert!(head(r#"{"metrics": {"start": 1.0, "end": 2.0}}"#).complete());
+        assert!(!head(r#"{"metrics": {"start": 1.0, "end": null}}"#).complete());
+        assert!(head(r#"{"input": 1}"#).complete());
+        assert!(head(r#"{"span_attributes": {"type": "score"}}"#).is_scorer_span());
+        assert!(head(r#"{"span_parents": null}"#).is_root() && head(r#"{"span_parents": []}"#).is_root());
+        assert!(!head(r#"{"span_parents": ["p"]}"#).is_root());
+        assert!(head(r#"{"comment": null}"#).comment.is_none() && head(r#"{"comment": "x"}"#).comment.is_some());
+        // Unusual types fall back to the whole row.
+        assert!(serde_json::from_str::<Head>(r#"{"span_attributes": {"name": 5}}"#).is_err());
+        let m = json!({"span_attributes": {"name": 5, "type": "score"}, "span_parents": ["p"]});
+        let h = Head::of(m.as_object().unwrap());
+        assert!(h.is_scorer_span() && !h.is_root() && h.complete());
     }
 }
