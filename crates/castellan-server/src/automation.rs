@@ -21,8 +21,16 @@ use uuid::Uuid;
 
 /// Rows one delete removes at most (one short transaction).
 pub const BATCH: usize = 1000;
+/// The smallest batch a sweep shrinks to.
+const MIN_BATCH: usize = 50;
+/// How long one delete may hold the write lock before the next batch is smaller.
+const BATCH_BUDGET: std::time::Duration = std::time::Duration::from_millis(8);
 /// How often a retention rule is swept.
 const SWEEP_EVERY_MICROS: i64 = 10 * 60 * 1_000_000;
+/// How far before a window's start the transaction-id mark it reads from must be.
+const MARK_SLACK_MICROS: i64 = 5 * 60 * 1_000_000;
+/// How often the scheduler marks the newest transaction id.
+const MARK_EVERY_MICROS: i64 = 60 * 1_000_000;
 /// How long a lease lasts without renewal.
 const LEASE_MICROS: i64 = 5 * 60 * 1_000_000;
 
@@ -229,6 +237,12 @@ async fn count_matching(
             Box::new(Expr::Literal(Literal::String(from.to_owned()))),
         ));
     }
+    // A window by creation time reads only the rows written since a mark well before
+    // it (clients' clocks may run a little ahead of ours).
+    let since = match (since, created_from.and_then(castellan_api_types::parse_time)) {
+        (None, Some(from)) => state.jobs(permit).xact_before(from - MARK_SLACK_MICROS).await?,
+        (since, _) => since,
+    };
     let mut tx = state.read(permit).await?;
     let version = tx.current_xact_id().await?;
     let (pushed, residual): (Vec<Expr>, Vec<Expr>) = parts.into_iter().partition(|c| tx.pushable(c));
@@ -317,8 +331,8 @@ pub async fn test_alert(state: &AppState, permit: &Permit, a: &AdminRecord) -> A
     let message = match d.status.as_str() {
         "ok" => format!("{count} logs matched; the test notification was delivered"),
         _ => format!(
-            "{count} logs matched; the test notification failed after {} attempts: {}",
-            d.attempts,
+            "{count} logs matched; the test notification failed {}: {}",
+            crate::webhook::after(d.attempts),
             d.error.clone().unwrap_or_default()
         ),
     };
@@ -393,8 +407,8 @@ pub async fn check_alert(state: &AppState, permit: &Permit, a: &AdminRecord, hol
                 Some(d) if d.status != "ok" => {
                     record.status = "error".into();
                     record.error = Some(format!(
-                        "delivery failed after {} attempts: {}",
-                        d.attempts,
+                        "delivery failed {}: {}",
+                        crate::webhook::after(d.attempts),
                         d.error.clone().unwrap_or_default()
                     ));
                 }
@@ -468,25 +482,37 @@ pub async fn sweep(state: &AppState, permit: &Permit, a: &AdminRecord, holder: &
     let outcome: ApiResult<()> = async {
         for (object_type, log) in logs(state, permit, a).await? {
             let mut rows = 0u64;
+            // Batches sized so that one holds the write lock for about BATCH_BUDGET,
+            // with a pause as long between them: ingest never waits long behind a sweep.
+            let mut batch = 200usize;
             loop {
-                let n = jobs.delete_events_before(log, &cutoff, BATCH).await?;
+                let t = std::time::Instant::now();
+                let n = jobs.delete_events_before(log, &cutoff, batch).await?;
+                let took = t.elapsed();
                 rows += n;
                 // Keep the lease while a long sweep runs.
                 jobs.take_lease(&lease, holder, state.now(), state.now() + LEASE_MICROS).await?;
-                if n < BATCH as u64 {
+                if n < batch as u64 {
                     break;
                 }
+                batch = if took > BATCH_BUDGET {
+                    (batch / 2).max(MIN_BATCH)
+                } else if took < BATCH_BUDGET / 2 {
+                    (batch * 3 / 2).min(BATCH)
+                } else {
+                    batch
+                };
+                tokio::time::sleep(took.min(BATCH_BUDGET * 4)).await;
             }
             if rows > 0 {
                 // Attachments no remaining row of this log names go with the rows.
-                attachments += jobs.sweep_attachments(log).await?;
+                attachments += jobs.sweep_attachments(log, a.org_id).await?;
                 objects.push(Target { object_type, object_id: log.id, rows });
             }
         }
-        // Overflow payloads announced and never used (a used one goes with its write),
-        // older than the window and than a day.
-        let stale = (now - days * 86_400 * 1_000_000).min(now - 86_400 * 1_000_000);
-        overflow = jobs.delete_stale_overflow(a.org_id, stale).await?;
+        // Overflow payloads announced a day ago or more and never used (a used one goes
+        // with its write; an unused one's upload URL expired long ago).
+        overflow = jobs.delete_stale_overflow(a.org_id, now - 86_400 * 1_000_000).await?;
         Ok(())
     }
     .await;
@@ -520,14 +546,15 @@ pub async fn sweep(state: &AppState, permit: &Permit, a: &AdminRecord, holder: &
 /// due automation — a retention rule last swept more than ten minutes ago, an
 /// active alert last checked more than its interval ago — runs on whichever replica
 /// takes its lease, all of a tick's at once.
-pub fn spawn(state: AppState, system: SystemKey) -> tokio::task::JoinHandle<()> {
+pub fn spawn(state: AppState, system: &SystemKey) -> tokio::task::JoinHandle<()> {
     let holder = format!("replica-{}", Uuid::new_v4());
+    let permit = system.permit();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(state.config().scheduler_tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if let Err(e) = tick_once(&state, &system, &holder).await {
+            if let Err(e) = tick_with(&state, &permit, &holder).await {
                 tracing::warn!(error = %e, "scheduler tick failed; will retry");
             }
         }
@@ -550,7 +577,14 @@ fn due(a: &AdminRecord, last: Option<&RunRecord>, now: i64) -> bool {
 /// One scheduler pass: runs every due automation (concurrently, each under its
 /// lease) and waits for them; how many ran.
 pub async fn tick_once(state: &AppState, system: &SystemKey, holder: &str) -> ApiResult<usize> {
-    let permit = system.permit();
+    tick_with(state, &system.permit(), holder).await
+}
+
+async fn tick_with(state: &AppState, permit: &Permit, holder: &str) -> ApiResult<usize> {
+    let permit = permit.clone();
+    let now = state.now();
+    let xact = state.read(&permit).await?.current_xact_id().await?;
+    state.jobs(&permit).mark_xact(now - now % MARK_EVERY_MICROS, xact).await?;
     let mut tasks = tokio::task::JoinSet::new();
     for kind in [AdminKind::ProjectAutomation, AdminKind::OrgAutomation] {
         for a in state.jobs(&permit).all_admin(kind).await? {
@@ -692,8 +726,11 @@ async fn fire_environment_update(state: &AppState, permit: &Permit, ch: &EnvChan
             record.status = "ok".into();
         } else {
             record.status = "error".into();
-            record.error =
-                Some(format!("delivery failed after {} attempts: {}", d.attempts, d.error.clone().unwrap_or_default()));
+            record.error = Some(format!(
+                "delivery failed {}: {}",
+                crate::webhook::after(d.attempts),
+                d.error.clone().unwrap_or_default()
+            ));
         }
         jobs.record_run(&record).await?;
     }

@@ -42,6 +42,11 @@ pub fn signature(secret: &str, t: i64, body: &[u8]) -> String {
     format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// `after 1 attempt`, `after 3 attempts`.
+pub fn after(attempts: i64) -> String {
+    format!("after {attempts} attempt{}", if attempts == 1 { "" } else { "s" })
+}
+
 /// What one attempt came to.
 enum Attempt {
     Ok(Option<u16>),

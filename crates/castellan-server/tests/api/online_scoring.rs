@@ -483,7 +483,9 @@ async fn ingest_wakes_the_worker_and_is_never_held_up_by_it(b: Backend) {
 }
 
 async fn a_judge_on_a_loopback_provider_is_refused_unless_allow_listed(b: Backend) {
-    let Some(app) = TestApp::spawn(b).await else { return };
+    let Some(db) = common::Db::fresh(b) else { return };
+    let config = castellan_server::config::Config { outbound_allow: Vec::new(), ..common::test_config() };
+    let app = TestApp::spawn_on(db, config, castellan_server::access::system_clock()).await;
     let (key, pid) = setup(&app).await;
     let provider = Provider::default();
     let (_, rid) = judge_setup(&app, &key, &pid, &provider).await;
