@@ -50,6 +50,8 @@ enum Command {
     ServiceAccount(Sub<access_cmds::ServiceAccountAction>),
     /// Service tokens (owners only).
     ServiceToken(Sub<access_cmds::ServiceTokenAction>),
+    /// SCIM provisioning tokens for an identity provider (owners only).
+    ScimToken(Sub<access_cmds::ScimTokenAction>),
     /// Configuration as code: export an organization's administration state to a
     /// file, plan a file against it, apply a file.
     Config(Sub<config_cmds::ConfigAction>),
@@ -269,6 +271,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::ServiceToken(s) => {
             access_cmds::service_token(&s.client.client()?, s.client.json, s.client.org.clone(), s.action).await
+        }
+        Command::ScimToken(s) => {
+            access_cmds::scim_token(&s.client.client()?, s.client.json, s.client.org.clone(), s.action).await
         }
         Command::Config(s) => config_cmds::config(&s.client.client()?, s.client.json, s.action).await,
         Command::Secrets(a) => {

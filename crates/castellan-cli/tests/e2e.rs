@@ -345,6 +345,28 @@ fn secrets_never_reach_the_logs_or_the_database_file() {
         .and_then(|l| l.split(';').next())
         .expect("session cookie")
         .to_owned();
+    // A SCIM token, from the CLI: shown once, listed as a preview, used, revoked.
+    let scim = j(&["scim-token", "create", "okta"]);
+    let scim_token = scim["key"].as_str().expect("scim token").to_owned();
+    assert!(scim_token.starts_with("scim-"), "{scim}");
+    let listed = j(&["scim-token", "list"]);
+    assert_eq!(listed["objects"][0]["id"], scim["id"], "{listed}");
+    assert!(!listed.to_string().contains(&scim_token));
+    let (ok, table, _) = cli(&["scim-token", "list", "--url", url, "--api-key", owner.as_str()]);
+    assert!(ok && table.contains("okta") && !table.contains(&scim_token), "{table}");
+    let scim_get = |t: &str| {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", &format!("authorization: Bearer {t}")])
+            .arg(format!("{url}/scim/v2/Users"))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(scim_get(&scim_token), "200");
+    let id = scim["id"].as_str().expect("id").to_owned();
+    let revoked = j(&["scim-token", "revoke", &id]);
+    assert_eq!(revoked["id"], scim["id"]);
+    assert_eq!(scim_get(&scim_token), "401");
     // Use every credential once, wrongly too, so they pass through the server.
     for k in [&key, &token, &pat_key] {
         json(&["whoami", "--url", url, "--api-key", k, "--json"]);
@@ -367,6 +389,7 @@ fn secrets_never_reach_the_logs_or_the_database_file() {
         ("bootstrap key", owner.as_str()),
         ("api key", key.as_str()),
         ("service token", token.as_str()),
+        ("SCIM token", scim_token.as_str()),
         ("invitation", invitation.as_str()),
         ("password", password),
         ("first key", pat_key.as_str()),

@@ -18,7 +18,7 @@ pub mod signing;
 mod write;
 
 pub use account::SignedIn;
-pub use auth::MaybeCaller;
+pub use auth::{MaybeCaller, ScimCaller};
 pub use batch::{delegation_refused, holds, Batch, Made, Need};
 pub use caller::{Caller, Credential, ListScope};
 pub use data::{log_ref, BlobPermit, DataPermit, DataWriter};
@@ -149,6 +149,8 @@ pub enum Target {
     Batch(OrgId),
     /// The system acting on its own (bootstrap, startup seeding).
     System,
+    /// A SCIM provisioning request in an org, authorized by one of its SCIM tokens.
+    Scim(OrgId),
 }
 
 /// Proof that the authorization check for one action passed. Only this module can

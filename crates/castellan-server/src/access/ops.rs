@@ -229,6 +229,12 @@ impl Write {
         self.drop_acls_on(ObjectType::Group, g.id.0).await?;
         self.tx.delete_group(g.id, now).await?;
         self.changes.push(Change::RemoveGroup { group: g.id.0 });
+        // A SCIM-managed group's mark goes with it.
+        let member_ref = ObjectRef::new(ObjectType::OrgMember, g.org_id.0);
+        if let Some(a) = self.tx.find_admin(AdminKind::ScimGroup, member_ref, &g.id.0.to_string()).await? {
+            let before = a.data.clone();
+            self.delete_admin(&a, &before).await?;
+        }
         self.guard(g.org_id);
         self.owe_audit("group", g.id.0);
         Ok(())

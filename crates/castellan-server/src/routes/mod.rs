@@ -35,6 +35,8 @@ pub mod project_tag;
 pub mod prompt;
 pub mod prompt_session;
 pub mod role;
+pub mod scim;
+pub mod scim_token;
 pub mod service_token;
 pub(crate) mod setting;
 pub mod simulated_user;
@@ -284,6 +286,7 @@ pub fn api() -> utoipa_axum::router::OpenApiRouter<crate::state::App> {
         .merge(config::routes())
         .merge(project_automation::routes())
         .merge(btql::routes())
+        .merge(scim_token::routes())
 }
 
 /// The whole application.
@@ -291,6 +294,7 @@ pub fn app(state: AppState) -> Router {
     let max_body = state.config().max_body_bytes;
     let (router, _) = api().split_for_parts();
     router
+        .merge(scim::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(state.clone(), revisions))

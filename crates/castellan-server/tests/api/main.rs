@@ -29,6 +29,7 @@ mod otel;
 mod project_groups;
 mod project_tags;
 mod push;
+mod scim;
 mod sdk;
 mod settings;
 mod ts_sdk;
