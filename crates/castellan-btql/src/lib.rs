@@ -43,3 +43,12 @@ pub fn parse_str(src: &str) -> Result<Query, Error> {
 
 #[cfg(test)]
 mod tests;
+
+/// Parses a bare boolean expression in the text or SQL form (a saved filter, such
+/// as an online scoring rule's `btql_filter`).
+pub fn parse_expr(src: &str) -> Result<Expr, Error> {
+    let mut p = text::Parser::new(src)?;
+    let e = p.expr()?;
+    p.expect_end()?;
+    Ok(e)
+}

@@ -16,6 +16,7 @@ pub mod passwords;
 pub mod ratelimit;
 pub mod rotation;
 pub mod routes;
+pub mod scoring;
 pub mod secrets;
 pub mod seed;
 pub mod serve;

@@ -66,7 +66,9 @@ impl Running {
 pub async fn start(config: Config) -> Result<Running, ServeError> {
     let store = open_store(&config).await?;
     let (state, system) = prepare(store, config.clone(), system_clock()).await?;
-    // The scheduler (retention sweeps) holds the system's write right from here on.
+    // Online scoring writes scores as the system; the scheduler (retention sweeps,
+    // alerts) holds the system's write right from here on.
+    crate::scoring::Worker::new(state.clone(), system.permit(), crate::scoring::Options::default()).spawn();
     crate::automation::spawn(state.clone(), &system);
     start_with_state(state).await
 }

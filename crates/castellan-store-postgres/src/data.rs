@@ -34,6 +34,10 @@ impl PgDataTx {
 
 #[async_trait]
 impl DataTx for PgDataTx {
+    async fn claim_score_keys(&mut self, rule: uuid::Uuid, keys: &[String], at: Micros) -> StoreResult<Vec<String>> {
+        crate::sql::jobs::claim_score_keys(&mut self.tx, rule, keys, at).await
+    }
+
     async fn next_xact_id(&mut self) -> StoreResult<XactId> {
         let x = next_xact(&mut self.tx).await?;
         self.xact = Some(x);

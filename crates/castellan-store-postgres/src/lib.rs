@@ -199,6 +199,27 @@ impl Store for PgStore {
         sql::jobs::delete_events_before(&self.pool, object, cutoff, limit).await
     }
 
+    async fn scoring_cursor(&self, project: uuid::Uuid) -> StoreResult<Option<(XactId, String)>> {
+        sql::jobs::scoring_cursor(&self.pool, project).await
+    }
+
+    async fn set_scoring_cursor(&self, project: uuid::Uuid, at_row: &(XactId, String), at: Micros) -> StoreResult<()> {
+        sql::jobs::set_scoring_cursor(&self.pool, project, at_row, at).await
+    }
+
+    async fn claimed_score_keys(&self, keys: &[String]) -> StoreResult<Vec<String>> {
+        sql::jobs::claimed_score_keys(&self.pool, keys).await
+    }
+
+    async fn events_since(
+        &self,
+        object: EventObject,
+        after: &(XactId, String),
+        limit: usize,
+    ) -> StoreResult<Vec<RawEvent>> {
+        sql::jobs::events_since(&self.pool, object, after, limit).await
+    }
+
     async fn count_matching(&self, q: &EventSearch, since: Option<XactId>) -> StoreResult<u64> {
         sql::btql::count(&self.pool, q, since).await
     }

@@ -34,6 +34,10 @@ impl SqliteDataTx {
 
 #[async_trait]
 impl DataTx for SqliteDataTx {
+    async fn claim_score_keys(&mut self, rule: uuid::Uuid, keys: &[String], at: Micros) -> StoreResult<Vec<String>> {
+        crate::sql::jobs::claim_score_keys(&mut self.tx, rule, keys, at).await
+    }
+
     async fn next_xact_id(&mut self) -> StoreResult<XactId> {
         next_xact(&mut self.tx).await
     }

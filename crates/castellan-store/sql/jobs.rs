@@ -286,6 +286,106 @@ pub(crate) async fn delete_stale_overflow(pool: &Pool<Db>, org: OrgId, before: M
     Ok(done.rows_affected())
 }
 
+pub(crate) async fn scoring_cursor(pool: &Pool<Db>, project: Uuid) -> StoreResult<Option<(XactId, String)>> {
+    let v: Option<(i64, String)> =
+        sqlx::query_as("SELECT xact_id, row_id FROM online_scoring_cursors WHERE project_id = $1")
+            .bind(project)
+            .fetch_optional(pool)
+            .await
+            .map_err(db_err)?;
+    Ok(v.map(|(x, r)| (XactId(x), r)))
+}
+
+pub(crate) async fn set_scoring_cursor(
+    pool: &Pool<Db>,
+    project: Uuid,
+    at_row: &(XactId, String),
+    at: Micros,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO online_scoring_cursors (project_id, xact_id, row_id, updated) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (project_id) DO UPDATE SET xact_id = excluded.xact_id, row_id = excluded.row_id, \
+         updated = excluded.updated",
+    )
+    .bind(project)
+    .bind(at_row.0 .0)
+    .bind(at_row.1.as_str())
+    .bind(at)
+    .execute(pool)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct RawRow {
+    row_id: String,
+    xact_id: i64,
+    deleted: bool,
+    data: String,
+}
+
+pub(crate) async fn events_since(
+    pool: &Pool<Db>,
+    object: EventObject,
+    after: &(XactId, String),
+    limit: usize,
+) -> StoreResult<Vec<RawEvent>> {
+    let rows: Vec<RawRow> = sqlx::query_as(
+        "SELECT e.row_id, e.xact_id, e.deleted, CAST(e.data AS TEXT) AS data FROM events e \
+         WHERE e.object_kind = $1 AND e.object_id = $2 \
+         AND (e.xact_id > $3 OR (e.xact_id = $3 AND e.row_id > $4)) ORDER BY e.xact_id, e.row_id LIMIT $5",
+    )
+    .bind(object.kind.as_str())
+    .bind(object.id)
+    .bind(after.0 .0)
+    .bind(after.1.as_str())
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| RawEvent { row_id: r.row_id, xact_id: XactId(r.xact_id), deleted: r.deleted, data: r.data })
+        .collect())
+}
+
+/// Claims score keys inside a data transaction (on its connection); the keys it
+/// claimed.
+pub(crate) async fn claim_score_keys(
+    conn: &mut <Db as sqlx::Database>::Connection,
+    rule: Uuid,
+    keys: &[String],
+    at: Micros,
+) -> StoreResult<Vec<String>> {
+    let mut out = Vec::new();
+    for chunk in keys.chunks(300) {
+        let mut qb = sqlx::QueryBuilder::<Db>::new("INSERT INTO online_score_claims (key, rule_id, created) ");
+        qb.push_values(chunk, |mut b, k| {
+            b.push_bind(k.as_str()).push_bind(rule).push_bind(at);
+        });
+        qb.push(" ON CONFLICT (key) DO NOTHING RETURNING key");
+        let claimed: Vec<String> = qb.build_query_scalar().fetch_all(&mut *conn).await.map_err(db_err)?;
+        out.extend(claimed);
+    }
+    Ok(out)
+}
+
+pub(crate) async fn claimed_score_keys(pool: &Pool<Db>, keys: &[String]) -> StoreResult<Vec<String>> {
+    let mut out = Vec::new();
+    for chunk in keys.chunks(500) {
+        let mut qb = sqlx::QueryBuilder::<Db>::new("SELECT key FROM online_score_claims WHERE key IN (");
+        let mut sep = qb.separated(", ");
+        for k in chunk {
+            sep.push_bind(k.as_str());
+        }
+        qb.push(")");
+        let found: Vec<String> = qb.build_query_scalar().fetch_all(pool).await.map_err(db_err)?;
+        out.extend(found);
+    }
+    Ok(out)
+}
+
 pub(crate) async fn mark_xact(pool: &Pool<Db>, at: Micros, xact: XactId) -> StoreResult<()> {
     sqlx::query("INSERT INTO xact_marks (at, xact_id) VALUES ($1, $2) ON CONFLICT (at) DO NOTHING")
         .bind(at)

@@ -233,6 +233,20 @@ pub struct EventWrite {
     pub data: String,
 }
 
+/// A version of a row with its contents as stored, unparsed (for readers that look
+/// at a few fields of most rows and at the rest of few).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawEvent {
+    /// The row's id.
+    pub row_id: String,
+    /// The transaction that wrote this version.
+    pub xact_id: XactId,
+    /// A tombstone.
+    pub deleted: bool,
+    /// The row's contents, JSON text.
+    pub data: String,
+}
+
 /// The newest version of a row, as read back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {

@@ -117,6 +117,10 @@ pub trait DataTx: Send {
     ) -> StoreResult<crate::UsageCounts>;
     /// Records a crossing; `false` if that (org, month, metric, threshold) already was.
     async fn record_crossing(&mut self, c: &crate::UsageCrossing) -> StoreResult<bool>;
+    /// Online scoring: claims each key (one per rule, span and scorer) for `rule`,
+    /// unless already claimed; the keys this call claimed. Committed with the scores
+    /// it guards, so a score is written at most once however often a pass repeats.
+    async fn claim_score_keys(&mut self, rule: Uuid, keys: &[String], at: Micros) -> StoreResult<Vec<String>>;
     /// Commits.
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }

@@ -59,6 +59,29 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes up to `limit` event versions of a log created before `cutoff`, in one
     /// short transaction of its own; how many.
     async fn delete_events_before(&self, object: crate::EventObject, cutoff: &str, limit: usize) -> StoreResult<u64>;
+    /// Online scoring: how far a project's logs have been read (the position
+    /// `(transaction id, row id)` of the last row version), if the worker has
+    /// started on them.
+    async fn scoring_cursor(&self, project: uuid::Uuid) -> StoreResult<Option<(crate::XactId, String)>>;
+    /// Online scoring: moves a project's cursor to `at_row`.
+    async fn set_scoring_cursor(
+        &self,
+        project: uuid::Uuid,
+        at_row: &(crate::XactId, String),
+        at: Micros,
+    ) -> StoreResult<()>;
+    /// Online scoring: which of these claim keys are already claimed (their scores
+    /// written).
+    async fn claimed_score_keys(&self, keys: &[String]) -> StoreResult<Vec<String>>;
+    /// Every version (tombstones and comments included) of a log's rows after
+    /// position `after`, oldest first (by transaction id, then row id), at most
+    /// `limit`.
+    async fn events_since(
+        &self,
+        object: crate::EventObject,
+        after: &(crate::XactId, String),
+        limit: usize,
+    ) -> StoreResult<Vec<crate::RawEvent>>;
     /// How many rows a search would find in all (see [`crate::EventSearch`]; sort,
     /// position and limit do not matter), only those whose newest version was
     /// written after `since` when given.

@@ -62,6 +62,8 @@ struct Inner {
     commits: Option<Arc<castellan_store::CommitSignal>>,
     /// The store's change stamp when this replica last caught up (SQLite).
     caught_up_stamp: std::sync::atomic::AtomicU64,
+    /// Wakes the online-scoring worker (ingest into project logs notifies it).
+    scoring_wake: Arc<tokio::sync::Notify>,
 }
 
 /// "Last used" times of credentials, recorded at most once a minute per credential
@@ -305,6 +307,7 @@ impl AppState {
             outbound,
             commits,
             caught_up_stamp: std::sync::atomic::AtomicU64::new(0),
+            scoring_wake: Arc::new(tokio::sync::Notify::new()),
             store,
             index,
             config,
@@ -317,6 +320,11 @@ impl AppState {
         }));
         crate::passwords::warm_up();
         Ok((state, SystemKey(())))
+    }
+
+    /// What wakes the online-scoring worker (`crate::scoring`).
+    pub fn scoring_wake(&self) -> &Arc<tokio::sync::Notify> {
+        &self.0.scoring_wake
     }
 
     /// The configuration.

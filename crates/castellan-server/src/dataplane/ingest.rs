@@ -225,6 +225,32 @@ pub async fn ingest(
     Ok(Ingested { xact_id: Some(done.xact), row_ids, written })
 }
 
+/// Prepares rows the system writes into one project's logs (online scoring's
+/// scores and scorer spans), each row id at most once. No caller: whoever calls
+/// this writes as the system, under its own permit.
+/// The rows are metered like anyone's (online scores count as scores).
+pub(crate) fn prepare_system(rows: Vec<Row>, project: ProjectId, org: OrgId, now: &str) -> ApiResult<Prepared> {
+    let (mut known, mut pending, mut attachments) = (Vec::new(), Vec::new(), HashMap::new());
+    let (mut orgs, mut usage) = (Vec::new(), Vec::new());
+    for Row { log, id, op } in rows {
+        if !orgs.iter().any(|(l, _)| *l == log) {
+            orgs.push((log, org));
+        }
+        match op {
+            Op::Replace(body) => {
+                let row = with_created(body, now);
+                let scores = count_scores(&row);
+                let w = write_of(log, project, id, Some(row), false, &mut attachments)?;
+                add_to(&mut usage, org, row_usage(log.kind, w.deleted, w.data.len(), scores));
+                known.push(w);
+            }
+            Op::Merge { body, paths } => pending.push((log, project, id, vec![(body, paths)])),
+            Op::Delete => known.push(write_of(log, project, id, None, false, &mut attachments)?),
+        }
+    }
+    Ok(Prepared { known, pending, attachments, opts: IngestOptions::default(), now: now.to_owned(), orgs, usage })
+}
+
 /// Writes one prepared request inside `tx` at a new transaction id, metered by
 /// `meter`; `Ok(Err(refusal))` when the meter refuses it (a hard plan limit), with
 /// nothing of it written. Runs again, in a transaction of its own, if the shared

@@ -18,6 +18,8 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct DataPlane {
     queue: Arc<queue::IngestQueue>,
+    /// Wakes the online-scoring worker after a write into project logs.
+    scoring: Arc<tokio::sync::Notify>,
 }
 
 impl DataPlane {
@@ -25,7 +27,10 @@ impl DataPlane {
     pub fn start(access: &AppState) -> DataPlane {
         // Cost alerts recorded by a write whose process stopped before auditing them.
         crate::usage::crossed_at_start(access);
-        DataPlane { queue: Arc::new(queue::IngestQueue::start(access.data_writer(), access.clone())) }
+        DataPlane {
+            queue: Arc::new(queue::IngestQueue::start(access.data_writer(), access.clone())),
+            scoring: access.scoring_wake().clone(),
+        }
     }
 
     /// Writes a prepared request into the logs a permit covers, through the write
@@ -34,7 +39,13 @@ impl DataPlane {
         if permit.logs().is_empty() {
             return Err(ApiError::Internal("a data write needs at least one log".into()));
         }
-        self.queue.submit(work).await
+        let logs = permit.logs().iter().any(|(l, _)| l.kind == castellan_store::EventKind::ProjectLogs);
+        let xact = self.queue.submit(work).await?;
+        // Only a wake-up: the worker scores on its own task, never in this request.
+        if logs {
+            self.scoring.notify_one();
+        }
+        Ok(xact)
     }
 }
 

@@ -263,11 +263,43 @@ pub async fn effective(
         .snapshot()
         .org_of(project)
         .ok_or_else(|| ApiError::not_found("project", q.project_id))?;
-    let org_ref = ObjectRef::new(ObjectType::Organization, org);
-    let mut tx = caller.state().read(&read).await?;
+    let scope = caller.list_scope(None).await.ok();
+    let can_read = |obj: ObjectRef| scope.as_ref().is_some_and(|s| s.visible(Permission::Read, obj));
+    let by_type = providers_in_force(caller.state(), &read, castellan_core::OrgId(org), project, can_read).await?;
+    let mut objects = Vec::new();
+    for (provider_type, c) in by_type {
+        let (rank, object_type, chosen) = &c[0];
+        let overrides = c[1..].iter().filter(|(r, _, _)| *r < 2 && *rank == 2).map(|(_, _, a)| a.id).collect();
+        objects.push(EffectiveAIProvider {
+            provider_type,
+            source: if *rank == 2 { "project" } else { "organization" }.into(),
+            object_type: (*object_type).into(),
+            id: chosen.id,
+            name: chosen.name.clone(),
+            preview_secret: chosen.secret.as_ref().and(text(chosen, "preview")),
+            overrides,
+        });
+    }
+    Ok(Json(ListResponse { objects }))
+}
+
+/// Every AI provider candidate of a project, by provider type, best first: a
+/// project's env vars of category `ai_provider`, then the organization's AI secrets,
+/// then its `ai_provider` env vars (only those `can_read` admits), the most recently
+/// changed first within a level. The first of each type is the one in force (the
+/// `/v1/ai_secret/effective` answer; online scoring's LLM judges call it).
+pub(crate) async fn providers_in_force(
+    state: &crate::access::AppState,
+    permit: &crate::access::Permit,
+    org: castellan_core::OrgId,
+    project: ObjectRef,
+    can_read: impl Fn(ObjectRef) -> bool,
+) -> ApiResult<std::collections::BTreeMap<String, Vec<(u8, &'static str, AdminRecord)>>> {
+    let org_ref = ObjectRef::new(ObjectType::Organization, org.0);
+    let mut tx = state.read(permit).await?;
     let all = |kind, scope: ObjectRef| AdminFilter {
         kind,
-        orgs: vec![castellan_core::OrgId(org)],
+        orgs: vec![org],
         scope_type: Some(scope.object_type),
         scope_id: Some(scope.object_id),
         ids: Vec::new(),
@@ -281,8 +313,6 @@ pub async fn effective(
     let secrets = tx.list_admin(&all(AdminKind::AiSecret, org_ref), &window).await?;
     let org_vars = tx.list_admin(&all(AdminKind::EnvVar, org_ref), &window).await?;
     drop(tx);
-    let scope = caller.list_scope(None).await.ok();
-    let can_read = |obj: ObjectRef| scope.as_ref().is_some_and(|s| s.visible(Permission::Read, obj));
     candidates.extend(secrets.into_iter().filter(|a| can_read(a.guard())).map(|a| (1, "ai_secret", a)));
     candidates.extend(org_vars.into_iter().filter(|a| can_read(a.guard())).map(|a| (0, "env_var", a)));
     // By type: the highest rank (project var, org secret, org var), then the newest.
@@ -297,20 +327,8 @@ pub async fn effective(
             by_type.entry(t).or_default().push((rank, object_type, a));
         }
     }
-    let mut objects = Vec::new();
-    for (provider_type, mut c) in by_type {
+    for c in by_type.values_mut() {
         c.sort_by_key(|(rank, _, a)| std::cmp::Reverse((*rank, a.secret_updated_at.unwrap_or(a.updated), a.id)));
-        let (rank, object_type, chosen) = &c[0];
-        let overrides = c[1..].iter().filter(|(r, _, _)| *r < 2 && *rank == 2).map(|(_, _, a)| a.id).collect();
-        objects.push(EffectiveAIProvider {
-            provider_type,
-            source: if *rank == 2 { "project" } else { "organization" }.into(),
-            object_type: (*object_type).into(),
-            id: chosen.id,
-            name: chosen.name.clone(),
-            preview_secret: chosen.secret.as_ref().and(text(chosen, "preview")),
-            overrides,
-        });
     }
-    Ok(Json(ListResponse { objects }))
+    Ok(by_type)
 }

@@ -41,7 +41,7 @@ pub(crate) fn routes() -> OpenApiRouter<crate::state::App> {
         .routes(routes!(org_run_now))
 }
 
-fn run_wire(r: castellan_store::RunRecord) -> AutomationRun {
+pub(crate) fn run_wire(r: castellan_store::RunRecord) -> AutomationRun {
     AutomationRun {
         id: r.id,
         automation_id: r.automation_id,

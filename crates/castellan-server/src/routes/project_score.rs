@@ -9,9 +9,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{empty_as_none, Body, Page, Path, Query};
 use axum::Json;
 use castellan_api_types::{
-    format_time, CreateProjectScore, ListResponse, PatchProjectScore, ProjectScore, ProjectScoreType,
+    format_time, AutomationRun, CreateProjectScore, ListResponse, PatchProjectScore, ProjectScore, ProjectScoreType,
 };
-use castellan_core::ObjectType;
+use castellan_core::{ObjectType, Permission};
 use castellan_store::{AdminFilter, AdminKind, AdminRecord};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -21,7 +21,10 @@ use uuid::Uuid;
 
 /// This module's endpoints.
 pub(crate) fn routes() -> OpenApiRouter<crate::state::App> {
-    OpenApiRouter::new().routes(routes!(list, create, replace)).routes(routes!(retrieve, update, remove))
+    OpenApiRouter::new()
+        .routes(routes!(list, create, replace))
+        .routes(routes!(retrieve, update, remove))
+        .routes(routes!(runs))
 }
 
 pub(crate) struct Kind;
@@ -267,8 +270,14 @@ fn check_online(v: &Value) -> ApiResult<()> {
             _ => return Err(bad(format!("`{path}.type` must be `function` or `global`"))),
         }
     }
-    if opt(m, "btql_filter").is_some_and(|f| !f.is_string()) {
-        return Err(bad("`config.online.btql_filter` must be a string".into()));
+    match opt(m, "btql_filter") {
+        None => {}
+        Some(Value::String(f)) if f.trim().is_empty() => {}
+        Some(Value::String(f)) => {
+            crate::scoring::parse_filter(f)
+                .map_err(|e| bad(format!("`config.online.btql_filter` is not a BTQL expression: {e}")))?;
+        }
+        Some(_) => return Err(bad("`config.online.btql_filter` must be a string".into())),
     }
     boolean("config.online.apply_to_root_span", opt(m, "apply_to_root_span"))?;
     boolean("config.online.skip_logging", opt(m, "skip_logging"))?;
@@ -521,6 +530,16 @@ pub async fn update(
         check_config(t, Some(&config))
     })
     .await
+}
+
+/// Castellan extension: the newest runs of an online scoring rule (at most 100,
+/// newest first), each a pass of the worker with its counts (`read` on the project).
+#[utoipa::path(get, path = "/v1/project_score/{project_score_id}/runs", tag = "ProjectScores",
+    params(("project_score_id" = Uuid, Path)), responses((status = 200, body = ListResponse<AutomationRun>)))]
+pub async fn runs(caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Json<ListResponse<AutomationRun>>> {
+    let (a, permit) = caller.state().admin_for(&caller, Kind::KIND, id, Permission::Read).await?;
+    let runs = caller.state().jobs(&permit).list_runs(a.id, 100).await?;
+    Ok(Json(ListResponse { objects: runs.into_iter().map(super::project_automation::run_wire).collect() }))
 }
 
 /// Deletes a score definition (`update` on the project).

@@ -23,6 +23,7 @@ mod foundation;
 mod hardening;
 mod identity;
 mod matrix;
+mod online_scoring;
 mod openapi;
 mod otel;
 mod project_groups;

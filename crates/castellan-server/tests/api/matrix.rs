@@ -383,6 +383,7 @@ async fn every_endpoint_answers_each_principal_exactly_as_designed(b: Backend) {
         (Method::POST, "/v1/project_score", Some(r#"{"project_id": "{P2}", "name": "s{N}", "score_type": "slider"}"#), [200, 200, 403, 404, 403, 404, U, U]),
         (Method::GET, "/v1/project_score/{FRESH_SCORE_P1}", None, [200, 200, 200, 200, 404, 404, U, U]),
         (Method::PATCH, "/v1/project_score/{FRESH_SCORE_P1}", Some(r#"{"description": "d{N}"}"#), [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::GET, "/v1/project_score/{FRESH_SCORE_P1}/runs", None, [200, 200, 200, 200, 404, 404, U, U]),
         (Method::DELETE, "/v1/project_score/{FRESH_SCORE_P1}", None, [200, 200, 200, 200, 404, 404, U, U]),
         (Method::GET, "/v1/span_iframe", None, [200, 200, 200, 200, 200, 200, U, U]),
         (Method::POST, "/v1/span_iframe", Some(r#"{"project_id": "{P2}", "name": "f{N}", "url": "https://a.example"}"#), [200, 200, 403, 404, 403, 404, U, U]),
