@@ -291,6 +291,7 @@ pub fn app(state: AppState) -> Router {
     let max_body = state.config().max_body_bytes;
     let (router, _) = api().split_for_parts();
     router
+        .merge(crate::console::routes())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(state.clone(), revisions))

@@ -16,6 +16,7 @@ mod btql;
 mod compat_api;
 mod compat_wheel;
 mod config_code;
+mod console;
 mod dataplane;
 mod env_vars;
 mod foundation;
