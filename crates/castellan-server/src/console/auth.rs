@@ -32,6 +32,8 @@ struct LoginPage<'a> {
     token: &'a str,
     error: &'a str,
     field: &'a str,
+    given: &'a str,
+    family: &'a str,
 }
 
 fn standalone(status: StatusCode, p: LoginPage<'_>) -> Page {
@@ -39,7 +41,7 @@ fn standalone(status: StatusCode, p: LoginPage<'_>) -> Page {
 }
 
 fn login_form<'a>(email: &'a str, error: &'a str) -> LoginPage<'a> {
-    LoginPage { css: &assets::CSS.path, mode: "login", email, token: "", error, field: "" }
+    LoginPage { css: &assets::CSS.path, mode: "login", email, token: "", error, field: "", given: "", family: "" }
 }
 
 async fn login_page(signed_in: MaybeCaller) -> Page {
@@ -152,6 +154,8 @@ async fn invitation_page(q: axum::extract::Query<TokenQuery>) -> Page {
         token: &q.token,
         error: "",
         field: "",
+        given: "",
+        family: "",
     };
     standalone(StatusCode::OK, p)
 }
@@ -184,14 +188,14 @@ async fn accept(State(state): State<AppState>, facts: ClientFacts, signed_in: Ma
                     return Ok(with_cookies(see_other("/"), &resp));
                 }
             }
-            let p = LoginPage { css: &assets::CSS.path, mode: "accepted", email: &email, token: "", error: "", field: "" };
+            let p = LoginPage { css: &assets::CSS.path, mode: "accepted", email: &email, token: "", error: "", field: "", given: "", family: "" };
             standalone(StatusCode::OK, p)
         }
         Err(e) => {
             let msg = e.to_string();
             let field = ["password", "given_name", "family_name", "token"].into_iter().find(|x| msg.contains(&format!("`{x}`")) || (*x == "password" && msg.starts_with("a password")))
                 .unwrap_or("");
-            let p = LoginPage { css: &assets::CSS.path, mode: "invitation", email: "", token: &f.token, error: &msg, field };
+            let p = LoginPage { css: &assets::CSS.path, mode: "invitation", email: "", token: &f.token, error: &msg, field, given: &f.given_name, family: &f.family_name };
             standalone(FormError::status(&e), p)
         }
     }

@@ -197,24 +197,36 @@ async fn save_permissions(session: Session, Path((org, id)): Path<(String, Uuid)
     grants::save(&ctx, project_view(&ctx, &p), form).await
 }
 
-/// The name of an object, read through its own endpoint (404 if unreadable).
-async fn object_name(ctx: &Ctx, kind: &str, id: Uuid) -> Result<String, Fail> {
+/// The name and project of an object, read through its own endpoint (404 if
+/// unreadable).
+async fn object_name(ctx: &Ctx, kind: &str, id: Uuid) -> Result<(String, Uuid), Fail> {
     let c = ctx.caller.clone();
     let p = crate::extract::Path(id);
     Ok(match kind {
-        "experiment" => experiment::retrieve(c, p).await?.0.name,
-        "dataset" => dataset::retrieve(c, p).await?.0.name,
-        "prompt" => prompt::retrieve(c, p, query(&[])?).await?.0.name,
-        "playground" => prompt_session::retrieve(c, p).await?.0.name,
-        _ => "Project logs".into(),
+        "experiment" => experiment::retrieve(c, p).await.map(|x| (x.0.name, x.0.project_id))?,
+        "dataset" => dataset::retrieve(c, p).await.map(|x| (x.0.name, x.0.project_id))?,
+        "prompt" => prompt::retrieve(c, p, query(&[])?).await.map(|x| (x.0.name, x.0.project_id))?,
+        "playground" => prompt_session::retrieve(c, p).await.map(|x| (x.0.name, x.0.project_id))?,
+        _ => {
+            let obj = ObjectRef::new(ObjectType::ProjectLog, id);
+            ctx.caller.require(Permission::Read, obj).await?;
+            ("Project logs".into(), id)
+        }
     })
 }
 
 async fn object_view(ctx: &Ctx, project: Uuid, kind: &str, id: Uuid) -> Result<AccessView, Fail> {
-    let p = load_project(ctx, project).await?;
     let obj = obj_ref(kind, id).ok_or_else(|| Fail(ApiError::NotFound(format!("no such object kind `{kind}`"))))?;
     let id = if kind == "logs" { project } else { id };
-    let name = object_name(ctx, kind, id).await?;
+    let (name, in_project) = object_name(ctx, kind, id).await?;
+    if in_project != project {
+        return Err(Fail(ApiError::not_found(kind, id)));
+    }
+    // The project itself may be unreadable to someone granted only this object.
+    let mut crumbs = vec![(format!("{}/projects", ctx.base()), "Projects".to_owned())];
+    if let Ok(p) = load_project(ctx, project).await {
+        crumbs.push((format!("{}/p/{}", ctx.base(), p.id), p.name));
+    }
     Ok(AccessView {
         obj: ObjectRef::new(obj.object_type, id),
         heading: name,
@@ -225,7 +237,7 @@ async fn object_view(ctx: &Ctx, project: Uuid, kind: &str, id: Uuid) -> Result<A
             "playground" => "Playground permissions: who may read, change, delete or manage access to this playground.",
             _ => "Log permissions: who may read or write this project's logs.",
         },
-        crumbs: vec![(format!("{}/projects", ctx.base()), "Projects".into()), (format!("{}/p/{}", ctx.base(), p.id), p.name)],
+        crumbs,
         tabs: vec![],
         action: format!("{}/p/{project}/{kind}/{id}", ctx.base()),
         nav: "projects",

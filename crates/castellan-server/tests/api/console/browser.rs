@@ -109,8 +109,8 @@ impl Browser {
 
     /// The page's visible text.
     pub async fn text(&self) -> String {
-        let body = self.client.find(Locator::Css("body")).await.expect("body");
-        body.text().await.expect("text")
+        let body = self.client.wait().for_element(Locator::Css("body")).await.expect("body");
+        body.text().await.unwrap_or_default()
     }
 
     /// The page's HTML.
@@ -136,6 +136,15 @@ impl Browser {
         el.send_keys(value).await.unwrap_or_else(|e| panic!("type into {css}: {e}"));
     }
 
+    /// Sets an input's value directly (date and time inputs take keystrokes in the
+    /// browser's locale format).
+    pub async fn set_value(&self, css: &str, value: &str) {
+        self.client
+            .execute("document.querySelector(arguments[0]).value = arguments[1]; return true;", vec![css.into(), value.into()])
+            .await
+            .unwrap_or_else(|e| panic!("set {css}: {e}"));
+    }
+
     /// Clicks an element.
     pub async fn click(&self, css: &str) {
         let el = self.client.wait().for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("find {css}: {e}"));
@@ -146,6 +155,12 @@ impl Browser {
     pub async fn select(&self, css: &str, value: &str) {
         let el = self.client.wait().for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("find {css}: {e}"));
         el.select_by_value(value).await.unwrap_or_else(|e| panic!("select {value} in {css}: {e}"));
+    }
+
+    /// Waits for an element and answers its text.
+    pub async fn wait_for(&self, css: &str) -> String {
+        let el = self.client.wait().for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("find {css}: {e}"));
+        el.text().await.unwrap_or_default()
     }
 
     /// Whether an element is there.
