@@ -504,3 +504,12 @@ pub fn one<'a>(form: &'a [(String, String)], key: &str) -> &'a str {
 pub fn short_time(t: &str) -> String {
     t.get(..16).map(|s| s.replace('T', " ")).unwrap_or_else(|| t.to_owned())
 }
+
+/// The templates' own filters.
+pub mod filters {
+    /// `{{ t|short }}`: a timestamp's date and minute.
+    #[askama::filter_fn]
+    pub fn short<T: std::fmt::Display>(t: T, _: &dyn askama::Values) -> askama::Result<String> {
+        Ok(super::short_time(&t.to_string()))
+    }
+}

@@ -189,3 +189,136 @@ async fn seed_workflow_end_to_end(backend: Backend) {
 }
 
 on_both_backends!(#[ignore = "needs Chromium, chromedriver and axe-core: scripts/test runs it"] seed_workflow_end_to_end);
+
+/// API keys shown once, service accounts and their tokens, the audit log's filters
+/// and chain verification, roles, the administration objects, and "view as".
+async fn keys_tokens_audit_and_settings(backend: Backend) {
+    let (app, key) = app_with_owner(backend).await;
+    let t = tag(backend);
+    let (_, proj) = app.post("/v1/project", &key, json!({"name": "Seed"})).await;
+    let owner = Browser::start(&app.base, t, true).await;
+    owner.sign_in("owner@acme.test", PASSWORD).await;
+
+    // An API key is shown once, with a copy button, and works.
+    owner.go("/o/acme/settings/api-keys").await;
+    owner.click("button[commandfor=create-dialog]").await;
+    owner.fill("#key-name", "ci").await;
+    owner.click("#create-dialog button.primary").await;
+    owner.wait_for("#new-secret").await;
+    let raw = owner.client.find(fantoccini::Locator::Css("#secret-value")).await.expect("secret").prop("value").await.expect("value").expect("a value");
+    assert!(raw.starts_with("sk-"), "{raw}");
+    assert!(owner.has("#copy-secret").await);
+    owner.check("api-key-created").await;
+    let (s, _) = app.get("/v1/project", &raw).await;
+    assert_eq!(s, StatusCode::OK, "the new key authenticates");
+    owner.go("/o/acme/settings/api-keys").await;
+    assert!(!owner.html().await.contains(&raw), "never shown again");
+    let text = owner.text().await;
+    assert!(text.contains("ci"), "listed by name: {text}");
+    owner.check("api-keys").await;
+
+    // A service account with its first token, shown once; the token works.
+    owner.go("/o/acme/settings/service-accounts").await;
+    owner.click("button[commandfor=create-dialog]").await;
+    owner.fill("#sa-name", "deploy-bot").await;
+    owner.fill("#sa-token", "first").await;
+    owner.click("#create-dialog button.primary").await;
+    owner.wait_for("#new-secret").await;
+    let token = owner.client.find(fantoccini::Locator::Css("#secret-value")).await.expect("secret").prop("value").await.expect("value").expect("a value");
+    assert!(token.starts_with("bt-st-"), "{token}");
+    let (s, _) = app.get("/v1/project", &token).await;
+    assert_eq!(s, StatusCode::OK, "the token authenticates");
+    owner.check("service-accounts").await;
+
+    // Roles: create one, give it permissions and inheritance.
+    owner.go("/o/acme/settings/roles").await;
+    owner.click("button[commandfor=create-dialog]").await;
+    owner.fill("#create-dialog #name", "Auditor").await;
+    owner.click("#create-dialog button.primary").await;
+    owner.wait_text("Role created").await;
+    owner.click("input[value='read:any']").await;
+    owner.click("input[value='read_acls:project']").await;
+    owner.click("form button.primary").await;
+    owner.wait_text("Role saved").await;
+    assert!(owner.checked("input[value='read_acls:project']").await);
+    owner.check("role").await;
+    let (_, roles) = app.get("/v1/role?org_name=acme&role_name=Auditor", &key).await;
+    let perms = roles["objects"][0]["member_permissions"].as_array().expect("perms").len();
+    assert_eq!(perms, 2, "{roles}");
+    owner.go("/o/acme/settings/roles").await;
+    owner.check("roles").await;
+
+    // Administration objects.
+    owner.go("/o/acme/settings/environments").await;
+    owner.click("button[commandfor=new-environments]").await;
+    owner.fill("#environments-name", "Production").await;
+    owner.fill("#environments-slug", "production").await;
+    owner.click("#new-environments button.primary").await;
+    owner.wait_text("Created").await;
+    owner.check("environments").await;
+    owner.go("/o/acme/settings/env-vars").await;
+    owner.click("button[commandfor=new-env-vars]").await;
+    owner.fill("#env-vars-name", "SEARCH_KEY").await;
+    owner.fill("#env-vars-value", "s3cret-value-123").await;
+    owner.click("#new-env-vars button.primary").await;
+    owner.wait_text("Created").await;
+    assert!(!owner.html().await.contains("s3cret-value-123"), "the value is never shown");
+    owner.check("env-vars").await;
+    owner.go("/o/acme/settings/ai-providers").await;
+    owner.click("button[commandfor=new-ai-providers]").await;
+    owner.fill("#ai-providers-name", "OPENAI_API_KEY").await;
+    owner.fill("#ai-providers-secret", "sk-openai-abcdefghijklmnop").await;
+    owner.click("#new-ai-providers button.primary").await;
+    owner.wait_text("Created").await;
+    assert!(!owner.html().await.contains("sk-openai-abcdefghijklmnop"), "previews only");
+    owner.check("ai-providers").await;
+    owner.go(&format!("/o/acme/p/{}/settings", id_of(&proj))).await;
+    owner.click("button[commandfor=new-tags]").await;
+    owner.fill("#tags-name", "needs-review").await;
+    owner.click("#new-tags button.primary").await;
+    owner.wait_text("needs-review").await;
+    owner.fill("#comparison_key", "input.question").await;
+    owner.click("form[action$='/settings'] button").await;
+    owner.wait_text("Comparison key saved").await;
+    owner.check("project-configuration").await;
+    let (_, p) = app.get(&format!("/v1/project/{}", id_of(&proj)), &key).await;
+    assert_eq!(p["settings"]["comparison_key"], "input.question");
+
+    // The audit log: filters and chain verification.
+    owner.go("/o/acme/settings/audit-log?range=24h").await;
+    let text = owner.wait_text("Audit log").await;
+    assert!(text.contains("role.created") && text.contains("api_key.created"), "{text}");
+    owner.check("audit-log").await;
+    owner.go("/o/acme/settings/audit-log?range=24h&event_type=role.created").await;
+    let rows = owner.wait_for("#audit-table tbody").await;
+    assert!(rows.contains("role.created") && !rows.contains("api_key.created"), "filtered by event type: {rows}");
+    owner.click("#verify-chain").await;
+    let status = owner.wait_for("#chain-status").await;
+    assert!(status.contains("intact"), "{status}");
+    owner.check("audit-log-verified").await;
+
+    // An owner views the console as a member: marked on every page, checked as them.
+    let (s, v) = app.patch("/v1/organization/members", &key, json!({"invite_users": {"emails": ["viewer@acme.test"], "group_name": "Viewers"}})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let token = v["invitations"][0]["token"].as_str().expect("token");
+    let (s, v) = app.post("/api/invitation/accept", "", json!({"token": token, "password": PASSWORD})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    owner.go("/o/acme/settings/members").await;
+    owner.click("form[action$='/view-as'] button").await;
+    let banner = owner.wait_for(".view-as").await;
+    assert!(banner.contains("viewer@acme.test"), "{banner}");
+    let text = owner.text().await;
+    assert!(!text.contains("Service accounts") && !text.contains("Audit log"), "the viewer's navigation: {text}");
+    owner.check("view-as").await;
+    owner.click(".view-as button").await;
+    owner.wait_text("Service accounts").await;
+    assert!(!owner.has(".view-as").await);
+
+    owner.close().await;
+    app.stop().await;
+}
+
+mod more {
+    use super::*;
+    on_both_backends!(#[ignore = "needs Chromium, chromedriver and axe-core: scripts/test runs it"] keys_tokens_audit_and_settings);
+}
