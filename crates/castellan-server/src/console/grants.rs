@@ -126,7 +126,7 @@ impl Names {
         }
         Ok(Names {
             users: users.iter().map(|u| (u.id, super::members::name_of(u))).collect(),
-            service: users.iter().filter(|u| u.email.is_none()).map(|u| u.id).collect(),
+            service: users.iter().filter(|u| super::members::is_service(u)).map(|u| u.id).collect(),
             groups: groups.iter().map(|g| (g.id, g.name.clone())).collect(),
             roles: roles.into_iter().map(|r| (r.id, r.name)).collect(),
             objects,
@@ -393,7 +393,7 @@ pub async fn render(ctx: &Ctx, view: AccessView, q: AccessQuery, err: FormError)
     let mut people: Vec<(String, String)> = users
         .iter()
         .map(|u| {
-            let kind = if u.email.is_none() { "service account" } else { "user" };
+            let kind = if super::members::is_service(u) { "service account" } else { "user" };
             (format!("user:{}", u.id), format!("{} ({kind})", super::members::name_of(u)))
         })
         .collect();

@@ -129,7 +129,7 @@ async fn accounts_render(ctx: &Ctx, err: FormError, secret: Option<Secret>, noti
     let accounts = load_members(ctx)
         .await?
         .into_iter()
-        .filter(|u| owner && u.email.is_none())
+        .filter(|u| owner && super::members::is_service(u))
         .map(|u| Account {
             id: u.id,
             name: name_of(&u),

@@ -79,6 +79,11 @@ pub(super) fn is_builtin(name: &str) -> bool {
     matches!(name, "Owners" | "Engineers" | "Viewers")
 }
 
+/// Whether a user is a service account (their address is in the reserved domain).
+pub(super) fn is_service(u: &User) -> bool {
+    u.email.as_deref().is_none_or(|e| e.ends_with("@service-accounts.castellan.invalid"))
+}
+
 /// A user's name for tables.
 pub(super) fn name_of(u: &User) -> String {
     let n = [u.given_name.as_deref(), u.family_name.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" ");
@@ -127,8 +132,8 @@ async fn render(ctx: &Ctx, err: FormError, invitations: Vec<(String, String)>, n
         .map(|u| Row {
             id: u.id,
             name: name_of(u),
-            email: u.email.clone().unwrap_or_default(),
-            service: u.email.is_none(),
+            email: if is_service(u) { String::new() } else { u.email.clone().unwrap_or_default() },
+            service: is_service(u),
             groups: of_user.remove(&u.id).unwrap_or_default(),
             error: if err.form == format!("remove-{}", u.id) { err.message.clone() } else { String::new() },
         })

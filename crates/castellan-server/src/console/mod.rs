@@ -259,7 +259,8 @@ struct Shell<'a> {
 /// A user's label: their name and email, or their id.
 pub fn user_label(u: &castellan_store::UserRecord) -> String {
     let name = [u.given_name.as_deref(), u.family_name.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" ");
-    match (&u.email, name.is_empty()) {
+    let email = u.email.clone().filter(|e| !e.ends_with("@service-accounts.castellan.invalid"));
+    match (&email, name.is_empty()) {
         (Some(e), true) => e.clone(),
         (Some(e), false) => format!("{name} ({e})"),
         (None, false) => name,

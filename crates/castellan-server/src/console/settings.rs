@@ -189,7 +189,7 @@ const AI: Kind = Kind {
     title: "AI providers",
     intro: "The organization's provider keys. Values are sealed at rest and never shown again; only a preview is.",
     singular: "AI provider",
-    columns: &[("Name", "name"), ("Provider", "secret_type"), ("Key", "preview_secret"), ("Key last changed", "secret_updated_at")],
+    columns: &[("Name", "name"), ("Provider", "type"), ("Key", "preview_secret"), ("Key last changed", "secret_updated_at")],
     fields: &[
         text("name", "Name", "e.g. OPENAI_API_KEY"),
         Field { name: "secret_type", label: "Provider", input: "select", options: &["openai", "anthropic", "google", "mistral", "together", "azure", "bedrock", "vertex", "custom"], hint: "" },
@@ -341,7 +341,7 @@ async fn create_kind(ctx: &Ctx, kind: &Kind, project: Option<Uuid>, form: &[(Str
     let opt = |k: &str| Some(one(form, k).trim().to_owned()).filter(|s| !s.is_empty());
     match kind.slug {
         "ai-providers" => {
-            ai_secret::create(c, b(json!({"name": one(form, "name").trim(), "secret_type": opt("secret_type"), "secret": opt("secret"), "org_name": ctx.org_name()}))?).await?;
+            ai_secret::create(c, b(json!({"name": one(form, "name").trim(), "type": opt("secret_type"), "secret": opt("secret"), "org_name": ctx.org_name()}))?).await?;
         }
         "env-vars" => {
             env_var::create(c, b(json!({"object_type": "organization", "object_id": ctx.org.id.0, "name": one(form, "name").trim(), "value": opt("value")}))?).await?;

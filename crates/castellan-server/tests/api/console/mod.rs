@@ -301,10 +301,12 @@ async fn keys_tokens_audit_and_settings(backend: Backend) {
     let (s, v) = app.patch("/v1/organization/members", &key, json!({"invite_users": {"emails": ["viewer@acme.test"], "group_name": "Viewers"}})).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let token = v["invitations"][0]["token"].as_str().expect("token");
-    let (s, v) = app.post("/api/invitation/accept", "", json!({"token": token, "password": PASSWORD})).await;
+    let body = json!({"token": token, "password": PASSWORD});
+    let (s, _, v) = app.send(reqwest::Method::POST, "/api/invitation/accept", None, Some(body), &[]).await;
     assert_eq!(s, StatusCode::OK, "{v}");
+    let viewer = v["user"]["id"].as_str().expect("viewer id").to_owned();
     owner.go("/o/acme/settings/members").await;
-    owner.click("form[action$='/view-as'] button").await;
+    owner.click(&format!("form[action$='/view-as']:has(input[value='{viewer}']) button")).await;
     let banner = owner.wait_for(".view-as").await;
     assert!(banner.contains("viewer@acme.test"), "{banner}");
     let text = owner.text().await;
