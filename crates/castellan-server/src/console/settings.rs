@@ -224,7 +224,7 @@ const TAGS: Kind = Kind {
     intro: "Labels for logs, experiments and dataset rows.",
     singular: "tag",
     columns: &[("Name", "name"), ("Color", "color"), ("Description", "description")],
-    fields: &[text("name", "Name", ""), Field { name: "color", label: "Color", input: "color", options: &[], hint: "" }, text("description", "Description", "")],
+    fields: &[text("name", "Name", ""), Field { name: "color", label: "Color", input: "color", options: &[], hint: "Shown next to the tag." }, text("description", "Description", "")],
 };
 
 const REVIEW: Kind = Kind {
