@@ -841,6 +841,47 @@ pub struct AutomationRun {
     pub details: Option<Value>,
 }
 
+/// One delivery of an automation's notification (Castellan extension).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AutomationDelivery {
+    /// Id (sent as `x-castellan-delivery`, the same on every retry).
+    pub id: Uuid,
+    /// The automation.
+    pub automation_id: Uuid,
+    /// The run that sent it (null for a test).
+    pub run_id: Option<Uuid>,
+    /// First attempt (RFC 3339).
+    pub created: String,
+    /// End (RFC 3339); null while being attempted.
+    pub finished: Option<String>,
+    /// `pending`, `ok` or `failed`.
+    pub status: String,
+    /// Attempts made.
+    pub attempts: i64,
+    /// The last HTTP status received.
+    pub http_status: Option<i64>,
+    /// Why the last attempt failed.
+    pub error: Option<String>,
+    /// `kind` (webhook, slack, pagerduty), `target` (URL without query, channel),
+    /// `event`, `is_test`.
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<Value>,
+}
+
+/// What testing an alert found and sent (Castellan extension).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AutomationTestResult {
+    /// Log spans of the last interval matching the filter.
+    pub count: u64,
+    /// Whether a test notification (`is_test: true`) was delivered; one is sent
+    /// only when some spans matched.
+    pub delivered: bool,
+    /// The delivery, when one was attempted.
+    pub delivery: Option<AutomationDelivery>,
+    /// In words.
+    pub message: String,
+}
+
 /// What a retention rule would delete now (Castellan extension).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RetentionPreview {

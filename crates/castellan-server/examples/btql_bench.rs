@@ -15,14 +15,15 @@
 //! 1000, scores, metrics, span attributes, context), then each query runs
 //! `--iterations` times, one at a time, after three warm-up runs.
 
-use castellan_core::ProjectId;
 use castellan_server::access::system_clock;
 use castellan_server::config::Config;
 use castellan_server::serve::start_with_state;
-use castellan_store::{EventKind, EventObject, EventWrite, Store};
+use castellan_store::{EventKind, EventObject};
 use serde_json::{json, Value};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+use support::{fill, open, pct, span};
+
+mod support;
 
 struct Args {
     backend: String,
@@ -52,59 +53,11 @@ fn args() -> Result<Args, String> {
     Ok(a)
 }
 
-const MODELS: [&str; 10] = [
-    "gpt-4o",
-    "gpt-4o-mini",
-    "gpt-4.1",
-    "o3-mini",
-    "claude-sonnet",
-    "claude-haiku",
-    "gemini-pro",
-    "gemini-flash",
-    "llama-70b",
-    "mistral-large",
-];
-
-/// One SDK-shaped span's stored fields (without the routing keys).
-fn span(n: u64) -> String {
-    format!(
-        r#"{{"span_id":"{n:016x}","root_span_id":"{r:032x}","span_parents":null,"created":"2026-11-23T14:16:12.470123+00:00","input":{{"messages":[{{"role":"system","content":"You are a careful assistant that answers arithmetic questions."}},{{"role":"user","content":"What is {n} + 2?"}}]}},"output":{{"role":"assistant","content":"The answer is {m}."}},"metadata":{{"model":"{model}","user_id":"user-{u}","session":"s-{s}","env":"{env}"}},"metrics":{{"start":1795443372.470123,"end":1795443372.610456,"prompt_tokens":42,"completion_tokens":7,"tokens":49}},"scores":{{"accuracy":{acc}}},"span_attributes":{{"name":"chat","type":"llm","exec_counter":{n}}},"context":{{"caller_functionname":"answer","caller_filename":"/srv/app/handlers.py","caller_lineno":118,"span_origin":{{"name":"braintrust.sdk.python","version":"0.48.1"}}}}}}"#,
-        r = n / 4,
-        m = n + 2,
-        model = MODELS[(n % 10) as usize],
-        u = n % 1000,
-        s = n % 97,
-        env = if n.is_multiple_of(2) { "prod" } else { "dev" },
-        acc = (n % 100) as f64 / 100.0,
-    )
-}
-
-async fn open(a: &Args, dir: &std::path::Path) -> Result<Arc<dyn Store>, String> {
-    match a.backend.as_str() {
-        "sqlite" => Ok(Arc::new(
-            castellan_store_sqlite::SqliteStore::open(&dir.join("bench.sqlite")).await.map_err(|e| e.to_string())?,
-        )),
-        "postgres" => {
-            let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
-            Ok(Arc::new(
-                castellan_store_postgres::PgStore::connect(&a.postgres_url, Some(&schema))
-                    .await
-                    .map_err(|e| e.to_string())?,
-            ))
-        }
-        other => Err(format!("unknown backend `{other}`; use sqlite or postgres")),
-    }
-}
-
-fn pct(lat: &[Duration], p: f64) -> f64 {
-    lat.get(((lat.len() as f64 - 1.0) * p) as usize).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)
-}
-
 #[tokio::main]
 async fn main() -> Result<(), String> {
     let a = args()?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let store = open(&a, dir.path()).await?;
+    let store = open(&a.backend, &a.postgres_url, dir.path()).await?;
     let config = Config {
         listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
         data_dir: dir.path().to_owned(),
@@ -130,27 +83,7 @@ async fn main() -> Result<(), String> {
     let log = EventObject { kind: EventKind::ProjectLogs, id: uuid::Uuid::parse_str(&pid).map_err(|e| e.to_string())? };
 
     let started = Instant::now();
-    let per_tx = 5000u64;
-    let mut n = 0u64;
-    while n < a.rows {
-        let mut tx = store.data_write().await.map_err(|e| e.to_string())?;
-        let xact = tx.next_xact_id().await.map_err(|e| e.to_string())?;
-        let rows: Vec<EventWrite> = (n..(n + per_tx).min(a.rows))
-            .map(|i| EventWrite {
-                object: log,
-                project_id: ProjectId(log.id),
-                row_id: format!("{i:032x}"),
-                root_span_id: Some(format!("{:032x}", i / 4)),
-                is_root: true,
-                deleted: false,
-                is_comment: false,
-                data: span(i),
-            })
-            .collect();
-        tx.insert_events(xact, &rows).await.map_err(|e| e.to_string())?;
-        tx.commit().await.map_err(|e| e.to_string())?;
-        n += per_tx;
-    }
+    fill(&*store, log, 0, a.rows, span).await?;
     eprintln!("wrote {} rows in {:.1} s", a.rows, started.elapsed().as_secs_f64());
 
     let from = json!({"op": "function", "name": {"op": "ident", "name": ["project_logs"]}, "args": [{"op": "literal", "value": pid}]});

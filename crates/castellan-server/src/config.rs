@@ -43,6 +43,22 @@ pub struct Config {
     /// Earlier master keys (64 hex characters each): they open values sealed before
     /// a rotation and never seal. Never logged.
     pub secret_keys_previous: Vec<String>,
+    /// Private, loopback or link-local destinations outbound requests (webhooks,
+    /// Slack, AI providers) may reach anyway: IP addresses, CIDR blocks or host
+    /// names. Default: none (every such destination is refused).
+    pub outbound_allow: Vec<String>,
+    /// Slack's Web API base URL (`chat.postMessage` is called below it).
+    pub slack_api_url: String,
+    /// PagerDuty's Events API base URL (`/v2/enqueue` is called below it).
+    pub pagerduty_api_url: String,
+    /// How many times a notification is attempted before it is recorded as failed.
+    pub webhook_attempts: u32,
+    /// The wait before the second attempt; it doubles for each later one.
+    pub webhook_backoff: Duration,
+    /// How long one outbound request may take.
+    pub webhook_timeout: Duration,
+    /// How often the scheduler looks for due automations.
+    pub scheduler_tick: Duration,
 }
 
 impl fmt::Debug for Config {
@@ -62,6 +78,13 @@ impl fmt::Debug for Config {
             .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
             .field("secret_key_file", &self.secret_key_file)
             .field("secret_keys_previous", &self.secret_keys_previous.iter().map(|_| "***").collect::<Vec<_>>())
+            .field("outbound_allow", &self.outbound_allow)
+            .field("slack_api_url", &self.slack_api_url)
+            .field("pagerduty_api_url", &self.pagerduty_api_url)
+            .field("webhook_attempts", &self.webhook_attempts)
+            .field("webhook_backoff", &self.webhook_backoff)
+            .field("webhook_timeout", &self.webhook_timeout)
+            .field("scheduler_tick", &self.scheduler_tick)
             .finish()
     }
 }
@@ -95,6 +118,13 @@ impl Default for Config {
             secret_key: None,
             secret_key_file: None,
             secret_keys_previous: Vec::new(),
+            outbound_allow: Vec::new(),
+            slack_api_url: "https://slack.com/api".into(),
+            pagerduty_api_url: "https://events.pagerduty.com".into(),
+            webhook_attempts: 4,
+            webhook_backoff: Duration::from_secs(2),
+            webhook_timeout: Duration::from_secs(10),
+            scheduler_tick: Duration::from_secs(30),
         }
     }
 }
@@ -157,6 +187,30 @@ pub struct FileConfig {
     /// rotation (`castellan secrets rotate-key`) and never seal.
     #[arg(long, env = "CASTELLAN_SECRET_KEYS_PREVIOUS", value_delimiter = ',', hide_env_values = true)]
     pub secret_keys_previous: Option<Vec<String>>,
+    /// Private or loopback destinations outbound requests (webhooks, Slack, AI
+    /// providers) may reach anyway: IPs, CIDR blocks or host names, comma-separated
+    /// [default: none].
+    #[arg(long, env = "CASTELLAN_OUTBOUND_ALLOW", value_delimiter = ',')]
+    pub outbound_allow: Option<Vec<String>>,
+    /// Slack's Web API base URL [default: https://slack.com/api].
+    #[arg(long, env = "CASTELLAN_SLACK_API_URL")]
+    pub slack_api_url: Option<String>,
+    /// PagerDuty's Events API base URL [default: https://events.pagerduty.com].
+    #[arg(long, env = "CASTELLAN_PAGERDUTY_API_URL")]
+    pub pagerduty_api_url: Option<String>,
+    /// Attempts per notification before it is recorded as failed [default: 4].
+    #[arg(long, env = "CASTELLAN_WEBHOOK_ATTEMPTS")]
+    pub webhook_attempts: Option<u32>,
+    /// Wait before the second attempt, in milliseconds; doubles after [default: 2000].
+    #[arg(long, env = "CASTELLAN_WEBHOOK_BACKOFF_MS")]
+    pub webhook_backoff_ms: Option<u64>,
+    /// Time limit of one outbound request, in milliseconds [default: 10000].
+    #[arg(long, env = "CASTELLAN_WEBHOOK_TIMEOUT_MS")]
+    pub webhook_timeout_ms: Option<u64>,
+    /// How often the scheduler looks for due automations, in milliseconds
+    /// [default: 30000].
+    #[arg(long, env = "CASTELLAN_SCHEDULER_TICK_MS")]
+    pub scheduler_tick_ms: Option<u64>,
 }
 
 impl fmt::Debug for FileConfig {
@@ -176,6 +230,13 @@ impl fmt::Debug for FileConfig {
             .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
             .field("secret_key_file", &self.secret_key_file)
             .field("secret_keys_previous", &self.secret_keys_previous.iter().map(|_| "***").collect::<Vec<_>>())
+            .field("outbound_allow", &self.outbound_allow)
+            .field("slack_api_url", &self.slack_api_url)
+            .field("pagerduty_api_url", &self.pagerduty_api_url)
+            .field("webhook_attempts", &self.webhook_attempts)
+            .field("webhook_backoff_ms", &self.webhook_backoff_ms)
+            .field("webhook_timeout_ms", &self.webhook_timeout_ms)
+            .field("scheduler_tick_ms", &self.scheduler_tick_ms)
             .finish()
     }
 }
@@ -250,7 +311,46 @@ impl Config {
             secret_key: overrides.secret_key.or(from_file.secret_key).filter(|s| !s.is_empty()),
             secret_key_file: overrides.secret_key_file.or(from_file.secret_key_file),
             secret_keys_previous: overrides.secret_keys_previous.or(from_file.secret_keys_previous).unwrap_or_default(),
+            outbound_allow: overrides.outbound_allow.or(from_file.outbound_allow).unwrap_or_default(),
+            slack_api_url: overrides.slack_api_url.or(from_file.slack_api_url).unwrap_or(d.slack_api_url),
+            pagerduty_api_url: overrides
+                .pagerduty_api_url
+                .or(from_file.pagerduty_api_url)
+                .unwrap_or(d.pagerduty_api_url),
+            webhook_attempts: overrides.webhook_attempts.or(from_file.webhook_attempts).unwrap_or(d.webhook_attempts),
+            webhook_backoff: overrides
+                .webhook_backoff_ms
+                .or(from_file.webhook_backoff_ms)
+                .map(Duration::from_millis)
+                .unwrap_or(d.webhook_backoff),
+            webhook_timeout: overrides
+                .webhook_timeout_ms
+                .or(from_file.webhook_timeout_ms)
+                .map(Duration::from_millis)
+                .unwrap_or(d.webhook_timeout),
+            scheduler_tick: overrides
+                .scheduler_tick_ms
+                .or(from_file.scheduler_tick_ms)
+                .map(Duration::from_millis)
+                .unwrap_or(d.scheduler_tick),
         };
+        for a in &cfg.outbound_allow {
+            crate::outbound::Allow::parse(a).map_err(ConfigError::Invalid)?;
+        }
+        for (key, url) in [("slack_api_url", &cfg.slack_api_url), ("pagerduty_api_url", &cfg.pagerduty_api_url)] {
+            if !(url.starts_with("https://") || url.starts_with("http://")) || reqwest::Url::parse(url).is_err() {
+                return Err(ConfigError::Invalid(format!("{key}: `{url}` is not an http(s) URL")));
+            }
+        }
+        if !(1..=20).contains(&cfg.webhook_attempts) {
+            return Err(ConfigError::Invalid(format!(
+                "webhook_attempts must be from 1 to 20, got {}",
+                cfg.webhook_attempts
+            )));
+        }
+        if cfg.webhook_timeout.is_zero() || cfg.scheduler_tick.is_zero() {
+            return Err(ConfigError::Invalid("webhook_timeout_ms and scheduler_tick_ms must be positive".into()));
+        }
         if cfg.secret_key.is_some() && cfg.secret_key_file.is_some() {
             return Err(ConfigError::Invalid("set one of secret_key and secret_key_file, not both".into()));
         }
@@ -350,13 +450,14 @@ mod tests {
                     "\"postgres://x\""
                 }
                 "trust_forwarded_for" => "true",
-                "cors_origins" | "secret_keys_previous" => "[\"https://a.example\"]",
+                "cors_origins" | "secret_keys_previous" | "outbound_allow" => "[\"https://a.example\"]",
+                "slack_api_url" | "pagerduty_api_url" => "\"https://x.example\"",
                 _ => "2048",
             };
             let file: Result<FileConfig, _> = toml::from_str(&format!("{key} = {value}"));
             assert!(file.is_ok(), "{key}: {file:?}");
         }
-        assert_eq!(seen.len(), 14, "{seen:?}");
+        assert_eq!(seen.len(), 21, "{seen:?}");
     }
 
     #[test]

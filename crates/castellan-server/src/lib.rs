@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod keys;
 pub mod openapi;
+pub mod outbound;
 pub mod passwords;
 pub mod ratelimit;
 pub mod rotation;
@@ -20,6 +21,7 @@ pub mod secrets;
 pub mod seed;
 pub mod serve;
 pub mod state;
+pub mod webhook;
 
 pub use access::AppState;
 pub use config::Config;

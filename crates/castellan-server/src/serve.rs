@@ -67,7 +67,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
     let store = open_store(&config).await?;
     let (state, system) = prepare(store, config.clone(), system_clock()).await?;
     // The scheduler (retention sweeps) holds the system's write right from here on.
-    crate::automation::spawn(state.clone(), system);
+    crate::automation::spawn(state.clone(), &system);
     start_with_state(state).await
 }
 

@@ -199,6 +199,26 @@ impl Store for PgStore {
         sql::jobs::delete_events_before(&self.pool, object, cutoff, limit).await
     }
 
+    async fn count_matching(&self, q: &EventSearch, since: Option<XactId>) -> StoreResult<u64> {
+        sql::btql::count(&self.pool, q, since).await
+    }
+
+    async fn record_delivery(&self, d: &DeliveryRecord) -> StoreResult<()> {
+        sql::jobs::record_delivery(&self.pool, d).await
+    }
+
+    async fn list_deliveries(&self, automation: uuid::Uuid, limit: usize) -> StoreResult<Vec<DeliveryRecord>> {
+        sql::jobs::list_deliveries(&self.pool, automation, limit).await
+    }
+
+    async fn sweep_attachments(&self, object: EventObject) -> StoreResult<u64> {
+        sql::jobs::sweep_attachments(&self.pool, object).await
+    }
+
+    async fn delete_stale_overflow(&self, org: castellan_core::OrgId, before: Micros) -> StoreResult<u64> {
+        sql::jobs::delete_stale_overflow(&self.pool, org, before).await
+    }
+
     async fn replace_server_secret(&self, name: &str, old: &[u8], new: &[u8]) -> StoreResult<bool> {
         store::replace_server_secret(&self.pool, name, old, new).await
     }

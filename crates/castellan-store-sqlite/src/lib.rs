@@ -155,6 +155,26 @@ impl Store for SqliteStore {
         sql::jobs::delete_events_before(&self.writer, object, cutoff, limit).await
     }
 
+    async fn count_matching(&self, q: &EventSearch, since: Option<XactId>) -> StoreResult<u64> {
+        sql::btql::count(&self.reader, q, since).await
+    }
+
+    async fn record_delivery(&self, d: &DeliveryRecord) -> StoreResult<()> {
+        sql::jobs::record_delivery(&self.writer, d).await
+    }
+
+    async fn list_deliveries(&self, automation: uuid::Uuid, limit: usize) -> StoreResult<Vec<DeliveryRecord>> {
+        sql::jobs::list_deliveries(&self.writer, automation, limit).await
+    }
+
+    async fn sweep_attachments(&self, object: EventObject) -> StoreResult<u64> {
+        sql::jobs::sweep_attachments(&self.writer, object).await
+    }
+
+    async fn delete_stale_overflow(&self, org: castellan_core::OrgId, before: Micros) -> StoreResult<u64> {
+        sql::jobs::delete_stale_overflow(&self.writer, org, before).await
+    }
+
     async fn replace_server_secret(&self, name: &str, old: &[u8], new: &[u8]) -> StoreResult<bool> {
         store::replace_server_secret(&self.writer, name, old, new).await
     }

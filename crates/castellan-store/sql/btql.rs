@@ -416,6 +416,53 @@ pub(crate) fn search_sql(q: &EventSearch) -> (String, Vec<Arg>) {
     compact(&text, sql.args)
 }
 
+/// The SQL counting the rows a search would find (its filter at its version, every
+/// page at once; sort, position and limit do not matter), only rows whose newest
+/// version was written after `since` when given (the `events_by_xact` index bounds
+/// that scan), and its parameters.
+pub(crate) fn count_sql(q: &EventSearch, since: Option<XactId>) -> (String, Vec<Arg>) {
+    let mut sql = Sql::default();
+    let kind = sql.arg(Arg::Text(q.object.kind.as_str().to_owned()));
+    let id = sql.arg(Arg::Uuid(q.object.id));
+    let version = sql.arg(Arg::Int(q.version.0));
+    let mut text = format!(
+        "SELECT COUNT(*) FROM events e WHERE e.object_kind = {kind} AND e.object_id = {id} AND e.xact_id <= {version} \
+         AND NOT e.deleted AND NOT e.is_comment"
+    );
+    if let Some(s) = since {
+        let s = sql.arg(Arg::Int(s.0));
+        text.push_str(&format!(" AND e.xact_id > {s}"));
+    }
+    if let Some(f) = &q.filter {
+        text.push_str(&format!(" AND {}", pred(&mut sql, f)));
+    }
+    text.push_str(&format!(
+        " AND NOT EXISTS (SELECT 1 FROM events n WHERE n.object_kind = e.object_kind AND n.object_id = e.object_id \
+         AND n.row_id = e.row_id AND n.xact_id > e.xact_id AND n.xact_id <= {version})"
+    ));
+    compact(&text, sql.args)
+}
+
+/// Counts, see [`count_sql`].
+pub(crate) async fn count<'c, E>(conn: E, q: &EventSearch, since: Option<XactId>) -> StoreResult<u64>
+where
+    E: sqlx::Executor<'c, Database = Db>,
+{
+    let (text, args) = count_sql(q, since);
+    let mut query = sqlx::query_scalar::<_, i64>(&text);
+    for a in args {
+        query = match a {
+            Arg::Text(s) => query.bind(s),
+            Arg::Num(n) => query.bind(n),
+            Arg::Int(i) => query.bind(i),
+            Arg::Bool(b) => query.bind(b),
+            Arg::Uuid(u) => query.bind(u),
+        };
+    }
+    let n = query.fetch_one(conn).await.map_err(crate::db_err)?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
 /// Drops the parameters the text does not use (a comparison of values that can never
 /// share a type reads neither), renumbering the rest: PostgreSQL refuses to bind a
 /// parameter it cannot type. Every `$N` in the text is a placeholder (values, JSON

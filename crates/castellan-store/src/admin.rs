@@ -196,6 +196,34 @@ pub trait AdminRepo {
     async fn delete_group_projects_of(&mut self, id: Uuid) -> StoreResult<Vec<(Uuid, ProjectId)>>;
 }
 
+/// One delivery of an automation's notification (a webhook call, a Slack message, a
+/// PagerDuty event), with every attempt it took.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    /// Id (also sent to the receiver, so it can drop duplicates).
+    pub id: Uuid,
+    /// The automation (or, for cost alerts, the organization).
+    pub automation_id: Uuid,
+    /// Its organization.
+    pub org_id: OrgId,
+    /// The run that sent it, if a run did.
+    pub run_id: Option<Uuid>,
+    /// When it was first attempted.
+    pub created: Micros,
+    /// When it finished (None while being attempted).
+    pub finished: Option<Micros>,
+    /// `pending`, `ok` or `failed`.
+    pub status: String,
+    /// Attempts made.
+    pub attempts: i64,
+    /// The last HTTP status received.
+    pub http_status: Option<i64>,
+    /// Why the last attempt failed.
+    pub error: Option<String>,
+    /// What was sent where (`kind`, `target`, `event`, `is_test`); never a secret.
+    pub details: Option<serde_json::Value>,
+}
+
 /// One run of an automation (a retention sweep, an alert check).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {

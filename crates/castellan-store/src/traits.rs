@@ -59,6 +59,21 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes up to `limit` event versions of a log created before `cutoff`, in one
     /// short transaction of its own; how many.
     async fn delete_events_before(&self, object: crate::EventObject, cutoff: &str, limit: usize) -> StoreResult<u64>;
+    /// How many rows a search would find in all (see [`crate::EventSearch`]; sort,
+    /// position and limit do not matter), only those whose newest version was
+    /// written after `since` when given.
+    async fn count_matching(&self, q: &crate::EventSearch, since: Option<crate::XactId>) -> StoreResult<u64>;
+    /// Stores a delivery (inserted, or its outcome recorded).
+    async fn record_delivery(&self, d: &crate::DeliveryRecord) -> StoreResult<()>;
+    /// An automation's newest deliveries.
+    async fn list_deliveries(&self, automation: uuid::Uuid, limit: usize) -> StoreResult<Vec<crate::DeliveryRecord>>;
+    /// After a retention sweep of `object`: drops its references to attachments no
+    /// row of it names any more and deletes attachments no log references; how many
+    /// attachments were deleted.
+    async fn sweep_attachments(&self, object: crate::EventObject) -> StoreResult<u64>;
+    /// Deletes an org's overflow payloads announced before `before` and never
+    /// consumed; how many.
+    async fn delete_stale_overflow(&self, org: castellan_core::OrgId, before: Micros) -> StoreResult<u64>;
     /// Replaces the server secret `name` if it still is `old`; whether it was.
     async fn replace_server_secret(&self, name: &str, old: &[u8], new: &[u8]) -> StoreResult<bool>;
     /// How many sealed values each master key sealed: the first 9 bytes of each

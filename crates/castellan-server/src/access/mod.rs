@@ -46,6 +46,7 @@ pub fn system_clock() -> Clock {
 pub struct AppState(Arc<Inner>);
 
 struct Inner {
+    outbound: crate::outbound::Outbound,
     store: Arc<dyn Store>,
     index: Arc<Index>,
     config: Config,
@@ -297,7 +298,9 @@ impl AppState {
             })
         };
         let commits = store.commit_notifications();
+        let outbound = crate::outbound::Outbound::new(&config.outbound_allow, config.webhook_timeout);
         let state = AppState(Arc::new(Inner {
+            outbound,
             commits,
             caught_up_stamp: std::sync::atomic::AtomicU64::new(0),
             store,
@@ -322,6 +325,11 @@ impl AppState {
     /// Now, in unix epoch microseconds.
     pub fn now(&self) -> Micros {
         (self.0.clock)()
+    }
+
+    /// The guard every outbound request goes through.
+    pub fn outbound(&self) -> &crate::outbound::Outbound {
+        &self.0.outbound
     }
 
     /// The master key that seals secret values (503 `no_master_key` without one).

@@ -114,6 +114,8 @@ pub(crate) async fn assigned(tx: &mut dyn Tx, org: OrgId, object: ObjectRef, slu
 
 /// Makes the environment `slug` of `org` serve `version` of `object` (in `w`, whose
 /// permit covers `update` on the object); a 400 when there is no such environment.
+/// The change, when something changed (for `environment_update` automations, to be
+/// fired once `w` commits).
 pub(crate) async fn assign_in(
     w: &mut Write,
     caller: &Caller,
@@ -121,12 +123,20 @@ pub(crate) async fn assign_in(
     object: ObjectRef,
     slug: &str,
     version: &str,
-) -> ApiResult<()> {
+) -> ApiResult<Option<crate::automation::EnvChange>> {
     let env = find(w.tx(), org, slug)
         .await?
         .ok_or_else(|| ApiError::invalid_body(format!("no environment `{slug}` in this organization")))?;
     let now = w.now();
     let data = json!({"object_version": version, "environment_slug": env.name});
+    let change = |previous: Option<String>| crate::automation::EnvChange {
+        org,
+        object,
+        slug: env.name.clone(),
+        version: Some(version.to_owned()),
+        previous,
+        actor: caller.user.id,
+    };
     match w.tx().find_admin(AdminKind::EnvironmentObject, object, &env.id.to_string()).await? {
         Some(before) => {
             let mut after = before.clone();
@@ -134,7 +144,9 @@ pub(crate) async fn assign_in(
             if after != before {
                 after.updated = now;
                 w.update_admin(&after, &Assignment::wire(&before), &Assignment::wire(&after)).await?;
+                return Ok(Some(change(text(&before, "object_version"))));
             }
+            Ok(None)
         }
         None => {
             let a = AdminRecord {
@@ -151,9 +163,9 @@ pub(crate) async fn assign_in(
                 updated: now,
             };
             w.create_admin(&a, &Assignment::wire(&a)).await?;
+            Ok(Some(change(None)))
         }
     }
-    Ok(())
 }
 
 /// The environment list's filters.
@@ -342,8 +354,9 @@ pub async fn assign(
     {
         return Err(ApiError::invalid_body(format!("prompt `{}` has no version `{version}`", object.object_id)));
     }
-    assign_in(&mut w, &caller, org, object, &p.environment_slug, &version.to_string()).await?;
+    let change = assign_in(&mut w, &caller, org, object, &p.environment_slug, &version.to_string()).await?;
     let rev = w.commit().await?;
+    crate::automation::environment_changed(caller.state(), &permit, change.into_iter().collect());
     Ok(Written::at(rev, EnvironmentObject { object_version: version.to_string() }))
 }
 
@@ -362,5 +375,14 @@ pub async fn unassign(caller: Caller, Path(p): Path<AssignmentPath>) -> ApiResul
     let a = a.ok_or_else(|| ApiError::NotFound(format!("environment `{slug}` serves no version of this object")))?;
     w.delete_admin(&a, &Assignment::wire(&a)).await?;
     let rev = w.commit().await?;
+    let change = crate::automation::EnvChange {
+        org,
+        object,
+        slug: env.name.clone(),
+        version: None,
+        previous: text(&a, "object_version"),
+        actor: caller.user.id,
+    };
+    crate::automation::environment_changed(caller.state(), &permit, vec![change]);
     Ok(Written::at(rev, EnvironmentObject { object_version: text(&a, "object_version").unwrap_or_default() }))
 }

@@ -313,11 +313,15 @@ pub async fn create_in(
     w.record_version(&o).await?;
     // The new version is what the named environments serve: every slug must name an
     // environment, or nothing is written.
+    let mut changes = Vec::new();
     for slug in data.environment_slugs.iter().flatten() {
-        super::environment::assign_in(&mut w, caller, o.org_id, object_ref(o.kind, o.id), slug, &xact.to_string())
-            .await?;
+        let c =
+            super::environment::assign_in(&mut w, caller, o.org_id, object_ref(o.kind, o.id), slug, &xact.to_string())
+                .await?;
+        changes.extend(c);
     }
     let rev = w.commit().await?;
+    crate::automation::environment_changed(caller.state(), &permit, changes);
     Ok(Written::at(rev, out))
 }
 

@@ -13,8 +13,8 @@ use crate::extract::{empty_as_none, Body, Page, Path, Query};
 use crate::secrets::Binding;
 use axum::Json;
 use castellan_api_types::{
-    format_time, AutomationRun, CreateOrgAutomation, CreateProjectAutomation, ListResponse, OrgAutomation,
-    PatchOrgAutomation, PatchProjectAutomation, ProjectAutomation, RetentionPreview,
+    format_time, AutomationDelivery, AutomationRun, AutomationTestResult, CreateOrgAutomation, CreateProjectAutomation,
+    ListResponse, OrgAutomation, PatchOrgAutomation, PatchProjectAutomation, ProjectAutomation, RetentionPreview,
 };
 use castellan_core::{ObjectRef, ObjectType, Permission};
 use castellan_store::{AdminFilter, AdminKind, AdminRecord};
@@ -34,6 +34,8 @@ pub(crate) fn routes() -> OpenApiRouter<crate::state::App> {
         .routes(routes!(runs))
         .routes(routes!(preview))
         .routes(routes!(run_now))
+        .routes(routes!(test))
+        .routes(routes!(deliveries))
         .routes(routes!(org_runs))
         .routes(routes!(org_preview))
         .routes(routes!(org_run_now))
@@ -50,6 +52,47 @@ fn run_wire(r: castellan_store::RunRecord) -> AutomationRun {
         error: r.error,
         details: r.details,
     }
+}
+
+pub(crate) fn delivery_wire(d: castellan_store::DeliveryRecord) -> AutomationDelivery {
+    AutomationDelivery {
+        id: d.id,
+        automation_id: d.automation_id,
+        run_id: d.run_id,
+        created: format_time(d.created),
+        finished: d.finished.map(format_time),
+        status: d.status,
+        attempts: d.attempts,
+        http_status: d.http_status,
+        error: d.error,
+        details: d.details,
+    }
+}
+
+/// Castellan extension: the automation's newest deliveries (at most 100), newest
+/// first (`read` on the project).
+#[utoipa::path(get, path = "/v1/project_automation/{project_automation_id}/deliveries", tag = "ProjectAutomations",
+    params(("project_automation_id" = Uuid, Path)), responses((status = 200, body = ListResponse<AutomationDelivery>)))]
+pub async fn deliveries(caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Json<ListResponse<AutomationDelivery>>> {
+    let (a, permit) = caller.state().admin_for(&caller, Kind::KIND, id, Permission::Read).await?;
+    let list = caller.state().jobs(&permit).list_deliveries(a.id, 100).await?;
+    Ok(Json(ListResponse { objects: list.into_iter().map(delivery_wire).collect() }))
+}
+
+/// Castellan extension: tests a `logs` alert (`update` on the project): counts the
+/// spans of the last interval matching its filter and, only when some match, sends
+/// its notification with `is_test: true`.
+#[utoipa::path(post, path = "/v1/project_automation/{project_automation_id}/test", tag = "ProjectAutomations",
+    params(("project_automation_id" = Uuid, Path)), responses((status = 200, body = AutomationTestResult)))]
+pub async fn test(caller: Caller, Path(id): Path<Uuid>) -> ApiResult<Json<AutomationTestResult>> {
+    let (a, permit) = caller.state().admin_for(&caller, Kind::KIND, id, Permission::Update).await?;
+    let t = crate::automation::test_alert(caller.state(), &permit, &a).await?;
+    Ok(Json(AutomationTestResult {
+        count: t.count,
+        delivered: t.delivered,
+        delivery: t.delivery.map(delivery_wire),
+        message: t.message,
+    }))
 }
 
 /// The newest runs of an automation (`read` on what it is set on).
@@ -275,7 +318,8 @@ pub(crate) fn check_config(config: &mut Value) -> ApiResult<Option<Map<String, V
     match event.as_str() {
         "logs" => {
             let m = obj("config", config, &["event_type", "btql_filter", "interval_seconds", "action", "status"])?;
-            string("config", m, "btql_filter", true)?;
+            let filter = string("config", m, "btql_filter", true)?.unwrap_or_default();
+            crate::automation::check_alert_filter(filter).map_err(bad)?;
             interval("config", m)?;
             one_of("config", m, "status", &status, false)?;
             let mut action = m.get("action").cloned().ok_or_else(|| bad("`config.action` is required".into()))?;
@@ -357,6 +401,16 @@ pub(crate) fn check_config(config: &mut Value) -> ApiResult<Option<Map<String, V
     }
 }
 
+/// Refuses a webhook URL whose host is a private or loopback address literal the
+/// operator did not allow (`outbound_allow`); host names are checked when called.
+fn check_destination(caller: &Caller, config: &Value) -> ApiResult<()> {
+    let url = config.get("action").filter(|a| a.get("type").and_then(Value::as_str) == Some("webhook"));
+    match url.and_then(|a| a.get("url")).and_then(Value::as_str) {
+        Some(u) => caller.state().outbound().check_literal(u).map_err(|e| bad(format!("`config.action.url`: {e}"))),
+        None => Ok(()),
+    }
+}
+
 /// A new webhook signing secret.
 fn new_signing_secret() -> String {
     format!("whsec_{}", hex::encode(rand::random::<[u8; 32]>()))
@@ -423,6 +477,7 @@ async fn create_or_replace(
     check_description(&body.description)?;
     let mut config = body.config;
     let headers = check_config(&mut config)?;
+    check_destination(&caller, &config)?;
     let scope = setting::project(body.project_id);
     let mut fresh_secret = None;
     let secret = match headers {
@@ -500,6 +555,7 @@ pub async fn update(
     let mut fresh_secret = None;
     if let Some(mut config) = body.config {
         let headers = check_config(&mut config)?;
+        check_destination(&caller, &config)?;
         if let Some(headers) = headers {
             let before = setting::load::<Kind>(&caller, id, Permission::Update).await?;
             let signing = stored_signing_secret(&caller, &before)?.unwrap_or_else(|| {

@@ -11,6 +11,7 @@ mod common;
 mod support;
 
 mod access;
+mod alerts;
 mod app_routes;
 mod btql;
 mod compat_api;

@@ -104,7 +104,13 @@ impl World {
         }
         // Administration objects made by the owner: (slot, path, body).
         let n = self.next();
-        let fresh: [(&str, &str, Value); 10] = [
+        let fresh: [(&str, &str, Value); 11] = [
+            (
+                "{FRESH_ALERT_P1}",
+                "/v1/project_automation",
+                json!({"project_id": self.p1, "name": format!("al{n}"), "config": {"event_type": "logs", "btql_filter": "metadata.level = 'never-logged'",
+                       "interval_seconds": 300, "action": {"type": "webhook", "url": "https://hooks.example/never-called"}}}),
+            ),
             (
                 "{FRESH_AUTOMATION_P1}",
                 "/v1/project_automation",
@@ -413,6 +419,9 @@ async fn every_endpoint_answers_each_principal_exactly_as_designed(b: Backend) {
         (Method::GET, "/v1/project_automation/{FRESH_AUTOMATION_P1}/runs", None, [200, 200, 200, 200, 404, 404, U, U]),
         (Method::GET, "/v1/project_automation/{FRESH_AUTOMATION_P1}/preview", None, [200, 200, 200, 200, 404, 404, U, U]),
         (Method::POST, "/v1/project_automation/{FRESH_AUTOMATION_P1}/run", Some("{}"), [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::POST, "/v1/project_automation/{FRESH_ALERT_P1}/test", Some("{}"), [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::POST, "/v1/project_automation/{FRESH_ALERT_P1}/run", Some("{}"), [200, 200, 200, 200, 404, 404, U, U]),
+        (Method::GET, "/v1/project_automation/{FRESH_ALERT_P1}/deliveries", None, [200, 200, 200, 200, 404, 404, U, U]),
         (Method::GET, "/v1/org_automation", None, [200, 200, 200, 200, 200, 200, U, U]),
         (Method::POST, "/v1/org_automation", Some(r#"{"org_id": "{ORG}", "name": "o{N}", "config": {"event_type": "retention", "object_type": "dataset", "retention_days": 7}}"#), [200, 403, 403, 403, 403, 404, U, U]),
         (Method::POST, "/insert-functions", Some(r#"{"functions": [{"project_id": "{P2}", "name": "f", "slug": "f{N}", "function_data": {"type": "prompt"}, "if_exists": "replace"}]}"#), [200, 200, 403, 404, 403, 404, U, U]),

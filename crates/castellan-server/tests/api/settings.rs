@@ -781,24 +781,32 @@ async fn automations_validate_their_rules_and_seal_webhook_secrets(b: Backend) {
     assert_eq!((s, v["config"]["retention_days"].as_u64()), (StatusCode::OK, Some(30)), "{v}");
     for (config, why) in [
         (
-            json!({"event_type": "logs", "btql_filter": "x", "interval_seconds": 0, "action": {"type": "webhook", "url": "https://a.example"}}),
+            json!({"event_type": "logs", "btql_filter": "error IS NOT NULL", "interval_seconds": 0, "action": {"type": "webhook", "url": "https://a.example"}}),
             "an interval of 0",
         ),
         (
-            json!({"event_type": "logs", "btql_filter": "x", "interval_seconds": 60, "action": {"type": "webhook", "url": "ftp://a"}}),
+            json!({"event_type": "logs", "btql_filter": "error IS NOT NULL", "interval_seconds": 60, "action": {"type": "webhook", "url": "ftp://a"}}),
             "a URL that is not http",
         ),
         (
-            json!({"event_type": "logs", "btql_filter": "x", "interval_seconds": 60, "action": {"type": "email"}}),
+            json!({"event_type": "logs", "btql_filter": "error IS NOT NULL", "interval_seconds": 60, "action": {"type": "email"}}),
             "an unknown action",
         ),
         (
-            json!({"event_type": "logs", "btql_filter": "x", "interval_seconds": 60, "action": {"type": "webhook", "url": "https://a.example", "headers": {"Host": "x"}}}),
+            json!({"event_type": "logs", "btql_filter": "error IS NOT NULL", "interval_seconds": 60, "action": {"type": "webhook", "url": "https://a.example", "headers": {"Host": "x"}}}),
             "a header Castellan sets",
         ),
         (json!({"event_type": "retention", "object_type": "spans", "retention_days": 3}), "an unknown object type"),
         (json!({"event_type": "retention", "object_type": "dataset", "retention_days": -1}), "negative days"),
         (json!({"event_type": "alerts"}), "an unknown event type"),
+        (
+            json!({"event_type": "logs", "btql_filter": "metadata.level =", "interval_seconds": 60, "action": {"type": "webhook", "url": "https://a.example"}}),
+            "a filter that does not parse",
+        ),
+        (
+            json!({"event_type": "logs", "btql_filter": "error IS NOT NULL", "interval_seconds": 60, "action": {"type": "webhook", "url": "http://169.254.169.254/latest"}}),
+            "a link-local (metadata) address",
+        ),
         (
             json!({"event_type": "btql_export", "export_definition": {"type": "log_spans"}, "export_path": "s3://b/p", "format": "csv", "interval_seconds": 60, "credentials": {"type": "aws_iam", "role_arn": "r", "external_id": "e"}}),
             "an unknown format",

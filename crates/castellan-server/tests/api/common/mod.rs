@@ -113,6 +113,11 @@ pub fn test_config() -> Config {
         max_body_bytes: 256 * 1024,
         // One master key for every replica of a test's database.
         secret_key: Some("5ea1ed".repeat(10) + "c0de"),
+        // The tests' webhook receivers, Slack and OpenAI stand-ins listen on loopback.
+        outbound_allow: vec!["127.0.0.1".into()],
+        webhook_attempts: 3,
+        webhook_backoff: Duration::from_millis(20),
+        webhook_timeout: Duration::from_secs(3),
         ..Default::default()
     }
 }

@@ -1,0 +1,17 @@
+-- Deliveries of automations' notifications (webhooks, Slack, PagerDuty): one row per
+-- notification with the outcome of its last attempt, so an administrator can see
+-- what was sent, when, and why it failed.
+CREATE TABLE automation_deliveries (
+    id UUID PRIMARY KEY,
+    automation_id UUID NOT NULL,
+    org_id UUID NOT NULL,
+    run_id UUID,
+    created BIGINT NOT NULL,
+    finished BIGINT,
+    status TEXT NOT NULL,
+    attempts BIGINT NOT NULL,
+    http_status BIGINT,
+    error TEXT,
+    details TEXT
+);
+CREATE INDEX automation_deliveries_by_automation ON automation_deliveries (automation_id, created);
