@@ -38,6 +38,7 @@ async fn main() {
     let http = reqwest::Client::new();
     let call = |method: reqwest::Method, path: &str, body: Value| {
         let req = http.request(method, format!("{base}{path}")).bearer_auth(&key).json(&body);
+        let path = path.to_owned();
         async move {
             let r = req.send().await.expect("request");
             let status = r.status();

@@ -2,6 +2,7 @@
 //! changes, and an owner's "view as". Every action is `PATCH /v1/organization/members`
 //! or `PATCH /v1/group/{id}`, called as the API calls them.
 
+use super::filters;
 use super::{all, body, enc, fields, one, query, see_other, Ctx, Fail, FormError, Notice, Page, Session};
 use crate::error::ApiError;
 use crate::routes::{group, members, user};
@@ -25,6 +26,7 @@ pub(super) fn routes() -> Router<crate::state::App> {
         .route("/o/{org}/settings/members/{user}/groups", post(set_groups))
         .route("/o/{org}/settings/members/{user}/remove", post(remove))
         .route("/o/{org}/view-as", post(view_as))
+        .route("/o/{org}/settings/invitations/{id}/revoke", post(revoke_invitation))
 }
 
 async fn org_home(Path(org): Path<String>) -> axum::response::Response {
@@ -116,6 +118,8 @@ struct MembersPage<'a> {
     me: Uuid,
     err: FormError,
     invitations: Vec<(String, String)>,
+    pending: Vec<castellan_api_types::Invitation>,
+    group_names: HashMap<Uuid, String>,
 }
 
 async fn render(ctx: &Ctx, err: FormError, invitations: Vec<(String, String)>, notice: Option<String>) -> Page {
@@ -140,17 +144,25 @@ async fn render(ctx: &Ctx, err: FormError, invitations: Vec<(String, String)>, n
         .collect();
     rows.sort_by_key(|r| (r.service, r.name.to_lowercase()));
     let status = if err.message.is_empty() { StatusCode::OK } else { StatusCode::BAD_REQUEST };
+    let can_invite = ctx.can(Permission::Create, ctx.noun(ObjectType::OrgMember));
+    let pending = if can_invite {
+        crate::routes::invitation::list(ctx.caller.clone(), query(&[("org_name", ctx.org_name())])?).await?.0.objects
+    } else {
+        vec![]
+    };
     let p = MembersPage {
         base: ctx.base(),
         csrf: &ctx.csrf,
         rows,
         groups: groups.iter().map(|g| (g.id, g.name.clone())).collect(),
-        can_invite: ctx.can(Permission::Create, ctx.noun(ObjectType::OrgMember)),
+        can_invite,
         can_remove: ctx.can(Permission::Delete, ctx.noun(ObjectType::OrgMember)),
         owner: ctx.caller.is_owner(ctx.org.id) && ctx.caller.actor.impersonator.is_none(),
         me: ctx.caller.user.id.0,
         err,
         invitations,
+        pending,
+        group_names: groups.iter().map(|g| (g.id, g.name.clone())).collect(),
     };
     ctx.page_status(status, "Members", "settings/members", p, notice)
 }
@@ -301,4 +313,14 @@ async fn view_as(session: Session, Path(org): Path<String>, Form(form): Form<Vec
         r.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(r)
+}
+
+/// Revokes a pending invitation (`DELETE /v1/organization/invitations/{id}`).
+async fn revoke_invitation(session: Session, Path((org, id)): Path<(String, Uuid)>) -> Page {
+    let ctx = session.org(&org).await?;
+    let q = query(&[("org_name", ctx.org_name())])?;
+    match crate::routes::invitation::revoke(ctx.caller.clone(), crate::extract::Path(id), q).await {
+        Ok(_) => Ok(see_other(&format!("{}/settings/members?notice=Invitation%20revoked", ctx.base()))),
+        Err(e) => render(&ctx, FormError::new("invitations", &e, &[], HashMap::new()), vec![], None).await,
+    }
 }

@@ -255,6 +255,19 @@ const AGGREGATE: Kind = Kind {
     ],
 };
 
+const PROJECT_AI: Kind = Kind {
+    slug: "project-ai-providers",
+    title: "Project AI providers",
+    intro: "Provider keys for this project only: each overrides the organization's provider of the same type here.",
+    singular: "project AI provider",
+    columns: &[("Name", "name"), ("Provider", "secret_type"), ("Key", "preview_secret"), ("Key last changed", "secret_updated_at")],
+    fields: &[
+        text("name", "Name", "e.g. OPENAI_API_KEY"),
+        Field { name: "secret_type", label: "Provider", input: "select", options: &["openai", "anthropic", "google", "mistral", "together", "azure", "bedrock", "vertex", "custom"], hint: "" },
+        Field { name: "value", label: "API key", input: "password", options: &[], hint: "Stored sealed; shown only as a preview." },
+    ],
+};
+
 const ONLINE: Kind = Kind {
     slug: "online-scoring",
     title: "Online scoring rules",
@@ -269,11 +282,14 @@ fn org_kind(slug: &str) -> Result<&'static Kind, Fail> {
 }
 
 fn project_kind(slug: &str) -> Result<&'static Kind, Fail> {
-    [&TAGS, &REVIEW, &AGGREGATE, &ONLINE].into_iter().find(|k| k.slug == slug).ok_or_else(|| Fail(ApiError::NotFound(format!("no project settings `{slug}`"))))
+    [&TAGS, &REVIEW, &AGGREGATE, &ONLINE, &PROJECT_AI].into_iter().find(|k| k.slug == slug).ok_or_else(|| Fail(ApiError::NotFound(format!("no project settings `{slug}`"))))
 }
 
 /// One object in a table: its id, its cells, its badges.
 struct Item {
+    /// Whether this page may delete it (an organization default shown on a project
+    /// page is changed on the organization's page).
+    own: bool,
     id: String,
     cells: Vec<String>,
     badges: Vec<(String, &'static str)>,
@@ -310,6 +326,21 @@ async fn list_kind(ctx: &Ctx, kind: &Kind, project: Option<Uuid>) -> Result<Vec<
             to_values(env_var::list(c, lim()?, f, org?).await?.0.objects)
         }
         "environments" => to_values(environment::list(c, lim()?, query(&[])?, org?).await?.0.objects),
+        "project-ai-providers" => {
+            let f = query(&[("object_type", "project"), ("object_id", pid.as_str())])?;
+            let vars = to_values(env_var::list(c.clone(), lim()?, f, query(&[("org_name", ctx.org_name())])?).await?.0.objects)?;
+            let mut out: Vec<Value> = vars.into_iter().filter(|v| v.get("secret_category").and_then(Value::as_str) == Some("ai_provider")).collect();
+            // The organization's providers, marked overridden where a project key of
+            // the same type takes their place here.
+            let overridden: Vec<String> = out.iter().filter_map(|v| v.get("secret_type").and_then(Value::as_str).map(str::to_owned)).collect();
+            for mut o in to_values(ai_secret::list(c, lim()?, query(&[])?, org?).await?.0.objects)? {
+                let t = o.get("type").and_then(Value::as_str).unwrap_or("").to_owned();
+                o["secret_type"] = json!(t);
+                o["_org_default"] = json!(if overridden.contains(&t) { "Overridden" } else { "Organization default" });
+                out.push(o);
+            }
+            Ok(out)
+        }
         "tags" => to_values(project_tag::list(c, lim()?, query(&[("project_id", pid.as_str())])?, org?).await?.0.objects),
         "human-review" | "aggregate-scores" | "online-scoring" => {
             let types: &[&str] = match kind.slug {
@@ -345,6 +376,11 @@ async fn create_kind(ctx: &Ctx, kind: &Kind, project: Option<Uuid>, form: &[(Str
         }
         "env-vars" => {
             env_var::create(c, b(json!({"object_type": "organization", "object_id": ctx.org.id.0, "name": one(form, "name").trim(), "value": opt("value")}))?).await?;
+        }
+        "project-ai-providers" => {
+            let v = json!({"object_type": "project", "object_id": project, "name": one(form, "name").trim(), "value": opt("value"),
+                "secret_type": opt("secret_type"), "secret_category": "ai_provider"});
+            env_var::create(c, b(v)?).await?;
         }
         "environments" => {
             environment::create(c, b(json!({"name": one(form, "name").trim(), "slug": one(form, "slug").trim(), "description": opt("description"), "org_name": ctx.org_name()}))?).await?;
@@ -387,7 +423,7 @@ async fn delete_kind(ctx: &Ctx, kind: &Kind, id: Uuid) -> Result<(), ApiError> {
     let p = crate::extract::Path(id);
     match kind.slug {
         "ai-providers" => drop(ai_secret::remove(c, p).await?),
-        "env-vars" => drop(env_var::remove(c, p).await?),
+        "env-vars" | "project-ai-providers" => drop(env_var::remove(c, p).await?),
         "environments" => drop(environment::remove(c, p).await?),
         "tags" => drop(project_tag::remove(c, p).await?),
         "online-scoring" | "human-review" | "aggregate-scores" => drop(project_score::remove(c, p).await?),
@@ -399,7 +435,10 @@ async fn delete_kind(ctx: &Ctx, kind: &Kind, id: Uuid) -> Result<(), ApiError> {
 /// Rotation age: a warning when a secret has not changed for six months.
 fn badges(kind: &Kind, v: &Value, now: i64) -> Vec<(String, &'static str)> {
     let mut out = Vec::new();
-    if matches!(kind.slug, "ai-providers" | "env-vars") {
+    if let Some(b) = v.get("_org_default").and_then(Value::as_str) {
+        out.push((b.to_owned(), if b == "Overridden" { "warn" } else { "subtle" }));
+    }
+    if matches!(kind.slug, "ai-providers" | "env-vars" | "project-ai-providers") {
         let changed = v.get("secret_updated_at").or(v.get("created")).and_then(Value::as_str).and_then(castellan_api_types::parse_time);
         if let Some(t) = changed {
             let days = (now - t) / (24 * 3600 * 1_000_000);
@@ -416,7 +455,7 @@ async fn section(ctx: &Ctx, kind: &'static Kind, project: Option<Uuid>, action: 
     let items = list_kind(ctx, kind, project)
         .await?
         .iter()
-        .map(|v| Item { id: cell(v, "id"), cells: kind.columns.iter().map(|(_, k)| cell(v, k)).collect(), badges: badges(kind, v, now) })
+        .map(|v| Item { own: v.get("_org_default").is_none(), id: cell(v, "id"), cells: kind.columns.iter().map(|(_, k)| cell(v, k)).collect(), badges: badges(kind, v, now) })
         .collect();
     // Who may change these, asked of the engine: the organization's "Manage
     // settings" for org objects, `update` on the project for project settings, and
@@ -501,7 +540,7 @@ async fn project_render(ctx: &Ctx, id: Uuid, err: FormError, notice: Option<Stri
         return Err(Fail(ApiError::not_found("project", id)));
     }
     let mut sections = Vec::new();
-    for kind in [&TAGS, &REVIEW, &AGGREGATE, &ONLINE] {
+    for kind in [&PROJECT_AI, &TAGS, &REVIEW, &AGGREGATE, &ONLINE] {
         sections.push(section(ctx, kind, Some(id), format!("{}/p/{id}/settings/{}", ctx.base(), kind.slug)).await?);
     }
     let key = p.settings.as_ref().and_then(|s| s.get("comparison_key")).and_then(Value::as_str).unwrap_or("").to_owned();

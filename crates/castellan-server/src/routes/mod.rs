@@ -19,6 +19,7 @@ pub mod experiment;
 pub mod function;
 pub mod group;
 pub mod insert_functions;
+pub mod invitation;
 pub mod logs3;
 pub mod mcp_server;
 pub mod members;
@@ -264,6 +265,7 @@ pub fn api() -> utoipa_axum::router::OpenApiRouter<crate::state::App> {
         .merge(group::routes())
         .merge(role::routes())
         .merge(members::routes())
+        .merge(invitation::routes())
         .merge(audit_log::routes())
         .merge(auth::routes())
         .merge(service_token::routes())

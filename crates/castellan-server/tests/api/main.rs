@@ -23,6 +23,7 @@ mod env_vars;
 mod foundation;
 mod hardening;
 mod identity;
+mod invitations;
 mod matrix;
 mod openapi;
 mod otel;

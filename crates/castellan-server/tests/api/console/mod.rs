@@ -93,6 +93,8 @@ async fn seed_workflow_end_to_end(backend: Backend) {
     owner.wait_text("Invitation links").await;
     let link = owner.client.find(fantoccini::Locator::Css("code[data-invitation]")).await.expect("link").text().await.expect("text");
     assert!(link.starts_with("/invitation?token="), "{link}");
+    let pending = owner.wait_for("#pending-invitations").await;
+    assert!(pending.contains("member@acme.test") && pending.contains("Reviewers"), "listed as pending: {pending}");
     owner.check("members-invited").await;
 
     // The member accepts in a second browser and sets a password.
