@@ -34,7 +34,10 @@ async fn main() {
     let (state, system) = prepare(store, config, system_clock()).await.expect("state");
     let running = start_with_state(state.clone()).await.expect("start");
     let base = format!("http://{}", running.addr);
-    let key = castellan_server::seed::bootstrap(&state, &system, "bench", "owner@bench.test").await.expect("bootstrap").api_key;
+    let key = castellan_server::seed::bootstrap(&state, &system, "bench", "owner@bench.test")
+        .await
+        .expect("bootstrap")
+        .api_key;
     let http = reqwest::Client::new();
     let call = |method: reqwest::Method, path: &str, body: Value| {
         let req = http.request(method, format!("{base}{path}")).bearer_auth(&key).json(&body);
@@ -53,17 +56,29 @@ async fn main() {
     let mut users: Vec<String> = Vec::new();
     for chunk in 0..(MEMBERS / 100) {
         let accounts: Vec<Value> = (0..100).map(|i| json!({"name": format!("member-{}", chunk * 100 + i)})).collect();
-        let v = call(reqwest::Method::PATCH, "/v1/organization/members", json!({"invite_users": {"service_accounts": accounts, "group_name": "Viewers"}})).await;
-        users.extend(v["added_users"].as_array().expect("added").iter().map(|u| u["id"].as_str().expect("id").to_owned()));
+        let v = call(
+            reqwest::Method::PATCH,
+            "/v1/organization/members",
+            json!({"invite_users": {"service_accounts": accounts, "group_name": "Viewers"}}),
+        )
+        .await;
+        users.extend(
+            v["added_users"].as_array().expect("added").iter().map(|u| u["id"].as_str().expect("id").to_owned()),
+        );
     }
     // 200 groups of 20 members each.
     let mut groups = Vec::new();
     for g in 0..GROUPS {
         let members: Vec<&String> = (0..20).map(|i| &users[(g * 5 + i) % users.len()]).collect();
-        let v = call(reqwest::Method::POST, "/v1/group", json!({"name": format!("group-{g:03}"), "member_users": members})).await;
+        let v =
+            call(reqwest::Method::POST, "/v1/group", json!({"name": format!("group-{g:03}"), "member_users": members}))
+                .await;
         groups.push(v["id"].as_str().expect("id").to_owned());
     }
-    let project = call(reqwest::Method::POST, "/v1/project", json!({"name": "bench"})).await["id"].as_str().expect("id").to_owned();
+    let project = call(reqwest::Method::POST, "/v1/project", json!({"name": "bench"})).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     // 10,000 grants: on the project, to users and groups, permissions and restrictions mixed.
     let perms = ["read", "update", "create", "delete", "read_acls"];
     let types = [Value::Null, json!("experiment"), json!("dataset"), json!("prompt")];
@@ -84,8 +99,17 @@ async fn main() {
     eprintln!("seeded {MEMBERS} members, {GROUPS} groups, {GRANTS} grants in {:.1?}", started.elapsed());
 
     // Sign in as the owner through the console's form.
-    let session = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    let r = session.post(format!("{base}/login")).form(&[("email", "owner@bench.test"), ("password", PASSWORD)]).send().await.expect("login");
+    let session = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let r = session
+        .post(format!("{base}/login"))
+        .form(&[("email", "owner@bench.test"), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("login");
     assert_eq!(r.status(), reqwest::StatusCode::SEE_OTHER, "sign in");
     let pages = [
         ("members", "/o/bench/settings/members".to_owned()),
@@ -104,7 +128,10 @@ async fn main() {
             times.push(t.elapsed());
         }
         times.sort();
-        let at = |q: f64| times[((times.len() as f64 * q).ceil() as usize).saturating_sub(1).min(times.len() - 1)].as_secs_f64() * 1000.0;
+        let at = |q: f64| {
+            times[((times.len() as f64 * q).ceil() as usize).saturating_sub(1).min(times.len() - 1)].as_secs_f64()
+                * 1000.0
+        };
         println!("{name:<22} {rounds:>6} {:>9.1} {:>9.1} {:>9.1} {:>8}", at(0.5), at(0.99), at(1.0), size / 1024);
     }
     running.stop().await.expect("stop");

@@ -24,9 +24,8 @@ fn asset(stem: &str, ext: &str, bytes: &'static [u8], content_type: &'static str
 pub static CSS: LazyLock<Asset> =
     LazyLock::new(|| asset("app", "css", include_bytes!("../../assets/app.css"), "text/css; charset=utf-8"));
 /// htmx (vendored; see assets/VENDORED.md).
-pub static JS: LazyLock<Asset> = LazyLock::new(|| {
-    asset("htmx", "js", include_bytes!("../../assets/htmx.min.js"), "text/javascript; charset=utf-8")
-});
+pub static JS: LazyLock<Asset> =
+    LazyLock::new(|| asset("htmx", "js", include_bytes!("../../assets/htmx.min.js"), "text/javascript; charset=utf-8"));
 
 /// `GET /assets/{name}`: a file by its hashed name, cacheable forever.
 pub async fn serve(Path(name): Path<String>) -> Response {

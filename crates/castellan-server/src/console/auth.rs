@@ -174,10 +174,17 @@ struct AcceptForm {
 
 /// Accepts an invitation through `POST /api/invitation/accept` (a new account gets
 /// the password typed here), then signs the new account in.
-async fn accept(State(state): State<AppState>, facts: ClientFacts, signed_in: MaybeCaller, Form(f): Form<AcceptForm>) -> Page {
+async fn accept(
+    State(state): State<AppState>,
+    facts: ClientFacts,
+    signed_in: MaybeCaller,
+    Form(f): Form<AcceptForm>,
+) -> Page {
     let opt = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
     let password = if signed_in.0.is_some() { None } else { Some(f.password.clone()) };
-    let b = body(json!({"token": f.token.trim(), "given_name": opt(&f.given_name), "family_name": opt(&f.family_name), "password": password}))?;
+    let b = body(
+        json!({"token": f.token.trim(), "given_name": opt(&f.given_name), "family_name": opt(&f.family_name), "password": password}),
+    )?;
     let facts2 = facts.clone();
     match crate::routes::members::accept(State(state.clone()), facts, signed_in, b).await {
         Ok(w) => {
@@ -188,14 +195,34 @@ async fn accept(State(state): State<AppState>, facts: ClientFacts, signed_in: Ma
                     return Ok(with_cookies(see_other("/"), &resp));
                 }
             }
-            let p = LoginPage { css: &assets::CSS.path, mode: "accepted", email: &email, token: "", error: "", field: "", given: "", family: "" };
+            let p = LoginPage {
+                css: &assets::CSS.path,
+                mode: "accepted",
+                email: &email,
+                token: "",
+                error: "",
+                field: "",
+                given: "",
+                family: "",
+            };
             standalone(StatusCode::OK, p)
         }
         Err(e) => {
             let msg = e.to_string();
-            let field = ["password", "given_name", "family_name", "token"].into_iter().find(|x| msg.contains(&format!("`{x}`")) || (*x == "password" && msg.starts_with("a password")))
+            let field = ["password", "given_name", "family_name", "token"]
+                .into_iter()
+                .find(|x| msg.contains(&format!("`{x}`")) || (*x == "password" && msg.starts_with("a password")))
                 .unwrap_or("");
-            let p = LoginPage { css: &assets::CSS.path, mode: "invitation", email: "", token: &f.token, error: &msg, field, given: &f.given_name, family: &f.family_name };
+            let p = LoginPage {
+                css: &assets::CSS.path,
+                mode: "invitation",
+                email: "",
+                token: &f.token,
+                error: &msg,
+                field,
+                given: &f.given_name,
+                family: &f.family_name,
+            };
             standalone(FormError::status(&e), p)
         }
     }

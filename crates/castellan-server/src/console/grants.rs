@@ -155,7 +155,9 @@ impl Names {
             ObjectType::OrgProject => "all projects".into(),
             ObjectType::OrgMember => "members".into(),
             ObjectType::OrgAuditLogs => "the audit log".into(),
-            ObjectType::Project => format!("project {}", self.objects.get(&id).cloned().unwrap_or_else(|| id.to_string())),
+            ObjectType::Project => {
+                format!("project {}", self.objects.get(&id).cloned().unwrap_or_else(|| id.to_string()))
+            }
             ObjectType::ProjectLog => "the project's logs".into(),
             ObjectType::ProjectGroupProjects => "a project group's projects".into(),
             ObjectType::Group => format!("group {}", self.groups.get(&id).cloned().unwrap_or_else(|| id.to_string())),
@@ -169,7 +171,8 @@ impl Names {
         let mut parts = Vec::new();
         match (g.group_id, g.group_chain.is_empty()) {
             (Some(gid), _) => {
-                let chain: Vec<String> = g.group_chain.iter().map(|x| self.groups.get(x).cloned().unwrap_or_default()).collect();
+                let chain: Vec<String> =
+                    g.group_chain.iter().map(|x| self.groups.get(x).cloned().unwrap_or_default()).collect();
                 let named = self.groups.get(&gid).cloned().unwrap_or_else(|| gid.to_string());
                 if chain.len() > 1 {
                     parts.push(format!("via group {}", chain.join(" → ")));
@@ -180,7 +183,8 @@ impl Names {
             (None, _) => parts.push("direct".into()),
         }
         if !g.role_chain.is_empty() {
-            let chain: Vec<String> = g.role_chain.iter().map(|x| self.roles.get(x).cloned().unwrap_or_else(|| x.to_string())).collect();
+            let chain: Vec<String> =
+                g.role_chain.iter().map(|x| self.roles.get(x).cloned().unwrap_or_else(|| x.to_string())).collect();
             parts.push(format!("via role {}", chain.join(" → ")));
         }
         if g.acl_object_type != on.object_type || g.acl_object_id != on.object_id {
@@ -203,7 +207,10 @@ pub async fn direct_grants(ctx: &Ctx, obj: ObjectRef) -> Result<Vec<Acl>, ApiErr
         if !after.is_empty() {
             p.push(("starting_after", after.as_str()));
         }
-        let page = acl::list(ctx.caller.clone(), q(&[("object_type", &t), ("object_id", &id)])?, q(&[])?, q(&p)?).await?.0.objects;
+        let page = acl::list(ctx.caller.clone(), q(&[("object_type", &t), ("object_id", &id)])?, q(&[])?, q(&p)?)
+            .await?
+            .0
+            .objects;
         let n = page.len();
         out.extend(page);
         if n < 1000 {
@@ -335,25 +342,51 @@ pub async fn render(ctx: &Ctx, view: AccessView, q: AccessQuery, err: FormError)
             for (restrict, label) in &scopes_ {
                 let words: Vec<&str> = columns_for(obj.object_type, *restrict)
                     .iter()
-                    .filter(|c| c.perms.iter().all(|perm| acls.iter().any(|a| a.permission == Some(*perm) && a.restrict_object_type == *restrict)))
+                    .filter(|c| {
+                        c.perms.iter().all(|perm| {
+                            acls.iter().any(|a| a.permission == Some(*perm) && a.restrict_object_type == *restrict)
+                        })
+                    })
                     .map(|c| c.label)
                     .collect();
                 if !words.is_empty() {
-                    summary.push(if restrict.is_none() { words.join(", ") } else { format!("{label}: {}", words.join(", ")) });
+                    summary.push(if restrict.is_none() {
+                        words.join(", ")
+                    } else {
+                        format!("{label}: {}", words.join(", "))
+                    });
                 }
             }
             let other: Vec<String> = acls
                 .iter()
                 .filter(|a| a.permission.is_some())
-                .filter(|a| !columns_for(obj.object_type, a.restrict_object_type).iter().any(|c| c.perms.contains(&a.permission.unwrap_or(Permission::Read)) && c.perms.iter().all(|perm| acls.iter().any(|b| b.permission == Some(*perm) && b.restrict_object_type == a.restrict_object_type))))
+                .filter(|a| {
+                    !columns_for(obj.object_type, a.restrict_object_type).iter().any(|c| {
+                        c.perms.contains(&a.permission.unwrap_or(Permission::Read))
+                            && c.perms.iter().all(|perm| {
+                                acls.iter().any(|b| {
+                                    b.permission == Some(*perm) && b.restrict_object_type == a.restrict_object_type
+                                })
+                            })
+                    })
+                })
                 .map(|a| match a.restrict_object_type {
-                    Some(t) => format!("{} ({}s only)", a.permission.map(|p| p.to_string()).unwrap_or_default(), t.as_str().replace('_', " ")),
+                    Some(t) => format!(
+                        "{} ({}s only)",
+                        a.permission.map(|p| p.to_string()).unwrap_or_default(),
+                        t.as_str().replace('_', " ")
+                    ),
                     None => a.permission.map(|p| p.to_string()).unwrap_or_default(),
                 })
                 .collect();
             summary.extend(other);
-            let roles = acls.iter().filter_map(|a| a.role_id).map(|r| names.roles.get(&r).cloned().unwrap_or_else(|| r.to_string())).collect();
-            let expiries: BTreeSet<String> = acls.iter().filter_map(|a| a.expires_at.clone()).map(|t| super::short_time(&t)).collect();
+            let roles = acls
+                .iter()
+                .filter_map(|a| a.role_id)
+                .map(|r| names.roles.get(&r).cloned().unwrap_or_else(|| r.to_string()))
+                .collect();
+            let expiries: BTreeSet<String> =
+                acls.iter().filter_map(|a| a.expires_at.clone()).map(|t| super::short_time(&t)).collect();
             let expires = match (expiries.len(), acls.iter().all(|a| a.expires_at.is_some())) {
                 (0, _) => "Never".to_owned(),
                 (_, true) => expiries.into_iter().collect::<Vec<_>>().join(", "),
@@ -370,14 +403,20 @@ pub async fn render(ctx: &Ctx, view: AccessView, q: AccessQuery, err: FormError)
     let mut expires = String::new();
     if let Some(p) = editing {
         let mine: Vec<&&Acl> = by.get(&p).map(|v| v.iter().collect()).unwrap_or_default();
-        let typed: Vec<&str> = if err.form == "grant" { err.values.get("cell").map(|s| s.lines().collect()).unwrap_or_default() } else { vec![] };
+        let typed: Vec<&str> = if err.form == "grant" {
+            err.values.get("cell").map(|s| s.lines().collect()).unwrap_or_default()
+        } else {
+            vec![]
+        };
         for (restrict, label) in &scopes_ {
             let cells = COLUMNS
                 .iter()
                 .map(|c| {
                     let present = columns_for(obj.object_type, *restrict).iter().any(|x| x.key == c.key);
                     let name = format!("{}:{}", restrict.map(|t| t.as_str()).unwrap_or("self"), c.key);
-                    let held = c.perms.iter().all(|perm| mine.iter().any(|a| a.permission == Some(*perm) && a.restrict_object_type == *restrict));
+                    let held = c.perms.iter().all(|perm| {
+                        mine.iter().any(|a| a.permission == Some(*perm) && a.restrict_object_type == *restrict)
+                    });
                     let checked = if err.form == "grant" { typed.contains(&name.as_str()) } else { held };
                     Cell { label: format!("{} {label}", c.label), name, checked, present }
                 })
@@ -389,7 +428,8 @@ pub async fn render(ctx: &Ctx, view: AccessView, q: AccessQuery, err: FormError)
     let editing = editing.map(|p| (p.key(), names.principal(p)));
 
     // Principals to pick from.
-    let mut principals: Vec<(String, String)> = groups.iter().map(|g| (format!("group:{}", g.id), format!("{} (group)", g.name))).collect();
+    let mut principals: Vec<(String, String)> =
+        groups.iter().map(|g| (format!("group:{}", g.id), format!("{} (group)", g.name))).collect();
     let mut people: Vec<(String, String)> = users
         .iter()
         .map(|u| {
@@ -410,7 +450,16 @@ pub async fn render(ctx: &Ctx, view: AccessView, q: AccessQuery, err: FormError)
             who_more = ids.len().saturating_sub(WHO_PAGE);
             for id in ids.into_iter().take(WHO_PAGE) {
                 let e = explain(ctx, obj, perm, id).await?;
-                let sources = e.grants.iter().map(|g| (names.source(obj, g), g.expires_at.as_deref().map(super::short_time).unwrap_or_else(|| "Never".into()))).collect();
+                let sources = e
+                    .grants
+                    .iter()
+                    .map(|g| {
+                        (
+                            names.source(obj, g),
+                            g.expires_at.as_deref().map(super::short_time).unwrap_or_else(|| "Never".into()),
+                        )
+                    })
+                    .collect();
                 who.push(WhoRow { label: names.principal(Principal::User(id)), sources });
             }
             who.sort_by_key(|w| w.label.to_lowercase());
@@ -423,7 +472,16 @@ pub async fn render(ctx: &Ctx, view: AccessView, q: AccessQuery, err: FormError)
     if let (Ok(uid), Ok(perm)) = (Uuid::parse_str(&q.explain_user), explain_perm.parse::<Permission>()) {
         match explain(ctx, obj, perm, uid).await {
             Ok(e) => {
-                let grants = e.grants.iter().map(|g| (names.source(obj, g), g.expires_at.as_deref().map(super::short_time).unwrap_or_else(|| "Never".into()))).collect();
+                let grants = e
+                    .grants
+                    .iter()
+                    .map(|g| {
+                        (
+                            names.source(obj, g),
+                            g.expires_at.as_deref().map(super::short_time).unwrap_or_else(|| "Never".into()),
+                        )
+                    })
+                    .collect();
                 let misses = e
                     .near_misses
                     .iter()
@@ -477,7 +535,14 @@ async fn who_can(ctx: &Ctx, obj: ObjectRef, perm: Permission) -> Result<Vec<Uuid
         if !cursor.is_empty() {
             page.push(("cursor", &cursor));
         }
-        let r = acl::who_can(ctx.caller.clone(), query(&[("object_type", t), ("object_id", &id)])?, query(&[("permission", p)])?, query(&page)?).await?.0;
+        let r = acl::who_can(
+            ctx.caller.clone(),
+            query(&[("object_type", t), ("object_id", &id)])?,
+            query(&[("permission", p)])?,
+            query(&page)?,
+        )
+        .await?
+        .0;
         out.extend(r.ids);
         match r.next_cursor {
             Some(c) => cursor = c.to_string(),
@@ -489,7 +554,14 @@ async fn who_can(ctx: &Ctx, obj: ObjectRef, perm: Permission) -> Result<Vec<Uuid
 /// `GET /v1/acl/explain` about `user`.
 pub async fn explain(ctx: &Ctx, obj: ObjectRef, perm: Permission, user: Uuid) -> Result<Explanation, ApiError> {
     let (t, id, p, u) = (obj.object_type.as_str(), obj.object_id.to_string(), perm.as_str(), user.to_string());
-    Ok(acl::explain(ctx.caller.clone(), q(&[("object_type", t), ("object_id", &id)])?, q(&[("permission", p)])?, q(&[("user_id", &u)])?).await?.0)
+    Ok(acl::explain(
+        ctx.caller.clone(),
+        q(&[("object_type", t), ("object_id", &id)])?,
+        q(&[("permission", p)])?,
+        q(&[("user_id", &u)])?,
+    )
+    .await?
+    .0)
 }
 
 /// A `datetime-local` value (UTC) as RFC 3339, or `None` when empty.

@@ -33,11 +33,15 @@ pub(super) fn routes() -> Router<crate::state::App> {
 
 /// Every role the caller may read (`GET /v1/role`): system roles and the org's.
 pub(super) async fn load_roles(ctx: &Ctx) -> Result<Vec<Role>, Fail> {
-    let mut out =
-        role::list(ctx.caller.clone(), query(&[("limit", "1000")])?, query(&[])?, query(&[("org_name", ctx.org_name())])?)
-            .await?
-            .0
-            .objects;
+    let mut out = role::list(
+        ctx.caller.clone(),
+        query(&[("limit", "1000")])?,
+        query(&[])?,
+        query(&[("org_name", ctx.org_name())])?,
+    )
+    .await?
+    .0
+    .objects;
     out.sort_by_key(|r| (r.org_id.is_some(), r.name.to_lowercase()));
     Ok(out)
 }
@@ -142,7 +146,11 @@ use ObjectType as T;
 use Permission as P;
 
 const ORG_WORDS: [Word; 5] = [
-    Word { key: "manage_settings", label: "Manage settings", rows: &[(T::Organization, P::Update, Some(T::Organization))] },
+    Word {
+        key: "manage_settings",
+        label: "Manage settings",
+        rows: &[(T::Organization, P::Update, Some(T::Organization))],
+    },
     Word { key: "manage_members", label: "Manage members", rows: &[(T::OrgMember, P::Create, None)] },
     Word { key: "remove_members", label: "Remove members", rows: &[(T::OrgMember, P::Delete, None)] },
     Word {
@@ -179,14 +187,22 @@ const PROJECT_WORDS: [Word; 5] = [
 /// `read_acls` on the organization).
 async fn group_grants(ctx: &Ctx, id: Uuid) -> Result<Vec<Acl>, ApiError> {
     let g = id.to_string();
-    Ok(acl::list_org(ctx.caller.clone(), q(&[("org_name", ctx.org_name())])?, q(&[])?, q(&[("group_id", &g)])?, q(&[("limit", "1000")])?)
-        .await?
-        .0)
+    Ok(acl::list_org(
+        ctx.caller.clone(),
+        q(&[("org_name", ctx.org_name())])?,
+        q(&[])?,
+        q(&[("group_id", &g)])?,
+        q(&[("limit", "1000")])?,
+    )
+    .await?
+    .0)
 }
 
 fn holds(grants: &[Acl], org: Uuid, w: &Word) -> bool {
     w.rows.iter().all(|(t, p, r)| {
-        grants.iter().any(|a| a.object_type == *t && a.object_id == org && a.permission == Some(*p) && a.restrict_object_type == *r)
+        grants.iter().any(|a| {
+            a.object_type == *t && a.object_id == org && a.permission == Some(*p) && a.restrict_object_type == *r
+        })
     })
 }
 
@@ -221,7 +237,14 @@ async fn load_group(ctx: &Ctx, id: Uuid) -> Result<Group, Fail> {
     Ok(group::retrieve(ctx.caller.clone(), crate::extract::Path(GroupId(id))).await?.0)
 }
 
-async fn group_render(ctx: &Ctx, id: Uuid, tab: &str, err: String, typed: Option<BTreeSet<String>>, notice: Option<String>) -> Page {
+async fn group_render(
+    ctx: &Ctx,
+    id: Uuid,
+    tab: &str,
+    err: String,
+    typed: Option<BTreeSet<String>>,
+    notice: Option<String>,
+) -> Page {
     let g = load_group(ctx, id).await?;
     let org = ctx.org.id.0;
     let can_read = ctx.can(Permission::ReadAcls, ctx.org_ref());
@@ -237,10 +260,16 @@ async fn group_render(ctx: &Ctx, id: Uuid, tab: &str, err: String, typed: Option
     };
     let org_words = ORG_WORDS.iter().map(check).collect();
     let project_words = PROJECT_WORDS.iter().map(check).collect();
-    let roles: HashMap<Uuid, String> = if tab == "permissions" { load_roles(ctx).await?.into_iter().map(|r| (r.id, r.name)).collect() } else { HashMap::new() };
+    let roles: HashMap<Uuid, String> = if tab == "permissions" {
+        load_roles(ctx).await?.into_iter().map(|r| (r.id, r.name)).collect()
+    } else {
+        HashMap::new()
+    };
     let covered = |a: &Acl| {
         ORG_WORDS.iter().chain(PROJECT_WORDS.iter()).any(|w| {
-            w.rows.iter().any(|(t, p, r)| a.object_type == *t && a.object_id == org && a.permission == Some(*p) && a.restrict_object_type == *r)
+            w.rows.iter().any(|(t, p, r)| {
+                a.object_type == *t && a.object_id == org && a.permission == Some(*p) && a.restrict_object_type == *r
+            })
         })
     };
     let other = grants
@@ -252,9 +281,15 @@ async fn group_render(ctx: &Ctx, id: Uuid, tab: &str, err: String, typed: Option
                 (None, Some(r)) => format!("role {}", roles.get(&r).cloned().unwrap_or_else(|| r.to_string())),
                 _ => String::new(),
             };
-            let only = a.restrict_object_type.map(|t| format!(" ({} only)", t.as_str().replace('_', " "))).unwrap_or_default();
-            let exp = a.expires_at.as_deref().map(|t| format!(", expires {}", super::short_time(t))).unwrap_or_default();
-            format!("{what}{only} on {} {}{exp}", a.object_type.as_str().replace('_', " "), if a.object_id == org { "" } else { "(a project or object)" })
+            let only =
+                a.restrict_object_type.map(|t| format!(" ({} only)", t.as_str().replace('_', " "))).unwrap_or_default();
+            let exp =
+                a.expires_at.as_deref().map(|t| format!(", expires {}", super::short_time(t))).unwrap_or_default();
+            format!(
+                "{what}{only} on {} {}{exp}",
+                a.object_type.as_str().replace('_', " "),
+                if a.object_id == org { "" } else { "(a project or object)" }
+            )
         })
         .collect();
     let mut users = Vec::new();
@@ -266,7 +301,12 @@ async fn group_render(ctx: &Ctx, id: Uuid, tab: &str, err: String, typed: Option
             users = load_members(ctx).await?.iter().map(|u| (u.id, name_of(u), mine.contains(&u.id))).collect();
         }
         users.sort_by_key(|u| (!u.2, u.1.to_lowercase()));
-        subgroups = load_groups(ctx).await?.into_iter().filter(|x| x.id != id).map(|x| (x.id, x.name, sub.contains(&x.id))).collect();
+        subgroups = load_groups(ctx)
+            .await?
+            .into_iter()
+            .filter(|x| x.id != id)
+            .map(|x| (x.id, x.name, sub.contains(&x.id)))
+            .collect();
     }
     let projects = if tab == "permissions" {
         super::projects::load_projects(ctx).await?.into_iter().map(|p| (p.id, p.name)).collect()
@@ -295,14 +335,22 @@ async fn group_render(ctx: &Ctx, id: Uuid, tab: &str, err: String, typed: Option
     ctx.page_status(status, &title, "settings/groups", p, notice)
 }
 
-async fn permissions_page(session: Session, Path((org, id)): Path<(String, Uuid)>, q: axum::extract::Query<Notice>) -> Page {
+async fn permissions_page(
+    session: Session,
+    Path((org, id)): Path<(String, Uuid)>,
+    q: axum::extract::Query<Notice>,
+) -> Page {
     let ctx = session.org(&org).await?;
     group_render(&ctx, id, "permissions", String::new(), None, q.0.take()).await
 }
 
 /// Saves the Permissions dialog: the rows of checked words are added, those of
 /// unchecked words removed, in one batch.
-async fn save_permissions(session: Session, Path((org, id)): Path<(String, Uuid)>, Form(form): Form<Vec<(String, String)>>) -> Page {
+async fn save_permissions(
+    session: Session,
+    Path((org, id)): Path<(String, Uuid)>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Page {
     let ctx = session.org(&org).await?;
     let checked: BTreeSet<String> = all(&form, "perm").into_iter().map(str::to_owned).collect();
     let current = match group_grants(&ctx, id).await {
@@ -314,7 +362,9 @@ async fn save_permissions(session: Session, Path((org, id)): Path<(String, Uuid)
     for w in ORG_WORDS.iter().chain(PROJECT_WORDS.iter()) {
         let want = checked.contains(w.key);
         for (t, p, r) in w.rows {
-            let have = current.iter().any(|a| a.object_type == *t && a.permission == Some(*p) && a.restrict_object_type == *r && a.object_id == org_id);
+            let have = current.iter().any(|a| {
+                a.object_type == *t && a.permission == Some(*p) && a.restrict_object_type == *r && a.object_id == org_id
+            });
             let item = json!({"object_type": t, "object_id": org_id, "group_id": id, "permission": p, "restrict_object_type": r});
             match (want, have) {
                 (true, false) => add.push(item),
@@ -330,13 +380,21 @@ async fn save_permissions(session: Session, Path((org, id)): Path<(String, Uuid)
     }
 }
 
-async fn members_page(session: Session, Path((org, id)): Path<(String, Uuid)>, q: axum::extract::Query<Notice>) -> Page {
+async fn members_page(
+    session: Session,
+    Path((org, id)): Path<(String, Uuid)>,
+    q: axum::extract::Query<Notice>,
+) -> Page {
     let ctx = session.org(&org).await?;
     group_render(&ctx, id, "members", String::new(), None, q.0.take()).await
 }
 
 /// Sets the group's members (users and nested groups) in one `PATCH /v1/group/{id}`.
-async fn save_members(session: Session, Path((org, id)): Path<(String, Uuid)>, Form(form): Form<Vec<(String, String)>>) -> Page {
+async fn save_members(
+    session: Session,
+    Path((org, id)): Path<(String, Uuid)>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Page {
     let ctx = session.org(&org).await?;
     let g = load_group(&ctx, id).await?;
     let want_users: BTreeSet<Uuid> = all(&form, "user").iter().filter_map(|s| Uuid::parse_str(s).ok()).collect();
@@ -344,7 +402,11 @@ async fn save_members(session: Session, Path((org, id)): Path<(String, Uuid)>, F
     let have_users: BTreeSet<Uuid> = g.member_users.iter().flatten().copied().collect();
     let have_groups: BTreeSet<Uuid> = g.member_groups.iter().flatten().copied().collect();
     // Users the caller cannot list are kept as they are.
-    let listed: BTreeSet<Uuid> = if one(&form, "users_listed") == "1" { load_members(&ctx).await?.iter().map(|u| u.id).collect() } else { BTreeSet::new() };
+    let listed: BTreeSet<Uuid> = if one(&form, "users_listed") == "1" {
+        load_members(&ctx).await?.iter().map(|u| u.id).collect()
+    } else {
+        BTreeSet::new()
+    };
     let patch = json!({
         "add_member_users": want_users.difference(&have_users).collect::<Vec<_>>(),
         "remove_member_users": have_users.difference(&want_users).filter(|u| listed.contains(u)).collect::<Vec<_>>(),
@@ -378,13 +440,21 @@ fn group_tabs(base: &str, cur: &str) -> Vec<(String, String, bool)> {
     ]
 }
 
-async fn access_page(session: Session, Path((org, id)): Path<(String, Uuid)>, q: axum::extract::Query<AccessQuery>) -> Page {
+async fn access_page(
+    session: Session,
+    Path((org, id)): Path<(String, Uuid)>,
+    q: axum::extract::Query<AccessQuery>,
+) -> Page {
     let ctx = session.org(&org).await?;
     let g = load_group(&ctx, id).await?;
     grants::render(&ctx, access_view(&ctx, &g), q.0, FormError::default()).await
 }
 
-async fn save_access(session: Session, Path((org, id)): Path<(String, Uuid)>, Form(form): Form<Vec<(String, String)>>) -> Page {
+async fn save_access(
+    session: Session,
+    Path((org, id)): Path<(String, Uuid)>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Page {
     let ctx = session.org(&org).await?;
     let g = load_group(&ctx, id).await?;
     grants::save(&ctx, access_view(&ctx, &g), form).await
@@ -428,12 +498,23 @@ async fn roles_render(ctx: &Ctx, err: FormError, notice: Option<String>) -> Page
             name: r.name.clone(),
             description: r.description.clone().unwrap_or_default(),
             system: r.org_id.is_none(),
-            perms: r.member_permissions.iter().flatten().map(|m| perm_label(m.permission, m.restrict_object_type)).collect(),
-            inherits: r.member_roles.iter().flatten().map(|x| names.get(x).cloned().unwrap_or_else(|| x.to_string())).collect(),
+            perms: r
+                .member_permissions
+                .iter()
+                .flatten()
+                .map(|m| perm_label(m.permission, m.restrict_object_type))
+                .collect(),
+            inherits: r
+                .member_roles
+                .iter()
+                .flatten()
+                .map(|x| names.get(x).cloned().unwrap_or_else(|| x.to_string()))
+                .collect(),
         })
         .collect();
     let status = if err.message.is_empty() { StatusCode::OK } else { FormError::status_of(&err) };
-    let p = RolesPage { base: ctx.base(), csrf: &ctx.csrf, rows, can_create: can_create_in(ctx, ObjectType::Role), err };
+    let p =
+        RolesPage { base: ctx.base(), csrf: &ctx.csrf, rows, can_create: can_create_in(ctx, ObjectType::Role), err };
     ctx.page_status(status, "Roles", "settings/roles", p, notice)
 }
 
@@ -451,7 +532,8 @@ async fn create_role(session: Session, Path(org): Path<String>, Form(form): Form
         let e = ApiError::invalid_body(format!("`name`: a role named `{name}` already exists"));
         return roles_render(&ctx, refused(&e), None).await;
     }
-    let b = body(json!({"name": name, "description": description, "org_name": ctx.org_name(), "member_permissions": []}))?;
+    let b =
+        body(json!({"name": name, "description": description, "org_name": ctx.org_name(), "member_permissions": []}))?;
     match role::create(ctx.caller.clone(), b).await {
         Ok(w) => Ok(see_other(&format!("{}/settings/roles/{}?notice=Role%20created", ctx.base(), w.body.id))),
         Err(e) => roles_render(&ctx, refused(&e), None).await,
@@ -504,13 +586,23 @@ async fn role_render(ctx: &Ctx, id: Uuid, err: String, notice: Option<String>) -
         .map(|(scope, label)| {
             let cells = Permission::ALL
                 .iter()
-                .map(|p| (format!("{}:{}", p.as_str(), scope.map(|t| t.as_str()).unwrap_or("any")), held.contains(&(*p, *scope))))
+                .map(|p| {
+                    (
+                        format!("{}:{}", p.as_str(), scope.map(|t| t.as_str()).unwrap_or("any")),
+                        held.contains(&(*p, *scope)),
+                    )
+                })
                 .collect();
             (*label, cells)
         })
         .collect();
     let inherited: BTreeSet<Uuid> = r.member_roles.iter().flatten().copied().collect();
-    let others = load_roles(ctx).await?.into_iter().filter(|x| x.id != id).map(|x| (x.id, x.name, inherited.contains(&x.id))).collect();
+    let others = load_roles(ctx)
+        .await?
+        .into_iter()
+        .filter(|x| x.id != id)
+        .map(|x| (x.id, x.name, inherited.contains(&x.id)))
+        .collect();
     let obj = ObjectRef::new(ObjectType::Role, id);
     let editable = r.org_id.is_some() && ctx.can(Permission::Update, obj);
     let status = if err.is_empty() { StatusCode::OK } else { StatusCode::BAD_REQUEST };
@@ -535,7 +627,11 @@ async fn role_page(session: Session, Path((org, id)): Path<(String, Uuid)>, q: a
 }
 
 /// Saves a role's permissions and inherited roles (`PATCH /v1/role/{id}`).
-async fn save_role(session: Session, Path((org, id)): Path<(String, Uuid)>, Form(form): Form<Vec<(String, String)>>) -> Page {
+async fn save_role(
+    session: Session,
+    Path((org, id)): Path<(String, Uuid)>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Page {
     let ctx = session.org(&org).await?;
     let r = role::retrieve(ctx.caller.clone(), crate::extract::Path(RoleId(id))).await?.0;
     let mut want = BTreeSet::new();

@@ -79,13 +79,17 @@ async fn keys_page(session: Session, Path(org): Path<String>, q: axum::extract::
 /// Creates an API key (`POST /v1/api_key`) and shows it once.
 async fn create_key(session: Session, Path(org): Path<String>, Form(form): Form<Vec<(String, String)>>) -> Page {
     let ctx = session.org(&org).await?;
-    let b = body(json!({"name": one(&form, "name").trim(), "org_name": ctx.org_name(), "expires_at": expiry(one(&form, "expires_at"))}))?;
+    let b = body(
+        json!({"name": one(&form, "name").trim(), "org_name": ctx.org_name(), "expires_at": expiry(one(&form, "expires_at"))}),
+    )?;
     match api_key::create(ctx.caller.clone(), b).await {
         Ok(w) => {
             let secret = Secret { label: format!("API key “{}”", w.body.api_key.name), value: w.body.key };
             keys_render(&ctx, FormError::default(), Some(secret), Some("API key created".into())).await
         }
-        Err(e) => keys_render(&ctx, FormError::new("create", &e, &["name", "expires_at"], fields(&form)), None, None).await,
+        Err(e) => {
+            keys_render(&ctx, FormError::new("create", &e, &["name", "expires_at"], fields(&form)), None, None).await
+        }
     }
 }
 
@@ -121,10 +125,15 @@ async fn accounts_render(ctx: &Ctx, err: FormError, secret: Option<Secret>, noti
     // The list endpoint answers only the orgs the caller owns; the engine says
     // whether to offer the forms (the API refuses them to anyone else anyway).
     let owner = ctx.caller.is_owner(ctx.org.id);
-    let tokens = service_token::list(ctx.caller.clone(), query(&[("limit", "1000")])?, query(&[])?, query(&[("org_name", ctx.org_name())])?)
-        .await?
-        .0
-        .objects;
+    let tokens = service_token::list(
+        ctx.caller.clone(),
+        query(&[("limit", "1000")])?,
+        query(&[])?,
+        query(&[("org_name", ctx.org_name())])?,
+    )
+    .await?
+    .0
+    .objects;
     let groups = load_groups(ctx).await?;
     let accounts = load_members(ctx)
         .await?
@@ -133,7 +142,11 @@ async fn accounts_render(ctx: &Ctx, err: FormError, secret: Option<Secret>, noti
         .map(|u| Account {
             id: u.id,
             name: name_of(&u),
-            groups: groups.iter().filter(|g| g.member_users.iter().flatten().any(|m| *m == u.id)).map(|g| g.name.clone()).collect(),
+            groups: groups
+                .iter()
+                .filter(|g| g.member_users.iter().flatten().any(|m| *m == u.id))
+                .map(|g| g.name.clone())
+                .collect(),
             tokens: tokens.iter().filter(|t| t.service_account_id == Some(u.id)).cloned().collect(),
         })
         .collect();
@@ -170,7 +183,10 @@ async fn create_account(session: Session, Path(org): Path<String>, Form(form): F
     match members::patch_members(ctx.caller.clone(), b).await {
         Ok(w) => {
             let secret = w.body.added_users.unwrap_or_default().into_iter().find_map(|a| {
-                a.api_key.map(|t| Secret { label: format!("Service token for “{}”", one(&form, "name").trim()), value: t })
+                a.api_key
+                    .map(|t| Secret {
+                        label: format!("Service token for “{}”", one(&form, "name").trim()), value: t
+                    })
             });
             accounts_render(&ctx, FormError::default(), secret, Some("Service account created".into())).await
         }
@@ -193,12 +209,14 @@ async fn create_token(session: Session, Path(org): Path<String>, Form(form): For
     };
     match result {
         Ok(w) => {
-            let secret = Secret { label: format!("Service token “{}”", w.body.service_token.name), value: w.body.key };
+            let secret =
+                Secret { label: format!("Service token “{}”", w.body.service_token.name), value: w.body.key };
             accounts_render(&ctx, FormError::default(), Some(secret), Some("Service token created".into())).await
         }
         Err(super::Fail(e)) => {
             let form_name = format!("token-{}", one(&form, "service_account_id"));
-            accounts_render(&ctx, FormError::new(&form_name, &e, &["name", "expires_at"], fields(&form)), None, None).await
+            accounts_render(&ctx, FormError::new(&form_name, &e, &["name", "expires_at"], fields(&form)), None, None)
+                .await
         }
     }
 }

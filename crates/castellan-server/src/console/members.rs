@@ -268,7 +268,11 @@ impl ObjectRefExt {
     }
 }
 
-async fn member_page(session: Session, Path((org, user)): Path<(String, Uuid)>, q: axum::extract::Query<Notice>) -> Page {
+async fn member_page(
+    session: Session,
+    Path((org, user)): Path<(String, Uuid)>,
+    q: axum::extract::Query<Notice>,
+) -> Page {
     let ctx = session.org(&org).await?;
     member_render(&ctx, user, String::new(), q.0.take()).await
 }

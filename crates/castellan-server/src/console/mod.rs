@@ -114,7 +114,9 @@ impl IntoResponse for Fail {
     fn into_response(self) -> Response {
         let message = match &self.0 {
             ApiError::Internal(_) => "something went wrong on the server; the error has been logged".to_owned(),
-            ApiError::Csrf => "this form has expired or did not come from the console; reload the page and try again".into(),
+            ApiError::Csrf => {
+                "this form has expired or did not come from the console; reload the page and try again".into()
+            }
             e => e.to_string(),
         };
         let api = self.0.into_response();

@@ -59,7 +59,8 @@ struct ProjectsPage<'a> {
 async fn list_render(ctx: &Ctx, err: FormError, notice: Option<String>) -> Page {
     let projects = load_projects(ctx).await?;
     let snap = ctx.caller.state().index().snapshot();
-    let can_create = snap.can_create(ctx.caller.user.id.0, ObjectType::Project, ctx.org_ref(), ctx.caller.state().now());
+    let can_create =
+        snap.can_create(ctx.caller.user.id.0, ObjectType::Project, ctx.org_ref(), ctx.caller.state().now());
     let status = if err.message.is_empty() { StatusCode::OK } else { FormError::status_of(&err) };
     let p = ProjectsPage { base: ctx.base(), csrf: &ctx.csrf, projects, can_create, err };
     ctx.page_status(status, "Projects", "projects", p, notice)
@@ -132,7 +133,11 @@ fn obj_ref(kind: &str, id: Uuid) -> Option<ObjectRef> {
     Some(ObjectRef::new(t, id))
 }
 
-async fn project_page(session: Session, Path((org, id)): Path<(String, Uuid)>, q: axum::extract::Query<Notice>) -> Page {
+async fn project_page(
+    session: Session,
+    Path((org, id)): Path<(String, Uuid)>,
+    q: axum::extract::Query<Notice>,
+) -> Page {
     let ctx = session.org(&org).await?;
     let p = load_project(&ctx, id).await?;
     let pid = id.to_string();
@@ -149,7 +154,8 @@ async fn project_page(session: Session, Path((org, id)): Path<(String, Uuid)>, q
     };
     let exps = experiment::list(c(), query(&lim)?, query(&[])?, query(&inp)?, query(&orgq)?).await?.0.objects;
     let dsets = dataset::list(c(), query(&lim)?, query(&[])?, query(&inp)?, query(&orgq)?).await?.0.objects;
-    let prompts = prompt::list(c(), query(&lim)?, query(&[])?, query(&[])?, query(&inp)?, query(&orgq)?).await?.0.objects;
+    let prompts =
+        prompt::list(c(), query(&lim)?, query(&[])?, query(&[])?, query(&inp)?, query(&orgq)?).await?.0.objects;
     let sessions = prompt_session::list(c(), query(&lim)?, query(&[])?, query(&inp)?, query(&orgq)?).await?.0.objects;
     let sections = vec![
         ("Experiments", exps.into_iter().map(|e| mk("experiment", e.id, e.name, e.description)).collect()),
@@ -185,13 +191,21 @@ fn project_view(ctx: &Ctx, p: &Project) -> AccessView {
     }
 }
 
-async fn permissions_page(session: Session, Path((org, id)): Path<(String, Uuid)>, q: axum::extract::Query<AccessQuery>) -> Page {
+async fn permissions_page(
+    session: Session,
+    Path((org, id)): Path<(String, Uuid)>,
+    q: axum::extract::Query<AccessQuery>,
+) -> Page {
     let ctx = session.org(&org).await?;
     let p = load_project(&ctx, id).await?;
     grants::render(&ctx, project_view(&ctx, &p), q.0, FormError::default()).await
 }
 
-async fn save_permissions(session: Session, Path((org, id)): Path<(String, Uuid)>, Form(form): Form<Vec<(String, String)>>) -> Page {
+async fn save_permissions(
+    session: Session,
+    Path((org, id)): Path<(String, Uuid)>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Page {
     let ctx = session.org(&org).await?;
     let p = load_project(&ctx, id).await?;
     grants::save(&ctx, project_view(&ctx, &p), form).await
@@ -244,7 +258,11 @@ async fn object_view(ctx: &Ctx, project: Uuid, kind: &str, id: Uuid) -> Result<A
     })
 }
 
-async fn object_page(session: Session, Path((org, project, kind, id)): Path<(String, Uuid, String, Uuid)>, q: axum::extract::Query<AccessQuery>) -> Page {
+async fn object_page(
+    session: Session,
+    Path((org, project, kind, id)): Path<(String, Uuid, String, Uuid)>,
+    q: axum::extract::Query<AccessQuery>,
+) -> Page {
     let ctx = session.org(&org).await?;
     let view = object_view(&ctx, project, &kind, id).await?;
     grants::render(&ctx, view, q.0, FormError::default()).await

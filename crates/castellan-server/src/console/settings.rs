@@ -72,10 +72,28 @@ struct AuditPage {
 }
 
 const EVENT_TYPES: [&str; 22] = [
-    "acl.created", "acl.deleted", "group.created", "group.updated", "group.deleted", "role.created", "role.updated",
-    "role.deleted", "member.invited", "member.removed", "invitation.accepted", "project.created", "project.updated",
-    "project.deleted", "api_key.created", "api_key.deleted", "service_token.created", "service_token.deleted",
-    "ai_secret.created", "env_var.created", "environment.created", "organization.updated",
+    "acl.created",
+    "acl.deleted",
+    "group.created",
+    "group.updated",
+    "group.deleted",
+    "role.created",
+    "role.updated",
+    "role.deleted",
+    "member.invited",
+    "member.removed",
+    "invitation.accepted",
+    "project.created",
+    "project.updated",
+    "project.deleted",
+    "api_key.created",
+    "api_key.deleted",
+    "service_token.created",
+    "service_token.deleted",
+    "ai_secret.created",
+    "env_var.created",
+    "environment.created",
+    "organization.updated",
 ];
 
 fn pretty(v: &Option<Value>) -> String {
@@ -93,22 +111,32 @@ async fn audit_page(session: Session, Path(org): Path<String>, q: axum::extract:
     };
     let since = castellan_api_types::format_time(ctx.caller.state().now() - hours * 3600 * 1_000_000);
     let mut params = vec![("org_name", ctx.org_name()), ("since", since.as_str()), ("limit", "100")];
-    for (k, v) in [("actor_id", &f.actor), ("event_type", &f.event_type), ("resource_type", &f.resource_type), ("before_seq", &f.before_seq)] {
+    for (k, v) in [
+        ("actor_id", &f.actor),
+        ("event_type", &f.event_type),
+        ("resource_type", &f.resource_type),
+        ("before_seq", &f.before_seq),
+    ] {
         if !v.trim().is_empty() {
             params.push((k, v.trim()));
         }
     }
     let org_q = query(&[("org_name", ctx.org_name())])?;
     let entries = audit_log::list(ctx.caller.clone(), org_q, query(&params[1..])?).await?.0.objects;
-    let members = if ctx.can(Permission::Read, ctx.noun(ObjectType::OrgMember)) { load_members(&ctx).await? } else { vec![] };
+    let members =
+        if ctx.can(Permission::Read, ctx.noun(ObjectType::OrgMember)) { load_members(&ctx).await? } else { vec![] };
     let names: HashMap<Uuid, String> = members.iter().map(|u| (u.id, name_of(u))).collect();
     let older = (entries.len() == 100).then(|| entries.last().map(|e| e.seq.to_string())).flatten();
     let rows = entries
         .into_iter()
         .map(|e| {
-            let mut actor = e.actor_id.map(|a| names.get(&a).cloned().unwrap_or_else(|| a.to_string())).unwrap_or_else(|| "system".into());
+            let mut actor = e
+                .actor_id
+                .map(|a| names.get(&a).cloned().unwrap_or_else(|| a.to_string()))
+                .unwrap_or_else(|| "system".into());
             if let Some(i) = e.impersonator_id {
-                actor = format!("{actor} (as impersonated by {})", names.get(&i).cloned().unwrap_or_else(|| i.to_string()));
+                actor =
+                    format!("{actor} (as impersonated by {})", names.get(&i).cloned().unwrap_or_else(|| i.to_string()));
             }
             AuditRow { before: pretty(&e.before), after: pretty(&e.after), actor, e }
         })
@@ -117,9 +145,21 @@ async fn audit_page(session: Session, Path(org): Path<String>, q: axum::extract:
     let chain = if f.verify == "1" { Some(verify_chain(&ctx).await?) } else { None };
     let base = ctx.base();
     let href = |r: &str| {
-        format!("{base}/settings/audit-log?{}", super::qs(&[("range", r), ("actor", &f.actor), ("event_type", &f.event_type), ("resource_type", &f.resource_type)]))
+        format!(
+            "{base}/settings/audit-log?{}",
+            super::qs(&[
+                ("range", r),
+                ("actor", &f.actor),
+                ("event_type", &f.event_type),
+                ("resource_type", &f.resource_type)
+            ])
+        )
     };
-    let ranges = vec![("24h", "Last 24 hours", href("24h")), ("7d", "Last 7 days", href("7d")), ("30d", "Last 30 days", href("30d"))];
+    let ranges = vec![
+        ("24h", "Last 24 hours", href("24h")),
+        ("7d", "Last 7 days", href("7d")),
+        ("30d", "Last 30 days", href("30d")),
+    ];
     let verify_href = format!("{}&verify=1", href(&range));
     let p = AuditPage {
         base: base.clone(),
@@ -143,8 +183,17 @@ async fn verify_chain(ctx: &Ctx) -> Result<(bool, String), Fail> {
     let mut records = Vec::new();
     let head;
     loop {
-        let after = records.last().map(|r: &castellan_store::audit::AuditRecord| r.seq.to_string()).unwrap_or_else(|| "0".into());
-        let page = audit_log::chain(ctx.caller.clone(), query(&[("org_name", ctx.org_name())])?, query(&[("after_seq", &after), ("limit", "1000")])?).await?.0;
+        let after = records
+            .last()
+            .map(|r: &castellan_store::audit::AuditRecord| r.seq.to_string())
+            .unwrap_or_else(|| "0".into());
+        let page = audit_log::chain(
+            ctx.caller.clone(),
+            query(&[("org_name", ctx.org_name())])?,
+            query(&[("after_seq", &after), ("limit", "1000")])?,
+        )
+        .await?
+        .0;
         let n = page.records.len();
         records.extend(page.records);
         if n < 1000 {
@@ -155,7 +204,10 @@ async fn verify_chain(ctx: &Ctx) -> Result<(bool, String), Fail> {
     let breaks = castellan_store::audit::verify_chain(&records, head);
     Ok(match breaks.first() {
         None => (true, format!("All {} records verified: the hash chain is intact.", records.len())),
-        Some(b) => (false, format!("The chain breaks at record {}: {} ({} problem(s) in all).", b.seq, b.problem, breaks.len())),
+        Some(b) => (
+            false,
+            format!("The chain breaks at record {}: {} ({} problem(s) in all).", b.seq, b.problem, breaks.len()),
+        ),
     })
 }
 
@@ -189,11 +241,28 @@ const AI: Kind = Kind {
     title: "AI providers",
     intro: "The organization's provider keys. Values are sealed at rest and never shown again; only a preview is.",
     singular: "AI provider",
-    columns: &[("Name", "name"), ("Provider", "type"), ("Key", "preview_secret"), ("Key last changed", "secret_updated_at")],
+    columns: &[
+        ("Name", "name"),
+        ("Provider", "type"),
+        ("Key", "preview_secret"),
+        ("Key last changed", "secret_updated_at"),
+    ],
     fields: &[
         text("name", "Name", "e.g. OPENAI_API_KEY"),
-        Field { name: "secret_type", label: "Provider", input: "select", options: &["openai", "anthropic", "google", "mistral", "together", "azure", "bedrock", "vertex", "custom"], hint: "" },
-        Field { name: "secret", label: "API key", input: "password", options: &[], hint: "Stored sealed; shown only as a preview." },
+        Field {
+            name: "secret_type",
+            label: "Provider",
+            input: "select",
+            options: &["openai", "anthropic", "google", "mistral", "together", "azure", "bedrock", "vertex", "custom"],
+            hint: "",
+        },
+        Field {
+            name: "secret",
+            label: "API key",
+            input: "password",
+            options: &[],
+            hint: "Stored sealed; shown only as a preview.",
+        },
     ],
 };
 
@@ -205,7 +274,13 @@ const ENV: Kind = Kind {
     columns: &[("Name", "name"), ("Value", "preview_secret"), ("Last changed", "secret_updated_at")],
     fields: &[
         text("name", "Name", "e.g. SEARCH_API_KEY"),
-        Field { name: "value", label: "Value", input: "password", options: &[], hint: "Stored sealed; shown only as a preview." },
+        Field {
+            name: "value",
+            label: "Value",
+            input: "password",
+            options: &[],
+            hint: "Stored sealed; shown only as a preview.",
+        },
     ],
 };
 
@@ -215,7 +290,11 @@ const ENVS: Kind = Kind {
     intro: "Named deployment targets (dev, staging, production) prompt versions can be assigned to.",
     singular: "environment",
     columns: &[("Name", "name"), ("Slug", "slug"), ("Description", "description"), ("Created", "created")],
-    fields: &[text("name", "Name", ""), text("slug", "Slug", "Lowercase letters, digits and dashes."), text("description", "Description", "")],
+    fields: &[
+        text("name", "Name", ""),
+        text("slug", "Slug", "Lowercase letters, digits and dashes."),
+        text("description", "Description", ""),
+    ],
 };
 
 const TAGS: Kind = Kind {
@@ -224,7 +303,11 @@ const TAGS: Kind = Kind {
     intro: "Labels for logs, experiments and dataset rows.",
     singular: "tag",
     columns: &[("Name", "name"), ("Color", "color"), ("Description", "description")],
-    fields: &[text("name", "Name", ""), Field { name: "color", label: "Color", input: "color", options: &[], hint: "Shown next to the tag." }, text("description", "Description", "")],
+    fields: &[
+        text("name", "Name", ""),
+        Field { name: "color", label: "Color", input: "color", options: &[], hint: "Shown next to the tag." },
+        text("description", "Description", ""),
+    ],
 };
 
 const REVIEW: Kind = Kind {
@@ -235,8 +318,20 @@ const REVIEW: Kind = Kind {
     columns: &[("Name", "name"), ("Type", "score_type"), ("Description", "description")],
     fields: &[
         text("name", "Name", ""),
-        Field { name: "score_type", label: "Type", input: "select", options: &["slider", "categorical", "free-form"], hint: "" },
-        Field { name: "categories", label: "Categories", input: "textarea", options: &[], hint: "Categorical only: one per line, `name=value`." },
+        Field {
+            name: "score_type",
+            label: "Type",
+            input: "select",
+            options: &["slider", "categorical", "free-form"],
+            hint: "",
+        },
+        Field {
+            name: "categories",
+            label: "Categories",
+            input: "textarea",
+            options: &[],
+            hint: "Categorical only: one per line, `name=value`.",
+        },
         text("description", "Description", ""),
     ],
 };
@@ -249,8 +344,20 @@ const AGGREGATE: Kind = Kind {
     columns: &[("Name", "name"), ("Type", "score_type"), ("Description", "description")],
     fields: &[
         text("name", "Name", ""),
-        Field { name: "score_type", label: "Type", input: "select", options: &["weighted", "minimum", "maximum"], hint: "" },
-        Field { name: "scores", label: "Scores", input: "textarea", options: &[], hint: "One per line: a score name, with `=weight` for a weighted score." },
+        Field {
+            name: "score_type",
+            label: "Type",
+            input: "select",
+            options: &["weighted", "minimum", "maximum"],
+            hint: "",
+        },
+        Field {
+            name: "scores",
+            label: "Scores",
+            input: "textarea",
+            options: &[],
+            hint: "One per line: a score name, with `=weight` for a weighted score.",
+        },
         text("description", "Description", ""),
     ],
 };
@@ -260,11 +367,28 @@ const PROJECT_AI: Kind = Kind {
     title: "Project AI providers",
     intro: "Provider keys for this project only: each overrides the organization's provider of the same type here.",
     singular: "project AI provider",
-    columns: &[("Name", "name"), ("Provider", "secret_type"), ("Key", "preview_secret"), ("Key last changed", "secret_updated_at")],
+    columns: &[
+        ("Name", "name"),
+        ("Provider", "secret_type"),
+        ("Key", "preview_secret"),
+        ("Key last changed", "secret_updated_at"),
+    ],
     fields: &[
         text("name", "Name", "e.g. OPENAI_API_KEY"),
-        Field { name: "secret_type", label: "Provider", input: "select", options: &["openai", "anthropic", "google", "mistral", "together", "azure", "bedrock", "vertex", "custom"], hint: "" },
-        Field { name: "value", label: "API key", input: "password", options: &[], hint: "Stored sealed; shown only as a preview." },
+        Field {
+            name: "secret_type",
+            label: "Provider",
+            input: "select",
+            options: &["openai", "anthropic", "google", "mistral", "together", "azure", "bedrock", "vertex", "custom"],
+            hint: "",
+        },
+        Field {
+            name: "value",
+            label: "API key",
+            input: "password",
+            options: &[],
+            hint: "Stored sealed; shown only as a preview.",
+        },
     ],
 };
 
@@ -278,11 +402,17 @@ const ONLINE: Kind = Kind {
 };
 
 fn org_kind(slug: &str) -> Result<&'static Kind, Fail> {
-    [&AI, &ENV, &ENVS].into_iter().find(|k| k.slug == slug).ok_or_else(|| Fail(ApiError::NotFound(format!("no settings page `{slug}`"))))
+    [&AI, &ENV, &ENVS]
+        .into_iter()
+        .find(|k| k.slug == slug)
+        .ok_or_else(|| Fail(ApiError::NotFound(format!("no settings page `{slug}`"))))
 }
 
 fn project_kind(slug: &str) -> Result<&'static Kind, Fail> {
-    [&TAGS, &REVIEW, &AGGREGATE, &ONLINE, &PROJECT_AI].into_iter().find(|k| k.slug == slug).ok_or_else(|| Fail(ApiError::NotFound(format!("no project settings `{slug}`"))))
+    [&TAGS, &REVIEW, &AGGREGATE, &ONLINE, &PROJECT_AI]
+        .into_iter()
+        .find(|k| k.slug == slug)
+        .ok_or_else(|| Fail(ApiError::NotFound(format!("no project settings `{slug}`"))))
 }
 
 /// One object in a table: its id, its cells, its badges.
@@ -328,11 +458,17 @@ async fn list_kind(ctx: &Ctx, kind: &Kind, project: Option<Uuid>) -> Result<Vec<
         "environments" => to_values(environment::list(c, lim()?, query(&[])?, org?).await?.0.objects),
         "project-ai-providers" => {
             let f = query(&[("object_type", "project"), ("object_id", pid.as_str())])?;
-            let vars = to_values(env_var::list(c.clone(), lim()?, f, query(&[("org_name", ctx.org_name())])?).await?.0.objects)?;
-            let mut out: Vec<Value> = vars.into_iter().filter(|v| v.get("secret_category").and_then(Value::as_str) == Some("ai_provider")).collect();
+            let vars = to_values(
+                env_var::list(c.clone(), lim()?, f, query(&[("org_name", ctx.org_name())])?).await?.0.objects,
+            )?;
+            let mut out: Vec<Value> = vars
+                .into_iter()
+                .filter(|v| v.get("secret_category").and_then(Value::as_str) == Some("ai_provider"))
+                .collect();
             // The organization's providers, marked overridden where a project key of
             // the same type takes their place here.
-            let overridden: Vec<String> = out.iter().filter_map(|v| v.get("secret_type").and_then(Value::as_str).map(str::to_owned)).collect();
+            let overridden: Vec<String> =
+                out.iter().filter_map(|v| v.get("secret_type").and_then(Value::as_str).map(str::to_owned)).collect();
             for mut o in to_values(ai_secret::list(c, lim()?, query(&[])?, org?).await?.0.objects)? {
                 let t = o.get("type").and_then(Value::as_str).unwrap_or("").to_owned();
                 o["secret_type"] = json!(t);
@@ -341,7 +477,9 @@ async fn list_kind(ctx: &Ctx, kind: &Kind, project: Option<Uuid>) -> Result<Vec<
             }
             Ok(out)
         }
-        "tags" => to_values(project_tag::list(c, lim()?, query(&[("project_id", pid.as_str())])?, org?).await?.0.objects),
+        "tags" => {
+            to_values(project_tag::list(c, lim()?, query(&[("project_id", pid.as_str())])?, org?).await?.0.objects)
+        }
         "human-review" | "aggregate-scores" | "online-scoring" => {
             let types: &[&str] = match kind.slug {
                 "human-review" => &["slider", "categorical", "free-form"],
@@ -408,7 +546,8 @@ async fn create_kind(ctx: &Ctx, kind: &Kind, project: Option<Uuid>, form: &[(Str
                     let (n, w) = l.split_once('=').unwrap_or((l, "1"));
                     scores.insert(n.trim().to_owned(), json!(w.trim().parse::<f64>().unwrap_or(1.0)));
                 }
-                v["categories"] = if t == "weighted" { Value::Object(scores) } else { json!(scores.keys().collect::<Vec<_>>()) };
+                v["categories"] =
+                    if t == "weighted" { Value::Object(scores) } else { json!(scores.keys().collect::<Vec<_>>()) };
             }
             project_score::create(c, b(v)?).await?;
         }
@@ -439,7 +578,11 @@ fn badges(kind: &Kind, v: &Value, now: i64) -> Vec<(String, &'static str)> {
         out.push((b.to_owned(), if b == "Overridden" { "warn" } else { "subtle" }));
     }
     if matches!(kind.slug, "ai-providers" | "env-vars" | "project-ai-providers") {
-        let changed = v.get("secret_updated_at").or(v.get("created")).and_then(Value::as_str).and_then(castellan_api_types::parse_time);
+        let changed = v
+            .get("secret_updated_at")
+            .or(v.get("created"))
+            .and_then(Value::as_str)
+            .and_then(castellan_api_types::parse_time);
         if let Some(t) = changed {
             let days = (now - t) / (24 * 3600 * 1_000_000);
             if days > 182 {
@@ -455,7 +598,12 @@ async fn section(ctx: &Ctx, kind: &'static Kind, project: Option<Uuid>, action: 
     let items = list_kind(ctx, kind, project)
         .await?
         .iter()
-        .map(|v| Item { own: v.get("_org_default").is_none(), id: cell(v, "id"), cells: kind.columns.iter().map(|(_, k)| cell(v, k)).collect(), badges: badges(kind, v, now) })
+        .map(|v| Item {
+            own: v.get("_org_default").is_none(),
+            id: cell(v, "id"),
+            cells: kind.columns.iter().map(|(_, k)| cell(v, k)).collect(),
+            badges: badges(kind, v, now),
+        })
         .collect();
     // Who may change these, asked of the engine: the organization's "Manage
     // settings" for org objects, `update` on the project for project settings, and
@@ -508,12 +656,20 @@ async fn org_render(ctx: &Ctx, slug: &str, err: FormError, notice: Option<String
     ctx.page_status(status, kind.title, &format!("settings/{}", kind.slug), p, notice)
 }
 
-async fn org_kind_page(session: Session, Path((org, kind)): Path<(String, String)>, q: axum::extract::Query<Notice>) -> Page {
+async fn org_kind_page(
+    session: Session,
+    Path((org, kind)): Path<(String, String)>,
+    q: axum::extract::Query<Notice>,
+) -> Page {
     let ctx = session.org(&org).await?;
     org_render(&ctx, &kind, FormError::default(), q.0.take()).await
 }
 
-async fn org_kind_create(session: Session, Path((org, slug)): Path<(String, String)>, Form(form): Form<Vec<(String, String)>>) -> Page {
+async fn org_kind_create(
+    session: Session,
+    Path((org, slug)): Path<(String, String)>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Page {
     let ctx = session.org(&org).await?;
     let kind = org_kind(&slug)?;
     match create_kind(&ctx, kind, None, &form).await {
@@ -543,7 +699,8 @@ async fn project_render(ctx: &Ctx, id: Uuid, err: FormError, notice: Option<Stri
     for kind in [&PROJECT_AI, &TAGS, &REVIEW, &AGGREGATE, &ONLINE] {
         sections.push(section(ctx, kind, Some(id), format!("{}/p/{id}/settings/{}", ctx.base(), kind.slug)).await?);
     }
-    let key = p.settings.as_ref().and_then(|s| s.get("comparison_key")).and_then(Value::as_str).unwrap_or("").to_owned();
+    let key =
+        p.settings.as_ref().and_then(|s| s.get("comparison_key")).and_then(Value::as_str).unwrap_or("").to_owned();
     let can_update = ctx.can(Permission::Update, ObjectRef::new(ObjectType::Project, id));
     let status = if err.message.is_empty() { StatusCode::OK } else { FormError::status_of(&err) };
     let page = KindPage {
@@ -559,26 +716,48 @@ async fn project_render(ctx: &Ctx, id: Uuid, err: FormError, notice: Option<Stri
     ctx.page_status(status, &p.name, "projects", page, notice)
 }
 
-async fn project_settings_page(session: Session, Path((org, id)): Path<(String, Uuid)>, q: axum::extract::Query<Notice>) -> Page {
+async fn project_settings_page(
+    session: Session,
+    Path((org, id)): Path<(String, Uuid)>,
+    q: axum::extract::Query<Notice>,
+) -> Page {
     let ctx = session.org(&org).await?;
     project_render(&ctx, id, FormError::default(), q.0.take()).await
 }
 
 /// Sets the comparison key (`PATCH /v1/project/{id}` with `settings`, which replaces
 /// the project's settings: the others are sent back as they are).
-async fn save_comparison_key(session: Session, Path((org, id)): Path<(String, Uuid)>, Form(form): Form<Vec<(String, String)>>) -> Page {
+async fn save_comparison_key(
+    session: Session,
+    Path((org, id)): Path<(String, Uuid)>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Page {
     let ctx = session.org(&org).await?;
     let p = project::retrieve(ctx.caller.clone(), crate::extract::Path(ProjectId(id))).await?.0;
     let mut settings = p.settings.clone().filter(Value::is_object).unwrap_or_else(|| json!({}));
     let key = one(&form, "comparison_key").trim().to_owned();
     settings["comparison_key"] = if key.is_empty() { Value::Null } else { json!(key) };
-    match project::update(ctx.caller.clone(), crate::extract::Path(ProjectId(id)), body(json!({"settings": settings}))?).await {
+    match project::update(ctx.caller.clone(), crate::extract::Path(ProjectId(id)), body(json!({"settings": settings}))?)
+        .await
+    {
         Ok(_) => Ok(see_other(&format!("{}/p/{id}/settings?notice=Comparison%20key%20saved", ctx.base()))),
-        Err(e) => project_render(&ctx, id, FormError::new("comparison", &e, &["comparison_key", "settings.comparison_key"], fields(&form)), None).await,
+        Err(e) => {
+            project_render(
+                &ctx,
+                id,
+                FormError::new("comparison", &e, &["comparison_key", "settings.comparison_key"], fields(&form)),
+                None,
+            )
+            .await
+        }
     }
 }
 
-async fn project_kind_create(session: Session, Path((org, id, slug)): Path<(String, Uuid, String)>, Form(form): Form<Vec<(String, String)>>) -> Page {
+async fn project_kind_create(
+    session: Session,
+    Path((org, id, slug)): Path<(String, Uuid, String)>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Page {
     let ctx = session.org(&org).await?;
     let kind = project_kind(&slug)?;
     match create_kind(&ctx, kind, Some(id), &form).await {

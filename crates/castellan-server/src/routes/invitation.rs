@@ -47,7 +47,11 @@ pub async fn list(caller: Caller, Query(org): Query<OrgName>) -> ApiResult<Json<
 /// once. Needs `create` on the org's members ("Manage members").
 #[utoipa::path(delete, path = "/v1/organization/invitations/{invitation_id}", tag = "Organizations",
     params(("invitation_id" = Uuid, Path), OrgName), responses((status = 200, body = Invitation)))]
-pub async fn revoke(caller: Caller, Path(id): Path<Uuid>, Query(org): Query<OrgName>) -> ApiResult<Written<Invitation>> {
+pub async fn revoke(
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Query(org): Query<OrgName>,
+) -> ApiResult<Written<Invitation>> {
     let org = caller.org(org.get()).await?;
     let permit = caller.require(Permission::Create, ObjectRef::new(ObjectType::OrgMember, org.id.0)).await?;
     let mut w = caller.state().write(&permit).await?;

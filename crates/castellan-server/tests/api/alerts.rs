@@ -552,7 +552,11 @@ async fn outbound_calls_to_private_addresses_are_refused_unless_allowed(b: Backe
 
 async fn upload(app: &TestApp, key: &str, org: &str, name: &str, body: &'static str) {
     let (s, up) = app
-        .post("/attachment", key, json!({"key": name, "filename": "f.txt", "content_type": "text/plain", "org_id": org}))
+        .post(
+            "/attachment",
+            key,
+            json!({"key": name, "filename": "f.txt", "content_type": "text/plain", "org_id": org}),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{up}");
     let url = up["signedUrl"].as_str().expect("url").to_owned();
@@ -568,16 +572,26 @@ async fn retention_deletes_the_attachments_and_stale_payloads_of_swept_rows(b: B
     let p = project(&app, &owner, "p").await;
     upload(&app, &owner, &org, "only-old", "ancient bytes").await;
     upload(&app, &owner, &org, "shared", "still needed").await;
-    let att = |k: &str| json!({"type": "braintrust_attachment", "key": k, "filename": "f.txt", "content_type": "text/plain"});
-    log(&app, &owner, &p, vec![
-        json!({"id": "old-1", "input": {"file": att("only-old")}, "created": "2020-01-01T00:00:00Z"}),
-        json!({"id": "old-2", "input": {"file": att("shared")}, "created": "2020-01-01T00:00:00Z"}),
-        json!({"id": "new-1", "input": {"file": att("shared")}}),
-    ])
+    let att =
+        |k: &str| json!({"type": "braintrust_attachment", "key": k, "filename": "f.txt", "content_type": "text/plain"});
+    log(
+        &app,
+        &owner,
+        &p,
+        vec![
+            json!({"id": "old-1", "input": {"file": att("only-old")}, "created": "2020-01-01T00:00:00Z"}),
+            json!({"id": "old-2", "input": {"file": att("shared")}, "created": "2020-01-01T00:00:00Z"}),
+            json!({"id": "new-1", "input": {"file": att("shared")}}),
+        ],
+    )
     .await;
     // An overflow payload announced and never used, two days ago.
     let (s, o) = app
-        .post("/logs3/overflow", &owner, json!({"rows": [{"object_ids": {"project_id": p, "log_id": "g"}}], "size_bytes": 10}))
+        .post(
+            "/logs3/overflow",
+            &owner,
+            json!({"rows": [{"object_ids": {"project_id": p, "log_id": "g"}}], "size_bytes": 10}),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{o}");
     clock.store(2 * 86_400 * 1_000_000, std::sync::atomic::Ordering::SeqCst);
@@ -586,7 +600,11 @@ async fn retention_deletes_the_attachments_and_stale_payloads_of_swept_rows(b: B
         .await;
     let (_, run) = app.post(&format!("/v1/project_automation/{}/run", id(&rule)), &owner, json!({})).await;
     assert_eq!((run["status"].as_str(), run["count"].as_i64()), (Some("ok"), Some(2)), "{run}");
-    assert_eq!((run["details"]["attachments"].as_u64(), run["details"]["overflow"].as_u64()), (Some(1), Some(1)), "{run}");
+    assert_eq!(
+        (run["details"]["attachments"].as_u64(), run["details"]["overflow"].as_u64()),
+        (Some(1), Some(1)),
+        "{run}"
+    );
     let (s, gone) = app.get(&format!("/attachment?key=only-old&org_id={org}"), &owner).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{gone}");
     let (s, kept) = app.get(&format!("/attachment?key=shared&org_id={org}"), &owner).await;

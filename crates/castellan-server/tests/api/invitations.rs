@@ -10,7 +10,11 @@ async fn a_revoked_invitation_is_no_longer_pending_and_cannot_be_accepted(b: Bac
     let Some(app) = TestApp::spawn(b).await else { return };
     let owner = app.bootstrap("acme", "owner@acme.example").await;
     let (s, out) = app
-        .patch("/v1/organization/members", &owner, json!({"invite_users": {"emails": ["new@acme.example"], "group_name": "Viewers"}}))
+        .patch(
+            "/v1/organization/members",
+            &owner,
+            json!({"invite_users": {"emails": ["new@acme.example"], "group_name": "Viewers"}}),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{out}");
     let id = out["invitations"][0]["id"].as_str().expect("id").to_owned();

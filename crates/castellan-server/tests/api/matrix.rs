@@ -72,7 +72,13 @@ impl World {
         }
         if t.contains("{FRESH_INVITATION}") {
             let inv = json!({"emails": [format!("pending-{}@acme.example", self.next())]});
-            let out = self.owner(Method::PATCH, "/v1/organization/members", Some(json!({"invite_users": inv, "org_name": "acme"}))).await;
+            let out = self
+                .owner(
+                    Method::PATCH,
+                    "/v1/organization/members",
+                    Some(json!({"invite_users": inv, "org_name": "acme"})),
+                )
+                .await;
             t = t.replace("{FRESH_INVITATION}", out["invitations"][0]["id"].as_str().expect("invitation id"));
         }
         if t.contains("{FRESH_GROUP}") {

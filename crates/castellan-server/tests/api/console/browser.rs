@@ -9,9 +9,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 fn required(var: &str, what: &str) -> String {
-    std::env::var(var).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| {
-        panic!("needs {what}: set {var}, or run scripts/test, which installs it and sets it")
-    })
+    std::env::var(var)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| panic!("needs {what}: set {var}, or run scripts/test, which installs it and sets it"))
 }
 
 /// Where screenshots go: `target/console-screenshots/`.
@@ -140,7 +141,10 @@ impl Browser {
     /// browser's locale format).
     pub async fn set_value(&self, css: &str, value: &str) {
         self.client
-            .execute("document.querySelector(arguments[0]).value = arguments[1]; return true;", vec![css.into(), value.into()])
+            .execute(
+                "document.querySelector(arguments[0]).value = arguments[1]; return true;",
+                vec![css.into(), value.into()],
+            )
             .await
             .unwrap_or_else(|e| panic!("set {css}: {e}"));
     }
@@ -212,7 +216,11 @@ impl Browser {
         "#;
         let out = self.client.execute_async(script, vec![]).await.expect("run axe-core");
         let violations: Vec<String> = serde_json::from_value(out).unwrap_or_default();
-        assert!(violations.is_empty(), "axe-core found serious or critical problems on {name}:\n{}", violations.join("\n"));
+        assert!(
+            violations.is_empty(),
+            "axe-core found serious or critical problems on {name}:\n{}",
+            violations.join("\n")
+        );
     }
 
     /// Saves a screenshot of the page as `<tag>-<name>.png`.

@@ -45,8 +45,10 @@ async fn seed_workflow_end_to_end(backend: Backend) {
     let (_, seed) = app.post("/v1/project", &key, json!({"name": "Seed"})).await;
     let (_, secret) = app.post("/v1/project", &key, json!({"name": "Secret"})).await;
     let (_, _exp_a) = app.post("/v1/experiment", &key, json!({"name": "baseline", "project_id": id_of(&seed)})).await;
-    let (_, exp_b) = app.post("/v1/experiment", &key, json!({"name": "hidden-run", "project_id": id_of(&secret)})).await;
-    let (_, exp_c) = app.post("/v1/experiment", &key, json!({"name": "shared-run", "project_id": id_of(&secret)})).await;
+    let (_, exp_b) =
+        app.post("/v1/experiment", &key, json!({"name": "hidden-run", "project_id": id_of(&secret)})).await;
+    let (_, exp_c) =
+        app.post("/v1/experiment", &key, json!({"name": "shared-run", "project_id": id_of(&secret)})).await;
     let (s, _) = app.post("/v1/dataset", &key, json!({"name": "golden", "project_id": id_of(&seed)})).await;
     assert_eq!(s, StatusCode::OK);
 
@@ -91,7 +93,14 @@ async fn seed_workflow_end_to_end(backend: Backend) {
     owner.check("members-invite-dialog").await;
     owner.click("#invite-dialog button.primary").await;
     owner.wait_text("Invitation links").await;
-    let link = owner.client.find(fantoccini::Locator::Css("code[data-invitation]")).await.expect("link").text().await.expect("text");
+    let link = owner
+        .client
+        .find(fantoccini::Locator::Css("code[data-invitation]"))
+        .await
+        .expect("link")
+        .text()
+        .await
+        .expect("text");
     assert!(link.starts_with("/invitation?token="), "{link}");
     let pending = owner.wait_for("#pending-invitations").await;
     assert!(pending.contains("member@acme.test") && pending.contains("Reviewers"), "listed as pending: {pending}");
@@ -145,7 +154,14 @@ async fn seed_workflow_end_to_end(backend: Backend) {
     // Explain and who-can on the Seed project, about the member.
     owner.go(&format!("/o/acme/p/{}/permissions?explain_user={member_id}&explain_perm=read", id_of(&seed))).await;
     let text = owner.wait_text("Explain").await;
-    let result = owner.client.find(fantoccini::Locator::Css("#explain-result")).await.expect("result").text().await.expect("text");
+    let result = owner
+        .client
+        .find(fantoccini::Locator::Css("#explain-result"))
+        .await
+        .expect("result")
+        .text()
+        .await
+        .expect("text");
     assert!(result.contains("can") && result.contains("via group Reviewers"), "explain names the group: {result}");
     assert!(text.contains("via group Reviewers"), "who-can shows the source: {text}");
     owner.check("explain").await;
@@ -166,7 +182,10 @@ async fn seed_workflow_end_to_end(backend: Backend) {
     member.check("member-project").await;
     member.go(&format!("/o/acme/p/{}/experiment/{}", id_of(&secret), id_of(&exp_c))).await;
     let text = member.text().await;
-    assert!(text.contains("shared-run") && text.contains("Manage access"), "the experiment is readable, its grants are not: {text}");
+    assert!(
+        text.contains("shared-run") && text.contains("Manage access"),
+        "the experiment is readable, its grants are not: {text}"
+    );
     member.go(&format!("/o/acme/p/{}/experiment/{}", id_of(&secret), id_of(&exp_b))).await;
     let text = member.text().await;
     assert!(text.contains("Not found"), "another experiment of Secret is a 404: {text}");
@@ -190,7 +209,10 @@ async fn seed_workflow_end_to_end(backend: Backend) {
     app.stop().await;
 }
 
-on_both_backends!(#[ignore = "needs Chromium, chromedriver and axe-core: scripts/test runs it"] seed_workflow_end_to_end);
+on_both_backends!(
+    #[ignore = "needs Chromium, chromedriver and axe-core: scripts/test runs it"]
+    seed_workflow_end_to_end
+);
 
 /// API keys shown once, service accounts and their tokens, the audit log's filters
 /// and chain verification, roles, the administration objects, and "view as".
@@ -207,7 +229,15 @@ async fn keys_tokens_audit_and_settings(backend: Backend) {
     owner.fill("#key-name", "ci").await;
     owner.click("#create-dialog button.primary").await;
     owner.wait_for("#new-secret").await;
-    let raw = owner.client.find(fantoccini::Locator::Css("#secret-value")).await.expect("secret").prop("value").await.expect("value").expect("a value");
+    let raw = owner
+        .client
+        .find(fantoccini::Locator::Css("#secret-value"))
+        .await
+        .expect("secret")
+        .prop("value")
+        .await
+        .expect("value")
+        .expect("a value");
     assert!(raw.starts_with("sk-"), "{raw}");
     assert!(owner.has("#copy-secret").await);
     owner.check("api-key-created").await;
@@ -226,7 +256,15 @@ async fn keys_tokens_audit_and_settings(backend: Backend) {
     owner.fill("#sa-token", "first").await;
     owner.click("#create-dialog button.primary").await;
     owner.wait_for("#new-secret").await;
-    let token = owner.client.find(fantoccini::Locator::Css("#secret-value")).await.expect("secret").prop("value").await.expect("value").expect("a value");
+    let token = owner
+        .client
+        .find(fantoccini::Locator::Css("#secret-value"))
+        .await
+        .expect("secret")
+        .prop("value")
+        .await
+        .expect("value")
+        .expect("a value");
     assert!(token.starts_with("bt-st-"), "{token}");
     let (s, _) = app.get("/v1/project", &token).await;
     assert_eq!(s, StatusCode::OK, "the token authenticates");
@@ -300,7 +338,13 @@ async fn keys_tokens_audit_and_settings(backend: Backend) {
     owner.check("audit-log-verified").await;
 
     // An owner views the console as a member: marked on every page, checked as them.
-    let (s, v) = app.patch("/v1/organization/members", &key, json!({"invite_users": {"emails": ["viewer@acme.test"], "group_name": "Viewers"}})).await;
+    let (s, v) = app
+        .patch(
+            "/v1/organization/members",
+            &key,
+            json!({"invite_users": {"emails": ["viewer@acme.test"], "group_name": "Viewers"}}),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let token = v["invitations"][0]["token"].as_str().expect("token");
     let body = json!({"token": token, "password": PASSWORD});
@@ -324,5 +368,8 @@ async fn keys_tokens_audit_and_settings(backend: Backend) {
 
 mod more {
     use super::*;
-    on_both_backends!(#[ignore = "needs Chromium, chromedriver and axe-core: scripts/test runs it"] keys_tokens_audit_and_settings);
+    on_both_backends!(
+        #[ignore = "needs Chromium, chromedriver and axe-core: scripts/test runs it"]
+        keys_tokens_audit_and_settings
+    );
 }
