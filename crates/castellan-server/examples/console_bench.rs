@@ -86,7 +86,7 @@ async fn main() {
     for i in 0..GRANTS {
         let mut item = json!({"object_type": "project", "object_id": project, "permission": perms[i % perms.len()], "restrict_object_type": types[(i / perms.len()) % types.len()]});
         let who = i / (perms.len() * types.len());
-        if who % 5 == 0 {
+        if who.is_multiple_of(5) {
             item["group_id"] = json!(groups[who % groups.len()]);
         } else {
             item["user_id"] = json!(users[who % users.len()]);

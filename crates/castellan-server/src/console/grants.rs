@@ -248,6 +248,10 @@ struct WhoRow {
     sources: Vec<(String, String)>,
 }
 
+/// An Explain answer: allowed, about whom, the deciding grants (source, expiry),
+/// the near misses.
+type Explained = (bool, String, Vec<(String, String)>, Vec<String>);
+
 /// The access component's template.
 #[derive(Template)]
 #[template(path = "console/access.html")]
@@ -272,7 +276,7 @@ struct AccessPage<'a> {
     who_more: usize,
     explain_user: String,
     explain_perm: String,
-    explained: Option<(bool, String, Vec<(String, String)>, Vec<String>)>,
+    explained: Option<Explained>,
     perms: Vec<&'static str>,
     users: Vec<(String, String)>,
 }
