@@ -339,7 +339,7 @@ impl Ctx {
         let body = body.render()?;
         let viewing_as = self.caller.actor.impersonator.map(|_| user_label(&self.caller.user));
         let user = match self.caller.actor.impersonator {
-            Some(real) => format!("owner {}", real.0),
+            Some(_) => format!("Viewing as {}", user_label(&self.caller.user)),
             None => user_label(&self.caller.user),
         };
         let shell = Shell {
