@@ -5,8 +5,8 @@
 //!   filter matches 10% of spans) over a log of `--rows` spans, each check after
 //!   1,000 new spans were written (100 match, so each check also delivers a signed
 //!   webhook to a receiver on loopback) — against the first page of `fetch`;
-//! * the first check of an alert (no previous check: its window is by creation time,
-//!   a scan of the whole log);
+//! * the first check of an alert (no previous check: its window is by creation
+//!   time, read from the scheduler's transaction-id mark of 20 minutes before);
 //! * a retention sweep deleting every one of the `--rows` spans while a client
 //!   ingests 10 spans per request one request at a time — the ingest latencies
 //!   during the sweep against the same client's before it.
@@ -118,6 +118,10 @@ async fn main() -> Result<(), String> {
     let started = Instant::now();
     fill(&*store, log, 0, a.rows, old).await?;
     eprintln!("wrote {} rows in {:.1} s", a.rows, started.elapsed().as_secs_f64());
+    // As a server that has run for a while has: the scheduler's transaction-id mark
+    // from 20 minutes ago (these rows were written before it).
+    let xact = store.read().await.map_err(|e| e.to_string())?.current_xact_id().await.map_err(|e| e.to_string())?;
+    store.mark_xact(state.now() - 20 * 60 * 1_000_000, xact).await.map_err(|e| e.to_string())?;
 
     // Alerts.
     let (hook, delivered) = receiver().await?;
@@ -213,7 +217,7 @@ async fn main() -> Result<(), String> {
         pct(&checks, 0.5) / f50
     );
     println!(
-        "| first alert check (window by creation time, whole log scanned) | {:.1} | | | {:.2}× |",
+        "| first alert check (window by creation time, from the scheduler's mark) | {:.1} | | | {:.2}× |",
         ms(first),
         ms(first) / f50
     );

@@ -21,8 +21,16 @@ use uuid::Uuid;
 
 /// Rows one delete removes at most (one short transaction).
 pub const BATCH: usize = 1000;
+/// The smallest batch a sweep shrinks to.
+const MIN_BATCH: usize = 50;
+/// How long one delete may hold the write lock before the next batch is smaller.
+const BATCH_BUDGET: std::time::Duration = std::time::Duration::from_millis(8);
 /// How often a retention rule is swept.
 const SWEEP_EVERY_MICROS: i64 = 10 * 60 * 1_000_000;
+/// How far before a window's start the transaction-id mark it reads from must be.
+const MARK_SLACK_MICROS: i64 = 5 * 60 * 1_000_000;
+/// How often the scheduler marks the newest transaction id.
+const MARK_EVERY_MICROS: i64 = 60 * 1_000_000;
 /// How long a lease lasts without renewal.
 const LEASE_MICROS: i64 = 5 * 60 * 1_000_000;
 
@@ -229,6 +237,12 @@ async fn count_matching(
             Box::new(Expr::Literal(Literal::String(from.to_owned()))),
         ));
     }
+    // A window by creation time reads only the rows written since a mark well before
+    // it (clients' clocks may run a little ahead of ours).
+    let since = match (since, created_from.and_then(castellan_api_types::parse_time)) {
+        (None, Some(from)) => state.jobs(permit).xact_before(from - MARK_SLACK_MICROS).await?,
+        (since, _) => since,
+    };
     let mut tx = state.read(permit).await?;
     let version = tx.current_xact_id().await?;
     let (pushed, residual): (Vec<Expr>, Vec<Expr>) = parts.into_iter().partition(|c| tx.pushable(c));
@@ -468,25 +482,37 @@ pub async fn sweep(state: &AppState, permit: &Permit, a: &AdminRecord, holder: &
     let outcome: ApiResult<()> = async {
         for (object_type, log) in logs(state, permit, a).await? {
             let mut rows = 0u64;
+            // Batches sized so that one holds the write lock for about BATCH_BUDGET,
+            // with a pause as long between them: ingest never waits long behind a sweep.
+            let mut batch = 200usize;
             loop {
-                let n = jobs.delete_events_before(log, &cutoff, BATCH).await?;
+                let t = std::time::Instant::now();
+                let n = jobs.delete_events_before(log, &cutoff, batch).await?;
+                let took = t.elapsed();
                 rows += n;
                 // Keep the lease while a long sweep runs.
                 jobs.take_lease(&lease, holder, state.now(), state.now() + LEASE_MICROS).await?;
-                if n < BATCH as u64 {
+                if n < batch as u64 {
                     break;
                 }
+                batch = if took > BATCH_BUDGET {
+                    (batch / 2).max(MIN_BATCH)
+                } else if took < BATCH_BUDGET / 2 {
+                    (batch * 3 / 2).min(BATCH)
+                } else {
+                    batch
+                };
+                tokio::time::sleep(took.min(BATCH_BUDGET * 4)).await;
             }
             if rows > 0 {
                 // Attachments no remaining row of this log names go with the rows.
-                attachments += jobs.sweep_attachments(log).await?;
+                attachments += jobs.sweep_attachments(log, a.org_id).await?;
                 objects.push(Target { object_type, object_id: log.id, rows });
             }
         }
-        // Overflow payloads announced and never used (a used one goes with its write),
-        // older than the window and than a day.
-        let stale = (now - days * 86_400 * 1_000_000).min(now - 86_400 * 1_000_000);
-        overflow = jobs.delete_stale_overflow(a.org_id, stale).await?;
+        // Overflow payloads announced a day ago or more and never used (a used one goes
+        // with its write; an unused one's upload URL expired long ago).
+        overflow = jobs.delete_stale_overflow(a.org_id, now - 86_400 * 1_000_000).await?;
         Ok(())
     }
     .await;
@@ -556,6 +582,9 @@ pub async fn tick_once(state: &AppState, system: &SystemKey, holder: &str) -> Ap
 
 async fn tick_with(state: &AppState, permit: &Permit, holder: &str) -> ApiResult<usize> {
     let permit = permit.clone();
+    let now = state.now();
+    let xact = state.read(&permit).await?.current_xact_id().await?;
+    state.jobs(&permit).mark_xact(now - now % MARK_EVERY_MICROS, xact).await?;
     let mut tasks = tokio::task::JoinSet::new();
     for kind in [AdminKind::ProjectAutomation, AdminKind::OrgAutomation] {
         for a in state.jobs(&permit).all_admin(kind).await? {

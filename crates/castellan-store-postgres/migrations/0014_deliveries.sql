@@ -15,3 +15,10 @@ CREATE TABLE automation_deliveries (
     details TEXT
 );
 CREATE INDEX automation_deliveries_by_automation ON automation_deliveries (automation_id, created);
+
+-- Now and then (each scheduler tick, at most once a minute) the newest transaction
+-- id: which rows were written after a time, without scanning for their creation time.
+CREATE TABLE xact_marks (
+    at BIGINT PRIMARY KEY,
+    xact_id BIGINT NOT NULL
+);

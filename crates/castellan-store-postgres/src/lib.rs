@@ -203,6 +203,14 @@ impl Store for PgStore {
         sql::btql::count(&self.pool, q, since).await
     }
 
+    async fn mark_xact(&self, at: Micros, xact: XactId) -> StoreResult<()> {
+        sql::jobs::mark_xact(&self.pool, at, xact).await
+    }
+
+    async fn xact_before(&self, at: Micros) -> StoreResult<Option<XactId>> {
+        sql::jobs::xact_before(&self.pool, at).await
+    }
+
     async fn record_delivery(&self, d: &DeliveryRecord) -> StoreResult<()> {
         sql::jobs::record_delivery(&self.pool, d).await
     }
@@ -211,8 +219,8 @@ impl Store for PgStore {
         sql::jobs::list_deliveries(&self.pool, automation, limit).await
     }
 
-    async fn sweep_attachments(&self, object: EventObject) -> StoreResult<u64> {
-        sql::jobs::sweep_attachments(&self.pool, object).await
+    async fn sweep_attachments(&self, object: EventObject, org: castellan_core::OrgId) -> StoreResult<u64> {
+        sql::jobs::sweep_attachments(&self.pool, object, org).await
     }
 
     async fn delete_stale_overflow(&self, org: castellan_core::OrgId, before: Micros) -> StoreResult<u64> {

@@ -159,6 +159,14 @@ impl Store for SqliteStore {
         sql::btql::count(&self.reader, q, since).await
     }
 
+    async fn mark_xact(&self, at: Micros, xact: XactId) -> StoreResult<()> {
+        sql::jobs::mark_xact(&self.writer, at, xact).await
+    }
+
+    async fn xact_before(&self, at: Micros) -> StoreResult<Option<XactId>> {
+        sql::jobs::xact_before(&self.writer, at).await
+    }
+
     async fn record_delivery(&self, d: &DeliveryRecord) -> StoreResult<()> {
         sql::jobs::record_delivery(&self.writer, d).await
     }
@@ -167,8 +175,8 @@ impl Store for SqliteStore {
         sql::jobs::list_deliveries(&self.writer, automation, limit).await
     }
 
-    async fn sweep_attachments(&self, object: EventObject) -> StoreResult<u64> {
-        sql::jobs::sweep_attachments(&self.writer, object).await
+    async fn sweep_attachments(&self, object: EventObject, org: castellan_core::OrgId) -> StoreResult<u64> {
+        sql::jobs::sweep_attachments(&self.writer, object, org).await
     }
 
     async fn delete_stale_overflow(&self, org: castellan_core::OrgId, before: Micros) -> StoreResult<u64> {

@@ -224,7 +224,7 @@ pub(crate) async fn list_deliveries(
 /// After rows of `object` went: its references to attachments that no row of it
 /// still names are dropped, then every attachment no log references any more is
 /// deleted (bytes and record); how many attachments were deleted.
-pub(crate) async fn sweep_attachments(pool: &Pool<Db>, object: EventObject) -> StoreResult<u64> {
+pub(crate) async fn sweep_attachments(pool: &Pool<Db>, object: EventObject, org: OrgId) -> StoreResult<u64> {
     let keys: Vec<String> =
         sqlx::query_scalar("SELECT key FROM attachment_refs WHERE object_kind = $1 AND object_id = $2")
             .bind(object.kind.as_str())
@@ -256,10 +256,14 @@ pub(crate) async fn sweep_attachments(pool: &Pool<Db>, object: EventObject) -> S
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+        // References are by the client's key (no org: another org's log naming the
+        // same key keeps the bytes, never the other way round); blobs by the org's.
         let done = sqlx::query(
-            "DELETE FROM blobs WHERE key = $1 AND purpose = 'attachment' \
-             AND NOT EXISTS (SELECT 1 FROM attachment_refs r WHERE r.key = $1)",
+            "DELETE FROM blobs WHERE key = $1 AND org_id = $2 AND purpose = 'attachment' \
+             AND NOT EXISTS (SELECT 1 FROM attachment_refs r WHERE r.key = $3)",
         )
+        .bind(attachment_blob_key(org, &key))
+        .bind(org.0)
         .bind(&key)
         .execute(&mut *tx)
         .await
@@ -280,4 +284,28 @@ pub(crate) async fn delete_stale_overflow(pool: &Pool<Db>, org: OrgId, before: M
         .await
         .map_err(db_err)?;
     Ok(done.rows_affected())
+}
+
+pub(crate) async fn mark_xact(pool: &Pool<Db>, at: Micros, xact: XactId) -> StoreResult<()> {
+    sqlx::query("INSERT INTO xact_marks (at, xact_id) VALUES ($1, $2) ON CONFLICT (at) DO NOTHING")
+        .bind(at)
+        .bind(xact.0)
+        .execute(pool)
+        .await
+        .map_err(db_err)?;
+    sqlx::query("DELETE FROM xact_marks WHERE at < $1")
+        .bind(at - 40 * 86_400 * 1_000_000)
+        .execute(pool)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+pub(crate) async fn xact_before(pool: &Pool<Db>, at: Micros) -> StoreResult<Option<XactId>> {
+    let x: Option<i64> = sqlx::query_scalar("SELECT xact_id FROM xact_marks WHERE at <= $1 ORDER BY at DESC LIMIT 1")
+        .bind(at)
+        .fetch_optional(pool)
+        .await
+        .map_err(db_err)?;
+    Ok(x.map(XactId))
 }

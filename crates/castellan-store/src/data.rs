@@ -328,6 +328,12 @@ pub enum BlobPurpose {
     Logs3Overflow,
 }
 
+/// Where an org's attachment `key` is stored: keys are the client's names, unique
+/// within an organization; another org's keys can neither clash with nor be probed.
+pub fn attachment_blob_key(org: castellan_core::OrgId, key: &str) -> String {
+    format!("{}:{key}", org.0.simple())
+}
+
 impl BlobPurpose {
     /// The stored text.
     pub const fn as_str(self) -> &'static str {

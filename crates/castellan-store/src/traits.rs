@@ -63,6 +63,12 @@ pub trait Store: Send + Sync + 'static {
     /// position and limit do not matter), only those whose newest version was
     /// written after `since` when given.
     async fn count_matching(&self, q: &crate::EventSearch, since: Option<crate::XactId>) -> StoreResult<u64>;
+    /// Records that `xact` was the newest transaction id at `at` (once per `at`;
+    /// marks older than 40 days before `at` go).
+    async fn mark_xact(&self, at: Micros, xact: crate::XactId) -> StoreResult<()>;
+    /// The newest mark at or before `at`: every row written after that time has a
+    /// greater transaction id.
+    async fn xact_before(&self, at: Micros) -> StoreResult<Option<crate::XactId>>;
     /// Stores a delivery (inserted, or its outcome recorded).
     async fn record_delivery(&self, d: &crate::DeliveryRecord) -> StoreResult<()>;
     /// An automation's newest deliveries.
@@ -70,7 +76,7 @@ pub trait Store: Send + Sync + 'static {
     /// After a retention sweep of `object`: drops its references to attachments no
     /// row of it names any more and deletes attachments no log references; how many
     /// attachments were deleted.
-    async fn sweep_attachments(&self, object: crate::EventObject) -> StoreResult<u64>;
+    async fn sweep_attachments(&self, object: crate::EventObject, org: castellan_core::OrgId) -> StoreResult<u64>;
     /// Deletes an org's overflow payloads announced before `before` and never
     /// consumed; how many.
     async fn delete_stale_overflow(&self, org: castellan_core::OrgId, before: Micros) -> StoreResult<u64>;

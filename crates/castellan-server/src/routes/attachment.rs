@@ -43,10 +43,9 @@ fn check_key(key: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// Where an org's attachment key is stored: keys are the client's names, unique
-/// within an organization; another org's keys can neither clash with nor be probed.
+/// Where an org's attachment key is stored.
 fn stored_key(org: OrgId, key: &str) -> String {
-    format!("{}:{key}", org.0.simple())
+    castellan_store::attachment_blob_key(org, key)
 }
 
 fn expiry(state: &AppState) -> i64 {

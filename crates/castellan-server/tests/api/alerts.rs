@@ -323,6 +323,14 @@ async fn a_test_sends_only_when_recent_logs_match(b: Backend) {
     assert_eq!((s, t["count"].as_u64(), t["delivered"].as_bool()), (StatusCode::OK, Some(0), Some(false)), "{t}");
     assert!(t["message"].as_str().is_some_and(|m| m.contains("nothing was sent")), "{t}");
     assert!(rx.hits().is_empty());
+    // An error span written now, then the scheduler's transaction-id mark as if it
+    // had been taken ten minutes ago: a window by time reads only what was written
+    // after a mark taken well before it, so that span (written "before" the mark) is
+    // not read, and the two below are.
+    log(&app, &owner, &p, rows("error", 1, "before-mark")).await;
+    let permit = app.system.permit();
+    let xact = app.state.read(&permit).await.expect("read").current_xact_id().await.expect("xact");
+    app.state.jobs(&permit).mark_xact(app.state.now() - 2 * 3_600 * 1_000_000, xact).await.expect("mark");
     log(&app, &owner, &p, rows("error", 2, "e")).await;
     let (_, t) = app.post(&format!("/v1/project_automation/{aid}/test"), &owner, json!({})).await;
     assert_eq!((t["count"].as_u64(), t["delivered"].as_bool()), (Some(2), Some(true)), "{t}");
