@@ -315,7 +315,7 @@ pub struct AccessQuery {
 }
 
 /// How many users the who-can list shows with their sources.
-const WHO_PAGE: usize = 100;
+const WHO_PAGE: usize = 25;
 
 /// Renders the component.
 pub async fn render(ctx: &Ctx, view: AccessView, q: AccessQuery, err: FormError) -> Page {
