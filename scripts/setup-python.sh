@@ -20,5 +20,7 @@ if ! "$pip" install -q --disable-pip-version-check braintrust==0.48.1 >&2 2>/dev
 fi
 # The official OpenTelemetry SDK and OTLP/HTTP exporter, for the /otel ingest tests.
 "$pip" install -q --disable-pip-version-check opentelemetry-sdk==1.45.2 opentelemetry-exporter-otlp-proto-http==1.45.2 >&2
-"$venv/bin/python" -c "import braintrust, braintrust_api, opentelemetry.exporter.otlp.proto.http.trace_exporter" >&2
+# The SCIM 2.0 validator (scim2-tester's check_server), for the /scim/v2 tests.
+"$pip" install -q --disable-pip-version-check scim2-tester==0.5.2 "scim2-client[httpx2]==0.13.2" httpx2==2.17.0 scim2-models==0.12.3 >&2
+"$venv/bin/python" -c "import braintrust, braintrust_api, opentelemetry.exporter.otlp.proto.http.trace_exporter, scim2_tester" >&2
 echo "$venv/bin/python"

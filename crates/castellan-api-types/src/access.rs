@@ -415,6 +415,11 @@ pub struct AuditLogEntry {
     /// State after (null for deletions).
     #[schema(value_type = Option<Object>)]
     pub after: Option<serde_json::Value>,
+    /// Castellan extension: who acted when it was not a user, e.g.
+    /// `{"actor_type": "scim_token", "scim_token_id": …}` for SCIM provisioning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
     /// The previous record's hash.
     pub prev_hash: String,
     /// This record's hash.

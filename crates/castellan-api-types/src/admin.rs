@@ -632,3 +632,50 @@ mod tests {
         }
     }
 }
+
+/// Castellan extension: an organization's SCIM provisioning token, as listed (never
+/// the secret). It authorizes only `/scim/v2` of its organization.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ScimToken {
+    /// Id.
+    pub id: Uuid,
+    /// Creation time (RFC 3339).
+    pub created: Option<String>,
+    /// Name (not unique).
+    pub name: String,
+    /// Masked preview, e.g. `scim-****a1b2`.
+    pub preview_name: String,
+    /// The organization it provisions.
+    pub org_id: Option<Uuid>,
+    /// The owner who created it (it works only while they are an active owner).
+    pub created_by: Option<Uuid>,
+    /// Last successful use (RFC 3339, minute precision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used: Option<String>,
+    /// When the token stops authenticating (RFC 3339); null: it never expires.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+}
+
+/// `POST /v1/scim_token` (Castellan extension).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreateScimToken {
+    /// Name (not unique), e.g. the identity provider's.
+    pub name: String,
+    /// Which organization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_name: Option<String>,
+    /// When the token stops working (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+/// The answer to creating a SCIM token: the raw token, shown only once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreateScimTokenOutput {
+    /// The token.
+    #[serde(flatten)]
+    pub scim_token: ScimToken,
+    /// The raw `scim-…` secret.
+    pub key: String,
+}

@@ -9,6 +9,7 @@ pub mod config;
 pub mod data;
 pub mod events;
 pub mod settings;
+pub mod usage;
 
 pub use access::*;
 pub use admin::*;
@@ -18,3 +19,4 @@ pub use config::*;
 pub use data::*;
 pub use events::*;
 pub use settings::*;
+pub use usage::*;

@@ -656,6 +656,63 @@ pub enum ServiceTokenAction {
     Delete { id: Uuid },
 }
 
+/// `castellan scim-token …`
+#[derive(Debug, Subcommand)]
+pub enum ScimTokenAction {
+    /// List the SCIM tokens of the organizations you own (previews only).
+    List,
+    /// Mint a SCIM provisioning token for your identity provider (printed once).
+    Create {
+        name: String,
+        /// RFC 3339 time after which the token stops working.
+        #[arg(long)]
+        expires_at: Option<String>,
+    },
+    /// Revoke a SCIM token.
+    Revoke { id: Uuid },
+}
+
+/// Runs `castellan scim-token`.
+pub async fn scim_token(c: &Client, json: bool, org: Option<String>, action: ScimTokenAction) -> Result<()> {
+    let table = |v: &[api::ScimToken]| {
+        let mut t = Table::new(vec!["ID", "NAME", "PREVIEW", "CREATED", "EXPIRES", "LAST USED"]);
+        for k in v {
+            t.row(vec![
+                k.id.to_string(),
+                k.name.clone(),
+                k.preview_name.clone(),
+                cell(&k.created),
+                cell(&k.expires_at),
+                cell(&k.last_used),
+            ]);
+        }
+        t.render()
+    };
+    match action {
+        ScimTokenAction::List => {
+            let query: Vec<(&str, String)> = org.map(|o| ("org_name", o)).into_iter().collect();
+            let l: api::ListResponse<api::ScimToken> = c.get("/v1/scim_token", &query).await?;
+            emit(json, &l, |l| table(&l.objects));
+        }
+        ScimTokenAction::Create { name, expires_at } => {
+            let body = api::CreateScimToken { name, org_name: org, expires_at };
+            let t: api::CreateScimTokenOutput = c.post("/v1/scim_token", &body).await?;
+            emit(json, &t, |t| {
+                format!(
+                    "{}SCIM token (shown once, store it now; base URL: <server>/scim/v2):\n{}\n",
+                    table(std::slice::from_ref(&t.scim_token)),
+                    t.key
+                )
+            });
+        }
+        ScimTokenAction::Revoke { id } => {
+            let t: api::ScimToken = c.delete(&format!("/v1/scim_token/{id}")).await?;
+            emit(json, &t, |t| format!("revoked SCIM token `{}`\n", t.name));
+        }
+    }
+    Ok(())
+}
+
 /// Runs `castellan service-account`.
 pub async fn service_account(c: &Client, json: bool, org: Option<String>, action: ServiceAccountAction) -> Result<()> {
     match action {

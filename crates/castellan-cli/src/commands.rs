@@ -50,12 +50,28 @@ enum Command {
     ServiceAccount(Sub<access_cmds::ServiceAccountAction>),
     /// Service tokens (owners only).
     ServiceToken(Sub<access_cmds::ServiceTokenAction>),
+    /// SCIM provisioning tokens for an identity provider (owners only).
+    ScimToken(Sub<access_cmds::ScimTokenAction>),
     /// Configuration as code: export an organization's administration state to a
     /// file, plan a file against it, apply a file.
     Config(Sub<config_cmds::ConfigAction>),
     /// The master key that seals secret values: status and rotation (on the
     /// database directly, like `migrate`).
     Secrets(SecretsArgs),
+    /// The organization's metered usage (processed bytes, spans, scores) per UTC
+    /// day or month, and the current month against its plan.
+    Usage(UsageCmd),
+    /// The organization's plan: monthly limits, enforcement, cost-alert thresholds.
+    Plan(Sub<crate::usage_cmds::PlanAction>),
+}
+
+/// `castellan usage`: the range and how to reach the server.
+#[derive(Debug, Args)]
+struct UsageCmd {
+    #[command(flatten)]
+    args: crate::usage_cmds::UsageArgs,
+    #[command(flatten)]
+    client: ClientArgs,
 }
 
 /// `castellan secrets`: the action (each with where the database and keys are).
@@ -270,7 +286,14 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::ServiceToken(s) => {
             access_cmds::service_token(&s.client.client()?, s.client.json, s.client.org.clone(), s.action).await
         }
+        Command::ScimToken(s) => {
+            access_cmds::scim_token(&s.client.client()?, s.client.json, s.client.org.clone(), s.action).await
+        }
         Command::Config(s) => config_cmds::config(&s.client.client()?, s.client.json, s.action).await,
+        Command::Usage(u) => crate::usage_cmds::usage(&u.client.client()?, u.client.json, u.args).await,
+        Command::Plan(s) => {
+            crate::usage_cmds::plan(&s.client.client()?, s.client.json, s.client.org.as_deref(), s.action).await
+        }
         Command::Secrets(a) => {
             let (server, json) = a.action.server();
             let config = server.config()?;

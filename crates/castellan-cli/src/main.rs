@@ -6,6 +6,7 @@ mod commands;
 mod config_cmds;
 mod output;
 mod secrets_cmds;
+mod usage_cmds;
 
 use clap::Parser;
 

@@ -345,6 +345,28 @@ fn secrets_never_reach_the_logs_or_the_database_file() {
         .and_then(|l| l.split(';').next())
         .expect("session cookie")
         .to_owned();
+    // A SCIM token, from the CLI: shown once, listed as a preview, used, revoked.
+    let scim = j(&["scim-token", "create", "okta"]);
+    let scim_token = scim["key"].as_str().expect("scim token").to_owned();
+    assert!(scim_token.starts_with("scim-"), "{scim}");
+    let listed = j(&["scim-token", "list"]);
+    assert_eq!(listed["objects"][0]["id"], scim["id"], "{listed}");
+    assert!(!listed.to_string().contains(&scim_token));
+    let (ok, table, _) = cli(&["scim-token", "list", "--url", url, "--api-key", owner.as_str()]);
+    assert!(ok && table.contains("okta") && !table.contains(&scim_token), "{table}");
+    let scim_get = |t: &str| {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", &format!("authorization: Bearer {t}")])
+            .arg(format!("{url}/scim/v2/Users"))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(scim_get(&scim_token), "200");
+    let id = scim["id"].as_str().expect("id").to_owned();
+    let revoked = j(&["scim-token", "revoke", &id]);
+    assert_eq!(revoked["id"], scim["id"]);
+    assert_eq!(scim_get(&scim_token), "401");
     // Use every credential once, wrongly too, so they pass through the server.
     for k in [&key, &token, &pat_key] {
         json(&["whoami", "--url", url, "--api-key", k, "--json"]);
@@ -367,6 +389,7 @@ fn secrets_never_reach_the_logs_or_the_database_file() {
         ("bootstrap key", owner.as_str()),
         ("api key", key.as_str()),
         ("service token", token.as_str()),
+        ("SCIM token", scim_token.as_str()),
         ("invitation", invitation.as_str()),
         ("password", password),
         ("first key", pat_key.as_str()),
@@ -540,4 +563,56 @@ fn the_master_key_rotates_while_the_server_serves_and_a_wrong_key_is_refused() {
     }
     let text = String::from_utf8_lossy(&db);
     assert!(text.len() > 1000 && !text.contains(secret_value) && !text.contains("0123456789abcdefghij"));
+}
+
+#[test]
+fn usage_and_the_plan_are_shown_and_set_from_the_cli() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let owner = bootstrap(&data, "acme", "ada@acme.example");
+    let server = start_server(&data);
+    let url = server.url.as_str();
+    let with = |args: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        v.extend(["--url".into(), url.into(), "--api-key".into(), owner.clone()]);
+        v
+    };
+    let run = |args: Vec<String>| cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (ok, out, err) = run(with(&["project", "create", "web", "--json"]));
+    assert!(ok, "{err}");
+    let pid = serde_json::from_str::<Value>(&out).expect("json")["id"].as_str().expect("id").to_owned();
+    let rows = serde_json::json!({"rows": [{"project_id": pid, "log_id": "g", "id": "a", "scores": {"s": 1}},
+        {"project_id": pid, "log_id": "g", "id": "b"}]});
+    let done = curl("POST", &format!("{url}/logs3"), &owner, &rows.to_string());
+    assert!(done.get("xact_id").is_some(), "{done}");
+
+    let (ok, out, err) = run(with(&["usage", "--json"]));
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!((v["totals"]["spans"].as_i64(), v["totals"]["scores"].as_i64()), (Some(2), Some(1)), "{v}");
+    let (ok, out, err) = run(with(&["usage", "--granularity", "month"]));
+    assert!(ok, "{err}");
+    assert!(out.starts_with("PERIOD") && out.contains("SPANS"), "{out}");
+    let total = out.lines().find(|l| l.starts_with("total")).expect("a total row");
+    assert_eq!(total.split_whitespace().skip(2).collect::<Vec<_>>(), ["2", "1"], "{out}");
+    assert!(out.contains("spans 2 (unlimited)"), "{out}");
+    let (ok, _, err) = run(with(&["usage", "--from", "2026-02-30"]));
+    assert!(!ok && err.contains("`from` must be a date"), "{err}");
+
+    let (ok, out, err) =
+        run(with(&["plan", "set", "--spans", "1_000", "--enforcement", "hard", "--alert-thresholds", "80,100"]));
+    assert!(ok, "{err}");
+    assert!(out.contains("spans / month") && out.contains("1000") && out.contains("80%, 100%"), "{out}");
+    let (ok, out, err) = run(with(&["plan", "show", "--json"]));
+    assert!(ok, "{err}");
+    let p: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!((p["limits"]["spans"].as_i64(), p["enforcement"].as_str()), (Some(1000), Some("hard")), "{p}");
+    let (ok, out, _) = run(with(&["usage"]));
+    assert!(ok && out.contains("spans 2 of 1000 (0.2%)"), "{out}");
+    let (ok, _, err) = run(with(&["plan", "set", "--enforcement", "strict"]));
+    assert!(!ok && err.contains("`enforcement` must be `soft` or `hard`"), "{err}");
+    let (ok, out, err) = run(with(&["plan", "set", "--reset", "--json"]));
+    assert!(ok, "{err}");
+    let p: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!((p["limits"]["spans"].clone(), p["enforcement"].as_str()), (Value::Null, Some("soft")), "{p}");
 }

@@ -169,6 +169,21 @@ pub enum Change {
         /// User id.
         user: Uuid,
     },
+    /// A member was suspended (SCIM `active: false`): every replica refuses their
+    /// credentials at once; their memberships, groups and grants stay.
+    SuspendMember {
+        /// Org id.
+        org: Uuid,
+        /// User id.
+        user: Uuid,
+    },
+    /// A suspended member was restored (SCIM `active: true`).
+    ResumeMember {
+        /// Org id.
+        org: Uuid,
+        /// User id.
+        user: Uuid,
+    },
     /// An API key or service token was revoked (deleted): every replica drops it
     /// from its credential cache.
     RevokeKey {
@@ -233,6 +248,8 @@ impl Change {
             Change::RemoveGroupProject { group, project } => Mutation::RemoveGroupProject { group, project },
             Change::AddMember { .. }
             | Change::RemoveMember { .. }
+            | Change::SuspendMember { .. }
+            | Change::ResumeMember { .. }
             | Change::RevokeKey { .. }
             | Change::UpdateProject { .. } => return None,
         })

@@ -59,6 +59,30 @@ pub struct Config {
     pub webhook_timeout: Duration,
     /// How often the scheduler looks for due automations.
     pub scheduler_tick: Duration,
+    /// Count usage (bytes, spans, scores) per organization and day in every write.
+    pub usage_metering: bool,
+    /// The plan of every organization that was not given one through the API.
+    pub plan_limits: PlanLimitsConfig,
+}
+
+/// The default plan (`[plan_limits]` in the file): monthly limits, how they are
+/// enforced, and the cost-alert thresholds. Every key is optional: no limit means
+/// unlimited, `enforcement` defaults to `soft`, `alert_thresholds` to 50, 75, 90, 100.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanLimitsConfig {
+    /// Processed bytes per month.
+    pub processed_bytes: Option<i64>,
+    /// Spans (row versions) per month.
+    pub spans: Option<i64>,
+    /// Scores per month.
+    pub scores: Option<i64>,
+    /// `soft` (warn) or `hard` (refuse with 429).
+    pub enforcement: Option<String>,
+    /// Percentages of each limit that raise a cost alert, once per month.
+    pub alert_thresholds: Option<Vec<i64>>,
+    /// Where cost alerts go (a webhook URL).
+    pub alert_webhook_url: Option<String>,
 }
 
 impl fmt::Debug for Config {
@@ -85,6 +109,8 @@ impl fmt::Debug for Config {
             .field("webhook_backoff", &self.webhook_backoff)
             .field("webhook_timeout", &self.webhook_timeout)
             .field("scheduler_tick", &self.scheduler_tick)
+            .field("usage_metering", &self.usage_metering)
+            .field("plan_limits", &self.plan_limits)
             .finish()
     }
 }
@@ -125,6 +151,8 @@ impl Default for Config {
             webhook_backoff: Duration::from_secs(2),
             webhook_timeout: Duration::from_secs(10),
             scheduler_tick: Duration::from_secs(30),
+            usage_metering: true,
+            plan_limits: PlanLimitsConfig::default(),
         }
     }
 }
@@ -211,6 +239,13 @@ pub struct FileConfig {
     /// [default: 30000].
     #[arg(long, env = "CASTELLAN_SCHEDULER_TICK_MS")]
     pub scheduler_tick_ms: Option<u64>,
+    /// Count usage per organization and day in every write (turn off only to
+    /// measure its cost) [default: true].
+    #[arg(long, env = "CASTELLAN_USAGE_METERING")]
+    pub usage_metering: Option<bool>,
+    /// The default plan of every organization (file only: a `[plan_limits]` table).
+    #[arg(skip)]
+    pub plan_limits: Option<PlanLimitsConfig>,
 }
 
 impl fmt::Debug for FileConfig {
@@ -237,6 +272,8 @@ impl fmt::Debug for FileConfig {
             .field("webhook_backoff_ms", &self.webhook_backoff_ms)
             .field("webhook_timeout_ms", &self.webhook_timeout_ms)
             .field("scheduler_tick_ms", &self.scheduler_tick_ms)
+            .field("usage_metering", &self.usage_metering)
+            .field("plan_limits", &self.plan_limits)
             .finish()
     }
 }
@@ -333,6 +370,8 @@ impl Config {
                 .or(from_file.scheduler_tick_ms)
                 .map(Duration::from_millis)
                 .unwrap_or(d.scheduler_tick),
+            usage_metering: overrides.usage_metering.or(from_file.usage_metering).unwrap_or(d.usage_metering),
+            plan_limits: overrides.plan_limits.or(from_file.plan_limits).unwrap_or_default(),
         };
         for a in &cfg.outbound_allow {
             crate::outbound::Allow::parse(a).map_err(ConfigError::Invalid)?;
@@ -351,6 +390,8 @@ impl Config {
         if cfg.webhook_timeout.is_zero() || cfg.scheduler_tick.is_zero() {
             return Err(ConfigError::Invalid("webhook_timeout_ms and scheduler_tick_ms must be positive".into()));
         }
+        crate::usage::Plan::from_config(&cfg.plan_limits)
+            .map_err(|e| ConfigError::Invalid(format!("plan_limits: {e}")))?;
         if cfg.secret_key.is_some() && cfg.secret_key_file.is_some() {
             return Err(ConfigError::Invalid("set one of secret_key and secret_key_file, not both".into()));
         }
@@ -449,7 +490,7 @@ mod tests {
                 "data_dir" | "database_url" | "public_url" | "log" | "secret_key" | "secret_key_file" => {
                     "\"postgres://x\""
                 }
-                "trust_forwarded_for" => "true",
+                "trust_forwarded_for" | "usage_metering" => "true",
                 "cors_origins" | "secret_keys_previous" | "outbound_allow" => "[\"https://a.example\"]",
                 "slack_api_url" | "pagerduty_api_url" => "\"https://x.example\"",
                 _ => "2048",
@@ -457,7 +498,7 @@ mod tests {
             let file: Result<FileConfig, _> = toml::from_str(&format!("{key} = {value}"));
             assert!(file.is_ok(), "{key}: {file:?}");
         }
-        assert_eq!(seen.len(), 21, "{seen:?}");
+        assert_eq!(seen.len(), 22, "{seen:?}");
     }
 
     #[test]
@@ -510,6 +551,23 @@ mod tests {
         assert!(!format!("{c:?}").contains(&key), "{c:?}");
         let both = Overrides { secret_key: Some(key), secret_key_file: Some("k".into()), ..Default::default() };
         assert!(Config::load(None, both).is_err());
+    }
+
+    #[test]
+    fn the_default_plan_comes_from_a_plan_limits_table_and_is_checked() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "[plan_limits]\nspans = 1000\nenforcement = \"hard\"\nalert_thresholds = [80, 100]").unwrap();
+        let c = Config::load(Some(f.path()), Overrides::default()).unwrap();
+        assert_eq!(c.plan_limits.spans, Some(1000));
+        assert_eq!(c.plan_limits.enforcement.as_deref(), Some("hard"));
+        assert!(c.usage_metering);
+        let mut bad = tempfile::NamedTempFile::new().unwrap();
+        writeln!(bad, "[plan_limits]\nenforcement = \"strict\"").unwrap();
+        let err = Config::load(Some(bad.path()), Overrides::default()).unwrap_err().to_string();
+        assert!(err.contains("plan_limits") && err.contains("enforcement"), "{err}");
+        let mut unknown = tempfile::NamedTempFile::new().unwrap();
+        writeln!(unknown, "[plan_limits]\nspan = 3").unwrap();
+        assert!(Config::load(Some(unknown.path()), Overrides::default()).is_err());
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //! | 413 | `payload_too_large` | the body is over the limit |
 //! | 415 | `unsupported_media_type` | a body of a content type or encoding the endpoint does not take |
 //! | 429 | `rate_limited` | too many requests; see `Retry-After` |
+//! | 429 | `plan_limit_exceeded` | a write refused because it would take the organization over a hard monthly limit of its plan; the message names the limit and the numbers |
 //! | 500 | `internal` | a server fault (details are logged, never returned) |
 //! | 503 | `revision_not_reached` | `x-castellan-min-revision` could not be met in time |
 //! | 503 | `no_master_key` | a secret value cannot be stored: the server has no master key configured |
@@ -69,6 +70,8 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// 429 `rate_limited`.
     RateLimited,
+    /// 429 `plan_limit_exceeded`.
+    PlanLimitExceeded,
     /// 500 `internal`.
     Internal,
     /// 503 `revision_not_reached`.
@@ -79,7 +82,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidJson,
         ErrorCode::InvalidBody,
@@ -98,6 +101,7 @@ impl ErrorCode {
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::RateLimited,
+        ErrorCode::PlanLimitExceeded,
         ErrorCode::Internal,
         ErrorCode::RevisionNotReached,
         ErrorCode::NoMasterKey,
@@ -124,6 +128,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::PlanLimitExceeded => "plan_limit_exceeded",
             ErrorCode::Internal => "internal",
             ErrorCode::RevisionNotReached => "revision_not_reached",
             ErrorCode::NoMasterKey => "no_master_key",
@@ -149,7 +154,7 @@ impl ErrorCode {
             ErrorCode::PlanChanged => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited | ErrorCode::PlanLimitExceeded => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::RevisionNotReached | ErrorCode::NoMasterKey => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -197,6 +202,9 @@ pub enum ApiError {
         /// Seconds until a retry may succeed.
         retry_after_secs: u64,
     },
+    /// 429: a write would go over a hard limit of the organization's plan.
+    #[error("{0}")]
+    PlanLimitExceeded(String),
     /// 503 for an unmet minimum revision.
     #[error("{0}")]
     RevisionNotReached(String),
@@ -247,6 +255,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::PlanLimitExceeded(_) => ErrorCode::PlanLimitExceeded,
             ApiError::RevisionNotReached(_) => ErrorCode::RevisionNotReached,
             ApiError::NoMasterKey => ErrorCode::NoMasterKey,
             ApiError::Internal(_) => ErrorCode::Internal,

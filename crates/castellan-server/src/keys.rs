@@ -11,6 +11,8 @@ use sha2::{Digest, Sha256};
 pub const API_KEY_PREFIX: &str = "sk-";
 /// Prefix of service tokens.
 pub const SERVICE_TOKEN_PREFIX: &str = "bt-st-";
+/// Prefix of SCIM provisioning tokens.
+pub const SCIM_TOKEN_PREFIX: &str = "scim-";
 
 const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 const SECRET_CHARS: usize = 43;

@@ -21,6 +21,7 @@ pub mod secrets;
 pub mod seed;
 pub mod serve;
 pub mod state;
+pub mod usage;
 pub mod webhook;
 
 pub use access::AppState;

@@ -163,6 +163,7 @@ pub async fn mint_key(
     let prefix = match kind {
         KeyKind::ApiKey => crate::keys::API_KEY_PREFIX,
         KeyKind::ServiceToken => crate::keys::SERVICE_TOKEN_PREFIX,
+        KeyKind::ScimToken => crate::keys::SCIM_TOKEN_PREFIX,
     };
     let minted = crate::keys::mint(prefix);
     let record = KeyRecord {

@@ -166,6 +166,28 @@ impl DataTx for PgDataTx {
         expect_touched(res.rows_affected(), || format!("blob `{key}`"))
     }
 
+    async fn org_plan(&mut self, org: castellan_core::OrgId) -> StoreResult<Option<serde_json::Value>> {
+        crate::sql::usage::org_plan(&mut self.tx, org).await
+    }
+
+    async fn lock_usage(&mut self, org: castellan_core::OrgId, month: &str) -> StoreResult<UsageCounts> {
+        crate::sql::usage::lock_usage(&mut self.tx, org, month).await
+    }
+
+    async fn add_usage(
+        &mut self,
+        org: castellan_core::OrgId,
+        day: &str,
+        month: &str,
+        delta: &UsageCounts,
+    ) -> StoreResult<UsageCounts> {
+        crate::sql::usage::add_usage(&mut self.tx, org, day, month, delta).await
+    }
+
+    async fn record_crossing(&mut self, c: &UsageCrossing) -> StoreResult<bool> {
+        crate::sql::usage::record_crossing(&mut self.tx, c).await
+    }
+
     async fn commit(self: Box<Self>) -> StoreResult<()> {
         self.tx.commit().await.map_err(db_err)
     }

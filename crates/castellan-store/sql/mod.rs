@@ -18,3 +18,4 @@ pub(crate) mod repos;
 pub(crate) mod rows;
 pub(crate) mod sessions;
 pub(crate) mod store;
+pub(crate) mod usage;

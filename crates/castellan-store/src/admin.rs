@@ -52,11 +52,17 @@ pub enum AdminKind {
     /// An organization's automation (`/v1/org_automation`): retention for every
     /// project.
     OrgAutomation,
+    /// The SCIM attributes of an org member (`/scim/v2/Users`): set on the org's
+    /// `org_member`, named by the user's id; `data.active == false` suspends them.
+    ScimUser,
+    /// Marks a permission group as managed by SCIM (`/scim/v2/Groups`): set on the
+    /// org's `org_member`, named by the group's id.
+    ScimGroup,
 }
 
 impl AdminKind {
     /// Every kind.
-    pub const ALL: [AdminKind; 15] = [
+    pub const ALL: [AdminKind; 17] = [
         AdminKind::EnvVar,
         AdminKind::ProjectTag,
         AdminKind::ProjectGroup,
@@ -72,6 +78,8 @@ impl AdminKind {
         AdminKind::EnvironmentObject,
         AdminKind::ProjectAutomation,
         AdminKind::OrgAutomation,
+        AdminKind::ScimUser,
+        AdminKind::ScimGroup,
     ];
 
     /// The stored and wire name.
@@ -92,6 +100,8 @@ impl AdminKind {
             AdminKind::EnvironmentObject => "environment_object",
             AdminKind::ProjectAutomation => "project_automation",
             AdminKind::OrgAutomation => "org_automation",
+            AdminKind::ScimUser => "scim_user",
+            AdminKind::ScimGroup => "scim_group",
         }
     }
 

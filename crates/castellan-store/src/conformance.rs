@@ -52,7 +52,8 @@ macro_rules! conformance_suite {
             blobs_are_announced_uploaded_and_referenced,
             server_secrets_are_kept_from_the_first_start,
             the_access_state_lists_live_project_objects_and_their_grants,
-            administration_objects_are_unique_per_scope_and_go_with_it
+            administration_objects_are_unique_per_scope_and_go_with_it,
+            usage_counters_add_up_and_crossings_are_recorded_once
         );
     };
     (@each $make:path, #[$attr:meta]; $($story:ident),+ $(,)?) => {

@@ -415,3 +415,54 @@ pub async fn administration_objects_are_unique_per_scope_and_go_with_it(store: A
     assert!(tx.list_admin(&all, &window(10)).await.expect("list").is_empty());
     tx.commit().await.expect("commit");
 }
+
+/// Usage counters add up per day and month, in one statement, and roll back with
+/// their write; a plan round-trips; a crossing is recorded and audited once.
+pub async fn usage_counters_add_up_and_crossings_are_recorded_once(store: Arc<dyn Store>) {
+    let (org, user, _, _) = seed(&*store).await;
+    let d = |b, s, sc| UsageCounts { processed_bytes: b, spans: s, scores: sc };
+    let mut w = store.data_write().await.expect("begin");
+    assert_eq!(w.lock_usage(org, "2026-12").await.expect("lock"), UsageCounts::default());
+    assert_eq!(w.add_usage(org, "2026-12-01", "2026-12", &d(100, 2, 1)).await.expect("add"), d(100, 2, 1));
+    assert_eq!(w.add_usage(org, "2026-12-02", "2026-12", &d(50, 1, 0)).await.expect("add"), d(150, 3, 1));
+    w.commit().await.expect("commit");
+    let mut w = store.data_write().await.expect("begin");
+    w.add_usage(org, "2026-12-02", "2026-12", &d(1, 1, 1)).await.expect("add");
+    drop(w);
+    let mut w = store.data_write().await.expect("begin");
+    assert_eq!(w.lock_usage(org, "2026-12").await.expect("lock"), d(150, 3, 1), "a rollback counts nothing");
+    assert_eq!(w.org_plan(org).await.expect("plan"), None);
+    let c = UsageCrossing {
+        org_id: org,
+        period: "2026-12".into(),
+        metric: "spans".into(),
+        threshold: 50,
+        limit: 4,
+        used: 3,
+        crossed_at: 5,
+    };
+    assert!(w.record_crossing(&c).await.expect("cross"));
+    assert!(!w.record_crossing(&UsageCrossing { used: 4, ..c.clone() }).await.expect("again"), "once a month");
+    w.commit().await.expect("commit");
+    let mut tx = store.write().await.expect("begin");
+    let days = tx.usage_periods(org, "2026-12-01", "2026-12-31").await.expect("days");
+    assert_eq!(
+        days.iter().map(|p| (p.period.as_str(), p.counts)).collect::<Vec<_>>(),
+        [("2026-12-01", d(100, 2, 1)), ("2026-12-02", d(50, 1, 0))]
+    );
+    let months = tx.usage_periods(org, "2026-01", "2026-12").await.expect("months");
+    assert_eq!(months.len(), 1, "days are not months");
+    assert_eq!(months[0].counts, d(150, 3, 1));
+    let plan = PlanRecord { org_id: org, data: json!({"enforcement": "hard"}), updated: 7, updated_by: Some(user) };
+    tx.put_plan(&plan).await.expect("put");
+    tx.put_plan(&PlanRecord { updated: 8, ..plan.clone() }).await.expect("put again");
+    assert_eq!(tx.get_plan(org).await.expect("get"), Some(PlanRecord { updated: 8, ..plan.clone() }));
+    assert_eq!(tx.unaudited_crossings(10).await.expect("pending"), std::slice::from_ref(&c));
+    assert!(tx.mark_crossing_audited(&c, 9).await.expect("mark"));
+    assert!(!tx.mark_crossing_audited(&c, 10).await.expect("mark again"), "audited once");
+    assert!(tx.unaudited_crossings(10).await.expect("pending").is_empty());
+    assert_eq!(tx.list_crossings(org, "2026-12").await.expect("list"), [c]);
+    tx.commit().await.expect("commit");
+    let mut w = store.data_write().await.expect("begin");
+    assert_eq!(w.org_plan(org).await.expect("plan"), Some(json!({"enforcement": "hard"})));
+}

@@ -100,6 +100,23 @@ pub trait DataTx: Send {
     async fn set_blob_status(&mut self, key: &str, status: &serde_json::Value) -> StoreResult<()>;
     /// Deletes a blob. `NotFound` if unknown.
     async fn delete_blob(&mut self, key: &str) -> StoreResult<()>;
+    /// The plan an organization was given through the API (its JSON), if any.
+    async fn org_plan(&mut self, org: castellan_core::OrgId) -> StoreResult<Option<serde_json::Value>>;
+    /// Locks the organization's counters of `month` (`YYYY-MM`) until this
+    /// transaction ends (creating them at zero), and answers them: a write that
+    /// checks a limit against them cannot race another replica's.
+    async fn lock_usage(&mut self, org: castellan_core::OrgId, month: &str) -> StoreResult<crate::UsageCounts>;
+    /// Adds `delta` to the organization's counters of `day` (`YYYY-MM-DD`) and of
+    /// `month` (`YYYY-MM`), in one statement; answers the month's counters after.
+    async fn add_usage(
+        &mut self,
+        org: castellan_core::OrgId,
+        day: &str,
+        month: &str,
+        delta: &crate::UsageCounts,
+    ) -> StoreResult<crate::UsageCounts>;
+    /// Records a crossing; `false` if that (org, month, metric, threshold) already was.
+    async fn record_crossing(&mut self, c: &crate::UsageCrossing) -> StoreResult<bool>;
     /// Commits.
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }

@@ -15,6 +15,7 @@ pub mod error;
 pub mod model;
 pub mod page;
 pub mod traits;
+pub mod usage;
 
 pub use admin::*;
 pub use data::*;
@@ -23,3 +24,4 @@ pub use error::{expect_touched, StoreError, StoreResult};
 pub use model::*;
 pub use page::{fill_page, Cursor, PageFiller, PageKey, PageRequest, Paged, Window};
 pub use traits::*;
+pub use usage::*;

@@ -121,6 +121,9 @@ pub enum KeyKind {
     ApiKey,
     /// `bt-st-…`, acts as its service account.
     ServiceToken,
+    /// `scim-…`, authorizes only the SCIM 2.0 provisioning endpoints (`/scim/v2`) of
+    /// its organization; its user is the owner who created it.
+    ScimToken,
 }
 
 impl KeyKind {
@@ -129,6 +132,7 @@ impl KeyKind {
         match self {
             KeyKind::ApiKey => "api_key",
             KeyKind::ServiceToken => "service_token",
+            KeyKind::ScimToken => "scim_token",
         }
     }
 
@@ -137,6 +141,7 @@ impl KeyKind {
         match s {
             "api_key" => Some(KeyKind::ApiKey),
             "service_token" => Some(KeyKind::ServiceToken),
+            "scim_token" => Some(KeyKind::ScimToken),
             _ => None,
         }
     }

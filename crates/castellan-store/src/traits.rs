@@ -115,6 +115,7 @@ pub trait Tx:
     + ObjectRepo
     + EventRepo
     + AdminRepo
+    + crate::usage::UsageRepo
     + Send
 {
     /// This transaction's revision, allocated on first call. Revisions are assigned

@@ -104,6 +104,19 @@ where
                 }
             },
         };
+        // A member suspended by their organization's identity provider (SCIM
+        // `active: false`): a key bound to that org, and any console session, stop
+        // working at once (every replica applies the suspension as it applies a
+        // revocation).
+        let suspended = match &credential {
+            Credential::Key(k) => k.org_id.is_some_and(|o| state.index().is_suspended(o, user.id.0)),
+            Credential::Session(_) => state.index().suspended_anywhere(user.id.0),
+        };
+        if suspended {
+            return Err(ApiError::Unauthorized(
+                "this account is suspended in its organization (by its identity provider); ask an owner".into(),
+            ));
+        }
         let (user, actor) = match parts.headers.get(IMPERSONATE_HEADER) {
             None => {
                 let id = user.id;
@@ -197,8 +210,110 @@ async fn by_key(state: &AppState, token: &str) -> ApiResult<(UserRecord, Credent
     if auth.key.kind == KeyKind::ApiKey && auth.user.kind == UserKind::ServiceAccount {
         return Err(invalid());
     }
+    // A SCIM token authorizes only its org's `/scim/v2` endpoints.
+    if auth.key.kind == KeyKind::ScimToken {
+        return Err(ApiError::Unauthorized("a SCIM token authorizes only the SCIM endpoints under /scim/v2".into()));
+    }
     state.0.touches.note(auth.key.id, auth.key.last_used, now);
     Ok((auth.user.clone(), Credential::Key(auth.key.clone())))
+}
+
+/// A request to `/scim/v2`, authorized by one of its org's SCIM tokens.
+#[derive(Clone)]
+pub struct ScimCaller {
+    state: AppState,
+    /// The token.
+    pub token: castellan_store::KeyRecord,
+    /// Its organization: the only one the request can see.
+    pub org: castellan_core::OrgId,
+}
+
+impl ScimCaller {
+    /// Authenticates `Authorization: Bearer scim-…`: a live, unexpired SCIM token
+    /// whose creator is still an active owner of its org. API keys and service tokens
+    /// do not authorize SCIM.
+    pub async fn authenticate(state: &AppState, headers: &axum::http::HeaderMap) -> ApiResult<ScimCaller> {
+        let invalid = || ApiError::Unauthorized("invalid credential: not a live SCIM token of an organization".into());
+        let token = match headers.get(axum::http::header::AUTHORIZATION) {
+            None => {
+                return Err(ApiError::Unauthorized(
+                    "missing credential: send `Authorization: Bearer <SCIM token>`".into(),
+                ))
+            }
+            Some(v) => {
+                let v = v.to_str().map_err(|_| invalid())?;
+                match v.split_once(' ') {
+                    Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => {
+                        t.trim().to_owned()
+                    }
+                    _ => {
+                        return Err(ApiError::Unauthorized(
+                            "the authorization header must be `Bearer <SCIM token>`".into(),
+                        ))
+                    }
+                }
+            }
+        };
+        let hash = crate::keys::hash(&token);
+        let index = state.index();
+        catch_up_if_polling(state).await?;
+        let auth = match index.cached_key(&hash) {
+            Some(a) => a,
+            None => {
+                let epoch = index.key_epoch();
+                let found = state.0.store.authenticate(&hash).await?.ok_or_else(invalid)?;
+                index.cache_key(&hash, found, epoch)
+            }
+        };
+        let now = state.now();
+        let org = match auth.key.org_id {
+            Some(o) if auth.key.kind == KeyKind::ScimToken => o,
+            _ => return Err(invalid()),
+        };
+        if auth.key.expires_at.is_some_and(|t| t <= now) {
+            return Err(invalid());
+        }
+        // The token carries its creator's authority: only while they are an active
+        // owner of the org.
+        let creator = auth.user.id.0;
+        let org_ref = ObjectRef::new(ObjectType::Organization, org.0);
+        let snap = index.snapshot();
+        let owner = index.member_orgs(creator).contains(&org)
+            && !index.is_suspended(org, creator)
+            && Permission::ALL.iter().all(|p| snap.check(creator, *p, org_ref, now));
+        if !owner {
+            return Err(invalid());
+        }
+        state.0.touches.note(auth.key.id, auth.key.last_used, now);
+        Ok(ScimCaller { state: state.clone(), token: auth.key.clone(), org })
+    }
+
+    /// The state.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The permit for a SCIM request: its token's org, acted on by the token (the
+    /// system actor, with the token named in every audit record's details).
+    pub fn permit(&self) -> super::Permit {
+        super::Permit {
+            actor: Actor::SYSTEM,
+            permission: None,
+            target: super::Target::Scim(self.org),
+            bound_org: Some(self.org),
+            batch: None,
+        }
+    }
+
+    /// What every audit record of a SCIM write names as its actor.
+    pub fn actor_details(&self) -> serde_json::Value {
+        serde_json::json!({
+            "actor_type": "scim_token",
+            "scim_token_id": self.token.id.0,
+            "scim_token_name": self.token.name,
+            "scim_token_created_by": self.token.user_id.0,
+        })
+    }
 }
 
 async fn by_session(state: &AppState, parts: &Parts, token: &str) -> ApiResult<(UserRecord, Credential)> {

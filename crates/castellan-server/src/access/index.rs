@@ -34,6 +34,8 @@ const KEY_CACHE_MAX: usize = 100_000;
 #[derive(Default)]
 struct Identities {
     members: HashMap<Uuid, Vec<OrgId>>,
+    /// Suspended memberships (org, user): their credentials are refused.
+    suspended: std::collections::HashSet<(Uuid, Uuid)>,
     keys: HashMap<String, Arc<KeyAuth>>,
     key_hashes: HashMap<Uuid, String>,
     /// Bumped by every change that can invalidate a cached credential.
@@ -71,7 +73,16 @@ impl Identities {
                     orgs.push(OrgId(*org));
                 }
             }
+            Change::SuspendMember { org, user } => {
+                self.suspended.insert((*org, *user));
+                self.epoch += 1;
+                self.evict(|a| !(a.user.id.0 == *user && a.key.org_id.is_some_and(|o| o.0 == *org)));
+            }
+            Change::ResumeMember { org, user } => {
+                self.suspended.remove(&(*org, *user));
+            }
             Change::RemoveMember { org, user } => {
+                self.suspended.remove(&(*org, *user));
                 if let Some(orgs) = self.members.get_mut(user) {
                     orgs.retain(|o| o.0 != *org);
                 }
@@ -79,6 +90,7 @@ impl Identities {
                 self.evict(|a| !(a.user.id.0 == *user && a.key.org_id.is_some_and(|o| o.0 == *org)));
             }
             Change::RemoveOrg { org } => {
+                self.suspended.retain(|(o, _)| o != org);
                 for orgs in self.members.values_mut() {
                     orgs.retain(|o| o.0 != *org);
                 }
@@ -120,8 +132,9 @@ pub enum IndexError {
 async fn build(store: &dyn Store) -> Result<(Snapshot, Identities), IndexError> {
     let mut tx = store.read().await?;
     let state = tx.load_access_state().await?;
+    let mut identities = Identities::from_state(&state);
+    identities.suspended = suspensions(&mut *tx, &state.orgs).await?;
     drop(tx);
-    let identities = Identities::from_state(&state);
     let muts = change::mutations_from_state(&state);
     let snap = match Snapshot::build(muts.iter().cloned()) {
         Ok(s) => s,
@@ -141,6 +154,42 @@ async fn build(store: &dyn Store) -> Result<(Snapshot, Identities), IndexError> 
         }
     };
     Ok((snap.with_revision(state.revision), identities))
+}
+
+/// The suspended memberships (org, user) of `orgs`: the SCIM users whose record says
+/// `active: false`, read in the transaction the index is built from.
+pub(crate) async fn suspensions(
+    tx: &mut dyn castellan_store::Tx,
+    orgs: &[OrgId],
+) -> Result<std::collections::HashSet<(Uuid, Uuid)>, StoreError> {
+    let mut out = std::collections::HashSet::new();
+    if orgs.is_empty() {
+        return Ok(out);
+    }
+    let f = castellan_store::AdminFilter {
+        kind: castellan_store::AdminKind::ScimUser,
+        orgs: orgs.to_vec(),
+        scope_type: None,
+        scope_id: None,
+        ids: vec![],
+        name: None,
+    };
+    let mut from = None;
+    loop {
+        let w = castellan_store::Window { from, direction: castellan_store::page::Direction::Older, limit: 1000 };
+        let page = tx.list_admin(&f, &w).await?;
+        for a in &page {
+            if a.data.get("active").and_then(serde_json::Value::as_bool) == Some(false) {
+                if let Ok(u) = Uuid::parse_str(&a.name) {
+                    out.insert((a.org_id.0, u));
+                }
+            }
+        }
+        match page.last() {
+            Some(last) if page.len() == 1000 => from = Some(castellan_store::Paged::page_key(last)),
+            _ => return Ok(out),
+        }
+    }
 }
 
 impl Index {
@@ -168,6 +217,16 @@ impl Index {
     /// The live organizations a user belongs to, oldest first.
     pub fn member_orgs(&self, user: Uuid) -> Vec<OrgId> {
         self.ids().members.get(&user).cloned().unwrap_or_default()
+    }
+
+    /// Whether `user`'s membership of `org` is suspended (by SCIM `active: false`).
+    pub fn is_suspended(&self, org: OrgId, user: Uuid) -> bool {
+        self.ids().suspended.contains(&(org.0, user))
+    }
+
+    /// Whether `user` is suspended in any organization.
+    pub fn suspended_anywhere(&self, user: Uuid) -> bool {
+        self.ids().suspended.iter().any(|(_, u)| *u == user)
     }
 
     /// The cached credential with this hash, if it has authenticated here before and
@@ -316,6 +375,7 @@ impl Index {
         let _guard = self.apply.lock().await;
         let mut tx = self.store.read().await?;
         let state = tx.load_access_state().await?;
+        let stored_suspensions = suspensions(&mut *tx, &state.orgs).await?;
         drop(tx);
         let live = self.engine.snapshot();
         let mut out = Vec::new();
@@ -375,6 +435,9 @@ impl Index {
         }
         let want = Identities::from_state(&state).members;
         let ids = self.ids();
+        if ids.suspended != stored_suspensions {
+            out.push(format!("suspended members: live {:?}, database {stored_suspensions:?}", ids.suspended));
+        }
         for (u, orgs) in &want {
             let mut have = ids.members.get(u).cloned().unwrap_or_default();
             let mut want = orgs.clone();

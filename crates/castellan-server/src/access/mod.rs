@@ -18,7 +18,7 @@ pub mod signing;
 mod write;
 
 pub use account::SignedIn;
-pub use auth::MaybeCaller;
+pub use auth::{MaybeCaller, ScimCaller};
 pub use batch::{delegation_refused, holds, Batch, Made, Need};
 pub use caller::{Caller, Credential, ListScope};
 pub use data::{log_ref, BlobPermit, DataPermit, DataWriter};
@@ -147,6 +147,8 @@ pub enum Target {
     Batch(OrgId),
     /// The system acting on its own (bootstrap, startup seeding).
     System,
+    /// A SCIM provisioning request in an org, authorized by one of its SCIM tokens.
+    Scim(OrgId),
 }
 
 /// Proof that the authorization check for one action passed. Only this module can
@@ -390,6 +392,19 @@ impl AppState {
     /// A read transaction for the object a permit was granted on.
     pub async fn read(&self, _permit: &Permit) -> ApiResult<Box<dyn Tx>> {
         Ok(self.0.store.read().await?)
+    }
+
+    /// The system's read for what the data writer's meter found (cost-alert
+    /// crossings still to audit); only `crate::usage` uses it.
+    pub(crate) async fn meter_read(&self) -> ApiResult<Box<dyn Tx>> {
+        self.read(&Permit::system()).await
+    }
+
+    /// The system's write that audits a cost-alert crossing the data writer's meter
+    /// recorded (the crossing is the system's doing, not a caller's); only
+    /// `crate::usage` uses it.
+    pub(crate) async fn meter_write(&self) -> ApiResult<Write> {
+        self.write(&Permit::system()).await
     }
 
     /// A read transaction for a list, whose rows the scope filters.

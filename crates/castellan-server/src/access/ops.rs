@@ -229,6 +229,12 @@ impl Write {
         self.drop_acls_on(ObjectType::Group, g.id.0).await?;
         self.tx.delete_group(g.id, now).await?;
         self.changes.push(Change::RemoveGroup { group: g.id.0 });
+        // A SCIM-managed group's mark goes with it.
+        let member_ref = ObjectRef::new(ObjectType::OrgMember, g.org_id.0);
+        if let Some(a) = self.tx.find_admin(AdminKind::ScimGroup, member_ref, &g.id.0.to_string()).await? {
+            let before = a.data.clone();
+            self.delete_admin(&a, &before).await?;
+        }
         self.guard(g.org_id);
         self.owe_audit("group", g.id.0);
         Ok(())
@@ -415,6 +421,42 @@ impl Write {
             resource_name: Some(key_id),
             before: None,
             after: Some(&after),
+        })
+        .await
+    }
+
+    /// Stores an organization's plan (`plan.updated`, with the plans before and
+    /// after as answers show them).
+    pub async fn set_plan<B: Serialize, A: Serialize>(
+        &mut self,
+        plan: &castellan_store::PlanRecord,
+        before: &B,
+        after: &A,
+    ) -> ApiResult<()> {
+        self.tx.put_plan(plan).await?;
+        self.audit(AuditEvent {
+            org: plan.org_id,
+            event_type: "plan.updated",
+            resource_type: "org_account",
+            resource_id: Some(plan.org_id.0),
+            resource_name: None,
+            before: Some(before),
+            after: Some(after),
+        })
+        .await
+    }
+
+    /// Audits a cost-alert threshold the organization's usage crossed.
+    pub async fn audit_crossing(&mut self, c: &castellan_store::UsageCrossing) -> ApiResult<()> {
+        let name = format!("{} {}%", c.metric, c.threshold);
+        self.audit(AuditEvent::<(), _> {
+            org: c.org_id,
+            event_type: "usage.threshold_crossed",
+            resource_type: "org_account",
+            resource_id: Some(c.org_id.0),
+            resource_name: Some(&name),
+            before: None,
+            after: Some(c),
         })
         .await
     }

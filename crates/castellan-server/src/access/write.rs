@@ -21,6 +21,8 @@ pub struct Write {
     guarded: Vec<OrgId>,
     /// Resources changed whose audit record is still to be written.
     owed: Vec<(&'static str, Uuid)>,
+    /// Who acts when it is not a user (a SCIM token): the details of every record.
+    audit_details: Option<serde_json::Value>,
 }
 
 /// One audited event.
@@ -44,7 +46,7 @@ pub struct AuditEvent<'a, B: Serialize, A: Serialize> {
 impl Write {
     pub(super) fn new(state: AppState, tx: Box<dyn Tx>, actor: Actor) -> Write {
         let now = state.now();
-        Write { state, tx, actor, now, changes: Vec::new(), guarded: Vec::new(), owed: Vec::new() }
+        Write { state, tx, actor, now, changes: Vec::new(), guarded: Vec::new(), owed: Vec::new(), audit_details: None }
     }
 
     /// The transaction, for reads: every change goes through an operation of
@@ -75,6 +77,44 @@ impl Write {
     /// only known once it has been looked up (accepting an invitation).
     pub(crate) fn act_as(&mut self, user: castellan_core::UserId) {
         self.actor = Actor { user: Some(user), impersonator: None };
+    }
+
+    /// Records `details` (who acts, when it is not a user: a SCIM token) in every
+    /// audit record this write makes.
+    pub(crate) fn audit_details(&mut self, details: serde_json::Value) {
+        self.audit_details = Some(details);
+    }
+
+    /// Suspends (`suspended`) or restores `user`'s membership of `org`: the change
+    /// every replica applies to its credentials, a `member.suspended` or
+    /// `member.restored` record, and (for a suspension) a lockout guard. The SCIM
+    /// record that stores the state is the caller's to write first.
+    pub async fn set_suspended<A: Serialize>(
+        &mut self,
+        org: OrgId,
+        user: UserId,
+        suspended: bool,
+        name: Option<&str>,
+        wire: &A,
+    ) -> ApiResult<()> {
+        let event_type = if suspended {
+            self.changes.push(Change::SuspendMember { org: org.0, user: user.0 });
+            self.guard(org);
+            "member.suspended"
+        } else {
+            self.changes.push(Change::ResumeMember { org: org.0, user: user.0 });
+            "member.restored"
+        };
+        self.audit(AuditEvent::<(), A> {
+            org,
+            event_type,
+            resource_type: "user",
+            resource_id: Some(user.0),
+            resource_name: name,
+            before: None,
+            after: Some(wire),
+        })
+        .await
     }
 
     /// Asks commit to refuse the write if it would lock `org` out: leave it without a
@@ -126,6 +166,13 @@ impl Write {
     ) -> ApiResult<()> {
         self.tx.remove_member(org, user).await?;
         self.changes.push(Change::RemoveMember { org: org.0, user: user.0 });
+        // Their SCIM attributes (and suspension) end with the membership.
+        let member_ref = castellan_core::ObjectRef::new(castellan_core::ObjectType::OrgMember, org.0);
+        let scim = self.tx.find_admin(castellan_store::AdminKind::ScimUser, member_ref, &user.0.to_string()).await?;
+        if let Some(a) = scim {
+            let before = a.data.clone();
+            self.delete_admin(&a, &before).await?;
+        }
         self.guard(org);
         self.audit(AuditEvent::<B, ()> {
             org,
@@ -230,7 +277,7 @@ impl Write {
             resource_name: e.resource_name.map(str::to_owned),
             before: e.before.map(canonical_json),
             after: e.after.map(canonical_json),
-            details: None,
+            details: self.audit_details.as_ref().map(canonical_json),
         };
         self.tx.append_audit(rec).await?;
         Ok(())
@@ -277,7 +324,14 @@ impl Write {
 
     async fn check_lockout(&mut self, after: &castellan_authz::Snapshot, org: OrgId) -> ApiResult<()> {
         let lockout = |m: &str| ApiError::BadRequest { code: crate::error::ErrorCode::Lockout, message: m.to_owned() };
-        let members = self.tx.list_members(org).await?;
+        // A suspended member counts for nothing: they cannot act.
+        let suspended = super::index::suspensions(&mut *self.tx, &[org]).await?;
+        let mut members = self.tx.list_members(org).await?;
+        let all_suspended = !members.is_empty() && members.iter().all(|m| suspended.contains(&(org.0, m.user_id.0)));
+        members.retain(|m| !suspended.contains(&(org.0, m.user_id.0)));
+        if all_suspended {
+            return Err(lockout("this would leave the organization without an active owner"));
+        }
         if members.is_empty() {
             return Err(lockout("an organization must keep at least one member"));
         }

@@ -6,9 +6,10 @@
 use super::rows::{self, Op, Row};
 use crate::access::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::usage::{add_to, count_scores, row_usage, Meter};
 use castellan_api_types::format_time;
-use castellan_core::ProjectId;
-use castellan_store::{DataTx, EventObject, EventWrite, XactId};
+use castellan_core::{ObjectRef, ObjectType, OrgId, ProjectId};
+use castellan_store::{DataTx, EventObject, EventWrite, UsageCounts, XactId};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
@@ -57,6 +58,11 @@ pub struct Prepared {
     attachments: HashMap<EventObject, Vec<String>>,
     opts: IngestOptions,
     now: String,
+    /// The organization of each log written.
+    orgs: Vec<(EventObject, OrgId)>,
+    /// What the rows decided here add to each organization's usage (merges are
+    /// metered once resolved, in the write).
+    usage: Vec<(OrgId, UsageCounts)>,
 }
 
 impl Prepared {
@@ -69,6 +75,29 @@ impl Prepared {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The organizations it writes into.
+    pub fn orgs(&self) -> impl Iterator<Item = OrgId> + '_ {
+        self.orgs.iter().map(|(_, o)| *o)
+    }
+
+    fn org_of(&self, log: EventObject) -> ApiResult<OrgId> {
+        self.orgs
+            .iter()
+            .find(|(l, _)| *l == log)
+            .map(|(_, o)| *o)
+            .ok_or_else(|| ApiError::Internal("a row's log has no organization".into()))
+    }
+}
+
+/// What a write committed: its transaction id, and the usage warning its answer
+/// carries (the organization is over a limit of its plan).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed {
+    /// The transaction id.
+    pub xact: XactId,
+    /// The warning, if any.
+    pub warning: Option<String>,
 }
 
 /// The stored version of a row.
@@ -160,27 +189,54 @@ pub async fn ingest(
         }
         slots.insert(key, slot);
     }
+    let snapshot = caller.state().index().snapshot();
+    let mut orgs = Vec::with_capacity(permit.logs().len());
+    for (log, project) in permit.logs() {
+        let org = snapshot
+            .org_of(ObjectRef::new(ObjectType::Project, project.0))
+            .ok_or_else(|| ApiError::Internal("a log's project has no organization".into()))?;
+        orgs.push((*log, OrgId(org)));
+    }
+    drop(snapshot);
     let (mut known, mut pending, mut attachments) = (Vec::with_capacity(order.len()), Vec::new(), HashMap::new());
+    let mut usage = Vec::new();
     for key in order {
         let Some(slot) = slots.remove(&key) else { continue };
         let (log, id) = key;
         let project = permit.project_of(log).ok_or_else(|| ApiError::Internal("a row's log is not covered".into()))?;
         match slot {
-            Slot::Known(row) => known.push(write_of(log, project, id, row, opts.scan_attachments, &mut attachments)?),
+            Slot::Known(row) => {
+                let scores = row.as_ref().map(count_scores).unwrap_or(0);
+                let w = write_of(log, project, id, row, opts.scan_attachments, &mut attachments)?;
+                if let Some((_, org)) = orgs.iter().find(|(l, _)| *l == log) {
+                    add_to(&mut usage, *org, row_usage(log.kind, w.deleted, w.data.len(), scores));
+                }
+                known.push(w);
+            }
             Slot::Pending(merges) => pending.push((log, project, id, merges)),
         }
     }
-    let prepared = Prepared { known, pending, attachments, opts, now };
+    let prepared = Prepared { known, pending, attachments, opts, now, orgs, usage };
     let written = prepared.len();
-    let xact = data.ingest(permit, prepared).await?;
-    Ok(Ingested { xact_id: Some(xact), row_ids, written })
+    let done = data.ingest(permit, prepared).await?;
+    if let Some(w) = &done.warning {
+        crate::usage::warn(w);
+    }
+    Ok(Ingested { xact_id: Some(done.xact), row_ids, written })
 }
 
-/// Writes one prepared request inside `tx` at a new transaction id. Runs again,
-/// in a transaction of its own, if the shared one fails.
-pub async fn apply(tx: &mut dyn DataTx, p: &Prepared) -> ApiResult<XactId> {
+/// Writes one prepared request inside `tx` at a new transaction id, metered by
+/// `meter`; `Ok(Err(refusal))` when the meter refuses it (a hard plan limit), with
+/// nothing of it written. Runs again, in a transaction of its own, if the shared
+/// one fails.
+pub async fn apply(tx: &mut dyn DataTx, p: &Prepared, meter: &mut Meter) -> ApiResult<Result<XactId, ApiError>> {
+    // INVARIANT: the transaction id (the data writers' lock on PostgreSQL) is taken
+    // before the meter locks any usage counters, so locks are always taken in one
+    // order. A refused request leaves its id unused.
     let xact = tx.next_xact_id().await?;
-    tx.insert_events(xact, &p.known).await?;
+    let mut resolved = Vec::new();
+    let mut merge_attachments = HashMap::new();
+    let mut usage = p.usage.clone();
     if !p.pending.is_empty() {
         let mut ids: HashMap<EventObject, Vec<String>> = HashMap::new();
         for (log, _, id, _) in &p.pending {
@@ -194,18 +250,26 @@ pub async fn apply(tx: &mut dyn DataTx, p: &Prepared) -> ApiResult<XactId> {
                 }
             }
         }
-        let mut attachments = HashMap::new();
-        let mut writes = Vec::with_capacity(p.pending.len());
         for (log, project, id, merges) in &p.pending {
             let mut cur = stored.remove(&(*log, id.clone()));
+            let mut scores = 0;
             for (body, paths) in merges {
+                scores += count_scores(body);
                 cur = Some(rows::apply_merge(cur, body.clone(), paths));
             }
             let row = cur.map(|r| with_created(r, &p.now));
-            writes.push(write_of(*log, *project, id.clone(), row, p.opts.scan_attachments, &mut attachments)?);
+            let w = write_of(*log, *project, id.clone(), row, p.opts.scan_attachments, &mut merge_attachments)?;
+            add_to(&mut usage, p.org_of(*log)?, row_usage(log.kind, w.deleted, w.data.len(), scores));
+            resolved.push(w);
         }
-        tx.insert_events(xact, &writes).await?;
-        for (log, keys) in attachments {
+    }
+    if let Err(refused) = meter.admit(tx, &usage).await? {
+        return Ok(Err(refused));
+    }
+    tx.insert_events(xact, &p.known).await?;
+    if !resolved.is_empty() {
+        tx.insert_events(xact, &resolved).await?;
+        for (log, keys) in merge_attachments {
             if !keys.is_empty() {
                 tx.insert_attachment_refs(log, &keys).await?;
             }
@@ -219,5 +283,5 @@ pub async fn apply(tx: &mut dyn DataTx, p: &Prepared) -> ApiResult<XactId> {
     if let Some(key) = &p.opts.consume_blob {
         tx.delete_blob(key).await?;
     }
-    Ok(xact)
+    Ok(Ok(xact))
 }

@@ -12,7 +12,6 @@ pub mod summary;
 use crate::access::{AppState, DataPermit};
 use crate::error::{ApiError, ApiResult};
 use axum::http::HeaderMap;
-use castellan_store::XactId;
 use std::sync::Arc;
 
 /// The data plane's shared state: the write queue every event write goes through.
@@ -24,12 +23,14 @@ pub struct DataPlane {
 impl DataPlane {
     /// Starts the write queue over the access layer's one data-write capability.
     pub fn start(access: &AppState) -> DataPlane {
-        DataPlane { queue: Arc::new(queue::IngestQueue::start(access.data_writer())) }
+        // Cost alerts recorded by a write whose process stopped before auditing them.
+        crate::usage::crossed_at_start(access);
+        DataPlane { queue: Arc::new(queue::IngestQueue::start(access.data_writer(), access.clone())) }
     }
 
     /// Writes a prepared request into the logs a permit covers, through the write
     /// queue (committed together with concurrent writes); returns its transaction id.
-    pub async fn ingest(&self, permit: DataPermit, work: ingest::Prepared) -> ApiResult<XactId> {
+    pub async fn ingest(&self, permit: DataPermit, work: ingest::Prepared) -> ApiResult<ingest::Committed> {
         if permit.logs().is_empty() {
             return Err(ApiError::Internal("a data write needs at least one log".into()));
         }

@@ -3,10 +3,10 @@
 //! fsync, the write-ahead-log frames, the counter row) is paid once per group rather
 //! than once per request. Requests are applied in the order they arrive.
 
-use crate::access::DataWriter;
-use crate::dataplane::ingest::{apply, Prepared};
+use crate::access::{AppState, DataWriter};
+use crate::dataplane::ingest::{apply, Committed, Prepared};
 use crate::error::{ApiError, ApiResult};
-use castellan_store::XactId;
+use crate::usage::Meter;
 use tokio::sync::{mpsc, oneshot};
 
 /// At most this many rows are committed together…
@@ -16,7 +16,7 @@ const MAX_GROUP_JOBS: usize = 64;
 
 struct Job {
     work: Prepared,
-    reply: oneshot::Sender<ApiResult<XactId>>,
+    reply: oneshot::Sender<ApiResult<Committed>>,
 }
 
 /// The handle requests submit their writes through.
@@ -34,13 +34,13 @@ impl IngestQueue {
     /// connections it opens belong to the shared pool, and a connection registered with
     /// a runtime of the writer's own would die with the writer, under whoever uses it
     /// next.
-    pub(crate) fn start(store: DataWriter) -> IngestQueue {
+    pub(crate) fn start(store: DataWriter, state: AppState) -> IngestQueue {
         let (jobs, rx) = mpsc::channel(1024);
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 let spawned = std::thread::Builder::new()
                     .name("castellan-ingest".into())
-                    .spawn(move || handle.block_on(run(store, rx)));
+                    .spawn(move || handle.block_on(run(store, state, rx)));
                 if let Err(e) = spawned {
                     tracing::error!(error = %e, "cannot start the data writer thread");
                 }
@@ -53,7 +53,7 @@ impl IngestQueue {
     }
 
     /// Writes `work` (with the next transaction id) and waits for its commit.
-    pub(crate) async fn submit(&self, work: Prepared) -> ApiResult<XactId> {
+    pub(crate) async fn submit(&self, work: Prepared) -> ApiResult<Committed> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job { work, reply })
@@ -63,7 +63,7 @@ impl IngestQueue {
     }
 }
 
-async fn run(store: DataWriter, mut rx: mpsc::Receiver<Job>) {
+async fn run(store: DataWriter, state: AppState, mut rx: mpsc::Receiver<Job>) {
     while let Some(first) = rx.recv().await {
         let mut rows = first.work.len();
         let mut group = vec![first];
@@ -76,10 +76,10 @@ async fn run(store: DataWriter, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        match write(&store, group.iter().map(|j| &j.work)).await {
+        match write(&store, &state, group.iter().map(|j| &j.work)).await {
             Ok(ids) => {
                 for (job, id) in group.into_iter().zip(ids) {
-                    let _ = job.reply.send(Ok(id));
+                    let _ = job.reply.send(id);
                 }
             }
             Err(e) if group.len() == 1 => {
@@ -91,9 +91,9 @@ async fn run(store: DataWriter, mut rx: mpsc::Receiver<Job>) {
             // goes again on its own, so only the faulty one fails.
             Err(_) => {
                 for job in group {
-                    let r = write(&store, std::iter::once(&job.work)).await;
+                    let r = write(&store, &state, std::iter::once(&job.work)).await;
                     let _ = job.reply.send(r.and_then(|ids| {
-                        ids.first().copied().ok_or_else(|| ApiError::Internal("no transaction id".into()))
+                        ids.into_iter().next().unwrap_or_else(|| Err(ApiError::Internal("no transaction id".into())))
                     }));
                 }
             }
@@ -101,12 +101,27 @@ async fn run(store: DataWriter, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-async fn write<'a>(store: &DataWriter, works: impl Iterator<Item = &'a Prepared>) -> ApiResult<Vec<XactId>> {
+/// Writes a group in one transaction, metered together (one usage upsert per
+/// organization); each write's outcome (a refused write wrote nothing and does not
+/// spoil the others).
+async fn write<'a>(
+    store: &DataWriter,
+    state: &AppState,
+    works: impl Iterator<Item = &'a Prepared>,
+) -> ApiResult<Vec<ApiResult<Committed>>> {
     let mut tx = store.begin().await?;
-    let mut ids = Vec::new();
+    let mut meter = Meter::new(state);
+    let mut done = Vec::new();
     for w in works {
-        ids.push(apply(&mut *tx, w).await?);
+        done.push((w, apply(&mut *tx, w, &mut meter).await?));
     }
+    let flushed = meter.flush(&mut *tx).await?;
     tx.commit().await?;
-    Ok(ids)
+    crate::usage::crossed(state, &flushed.crossings).await;
+    Ok(done
+        .into_iter()
+        .map(|(w, r)| {
+            r.map(|xact| Committed { xact, warning: w.orgs().find_map(|o| flushed.warning(o)).map(str::to_owned) })
+        })
+        .collect())
 }

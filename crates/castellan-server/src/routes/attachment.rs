@@ -19,7 +19,7 @@ use axum::Json;
 use bytes::Bytes;
 use castellan_api_types::{AttachmentInfo, AttachmentRequest, AttachmentStatusRequest, AttachmentUpload};
 use castellan_core::{OrgId, Permission};
-use castellan_store::{BlobPurpose, BlobRecord, StoreError};
+use castellan_store::{BlobPurpose, BlobRecord, StoreError, UsageCounts};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -219,15 +219,22 @@ pub async fn upload(
     let permit = verify(&state, "PUT", &key, &signature)?;
     // The signature names the purpose too; this is a second lock on the same door.
     let blob = state.blob_read(&permit).await?.get_blob(permit.key()).await?;
-    if blob.is_none_or(|b| b.purpose != BlobPurpose::Attachment) {
+    let Some(blob) = blob.filter(|b| b.purpose == BlobPurpose::Attachment) else {
         return Err(ApiError::NotFound(format!("attachment `{key}` not found")));
-    }
+    };
     let mut tx = state.blob_write(&permit).await?;
+    // Metered (and, under a hard plan, refused) before the bytes are stored.
+    let usage = UsageCounts { processed_bytes: body.len() as i64, spans: 0, scores: 0 };
+    let (warning, crossings) = crate::usage::meter_one(&state, &mut *tx, blob.org_id, usage).await?;
     match tx.put_blob_data(permit.key(), &body).await {
         Err(StoreError::NotFound(_)) => return Err(ApiError::NotFound(format!("attachment `{key}` not found"))),
         other => other?,
     }
     tx.commit().await?;
+    crate::usage::crossed(&state, &crossings).await;
+    if let Some(w) = warning {
+        crate::usage::warn(&w);
+    }
     Ok(Json(json!({})))
 }
 

@@ -39,6 +39,7 @@ pub fn to_wire(r: &AuditRecord) -> AuditLogEntry {
         resource_name: r.record.resource_name.clone(),
         before: json(&r.record.before),
         after: json(&r.record.after),
+        details: json(&r.record.details),
         prev_hash: r.prev_hash.clone(),
         hash: r.hash.clone(),
     }

@@ -36,11 +36,14 @@ pub mod project_tag;
 pub mod prompt;
 pub mod prompt_session;
 pub mod role;
+pub mod scim;
+pub mod scim_token;
 pub mod service_token;
 pub(crate) mod setting;
 pub mod simulated_user;
 pub mod span_iframe;
 pub mod summarize;
+pub mod usage;
 pub mod user;
 pub mod view;
 
@@ -285,7 +288,9 @@ pub fn api() -> utoipa_axum::router::OpenApiRouter<crate::state::App> {
         .merge(insert_functions::routes())
         .merge(config::routes())
         .merge(project_automation::routes())
+        .merge(usage::routes())
         .merge(btql::routes())
+        .merge(scim_token::routes())
 }
 
 /// The whole application.
@@ -293,9 +298,11 @@ pub fn app(state: AppState) -> Router {
     let max_body = state.config().max_body_bytes;
     let (router, _) = api().split_for_parts();
     router
+        .merge(scim::router())
         .merge(crate::console::routes())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn(crate::usage::warning_header))
         .layer(axum::middleware::from_fn_with_state(state.clone(), revisions))
         .layer(axum::middleware::from_fn(log_requests))
         .layer(cors(state.config()))

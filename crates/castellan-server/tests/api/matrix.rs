@@ -192,6 +192,11 @@ impl World {
                 .await;
             t = t.replace("{FRESH_PG}", pg["id"].as_str().expect("id"));
         }
+        if t.contains("{FRESH_SCIM_TOKEN}") {
+            let body = json!({"name": format!("idp-{}", self.next()), "org_name": "acme"});
+            let k = self.owner(Method::POST, "/v1/scim_token", Some(body)).await;
+            t = t.replace("{FRESH_SCIM_TOKEN}", k["id"].as_str().expect("id"));
+        }
         if t.contains("{FRESH_ENG_KEY}") {
             let (s, k) = self.call(1, Method::POST, "/v1/api_key", Some(json!({"name": "eng"}))).await;
             assert_eq!(s, StatusCode::OK);
@@ -327,6 +332,14 @@ async fn every_endpoint_answers_each_principal_exactly_as_designed(b: Backend) {
         (Method::POST, "/v1/api_key", Some(r#"{"name": "k{N}", "org_name": "acme"}"#), [200, 200, 200, 200, 200, 404, U, U]),
         (Method::GET, "/v1/api_key/{OWNER_KEY}", None, [200, 404, 404, 404, 404, 404, U, U]),
         (Method::DELETE, "/v1/api_key/{FRESH_ENG_KEY}", None, [200, 200, 404, 404, 404, 404, U, U]),
+        (Method::GET, "/v1/scim_token", None, [200, 200, 200, 200, 200, 200, U, U]),
+        (Method::GET, "/v1/scim_token?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::POST, "/v1/scim_token", Some(r#"{"name": "idp-{N}", "org_name": "acme"}"#), [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::GET, "/v1/scim_token/{FRESH_SCIM_TOKEN}", None, [200, 404, 404, 404, 404, 404, U, U]),
+        (Method::DELETE, "/v1/scim_token/{FRESH_SCIM_TOKEN}", None, [200, 404, 404, 404, 404, 404, U, U]),
+        // API keys never authorize SCIM (only an org's SCIM tokens do).
+        (Method::GET, "/scim/v2/Users", None, [U, U, U, U, U, U, U, U]),
+        (Method::GET, "/scim/v2/ServiceProviderConfig", None, [U, U, U, U, U, U, U, U]),
         (Method::GET, "/v1/acl?object_type=project&object_id={P1}", None, [200, 403, 403, 403, 404, 404, U, U]),
         (Method::POST, "/v1/acl", Some(r#"{"object_type": "project", "object_id": "{SCRATCH}", "user_id": "{VIEWER}", "permission": "read"}"#), [200, 403, 403, 404, 404, 404, U, U]),
         (Method::GET, "/v1/acl/{FRESH_ACL}", None, [200, 403, 403, 403, 404, 404, U, U]),
@@ -448,6 +461,12 @@ async fn every_endpoint_answers_each_principal_exactly_as_designed(b: Backend) {
         (Method::POST, "/v1/config/apply?org_name=acme", Some("{EXPORT}"), [200, 403, 403, 403, 403, 404, U, U]),
         (Method::GET, "/v1/audit_log?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
         (Method::GET, "/v1/audit_log/chain?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
+        // Usage and plans: the org's account (org_account), Owners only by default.
+        (Method::GET, "/v1/usage?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::GET, "/v1/usage?org_id={ORG}&granularity=month", None, [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::GET, "/v1/organization/{ORG}/plan", None, [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::PATCH, "/v1/organization/{ORG}/plan", Some(r#"{"alert_thresholds": [50, 100]}"#), [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::PUT, "/v1/organization/{ORG}/plan", Some("{}"), [200, 403, 403, 403, 403, 404, U, U]),
         // The app routes of the TypeScript SDK, each as its /v1 twin (the viewer and
         // the custom member hold `update` on P1 since the batch_update row above).
         (Method::POST, "/api/project/register", Some(r#"{"project_name": "p1", "org_id": "{ORG}"}"#), [200, 200, 200, 200, 403, 404, U, U]),
@@ -487,8 +506,12 @@ async fn every_endpoint_answers_each_principal_exactly_as_designed(b: Backend) {
             if got.as_u16() != *want {
                 failures.push(format!("{method} {path} as {}: want {want}, got {} {v}", NAMES[who], got.as_u16()));
             } else if *want >= 400 {
-                // Every refusal carries the error model.
-                if v["code"].as_str().is_none() || v["message"].as_str().is_none_or(str::is_empty) {
+                // Every refusal carries the error model (SCIM's own under /scim/v2).
+                let scim_error = path.starts_with("/scim/v2")
+                    && v["schemas"] == json!(["urn:ietf:params:scim:api:messages:2.0:Error"])
+                    && v["status"] == json!(want.to_string())
+                    && v["detail"].as_str().is_some_and(|d| !d.is_empty());
+                if !scim_error && (v["code"].as_str().is_none() || v["message"].as_str().is_none_or(str::is_empty)) {
                     failures.push(format!("{method} {path} as {}: refusal without code/message: {v}", NAMES[who]));
                 }
             }

@@ -85,7 +85,11 @@ pub(crate) fn spec(kind: AdminKind) -> Option<KindSpec> {
         AdminKind::Environment => Some(environment::config_kind()),
         AdminKind::ProjectAutomation => Some(project_automation::config_kind()),
         AdminKind::OrgAutomation => Some(project_automation::org_config_kind()),
-        AdminKind::ProjectGroup | AdminKind::DatasetSnapshot | AdminKind::EnvironmentObject => None,
+        AdminKind::ProjectGroup
+        | AdminKind::DatasetSnapshot
+        | AdminKind::EnvironmentObject
+        | AdminKind::ScimUser
+        | AdminKind::ScimGroup => None,
     }
 }
 
