@@ -5,6 +5,7 @@ pub mod access;
 pub mod automation;
 pub mod change;
 pub mod config;
+pub mod console;
 pub mod dataplane;
 pub mod dto;
 pub mod error;

@@ -47,6 +47,7 @@ fn cookie_header(name: &str, value: &str, max_age_secs: i64, http_only: bool, se
 }
 
 /// Request facts the sign-in needs besides the body.
+#[derive(Clone)]
 pub struct ClientFacts {
     ip: Option<String>,
     user_agent: Option<String>,

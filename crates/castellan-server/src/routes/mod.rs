@@ -19,6 +19,7 @@ pub mod experiment;
 pub mod function;
 pub mod group;
 pub mod insert_functions;
+pub mod invitation;
 pub mod logs3;
 pub mod mcp_server;
 pub mod members;
@@ -267,6 +268,7 @@ pub fn api() -> utoipa_axum::router::OpenApiRouter<crate::state::App> {
         .merge(group::routes())
         .merge(role::routes())
         .merge(members::routes())
+        .merge(invitation::routes())
         .merge(audit_log::routes())
         .merge(auth::routes())
         .merge(service_token::routes())
@@ -297,6 +299,7 @@ pub fn app(state: AppState) -> Router {
     let (router, _) = api().split_for_parts();
     router
         .merge(scim::router())
+        .merge(crate::console::routes())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn(crate::usage::warning_header))

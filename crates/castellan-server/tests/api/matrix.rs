@@ -70,6 +70,17 @@ impl World {
                 .await;
             t = t.replace("{SCRATCH}", p["id"].as_str().expect("id"));
         }
+        if t.contains("{FRESH_INVITATION}") {
+            let inv = json!({"emails": [format!("pending-{}@acme.example", self.next())]});
+            let out = self
+                .owner(
+                    Method::PATCH,
+                    "/v1/organization/members",
+                    Some(json!({"invite_users": inv, "org_name": "acme"})),
+                )
+                .await;
+            t = t.replace("{FRESH_INVITATION}", out["invitations"][0]["id"].as_str().expect("invitation id"));
+        }
         if t.contains("{FRESH_GROUP}") {
             let g = self.owner(Method::POST, "/v1/group", Some(json!({"name": format!("g-{}", self.next())}))).await;
             t = t.replace("{FRESH_GROUP}", g["id"].as_str().expect("id"));
@@ -351,6 +362,8 @@ async fn every_endpoint_answers_each_principal_exactly_as_designed(b: Backend) {
         (Method::GET, "/v1/role/{OWNER_ROLE}", None, [200, 200, 200, 200, 200, 200, U, U]),
         (Method::PATCH, "/v1/organization/members", Some(r#"{"invite_users": {"emails": ["new{N}@acme.example"]}, "org_name": "acme"}"#), [200, 403, 403, 403, 403, 404, U, U]),
         (Method::PATCH, "/v1/organization/members", Some(r#"{"remove_users": {"emails": ["{FRESH_MEMBER}"]}, "org_name": "acme"}"#), [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::GET, "/v1/organization/invitations?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::DELETE, "/v1/organization/invitations/{FRESH_INVITATION}?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
         (Method::GET, "/v1/env_var", None, [200, 200, 200, 200, 200, 200, U, U]),
         // (The viewer holds `update` on P1 since the batch_update row above.)
         (Method::POST, "/v1/env_var", Some(r#"{"object_type": "project", "object_id": "{P1}", "name": "K{N}", "value": "v"}"#), [200, 200, 200, 200, 404, 404, U, U]),
