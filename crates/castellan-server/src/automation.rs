@@ -109,6 +109,26 @@ async fn logs(state: &AppState, permit: &Permit, a: &AdminRecord) -> ApiResult<V
     Ok(out)
 }
 
+/// A run of `a` starting at `now`, not finished yet.
+fn new_run(a: &AdminRecord, now: i64) -> RunRecord {
+    RunRecord {
+        id: Uuid::now_v7(),
+        automation_id: a.id,
+        org_id: a.org_id,
+        started: now,
+        finished: None,
+        status: "running".into(),
+        count: 0,
+        error: None,
+        details: None,
+    }
+}
+
+/// A run's error when its delivery failed.
+fn delivery_failed(d: &castellan_store::DeliveryRecord) -> String {
+    format!("delivery failed {}: {}", crate::webhook::after(d.attempts), d.error.clone().unwrap_or_default())
+}
+
 /// An automation's `config.event_type`.
 pub fn event_type(a: &AdminRecord) -> Option<&str> {
     a.data.get("config")?.get("event_type")?.as_str()
@@ -358,17 +378,7 @@ pub async fn check_alert(state: &AppState, permit: &Permit, a: &AdminRecord, hol
         let x = d.get("xact_id")?.as_str().and_then(castellan_store::XactId::parse)?;
         Some((x, d.get("time_end")?.as_str()?.to_owned()))
     });
-    let mut record = RunRecord {
-        id: Uuid::now_v7(),
-        automation_id: a.id,
-        org_id: a.org_id,
-        started: now,
-        finished: None,
-        status: "running".into(),
-        count: 0,
-        error: None,
-        details: None,
-    };
+    let mut record = new_run(a, now);
     jobs.record_run(&record).await?;
     let time_end = format_time(now);
     let time_start = match &previous {
@@ -406,11 +416,7 @@ pub async fn check_alert(state: &AppState, permit: &Permit, a: &AdminRecord, hol
             match delivery {
                 Some(d) if d.status != "ok" => {
                     record.status = "error".into();
-                    record.error = Some(format!(
-                        "delivery failed {}: {}",
-                        crate::webhook::after(d.attempts),
-                        d.error.clone().unwrap_or_default()
-                    ));
+                    record.error = Some(delivery_failed(d));
                 }
                 _ => record.status = "ok".into(),
             }
@@ -464,17 +470,7 @@ pub async fn sweep(state: &AppState, permit: &Permit, a: &AdminRecord, holder: &
     if !jobs.take_lease(&lease, holder, now, now + LEASE_MICROS).await? {
         return Err(ApiError::bad_request("this automation is running on another replica; try again later"));
     }
-    let mut record = RunRecord {
-        id: Uuid::now_v7(),
-        automation_id: a.id,
-        org_id: a.org_id,
-        started: now,
-        finished: None,
-        status: "running".into(),
-        count: 0,
-        error: None,
-        details: None,
-    };
+    let mut record = new_run(a, now);
     jobs.record_run(&record).await?;
     let cutoff = format_time(now - days * 86_400 * 1_000_000);
     let mut objects = Vec::new();
@@ -700,15 +696,9 @@ async fn fire_environment_update(state: &AppState, permit: &Permit, ch: &EnvChan
             },
         });
         let mut record = RunRecord {
-            id: Uuid::now_v7(),
-            automation_id: a.id,
-            org_id: a.org_id,
-            started: now,
-            finished: None,
-            status: "running".into(),
             count: 1,
-            error: None,
             details: Some(json!({"environment": ch.slug, "object_id": o.id, "object_version": ch.version})),
+            ..new_run(a, now)
         };
         let jobs = state.jobs(permit);
         jobs.record_run(&record).await?;
@@ -726,11 +716,7 @@ async fn fire_environment_update(state: &AppState, permit: &Permit, ch: &EnvChan
             record.status = "ok".into();
         } else {
             record.status = "error".into();
-            record.error = Some(format!(
-                "delivery failed {}: {}",
-                crate::webhook::after(d.attempts),
-                d.error.clone().unwrap_or_default()
-            ));
+            record.error = Some(delivery_failed(&d));
         }
         jobs.record_run(&record).await?;
     }

@@ -56,7 +56,7 @@ enum Attempt {
 }
 
 /// The sealed part of a webhook action: its signing secret and header values.
-fn opened_webhook(state: &AppState, a: &AdminRecord) -> ApiResult<(Option<String>, Map<String, Value>)> {
+pub(crate) fn opened_webhook(state: &AppState, a: &AdminRecord) -> ApiResult<(Option<String>, Map<String, Value>)> {
     let Some(sealed) = &a.secret else { return Ok((None, Map::new())) };
     let opened = state
         .sealer()?

@@ -10,7 +10,6 @@ use super::{check_url, OrgName, Written};
 use crate::access::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{empty_as_none, Body, Page, Path, Query};
-use crate::secrets::Binding;
 use axum::Json;
 use castellan_api_types::{
     format_time, AutomationDelivery, AutomationRun, AutomationTestResult, CreateOrgAutomation, CreateProjectAutomation,
@@ -418,14 +417,7 @@ fn new_signing_secret() -> String {
 
 /// The signing secret sealed on `a`, if any.
 fn stored_signing_secret(caller: &Caller, a: &AdminRecord) -> ApiResult<Option<String>> {
-    let Some(sealed) = &a.secret else { return Ok(None) };
-    let opened =
-        caller.state().sealer()?.open(Binding::admin(a), sealed).map_err(|e| {
-            ApiError::bad_request(format!("the automation's sealed signing secret cannot be opened ({e})"))
-        })?;
-    Ok(serde_json::from_str::<Value>(&opened)
-        .ok()
-        .and_then(|v| v.get("signing_secret").and_then(Value::as_str).map(str::to_owned)))
+    Ok(crate::webhook::opened_webhook(caller.state(), a)?.0)
 }
 
 fn check_description(d: &Option<String>) -> ApiResult<()> {
