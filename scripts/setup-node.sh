@@ -11,8 +11,35 @@
 # (CASTELLAN_NODE_CACHE moves it), and other sets there are removed. Install scripts
 # are skipped: npm already installs `bt`'s platform package, which is all
 # `braintrust`'s postinstall would fetch.
+#
+# With `--oidc` it installs instead the OpenID provider the single sign-on tests start
+# (npm `oidc-provider`, pinned in scripts/oidc-node), cached under
+# target/oidc-node/<hash> (CASTELLAN_OIDC_NODE_CACHE moves it), and prints that
+# node_modules directory (use it as CASTELLAN_OIDC_NODE_MODULES). oidc-provider 9
+# asks for Node 22 but runs on 20 with a warning.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+if [ "${1:-}" = "--oidc" ]; then
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        apt-get update -qq >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >&2
+    fi
+    pins="$root/scripts/oidc-node"
+    key="$(cat "$pins/package.json" "$pins/package-lock.json" | sha256sum | cut -c1-16)"
+    base="${CASTELLAN_OIDC_NODE_CACHE:-$root/target/oidc-node}"
+    cache="$base/$key"
+    if [ ! -f "$cache/.installed" ]; then
+        rm -rf "$cache"
+        mkdir -p "$cache"
+        cp "$pins/package.json" "$pins/package-lock.json" "$cache/"
+        (cd "$cache" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) >&2
+        touch "$cache/.installed"
+    fi
+    find "$base" -mindepth 1 -maxdepth 1 ! -name "$key" -exec rm -rf {} + >&2
+    (cd "$cache" && node --input-type=module -e 'await import("oidc-provider")' 2>/dev/null) >&2
+    echo "$cache/node_modules"
+    exit 0
+fi
 pins="$root/scripts/compat-node"
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     apt-get update -qq >&2

@@ -354,6 +354,10 @@ pub struct LoginRequest {
     pub email: String,
     /// Password.
     pub password: String,
+    /// An owner's break-glass sign-in past SSO enforcement (audited in every
+    /// enforcing organization; refused for anyone who is not an owner of them all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub break_glass: Option<bool>,
 }
 
 /// The answer to a sign-in: the session cookie is set; the CSRF token must be echoed
@@ -678,4 +682,157 @@ pub struct CreateScimTokenOutput {
     pub scim_token: ScimToken,
     /// The raw `scim-…` secret.
     pub key: String,
+}
+
+/// Castellan extension: an organization's single sign-on configuration (OpenID
+/// Connect), as shown to its owners. The client secret is sealed at rest and never
+/// returned; `client_secret_set` says whether one is stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SsoConfig {
+    /// Id.
+    pub id: Uuid,
+    /// Creation time (RFC 3339).
+    pub created: Option<String>,
+    /// Last change (RFC 3339).
+    pub updated_at: Option<String>,
+    /// The organization it signs in to.
+    pub org_id: Uuid,
+    /// Name, unique in the organization (e.g. `okta`).
+    pub name: String,
+    /// The provider's issuer; its discovery document is at
+    /// `{issuer}/.well-known/openid-configuration`.
+    pub issuer: String,
+    /// The client id registered at the provider.
+    pub client_id: String,
+    /// Whether a client secret is stored (it is never returned).
+    pub client_secret_set: bool,
+    /// Scopes requested (always including `openid`).
+    pub scopes: Vec<String>,
+    /// Email domains allowed to sign in; empty: any.
+    pub allowed_email_domains: Vec<String>,
+    /// The claim that lists the user's groups at the provider, if groups are mapped.
+    pub groups_claim: Option<String>,
+    /// Provider group (a value of the groups claim) → permission group name of the
+    /// organization.
+    pub group_map: std::collections::BTreeMap<String, String>,
+    /// The permission group a user joins on first sign-in (with `jit`).
+    pub default_group: Option<String>,
+    /// Just-in-time membership: a verified user of an allowed domain who is not a
+    /// member yet becomes one on first sign-in.
+    pub jit: bool,
+    /// Refuse sign-in unless the provider says the email is verified.
+    pub require_email_verified: bool,
+    /// SSO enforcement: members whose email domain is in `allowed_email_domains` may
+    /// not sign in with a password (owners keep an audited break-glass path), and
+    /// password sessions may not create API keys. Only turned on once someone has
+    /// signed in through this configuration.
+    #[serde(default)]
+    pub enforced: bool,
+}
+
+/// `POST /v1/sso_config` (Castellan extension). `Debug` never shows the secret.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSsoConfig {
+    /// Name, unique in the organization.
+    pub name: String,
+    /// The provider's issuer URL (`https://…`; `http://` only for loopback).
+    pub issuer: String,
+    /// The client id registered at the provider.
+    pub client_id: String,
+    /// The client secret; sealed at rest, never returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// Scopes; default `["openid", "email", "profile"]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    /// Email domains allowed to sign in; default: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_email_domains: Option<Vec<String>>,
+    /// The groups claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups_claim: Option<String>,
+    /// Provider group → permission group name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_map: Option<std::collections::BTreeMap<String, String>>,
+    /// The default permission group for just-in-time members.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_group: Option<String>,
+    /// Just-in-time membership; default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jit: Option<bool>,
+    /// Require `email_verified`; default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_email_verified: Option<bool>,
+    /// Which organization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_name: Option<String>,
+}
+
+impl std::fmt::Debug for CreateSsoConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateSsoConfig")
+            .field("name", &self.name)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// `PATCH /v1/sso_config/{sso_config_id}` (Castellan extension): the fields sent are
+/// replaced (a sent `group_map` replaces the whole map; `null` clears an optional
+/// field). `Debug` never shows the secret.
+#[derive(Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchSsoConfig {
+    /// A new name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A new issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// A new client id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// A new client secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// New scopes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    /// New allowed email domains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_email_domains: Option<Vec<String>>,
+    /// A new groups claim (`null` clears).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::common::double_option")]
+    #[schema(value_type = Option<String>)]
+    pub groups_claim: Option<Option<String>>,
+    /// A new group map (replaces the whole map).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_map: Option<std::collections::BTreeMap<String, String>>,
+    /// A new default group (`null` clears).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::common::double_option")]
+    #[schema(value_type = Option<String>)]
+    pub default_group: Option<Option<String>>,
+    /// Just-in-time membership.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jit: Option<bool>,
+    /// Require `email_verified`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_email_verified: Option<bool>,
+    /// SSO enforcement for the allowed email domains (refused until someone has
+    /// signed in through this configuration, and without allowed domains).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enforced: Option<bool>,
+}
+
+impl std::fmt::Debug for PatchSsoConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PatchSsoConfig")
+            .field("name", &self.name)
+            .field("issuer", &self.issuer)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
 }

@@ -88,8 +88,9 @@ pub struct PlanLimitsWire {
     pub scores: Option<i64>,
 }
 
-/// An organization's plan (`GET /v1/organization/{id}/plan`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+/// An organization's plan (`GET /v1/organization/{id}/plan`). `Debug` never shows
+/// the signing secret.
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OrgPlan {
     /// The organization.
     pub org_id: Uuid,
@@ -105,6 +106,30 @@ pub struct OrgPlan {
     pub source: String,
     /// When it was set through the API.
     pub updated_at: Option<String>,
+    /// When the cost-alert webhook's signing secret was generated (null: there is
+    /// none, and cost alerts are sent unsigned).
+    pub alert_signing_secret_updated_at: Option<String>,
+    /// Castellan extension: the secret cost alerts are signed with
+    /// (`x-castellan-signature: t=…,v1=HMAC-SHA256("<t>.<body>")`, as automations'
+    /// webhooks); shown once, in the answer that generated it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_signing_secret: Option<String>,
+}
+
+impl std::fmt::Debug for OrgPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrgPlan")
+            .field("org_id", &self.org_id)
+            .field("limits", &self.limits)
+            .field("enforcement", &self.enforcement)
+            .field("alert_thresholds", &self.alert_thresholds)
+            .field("alert_webhook_url", &self.alert_webhook_url)
+            .field("source", &self.source)
+            .field("updated_at", &self.updated_at)
+            .field("alert_signing_secret_updated_at", &self.alert_signing_secret_updated_at)
+            .field("alert_signing_secret", &self.alert_signing_secret.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// Limits to change: an absent key keeps the limit, `null` removes it.
@@ -143,4 +168,8 @@ pub struct PlanUpdate {
     #[serde(default, deserialize_with = "crate::common::double_option", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub alert_webhook_url: Option<Option<String>>,
+    /// `true`: generate a new signing secret for the cost-alert webhook (shown once,
+    /// in this answer). One is generated anyway when a webhook URL is first set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotate_alert_signing_secret: Option<bool>,
 }

@@ -19,7 +19,7 @@ use crate::nodes::{
 use crate::pmap::PMap;
 use crate::ptable::{hash_id, PTable, Slot};
 use crate::pvec::Slab;
-use crate::types::{Decision, GrantPath, NearMiss, NearMissReason, Stats, Subject};
+use crate::types::{AclRow, Decision, Grant, GrantPath, NearMiss, NearMissReason, Stats, Subject};
 use castellan_core::model::{ObjectRef, ObjectType, Permission};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -253,11 +253,42 @@ impl Snapshot {
         ids
     }
 
+    /// The groups the user is a direct member of (not through nesting), sorted by id.
+    pub fn direct_groups_of(&self, user: Uuid) -> Vec<Uuid> {
+        let Some(u) = self.user_idx(user) else { return Vec::new() };
+        let mut ids: Vec<Uuid> = self.users.get(u).direct.iter().map(|g| self.groups.get(*g).id).collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// The users of the group and of every group it contains, transitively, sorted by id.
     pub fn users_in_group(&self, group: Uuid) -> Vec<Uuid> {
         self.group_idx(group)
             .map(|g| self.groups.get(g).users.iter().map(Uuid::from_u128).collect())
             .unwrap_or_default()
+    }
+
+    /// The ACL rows placed on exactly `object` (not those above it), expired ones
+    /// included, in the object's bucket order (users before groups, then by index).
+    pub fn acls_on(&self, object: ObjectRef) -> Vec<AclRow> {
+        let entries: &[Entry] = match self.locate(object) {
+            None => return Vec::new(),
+            Some(Loc::Leaf(l)) => self.leaf_entries(l).0,
+            Some(Loc::Container(c)) => self.containers.get(c).bucket.as_deref().map(Bucket::entries).unwrap_or(&[]),
+        };
+        entries
+            .iter()
+            .map(|e| {
+                let grant = if e.grant & ROLE != 0 {
+                    Grant::Role(self.roles.get(e.grant & ROLE_INDEX).id)
+                } else {
+                    let (permission, restrict_object_type) = decode_perm(e.grant & !EXPIRING);
+                    Grant::Permission { permission, restrict_object_type }
+                };
+                let expires_at = if e.grant & EXPIRING != 0 { self.expiries.get(&e.row).copied() } else { None };
+                AclRow { id: self.rows.get(e.row).id, object, subject: self.subject(e.subject), grant, expires_at }
+            })
+            .collect()
     }
 
     /// Counts of the snapshot's contents.

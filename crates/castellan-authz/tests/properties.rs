@@ -252,6 +252,7 @@ struct Coverage {
     role_cycles: usize,
     rejected_batches: usize,
     project_group_grants: usize,
+    acls_on_nonempty: usize,
 }
 
 /// Compares every query on one state; returns the number of comparisons made.
@@ -357,11 +358,23 @@ fn compare_queries(
         let u = Pools::pick(rng, &pools.users);
         let want: Vec<Uuid> = model.groups_of(u).into_iter().collect();
         assert_eq!(s.groups_of(u), want, "{ctx}: groups_of");
+        let direct: Vec<Uuid> = model.group_users.iter().filter(|(_, m)| *m == u).map(|(g, _)| *g).collect();
+        let mut direct = direct;
+        direct.sort_unstable();
+        assert_eq!(s.direct_groups_of(u), direct, "{ctx}: direct_groups_of");
         let g = Pools::pick(rng, &pools.groups);
         let want: Vec<Uuid> = model.users_in_group(g).into_iter().collect();
         assert_eq!(s.users_in_group(g), want, "{ctx}: users_in_group");
         let x = pools.object(rng);
         assert_eq!(s.ancestors(x), model.ancestors(x), "{ctx}: ancestors");
+        // The rows on an object that has some (when there are any), or on any object.
+        // (picked without drawing from `rng`, so the worlds stay as they were).
+        let y = model.acls.range(x.object_id..).next().or(model.acls.iter().next()).map_or(x, |(_, r)| r.object);
+        let mut on = s.acls_on(y);
+        on.sort_by_key(|r| r.id);
+        let want: Vec<AclRow> = model.acls.values().filter(|r| r.object == y).copied().collect();
+        assert_eq!(on, want, "{ctx}: acls_on {y}");
+        cov.acls_on_nonempty += usize::from(!on.is_empty());
         assert_eq!(s.org_of(x), model.org_of(x), "{ctx}: org_of");
         let st = s.stats();
         assert_eq!(
@@ -369,7 +382,7 @@ fn compare_queries(
             (model.objects.len(), model.acls.len(), model.groups.len(), model.roles.len(), model.users().len()),
             "{ctx}: stats"
         );
-        cases += 6;
+        cases += 7;
     }
     cases
 }
@@ -463,6 +476,7 @@ fn the_index_agrees_with_the_reference_on_random_mutation_sequences() {
         ("expired near misses", cov.expired_misses),
         ("restricted near misses", cov.restricted_misses),
         ("non-empty who-can", cov.who_nonempty),
+        ("non-empty acls_on", cov.acls_on_nonempty),
         ("non-empty what-can", cov.what_nonempty),
         ("group cycles rejected", cov.group_cycles),
         ("role cycles rejected", cov.role_cycles),

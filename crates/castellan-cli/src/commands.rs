@@ -24,6 +24,8 @@ enum Command {
     Serve(ServerArgs),
     /// Apply database migrations and exit.
     Migrate(ServerArgs),
+    /// Database maintenance (on the database directly, like `migrate`).
+    Maintenance(MaintenanceArgs),
     /// Create the first organization, its first owner and that owner's first API key.
     Bootstrap(BootstrapArgs),
     /// Show who the API key acts as.
@@ -63,6 +65,36 @@ enum Command {
     Usage(UsageCmd),
     /// The organization's plan: monthly limits, enforcement, cost-alert thresholds.
     Plan(Sub<crate::usage_cmds::PlanAction>),
+    /// Automations and online scoring rules: list them, their run history and
+    /// their notifications' delivery log.
+    Automation(Sub<crate::automation_cmds::AutomationAction>),
+    /// Sign in to an organization by single sign-on in your browser; its API key is
+    /// kept in the credentials file (`CASTELLAN_CREDENTIALS`, else
+    /// ~/.config/castellan/credentials.json) and used when no --api-key is given.
+    Login(LoginCmd),
+    /// Revoke the API key `castellan login` saved, and forget it.
+    Logout(ClientArgs),
+    /// Single sign-on (OpenID Connect) configurations (owners only).
+    Sso(Sub<crate::sso_cmds::SsoAction>),
+}
+
+/// `castellan login`.
+#[derive(Debug, Args)]
+struct LoginCmd {
+    /// The organization to sign in to by single sign-on.
+    #[arg(long, value_name = "ORG")]
+    sso: String,
+    /// Which of its SSO configurations (by name); default: its first.
+    #[arg(long)]
+    sso_config: Option<String>,
+    /// Do not open a browser; only print the URL to open.
+    #[arg(long)]
+    no_browser: bool,
+    /// How long to wait for the browser, in seconds.
+    #[arg(long, default_value_t = 300)]
+    timeout_secs: u64,
+    #[command(flatten)]
+    client: ClientArgs,
 }
 
 /// `castellan usage`: the range and how to reach the server.
@@ -72,6 +104,28 @@ struct UsageCmd {
     args: crate::usage_cmds::UsageArgs,
     #[command(flatten)]
     client: ClientArgs,
+}
+
+/// `castellan maintenance`.
+#[derive(Debug, Args)]
+struct MaintenanceArgs {
+    #[command(subcommand)]
+    action: MaintenanceAction,
+}
+
+#[derive(Debug, Subcommand)]
+enum MaintenanceAction {
+    /// Rewrite the storage of logs, object versions and blobs so that the bytes of
+    /// rows retention (or a delete) removed leave the database files. SQLite: `VACUUM`
+    /// (writes wait meanwhile). PostgreSQL: `VACUUM FULL` of those tables, which locks
+    /// each one while it is rewritten: run it in a maintenance window.
+    Compact {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Print the result as JSON (progress is not shown).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `castellan secrets`: the action (each with where the database and keys are).
@@ -124,9 +178,9 @@ struct BootstrapArgs {
 /// How to reach a server.
 #[derive(Debug, Args, Clone)]
 struct ClientArgs {
-    /// Server URL.
-    #[arg(long, global = true, env = "CASTELLAN_URL", default_value = "http://127.0.0.1:8000")]
-    url: String,
+    /// Server URL [default: the one `castellan login` saved, else http://127.0.0.1:8000].
+    #[arg(long, global = true, env = "CASTELLAN_URL")]
+    url: Option<String>,
     /// API key (`sk-…`) or service token.
     #[arg(long, global = true, env = "CASTELLAN_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
@@ -139,8 +193,27 @@ struct ClientArgs {
 }
 
 impl ClientArgs {
+    /// The server URL: given, else the saved sign-in's, else the local default.
+    fn url(&self) -> Result<String> {
+        if let Some(u) = &self.url {
+            return Ok(u.clone());
+        }
+        Ok(crate::sso_cmds::load_credentials()?.map(|c| c.url).unwrap_or_else(|| "http://127.0.0.1:8000".into()))
+    }
+
+    /// A client: the key given, else the one `castellan login` saved for this server
+    /// (and its organization, unless one is given).
     fn client(&self) -> Result<Client> {
-        Client::new(&self.url, self.api_key.clone(), self.org.clone())
+        let url = self.url()?;
+        if self.api_key.is_some() {
+            return Client::new(&url, self.api_key.clone(), self.org.clone());
+        }
+        match crate::sso_cmds::load_credentials()? {
+            Some(c) if c.url == url.trim_end_matches('/') => {
+                Client::new(&url, Some(c.api_key), self.org.clone().or(Some(c.org_name)))
+            }
+            _ => Client::new(&url, None, self.org.clone()),
+        }
     }
 }
 
@@ -253,6 +326,26 @@ pub async fn run(cli: Cli) -> Result<()> {
             store.close().await;
             Ok(())
         }
+        Command::Maintenance(MaintenanceArgs { action: MaintenanceAction::Compact { server, json } }) => {
+            let config = server.config()?;
+            init_logging(&config.log);
+            let store = castellan_server::serve::open_store(&config).await?;
+            if !json {
+                eprintln!("compacting the {} database (this rewrites the log tables)…", store.backend());
+            }
+            let started = std::time::Instant::now();
+            let done = store.compact().await;
+            store.close().await;
+            let done = done?;
+            emit(json, &done, |d| {
+                let mut t = Table::new(vec!["WHAT", "BEFORE", "AFTER"]);
+                for c in d {
+                    t.row(vec![c.what.clone(), human_bytes(c.bytes_before), human_bytes(c.bytes_after)]);
+                }
+                format!("{}compacted in {:.1} s\n", t.render(), started.elapsed().as_secs_f64())
+            });
+            Ok(())
+        }
         Command::Bootstrap(a) => bootstrap(a).await,
         Command::Whoami(c) => {
             let me: api::SelfInfo = c.client()?.post("/api/self/me", &serde_json::json!({})).await?;
@@ -291,8 +384,20 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Config(s) => config_cmds::config(&s.client.client()?, s.client.json, s.action).await,
         Command::Usage(u) => crate::usage_cmds::usage(&u.client.client()?, u.client.json, u.args).await,
+        Command::Login(l) => {
+            let url = l.client.url()?;
+            let (org, cfg) = (l.sso.as_str(), l.sso_config.as_deref());
+            crate::sso_cmds::login(&url, org, cfg, l.no_browser, l.timeout_secs, l.client.json).await
+        }
+        Command::Logout(c) => crate::sso_cmds::logout(c.json).await,
+        Command::Sso(s) => {
+            crate::sso_cmds::sso(&s.client.client()?, s.client.json, s.client.org.clone(), s.action).await
+        }
         Command::Plan(s) => {
             crate::usage_cmds::plan(&s.client.client()?, s.client.json, s.client.org.as_deref(), s.action).await
+        }
+        Command::Automation(s) => {
+            crate::automation_cmds::automation(&s.client.client()?, s.client.json, s.action).await
         }
         Command::Secrets(a) => {
             let (server, json) = a.action.server();
@@ -474,4 +579,20 @@ async fn api_key(cmd: ApiKeyCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Bytes as people read them (`1.5 MiB`).
+fn human_bytes(n: i64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
 }

@@ -1,11 +1,13 @@
 //! `castellan`: run the server, administer its database, and drive its API.
 
 mod access_cmds;
+mod automation_cmds;
 mod client;
 mod commands;
 mod config_cmds;
 mod output;
 mod secrets_cmds;
+mod sso_cmds;
 mod usage_cmds;
 
 use clap::Parser;

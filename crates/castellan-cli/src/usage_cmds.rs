@@ -26,6 +26,8 @@ pub struct UsageArgs {
 pub enum PlanAction {
     /// Show the organization's plan.
     Show,
+    /// The newest deliveries of its cost alerts to `alert_webhook_url`.
+    Alerts,
     /// Change the organization's plan (only the options given; `none` removes a
     /// limit). With `--reset`, every option not given takes the server's default.
     Set {
@@ -44,9 +46,13 @@ pub enum PlanAction {
         /// Cost-alert thresholds in percent, comma-separated (`50,75,90,100`).
         #[arg(long, value_delimiter = ',')]
         alert_thresholds: Option<Vec<i64>>,
-        /// Where cost alerts go (a webhook URL), or `none`.
+        /// Where cost alerts go (a webhook URL), or `none`. Setting the first one
+        /// generates the secret cost alerts are signed with, printed once.
         #[arg(long)]
         alert_webhook_url: Option<String>,
+        /// Generate a new signing secret for the cost-alert webhook (printed once).
+        #[arg(long)]
+        rotate_alert_signing_secret: bool,
         /// Start from the server's default plan instead of the current one.
         #[arg(long)]
         reset: bool,
@@ -88,8 +94,21 @@ fn render_plan(p: &api::OrgPlan) -> String {
     let thresholds: Vec<String> = p.alert_thresholds.iter().map(|t| format!("{t}%")).collect();
     t.row(vec!["alert_thresholds".into(), thresholds.join(", ")]);
     t.row(vec!["alert_webhook_url".into(), p.alert_webhook_url.clone().unwrap_or_else(|| "-".into())]);
+    let signing = match (&p.alert_signing_secret_updated_at, &p.alert_webhook_url) {
+        (Some(at), _) => format!("signed (secret generated {at})"),
+        (None, Some(_)) => "unsigned (rotate to get a secret)".into(),
+        (None, None) => "-".into(),
+    };
+    t.row(vec!["alert_signing".into(), signing]);
     t.row(vec!["source".into(), p.source.clone()]);
-    t.render()
+    let mut out = t.render();
+    if let Some(secret) = &p.alert_signing_secret {
+        out.push_str(&format!(
+            "\nCost-alert signing secret (shown once, store it now; deliveries carry\n\
+             x-castellan-signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">):\n{secret}\n"
+        ));
+    }
+    out
 }
 
 fn against(a: &api::UsageAgainstLimit) -> String {
@@ -140,7 +159,21 @@ pub async fn plan(client: &Client, json: bool, org: Option<&str>, action: PlanAc
     let path = format!("/v1/organization/{id}/plan");
     let out: api::OrgPlan = match action {
         PlanAction::Show => client.get(&path, &[]).await?,
-        PlanAction::Set { processed_bytes, spans, scores, enforcement, alert_thresholds, alert_webhook_url, reset } => {
+        PlanAction::Alerts => {
+            let l: api::ListResponse<api::AutomationDelivery> = client.get(&format!("{path}/alerts"), &[]).await?;
+            emit(json, &l, crate::automation_cmds::deliveries_table);
+            return Ok(());
+        }
+        PlanAction::Set {
+            processed_bytes,
+            spans,
+            scores,
+            enforcement,
+            alert_thresholds,
+            alert_webhook_url,
+            rotate_alert_signing_secret,
+            reset,
+        } => {
             let limits = api::PlanLimitsPatch {
                 processed_bytes: limit("processed-bytes", processed_bytes)?,
                 spans: limit("spans", spans)?,
@@ -151,6 +184,7 @@ pub async fn plan(client: &Client, json: bool, org: Option<&str>, action: PlanAc
                 enforcement,
                 alert_thresholds,
                 alert_webhook_url: alert_webhook_url.map(|u| Some(u).filter(|u| u != "none")),
+                rotate_alert_signing_secret: rotate_alert_signing_secret.then_some(true),
             };
             let method = if reset { reqwest::Method::PUT } else { reqwest::Method::PATCH };
             client.call(method, &path, &[], Some(&body)).await?

@@ -25,8 +25,14 @@ impl Drop for Server {
 }
 
 fn start_server(data_dir: &Path) -> Server {
+    start_server_with(data_dir, &[])
+}
+
+fn start_server_with(data_dir: &Path, extra: &[&str]) -> Server {
     let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--poll-interval-ms", "100", "--log", "warn", "--data-dir"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--poll-interval-ms", "100", "--log", "warn"])
+        .args(extra)
+        .arg("--data-dir")
         .arg(data_dir)
         .env_remove("CASTELLAN_DATABASE_URL")
         .stdout(Stdio::piped())
@@ -163,6 +169,24 @@ fn migrate_applies_migrations_and_is_idempotent() {
         assert!(out.contains("migrations applied (sqlite)"), "{out}");
     }
     assert!(dir.path().join("data/castellan.sqlite").exists());
+}
+
+#[test]
+fn maintenance_compact_rewrites_the_database_and_reports_sizes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    bootstrap(&data, "acme", "ada@acme.example");
+    let d = data.to_str().expect("path");
+    let v = json(&["maintenance", "compact", "--data-dir", d, "--json"]);
+    let done = v.as_array().expect("a list");
+    assert_eq!(done.len(), 1, "{v}");
+    assert_eq!(done[0]["what"], "database file");
+    let (before, after) = (done[0]["bytes_before"].as_i64().expect("n"), done[0]["bytes_after"].as_i64().expect("n"));
+    assert!(before > 0 && after > 0 && after <= before, "{v}");
+    let (ok, out, err) = cli(&["maintenance", "compact", "--data-dir", d]);
+    assert!(ok, "{err}");
+    assert!(out.contains("database file") && out.contains("compacted in"), "{out}");
+    assert!(err.contains("compacting the sqlite database"), "progress on stderr: {err}");
 }
 
 #[test]
@@ -607,6 +631,14 @@ fn usage_and_the_plan_are_shown_and_set_from_the_cli() {
     assert!(ok, "{err}");
     let p: Value = serde_json::from_str(&out).expect("json");
     assert_eq!((p["limits"]["spans"].as_i64(), p["enforcement"].as_str()), (Some(1000), Some("hard")), "{p}");
+    // The cost-alert webhook's signing secret: printed once, when generated.
+    let (ok, out, err) = run(with(&["plan", "set", "--alert-webhook-url", "https://hooks.example/costs"]));
+    assert!(ok && out.contains("signing secret (shown once") && out.contains("whsec_"), "{out}{err}");
+    let (ok, out, _) = run(with(&["plan", "show"]));
+    assert!(ok && out.contains("signed (secret generated") && !out.contains("whsec_"), "{out}");
+    let (ok, out, _) = run(with(&["plan", "set", "--rotate-alert-signing-secret", "--json"]));
+    let p: Value = serde_json::from_str(&out).expect("json");
+    assert!(ok && p["alert_signing_secret"].as_str().is_some_and(|s| s.starts_with("whsec_")), "{p}");
     let (ok, out, _) = run(with(&["usage"]));
     assert!(ok && out.contains("spans 2 of 1000 (0.2%)"), "{out}");
     let (ok, _, err) = run(with(&["plan", "set", "--enforcement", "strict"]));
@@ -615,4 +647,194 @@ fn usage_and_the_plan_are_shown_and_set_from_the_cli() {
     assert!(ok, "{err}");
     let p: Value = serde_json::from_str(&out).expect("json");
     assert_eq!((p["limits"]["spans"].clone(), p["enforcement"].as_str()), (Value::Null, Some("soft")), "{p}");
+}
+
+/// A webhook receiver on loopback: answers each request with the next status of
+/// `statuses` (the last one from then on); the bodies it received.
+fn receiver(statuses: Vec<u16>) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = got.clone();
+    std::thread::spawn(move || {
+        for (i, conn) in listener.incoming().enumerate() {
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let body = loop {
+                let Ok(n) = conn.read(&mut chunk) else { break String::new() };
+                if n == 0 {
+                    break String::new();
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let len = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
+                        })
+                        .and_then(|v| v.parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if buf.len() >= end + 4 + len {
+                        break String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned();
+                    }
+                }
+            };
+            seen.lock().expect("lock").push(body);
+            let status = statuses.get(i).or(statuses.last()).copied().unwrap_or(200);
+            let _ = write!(conn, "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    (url, got)
+}
+
+#[test]
+fn automation_runs_and_deliveries_are_shown_from_the_cli() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let owner = bootstrap(&data, "acme", "ada@acme.example");
+    let server = start_server_with(
+        &data,
+        &["--outbound-allow", "127.0.0.1", "--webhook-attempts", "2", "--webhook-backoff-ms", "50"],
+    );
+    let url = server.url.as_str();
+    let with = |args: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        v.extend(["--url".into(), url.into(), "--api-key".into(), owner.clone()]);
+        v
+    };
+    let run = |args: Vec<String>| cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (ok, out, err) = run(with(&["project", "create", "web", "--json"]));
+    assert!(ok, "{err}");
+    let pid = serde_json::from_str::<Value>(&out).expect("json")["id"].as_str().expect("id").to_owned();
+    let me = json(&["whoami", "--url", url, "--api-key", &owner, "--json"]);
+    let org = me["organizations"][0]["id"].as_str().expect("org").to_owned();
+
+    // An alert whose first notification fails (503 twice) and whose second is taken.
+    let (hook, got) = receiver(vec![503, 503, 200]);
+    let alert = curl(
+        "POST",
+        &format!("{url}/v1/project_automation"),
+        &owner,
+        &serde_json::json!({"project_id": pid, "name": "errors", "config": {"event_type": "logs",
+            "btql_filter": "metadata.level = 'error'", "interval_seconds": 3600,
+            "action": {"type": "webhook", "url": format!("{hook}/hook?token=abc")}}})
+        .to_string(),
+    );
+    let aid = alert["id"].as_str().unwrap_or_else(|| panic!("{alert}")).to_owned();
+    let log = |ids: &[&str]| {
+        let rows: Vec<Value> = ids
+            .iter()
+            .map(|i| serde_json::json!({"project_id": pid, "log_id": "g", "id": i, "metadata": {"level": "error"}}))
+            .collect();
+        let done = curl("POST", &format!("{url}/logs3"), &owner, &serde_json::json!({"rows": rows}).to_string());
+        assert!(done.get("xact_id").is_some(), "{done}");
+    };
+    log(&["a", "b"]);
+    let first = curl("POST", &format!("{url}/v1/project_automation/{aid}/run"), &owner, "{}");
+    assert_eq!(first["count"], 2, "{first}");
+    log(&["c"]);
+    let second = curl("POST", &format!("{url}/v1/project_automation/{aid}/run"), &owner, "{}");
+    assert_eq!(second["count"], 1, "{second}");
+    assert_eq!(got.lock().expect("lock").len(), 3, "two attempts, then one");
+
+    // Runs, by name and by id, as a table and as JSON (newest first).
+    let (ok, out, err) = run(with(&["automation", "runs", "errors", "--project", "web"]));
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("STARTED") && lines[0].contains("STATUS") && lines[0].contains("ERROR"), "{out}");
+    assert_eq!(lines.len(), 3, "{out}");
+    let cols: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(cols[2..5], ["error", "2", "delivery"], "{out}");
+    assert!(lines[2].contains("503"), "the failed delivery's error is shown: {out}");
+    let cols: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(cols[2..], ["ok", "1", "-"], "{out}");
+    let runs = json(&with(&["automation", "runs", &aid, "--json"]).iter().map(String::as_str).collect::<Vec<_>>());
+    let counts: Vec<i64> =
+        runs["objects"].as_array().expect("objects").iter().filter_map(|r| r["count"].as_i64()).collect();
+    assert_eq!(counts, [1, 2], "{runs}");
+    assert!(runs["objects"][1]["finished"].is_string() && runs["objects"][1]["error"].is_string(), "{runs}");
+    let by_pid = run(with(&["automation", "runs", "errors", "--project", &pid, "--json"]));
+    assert_eq!(serde_json::from_str::<Value>(&by_pid.1).expect("json"), runs, "a project id works as well as its name");
+
+    // Deliveries: the target without its query token, the attempts, the statuses.
+    let (ok, out, err) = run(with(&["automation", "deliveries", "errors", "--project", "web"]));
+    assert!(ok, "{err}");
+    assert!(out.starts_with("CREATED") && out.contains(&format!("{hook}/hook")) && !out.contains("token"), "{out}");
+    let rows: Vec<Vec<&str>> = out.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert_eq!(rows[0][1..5], ["logs", "ok", "1", "200"], "{out}");
+    assert_eq!(rows[1][1..5], ["logs", "failed", "2", "503"], "{out}");
+    let ds = json(&with(&["automation", "deliveries", &aid, "--json"]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(ds["objects"][1]["attempts"], 2, "{ds}");
+
+    // An organization's retention rule: named without --project.
+    let keep = curl(
+        "POST",
+        &format!("{url}/v1/org_automation"),
+        &owner,
+        &serde_json::json!({"org_id": org, "name": "keep-90",
+            "config": {"event_type": "retention", "object_type": "project_logs", "retention_days": 90}})
+        .to_string(),
+    );
+    let kid = keep["id"].as_str().unwrap_or_else(|| panic!("{keep}")).to_owned();
+    let swept = curl("POST", &format!("{url}/v1/org_automation/{kid}/run"), &owner, "{}");
+    assert_eq!((swept["status"].as_str(), swept["count"].as_i64()), (Some("ok"), Some(0)), "{swept}");
+    let (ok, out, err) = run(with(&["automation", "runs", "keep-90"]));
+    assert!(ok && out.lines().count() == 2 && out.lines().nth(1).is_some_and(|l| l.contains(" ok ")), "{out}{err}");
+    let (ok, out, _) = run(with(&["automation", "list"]));
+    assert!(ok && out.contains("keep-90") && out.contains("organization") && out.contains("errors"), "{out}");
+    let listed = json(
+        &with(&["automation", "list", "--project", "web", "--json"]).iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert_eq!(listed["project_automations"][0]["id"], aid.as_str(), "{listed}");
+    assert_eq!(listed["org_automations"], serde_json::json!([]), "{listed}");
+
+    // An online scoring rule's runs are the worker's passes.
+    let rule = curl(
+        "POST",
+        &format!("{url}/v1/project_score"),
+        &owner,
+        &serde_json::json!({"project_id": pid, "name": "exact", "score_type": "online",
+            "config": {"online": {"sampling_rate": 1, "scorers": [{"type": "global", "name": "ExactMatch"}]}}})
+        .to_string(),
+    );
+    assert!(rule["id"].is_string(), "{rule}");
+    let rows =
+        serde_json::json!({"rows": [{"project_id": pid, "log_id": "g", "id": "s1", "output": "x", "expected": "x"}]});
+    curl("POST", &format!("{url}/logs3"), &owner, &rows.to_string());
+    let mut scored = Value::Null;
+    for _ in 0..150 {
+        let (ok, out, _) = run(with(&["automation", "runs", "exact", "--project", "web", "--json"]));
+        scored = serde_json::from_str(&out).unwrap_or(Value::Null);
+        if ok && scored["objects"].as_array().is_some_and(|o| !o.is_empty()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        (scored["objects"][0]["status"].as_str(), scored["objects"][0]["count"].as_i64()),
+        (Some("ok"), Some(1)),
+        "{scored}"
+    );
+
+    // Mistakes are named.
+    let (ok, _, err) = run(with(&["automation", "runs", "nope", "--project", "web"]));
+    assert!(!ok && err.contains("project `web` has no automation or online scoring rule named `nope`"), "{err}");
+    let (ok, _, err) = run(with(&["automation", "runs", "errors"]));
+    assert!(!ok && err.contains("--project"), "{err}");
+    let (ok, _, err) = run(with(&["automation", "runs", "errors", "--project", "nowhere"]));
+    assert!(!ok && err.contains("project `nowhere` not found"), "{err}");
+    let (ok, _, err) = run(with(&["automation", "deliveries", "keep-90"]));
+    assert!(!ok && err.contains("delivers no notifications"), "{err}");
+    let (ok, _, err) = run(with(&["automation", "runs", "00000000-0000-0000-0000-000000000001"]));
+    assert!(!ok && err.contains("not found"), "{err}");
+
+    // Cost alerts' deliveries: none yet, as a table and as JSON.
+    let (ok, out, err) = run(with(&["plan", "alerts"]));
+    assert!(ok && out == "no deliveries yet\n", "{out}{err}");
+    let (ok, out, _) = run(with(&["plan", "alerts", "--json"]));
+    assert!(ok && serde_json::from_str::<Value>(&out).expect("json")["objects"] == serde_json::json!([]), "{out}");
 }

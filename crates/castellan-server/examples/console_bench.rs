@@ -1,6 +1,8 @@
-//! Console render benchmark: the members, permission groups and project permissions
-//! pages of an organization with 1,000 members, 200 groups and 10,000 grants, each
-//! fetched many times over real HTTP by a signed-in session; prints p50 / p99 / max.
+//! Console render benchmark: the console's pages for an organization with 1,000
+//! members, 200 groups and 10,000 grants, each fetched many times over real HTTP by a
+//! signed-in session; prints p50 / p99 / max per page, with two baselines measured in
+//! the same run (the account page, which renders only the layout, and the API call a
+//! members page makes, `GET /v1/user?limit=51`), and the machine's load.
 //!
 //!   cargo run -p castellan-server --release --example console_bench [-- ROUNDS]
 //!
@@ -22,7 +24,7 @@ const PASSWORD: &str = "correct horse battery staple";
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let rounds: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(50);
+    let rounds: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(200);
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(SqliteStore::open(&dir.path().join("bench.sqlite")).await.expect("sqlite"));
     let config = Config {
@@ -96,6 +98,10 @@ async fn main() {
     for chunk in items.chunks(1000) {
         call(reqwest::Method::POST, "/v1/acl/batch_update", json!({"add_acls": chunk})).await;
     }
+    // 20 API keys of the owner (the key-minting rate limit's burst).
+    for i in 0..20 {
+        call(reqwest::Method::POST, "/v1/api_key", json!({"name": format!("key-{i:03}")})).await;
+    }
     eprintln!("seeded {MEMBERS} members, {GROUPS} groups, {GRANTS} grants in {:.1?}", started.elapsed());
 
     // Sign in as the owner through the console's form.
@@ -111,12 +117,77 @@ async fn main() {
         .await
         .expect("login");
     assert_eq!(r.status(), reqwest::StatusCode::SEE_OTHER, "sign in");
-    let pages = [
+    // A member to ask Explain about, and the second page of members (its link, as
+    // the first page gives it).
+    let first = session.get(format!("{base}/o/bench/settings/members")).send().await.expect("get");
+    let html = first.text().await.expect("body");
+    let next = html
+        .split("rel=\"next\"")
+        .next()
+        .and_then(|h| h.rsplit("href=\"").next())
+        .and_then(|h| h.split('"').next())
+        .expect("a next-page link on the members page")
+        .replace("&amp;", "&")
+        .replace("&#38;", "&");
+    let group = &groups[7];
+    let explain_user = &users[123];
+    let pages: Vec<(&str, String)> = vec![
+        ("baseline: account page", "/account".to_owned()),
         ("members", "/o/bench/settings/members".to_owned()),
+        ("members, page 2", next),
+        ("members, search", "/o/bench/settings/members?q=member-12".to_owned()),
         ("permission groups", "/o/bench/settings/groups".to_owned()),
+        ("group permissions", format!("/o/bench/settings/groups/{group}")),
+        ("group members", format!("/o/bench/settings/groups/{group}/members")),
         ("project permissions", format!("/o/bench/p/{project}/permissions")),
+        ("project perms, find", format!("/o/bench/p/{project}/permissions?find=member-4")),
+        (
+            "project perms, explain",
+            format!("/o/bench/p/{project}/permissions?explain_user={explain_user}&explain_perm=update"),
+        ),
+        ("audit log", "/o/bench/settings/audit-log".to_owned()),
+        ("API keys", "/o/bench/settings/api-keys".to_owned()),
+        ("service accounts", "/o/bench/settings/service-accounts".to_owned()),
     ];
-    println!("{:<22} {:>6} {:>9} {:>9} {:>9} {:>8}", "page", "rounds", "p50 ms", "p99 ms", "max ms", "KiB");
+    let load = || {
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split(' ').take(3).collect::<Vec<_>>().join(" ")
+    };
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    println!("machine: {cores} cores, load average {} (1, 5, 15 min) before the measurements", load());
+    println!("{:<24} {:>6} {:>9} {:>9} {:>9} {:>8}", "page", "rounds", "p50 ms", "p99 ms", "max ms", "KiB");
+    let report = |name: &str, mut times: Vec<Duration>, size: usize| {
+        times.sort();
+        let at = |q: f64| {
+            times[((times.len() as f64 * q).ceil() as usize).saturating_sub(1).min(times.len() - 1)].as_secs_f64()
+                * 1000.0
+        };
+        println!(
+            "{name:<24} {:>6} {:>9.1} {:>9.1} {:>9.1} {:>8}",
+            times.len(),
+            at(0.5),
+            at(0.99),
+            at(1.0),
+            size / 1024
+        );
+    };
+    // The API baseline: the call behind one page of members, with an API key.
+    {
+        let mut times: Vec<Duration> = Vec::with_capacity(rounds);
+        let mut size = 0;
+        for _ in 0..rounds {
+            let t = Instant::now();
+            let r = http
+                .get(format!("{base}/v1/user?org_name=bench&limit=51"))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .expect("get");
+            assert_eq!(r.status(), reqwest::StatusCode::OK);
+            size = r.bytes().await.expect("body").len();
+            times.push(t.elapsed());
+        }
+        report("baseline: GET /v1/user", times, size);
+    }
     for (name, path) in &pages {
         let mut times: Vec<Duration> = Vec::with_capacity(rounds);
         let mut size = 0;
@@ -127,12 +198,8 @@ async fn main() {
             size = r.bytes().await.expect("body").len();
             times.push(t.elapsed());
         }
-        times.sort();
-        let at = |q: f64| {
-            times[((times.len() as f64 * q).ceil() as usize).saturating_sub(1).min(times.len() - 1)].as_secs_f64()
-                * 1000.0
-        };
-        println!("{name:<22} {rounds:>6} {:>9.1} {:>9.1} {:>9.1} {:>8}", at(0.5), at(0.99), at(1.0), size / 1024);
+        report(name, times, size);
     }
+    println!("load average {} after", load());
     running.stop().await.expect("stop");
 }

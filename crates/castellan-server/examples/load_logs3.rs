@@ -334,6 +334,7 @@ async fn main() -> Result<(), String> {
                     project_id,
                     row_id: format!("{n:032x}"),
                     root_span_id: Some(format!("{:032x}", n / 4)),
+                    span_id: Some(format!("{n:032x}")),
                     is_root: true,
                     deleted: false,
                     is_comment: false,

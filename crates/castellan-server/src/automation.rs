@@ -600,6 +600,17 @@ async fn tick_with(state: &AppState, permit: &Permit, holder: &str) -> ApiResult
             });
         }
     }
+    // Online scoring's claims that can no longer matter, on one replica at a time.
+    let jobs = state.jobs(&permit);
+    if jobs.take_lease("scoring:prune", holder, now, now + LEASE_MICROS).await? {
+        let max_age = crate::scoring::Options::default().max_span_age;
+        match crate::scoring::prune(state, &permit, max_age, state.now()).await {
+            Ok(n) if n > 0 => tracing::debug!(pruned = n, "online scoring claims pruned"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not prune online scoring claims"),
+        }
+        jobs.release_lease("scoring:prune", holder).await?;
+    }
     let mut ran = 0;
     while let Some(done) = tasks.join_next().await {
         if done.unwrap_or(false) {

@@ -12,8 +12,10 @@
 //! | 400 | `lockout` | the change would leave an org without an owner or a member |
 //! | 400 | `protected` | a built-in group or role cannot be renamed or deleted |
 //! | 401 | `unauthorized` | no credential, or a bad, expired or revoked one |
+//! | 401 | `sso_failed` | a single sign-on did not complete; the message says which step failed (state, the provider's answer, the ID token, the account) |
 //! | 403 | `forbidden` | the caller can see the object but may not do this to it |
 //! | 403 | `csrf` | a write authenticated by a session cookie without its CSRF token |
+//! | 403 | `sso_required` | the organization requires single sign-on for this account's email domain (password sign-in, or an API key from a password session) |
 //! | 404 | `not_found` | no such object, or the caller cannot see it |
 //! | 405 | `method_not_allowed` | the path exists, the method does not |
 //! | 409 | `plan_changed` | a configuration apply whose plan is no longer the one expected (`expected_plan_hash`) |
@@ -58,6 +60,10 @@ pub enum ErrorCode {
     Forbidden,
     /// 403 `csrf`.
     Csrf,
+    /// 403 `sso_required`.
+    SsoRequired,
+    /// 401 `sso_failed`.
+    SsoFailed,
     /// 404 `not_found`.
     NotFound,
     /// 405 `method_not_allowed`.
@@ -82,7 +88,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 24] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidJson,
         ErrorCode::InvalidBody,
@@ -95,6 +101,8 @@ impl ErrorCode {
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
         ErrorCode::Csrf,
+        ErrorCode::SsoRequired,
+        ErrorCode::SsoFailed,
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::PlanChanged,
@@ -122,6 +130,8 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::Csrf => "csrf",
+            ErrorCode::SsoRequired => "sso_required",
+            ErrorCode::SsoFailed => "sso_failed",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::PlanChanged => "plan_changed",
@@ -147,8 +157,8 @@ impl ErrorCode {
             | ErrorCode::Cycle
             | ErrorCode::Lockout
             | ErrorCode::Protected => StatusCode::BAD_REQUEST,
-            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden | ErrorCode::Csrf => StatusCode::FORBIDDEN,
+            ErrorCode::Unauthorized | ErrorCode::SsoFailed => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden | ErrorCode::Csrf | ErrorCode::SsoRequired => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::PlanChanged => StatusCode::CONFLICT,
@@ -181,6 +191,13 @@ pub enum ApiError {
     /// 404.
     #[error("{0}")]
     NotFound(String),
+    /// 403: the organization requires single sign-on for this account (the message
+    /// says where to sign in instead).
+    #[error("{0}")]
+    SsoRequired(String),
+    /// 401: a single sign-on did not complete (the message says which step failed).
+    #[error("{0}")]
+    SsoFailed(String),
     /// 403 for a cookie-authenticated write without the CSRF token.
     #[error("this request needs the `x-csrf-token` header of your session")]
     Csrf,
@@ -250,6 +267,8 @@ impl ApiError {
             ApiError::Forbidden(_) => ErrorCode::Forbidden,
             ApiError::NotFound(_) => ErrorCode::NotFound,
             ApiError::Csrf => ErrorCode::Csrf,
+            ApiError::SsoRequired(_) => ErrorCode::SsoRequired,
+            ApiError::SsoFailed(_) => ErrorCode::SsoFailed,
             ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             ApiError::PlanChanged(_) => ErrorCode::PlanChanged,
             ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,

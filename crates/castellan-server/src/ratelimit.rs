@@ -106,6 +106,9 @@ pub struct Limits {
     pub login_by_email: Limiter,
     /// Credential-minting calls (keys, tokens, invitations) per credential or address.
     pub tokens: Limiter,
+    /// Single sign-on requests (start, callback, command-line exchange) per address:
+    /// each may call the identity provider.
+    pub sso_by_ip: Limiter,
     /// Failed sign-ins per (account, address), and failed password checks per account.
     pub backoff: Backoff,
     /// Failed sign-ins per source address (more lenient: many people may share one).
@@ -154,6 +157,7 @@ impl Default for Limits {
             login_by_ip: Limiter::new(30, 10),
             login_by_email: Limiter::new(10, 5),
             tokens: Limiter::new(60, 20),
+            sso_by_ip: Limiter::new(120, 60),
             backoff: Backoff::new(3),
             backoff_ip: Backoff::new(20),
             backoff_unknown: Backoff::new(10),

@@ -1,5 +1,5 @@
-//! Master-key rotation: every sealed value (administration objects' values and the
-//! URL-signing key) sealed again under the current master key, in small
+//! Master-key rotation: every sealed value (administration objects' values,
+//! cost-alert signing secrets and the URL-signing key) sealed again under the current master key, in small
 //! transactions, while servers keep serving.
 //!
 //! The procedure (docs/operations.md): give every server the new key as
@@ -76,6 +76,40 @@ pub async fn rotate(state: &AppState, system: &SystemKey, progress: impl Fn(u64,
             w.reseal_admin(&a).await?;
             *per_org.entry(a.org_id).or_insert(0) += 1;
             out.resealed += 1;
+        }
+        for (org, n) in per_org {
+            w.audit_rotation(org, n, &key_id).await?;
+        }
+        w.commit().await?;
+        progress(out.resealed + out.unchanged, total);
+    }
+    // Cost-alert signing secrets, on organizations' plans.
+    let mut after = None;
+    loop {
+        let page = {
+            let mut tx = state.read(&permit).await?;
+            tx.sealed_plan_page(after, BATCH).await?
+        };
+        let Some(last) = page.last() else { break };
+        after = Some(last.org_id);
+        let mut w = state.write(&permit).await?;
+        let mut per_org: BTreeMap<OrgId, u64> = BTreeMap::new();
+        for p in &page {
+            let Some(sealed) = &p.alert_secret else { continue };
+            if sealed_key_id(sealed).as_deref() == Some(key_id.as_str()) {
+                out.unchanged += 1;
+                continue;
+            }
+            let binding = Binding::plan_alert(p.org_id);
+            let value = sealer.open(binding, sealed).map_err(|e| {
+                ApiError::Internal(format!("the cost-alert signing secret of org {} does not open: {e}", p.org_id.0))
+            })?;
+            // Only if unchanged since it was read (a rotation of the secret in between
+            // sealed it under the current key already).
+            if w.tx().reseal_plan_secret(p.org_id, sealed, &sealer.seal(binding, &value)).await? {
+                *per_org.entry(p.org_id).or_insert(0) += 1;
+                out.resealed += 1;
+            }
         }
         for (org, n) in per_org {
             w.audit_rotation(org, n, &key_id).await?;

@@ -91,6 +91,19 @@ impl<'a> Binding<'a> {
         }
     }
 
+    /// The binding of an organization's cost-alert webhook signing secret (on its
+    /// plan).
+    pub fn plan_alert(org: OrgId) -> Binding<'static> {
+        Binding {
+            table: "org_plans",
+            org,
+            kind: "alert_signing_secret",
+            id: org.0,
+            scope: castellan_core::ObjectRef::new(castellan_core::ObjectType::Organization, org.0),
+            name: "alert_webhook",
+        }
+    }
+
     fn aad(&self) -> Vec<u8> {
         let scope = format!("{}:{}", self.scope.object_type, self.scope.object_id);
         format!("castellan:v1|{}|{}|{}|{}|{}|{}", self.org.0, self.table, self.kind, self.id, scope, self.name)

@@ -164,8 +164,8 @@ impl Plan {
         Ok(p)
     }
 
-    /// The plan on the wire.
-    pub fn wire(&self, org: OrgId, source: &str, updated: Option<Micros>) -> OrgPlan {
+    /// The plan on the wire (never with its signing secret).
+    pub fn wire(&self, org: OrgId, source: &str, updated: Option<Micros>, secret_updated: Option<Micros>) -> OrgPlan {
         OrgPlan {
             org_id: org.0,
             limits: self.limits,
@@ -174,6 +174,8 @@ impl Plan {
             alert_webhook_url: self.alert_webhook_url.clone(),
             source: source.into(),
             updated_at: updated.map(format_time),
+            alert_signing_secret_updated_at: secret_updated.map(format_time),
+            alert_signing_secret: None,
         }
     }
 }
@@ -508,13 +510,26 @@ pub fn cost_alert_payload(org_name: &str, c: &UsageCrossing) -> (Value, String) 
 
 async fn send_cost_alert(state: &AppState, c: &UsageCrossing) -> ApiResult<()> {
     let mut tx = state.meter_read().await?;
-    let plan = Plan::stored_or(tx.get_plan(c.org_id).await?.map(|p| p.data), &default_plan(state));
+    let stored = tx.get_plan(c.org_id).await?;
+    let sealed = stored.as_ref().and_then(|p| p.alert_secret.clone());
+    let plan = Plan::stored_or(stored.map(|p| p.data), &default_plan(state));
     let Some(url) = plan.alert_webhook_url.clone() else { return Ok(()) };
     let org_name = tx.get_org(c.org_id).await?.map(|o| o.name).unwrap_or_default();
     drop(tx);
+    // Signed with the plan's secret, opened only for this delivery (a plan set
+    // before secrets existed, or the configured default, has none: unsigned).
+    let secret = match sealed {
+        Some(sealed) => Some(
+            state
+                .sealer()?
+                .open(crate::secrets::Binding::plan_alert(c.org_id), &sealed)
+                .map_err(|e| ApiError::Internal(format!("the cost-alert signing secret cannot be opened ({e})")))?,
+        ),
+        None => None,
+    };
     let (payload, message) = cost_alert_payload(&org_name, c);
-    // Delivered as the organization's own notification (no automation, no sealed
-    // header values or signing secret: the URL is the plan's).
+    // Delivered as the organization's own notification (no automation: the URL and
+    // the signing secret are the plan's).
     let now = state.now();
     let source = castellan_store::AdminRecord {
         id: c.org_id.0,
@@ -531,7 +546,8 @@ async fn send_cost_alert(state: &AppState, c: &UsageCrossing) -> ApiResult<()> {
     };
     let action = serde_json::json!({"type": "webhook", "url": url});
     let n = crate::webhook::Notification { event: "cost_alert", is_test: false, payload, message, run_id: None };
-    crate::webhook::deliver(state, &state.meter_permit(), &source, &action, &n).await?;
+    let keys = crate::webhook::WebhookKeys { secret, headers: Map::new() };
+    crate::webhook::deliver_with(state, &state.meter_permit(), &source, &action, &n, Some(keys)).await?;
     Ok(())
 }
 

@@ -12,7 +12,7 @@
 use crate::access::{AppState, Permit};
 use crate::error::{ApiError, ApiResult};
 use crate::secrets::Binding;
-use castellan_core::{ObjectType, OrgId};
+use castellan_core::ObjectType;
 use castellan_store::{AdminKind, AdminRecord, DeliveryRecord};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Map, Value};
@@ -179,20 +179,21 @@ async fn attempt(
     action: &Value,
     n: &Notification,
     delivery: Uuid,
+    keys: &Result<WebhookKeys, String>,
 ) -> Attempt {
     let kind = action.get("type").and_then(Value::as_str).unwrap_or_default();
     match kind {
         "webhook" => {
             let url = action.get("url").and_then(Value::as_str).unwrap_or_default();
-            let (secret, custom) = match opened_webhook(state, a) {
-                Ok(x) => x,
-                Err(e) => return Attempt::Fail(None, e.to_string()),
+            let keys = match keys {
+                Ok(k) => k,
+                Err(e) => return Attempt::Fail(None, e.clone()),
             };
             let body = serde_json::to_vec(&n.payload).unwrap_or_default();
             let mut headers: Vec<(String, String)> =
-                custom.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned()))).collect();
-            if let Some(secret) = secret {
-                headers.push(("x-castellan-signature".into(), signature(&secret, state.now() / 1_000_000, &body)));
+                keys.headers.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned()))).collect();
+            if let Some(secret) = &keys.secret {
+                headers.push(("x-castellan-signature".into(), signature(secret, state.now() / 1_000_000, &body)));
             }
             headers.push(("x-castellan-delivery".into(), delivery.to_string()));
             headers.push(("x-castellan-event".into(), n.event.into()));
@@ -280,9 +281,32 @@ fn target(action: &Value) -> Value {
     }
 }
 
-/// Delivers `n` through `action` of automation `a` (or, for an org-level
-/// notification, `automation_id` of `org`), retrying transient failures with
-/// exponential backoff; the delivery as recorded.
+/// A webhook's signing secret (none: deliveries are not signed) and custom headers.
+#[derive(Clone, Default)]
+pub struct WebhookKeys {
+    /// The signing secret.
+    pub secret: Option<String>,
+    /// Custom headers, name to value.
+    pub headers: Map<String, Value>,
+}
+
+impl std::fmt::Debug for WebhookKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookKeys")
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// A new webhook signing secret (`whsec_` and 64 hex digits).
+pub fn new_signing_secret() -> String {
+    format!("whsec_{}", hex::encode(rand::random::<[u8; 32]>()))
+}
+
+/// Delivers `n` through `action` of automation `a` (its sealed signing secret and
+/// header values opened for it), retrying transient failures with exponential
+/// backoff; the delivery as recorded, under `a`'s id.
 pub async fn deliver(
     state: &AppState,
     permit: &Permit,
@@ -290,24 +314,32 @@ pub async fn deliver(
     action: &Value,
     n: &Notification,
 ) -> ApiResult<DeliveryRecord> {
-    deliver_as(state, permit, a, a.id, a.org_id, action, n).await
+    deliver_with(state, permit, a, action, n, None).await
 }
 
-/// [`deliver`], recorded under `automation_id` of `org`.
-pub async fn deliver_as(
+/// [`deliver`], with the webhook's signing secret and headers given (`None`: the
+/// ones sealed on `a`), for notifications that are not an automation's (cost
+/// alerts, recorded under the organization's id).
+pub async fn deliver_with(
     state: &AppState,
     permit: &Permit,
     a: &AdminRecord,
-    automation_id: Uuid,
-    org: OrgId,
     action: &Value,
     n: &Notification,
+    keys: Option<WebhookKeys>,
 ) -> ApiResult<DeliveryRecord> {
     let jobs = state.jobs(permit);
+    let keys = match keys {
+        Some(k) => Ok(k),
+        None if action.get("type").and_then(Value::as_str) == Some("webhook") => {
+            opened_webhook(state, a).map(|(secret, headers)| WebhookKeys { secret, headers }).map_err(|e| e.to_string())
+        }
+        None => Ok(WebhookKeys::default()),
+    };
     let mut d = DeliveryRecord {
         id: Uuid::now_v7(),
-        automation_id,
-        org_id: org,
+        automation_id: a.id,
+        org_id: a.org_id,
         run_id: n.run_id,
         created: state.now(),
         finished: None,
@@ -327,7 +359,7 @@ pub async fn deliver_as(
     let mut wait = state.config().webhook_backoff;
     for i in 1..=attempts {
         d.attempts = i64::from(i);
-        let outcome = attempt(state, permit, a, action, n, d.id).await;
+        let outcome = attempt(state, permit, a, action, n, d.id, &keys).await;
         let (retry, asked) = match outcome {
             Attempt::Ok(s) => {
                 d.http_status = s.map(i64::from);

@@ -34,8 +34,16 @@ impl PgDataTx {
 
 #[async_trait]
 impl DataTx for PgDataTx {
-    async fn claim_score_keys(&mut self, rule: uuid::Uuid, keys: &[String], at: Micros) -> StoreResult<Vec<String>> {
+    async fn claim_score_keys(&mut self, rule: uuid::Uuid, keys: &[Vec<u8>], at: Micros) -> StoreResult<Vec<Vec<u8>>> {
         crate::sql::jobs::claim_score_keys(&mut self.tx, rule, keys, at).await
+    }
+
+    async fn put_score_retry(&mut self, r: &castellan_store::ScoreRetry) -> StoreResult<()> {
+        crate::sql::jobs::put_score_retry(&mut self.tx, r).await
+    }
+
+    async fn take_score_retry(&mut self, rule: uuid::Uuid, row_id: &str, scorer: &str) -> StoreResult<bool> {
+        crate::sql::jobs::take_score_retry(&mut self.tx, rule, row_id, scorer).await
     }
 
     async fn next_xact_id(&mut self) -> StoreResult<XactId> {
@@ -78,15 +86,17 @@ impl DataTx for PgDataTx {
         let row_ids: Vec<&str> = rows.iter().map(|r| r.row_id.as_str()).collect();
         let projects: Vec<Uuid> = rows.iter().map(|r| r.project_id.0).collect();
         let roots: Vec<Option<&str>> = rows.iter().map(|r| r.root_span_id.as_deref()).collect();
+        let spans: Vec<Option<&str>> = rows.iter().map(|r| r.span_id.as_deref()).collect();
         let is_root: Vec<bool> = rows.iter().map(|r| r.is_root).collect();
         let deleted: Vec<bool> = rows.iter().map(|r| r.deleted).collect();
         let is_comment: Vec<bool> = rows.iter().map(|r| r.is_comment).collect();
         let data: Vec<&str> = rows.iter().map(|r| r.data.as_str()).collect();
         sqlx::query(
             "INSERT INTO events (object_kind, object_id, row_id, xact_id, project_id, root_span_id, is_root, \
-             deleted, is_comment, data) \
-             SELECT k, o, r, $4, p, rs, ir, d, c, j::json FROM UNNEST($1::text[], $2::uuid[], $3::text[], \
-             $5::uuid[], $6::text[], $7::bool[], $8::bool[], $9::bool[], $10::text[]) AS t(k, o, r, p, rs, ir, d, c, j)",
+             deleted, is_comment, data, span_id) \
+             SELECT k, o, r, $4, p, rs, ir, d, c, j::json, s FROM UNNEST($1::text[], $2::uuid[], $3::text[], \
+             $5::uuid[], $6::text[], $7::bool[], $8::bool[], $9::bool[], $10::text[], $11::text[]) \
+             AS t(k, o, r, p, rs, ir, d, c, j, s)",
         )
         .bind(&kinds)
         .bind(&objects)
@@ -98,6 +108,7 @@ impl DataTx for PgDataTx {
         .bind(&deleted)
         .bind(&is_comment)
         .bind(&data)
+        .bind(&spans)
         .execute(&mut *self.tx)
         .await
         .map_err(db_err)?;

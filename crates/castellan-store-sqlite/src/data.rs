@@ -34,8 +34,16 @@ impl SqliteDataTx {
 
 #[async_trait]
 impl DataTx for SqliteDataTx {
-    async fn claim_score_keys(&mut self, rule: uuid::Uuid, keys: &[String], at: Micros) -> StoreResult<Vec<String>> {
+    async fn claim_score_keys(&mut self, rule: uuid::Uuid, keys: &[Vec<u8>], at: Micros) -> StoreResult<Vec<Vec<u8>>> {
         crate::sql::jobs::claim_score_keys(&mut self.tx, rule, keys, at).await
+    }
+
+    async fn put_score_retry(&mut self, r: &castellan_store::ScoreRetry) -> StoreResult<()> {
+        crate::sql::jobs::put_score_retry(&mut self.tx, r).await
+    }
+
+    async fn take_score_retry(&mut self, rule: uuid::Uuid, row_id: &str, scorer: &str) -> StoreResult<bool> {
+        crate::sql::jobs::take_score_retry(&mut self.tx, rule, row_id, scorer).await
     }
 
     async fn next_xact_id(&mut self) -> StoreResult<XactId> {
@@ -68,8 +76,8 @@ impl DataTx for SqliteDataTx {
         }
         for chunk in rows.chunks(INSERT_CHUNK) {
             let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO events (object_kind, object_id, row_id, xact_id, project_id, root_span_id, is_root, \
-                 deleted, is_comment, data) ",
+                "INSERT INTO events (object_kind, object_id, row_id, xact_id, project_id, root_span_id, span_id, \
+                 is_root, deleted, is_comment, data) ",
             );
             qb.push_values(chunk, |mut b, r| {
                 b.push_bind(r.object.kind.as_str())
@@ -78,6 +86,7 @@ impl DataTx for SqliteDataTx {
                     .push_bind(xact.0)
                     .push_bind(r.project_id.0)
                     .push_bind(r.root_span_id.as_deref())
+                    .push_bind(r.span_id.as_deref())
                     .push_bind(r.is_root)
                     .push_bind(r.deleted)
                     .push_bind(r.is_comment)

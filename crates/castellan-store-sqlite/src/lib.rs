@@ -163,17 +163,46 @@ impl Store for SqliteStore {
         sql::jobs::set_scoring_cursor(&self.writer, project, at_row, at).await
     }
 
-    async fn claimed_score_keys(&self, keys: &[String]) -> StoreResult<Vec<String>> {
+    async fn claimed_score_keys(&self, keys: &[Vec<u8>]) -> StoreResult<Vec<Vec<u8>>> {
         sql::jobs::claimed_score_keys(&self.reader, keys).await
     }
 
-    async fn events_since(
+    async fn prune_score_claims(&self, before: Micros, limit: usize) -> StoreResult<u64> {
+        sql::jobs::prune_score_claims(&self.writer, before, limit).await
+    }
+
+    async fn due_score_retries(
+        &self,
+        project: uuid::Uuid,
+        now: Micros,
+        limit: usize,
+    ) -> StoreResult<Vec<castellan_store::ScoreRetry>> {
+        sql::jobs::due_score_retries(&self.reader, project, now, limit).await
+    }
+
+    async fn event_heads_since(
         &self,
         object: EventObject,
         after: &(XactId, String),
         limit: usize,
-    ) -> StoreResult<Vec<RawEvent>> {
-        sql::jobs::events_since(&self.reader, object, after, limit).await
+    ) -> StoreResult<Vec<castellan_store::EventHead>> {
+        sql::jobs::event_heads_since(&self.reader, object, after, limit).await
+    }
+
+    async fn event_versions(
+        &self,
+        object: EventObject,
+        versions: &[(XactId, String)],
+    ) -> StoreResult<Vec<castellan_store::RawEvent>> {
+        sql::jobs::event_versions(&self.reader, object, versions).await
+    }
+
+    async fn latest_raw_events(
+        &self,
+        object: EventObject,
+        row_ids: &[String],
+    ) -> StoreResult<Vec<castellan_store::RawEvent>> {
+        sql::jobs::latest_raw_events(&self.reader, object, row_ids).await
     }
 
     async fn count_matching(&self, q: &EventSearch, since: Option<XactId>) -> StoreResult<u64> {
@@ -206,6 +235,21 @@ impl Store for SqliteStore {
 
     async fn replace_server_secret(&self, name: &str, old: &[u8], new: &[u8]) -> StoreResult<bool> {
         store::replace_server_secret(&self.writer, name, old, new).await
+    }
+
+    async fn compact(&self) -> StoreResult<Vec<Compacted>> {
+        let size = || async {
+            let (pages, page): (i64, i64) = (
+                sqlx::query_scalar("PRAGMA page_count").fetch_one(&self.writer).await.map_err(db_err)?,
+                sqlx::query_scalar("PRAGMA page_size").fetch_one(&self.writer).await.map_err(db_err)?,
+            );
+            Ok::<i64, StoreError>(pages * page)
+        };
+        let before = size().await?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.writer).await.map_err(db_err)?;
+        sqlx::query("VACUUM").execute(&self.writer).await.map_err(db_err)?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.writer).await.map_err(db_err)?;
+        Ok(vec![Compacted { what: "database file".into(), bytes_before: before, bytes_after: size().await? }])
     }
 
     async fn sealed_prefixes(&self) -> StoreResult<Vec<(Vec<u8>, i64)>> {

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use castellan_core::{AclId, GroupId, ObjectType, OrgId, Permission, ProjectId, RoleId, UserId};
 use castellan_store::page::Window;
 use castellan_store::*;
-use sqlx::{FromRow, QueryBuilder};
+use sqlx::{FromRow, QueryBuilder, Row};
 use uuid::Uuid;
 
 const GROUP_COLS: &str = "id, org_id, name, description, user_id, created";
@@ -196,9 +196,34 @@ impl AccessRepo for SqlTx {
         if let Some(n) = &f.name {
             qb.push(" AND name = ").push_bind(n.clone());
         }
+        if let Some(text) = f.search.as_deref().filter(|t| !t.is_empty()) {
+            crate::rows::push_contains(&mut qb, &["name"], text);
+        }
         push_window(&mut qb, "", w);
         let rs = qb.build().fetch_all(self.conn()).await.map_err(db_err)?;
         rs.iter().map(group).collect()
+    }
+
+    async fn group_members(&mut self, groups: &[GroupId]) -> StoreResult<Vec<(GroupId, GroupMember)>> {
+        if groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Uuid> = groups.iter().map(|g| g.0).collect();
+        let mut qb =
+            QueryBuilder::<Db>::new("SELECT group_id, user_id AS member, 0 AS kind FROM group_users WHERE 1 = 1");
+        push_ids(&mut qb, "group_id", &ids);
+        qb.push(" UNION ALL SELECT group_id, member_group_id AS member, 1 AS kind FROM group_groups WHERE 1 = 1");
+        push_ids(&mut qb, "group_id", &ids);
+        let rs = qb.build().fetch_all(self.conn()).await.map_err(db_err)?;
+        let mut out = Vec::with_capacity(rs.len());
+        for r in &rs {
+            let (g, m, kind): (Uuid, Uuid, i32) =
+                (r.try_get(0).map_err(db_err)?, r.try_get(1).map_err(db_err)?, r.try_get(2).map_err(db_err)?);
+            let member = if kind == 0 { GroupMember::User(UserId(m)) } else { GroupMember::Group(GroupId(m)) };
+            out.push((GroupId(g), member));
+        }
+        out.sort_unstable();
+        Ok(out)
     }
 
     async fn group_users(&mut self, g: GroupId) -> StoreResult<Vec<UserId>> {
@@ -394,6 +419,38 @@ impl AccessRepo for SqlTx {
         .await
         .map_err(db_err)?;
         Ok(res.rows_affected() > 0)
+    }
+
+    async fn role_contents(
+        &mut self,
+        roles: &[RoleId],
+    ) -> StoreResult<(Vec<(RoleId, RolePermission)>, Vec<(RoleId, RoleId)>)> {
+        if roles.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let ids: Vec<Uuid> = roles.iter().map(|r| r.0).collect();
+        let mut qb = QueryBuilder::<Db>::new(
+            "SELECT role_id, permission, restrict_object_type FROM role_permissions WHERE 1 = 1",
+        );
+        push_ids(&mut qb, "role_id", &ids);
+        let rs = qb.build().fetch_all(self.conn()).await.map_err(db_err)?;
+        let mut perms = Vec::with_capacity(rs.len());
+        for r in &rs {
+            let (role, p, t): (Uuid, String, String) =
+                (r.try_get(0).map_err(db_err)?, r.try_get(1).map_err(db_err)?, r.try_get(2).map_err(db_err)?);
+            perms.push((RoleId(role), role_permission(&p, &t)?));
+        }
+        perms.sort();
+        let mut qb = QueryBuilder::<Db>::new("SELECT role_id, member_role_id FROM role_roles WHERE 1 = 1");
+        push_ids(&mut qb, "role_id", &ids);
+        let rs = qb.build().fetch_all(self.conn()).await.map_err(db_err)?;
+        let mut inherits = Vec::with_capacity(rs.len());
+        for r in &rs {
+            let (role, m): (Uuid, Uuid) = (r.try_get(0).map_err(db_err)?, r.try_get(1).map_err(db_err)?);
+            inherits.push((RoleId(role), RoleId(m)));
+        }
+        inherits.sort();
+        Ok((perms, inherits))
     }
 
     async fn role_roles(&mut self, r: RoleId) -> StoreResult<Vec<RoleId>> {

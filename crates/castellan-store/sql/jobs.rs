@@ -318,21 +318,23 @@ pub(crate) async fn set_scoring_cursor(
 }
 
 #[derive(sqlx::FromRow)]
-struct RawRow {
+struct HeadRow {
     row_id: String,
     xact_id: i64,
     deleted: bool,
-    data: String,
+    is_root: bool,
+    is_comment: bool,
+    span_id: Option<String>,
 }
 
-pub(crate) async fn events_since(
+pub(crate) async fn event_heads_since(
     pool: &Pool<Db>,
     object: EventObject,
     after: &(XactId, String),
     limit: usize,
-) -> StoreResult<Vec<RawEvent>> {
-    let rows: Vec<RawRow> = sqlx::query_as(
-        "SELECT e.row_id, e.xact_id, e.deleted, CAST(e.data AS TEXT) AS data FROM events e \
+) -> StoreResult<Vec<EventHead>> {
+    let rows: Vec<HeadRow> = sqlx::query_as(
+        "SELECT e.row_id, e.xact_id, e.deleted, e.is_root, e.is_comment, e.span_id FROM events e \
          WHERE e.object_kind = $1 AND e.object_id = $2 \
          AND (e.xact_id > $3 OR (e.xact_id = $3 AND e.row_id > $4)) ORDER BY e.xact_id, e.row_id LIMIT $5",
     )
@@ -346,8 +348,80 @@ pub(crate) async fn events_since(
     .map_err(db_err)?;
     Ok(rows
         .into_iter()
-        .map(|r| RawEvent { row_id: r.row_id, xact_id: XactId(r.xact_id), deleted: r.deleted, data: r.data })
+        .map(|r| EventHead {
+            row_id: r.row_id,
+            xact_id: XactId(r.xact_id),
+            deleted: r.deleted,
+            is_root: r.is_root,
+            is_comment: r.is_comment,
+            span_id: r.span_id,
+        })
         .collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct RawRow {
+    row_id: String,
+    xact_id: i64,
+    deleted: bool,
+    data: String,
+}
+
+impl From<RawRow> for RawEvent {
+    fn from(r: RawRow) -> RawEvent {
+        RawEvent { row_id: r.row_id, xact_id: XactId(r.xact_id), deleted: r.deleted, data: r.data }
+    }
+}
+
+pub(crate) async fn event_versions(
+    pool: &Pool<Db>,
+    object: EventObject,
+    versions: &[(XactId, String)],
+) -> StoreResult<Vec<RawEvent>> {
+    let mut out = Vec::with_capacity(versions.len());
+    for chunk in versions.chunks(200) {
+        let mut qb = sqlx::QueryBuilder::<Db>::new(
+            "SELECT e.row_id, e.xact_id, e.deleted, CAST(e.data AS TEXT) AS data FROM events e WHERE e.object_kind = ",
+        );
+        qb.push_bind(object.kind.as_str()).push(" AND e.object_id = ").push_bind(object.id);
+        qb.push(" AND (");
+        for (i, (x, row)) in chunk.iter().enumerate() {
+            if i > 0 {
+                qb.push(" OR ");
+            }
+            qb.push("(e.row_id = ").push_bind(row.as_str()).push(" AND e.xact_id = ").push_bind(x.0).push(")");
+        }
+        qb.push(")");
+        let rows: Vec<RawRow> = qb.build_query_as().fetch_all(pool).await.map_err(db_err)?;
+        out.extend(rows.into_iter().map(RawEvent::from));
+    }
+    Ok(out)
+}
+
+pub(crate) async fn latest_raw_events(
+    pool: &Pool<Db>,
+    object: EventObject,
+    row_ids: &[String],
+) -> StoreResult<Vec<RawEvent>> {
+    let mut out = Vec::with_capacity(row_ids.len());
+    for chunk in row_ids.chunks(200) {
+        let mut qb = sqlx::QueryBuilder::<Db>::new(
+            "SELECT e.row_id, e.xact_id, e.deleted, CAST(e.data AS TEXT) AS data FROM events e WHERE e.object_kind = ",
+        );
+        qb.push_bind(object.kind.as_str()).push(" AND e.object_id = ").push_bind(object.id);
+        qb.push(" AND e.row_id IN (");
+        let mut sep = qb.separated(", ");
+        for r in chunk {
+            sep.push_bind(r.as_str());
+        }
+        qb.push(
+            ") AND NOT EXISTS (SELECT 1 FROM events n WHERE n.object_kind = e.object_kind \
+             AND n.object_id = e.object_id AND n.row_id = e.row_id AND n.xact_id > e.xact_id)",
+        );
+        let rows: Vec<RawRow> = qb.build_query_as().fetch_all(pool).await.map_err(db_err)?;
+        out.extend(rows.into_iter().map(RawEvent::from));
+    }
+    Ok(out)
 }
 
 /// Claims score keys inside a data transaction (on its connection); the keys it
@@ -355,35 +429,127 @@ pub(crate) async fn events_since(
 pub(crate) async fn claim_score_keys(
     conn: &mut <Db as sqlx::Database>::Connection,
     rule: Uuid,
-    keys: &[String],
+    keys: &[Vec<u8>],
     at: Micros,
-) -> StoreResult<Vec<String>> {
+) -> StoreResult<Vec<Vec<u8>>> {
     let mut out = Vec::new();
     for chunk in keys.chunks(300) {
         let mut qb = sqlx::QueryBuilder::<Db>::new("INSERT INTO online_score_claims (key, rule_id, created) ");
         qb.push_values(chunk, |mut b, k| {
-            b.push_bind(k.as_str()).push_bind(rule).push_bind(at);
+            b.push_bind(k.as_slice()).push_bind(rule).push_bind(at);
         });
         qb.push(" ON CONFLICT (key) DO NOTHING RETURNING key");
-        let claimed: Vec<String> = qb.build_query_scalar().fetch_all(&mut *conn).await.map_err(db_err)?;
+        let claimed: Vec<Vec<u8>> = qb.build_query_scalar().fetch_all(&mut *conn).await.map_err(db_err)?;
         out.extend(claimed);
     }
     Ok(out)
 }
 
-pub(crate) async fn claimed_score_keys(pool: &Pool<Db>, keys: &[String]) -> StoreResult<Vec<String>> {
+pub(crate) async fn claimed_score_keys(pool: &Pool<Db>, keys: &[Vec<u8>]) -> StoreResult<Vec<Vec<u8>>> {
     let mut out = Vec::new();
     for chunk in keys.chunks(500) {
         let mut qb = sqlx::QueryBuilder::<Db>::new("SELECT key FROM online_score_claims WHERE key IN (");
         let mut sep = qb.separated(", ");
         for k in chunk {
-            sep.push_bind(k.as_str());
+            sep.push_bind(k.as_slice());
         }
         qb.push(")");
-        let found: Vec<String> = qb.build_query_scalar().fetch_all(pool).await.map_err(db_err)?;
+        let found: Vec<Vec<u8>> = qb.build_query_scalar().fetch_all(pool).await.map_err(db_err)?;
         out.extend(found);
     }
     Ok(out)
+}
+
+pub(crate) async fn prune_score_claims(pool: &Pool<Db>, before: Micros, limit: usize) -> StoreResult<u64> {
+    let done = sqlx::query(
+        "DELETE FROM online_score_claims WHERE key IN \
+         (SELECT key FROM online_score_claims WHERE created < $1 ORDER BY created LIMIT $2)",
+    )
+    .bind(before)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .execute(pool)
+    .await
+    .map_err(db_err)?;
+    Ok(done.rows_affected())
+}
+
+#[derive(sqlx::FromRow)]
+struct RetryRow {
+    rule_id: Uuid,
+    row_id: String,
+    scorer: String,
+    project_id: Uuid,
+    rounds: i64,
+    next_at: i64,
+    last_error: String,
+    created: i64,
+}
+
+pub(crate) async fn due_score_retries(
+    pool: &Pool<Db>,
+    project: Uuid,
+    now: Micros,
+    limit: usize,
+) -> StoreResult<Vec<ScoreRetry>> {
+    let rows: Vec<RetryRow> = sqlx::query_as(
+        "SELECT rule_id, row_id, scorer, project_id, rounds, next_at, last_error, created FROM online_score_retries \
+         WHERE project_id = $1 AND next_at <= $2 ORDER BY next_at LIMIT $3",
+    )
+    .bind(project)
+    .bind(now)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ScoreRetry {
+            rule_id: r.rule_id,
+            row_id: r.row_id,
+            scorer: r.scorer,
+            project_id: r.project_id,
+            rounds: r.rounds,
+            next_at: r.next_at,
+            last_error: r.last_error,
+            created: r.created,
+        })
+        .collect())
+}
+
+pub(crate) async fn put_score_retry(conn: &mut <Db as sqlx::Database>::Connection, r: &ScoreRetry) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO online_score_retries (rule_id, row_id, scorer, project_id, rounds, next_at, last_error, created) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (rule_id, row_id, scorer) DO UPDATE SET \
+         rounds = excluded.rounds, next_at = excluded.next_at, last_error = excluded.last_error",
+    )
+    .bind(r.rule_id)
+    .bind(r.row_id.as_str())
+    .bind(r.scorer.as_str())
+    .bind(r.project_id)
+    .bind(r.rounds)
+    .bind(r.next_at)
+    .bind(r.last_error.as_str())
+    .bind(r.created)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+pub(crate) async fn take_score_retry(
+    conn: &mut <Db as sqlx::Database>::Connection,
+    rule: Uuid,
+    row_id: &str,
+    scorer: &str,
+) -> StoreResult<bool> {
+    let done = sqlx::query("DELETE FROM online_score_retries WHERE rule_id = $1 AND row_id = $2 AND scorer = $3")
+        .bind(rule)
+        .bind(row_id)
+        .bind(scorer)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    Ok(done.rows_affected() == 1)
 }
 
 pub(crate) async fn mark_xact(pool: &Pool<Db>, at: Micros, xact: XactId) -> StoreResult<()> {

@@ -12,6 +12,7 @@
 pub(crate) mod access;
 pub(crate) mod admin;
 pub(crate) mod btql;
+pub(crate) mod identities;
 pub(crate) mod jobs;
 pub(crate) mod objects;
 pub(crate) mod repos;

@@ -240,6 +240,17 @@ impl UserRepo for SqlTx {
         r.map(|r| rows::user(&r)).transpose()
     }
 
+    async fn get_users(&mut self, ids: &[UserId]) -> StoreResult<Vec<UserRecord>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut qb = QueryBuilder::<Db>::new(format!("SELECT {} FROM users WHERE deleted_at IS NULL", rows::USER_COLS));
+        let ids: Vec<Uuid> = ids.iter().map(|u| u.0).collect();
+        rows::push_ids(&mut qb, "id", &ids);
+        let rs = qb.build().fetch_all(&mut *self.tx).await.map_err(db_err)?;
+        rs.iter().map(rows::user).collect()
+    }
+
     async fn find_user_by_email(&mut self, email: &str) -> StoreResult<Option<UserRecord>> {
         let sql = format!("SELECT {} FROM users WHERE email = $1 AND deleted_at IS NULL", rows::USER_COLS);
         let r = sqlx::query(&sql).bind(email.to_lowercase()).fetch_optional(&mut *self.tx).await.map_err(db_err)?;
@@ -278,6 +289,18 @@ impl UserRepo for SqlTx {
         rows::push_texts(&mut qb, "family_name", &f.family_names);
         let emails: Vec<String> = f.emails.iter().map(|e| e.to_lowercase()).collect();
         rows::push_texts(&mut qb, "email", &emails);
+        if let Some(k) = f.kind {
+            qb.push(" AND kind = ").push_bind(k.as_str());
+        }
+        if let Some(text) = f.search.as_deref().filter(|t| !t.is_empty()) {
+            let exprs = [
+                "COALESCE(email, '')",
+                "COALESCE(given_name, '')",
+                "COALESCE(family_name, '')",
+                "COALESCE(given_name, '') || ' ' || COALESCE(family_name, '')",
+            ];
+            rows::push_contains(&mut qb, &exprs, text);
+        }
         rows::push_window(&mut qb, "", w);
         let rs = qb.build().fetch_all(&mut *self.tx).await.map_err(db_err)?;
         rs.iter().map(rows::user).collect()
@@ -443,6 +466,8 @@ impl KeyRepo for SqlTx {
         if let Some(u) = f.user {
             qb.push(" AND user_id = ").push_bind(u.0);
         }
+        let users: Vec<Uuid> = f.users.iter().map(|u| u.0).collect();
+        rows::push_ids(&mut qb, "user_id", &users);
         rows::push_ids(&mut qb, "id", &f.ids);
         if let Some(n) = &f.name {
             qb.push(" AND name = ").push_bind(n.clone());
@@ -465,6 +490,9 @@ impl AuditRepo for SqlTx {
         qb.push_bind(f.org.0);
         if let Some(s) = before_seq {
             qb.push(" AND seq < ").push_bind(rows::rev_to_i64(s)?);
+        }
+        if let Some(s) = f.after_seq {
+            qb.push(" AND seq > ").push_bind(rows::rev_to_i64(s)?);
         }
         if let Some(t) = f.since {
             qb.push(" AND created >= ").push_bind(t);
@@ -490,9 +518,15 @@ impl AuditRepo for SqlTx {
         if let Some(r) = f.resource_id {
             qb.push(" AND resource_id = ").push_bind(r);
         }
-        qb.push(" ORDER BY seq DESC LIMIT ").push_bind(limit as i64);
+        // After a position, the records just after it: read oldest first, then turned.
+        let order = if f.after_seq.is_some() { "ASC" } else { "DESC" };
+        qb.push(format_args!(" ORDER BY seq {order} LIMIT ")).push_bind(limit as i64);
         let rs = qb.build().fetch_all(&mut *self.tx).await.map_err(db_err)?;
-        rs.iter().map(rows::audit).collect()
+        let mut out = rs.iter().map(rows::audit).collect::<StoreResult<Vec<_>>>()?;
+        if f.after_seq.is_some() {
+            out.reverse();
+        }
+        Ok(out)
     }
 
     async fn append_audit(&mut self, rec: NewAuditRecord) -> StoreResult<AuditRecord> {

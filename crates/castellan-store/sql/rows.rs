@@ -256,6 +256,34 @@ pub(crate) fn push_texts(qb: &mut QueryBuilder<'_, Db>, col: &str, vals: &[Strin
     qb.push(")");
 }
 
+/// The `LIKE` pattern of a "contains" search (lowercased, `!` escaping `%`, `_`, `!`).
+pub(crate) fn contains_pattern(text: &str) -> String {
+    let mut p = String::from("%");
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '!') {
+            p.push('!');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// Appends ` AND (LOWER(c1) LIKE p OR …)`: any of `exprs` contains `text`.
+pub(crate) fn push_contains(qb: &mut QueryBuilder<'_, Db>, exprs: &[&str], text: &str) {
+    let p = contains_pattern(text);
+    qb.push(" AND (");
+    for (i, e) in exprs.iter().enumerate() {
+        if i > 0 {
+            qb.push(" OR ");
+        }
+        qb.push(format_args!("LOWER({e}) LIKE "));
+        qb.push_bind(p.clone());
+        qb.push(" ESCAPE '!'");
+    }
+    qb.push(")");
+}
+
 /// Appends the keyset condition, order and limit of a window over `(created, id)`.
 pub(crate) fn push_window(qb: &mut QueryBuilder<'_, Db>, prefix: &str, w: &Window) {
     let (cmp, order) = match w.direction {

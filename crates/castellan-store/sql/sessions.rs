@@ -8,7 +8,8 @@ use castellan_store::*;
 use sqlx::{FromRow, Row};
 use uuid::Uuid;
 
-pub(crate) const SESSION_COLS: &str = "s.id, s.user_id, s.created, s.last_seen, s.expires_at, s.user_agent, s.ip";
+pub(crate) const SESSION_COLS: &str =
+    "s.id, s.user_id, s.created, s.last_seen, s.expires_at, s.user_agent, s.ip, s.via";
 
 #[derive(sqlx::FromRow)]
 struct SessionRow {
@@ -19,6 +20,7 @@ struct SessionRow {
     expires_at: i64,
     user_agent: Option<String>,
     ip: Option<String>,
+    via: Option<String>,
 }
 
 pub(crate) fn session(r: &DbRow) -> StoreResult<SessionRecord> {
@@ -31,6 +33,7 @@ pub(crate) fn session(r: &DbRow) -> StoreResult<SessionRecord> {
         expires_at: s.expires_at,
         user_agent: s.user_agent,
         ip: s.ip,
+        via: s.via,
     })
 }
 
@@ -54,8 +57,8 @@ impl SessionRepo for SqlTx {
     async fn insert_session(&mut self, s: &SessionRecord, token_hash: &str, csrf_hash: &str) -> StoreResult<()> {
         self.ensure_writable()?;
         sqlx::query(
-            "INSERT INTO sessions (id, token_hash, csrf_hash, user_id, created, last_seen, expires_at, user_agent, ip) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO sessions (id, token_hash, csrf_hash, user_id, created, last_seen, expires_at, user_agent, ip, via) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(s.id)
         .bind(token_hash)
@@ -66,6 +69,7 @@ impl SessionRepo for SqlTx {
         .bind(s.expires_at)
         .bind(&s.user_agent)
         .bind(&s.ip)
+        .bind(&s.via)
         .execute(self.conn())
         .await
         .map_err(db_err)?;
@@ -94,6 +98,20 @@ impl SessionRepo for SqlTx {
         .bind(user.0)
         .bind(keep)
         .bind(keep)
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(res.rows_affected())
+    }
+
+    async fn revoke_password_sessions(&mut self, user: UserId, at: Micros) -> StoreResult<u64> {
+        self.ensure_writable()?;
+        let res = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL \
+             AND (via IS NULL OR via = 'password')",
+        )
+        .bind(at)
+        .bind(user.0)
         .execute(self.conn())
         .await
         .map_err(db_err)?;

@@ -112,7 +112,8 @@ pub(crate) async fn replace_server_secret(pool: &Pool<Db>, name: &str, old: &[u8
 pub(crate) async fn sealed_prefixes(pool: &Pool<Db>) -> StoreResult<Vec<(Vec<u8>, i64)>> {
     sqlx::query_as(
         "SELECT p, COUNT(*) FROM (SELECT substr(secret, 1, 9) AS p FROM admin_objects WHERE secret IS NOT NULL \
-         UNION ALL SELECT substr(value, 1, 9) AS p FROM server_secrets WHERE name LIKE '%.sealed') s GROUP BY p",
+         UNION ALL SELECT substr(value, 1, 9) AS p FROM server_secrets WHERE name LIKE '%.sealed' \
+         UNION ALL SELECT substr(alert_secret, 1, 9) AS p FROM org_plans WHERE alert_secret IS NOT NULL) s GROUP BY p",
     )
     .fetch_all(pool)
     .await

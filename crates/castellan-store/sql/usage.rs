@@ -130,36 +130,76 @@ struct PlanRow {
     data: Json<serde_json::Value>,
     updated: i64,
     updated_by: Option<Uuid>,
+    alert_secret: Option<Vec<u8>>,
+    alert_secret_updated: Option<i64>,
 }
 
-#[async_trait]
-impl UsageRepo for SqlTx {
-    async fn get_plan(&mut self, org: OrgId) -> StoreResult<Option<PlanRecord>> {
-        let r: Option<PlanRow> =
-            sqlx::query_as("SELECT org_id, data, updated, updated_by FROM org_plans WHERE org_id = $1")
-                .bind(org.0)
-                .fetch_optional(self.conn())
-                .await
-                .map_err(db_err)?;
-        Ok(r.map(|r| PlanRecord {
+impl From<PlanRow> for PlanRecord {
+    fn from(r: PlanRow) -> PlanRecord {
+        PlanRecord {
             org_id: OrgId(r.org_id),
             data: r.data.0,
             updated: r.updated,
             updated_by: r.updated_by.map(UserId),
-        }))
+            alert_secret: r.alert_secret,
+            alert_secret_updated: r.alert_secret_updated,
+        }
+    }
+}
+
+const PLAN_COLS: &str = "org_id, data, updated, updated_by, alert_secret, alert_secret_updated";
+
+#[async_trait]
+impl UsageRepo for SqlTx {
+    async fn get_plan(&mut self, org: OrgId) -> StoreResult<Option<PlanRecord>> {
+        let r: Option<PlanRow> = sqlx::query_as(&format!("SELECT {PLAN_COLS} FROM org_plans WHERE org_id = $1"))
+            .bind(org.0)
+            .fetch_optional(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(r.map(Into::into))
+    }
+
+    async fn sealed_plan_page(&mut self, after: Option<OrgId>, limit: usize) -> StoreResult<Vec<PlanRecord>> {
+        let rows: Vec<PlanRow> = sqlx::query_as(&format!(
+            "SELECT {PLAN_COLS} FROM org_plans WHERE alert_secret IS NOT NULL AND ($1 OR org_id > $2) \
+             ORDER BY org_id LIMIT $3"
+        ))
+        .bind(after.is_none())
+        .bind(after.map_or(Uuid::nil(), |o| o.0))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn reseal_plan_secret(&mut self, org: OrgId, old: &[u8], new: &[u8]) -> StoreResult<bool> {
+        self.ensure_writable()?;
+        let done = sqlx::query("UPDATE org_plans SET alert_secret = $1 WHERE org_id = $2 AND alert_secret = $3")
+            .bind(new)
+            .bind(org.0)
+            .bind(old)
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn put_plan(&mut self, p: &PlanRecord) -> StoreResult<()> {
         self.ensure_writable()?;
         sqlx::query(
-            "INSERT INTO org_plans (org_id, data, updated, updated_by) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (org_id) DO UPDATE SET data = excluded.data, updated = excluded.updated, \
-             updated_by = excluded.updated_by",
+            "INSERT INTO org_plans (org_id, data, updated, updated_by, alert_secret, alert_secret_updated) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org_id) DO UPDATE SET data = excluded.data, \
+             updated = excluded.updated, updated_by = excluded.updated_by, alert_secret = excluded.alert_secret, \
+             alert_secret_updated = excluded.alert_secret_updated",
         )
         .bind(p.org_id.0)
         .bind(Json(&p.data))
         .bind(p.updated)
         .bind(p.updated_by.map(|u| u.0))
+        .bind(p.alert_secret.as_deref())
+        .bind(p.alert_secret_updated)
         .execute(self.conn())
         .await
         .map_err(db_err)?;

@@ -58,11 +58,14 @@ pub enum AdminKind {
     /// Marks a permission group as managed by SCIM (`/scim/v2/Groups`): set on the
     /// org's `org_member`, named by the group's id.
     ScimGroup,
+    /// An organization's single sign-on configuration (`/v1/sso_config`): OpenID
+    /// Connect issuer, client and mapping; its client secret is the sealed value.
+    SsoConfig,
 }
 
 impl AdminKind {
     /// Every kind.
-    pub const ALL: [AdminKind; 17] = [
+    pub const ALL: [AdminKind; 18] = [
         AdminKind::EnvVar,
         AdminKind::ProjectTag,
         AdminKind::ProjectGroup,
@@ -80,6 +83,7 @@ impl AdminKind {
         AdminKind::OrgAutomation,
         AdminKind::ScimUser,
         AdminKind::ScimGroup,
+        AdminKind::SsoConfig,
     ];
 
     /// The stored and wire name.
@@ -102,6 +106,7 @@ impl AdminKind {
             AdminKind::OrgAutomation => "org_automation",
             AdminKind::ScimUser => "scim_user",
             AdminKind::ScimGroup => "scim_group",
+            AdminKind::SsoConfig => "sso_config",
         }
     }
 

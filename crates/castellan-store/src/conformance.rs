@@ -37,6 +37,7 @@ macro_rules! conformance_suite {
             audit_records_roll_back_with_their_write,
             read_transactions_refuse_writes,
             groups_hold_users_and_groups_and_deleting_one_drops_its_edges,
+            users_are_searched_by_name_or_email_and_kind,
             roles_are_unique_per_org_and_system_roles_apart,
             acls_are_unique_by_contents_and_filter_and_cascade,
             the_access_state_reflects_every_live_row,
@@ -44,6 +45,7 @@ macro_rules! conformance_suite {
             a_members_keys_in_one_org_are_revoked_together,
             the_audit_log_reads_newest_first_with_filters,
             passwords_and_sessions_round_trip_and_revoke,
+            identities_link_once_and_sso_memberships_round_trip,
             objects_are_unique_by_name_or_slug_within_a_project,
             object_versions_are_found_by_transaction_id,
             event_logs_keep_every_version_and_read_as_of_a_transaction,
@@ -197,6 +199,62 @@ pub async fn users_round_trip_and_emails_are_unique(store: Arc<dyn Store>) {
     let mut tx = store.read().await.expect("read");
     assert_eq!(tx.get_user(u.id).await.expect("get").and_then(|x| x.given_name), Some("Augusta".into()));
     assert_eq!(tx.get_user(UserId::generate()).await.expect("get"), None);
+    let got = tx.get_users(&[u.id, UserId::generate()]).await.expect("get many");
+    assert_eq!(got.iter().map(|x| x.id).collect::<Vec<_>>(), vec![u.id], "unknown ids are left out");
+    assert!(tx.get_users(&[]).await.expect("none").is_empty());
+}
+
+/// A user list can be narrowed by a case-insensitive "contains" search over email and
+/// names (`%`, `_` and `!` are plain characters), and to people or service accounts.
+pub async fn users_are_searched_by_name_or_email_and_kind(store: Arc<dyn Store>) {
+    let a = seed_org(&*store, "a", 1).await;
+    let mut ada = user("ada@example.com", 2);
+    ada.given_name = Some("Ada".into());
+    ada.family_name = Some("Lovelace".into());
+    let mut grace = user("grace_h@navy.test", 3);
+    grace.given_name = Some("Grace".into());
+    grace.family_name = Some("Hopper".into());
+    let mut bot = user("bot@service-accounts.castellan.invalid", 4);
+    bot.kind = UserKind::ServiceAccount;
+    bot.given_name = Some("100% bot".into());
+    bot.family_name = None;
+    let mut tx = store.write().await.expect("begin");
+    for (i, u) in [&ada, &grace, &bot].into_iter().enumerate() {
+        tx.insert_user(u).await.expect("user");
+        tx.add_member(&MemberRecord { org_id: a.id, user_id: u.id, created: 10 + i as i64 }).await.expect("member");
+    }
+    tx.commit().await.expect("commit");
+    let mut tx = store.read().await.expect("read");
+    let found = |search: &str, kind: Option<UserKind>| UserFilter {
+        orgs: vec![a.id],
+        search: Some(search.into()),
+        kind,
+        ..Default::default()
+    };
+    let mut ids = Vec::new();
+    for (search, kind) in [
+        ("LOVE", None),
+        ("ada lovelace", None),
+        ("navy", None),
+        ("_h@", None),
+        ("%", None),
+        ("x%", None),
+        ("", None),
+        ("", Some(UserKind::ServiceAccount)),
+        ("a", Some(UserKind::User)),
+    ] {
+        let got = tx.list_users(&found(search, kind), &window(None, 10)).await.expect("search");
+        ids.push(got.iter().map(|u| u.id).collect::<Vec<_>>());
+    }
+    assert_eq!(ids[0], vec![ada.id], "family name, any case");
+    assert_eq!(ids[1], vec![ada.id], "full name");
+    assert_eq!(ids[2], vec![grace.id], "email");
+    assert_eq!(ids[3], vec![grace.id], "`_` is not a wildcard");
+    assert_eq!(ids[4], vec![bot.id], "`%` is not a wildcard");
+    assert!(ids[5].is_empty());
+    assert_eq!(ids[6], vec![bot.id, grace.id, ada.id], "an empty search is no filter");
+    assert_eq!(ids[7], vec![bot.id]);
+    assert_eq!(ids[8], vec![grace.id, ada.id]);
 }
 
 /// Membership is a set; deleted orgs drop out of a user's orgs.
@@ -383,9 +441,18 @@ pub async fn keys_list_by_kind_user_and_org(store: Arc<dyn Store>) {
         kind,
         orgs: vec![a.id],
         user,
+        users: vec![],
         ids: vec![],
         name: name.map(str::to_owned),
     };
+    let of_users = |users: Vec<UserId>| KeyFilter { users, ..f(KeyKind::ApiKey, None, None) };
+    assert_eq!(
+        tx.list_keys(&of_users(vec![u.id, v.id]), &window(None, 10)).await.expect("l").len(),
+        2,
+        "keys of either user"
+    );
+    let only_v = tx.list_keys(&of_users(vec![v.id]), &window(None, 10)).await.expect("l");
+    assert_eq!(only_v.into_iter().map(|k| k.id).collect::<Vec<_>>(), vec![k2.record.id]);
     let ids = |v: Vec<KeyRecord>| v.into_iter().map(|k| k.id).collect::<Vec<_>>();
     assert_eq!(
         ids(tx.list_keys(&f(KeyKind::ApiKey, None, None), &window(None, 10)).await.expect("l")),
@@ -564,6 +631,13 @@ pub async fn groups_hold_users_and_groups_and_deleting_one_drops_its_edges(store
     assert_eq!(tx.group_groups(g2.id).await.expect("groups"), vec![g1.id]);
     assert_eq!(tx.user_groups(a.id, u.id).await.expect("user groups"), vec![g1.id]);
     assert_eq!(tx.user_groups(b.id, u.id).await.expect("other org"), vec![]);
+    let mut want = vec![(g1.id, GroupMember::User(u.id)), (g2.id, GroupMember::Group(g1.id))];
+    want.sort();
+    assert_eq!(tx.group_members(&[g2.id, g1.id]).await.expect("members of both"), want);
+    assert!(tx.group_members(&[]).await.expect("none").is_empty());
+    let searched = GroupFilter { orgs: vec![a.id], search: Some("gineer".into()), ..Default::default() };
+    let found = tx.list_groups(&searched, &window(None, 10)).await.expect("search");
+    assert_eq!(found.iter().map(|g| g.id).collect::<Vec<_>>(), vec![g2.id]);
     g1.description = Some("all access".into());
     tx.update_group(&g1).await.expect("update");
     let mut rename = g2.clone();
@@ -608,6 +682,10 @@ pub async fn roles_are_unique_per_org_and_system_roles_apart(store: Arc<dyn Stor
     assert_eq!(tx.find_role_by_name(Some(a.id), "Owner").await.expect("org").map(|x| x.id), Some(r.id));
     assert!(tx.remove_role_permission(base.id, read_projects).await.expect("remove"));
     assert_eq!(tx.role_permissions(base.id).await.expect("perms"), vec![read_all]);
+    let (perms, inherits) = tx.role_contents(&[r.id, base.id, owner.id]).await.expect("contents");
+    assert_eq!(perms, vec![(base.id, read_all)]);
+    assert_eq!(inherits, vec![(r.id, base.id)]);
+    assert_eq!(tx.role_contents(&[]).await.expect("none"), (vec![], vec![]));
     tx.commit().await.expect("commit");
     let mut tx = store.write().await.expect("begin");
     let both = RoleFilter { orgs: vec![a.id], include_system: true, ..Default::default() };
@@ -807,10 +885,15 @@ pub async fn the_audit_log_reads_newest_first_with_filters(store: Arc<dyn Store>
         event_type: None,
         resource_type: None,
         resource_id: None,
+        after_seq: None,
     };
     let seqs = |v: Vec<crate::audit::AuditRecord>| v.into_iter().map(|r| r.seq).collect::<Vec<_>>();
     assert_eq!(seqs(tx.list_audit(&f, None, 10).await.expect("all")), vec![6, 5, 4, 3, 2, 1]);
     assert_eq!(seqs(tx.list_audit(&f, Some(4), 2).await.expect("page")), vec![3, 2]);
+    // The page just after a position (the one before it in the newest-first order).
+    let after = AuditFilter { after_seq: Some(2), ..f.clone() };
+    assert_eq!(seqs(tx.list_audit(&after, None, 2).await.expect("newer page")), vec![4, 3]);
+    assert_eq!(seqs(tx.list_audit(&after, Some(6), 10).await.expect("between")), vec![5, 4, 3]);
     let acl = AuditFilter { event_type: Some("acl.".into()), ..f.clone() };
     assert_eq!(seqs(tx.list_audit(&acl, None, 10).await.expect("prefix")), vec![5, 3, 1]);
     let exact = AuditFilter { event_type: Some("project.created".into()), ..f.clone() };
@@ -841,6 +924,7 @@ pub async fn passwords_and_sessions_round_trip_and_revoke(store: Arc<dyn Store>)
         expires_at: 1_000,
         user_agent: Some("test".into()),
         ip: Some("127.0.0.1".into()),
+        via: Some(if n == 2 { "sso:x".into() } else { "password".into() }),
     };
     for n in 1..=3 {
         tx.insert_session(&mk(n), &format!("tok{n}"), &format!("csrf{n}")).await.expect("session");
@@ -863,4 +947,79 @@ pub async fn passwords_and_sessions_round_trip_and_revoke(store: Arc<dyn Store>)
     assert_eq!(store.authenticate_session("tok1").await.expect("auth"), None);
     assert_eq!(store.authenticate_session("tok2").await.expect("auth"), None);
     assert!(store.authenticate_session("tok3").await.expect("auth").is_some());
+    // Only the sessions a password opened (or unmarked, older ones) are revoked by
+    // revoke_password_sessions; single sign-on's and break-glass ones stay.
+    let v = user("t@example.com", 2);
+    let mut tx = store.write().await.expect("begin");
+    tx.insert_user(&v).await.expect("user");
+    for (n, via) in [(11u128, Some("password")), (12, Some("sso:x")), (13, None), (14, Some("break_glass"))] {
+        let s = SessionRecord { id: Uuid::from_u128(n), user_id: v.id, via: via.map(str::to_owned), ..mk(n) };
+        tx.insert_session(&s, &format!("tok{n}"), "c").await.expect("session");
+    }
+    assert_eq!(tx.revoke_password_sessions(v.id, 70).await.expect("revoke"), 2);
+    let mut live: Vec<u128> = tx.list_sessions(v.id, 0).await.expect("list").iter().map(|s| s.id.as_u128()).collect();
+    live.sort();
+    assert_eq!(live, vec![12, 14]);
+    tx.commit().await.expect("commit");
+}
+
+/// An identity `(issuer, subject)` links exactly one account, once; single sign-on's
+/// own group memberships are recorded and forgotten per (group, user).
+pub async fn identities_link_once_and_sso_memberships_round_trip(store: Arc<dyn Store>) {
+    let o = org("idp", 1);
+    let (u, v) = (user("i@example.com", 1), user("j@example.com", 2));
+    let cfg = Uuid::from_u128(7);
+    let mut tx = store.write().await.expect("begin");
+    tx.insert_org(&o).await.expect("org");
+    tx.insert_user(&u).await.expect("user");
+    tx.insert_user(&v).await.expect("user");
+    let g = group(o.id, "eng", 3);
+    tx.insert_group(&g).await.expect("group");
+    let id = IdentityRecord {
+        issuer: "https://idp.example".into(),
+        subject: "s1".into(),
+        user_id: u.id,
+        org_id: o.id,
+        config_id: cfg,
+        email: Some("i@example.com".into()),
+        created: 5,
+        last_login: 5,
+    };
+    assert!(!tx.config_has_identities(cfg).await.expect("none yet"));
+    tx.insert_identity(&id).await.expect("link");
+    let again = IdentityRecord { user_id: v.id, ..id.clone() };
+    assert!(matches!(tx.insert_identity(&again).await, Err(StoreError::Conflict(_))), "linked twice");
+    // The transaction goes on after the refused insert (PostgreSQL: a savepoint).
+    tx.set_identity_login("https://idp.example", "s1", Some("i2@example.com"), 9).await.expect("login");
+    tx.add_sso_group_member(g.id, u.id, cfg, 9).await.expect("sso member");
+    tx.add_sso_group_member(g.id, u.id, cfg, 10).await.expect("idempotent");
+    tx.commit().await.expect("commit");
+    let mut tx = store.write().await.expect("begin");
+    let found = tx.find_identity("https://idp.example", "s1").await.expect("find").expect("linked");
+    assert_eq!((found.user_id, found.last_login, found.email.as_deref()), (u.id, 9, Some("i2@example.com")));
+    assert_eq!(tx.find_identity("https://idp.example", "s2").await.expect("find"), None);
+    assert_eq!(tx.find_identity("https://other.example", "s1").await.expect("find"), None);
+    assert!(tx.has_identity_at(u.id, "https://idp.example").await.expect("has"));
+    assert!(!tx.has_identity_at(v.id, "https://idp.example").await.expect("has"));
+    assert!(!tx.has_identity_at(u.id, "https://other.example").await.expect("has"));
+    assert!(tx.config_has_identities(cfg).await.expect("some"));
+    assert_eq!(tx.sso_groups_of(u.id).await.expect("groups"), vec![g.id]);
+    assert_eq!(tx.sso_groups_of(v.id).await.expect("groups"), vec![]);
+    tx.remove_sso_group_member(g.id, u.id).await.expect("forget");
+    assert_eq!(tx.sso_groups_of(u.id).await.expect("groups"), vec![]);
+    // A command-line grant is taken exactly once; expired ones are dropped on insert.
+    let grant = |code: &str, expires_at| SsoGrant {
+        code_hash: code.into(),
+        user_id: u.id,
+        org_id: o.id,
+        config_id: cfg,
+        challenge: "ch".into(),
+        expires_at,
+    };
+    tx.insert_sso_grant(&grant("old", 20), 10).await.expect("grant");
+    tx.insert_sso_grant(&grant("new", 100), 30).await.expect("grant");
+    assert_eq!(tx.take_sso_grant("old").await.expect("take"), None, "dropped when expired");
+    assert_eq!(tx.take_sso_grant("new").await.expect("take"), Some(grant("new", 100)));
+    assert_eq!(tx.take_sso_grant("new").await.expect("take"), None, "taken once");
+    tx.commit().await.expect("commit");
 }

@@ -77,6 +77,7 @@ fn row(object: EventObject, project: ProjectId, id: &str, data: serde_json::Valu
         project_id: project,
         row_id: id.into(),
         root_span_id: Some(id.into()),
+        span_id: Some(id.into()),
         is_root: true,
         deleted: false,
         is_comment: false,
@@ -453,10 +454,24 @@ pub async fn usage_counters_add_up_and_crossings_are_recorded_once(store: Arc<dy
     let months = tx.usage_periods(org, "2026-01", "2026-12").await.expect("months");
     assert_eq!(months.len(), 1, "days are not months");
     assert_eq!(months[0].counts, d(150, 3, 1));
-    let plan = PlanRecord { org_id: org, data: json!({"enforcement": "hard"}), updated: 7, updated_by: Some(user) };
+    let plan = PlanRecord {
+        org_id: org,
+        data: json!({"enforcement": "hard"}),
+        updated: 7,
+        updated_by: Some(user),
+        alert_secret: Some(vec![1, 2, 3]),
+        alert_secret_updated: Some(7),
+    };
     tx.put_plan(&plan).await.expect("put");
     tx.put_plan(&PlanRecord { updated: 8, ..plan.clone() }).await.expect("put again");
     assert_eq!(tx.get_plan(org).await.expect("get"), Some(PlanRecord { updated: 8, ..plan.clone() }));
+    // Rotation pages through sealed signing secrets and re-seals only the value it read.
+    let page = tx.sealed_plan_page(None, 10).await.expect("page");
+    assert_eq!(page.iter().map(|p| p.org_id).collect::<Vec<_>>(), [org]);
+    assert!(tx.sealed_plan_page(Some(org), 10).await.expect("after").is_empty());
+    assert!(!tx.reseal_plan_secret(org, &[9], &[4, 5]).await.expect("stale"), "not the value read");
+    assert!(tx.reseal_plan_secret(org, &[1, 2, 3], &[4, 5]).await.expect("reseal"));
+    assert_eq!(tx.get_plan(org).await.expect("get").and_then(|p| p.alert_secret), Some(vec![4, 5]));
     assert_eq!(tx.unaudited_crossings(10).await.expect("pending"), std::slice::from_ref(&c));
     assert!(tx.mark_crossing_audited(&c, 9).await.expect("mark"));
     assert!(!tx.mark_crossing_audited(&c, 10).await.expect("mark again"), "audited once");

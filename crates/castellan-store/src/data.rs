@@ -223,6 +223,9 @@ pub struct EventWrite {
     pub row_id: String,
     /// The trace the row belongs to (its own id for rows without spans).
     pub root_span_id: Option<String>,
+    /// The span's id (its row id for rows written without one; none for a
+    /// tombstone), so readers can sample spans without reading their contents.
+    pub span_id: Option<String>,
     /// A root span (or a row without spans).
     pub is_root: bool,
     /// A tombstone: the row was deleted.
@@ -231,6 +234,46 @@ pub struct EventWrite {
     pub is_comment: bool,
     /// The row's full, merged contents as JSON text.
     pub data: String,
+}
+
+/// What a row version is, without its contents (online scoring reads these for
+/// every new version and the contents only of the few it samples).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventHead {
+    /// The row's id.
+    pub row_id: String,
+    /// The transaction that wrote this version.
+    pub xact_id: XactId,
+    /// A tombstone.
+    pub deleted: bool,
+    /// A root span (or a row without spans).
+    pub is_root: bool,
+    /// A comment on another row.
+    pub is_comment: bool,
+    /// The span's id; `None` for versions written before it was stored apart.
+    pub span_id: Option<String>,
+}
+
+/// An online-scoring scorer to call again (its last call failed in a way a later
+/// one may not), as `online_score_retries` keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScoreRetry {
+    /// The rule.
+    pub rule_id: Uuid,
+    /// The scored row.
+    pub row_id: String,
+    /// The scorer, as the rule names it (`global:<name>`, `function:<id>@<version>`).
+    pub scorer: String,
+    /// The rule's project.
+    pub project_id: Uuid,
+    /// Rounds of calls that failed so far.
+    pub rounds: i64,
+    /// When to call again.
+    pub next_at: Micros,
+    /// Why the last round failed.
+    pub last_error: String,
+    /// When it was first queued.
+    pub created: Micros,
 }
 
 /// A version of a row with its contents as stored, unparsed (for readers that look

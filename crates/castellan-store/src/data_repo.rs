@@ -117,10 +117,17 @@ pub trait DataTx: Send {
     ) -> StoreResult<crate::UsageCounts>;
     /// Records a crossing; `false` if that (org, month, metric, threshold) already was.
     async fn record_crossing(&mut self, c: &crate::UsageCrossing) -> StoreResult<bool>;
-    /// Online scoring: claims each key (one per rule, span and scorer) for `rule`,
-    /// unless already claimed; the keys this call claimed. Committed with the scores
-    /// it guards, so a score is written at most once however often a pass repeats.
-    async fn claim_score_keys(&mut self, rule: Uuid, keys: &[String], at: Micros) -> StoreResult<Vec<String>>;
+    /// Online scoring: claims each key (one per rule and span) for `rule`, unless
+    /// already claimed; the keys this call claimed. Committed with the scores it
+    /// guards (and the retries it queues), so a span is scored at most once however
+    /// often a pass repeats.
+    async fn claim_score_keys(&mut self, rule: Uuid, keys: &[Vec<u8>], at: Micros) -> StoreResult<Vec<Vec<u8>>>;
+    /// Online scoring: queues a scorer to be called again (or records another failed
+    /// round of one queued already).
+    async fn put_score_retry(&mut self, r: &crate::ScoreRetry) -> StoreResult<()>;
+    /// Online scoring: takes a scorer off the retry queue; whether it was on it (a
+    /// retry's score is written only by whoever takes it off).
+    async fn take_score_retry(&mut self, rule: Uuid, row_id: &str, scorer: &str) -> StoreResult<bool>;
     /// Commits.
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }

@@ -235,6 +235,11 @@ pub struct UserFilter {
     pub family_names: Vec<String>,
     /// Any of these emails (lowercased).
     pub emails: Vec<String>,
+    /// Only users whose email, given name, family name or full name contains this
+    /// text, ignoring the case of ASCII letters.
+    pub search: Option<String>,
+    /// Only people, or only service accounts.
+    pub kind: Option<UserKind>,
 }
 
 /// Filters for listing keys.
@@ -246,6 +251,8 @@ pub struct KeyFilter {
     pub orgs: Vec<OrgId>,
     /// Only keys of this user (None: any user).
     pub user: Option<UserId>,
+    /// Only keys of one of these users (empty: any user).
+    pub users: Vec<UserId>,
     /// Exact ids.
     pub ids: Vec<Uuid>,
     /// Exact name.
@@ -371,6 +378,17 @@ pub struct GroupFilter {
     pub ids: Vec<Uuid>,
     /// Exact name.
     pub name: Option<String>,
+    /// Only groups whose name contains this text, ignoring the case of ASCII letters.
+    pub search: Option<String>,
+}
+
+/// A direct member of a group: a user or another group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum GroupMember {
+    /// A user (or service account).
+    User(UserId),
+    /// A nested group.
+    Group(GroupId),
 }
 
 /// Filters for listing roles.
@@ -481,6 +499,9 @@ pub struct AuditFilter {
     pub resource_type: Option<String>,
     /// Resource id.
     pub resource_id: Option<Uuid>,
+    /// Only records after this sequence number; the page read is then the one just
+    /// after it (the oldest such records), still answered newest first.
+    pub after_seq: Option<u64>,
 }
 
 /// A console session (cookie sign-in). Only hashes of its token and CSRF token are
@@ -501,6 +522,60 @@ pub struct SessionRecord {
     pub user_agent: Option<String>,
     /// The source address at sign-in.
     pub ip: Option<String>,
+    /// How it was started: `password`, `break_glass` (an owner's password sign-in
+    /// past SSO enforcement) or `sso:<configuration id>`; `None` for sessions made
+    /// before this was recorded (treated as `password`).
+    pub via: Option<String>,
+}
+
+/// An identity at an OpenID provider, linked to an account: `(issuer, subject)`
+/// names exactly one account, never the other way round by email alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdentityRecord {
+    /// The provider's issuer (exactly as in its ID tokens).
+    pub issuer: String,
+    /// The provider's subject for the person.
+    pub subject: String,
+    /// The linked account.
+    pub user_id: UserId,
+    /// The organization whose SSO configuration linked it.
+    pub org_id: OrgId,
+    /// That configuration.
+    pub config_id: Uuid,
+    /// The email the provider last sent.
+    pub email: Option<String>,
+    /// When it was linked.
+    pub created: Micros,
+    /// The last sign-in through it.
+    pub last_login: Micros,
+}
+
+/// What [`crate::Store::compact`] rewrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Compacted {
+    /// A table, or the database file.
+    pub what: String,
+    /// Its size before, in bytes.
+    pub bytes_before: i64,
+    /// Its size after, in bytes.
+    pub bytes_after: i64,
+}
+
+/// A command-line sign-in's one-time code, stored by its hash until exchanged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SsoGrant {
+    /// Hex SHA-256 of the code.
+    pub code_hash: String,
+    /// Who signed in.
+    pub user_id: UserId,
+    /// The organization the key will be bound to.
+    pub org_id: OrgId,
+    /// The SSO configuration used.
+    pub config_id: Uuid,
+    /// The S256 challenge of the command line's verifier.
+    pub challenge: String,
+    /// Unusable from then on.
+    pub expires_at: Micros,
 }
 
 /// What authenticating a session cookie yields.

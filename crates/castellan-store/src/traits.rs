@@ -70,17 +70,42 @@ pub trait Store: Send + Sync + 'static {
         at_row: &(crate::XactId, String),
         at: Micros,
     ) -> StoreResult<()>;
-    /// Online scoring: which of these claim keys are already claimed (their scores
-    /// written).
-    async fn claimed_score_keys(&self, keys: &[String]) -> StoreResult<Vec<String>>;
-    /// Every version (tombstones and comments included) of a log's rows after
-    /// position `after`, oldest first (by transaction id, then row id), at most
-    /// `limit`.
-    async fn events_since(
+    /// Online scoring: which of these claim keys are already claimed (their spans
+    /// scored).
+    async fn claimed_score_keys(&self, keys: &[Vec<u8>]) -> StoreResult<Vec<Vec<u8>>>;
+    /// Online scoring: deletes up to `limit` claims made before `before`, in one
+    /// short transaction of its own; how many.
+    async fn prune_score_claims(&self, before: Micros, limit: usize) -> StoreResult<u64>;
+    /// Online scoring: a project's scorers due to be called again at `now`, soonest
+    /// first, at most `limit`.
+    async fn due_score_retries(
+        &self,
+        project: uuid::Uuid,
+        now: Micros,
+        limit: usize,
+    ) -> StoreResult<Vec<crate::ScoreRetry>>;
+    /// What every version (tombstones and comments included) of a log's rows after
+    /// position `after` is, without its contents, oldest first (by transaction id,
+    /// then row id), at most `limit`.
+    async fn event_heads_since(
         &self,
         object: crate::EventObject,
         after: &(crate::XactId, String),
         limit: usize,
+    ) -> StoreResult<Vec<crate::EventHead>>;
+    /// These versions (transaction id, row id) of a log's rows, with their
+    /// contents; those that are gone are left out.
+    async fn event_versions(
+        &self,
+        object: crate::EventObject,
+        versions: &[(crate::XactId, String)],
+    ) -> StoreResult<Vec<crate::RawEvent>>;
+    /// The newest version of each of these rows of a log, with its contents (rows
+    /// that do not exist are left out; a deleted row's is its tombstone).
+    async fn latest_raw_events(
+        &self,
+        object: crate::EventObject,
+        row_ids: &[String],
     ) -> StoreResult<Vec<crate::RawEvent>>;
     /// How many rows a search would find in all (see [`crate::EventSearch`]; sort,
     /// position and limit do not matter), only those whose newest version was
@@ -109,6 +134,12 @@ pub trait Store: Send + Sync + 'static {
     /// (format and key id) with their count, over administration objects and server
     /// secrets.
     async fn sealed_prefixes(&self) -> StoreResult<Vec<(Vec<u8>, i64)>>;
+    /// Rewrites the storage that holds logs, versions and blobs so that the bytes of
+    /// deleted rows leave the database files (SQLite: `VACUUM` and a truncating
+    /// checkpoint; PostgreSQL: `VACUUM FULL` of those tables, which locks each while
+    /// it is rewritten, then `CHECKPOINT`). What was rewritten, with its size before
+    /// and after.
+    async fn compact(&self) -> StoreResult<Vec<crate::Compacted>>;
     /// Closes connections.
     async fn close(&self);
     /// Woken whenever any process commits a change-feed entry, where the database can
@@ -134,6 +165,7 @@ pub trait Tx:
     + KeyRepo
     + AccessRepo
     + SessionRepo
+    + IdentityRepo
     + AuditRepo
     + ObjectRepo
     + EventRepo
@@ -193,6 +225,9 @@ pub trait UserRepo {
     async fn insert_user(&mut self, u: &UserRecord) -> StoreResult<()>;
     /// A live user by id.
     async fn get_user(&mut self, id: UserId) -> StoreResult<Option<UserRecord>>;
+    /// The live users of these ids (unknown or deleted ones are left out), in no
+    /// particular order: one query however many.
+    async fn get_users(&mut self, ids: &[UserId]) -> StoreResult<Vec<UserRecord>>;
     /// A live user by (lowercased) email.
     async fn find_user_by_email(&mut self, email: &str) -> StoreResult<Option<UserRecord>>;
     /// Replaces a user's fields.
@@ -214,8 +249,44 @@ pub trait SessionRepo {
     async fn revoke_session(&mut self, user: UserId, id: Uuid, at: Micros) -> StoreResult<bool>;
     /// Revokes every live session of a user but `keep`; returns how many.
     async fn revoke_user_sessions(&mut self, user: UserId, keep: Option<Uuid>, at: Micros) -> StoreResult<u64>;
+    /// Revokes every live session of a user that a password opened (not single
+    /// sign-on, not an owner's break-glass sign-in); returns how many.
+    async fn revoke_password_sessions(&mut self, user: UserId, at: Micros) -> StoreResult<u64>;
     /// A user's live sessions, newest first.
     async fn list_sessions(&mut self, user: UserId, now: Micros) -> StoreResult<Vec<SessionRecord>>;
+}
+
+/// Identities at OpenID providers, and the group memberships single sign-on made.
+#[async_trait]
+pub trait IdentityRepo {
+    /// The identity `(issuer, subject)`, if linked.
+    async fn find_identity(&mut self, issuer: &str, subject: &str) -> StoreResult<Option<IdentityRecord>>;
+    /// Whether `user` has an identity at `issuer`.
+    async fn has_identity_at(&mut self, user: UserId, issuer: &str) -> StoreResult<bool>;
+    /// Whether any identity was linked through SSO configuration `config`.
+    async fn config_has_identities(&mut self, config: Uuid) -> StoreResult<bool>;
+    /// Links an identity. `Conflict` if `(issuer, subject)` is already linked.
+    async fn insert_identity(&mut self, i: &IdentityRecord) -> StoreResult<()>;
+    /// Records a sign-in through an identity (time and the email sent).
+    async fn set_identity_login(
+        &mut self,
+        issuer: &str,
+        subject: &str,
+        email: Option<&str>,
+        at: Micros,
+    ) -> StoreResult<()>;
+    /// The groups single sign-on put `user` in (through any configuration).
+    async fn sso_groups_of(&mut self, user: UserId) -> StoreResult<Vec<GroupId>>;
+    /// Records that single sign-on (configuration `config`) put `user` in `group`.
+    async fn add_sso_group_member(&mut self, group: GroupId, user: UserId, config: Uuid, at: Micros)
+        -> StoreResult<()>;
+    /// Forgets that single sign-on put `user` in `group`.
+    async fn remove_sso_group_member(&mut self, group: GroupId, user: UserId) -> StoreResult<()>;
+    /// Stores a command-line sign-in's one-time code (and drops expired ones).
+    async fn insert_sso_grant(&mut self, g: &SsoGrant, now: Micros) -> StoreResult<()>;
+    /// Takes (deletes and answers) the grant of this code hash, if any: a code is
+    /// exchanged at most once. Expiry is the caller's to check.
+    async fn take_sso_grant(&mut self, code_hash: &str) -> StoreResult<Option<SsoGrant>>;
 }
 
 /// Projects.
@@ -269,6 +340,9 @@ pub trait AccessRepo {
     async fn group_users(&mut self, group: GroupId) -> StoreResult<Vec<UserId>>;
     /// A group's direct member groups.
     async fn group_groups(&mut self, group: GroupId) -> StoreResult<Vec<GroupId>>;
+    /// The direct members (users and groups) of every group named, in one query:
+    /// `(group, member)` pairs sorted by group, then users before groups, then id.
+    async fn group_members(&mut self, groups: &[GroupId]) -> StoreResult<Vec<(GroupId, GroupMember)>>;
     /// Adds a user to a group; `false` if already in it.
     async fn add_group_user(&mut self, group: GroupId, user: UserId) -> StoreResult<bool>;
     /// Removes a user from a group; `false` if not in it.
@@ -299,6 +373,13 @@ pub trait AccessRepo {
     async fn add_role_permission(&mut self, role: RoleId, p: RolePermission) -> StoreResult<bool>;
     /// Removes a permission from a role; `false` if it did not have it.
     async fn remove_role_permission(&mut self, role: RoleId, p: RolePermission) -> StoreResult<bool>;
+    /// The own permissions and directly inherited roles of every role named, in two
+    /// queries however many: `(role, permission)` and `(role, inherited)` pairs, sorted.
+    #[allow(clippy::type_complexity)]
+    async fn role_contents(
+        &mut self,
+        roles: &[RoleId],
+    ) -> StoreResult<(Vec<(RoleId, RolePermission)>, Vec<(RoleId, RoleId)>)>;
     /// The roles a role directly inherits.
     async fn role_roles(&mut self, role: RoleId) -> StoreResult<Vec<RoleId>>;
     /// Makes `role` inherit `member`; `false` if it already does.

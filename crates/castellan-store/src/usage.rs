@@ -64,6 +64,11 @@ pub struct PlanRecord {
     pub updated: Micros,
     /// Who set it.
     pub updated_by: Option<UserId>,
+    /// The cost-alert webhook's signing secret, sealed under the master key (never
+    /// stored or shown open).
+    pub alert_secret: Option<Vec<u8>>,
+    /// When the signing secret was last generated.
+    pub alert_secret_updated: Option<Micros>,
 }
 
 /// A cost-alert threshold crossed: a percentage of a metric's monthly limit.
@@ -100,6 +105,12 @@ pub trait UsageRepo {
     async fn unaudited_crossings(&mut self, limit: usize) -> StoreResult<Vec<UsageCrossing>>;
     /// Marks a crossing audited at `at`; `false` if it already was (another replica).
     async fn mark_crossing_audited(&mut self, c: &UsageCrossing, at: Micros) -> StoreResult<bool>;
+    /// Plans with a sealed cost-alert signing secret, by organization id after
+    /// `after`, at most `limit` (master-key rotation pages through them).
+    async fn sealed_plan_page(&mut self, after: Option<OrgId>, limit: usize) -> StoreResult<Vec<PlanRecord>>;
+    /// Stores a plan's signing secret sealed again under another master key (only
+    /// if the sealed value is still `old`); whether it was.
+    async fn reseal_plan_secret(&mut self, org: OrgId, old: &[u8], new: &[u8]) -> StoreResult<bool>;
     /// An organization's crossings of one month.
     async fn list_crossings(&mut self, org: OrgId, period: &str) -> StoreResult<Vec<UsageCrossing>>;
 }

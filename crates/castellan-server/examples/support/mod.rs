@@ -76,6 +76,7 @@ pub async fn fill(
                 project_id: ProjectId(log.id),
                 row_id: format!("{i:032x}"),
                 root_span_id: Some(format!("{:032x}", i / 4)),
+                span_id: Some(format!("{i:032x}")),
                 is_root: true,
                 deleted: false,
                 is_comment: false,

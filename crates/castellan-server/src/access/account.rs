@@ -32,6 +32,7 @@ impl AppState {
         &self,
         email: &Email,
         password: String,
+        break_glass: bool,
         user_agent: Option<String>,
         ip: Option<String>,
     ) -> ApiResult<Option<SignedIn>> {
@@ -48,6 +49,22 @@ impl AppState {
         };
         let ok = crate::passwords::verify(password, stored).await?;
         let Some(user) = user.filter(|_| ok) else { return Ok(None) };
+        // SSO enforcement, checked only once the password is right (so it tells a
+        // guesser nothing): refused, unless an owner of every enforcing org breaks
+        // the glass, which each of them audits.
+        let mut via = "password";
+        if let Some(e) = self.sso_enforced_for(&user).await? {
+            if !(break_glass && e.may_break_glass) {
+                let hint = if e.may_break_glass {
+                    " (as an owner you may also sign in with your password as a break-glass sign-in, which is audited)"
+                } else {
+                    ""
+                };
+                return Err(ApiError::SsoRequired(format!("{}{hint}", e.message)));
+            }
+            self.sso_break_glass(&user, &e.orgs, ip.as_deref()).await?;
+            via = "break_glass";
+        }
         let token = crate::keys::mint("cs-");
         let csrf = crate::keys::mint("csrf-");
         let now = self.now();
@@ -60,6 +77,7 @@ impl AppState {
             expires_at: now + ttl,
             user_agent,
             ip,
+            via: Some(via.into()),
         };
         let mut w = self.write(&Permit::by_token(Some(user.id))).await?;
         w.create_session(&session, &token.hash, &csrf.hash).await?;

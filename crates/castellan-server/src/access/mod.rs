@@ -15,6 +15,7 @@ mod data;
 mod index;
 mod ops;
 pub mod signing;
+mod sso;
 mod write;
 
 pub use account::SignedIn;
@@ -23,6 +24,7 @@ pub use batch::{delegation_refused, holds, Batch, Made, Need};
 pub use caller::{Caller, Credential, ListScope};
 pub use data::{log_ref, BlobPermit, DataPermit, DataWriter};
 pub use index::{Index, IndexError};
+pub use sso::{Enforced, SsoOutcome};
 pub use write::{model_error, AuditEvent, Write};
 
 use crate::config::Config;
@@ -64,6 +66,10 @@ struct Inner {
     caught_up_stamp: std::sync::atomic::AtomicU64,
     /// Wakes the online-scoring worker (ingest into project logs notifies it).
     scoring_wake: Arc<tokio::sync::Notify>,
+    /// How busy the data writer is (the online-scoring worker gives way to ingest).
+    ingest_load: Arc<crate::load::IngestLoad>,
+    /// OpenID providers' metadata and keys.
+    sso: crate::sso::Providers,
 }
 
 /// "Last used" times of credentials, recorded at most once a minute per credential
@@ -151,6 +157,9 @@ pub enum Target {
     System,
     /// A SCIM provisioning request in an org, authorized by one of its SCIM tokens.
     Scim(OrgId),
+    /// A single sign-on into an org, on the strength of an ID token its provider
+    /// signed (the flow verified it).
+    Sso(OrgId),
 }
 
 /// Proof that the authorization check for one action passed. Only this module can
@@ -308,6 +317,8 @@ impl AppState {
             commits,
             caught_up_stamp: std::sync::atomic::AtomicU64::new(0),
             scoring_wake: Arc::new(tokio::sync::Notify::new()),
+            ingest_load: Default::default(),
+            sso: crate::sso::Providers::default(),
             store,
             index,
             config,
@@ -325,6 +336,11 @@ impl AppState {
     /// What wakes the online-scoring worker (`crate::scoring`).
     pub fn scoring_wake(&self) -> &Arc<tokio::sync::Notify> {
         &self.0.scoring_wake
+    }
+
+    /// How busy the data writer has been.
+    pub fn ingest_load(&self) -> &crate::load::IngestLoad {
+        &self.0.ingest_load
     }
 
     /// The configuration.

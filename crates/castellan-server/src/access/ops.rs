@@ -664,7 +664,19 @@ mod tests {
     /// The repositories whose rows the authorization index, the change feed and the
     /// audit log describe, by file.
     const REPOSITORIES: [(&str, &[&str]); 3] = [
-        ("traits.rs", &["OrgRepo", "UserRepo", "SessionRepo", "ProjectRepo", "KeyRepo", "AccessRepo", "AuditRepo"]),
+        (
+            "traits.rs",
+            &[
+                "OrgRepo",
+                "UserRepo",
+                "SessionRepo",
+                "IdentityRepo",
+                "ProjectRepo",
+                "KeyRepo",
+                "AccessRepo",
+                "AuditRepo",
+            ],
+        ),
         ("data_repo.rs", &["ObjectRepo"]),
         ("admin.rs", &["AdminRepo"]),
     ];

@@ -53,6 +53,15 @@ impl Signer {
         Signer { key }
     }
 
+    /// A key for another purpose, derived from this secret (HMAC of `label`), so
+    /// every replica derives the same one.
+    pub fn derive(&self, label: &str) -> Vec<u8> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes a key of any length");
+        mac.update(b"castellan derived key\n");
+        mac.update(label.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+
     fn mac(&self, method: &str, purpose: BlobPurpose, key: &str, expires: i64) -> ApiResult<Hmac<Sha256>> {
         // HMAC accepts keys of any length, so this does not fail in practice.
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key)

@@ -34,6 +34,9 @@ struct LoginPage<'a> {
     field: &'a str,
     given: &'a str,
     family: &'a str,
+    org: &'a str,
+    sso_error: &'a str,
+    break_glass: bool,
 }
 
 fn standalone(status: StatusCode, p: LoginPage<'_>) -> Page {
@@ -41,7 +44,28 @@ fn standalone(status: StatusCode, p: LoginPage<'_>) -> Page {
 }
 
 fn login_form<'a>(email: &'a str, error: &'a str) -> LoginPage<'a> {
-    LoginPage { css: &assets::CSS.path, mode: "login", email, token: "", error, field: "", given: "", family: "" }
+    LoginPage {
+        css: &assets::CSS.path,
+        mode: "login",
+        email,
+        token: "",
+        error,
+        field: "",
+        given: "",
+        family: "",
+        org: "",
+        sso_error: "",
+        break_glass: false,
+    }
+}
+
+/// The sign-in page showing why a single sign-on failed (`routes::sso`).
+pub(crate) fn sso_failure_page(status: StatusCode, org: &str, message: &str) -> Response {
+    let page = LoginPage { org, sso_error: message, ..login_form("", "") };
+    match standalone(status, page) {
+        Ok(r) => r,
+        Err(f) => f.into_response(),
+    }
 }
 
 async fn login_page(signed_in: MaybeCaller) -> Page {
@@ -57,18 +81,23 @@ struct LoginForm {
     email: String,
     #[serde(default)]
     password: String,
+    #[serde(default)]
+    break_glass: Option<String>,
 }
 
 /// Signs in through `POST /api/auth/login` and keeps its cookies.
 async fn login(State(state): State<AppState>, facts: ClientFacts, Form(f): Form<LoginForm>) -> Page {
-    let b = body(json!({"email": f.email.trim(), "password": f.password}))?;
+    let break_glass = f.break_glass.as_deref() == Some("true");
+    let b = body(json!({"email": f.email.trim(), "password": f.password, "break_glass": break_glass}))?;
     match crate::routes::auth::login(State(state), facts, b).await {
         Ok(resp) => Ok(with_cookies(see_other("/"), &resp)),
         Err(e) => {
             let status = FormError::status(&e);
             let status = if matches!(e, ApiError::Unauthorized(_)) { StatusCode::UNAUTHORIZED } else { status };
             let msg = e.to_string();
-            standalone(status, login_form(&f.email, &msg))
+            // SSO enforcement offers owners the break-glass box.
+            let offer = matches!(e, ApiError::SsoRequired(_));
+            standalone(status, LoginPage { break_glass: offer, ..login_form(&f.email, &msg) })
         }
     }
 }
@@ -156,6 +185,9 @@ async fn invitation_page(q: axum::extract::Query<TokenQuery>) -> Page {
         field: "",
         given: "",
         family: "",
+        org: "",
+        sso_error: "",
+        break_glass: false,
     };
     standalone(StatusCode::OK, p)
 }
@@ -204,6 +236,9 @@ async fn accept(
                 field: "",
                 given: "",
                 family: "",
+                org: "",
+                sso_error: "",
+                break_glass: false,
             };
             standalone(StatusCode::OK, p)
         }
@@ -222,6 +257,9 @@ async fn accept(
                 field,
                 given: &f.given_name,
                 family: &f.family_name,
+                org: "",
+                sso_error: "",
+                break_glass: false,
             };
             standalone(FormError::status(&e), p)
         }

@@ -12,6 +12,7 @@ use crate::routes::acl;
 use askama::Template;
 use axum::http::StatusCode;
 use castellan_api_types::{Acl, Explanation, Group, User};
+use castellan_authz::{Grant, Subject};
 use castellan_core::{ObjectRef, ObjectType, Permission};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -197,22 +198,68 @@ impl Names {
     }
 }
 
-/// Every direct grant on `obj` (`GET /v1/acl`; needs `read_acls` on it).
-pub async fn direct_grants(ctx: &Ctx, obj: ObjectRef) -> Result<Vec<Acl>, ApiError> {
+/// Every grant placed on `obj`, as the authorization index holds them (the snapshot
+/// `who_can` and `explain` answer from): `read_acls` on it is required, through the
+/// same `Permit` path as `GET /v1/acl`. In memory, so a page lists an object's
+/// thousands of grants without reading them from the database.
+pub async fn grants_on(ctx: &Ctx, obj: ObjectRef) -> Result<Vec<Acl>, ApiError> {
+    ctx.caller.require(Permission::ReadAcls, obj).await?;
+    let org = ctx.org.id.0;
+    let rows = ctx.caller.state().index().snapshot().acls_on(obj);
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let (permission, restrict_object_type, role_id) = match r.grant {
+                Grant::Permission { permission, restrict_object_type } => {
+                    (Some(permission), restrict_object_type, None)
+                }
+                Grant::Role(role) => (None, None, Some(role)),
+            };
+            Acl {
+                id: r.id,
+                object_type: obj.object_type,
+                object_id: obj.object_id,
+                user_id: match r.subject {
+                    Subject::User(u) => Some(u),
+                    Subject::Group(_) => None,
+                },
+                group_id: match r.subject {
+                    Subject::Group(g) => Some(g),
+                    Subject::User(_) => None,
+                },
+                permission,
+                restrict_object_type,
+                role_id,
+                _object_org_id: org,
+                created: None,
+                expires_at: r.expires_at.map(castellan_api_types::format_time),
+            }
+        })
+        .collect())
+}
+
+/// One principal's direct grants on `obj` (`GET /v1/acl` with `user_id` or
+/// `group_id`; needs `read_acls` on it), read from the database for a write.
+async fn grants_of(ctx: &Ctx, obj: ObjectRef, p: Principal) -> Result<Vec<Acl>, ApiError> {
     let (t, id) = (obj.object_type.as_str().to_owned(), obj.object_id.to_string());
+    let (k, v) = match p {
+        Principal::User(u) => ("user_id", u.to_string()),
+        Principal::Group(g) => ("group_id", g.to_string()),
+    };
     let mut out: Vec<Acl> = Vec::new();
     loop {
         let after = out.last().map(|a| a.id.to_string()).unwrap_or_default();
-        let mut p = vec![("limit", "1000")];
+        let mut page = vec![("limit", "1000")];
         if !after.is_empty() {
-            p.push(("starting_after", after.as_str()));
+            page.push(("starting_after", after.as_str()));
         }
-        let page = acl::list(ctx.caller.clone(), q(&[("object_type", &t), ("object_id", &id)])?, q(&[])?, q(&p)?)
-            .await?
-            .0
-            .objects;
-        let n = page.len();
-        out.extend(page);
+        let got =
+            acl::list(ctx.caller.clone(), q(&[("object_type", &t), ("object_id", &id)])?, q(&[(k, &v)])?, q(&page)?)
+                .await?
+                .0
+                .objects;
+        let n = got.len();
+        out.extend(got);
         if n < 1000 {
             return Ok(out);
         }
@@ -244,6 +291,7 @@ struct EditRow {
 
 /// A who-can line.
 struct WhoRow {
+    id: Uuid,
     label: String,
     sources: Vec<(String, String)>,
 }
@@ -265,8 +313,12 @@ struct AccessPage<'a> {
     can_read: bool,
     can_edit: bool,
     rows: Vec<GrantRow>,
+    total: usize,
+    pager: super::Pager,
+    pager_label: &'static str,
     headers: Vec<&'static str>,
-    principals: Vec<(String, String)>,
+    find: String,
+    matches: Vec<Match>,
     editing: Option<(String, String)>,
     grid: Vec<EditRow>,
     expires: String,
@@ -275,10 +327,18 @@ struct AccessPage<'a> {
     who: Vec<WhoRow>,
     who_more: usize,
     explain_user: String,
+    explain_error: String,
     explain_perm: String,
     explained: Option<Explained>,
     perms: Vec<&'static str>,
-    users: Vec<(String, String)>,
+}
+
+/// A principal found by the search, to edit.
+struct Match {
+    key: String,
+    label: String,
+    kind: &'static str,
+    granted: bool,
 }
 
 /// Where the component is shown and what it is about.
@@ -311,11 +371,17 @@ pub struct AccessQuery {
     #[serde(default)]
     explain_perm: String,
     #[serde(default)]
+    find: String,
+    #[serde(default)]
+    page: usize,
+    #[serde(default)]
     notice: Option<String>,
 }
 
 /// How many users the who-can list shows with their sources.
 const WHO_PAGE: usize = 25;
+/// How many principals a search shows.
+const MATCHES: usize = 20;
 
 /// Renders the component.
 pub async fn render(ctx: &Ctx, view: AccessView, q: AccessQuery, err: FormError) -> Page {
@@ -329,7 +395,7 @@ pub async fn render(ctx: &Ctx, view: AccessView, q: AccessQuery, err: FormError)
     let names = Names::load(ctx, &users, &groups).await?;
     let can_read = ctx.can(Permission::ReadAcls, obj);
     let can_edit = ctx.can(Permission::CreateAcls, obj) && ctx.can(Permission::DeleteAcls, obj);
-    let grants = if can_read { direct_grants(ctx, obj).await? } else { vec![] };
+    let grants = if can_read { grants_on(ctx, obj).await? } else { vec![] };
 
     // Direct grants per principal.
     let mut by: BTreeMap<Principal, Vec<&Acl>> = BTreeMap::new();
@@ -339,9 +405,24 @@ pub async fn render(ctx: &Ctx, view: AccessView, q: AccessQuery, err: FormError)
         }
     }
     let scopes_ = scopes(obj.object_type);
-    let mut rows: Vec<GrantRow> = by
-        .iter()
-        .map(|(p, acls)| {
+    // The principals by kind and name, a page of them at a time; only the page's
+    // rows are summed up.
+    let mut order: Vec<(Principal, String, &'static str)> =
+        by.keys().map(|p| (*p, names.principal(*p), names.kind(*p))).collect();
+    order.sort_by_cached_key(|(_, label, kind)| (*kind != "Group", label.to_lowercase()));
+    let total = order.len();
+    let at = q.page.max(1);
+    let page_link = |p: usize| format!("{}?{}", view.action, super::qs(&[("page", &p.to_string())]));
+    let pager = super::Pager {
+        prev: (at > 1).then(|| page_link(at - 1)),
+        next: (total > at * super::PAGE_SIZE).then(|| page_link(at + 1)),
+    };
+    let rows: Vec<GrantRow> = order
+        .into_iter()
+        .skip((at - 1) * super::PAGE_SIZE)
+        .take(super::PAGE_SIZE)
+        .map(|(p, label, kind)| {
+            let acls = by.get(&p).map(Vec::as_slice).unwrap_or_default();
             let mut summary = Vec::new();
             for (restrict, label) in &scopes_ {
                 let words: Vec<&str> = columns_for(obj.object_type, *restrict)
@@ -396,10 +477,9 @@ pub async fn render(ctx: &Ctx, view: AccessView, q: AccessQuery, err: FormError)
                 (_, true) => expiries.into_iter().collect::<Vec<_>>().join(", "),
                 (_, false) => format!("Some: {}", expiries.into_iter().collect::<Vec<_>>().join(", ")),
             };
-            GrantRow { key: p.key(), label: names.principal(*p), kind: names.kind(*p), summary, roles, expires }
+            GrantRow { key: p.key(), label, kind, summary, roles, expires }
         })
         .collect();
-    rows.sort_by_key(|r| (r.kind != "Group", r.label.to_lowercase()));
 
     // The editor, for one principal.
     let editing = Principal::parse(if err.form == "grant" { err.value("grant", "principal") } else { &q.principal });
@@ -431,18 +511,30 @@ pub async fn render(ctx: &Ctx, view: AccessView, q: AccessQuery, err: FormError)
     }
     let editing = editing.map(|p| (p.key(), names.principal(p)));
 
-    // Principals to pick from.
-    let mut principals: Vec<(String, String)> =
-        groups.iter().map(|g| (format!("group:{}", g.id), format!("{} (group)", g.name))).collect();
-    let mut people: Vec<(String, String)> = users
-        .iter()
-        .map(|u| {
-            let kind = if super::members::is_service(u) { "service account" } else { "user" };
-            (format!("user:{}", u.id), format!("{} ({kind})", super::members::name_of(u)))
-        })
-        .collect();
-    people.sort_by_key(|(_, l)| l.to_lowercase());
-    principals.extend(people);
+    // Principals matching the search, to edit (groups first, then people by name).
+    let find = q.find.trim().to_owned();
+    let mut matches = Vec::new();
+    if !find.is_empty() {
+        let needle = find.to_lowercase();
+        for g in groups.iter().filter(|g| g.name.to_lowercase().contains(&needle)) {
+            let p = Principal::Group(g.id);
+            matches.push(Match { key: p.key(), label: g.name.clone(), kind: "Group", granted: by.contains_key(&p) });
+        }
+        let mut people: Vec<Match> = users
+            .iter()
+            .filter(|u| {
+                super::members::name_of(u).to_lowercase().contains(&needle)
+                    || u.email.as_deref().is_some_and(|e| e.to_lowercase().contains(&needle))
+            })
+            .map(|u| {
+                let p = Principal::User(u.id);
+                Match { key: p.key(), label: names.principal(p), kind: names.kind(p), granted: by.contains_key(&p) }
+            })
+            .collect();
+        people.sort_by_key(|m| m.label.to_lowercase());
+        matches.extend(people);
+        matches.truncate(MATCHES);
+    }
 
     // Who can: every holder of the permission, each with its sources from explain.
     let who_perm = if q.who.is_empty() { "read".to_owned() } else { q.who.clone() };
@@ -450,7 +542,9 @@ pub async fn render(ctx: &Ctx, view: AccessView, q: AccessQuery, err: FormError)
     let mut who_more = 0;
     if can_read {
         if let Ok(perm) = who_perm.parse::<Permission>() {
-            let ids = who_can(ctx, obj, perm).await?;
+            // Every holder, by name; the first ones are explained (each in memory).
+            let mut ids = who_can(ctx, obj, perm).await?;
+            ids.sort_by_cached_key(|id| names.principal(Principal::User(*id)).to_lowercase());
             who_more = ids.len().saturating_sub(WHO_PAGE);
             for id in ids.into_iter().take(WHO_PAGE) {
                 let e = explain(ctx, obj, perm, id).await?;
@@ -464,16 +558,33 @@ pub async fn render(ctx: &Ctx, view: AccessView, q: AccessQuery, err: FormError)
                         )
                     })
                     .collect();
-                who.push(WhoRow { label: names.principal(Principal::User(id)), sources });
+                who.push(WhoRow { id, label: names.principal(Principal::User(id)), sources });
             }
-            who.sort_by_key(|w| w.label.to_lowercase());
         }
     }
 
     // The Explain panel.
     let explain_perm = if q.explain_perm.is_empty() { "read".to_owned() } else { q.explain_perm.clone() };
     let mut explained = None;
-    if let (Ok(uid), Ok(perm)) = (Uuid::parse_str(&q.explain_user), explain_perm.parse::<Permission>()) {
+    // The user asked about: an id (the who-can rows link one) or an email address.
+    let mut explain_error = String::new();
+    let asked = q.explain_user.trim();
+    let explain_who = match Uuid::parse_str(asked) {
+        Ok(id) => Some(id),
+        Err(_) if asked.is_empty() => None,
+        Err(_) => {
+            let hit = users.iter().find(|u| u.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(asked)));
+            if hit.is_none() {
+                explain_error = format!("no member of this organization has the email address `{asked}`");
+            }
+            hit.map(|u| u.id)
+        }
+    };
+    let explain_user = match explain_who.and_then(|id| users.iter().find(|u| u.id == id)) {
+        Some(u) => u.email.clone().filter(|_| !super::members::is_service(u)).unwrap_or_else(|| u.id.to_string()),
+        None => asked.to_owned(),
+    };
+    if let (Some(uid), Ok(perm)) = (explain_who, explain_perm.parse::<Permission>()) {
         match explain(ctx, obj, perm, uid).await {
             Ok(e) => {
                 let grants = e
@@ -511,8 +622,12 @@ pub async fn render(ctx: &Ctx, view: AccessView, q: AccessQuery, err: FormError)
         can_read,
         can_edit,
         rows,
+        total,
+        pager,
+        pager_label: "Pages of principals granted here",
         headers: COLUMNS.iter().map(|c| c.label).collect(),
-        principals,
+        find,
+        matches,
         editing,
         grid,
         expires,
@@ -520,11 +635,11 @@ pub async fn render(ctx: &Ctx, view: AccessView, q: AccessQuery, err: FormError)
         who_perm,
         who,
         who_more,
-        explain_user: q.explain_user,
+        explain_user,
+        explain_error,
         explain_perm,
         explained,
         perms: Permission::ALL.iter().map(|p| p.as_str()).collect(),
-        users: users.iter().map(|u| (u.id.to_string(), super::members::name_of(u))).collect(),
     };
     ctx.page_status(status, &view.heading, view.nav, p, q.notice)
 }
@@ -593,7 +708,7 @@ pub async fn save(ctx: &Ctx, view: AccessView, form: Vec<(String, String)>) -> P
     };
     let expires = expiry(one(&form, "expires_at"));
     let checked: BTreeSet<&str> = all(&form, "cell").into_iter().collect();
-    let current = match direct_grants(ctx, obj).await {
+    let current = match grants_of(ctx, obj, p).await {
         Ok(g) => g,
         Err(e) => return render(ctx, view, AccessQuery::default(), refused(&e)).await,
     };

@@ -4,10 +4,13 @@
 //! changed and deleted through `/v1/group` and `/v1/role`'s handlers.
 
 use super::grants::{self, AccessQuery, AccessView};
-use super::members::{is_builtin, load_groups, load_members, name_of};
-use super::{all, body, fields, one, q, query, see_other, Ctx, Fail, FormError, Notice, Page, Session};
+use super::members::{is_builtin, load_groups, name_of};
+use super::{
+    all, body, fields, one, q, query, see_other, Ctx, Fail, FormError, ListQuery, Notice, Page, Pager, Session,
+    PAGE_SIZE,
+};
 use crate::error::ApiError;
-use crate::routes::{acl, group, role};
+use crate::routes::{acl, group, role, user};
 use askama::Template;
 use axum::extract::Path;
 use axum::http::StatusCode;
@@ -65,14 +68,30 @@ struct GroupsPage<'a> {
     rows: Vec<GroupRow>,
     can_create: bool,
     err: FormError,
+    q: String,
+    pager: Pager,
+    pager_label: &'static str,
 }
 
 fn group_ref(id: Uuid) -> ObjectRef {
     ObjectRef::new(ObjectType::Group, id)
 }
 
-async fn list_render(ctx: &Ctx, err: FormError, notice: Option<String>) -> Page {
-    let groups = load_groups(ctx).await?;
+async fn list_render(ctx: &Ctx, lq: &ListQuery, err: FormError, notice: Option<String>) -> Page {
+    // One page of the groups the caller may read (`GET /v1/group`, newest first).
+    let page = lq.api_page();
+    let page: Vec<(&str, &str)> = page.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let groups = group::list(
+        ctx.caller.clone(),
+        query(&page)?,
+        query(&[("search", lq.search())])?,
+        query(&[("org_name", ctx.org_name())])?,
+    )
+    .await?
+    .0
+    .objects;
+    let base = ctx.base();
+    let (groups, pager) = lq.cut(groups, |g| g.id.to_string(), |q| format!("{base}/settings/groups?{q}"));
     let rows = groups
         .iter()
         .map(|g| GroupRow {
@@ -93,6 +112,9 @@ async fn list_render(ctx: &Ctx, err: FormError, notice: Option<String>) -> Page 
         rows,
         can_create: ctx.caller.can(Permission::Create, ctx.org_ref()) || can_create_in(ctx, ObjectType::Group),
         err,
+        q: lq.search().to_owned(),
+        pager,
+        pager_label: "Pages of permission groups",
     };
     ctx.page_status(status, "Permission groups", "settings/groups", p, notice)
 }
@@ -103,9 +125,29 @@ fn can_create_in(ctx: &Ctx, child: ObjectType) -> bool {
     snap.can_create(ctx.caller.user.id.0, child, ctx.org_ref(), ctx.caller.state().now())
 }
 
-async fn list_page(session: Session, Path(org): Path<String>, q: axum::extract::Query<Notice>) -> Page {
+async fn list_page(
+    session: Session,
+    Path(org): Path<String>,
+    q: axum::extract::Query<Notice>,
+    lq: axum::extract::Query<ListQuery>,
+) -> Page {
     let ctx = session.org(&org).await?;
-    list_render(&ctx, FormError::default(), q.0.take()).await
+    list_render(&ctx, &lq.0, FormError::default(), q.0.take()).await
+}
+
+/// Whether a group of this name (ignoring case) exists: the groups whose name
+/// contains it, one query (`GET /v1/group?search=`).
+async fn name_taken(ctx: &Ctx, name: &str) -> Result<bool, Fail> {
+    let found = group::list(
+        ctx.caller.clone(),
+        query(&[("limit", "1000")])?,
+        query(&[("search", name)])?,
+        query(&[("org_name", ctx.org_name())])?,
+    )
+    .await?
+    .0
+    .objects;
+    Ok(!name.is_empty() && found.iter().any(|g| g.name.eq_ignore_ascii_case(name)))
 }
 
 /// Creates a group (`POST /v1/group`); a name already taken is refused rather than
@@ -115,14 +157,14 @@ async fn create(session: Session, Path(org): Path<String>, Form(form): Form<Vec<
     let name = one(&form, "name").trim().to_owned();
     let description = Some(one(&form, "description").trim().to_owned()).filter(|s| !s.is_empty());
     let refused = |e: &ApiError| FormError::new("create", e, &["name", "description"], fields(&form));
-    if load_groups(&ctx).await?.iter().any(|g| g.name.eq_ignore_ascii_case(&name)) {
+    if name_taken(&ctx, &name).await? {
         let e = ApiError::invalid_body(format!("`name`: a group named `{name}` already exists"));
-        return list_render(&ctx, refused(&e), None).await;
+        return list_render(&ctx, &ListQuery::default(), refused(&e), None).await;
     }
     let b = body(json!({"name": name, "description": description, "org_name": ctx.org_name()}))?;
     match group::create(ctx.caller.clone(), b).await {
         Ok(w) => Ok(see_other(&format!("{}/settings/groups/{}?notice=Group%20created", ctx.base(), w.body.id))),
-        Err(e) => list_render(&ctx, refused(&e), None).await,
+        Err(e) => list_render(&ctx, &ListQuery::default(), refused(&e), None).await,
     }
 }
 
@@ -131,7 +173,10 @@ async fn delete(session: Session, Path((org, id)): Path<(String, Uuid)>) -> Page
     let ctx = session.org(&org).await?;
     match group::remove(ctx.caller.clone(), crate::extract::Path(GroupId(id))).await {
         Ok(_) => Ok(see_other(&format!("{}/settings/groups?notice=Group%20deleted", ctx.base()))),
-        Err(e) => list_render(&ctx, FormError::new(&format!("delete-{id}"), &e, &[], HashMap::new()), None).await,
+        Err(e) => {
+            let err = FormError::new(&format!("delete-{id}"), &e, &[], HashMap::new());
+            list_render(&ctx, &ListQuery::default(), err, None).await
+        }
     }
 }
 
@@ -198,6 +243,21 @@ async fn group_grants(ctx: &Ctx, id: Uuid) -> Result<Vec<Acl>, ApiError> {
     .0)
 }
 
+/// When the group's rows for a word expire: the soonest of them, "" when none does.
+fn expiry_of(grants: &[Acl], org: Uuid, w: &Word) -> String {
+    w.rows
+        .iter()
+        .filter_map(|(t, p, r)| {
+            grants.iter().find(|a| {
+                a.object_type == *t && a.object_id == org && a.permission == Some(*p) && a.restrict_object_type == *r
+            })
+        })
+        .filter_map(|a| a.expires_at.clone())
+        .min()
+        .map(|t| super::short_time(&t))
+        .unwrap_or_default()
+}
+
 fn holds(grants: &[Acl], org: Uuid, w: &Word) -> bool {
     w.rows.iter().all(|(t, p, r)| {
         grants.iter().any(|a| {
@@ -210,6 +270,8 @@ struct Check {
     key: &'static str,
     label: &'static str,
     checked: bool,
+    /// When the group's grants of this word expire ("" for never).
+    expires: String,
 }
 
 #[derive(Template)]
@@ -227,10 +289,40 @@ struct GroupPermsPage<'a> {
     other: Vec<String>,
     projects: Vec<(Uuid, String)>,
     err: String,
+    /// What was typed in the expiry, and a refusal about it.
+    expires: String,
+    expires_err: String,
     // members tab
-    users: Vec<(Uuid, String, bool)>,
+    users: Vec<(Uuid, String)>,
+    found: Vec<(Uuid, String)>,
+    q: String,
+    can_list: bool,
+    pager: Pager,
+    pager_label: &'static str,
     subgroups: Vec<(Uuid, String, bool)>,
     can_update: bool,
+}
+
+/// The members of the organization with these ids the caller may list, in one query
+/// per thousand (`GET /v1/user?ids=`).
+async fn users_by_id(ctx: &Ctx, ids: &BTreeSet<Uuid>) -> Result<Vec<castellan_api_types::User>, Fail> {
+    let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+    let mut out = Vec::new();
+    for chunk in ids.chunks(1000) {
+        let f: Vec<(&str, &str)> = chunk.iter().map(|i| ("ids", i.as_str())).collect();
+        out.extend(
+            user::list(
+                ctx.caller.clone(),
+                query(&[("limit", "1000")])?,
+                query(&f)?,
+                query(&[("org_name", ctx.org_name())])?,
+            )
+            .await?
+            .0
+            .objects,
+        );
+    }
+    Ok(out)
 }
 
 async fn load_group(ctx: &Ctx, id: Uuid) -> Result<Group, Fail> {
@@ -241,8 +333,9 @@ async fn group_render(
     ctx: &Ctx,
     id: Uuid,
     tab: &str,
+    lq: &ListQuery,
     err: String,
-    typed: Option<BTreeSet<String>>,
+    typed: Option<Typed>,
     notice: Option<String>,
 ) -> Page {
     let g = load_group(ctx, id).await?;
@@ -254,9 +347,10 @@ async fn group_render(
         key: w.key,
         label: w.label,
         checked: match &typed {
-            Some(t) => t.contains(w.key),
+            Some(t) => t.words.contains(w.key),
             None => holds(&grants, org, w),
         },
+        expires: expiry_of(&grants, org, w),
     };
     let org_words = ORG_WORDS.iter().map(check).collect();
     let project_words = PROJECT_WORDS.iter().map(check).collect();
@@ -293,14 +387,37 @@ async fn group_render(
         })
         .collect();
     let mut users = Vec::new();
+    let mut found = Vec::new();
     let mut subgroups = Vec::new();
+    let mut pager = Pager::default();
+    let can_list = ctx.can(Permission::Read, ctx.noun(ObjectType::OrgMember));
     if tab == "members" {
         let mine: BTreeSet<Uuid> = g.member_users.iter().flatten().copied().collect();
         let sub: BTreeSet<Uuid> = g.member_groups.iter().flatten().copied().collect();
-        if ctx.can(Permission::Read, ctx.noun(ObjectType::OrgMember)) {
-            users = load_members(ctx).await?.iter().map(|u| (u.id, name_of(u), mine.contains(&u.id))).collect();
+        if can_list {
+            // The group's members by name, a page at a time; people to add by search.
+            let mut members: Vec<(Uuid, String)> =
+                users_by_id(ctx, &mine).await?.iter().map(|u| (u.id, name_of(u))).collect();
+            members.sort_by_key(|(_, n)| n.to_lowercase());
+            let at = lq.page.max(1);
+            let base = format!("{}/settings/groups/{id}/members", ctx.base());
+            let link = |p: usize| format!("{base}?{}", super::qs(&[("page", &p.to_string()), ("q", lq.search())]));
+            pager.prev = (at > 1).then(|| link(at - 1));
+            pager.next = (members.len() > at * PAGE_SIZE).then(|| link(at + 1));
+            users = members.into_iter().skip((at - 1) * PAGE_SIZE).take(PAGE_SIZE).collect();
+            if !lq.search().is_empty() {
+                let hits = user::list(
+                    ctx.caller.clone(),
+                    query(&[("limit", "50")])?,
+                    query(&[("search", lq.search())])?,
+                    query(&[("org_name", ctx.org_name())])?,
+                )
+                .await?
+                .0
+                .objects;
+                found = hits.iter().filter(|u| !mine.contains(&u.id)).map(|u| (u.id, name_of(u))).collect();
+            }
         }
-        users.sort_by_key(|u| (!u.2, u.1.to_lowercase()));
         subgroups = load_groups(ctx)
             .await?
             .into_iter()
@@ -315,6 +432,9 @@ async fn group_render(
     };
     let status = if err.is_empty() { StatusCode::OK } else { StatusCode::BAD_REQUEST };
     let title = g.name.clone();
+    // A refusal of the expiry is shown next to it.
+    let (err, expires_err) = if err.contains("`expires_at`") { (String::new(), err) } else { (err, String::new()) };
+    let expires = typed.as_ref().map(|t| t.expires.clone()).unwrap_or_default();
     let p = GroupPermsPage {
         base: ctx.base(),
         csrf: &ctx.csrf,
@@ -329,7 +449,14 @@ async fn group_render(
         other,
         projects,
         err,
+        expires,
+        expires_err,
         users,
+        found,
+        q: lq.search().to_owned(),
+        can_list,
+        pager,
+        pager_label: "Pages of this group's members",
         subgroups,
     };
     ctx.page_status(status, &title, "settings/groups", p, notice)
@@ -341,7 +468,7 @@ async fn permissions_page(
     q: axum::extract::Query<Notice>,
 ) -> Page {
     let ctx = session.org(&org).await?;
-    group_render(&ctx, id, "permissions", String::new(), None, q.0.take()).await
+    group_render(&ctx, id, "permissions", &ListQuery::default(), String::new(), None, q.0.take()).await
 }
 
 /// Saves the Permissions dialog: the rows of checked words are added, those of
@@ -352,23 +479,37 @@ async fn save_permissions(
     Form(form): Form<Vec<(String, String)>>,
 ) -> Page {
     let ctx = session.org(&org).await?;
-    let checked: BTreeSet<String> = all(&form, "perm").into_iter().map(str::to_owned).collect();
+    let typed = Typed {
+        words: all(&form, "perm").into_iter().map(str::to_owned).collect(),
+        expires: one(&form, "expires_at").trim().to_owned(),
+    };
+    let lq = ListQuery::default();
     let current = match group_grants(&ctx, id).await {
         Ok(g) => g,
-        Err(e) => return group_render(&ctx, id, "permissions", e.to_string(), Some(checked), None).await,
+        Err(e) => return group_render(&ctx, id, "permissions", &lq, e.to_string(), Some(typed), None).await,
     };
+    let expires = super::grants::expiry(&typed.expires);
     let org_id = ctx.org.id.0;
     let (mut add, mut remove) = (Vec::new(), Vec::new());
     for w in ORG_WORDS.iter().chain(PROJECT_WORDS.iter()) {
-        let want = checked.contains(w.key);
+        let want = typed.words.contains(w.key);
         for (t, p, r) in w.rows {
-            let have = current.iter().any(|a| {
+            let row = current.iter().find(|a| {
                 a.object_type == *t && a.permission == Some(*p) && a.restrict_object_type == *r && a.object_id == org_id
             });
-            let item = json!({"object_type": t, "object_id": org_id, "group_id": id, "permission": p, "restrict_object_type": r});
-            match (want, have) {
-                (true, false) => add.push(item),
-                (false, true) => remove.push(item),
+            let mut item = json!({"object_type": t, "object_id": org_id, "group_id": id, "permission": p, "restrict_object_type": r});
+            match (want, row) {
+                (true, None) => {
+                    item["expires_at"] = json!(expires);
+                    add.push(item);
+                }
+                // With an expiry, a row held already is granted again with it.
+                (true, Some(a)) if expires.is_some() && a.expires_at != expires => {
+                    remove.push(item.clone());
+                    item["expires_at"] = json!(expires);
+                    add.push(item);
+                }
+                (false, Some(_)) => remove.push(item),
                 _ => {}
             }
         }
@@ -376,17 +517,24 @@ async fn save_permissions(
     let b = body(json!({"add_acls": add, "remove_acls": remove}))?;
     match acl::batch_update(ctx.caller.clone(), b).await {
         Ok(_) => Ok(see_other(&format!("{}/settings/groups/{id}?notice=Permissions%20saved", ctx.base()))),
-        Err(e) => group_render(&ctx, id, "permissions", e.to_string(), Some(checked), None).await,
+        Err(e) => group_render(&ctx, id, "permissions", &lq, e.to_string(), Some(typed), None).await,
     }
+}
+
+/// What was typed in the Permissions dialog: the words checked and the expiry.
+struct Typed {
+    words: BTreeSet<String>,
+    expires: String,
 }
 
 async fn members_page(
     session: Session,
     Path((org, id)): Path<(String, Uuid)>,
     q: axum::extract::Query<Notice>,
+    lq: axum::extract::Query<ListQuery>,
 ) -> Page {
     let ctx = session.org(&org).await?;
-    group_render(&ctx, id, "members", String::new(), None, q.0.take()).await
+    group_render(&ctx, id, "members", &lq.0, String::new(), None, q.0.take()).await
 }
 
 /// Sets the group's members (users and nested groups) in one `PATCH /v1/group/{id}`.
@@ -401,21 +549,18 @@ async fn save_members(
     let want_groups: BTreeSet<Uuid> = all(&form, "subgroup").iter().filter_map(|s| Uuid::parse_str(s).ok()).collect();
     let have_users: BTreeSet<Uuid> = g.member_users.iter().flatten().copied().collect();
     let have_groups: BTreeSet<Uuid> = g.member_groups.iter().flatten().copied().collect();
-    // Users the caller cannot list are kept as they are.
-    let listed: BTreeSet<Uuid> = if one(&form, "users_listed") == "1" {
-        load_members(&ctx).await?.iter().map(|u| u.id).collect()
-    } else {
-        BTreeSet::new()
-    };
+    // Only the users the form listed (a page of members, the search's matches) may
+    // leave; the others are kept as they are.
+    let listed: BTreeSet<Uuid> = all(&form, "listed").iter().filter_map(|s| Uuid::parse_str(s).ok()).collect();
     let patch = json!({
-        "add_member_users": want_users.difference(&have_users).collect::<Vec<_>>(),
+        "add_member_users": want_users.difference(&have_users).filter(|u| listed.contains(u)).collect::<Vec<_>>(),
         "remove_member_users": have_users.difference(&want_users).filter(|u| listed.contains(u)).collect::<Vec<_>>(),
         "add_member_groups": want_groups.difference(&have_groups).collect::<Vec<_>>(),
         "remove_member_groups": have_groups.difference(&want_groups).collect::<Vec<_>>(),
     });
     match group::update(ctx.caller.clone(), crate::extract::Path(GroupId(id)), body(patch)?).await {
         Ok(_) => Ok(see_other(&format!("{}/settings/groups/{id}/members?notice=Members%20saved", ctx.base()))),
-        Err(e) => group_render(&ctx, id, "members", e.to_string(), None, None).await,
+        Err(e) => group_render(&ctx, id, "members", &ListQuery::default(), e.to_string(), None, None).await,
     }
 }
 

@@ -3,7 +3,9 @@
 //! or `PATCH /v1/group/{id}`, called as the API calls them.
 
 use super::filters;
-use super::{all, body, enc, fields, one, query, see_other, Ctx, Fail, FormError, Notice, Page, Session};
+use super::{
+    all, body, enc, fields, one, query, see_other, Ctx, Fail, FormError, ListQuery, Notice, Page, Pager, Session,
+};
 use crate::error::ApiError;
 use crate::routes::{group, members, user};
 use askama::Template;
@@ -54,7 +56,9 @@ pub(super) async fn load_members(ctx: &Ctx) -> Result<Vec<User>, Fail> {
     }
 }
 
-/// Every group of the org the caller may read (`GET /v1/group`), all pages.
+/// Every group of the org the caller may read (`GET /v1/group?with_members=false`, all
+/// pages), without their member lists: names for labels and pickers. Who is in which
+/// group comes from [`direct_groups`].
 pub(super) async fn load_groups(ctx: &Ctx) -> Result<Vec<Group>, Fail> {
     let mut out: Vec<Group> = Vec::new();
     loop {
@@ -63,10 +67,15 @@ pub(super) async fn load_groups(ctx: &Ctx) -> Result<Vec<Group>, Fail> {
         if !after.is_empty() {
             p.push(("starting_after", &after));
         }
-        let page = group::list(ctx.caller.clone(), query(&p)?, query(&[])?, query(&[("org_name", ctx.org_name())])?)
-            .await?
-            .0
-            .objects;
+        let page = group::list(
+            ctx.caller.clone(),
+            query(&p)?,
+            query(&[("with_members", "false")])?,
+            query(&[("org_name", ctx.org_name())])?,
+        )
+        .await?
+        .0
+        .objects;
         let n = page.len();
         out.extend(page);
         if n < 1000 {
@@ -74,6 +83,12 @@ pub(super) async fn load_groups(ctx: &Ctx) -> Result<Vec<Group>, Fail> {
             return Ok(out);
         }
     }
+}
+
+/// The groups a user is a direct member of, as the authorization index holds them
+/// (the memberships every decision is made from), by id.
+pub(super) fn direct_groups(ctx: &Ctx, user: Uuid) -> Vec<Uuid> {
+    ctx.caller.state().index().snapshot().direct_groups_of(user)
 }
 
 /// Whether a group is one of the seeded ones (shown first, never deletable).
@@ -111,6 +126,12 @@ struct MembersPage<'a> {
     base: String,
     csrf: &'a str,
     rows: Vec<Row>,
+    q: String,
+    pager: Pager,
+    pager_label: &'static str,
+    unplaced: String,
+    /// Whether invitation links are whole (a public URL is configured).
+    public_url: bool,
     groups: Vec<(Uuid, String)>,
     can_invite: bool,
     can_remove: bool,
@@ -122,16 +143,46 @@ struct MembersPage<'a> {
     group_names: HashMap<Uuid, String>,
 }
 
-async fn render(ctx: &Ctx, err: FormError, invitations: Vec<(String, String)>, notice: Option<String>) -> Page {
-    let users = load_members(ctx).await?;
+/// One page of the members the caller may list (`GET /v1/user`, newest first), with
+/// the search.
+pub(super) async fn members_page(
+    ctx: &Ctx,
+    lq: &ListQuery,
+    href: impl Fn(&str) -> String,
+) -> Result<(Vec<User>, Pager), Fail> {
+    let page = lq.api_page();
+    let page: Vec<(&str, &str)> = page.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let users = user::list(
+        ctx.caller.clone(),
+        query(&page)?,
+        query(&[("search", lq.search())])?,
+        query(&[("org_name", ctx.org_name())])?,
+    )
+    .await?
+    .0
+    .objects;
+    Ok(lq.cut(users, |u| u.id.to_string(), href))
+}
+
+async fn render(
+    ctx: &Ctx,
+    lq: &ListQuery,
+    err: FormError,
+    invitations: Vec<(String, String)>,
+    notice: Option<String>,
+) -> Page {
+    let base = ctx.base();
+    let (users, pager) = members_page(ctx, lq, |q| format!("{base}/settings/members?{q}")).await?;
     let groups = load_groups(ctx).await?;
+    // Each listed member's groups (those the caller may read), in the list's order.
+    let order: HashMap<Uuid, usize> = groups.iter().enumerate().map(|(i, g)| (g.id, i)).collect();
     let mut of_user: HashMap<Uuid, Vec<String>> = HashMap::new();
-    for g in &groups {
-        for u in g.member_users.iter().flatten() {
-            of_user.entry(*u).or_default().push(g.name.clone());
-        }
+    for u in &users {
+        let mut mine: Vec<usize> = direct_groups(ctx, u.id).iter().filter_map(|g| order.get(g).copied()).collect();
+        mine.sort_unstable();
+        of_user.insert(u.id, mine.into_iter().map(|i| groups[i].name.clone()).collect());
     }
-    let mut rows: Vec<Row> = users
+    let rows: Vec<Row> = users
         .iter()
         .map(|u| Row {
             id: u.id,
@@ -142,7 +193,12 @@ async fn render(ctx: &Ctx, err: FormError, invitations: Vec<(String, String)>, n
             error: if err.form == format!("remove-{}", u.id) { err.message.clone() } else { String::new() },
         })
         .collect();
-    rows.sort_by_key(|r| (r.service, r.name.to_lowercase()));
+    // A refused removal of a member not on this page is shown above the table.
+    let unplaced = if err.form.starts_with("remove-") && rows.iter().all(|r| r.error.is_empty()) {
+        err.message.clone()
+    } else {
+        String::new()
+    };
     let status = if err.message.is_empty() { StatusCode::OK } else { StatusCode::BAD_REQUEST };
     let can_invite = ctx.can(Permission::Create, ctx.noun(ObjectType::OrgMember));
     let pending = if can_invite {
@@ -154,6 +210,11 @@ async fn render(ctx: &Ctx, err: FormError, invitations: Vec<(String, String)>, n
         base: ctx.base(),
         csrf: &ctx.csrf,
         rows,
+        q: lq.search().to_owned(),
+        pager,
+        pager_label: "Pages of members",
+        unplaced,
+        public_url: ctx.caller.state().config().public_url.is_some(),
         groups: groups.iter().map(|g| (g.id, g.name.clone())).collect(),
         can_invite,
         can_remove: ctx.can(Permission::Delete, ctx.noun(ObjectType::OrgMember)),
@@ -167,9 +228,14 @@ async fn render(ctx: &Ctx, err: FormError, invitations: Vec<(String, String)>, n
     ctx.page_status(status, "Members", "settings/members", p, notice)
 }
 
-async fn page(session: Session, Path(org): Path<String>, q: axum::extract::Query<Notice>) -> Page {
+async fn page(
+    session: Session,
+    Path(org): Path<String>,
+    q: axum::extract::Query<Notice>,
+    lq: axum::extract::Query<ListQuery>,
+) -> Page {
     let ctx = session.org(&org).await?;
-    render(&ctx, FormError::default(), vec![], q.0.take()).await
+    render(&ctx, &lq.0, FormError::default(), vec![], q.0.take()).await
 }
 
 /// Invites the emails typed (one per line, or separated by commas) into a group.
@@ -185,7 +251,7 @@ async fn invite(session: Session, Path(org): Path<String>, Form(form): Form<Vec<
     let refused = |e: ApiError| FormError::new("invite", &e, &["emails", "group_id"], fields(&form));
     if emails.is_empty() {
         let e = ApiError::invalid_body("`emails`: type at least one email address");
-        return render(&ctx, refused(e), vec![], None).await;
+        return render(&ctx, &ListQuery::default(), refused(e), vec![], None).await;
     }
     let mut invite = json!({"emails": emails});
     if !group.is_empty() {
@@ -204,16 +270,28 @@ async fn invite(session: Session, Path(org): Path<String>, Form(form): Form<Vec<
                 .invitations
                 .unwrap_or_default()
                 .into_iter()
-                .filter_map(|i| i.token.map(|t| (i.email, format!("/invitation?token={}", enc(&t)))))
+                .filter_map(|i| i.token.map(|t| (i.email, invitation_link(ctx.caller.state().config(), &t))))
                 .collect();
             let notice = format!(
                 "{} invited{}",
                 links.len(),
                 if joined > 0 { format!(", {joined} existing account(s) added") } else { String::new() }
             );
-            render(&ctx, FormError::default(), links, Some(notice)).await
+            render(&ctx, &ListQuery::default(), FormError::default(), links, Some(notice)).await
         }
-        Err(Fail(e)) => render(&ctx, refused(e), vec![], None).await,
+        Err(Fail(e)) => render(&ctx, &ListQuery::default(), refused(e), vec![], None).await,
+    }
+}
+
+/// The link that accepts an invitation: whole, on the server's configured public
+/// URL (`public_url`); without one, only its path. It is never built from the
+/// request's `Host` header: a link sent to someone else must not point wherever the
+/// request that made it said it came from.
+pub fn invitation_link(config: &crate::config::Config, token: &str) -> String {
+    let path = format!("/invitation?token={}", enc(token));
+    match config.public_url.as_deref().map(|u| u.trim_end_matches('/')).filter(|u| !u.is_empty()) {
+        Some(base) => format!("{base}{path}"),
+        None => path,
     }
 }
 
@@ -226,7 +304,7 @@ async fn remove(session: Session, Path((org, user)): Path<(String, Uuid)>) -> Pa
         Ok(_) => Ok(see_other(&format!("{}/settings/members?notice=Member%20removed", ctx.base()))),
         Err(e) => {
             let err = FormError::new(&format!("remove-{user}"), &e, &[], HashMap::new());
-            render(&ctx, err, vec![], None).await
+            render(&ctx, &ListQuery::default(), err, vec![], None).await
         }
     }
 }
@@ -242,15 +320,26 @@ struct MemberPage<'a> {
 }
 
 async fn member_render(ctx: &Ctx, user_id: Uuid, err: String, notice: Option<String>) -> Page {
-    let users = load_members(ctx).await?;
-    let Some(user) = users.into_iter().find(|u| u.id == user_id) else {
+    // A member of this organization (`GET /v1/user?ids=`: one the caller may list).
+    let id = user_id.to_string();
+    let found = user::list(
+        ctx.caller.clone(),
+        query(&[("limit", "1")])?,
+        query(&[("ids", id.as_str())])?,
+        query(&[("org_name", ctx.org_name())])?,
+    )
+    .await?
+    .0
+    .objects;
+    let Some(user) = found.into_iter().next() else {
         return Err(Fail(ApiError::not_found("user", user_id)));
     };
+    let mine = direct_groups(ctx, user_id);
     let groups = load_groups(ctx)
         .await?
         .into_iter()
         .map(|g| {
-            let member = g.member_users.iter().flatten().any(|u| *u == user_id);
+            let member = mine.contains(&g.id);
             let editable = ctx.can(Permission::Update, ObjectRefExt::group(g.id));
             (g.id, g.name, member, editable)
         })
@@ -287,8 +376,9 @@ async fn set_groups(
     let ctx = session.org(&org).await?;
     let want: Vec<&str> = all(&form, "group");
     let mut changed = 0;
+    let mine = direct_groups(&ctx, user);
     for g in load_groups(&ctx).await? {
-        let has = g.member_users.iter().flatten().any(|u| *u == user);
+        let has = mine.contains(&g.id);
         let wants = want.contains(&g.id.to_string().as_str());
         if has == wants {
             continue;
@@ -325,6 +415,9 @@ async fn revoke_invitation(session: Session, Path((org, id)): Path<(String, Uuid
     let q = query(&[("org_name", ctx.org_name())])?;
     match crate::routes::invitation::revoke(ctx.caller.clone(), crate::extract::Path(id), q).await {
         Ok(_) => Ok(see_other(&format!("{}/settings/members?notice=Invitation%20revoked", ctx.base()))),
-        Err(e) => render(&ctx, FormError::new("invitations", &e, &[], HashMap::new()), vec![], None).await,
+        Err(e) => {
+            let err = FormError::new("invitations", &e, &[], HashMap::new());
+            render(&ctx, &ListQuery::default(), err, vec![], None).await
+        }
     }
 }

@@ -9,12 +9,14 @@
 
 mod assets;
 mod auth;
+pub(crate) use auth::sso_failure_page;
 mod grants;
 mod groups;
 mod keys;
 mod members;
 mod projects;
 mod settings;
+mod sso;
 
 use crate::access::auth::{cookie, CSRF_COOKIE, CSRF_HEADER, IMPERSONATE_HEADER};
 use crate::access::Caller;
@@ -51,6 +53,7 @@ pub fn routes() -> Router<crate::state::App> {
         .merge(projects::routes())
         .merge(keys::routes())
         .merge(settings::routes())
+        .merge(sso::routes())
         .layer(axum::middleware::from_fn(forms))
 }
 
@@ -312,6 +315,7 @@ impl Ctx {
         org.push(item("settings/api-keys", "API keys"));
         if self.caller.is_owner(self.org.id) {
             org.push(item("settings/service-accounts", "Service accounts"));
+            org.push(item("settings/single-sign-on", "Single sign-on"));
         }
         if self.can(Permission::Read, self.noun(ObjectType::OrgAuditLogs)) {
             org.push(item("settings/audit-log", "Audit log"));
@@ -426,6 +430,95 @@ impl FormError {
         } else {
             ""
         }
+    }
+}
+
+/// Rows per page of the console's long lists.
+pub const PAGE_SIZE: usize = 50;
+
+/// Where a list page starts and what it is narrowed to, from its query string:
+/// `after` (the last id of the page before it), `before` (the first id of the page
+/// after it), `q` (a search). The API's cursor does the paging.
+#[derive(serde::Deserialize, Default, Clone)]
+pub struct ListQuery {
+    /// Start after this row.
+    #[serde(default)]
+    pub after: String,
+    /// End before this row.
+    #[serde(default)]
+    pub before: String,
+    /// The search text.
+    #[serde(default)]
+    pub q: String,
+    /// A page number (1 for the first), for lists paged in memory.
+    #[serde(default)]
+    pub page: usize,
+}
+
+/// The links to the pages around a list page (no script needed).
+#[derive(Default)]
+pub struct Pager {
+    /// The newer rows (the page before).
+    pub prev: Option<String>,
+    /// The older rows (the page after).
+    pub next: Option<String>,
+}
+
+impl Pager {
+    /// Whether there is any other page.
+    pub fn any(&self) -> bool {
+        self.prev.is_some() || self.next.is_some()
+    }
+}
+
+impl ListQuery {
+    /// The search, trimmed.
+    pub fn search(&self) -> &str {
+        self.q.trim()
+    }
+
+    /// The API's page parameters: one row more than a page (to know whether
+    /// another follows), from the cursor.
+    pub fn api_page(&self) -> Vec<(&'static str, String)> {
+        let mut p = vec![("limit", (PAGE_SIZE + 1).to_string())];
+        if !self.before.is_empty() {
+            p.push(("ending_before", self.before.clone()));
+        } else if !self.after.is_empty() {
+            p.push(("starting_after", self.after.clone()));
+        }
+        p
+    }
+
+    /// Cuts the rows the API answered to one page and links its neighbours; `href`
+    /// makes a link from the extra query pairs (the search is kept).
+    pub fn cut<T>(
+        &self,
+        mut rows: Vec<T>,
+        id: impl Fn(&T) -> String,
+        href: impl Fn(&str) -> String,
+    ) -> (Vec<T>, Pager) {
+        let backwards = !self.before.is_empty();
+        let (has_prev, has_next) = if backwards {
+            let more = rows.len() > PAGE_SIZE;
+            if more {
+                rows.remove(0);
+            }
+            (more, !rows.is_empty())
+        } else {
+            let more = rows.len() > PAGE_SIZE;
+            rows.truncate(PAGE_SIZE);
+            (!self.after.is_empty(), more)
+        };
+        let link = |k: &str, v: String| {
+            let mut pairs = vec![(k, v.as_str())];
+            if !self.search().is_empty() {
+                pairs.push(("q", self.search()));
+            }
+            href(&qs(&pairs))
+        };
+        let prev = rows.first().filter(|_| has_prev).map(|r| link("before", id(r)));
+        let next = rows.last().filter(|_| has_next).map(|r| link("after", id(r)));
+        (rows, Pager { prev, next })
     }
 }
 

@@ -4,7 +4,7 @@
 //! delete is the object's own API handler; the pages share one table and one form.
 
 use super::filters;
-use super::members::{load_members, name_of};
+use super::members::name_of;
 use super::{body, fields, one, query, see_other, Ctx, Fail, FormError, Notice, Page, Session};
 use crate::error::ApiError;
 use crate::routes::{ai_secret, audit_log, env_var, environment, project, project_score, project_tag};
@@ -44,6 +44,8 @@ struct AuditFilters {
     #[serde(default)]
     before_seq: String,
     #[serde(default)]
+    after_seq: String,
+    #[serde(default)]
     verify: String,
 }
 
@@ -62,14 +64,18 @@ struct AuditPage {
     range: String,
     ranges: Vec<(&'static str, &'static str, String)>,
     actor: String,
+    actor_error: String,
     event_type: String,
     resource_type: String,
-    actors: Vec<(String, String)>,
     event_types: Vec<&'static str>,
-    older: Option<String>,
+    pager: super::Pager,
+    pager_label: &'static str,
     chain: Option<(bool, String)>,
     verify_href: String,
 }
+
+/// Records per page of the audit log.
+const AUDIT_PAGE: usize = super::PAGE_SIZE;
 
 const EVENT_TYPES: [&str; 22] = [
     "acl.created",
@@ -110,23 +116,60 @@ async fn audit_page(session: Session, Path(org): Path<String>, q: axum::extract:
         _ => 7 * 24,
     };
     let since = castellan_api_types::format_time(ctx.caller.state().now() - hours * 3600 * 1_000_000);
-    let mut params = vec![("org_name", ctx.org_name()), ("since", since.as_str()), ("limit", "100")];
+    // The actor filter takes an email address (or a user id, as the rows link it).
+    let actor = f.actor.trim().to_owned();
+    let mut actor_error = String::new();
+    let actor_id = if actor.is_empty() || Uuid::parse_str(&actor).is_ok() {
+        actor.clone()
+    } else {
+        match users_where(&ctx, &[("email", actor.as_str())]).await?.first() {
+            Some(u) => u.id.to_string(),
+            None => {
+                actor_error = format!("no member of this organization has the email address `{actor}`");
+                Uuid::nil().to_string()
+            }
+        }
+    };
+    // One record more than a page, to know whether another follows.
+    let limit = (AUDIT_PAGE + 1).to_string();
+    let mut params = vec![("since", since.as_str()), ("limit", limit.as_str())];
     for (k, v) in [
-        ("actor_id", &f.actor),
+        ("actor_id", &actor_id),
         ("event_type", &f.event_type),
         ("resource_type", &f.resource_type),
         ("before_seq", &f.before_seq),
+        ("after_seq", &f.after_seq),
     ] {
         if !v.trim().is_empty() {
             params.push((k, v.trim()));
         }
     }
     let org_q = query(&[("org_name", ctx.org_name())])?;
-    let entries = audit_log::list(ctx.caller.clone(), org_q, query(&params[1..])?).await?.0.objects;
-    let members =
-        if ctx.can(Permission::Read, ctx.noun(ObjectType::OrgMember)) { load_members(&ctx).await? } else { vec![] };
-    let names: HashMap<Uuid, String> = members.iter().map(|u| (u.id, name_of(u))).collect();
-    let older = (entries.len() == 100).then(|| entries.last().map(|e| e.seq.to_string())).flatten();
+    let mut entries = audit_log::list(ctx.caller.clone(), org_q, query(&params)?).await?.0.objects;
+    let backwards = f.before_seq.trim().is_empty() && !f.after_seq.trim().is_empty();
+    let (has_newer, has_older) = if backwards {
+        let more = entries.len() > AUDIT_PAGE;
+        if more {
+            entries.remove(0);
+        }
+        (more, !entries.is_empty())
+    } else {
+        let more = entries.len() > AUDIT_PAGE;
+        entries.truncate(AUDIT_PAGE);
+        (!f.before_seq.trim().is_empty(), more)
+    };
+    // The names of the people on this page, in one query.
+    let mut ids: Vec<String> =
+        entries.iter().flat_map(|e| [e.actor_id, e.impersonator_id]).flatten().map(|u| u.to_string()).collect();
+    ids.sort();
+    ids.dedup();
+    let names: HashMap<Uuid, String> = if ctx.can(Permission::Read, ctx.noun(ObjectType::OrgMember)) && !ids.is_empty()
+    {
+        let by: Vec<(&str, &str)> = ids.iter().map(|i| ("ids", i.as_str())).collect();
+        users_where(&ctx, &by).await?.iter().map(|u| (u.id, name_of(u))).collect()
+    } else {
+        HashMap::new()
+    };
     let rows = entries
         .into_iter()
         .map(|e| {
@@ -140,42 +183,63 @@ async fn audit_page(session: Session, Path(org): Path<String>, q: axum::extract:
             }
             AuditRow { before: pretty(&e.before), after: pretty(&e.after), actor, e }
         })
-        .collect();
+        .collect::<Vec<_>>();
     // Chain verification, on demand: every record of the org, re-hashed.
     let chain = if f.verify == "1" { Some(verify_chain(&ctx).await?) } else { None };
     let base = ctx.base();
-    let href = |r: &str| {
-        format!(
-            "{base}/settings/audit-log?{}",
-            super::qs(&[
-                ("range", r),
-                ("actor", &f.actor),
-                ("event_type", &f.event_type),
-                ("resource_type", &f.resource_type)
-            ])
-        )
+    let href = |r: &str, extra: &[(&str, &str)]| {
+        let mut pairs = vec![
+            ("range", r),
+            ("actor", actor.as_str()),
+            ("event_type", &f.event_type),
+            ("resource_type", &f.resource_type),
+        ];
+        pairs.retain(|(k, v)| *k == "range" || !v.is_empty());
+        pairs.extend_from_slice(extra);
+        format!("{base}/settings/audit-log?{}", super::qs(&pairs))
     };
     let ranges = vec![
-        ("24h", "Last 24 hours", href("24h")),
-        ("7d", "Last 7 days", href("7d")),
-        ("30d", "Last 30 days", href("30d")),
+        ("24h", "Last 24 hours", href("24h", &[])),
+        ("7d", "Last 7 days", href("7d", &[])),
+        ("30d", "Last 30 days", href("30d", &[])),
     ];
-    let verify_href = format!("{}&verify=1", href(&range));
+    let first = rows.first().map(|r| r.e.seq.to_string());
+    let last = rows.last().map(|r| r.e.seq.to_string());
+    let pager = super::Pager {
+        prev: first.filter(|_| has_newer).map(|s| href(&range, &[("after_seq", s.as_str())])),
+        next: last.filter(|_| has_older).map(|s| href(&range, &[("before_seq", s.as_str())])),
+    };
+    let verify_href = href(&range, &[("verify", "1")]);
+    let status = if actor_error.is_empty() { StatusCode::OK } else { StatusCode::BAD_REQUEST };
     let p = AuditPage {
         base: base.clone(),
         rows,
         range,
         ranges,
-        actor: f.actor,
+        actor,
+        actor_error,
         event_type: f.event_type,
         resource_type: f.resource_type,
-        actors: members.iter().map(|u| (u.id.to_string(), name_of(u))).collect(),
         event_types: EVENT_TYPES.to_vec(),
-        older,
+        pager,
+        pager_label: "Pages of audit records",
         chain,
         verify_href,
     };
-    ctx.page("Audit log", "settings/audit-log", p, None)
+    ctx.page_status(status, "Audit log", "settings/audit-log", p, None)
+}
+
+/// The members of the organization matching a user-list filter (`GET /v1/user`).
+async fn users_where(ctx: &Ctx, filter: &[(&str, &str)]) -> Result<Vec<castellan_api_types::User>, Fail> {
+    Ok(crate::routes::user::list(
+        ctx.caller.clone(),
+        query(&[("limit", "1000")])?,
+        query(filter)?,
+        query(&[("org_name", ctx.org_name())])?,
+    )
+    .await?
+    .0
+    .objects)
 }
 
 /// Pages through `GET /v1/audit_log/chain` and verifies the hash chain.
@@ -395,11 +459,208 @@ const PROJECT_AI: Kind = Kind {
 const ONLINE: Kind = Kind {
     slug: "online-scoring",
     title: "Online scoring rules",
-    intro: "Rules that score a sample of new spans as they are logged. Create them with the API or CLI; they are listed here.",
+    intro: "Rules that score a sample of new spans as they are logged, with built-in scorers or this project's scorer prompts.",
     singular: "rule",
-    columns: &[("Name", "name"), ("Type", "score_type"), ("Description", "description")],
-    fields: &[],
+    columns: &[
+        ("Name", "name"),
+        ("Sampling", "_sampling"),
+        ("Scorers", "_scorers"),
+        ("Applies to", "_spans"),
+        ("Filter", "_filter"),
+    ],
+    // The dialog is its own (online_form); these name its fields for errors.
+    fields: &[
+        text("name", "Name", ""),
+        text("sampling_rate", "Sampling rate", ""),
+        text("scorers", "Scorers", ""),
+        text("btql_filter", "Filter", ""),
+        text("apply_to_span_names", "Span names", ""),
+        text("description", "Description", ""),
+    ],
 };
+
+/// The online scoring dialog: what was typed (or the defaults) and the scorers to
+/// pick from.
+struct OnlineForm {
+    name: String,
+    sampling_rate: String,
+    /// (form value, label, kind, checked)
+    scorers: Vec<(String, String, &'static str, bool)>,
+    btql_filter: String,
+    root: bool,
+    span_names: String,
+    skip_logging: bool,
+    description: String,
+}
+
+impl OnlineForm {
+    /// The built-in scorers are always offered; `prompts` are the project's scorer
+    /// prompts (id, name).
+    fn new(err: &FormError, prompts: &[(Uuid, String)]) -> OnlineForm {
+        let slug = ONLINE.slug;
+        let typed = err.is(slug);
+        let picked: Vec<&str> = err.value(slug, "scorer").lines().collect();
+        let mut scorers: Vec<(String, String, &'static str, bool)> = crate::scoring::builtin::NAMES
+            .iter()
+            .map(|n| (format!("global:{n}"), (*n).to_owned(), "Built-in", false))
+            .collect();
+        scorers.extend(prompts.iter().map(|(id, n)| (format!("function:{id}"), n.clone(), "Scorer prompt", false)));
+        for s in &mut scorers {
+            s.3 = picked.contains(&s.0.as_str());
+        }
+        OnlineForm {
+            name: err.value(slug, "name").to_owned(),
+            sampling_rate: if typed { err.value(slug, "sampling_rate").to_owned() } else { "0.1".into() },
+            scorers,
+            btql_filter: err.value(slug, "btql_filter").to_owned(),
+            root: !typed || err.value(slug, "apply_to_root_span") == "1",
+            span_names: err.value(slug, "apply_to_span_names").to_owned(),
+            skip_logging: err.value(slug, "skip_logging") == "1",
+            description: err.value(slug, "description").to_owned(),
+        }
+    }
+
+    fn builtin(&self) -> impl Iterator<Item = &(String, String, &'static str, bool)> {
+        self.scorers.iter().filter(|s| s.2 == "Built-in")
+    }
+
+    fn prompts(&self) -> impl Iterator<Item = &(String, String, &'static str, bool)> {
+        self.scorers.iter().filter(|s| s.2 != "Built-in")
+    }
+
+    fn has_prompts(&self) -> bool {
+        self.prompts().next().is_some()
+    }
+}
+
+/// The project's scorer prompts (`GET /v1/prompt`, those whose `function_type` is
+/// `scorer`): id and name.
+async fn scorer_prompts(ctx: &Ctx, project: Uuid) -> Result<Vec<(Uuid, String)>, Fail> {
+    let pid = project.to_string();
+    let all = crate::routes::prompt::list(
+        ctx.caller.clone(),
+        query(&[("limit", "1000")])?,
+        query(&[])?,
+        query(&[])?,
+        query(&[("project_id", pid.as_str())])?,
+        query(&[("org_name", ctx.org_name())])?,
+    )
+    .await?
+    .0
+    .objects;
+    let mut out: Vec<(Uuid, String)> =
+        all.into_iter().filter(|f| f.function_type.as_deref() == Some("scorer")).map(|f| (f.id, f.name)).collect();
+    out.sort_by_key(|(_, n)| n.to_lowercase());
+    Ok(out)
+}
+
+/// The body of `POST /v1/project_score` for the online scoring dialog; a field the
+/// console itself can tell is wrong is refused before the API is asked.
+fn online_body(project: Uuid, form: &[(String, String)]) -> Result<Value, ApiError> {
+    let name = one(form, "name").trim();
+    let rate = one(form, "sampling_rate").trim();
+    let rate: f64 = match rate {
+        "" => {
+            return Err(ApiError::invalid_body("`sampling_rate`: type how much of the traffic to score, from 0 to 1"))
+        }
+        r => r.parse().map_err(|_| {
+            ApiError::invalid_body(format!(
+                "`sampling_rate`: `{r}` is not a number; type one from 0 to 1 (0.1 scores one span in ten)"
+            ))
+        })?,
+    };
+    let scorers: Vec<Value> = super::all(form, "scorer")
+        .into_iter()
+        .filter_map(|s| match s.split_once(':') {
+            Some(("global", n)) => Some(json!({"type": "global", "name": n})),
+            Some(("function", id)) => Some(json!({"type": "function", "id": id})),
+            _ => None,
+        })
+        .collect();
+    if scorers.is_empty() {
+        return Err(ApiError::invalid_body("`scorers`: choose at least one scorer"));
+    }
+    let names: Vec<&str> =
+        one(form, "apply_to_span_names").split([',', '\n']).map(str::trim).filter(|n| !n.is_empty()).collect();
+    let mut online = json!({
+        "sampling_rate": rate,
+        "scorers": scorers,
+        "apply_to_root_span": one(form, "apply_to_root_span") == "1",
+        "skip_logging": one(form, "skip_logging") == "1",
+    });
+    let filter = one(form, "btql_filter").trim();
+    if !filter.is_empty() {
+        online["btql_filter"] = json!(filter);
+    }
+    if !names.is_empty() {
+        online["apply_to_span_names"] = json!(names);
+    }
+    let description = Some(one(form, "description").trim()).filter(|d| !d.is_empty());
+    Ok(json!({
+        "project_id": project,
+        "name": name,
+        "score_type": "online",
+        "description": description,
+        "config": {"online": online},
+    }))
+}
+
+/// The dialog field an API message about `config.online.…` is about.
+fn online_field(message: &str) -> Option<&'static str> {
+    [
+        ("config.online.sampling_rate", "sampling_rate"),
+        ("config.online.scorers", "scorers"),
+        ("config.online.btql_filter", "btql_filter"),
+        ("config.online.apply_to_span_names", "apply_to_span_names"),
+    ]
+    .into_iter()
+    .find(|(path, _)| message.contains(&format!("`{path}")))
+    .map(|(_, f)| f)
+}
+
+/// An online rule's cells: its sampling, scorers (by name), spans and filter.
+fn online_cells(v: &mut Value, prompts: &[(Uuid, String)]) {
+    let o = v.pointer("/config/online").cloned().unwrap_or(Value::Null);
+    let rate = o.get("sampling_rate").and_then(Value::as_f64).unwrap_or(0.0);
+    let scorers: Vec<String> = o
+        .get("scorers")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|s| match (s.get("name").and_then(Value::as_str), s.get("id").and_then(Value::as_str)) {
+                    (Some(n), _) => n.to_owned(),
+                    (None, Some(id)) => prompts
+                        .iter()
+                        .find(|(p, _)| p.to_string() == id)
+                        .map(|(_, n)| n.clone())
+                        .unwrap_or_else(|| id.to_owned()),
+                    _ => "?".into(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let names: Vec<&str> = o
+        .get("apply_to_span_names")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let root = o.get("apply_to_root_span").and_then(Value::as_bool).unwrap_or(names.is_empty());
+    let mut spans = Vec::new();
+    if root {
+        spans.push("root span".to_owned());
+    }
+    if !names.is_empty() {
+        spans.push(format!("spans named {}", names.join(", ")));
+    }
+    let paused = o.get("status").and_then(Value::as_str) == Some("paused");
+    v["_sampling"] = json!(format!("{}%{}", (rate * 1000.0).round() / 10.0, if paused { " (paused)" } else { "" }));
+    v["_scorers"] = json!(scorers.join(", "));
+    v["_spans"] = json!(if spans.is_empty() { "no spans".to_owned() } else { spans.join(" and ") });
+    v["_filter"] = json!(o.get("btql_filter").and_then(Value::as_str).unwrap_or("—"));
+    if o.get("skip_logging").and_then(Value::as_bool) == Some(true) {
+        v["_scorers"] = json!(format!("{} (not logged)", scorers.join(", ")));
+    }
+}
 
 fn org_kind(slug: &str) -> Result<&'static Kind, Fail> {
     [&AI, &ENV, &ENVS]
@@ -443,7 +704,12 @@ fn cell(v: &Value, key: &str) -> String {
 }
 
 /// The objects of a kind, as JSON (each through its list endpoint).
-async fn list_kind(ctx: &Ctx, kind: &Kind, project: Option<Uuid>) -> Result<Vec<Value>, Fail> {
+async fn list_kind(
+    ctx: &Ctx,
+    kind: &Kind,
+    project: Option<Uuid>,
+    prompts: &[(Uuid, String)],
+) -> Result<Vec<Value>, Fail> {
     let c = ctx.caller.clone();
     let org = query(&[("org_name", ctx.org_name())]);
     let lim = || query(&[("limit", "1000")]);
@@ -488,7 +754,11 @@ async fn list_kind(ctx: &Ctx, kind: &Kind, project: Option<Uuid>) -> Result<Vec<
             };
             let mut p = vec![("project_id", pid.as_str())];
             p.extend(types.iter().map(|t| ("score_type", *t)));
-            to_values(project_score::list(c, lim()?, query(&p)?, org?).await?.0.objects)
+            let mut out = to_values(project_score::list(c, lim()?, query(&p)?, org?).await?.0.objects)?;
+            if kind.slug == "online-scoring" {
+                out.iter_mut().for_each(|v| online_cells(v, prompts));
+            }
+            Ok(out)
         }
         _ => Ok(vec![]),
     }
@@ -551,6 +821,10 @@ async fn create_kind(ctx: &Ctx, kind: &Kind, project: Option<Uuid>, form: &[(Str
             }
             project_score::create(c, b(v)?).await?;
         }
+        "online-scoring" => {
+            let project = project.ok_or_else(|| ApiError::bad_request("online scoring rules belong to a project"))?;
+            project_score::create(c, b(online_body(project, form)?)?).await?;
+        }
         _ => return Err(ApiError::bad_request(format!("{} are created with the API", kind.title))),
     }
     Ok(())
@@ -593,9 +867,15 @@ fn badges(kind: &Kind, v: &Value, now: i64) -> Vec<(String, &'static str)> {
     out
 }
 
-async fn section(ctx: &Ctx, kind: &'static Kind, project: Option<Uuid>, action: String) -> Result<Section, Fail> {
+async fn section(
+    ctx: &Ctx,
+    kind: &'static Kind,
+    project: Option<Uuid>,
+    action: String,
+    prompts: &[(Uuid, String)],
+) -> Result<Section, Fail> {
     let now = ctx.caller.state().now();
-    let items = list_kind(ctx, kind, project)
+    let items = list_kind(ctx, kind, project, prompts)
         .await?
         .iter()
         .map(|v| Item {
@@ -637,11 +917,12 @@ struct KindPage<'a> {
     sections: Vec<Section>,
     err: FormError,
     comparison: Option<(String, String, bool)>,
+    online: Option<OnlineForm>,
 }
 
 async fn org_render(ctx: &Ctx, slug: &str, err: FormError, notice: Option<String>) -> Page {
     let kind = org_kind(slug)?;
-    let sec = section(ctx, kind, None, format!("{}/settings/{}", ctx.base(), kind.slug)).await?;
+    let sec = section(ctx, kind, None, format!("{}/settings/{}", ctx.base(), kind.slug), &[]).await?;
     let status = if err.message.is_empty() { StatusCode::OK } else { FormError::status_of(&err) };
     let p = KindPage {
         csrf: &ctx.csrf,
@@ -652,6 +933,7 @@ async fn org_render(ctx: &Ctx, slug: &str, err: FormError, notice: Option<String
         sections: vec![sec],
         err,
         comparison: None,
+        online: None,
     };
     ctx.page_status(status, kind.title, &format!("settings/{}", kind.slug), p, notice)
 }
@@ -695,10 +977,13 @@ async fn project_render(ctx: &Ctx, id: Uuid, err: FormError, notice: Option<Stri
     if p.org_id != ctx.org.id.0 {
         return Err(Fail(ApiError::not_found("project", id)));
     }
+    let prompts = scorer_prompts(ctx, id).await?;
     let mut sections = Vec::new();
     for kind in [&PROJECT_AI, &TAGS, &REVIEW, &AGGREGATE, &ONLINE] {
-        sections.push(section(ctx, kind, Some(id), format!("{}/p/{id}/settings/{}", ctx.base(), kind.slug)).await?);
+        let action = format!("{}/p/{id}/settings/{}", ctx.base(), kind.slug);
+        sections.push(section(ctx, kind, Some(id), action, &prompts).await?);
     }
+    let online = OnlineForm::new(&err, &prompts);
     let key =
         p.settings.as_ref().and_then(|s| s.get("comparison_key")).and_then(Value::as_str).unwrap_or("").to_owned();
     let can_update = ctx.can(Permission::Update, ObjectRef::new(ObjectType::Project, id));
@@ -712,6 +997,7 @@ async fn project_render(ctx: &Ctx, id: Uuid, err: FormError, notice: Option<Stri
         sections,
         err,
         comparison: Some((format!("{}/p/{id}/settings", ctx.base()), key, can_update)),
+        online: Some(online),
     };
     ctx.page_status(status, &p.name, "projects", page, notice)
 }
@@ -761,10 +1047,14 @@ async fn project_kind_create(
     let ctx = session.org(&org).await?;
     let kind = project_kind(&slug)?;
     match create_kind(&ctx, kind, Some(id), &form).await {
-        Ok(()) => Ok(see_other(&format!("{}/p/{id}/settings?notice=Created", ctx.base()))),
+        Ok(()) => Ok(see_other(&format!("{}/p/{id}/settings?notice=Created#{}", ctx.base(), kind.slug))),
         Err(e) => {
             let names: Vec<&str> = kind.fields.iter().map(|f| f.name).collect();
-            project_render(&ctx, id, FormError::new(kind.slug, &e, &names, fields(&form)), None).await
+            let mut err = FormError::new(kind.slug, &e, &names, fields(&form));
+            if err.field.is_empty() {
+                err.field = online_field(&err.message).unwrap_or_default().to_owned();
+            }
+            project_render(&ctx, id, err, None).await
         }
     }
 }

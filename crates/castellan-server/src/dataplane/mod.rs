@@ -14,6 +14,8 @@ use crate::error::{ApiError, ApiResult};
 use axum::http::HeaderMap;
 use std::sync::Arc;
 
+pub use crate::load::IngestLoad;
+
 /// The data plane's shared state: the write queue every event write goes through.
 #[derive(Clone)]
 pub struct DataPlane {

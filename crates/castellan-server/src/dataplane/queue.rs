@@ -76,7 +76,10 @@ async fn run(store: DataWriter, state: AppState, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        match write(&store, &state, group.iter().map(|j| &j.work)).await {
+        let started = std::time::Instant::now();
+        let outcome = write(&store, &state, group.iter().map(|j| &j.work)).await;
+        state.ingest_load().record(started.elapsed(), rows);
+        match outcome {
             Ok(ids) => {
                 for (job, id) in group.into_iter().zip(ids) {
                     let _ = job.reply.send(id);

@@ -194,6 +194,14 @@ pub fn root_span_id(id: &str, row: &Map<String, Value>) -> String {
     }
 }
 
+/// The row's span id: its `span_id`, else its own id (as reads answer it).
+pub fn span_id(id: &str, row: &Map<String, Value>) -> String {
+    match row.get("span_id") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => id.to_owned(),
+    }
+}
+
 /// A root span, or a row without spans: `span_parents` is absent, null or empty.
 pub fn is_root(row: &Map<String, Value>) -> bool {
     match row.get("span_parents") {

@@ -23,15 +23,11 @@ pub(crate) fn routes() -> OpenApiRouter<crate::state::App> {
 }
 
 async fn with_owners(tx: &mut dyn Tx, keys: &[KeyRecord]) -> ApiResult<Vec<ApiKey>> {
-    let mut users: HashMap<UserId, Option<UserRecord>> = HashMap::new();
-    let mut out = Vec::with_capacity(keys.len());
-    for k in keys {
-        if let std::collections::hash_map::Entry::Vacant(slot) = users.entry(k.user_id) {
-            slot.insert(tx.get_user(k.user_id).await?);
-        }
-        out.push(dto::api_key(k, users.get(&k.user_id).and_then(Option::as_ref)));
-    }
-    Ok(out)
+    let mut ids: Vec<UserId> = keys.iter().map(|k| k.user_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let users: HashMap<UserId, UserRecord> = tx.get_users(&ids).await?.into_iter().map(|u| (u.id, u)).collect();
+    Ok(keys.iter().map(|k| dto::api_key(k, users.get(&k.user_id))).collect())
 }
 
 /// The API key list's filters.
@@ -61,6 +57,7 @@ pub async fn list(
         kind: KeyKind::ApiKey,
         orgs: scope.orgs().to_vec(),
         user: if owns_any { None } else { Some(caller.user.id) },
+        users: vec![],
         ids: f.ids,
         name: f.api_key_name,
     };
@@ -137,6 +134,7 @@ pub async fn list_org(
         kind: KeyKind::ApiKey,
         orgs,
         user: if owner { None } else { Some(caller.user.id) },
+        users: vec![],
         ids: f.ids,
         name: f.api_key_name,
     };
@@ -168,6 +166,7 @@ pub async fn create(caller: Caller, Body(body): Body<CreateApiKey>) -> ApiResult
     };
     let expires_at = super::future_time("expires_at", body.expires_at.as_deref(), caller.state().now())?;
     let permit = caller.new_key_permit(org.id)?;
+    caller.check_sso_for_new_key(org.id).await?;
     caller.state().limits().tokens.check(&format!("tokens:{}", caller.user.id))?;
     let mut w = caller.state().write(&permit).await?;
     let (record, raw) =

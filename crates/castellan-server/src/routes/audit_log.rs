@@ -90,6 +90,11 @@ pub struct AuditQuery {
     /// Only records before this one: the `seq` of the last record of the previous page.
     #[serde(default, deserialize_with = "seq")]
     before_seq: Option<u64>,
+    /// Only records after this one: the `seq` of the first record of the page after
+    /// this one in the newest-first order. The records just after it are answered
+    /// (still newest first), so a page can be walked back.
+    #[serde(default, deserialize_with = "seq")]
+    after_seq: Option<u64>,
     /// The most records to return, at most 1000 (the default).
     #[serde(default)]
     #[param(value_type = Option<usize>)]
@@ -98,7 +103,8 @@ pub struct AuditQuery {
 
 /// The org's audit records, newest first. Filters: `since`/`until` (RFC 3339),
 /// `actor_id`, `event_type` (exact, or a prefix ending in `.` such as `acl.`),
-/// `resource_type`, `resource_id`. Page with `before_seq` = the last record's `seq`.
+/// `resource_type`, `resource_id`. Page with `before_seq` = the last record's `seq`
+/// (older records), or back with `after_seq` = the first record's `seq` (newer ones).
 #[utoipa::path(get, path = "/v1/audit_log", tag = "AuditLog", params(OrgName, AuditQuery),
     responses((status = 200, body = ListResponse<AuditLogEntry>)))]
 pub async fn list(
@@ -116,6 +122,7 @@ pub async fn list(
         event_type: q.event_type,
         resource_type: q.resource_type,
         resource_id: q.resource_id,
+        after_seq: q.after_seq,
     };
     let mut tx = caller.state().read(&permit).await?;
     let rows = tx.list_audit(&filter, q.before_seq, q.limit.get()).await?;

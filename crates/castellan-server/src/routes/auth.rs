@@ -35,7 +35,13 @@ fn secure(state: &AppState, parts: &Parts) -> bool {
         || parts.headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) == Some("https")
 }
 
-fn cookie_header(name: &str, value: &str, max_age_secs: i64, http_only: bool, secure: bool) -> Option<HeaderValue> {
+pub(crate) fn cookie_header(
+    name: &str,
+    value: &str,
+    max_age_secs: i64,
+    http_only: bool,
+    secure: bool,
+) -> Option<HeaderValue> {
     let mut c = format!("{name}={value}; Path=/; SameSite=Lax; Max-Age={max_age_secs}");
     if http_only {
         c.push_str("; HttpOnly");
@@ -49,9 +55,9 @@ fn cookie_header(name: &str, value: &str, max_age_secs: i64, http_only: bool, se
 /// Request facts the sign-in needs besides the body.
 #[derive(Clone)]
 pub struct ClientFacts {
-    ip: Option<String>,
-    user_agent: Option<String>,
-    secure: bool,
+    pub(crate) ip: Option<String>,
+    pub(crate) user_agent: Option<String>,
+    pub(crate) secure: bool,
 }
 
 impl ClientFacts {
@@ -109,7 +115,8 @@ pub async fn login(
         limits.login_by_email.check(&email_key)?;
         limits.backoff_unknown.check(&email_key)?;
     }
-    let signed_in = state.sign_in(&email, body.password, facts.user_agent, facts.ip).await?;
+    let break_glass = body.break_glass.unwrap_or(false);
+    let signed_in = state.sign_in(&email, body.password, break_glass, facts.user_agent, facts.ip).await?;
     let Some(SignedIn { user, session, token, csrf }) = signed_in else {
         limits.backoff.failed(&pair_key);
         limits.backoff_ip.failed(&ip_key);

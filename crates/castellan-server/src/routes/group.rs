@@ -10,8 +10,9 @@ use crate::seed::BUILTIN_GROUPS;
 use axum::Json;
 use castellan_api_types::{format_time, CreateGroup, Group, ListResponse, PatchGroup};
 use castellan_core::{GroupId, Name, ObjectRef, ObjectType, OrgId, Permission, UserId};
-use castellan_store::{GroupFilter, GroupRecord, Paged, Tx};
+use castellan_store::{GroupFilter, GroupMember, GroupRecord, Paged, Tx};
 use serde::Deserialize;
+use std::collections::HashMap;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -34,7 +35,31 @@ fn is_builtin(g: &GroupRecord) -> bool {
 pub async fn to_wire(tx: &mut dyn Tx, g: &GroupRecord) -> ApiResult<Group> {
     let users = tx.group_users(g.id).await?;
     let groups = tx.group_groups(g.id).await?;
-    Ok(Group {
+    Ok(wire(g, users.into_iter().map(|u| u.0).collect(), groups.into_iter().map(|g| g.0).collect()))
+}
+
+/// Groups on the wire, their members read in one query for all of them.
+pub async fn to_wire_all(tx: &mut dyn Tx, groups: &[GroupRecord]) -> ApiResult<Vec<Group>> {
+    let ids: Vec<GroupId> = groups.iter().map(|g| g.id).collect();
+    let mut members: HashMap<GroupId, (Vec<Uuid>, Vec<Uuid>)> = HashMap::new();
+    for (g, m) in tx.group_members(&ids).await? {
+        let entry = members.entry(g).or_default();
+        match m {
+            GroupMember::User(u) => entry.0.push(u.0),
+            GroupMember::Group(x) => entry.1.push(x.0),
+        }
+    }
+    Ok(groups
+        .iter()
+        .map(|g| {
+            let (users, nested) = members.remove(&g.id).unwrap_or_default();
+            wire(g, users, nested)
+        })
+        .collect())
+}
+
+fn wire(g: &GroupRecord, users: Vec<Uuid>, groups: Vec<Uuid>) -> Group {
+    Group {
         id: g.id.0,
         org_id: g.org_id.0,
         user_id: g.user_id.map(|u| u.0),
@@ -42,9 +67,9 @@ pub async fn to_wire(tx: &mut dyn Tx, g: &GroupRecord) -> ApiResult<Group> {
         name: g.name.clone(),
         description: g.description.clone(),
         deleted_at: None,
-        member_users: Some(users.into_iter().map(|u| u.0).collect()),
-        member_groups: Some(groups.into_iter().map(|g| g.0).collect()),
-    })
+        member_users: Some(users),
+        member_groups: Some(groups),
+    }
 }
 
 /// Checks that every user is a member of `org` and every group is a live group of it.
@@ -122,6 +147,14 @@ pub struct GroupFilters {
     /// Only the group of this name.
     #[serde(default, deserialize_with = "empty_as_none")]
     group_name: Option<String>,
+    /// Castellan extension: only groups whose name contains this text (ignoring the
+    /// case of ASCII letters).
+    #[serde(default, deserialize_with = "empty_as_none")]
+    search: Option<String>,
+    /// Castellan extension: `false` answers each group without its member lists
+    /// (`member_users` and `member_groups` are null), to list many groups cheaply.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    with_members: Option<bool>,
 }
 
 /// Groups the caller can read, newest first.
@@ -134,7 +167,7 @@ pub async fn list(
     Query(org): Query<OrgName>,
 ) -> ApiResult<Json<ListResponse<Group>>> {
     let scope = caller.list_scope(org.get()).await?;
-    let filter = GroupFilter { orgs: scope.orgs().to_vec(), ids: f.ids, name: f.group_name };
+    let filter = GroupFilter { orgs: scope.orgs().to_vec(), ids: f.ids, name: f.group_name, search: f.search };
     let (limit, cursor) = (page.limit(), page.cursor()?);
     let mut tx = caller.state().read_scope(&scope).await?;
     let key = match cursor.id() {
@@ -146,11 +179,14 @@ pub async fn list(
     let req = cursor.resolve(limit, key)?;
     let rows =
         fill!(req, |w| tx.list_groups(&filter, &w), |g: &GroupRecord| scope.visible(Permission::Read, group_ref(g.id)));
-    let mut out = Vec::with_capacity(rows.len());
-    for g in &rows {
-        out.push(to_wire(&mut *tx, g).await?);
-    }
-    Ok(Json(ListResponse { objects: out }))
+    let objects = if f.with_members == Some(false) {
+        rows.iter()
+            .map(|g| Group { member_users: None, member_groups: None, ..wire(g, Vec::new(), Vec::new()) })
+            .collect()
+    } else {
+        to_wire_all(&mut *tx, &rows).await?
+    };
+    Ok(Json(ListResponse { objects }))
 }
 
 async fn create_or_replace(caller: Caller, body: CreateGroup, replace: bool) -> ApiResult<Written<Group>> {

@@ -42,6 +42,8 @@ pub mod service_token;
 pub(crate) mod setting;
 pub mod simulated_user;
 pub mod span_iframe;
+pub mod sso;
+pub mod sso_config;
 pub mod summarize;
 pub mod usage;
 pub mod user;
@@ -291,6 +293,8 @@ pub fn api() -> utoipa_axum::router::OpenApiRouter<crate::state::App> {
         .merge(usage::routes())
         .merge(btql::routes())
         .merge(scim_token::routes())
+        .merge(sso_config::routes())
+        .merge(sso::routes())
 }
 
 /// The whole application.

@@ -410,11 +410,6 @@ fn check_destination(caller: &Caller, config: &Value) -> ApiResult<()> {
     }
 }
 
-/// A new webhook signing secret.
-fn new_signing_secret() -> String {
-    format!("whsec_{}", hex::encode(rand::random::<[u8; 32]>()))
-}
-
 /// The signing secret sealed on `a`, if any.
 fn stored_signing_secret(caller: &Caller, a: &AdminRecord) -> ApiResult<Option<String>> {
     Ok(crate::webhook::opened_webhook(caller.state(), a)?.0)
@@ -480,7 +475,7 @@ async fn create_or_replace(
                 None => None,
             };
             let signing = signing.unwrap_or_else(|| {
-                let s = new_signing_secret();
+                let s = crate::webhook::new_signing_secret();
                 fresh_secret = Some(s.clone());
                 s
             });
@@ -551,7 +546,7 @@ pub async fn update(
         if let Some(headers) = headers {
             let before = setting::load::<Kind>(&caller, id, Permission::Update).await?;
             let signing = stored_signing_secret(&caller, &before)?.unwrap_or_else(|| {
-                let s = new_signing_secret();
+                let s = crate::webhook::new_signing_secret();
                 fresh_secret = Some(s.clone());
                 s
             });

@@ -283,37 +283,26 @@ fn check_online(v: &Value) -> ApiResult<()> {
     boolean("config.online.skip_logging", opt(m, "skip_logging"))?;
     strings("config.online.apply_to_span_names", opt(m, "apply_to_span_names"))?;
     one_of("config.online.status", opt(m, "status"), &["active", "paused"])?;
+    // Only span scope is run. Braintrust's API names trace scope (`idle_seconds`) and
+    // group scope (`group_by`, `placement`, …) but not what their scorers receive or
+    // where their scores go, so such rules are refused rather than stored and never
+    // run.
     if let Some(scope) = opt(m, "scope") {
         match scope.get("type").and_then(Value::as_str) {
             Some("span") => {
                 object("config.online.scope", scope, &["type"])?;
             }
-            Some("trace") => {
-                let s = object("config.online.scope", scope, &["type", "idle_seconds"])?;
-                number_in("config.online.scope.idle_seconds", opt(s, "idle_seconds"), 0.0, f64::MAX)?;
+            Some(t @ ("trace" | "group")) => {
+                return Err(bad(format!(
+                    "`config.online.scope`: `{t}` scope is not supported; Castellan scores each span on its own \
+                     (use `{{\"type\": \"span\"}}` or leave `scope` out)"
+                )))
             }
-            Some("group") => {
-                let s = object(
-                    "config.online.scope",
-                    scope,
-                    &["type", "group_by", "placement", "idle_seconds", "interval_seconds", "max_traces"],
-                )?;
-                if s.get("group_by").and_then(Value::as_str).is_none_or(str::is_empty) {
-                    return Err(bad("`config.online.scope.group_by` is required for a group scope".into()));
-                }
-                if s.get("placement").is_none() {
-                    return Err(bad("`config.online.scope.placement` is required for a group scope".into()));
-                }
-                one_of("config.online.scope.placement", s.get("placement"), &["first", "each"])?;
-                number_in("config.online.scope.idle_seconds", opt(s, "idle_seconds"), 0.0, f64::MAX)?;
-                number_in("config.online.scope.interval_seconds", opt(s, "interval_seconds"), 1.0, f64::MAX)?;
-                match opt(s, "max_traces") {
-                    None => {}
-                    Some(n) if n.as_u64().is_some_and(|n| (1..=64).contains(&n)) => {}
-                    Some(n) => return Err(bad(format!("`config.online.scope.max_traces` must be 1 to 64, got `{n}`"))),
-                }
+            _ => {
+                return Err(bad(
+                    "`config.online.scope.type` must be `span` (`trace` and `group` are not supported)".into()
+                ))
             }
-            _ => return Err(bad("`config.online.scope.type` must be `span`, `trace` or `group`".into())),
         }
     }
     Ok(())

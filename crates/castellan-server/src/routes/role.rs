@@ -11,6 +11,7 @@ use castellan_api_types::{format_time, CreateRole, ListResponse, MemberPermissio
 use castellan_core::{Name, ObjectRef, ObjectType, OrgId, Permission, RoleId};
 use castellan_store::{Paged, RoleFilter, RolePermission, RoleRecord, Tx};
 use serde::Deserialize;
+use std::collections::HashMap;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -33,7 +34,29 @@ fn system_role_error(r: &RoleRecord) -> ApiError {
 pub async fn to_wire(tx: &mut dyn Tx, r: &RoleRecord) -> ApiResult<Role> {
     let perms = tx.role_permissions(r.id).await?;
     let roles = tx.role_roles(r.id).await?;
-    Ok(Role {
+    Ok(wire(r, perms, roles))
+}
+
+/// Roles on the wire, their contents read in two queries for all of them.
+async fn to_wire_all(tx: &mut dyn Tx, records: &[RoleRecord]) -> ApiResult<Vec<Role>> {
+    let ids: Vec<RoleId> = records.iter().map(|r| r.id).collect();
+    let (perms, inherits) = tx.role_contents(&ids).await?;
+    let mut perms_of: HashMap<RoleId, Vec<RolePermission>> = HashMap::new();
+    for (r, p) in perms {
+        perms_of.entry(r).or_default().push(p);
+    }
+    let mut roles_of: HashMap<RoleId, Vec<RoleId>> = HashMap::new();
+    for (r, m) in inherits {
+        roles_of.entry(r).or_default().push(m);
+    }
+    Ok(records
+        .iter()
+        .map(|r| wire(r, perms_of.remove(&r.id).unwrap_or_default(), roles_of.remove(&r.id).unwrap_or_default()))
+        .collect())
+}
+
+fn wire(r: &RoleRecord, perms: Vec<RolePermission>, roles: Vec<RoleId>) -> Role {
+    Role {
         id: r.id.0,
         org_id: r.org_id.map(|o| o.0),
         user_id: r.user_id.map(|u| u.0),
@@ -48,7 +71,7 @@ pub async fn to_wire(tx: &mut dyn Tx, r: &RoleRecord) -> ApiResult<Role> {
                 .collect(),
         ),
         member_roles: Some(roles.into_iter().map(|r| r.0).collect()),
-    })
+    }
 }
 
 fn to_pair(m: &MemberPermission) -> RolePermission {
@@ -154,11 +177,7 @@ pub async fn list(
     };
     let req = cursor.resolve(limit, key)?;
     let rows = fill!(req, |w| tx.list_roles(&filter, &w), visible);
-    let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
-        out.push(to_wire(&mut *tx, r).await?);
-    }
-    Ok(Json(ListResponse { objects: out }))
+    Ok(Json(ListResponse { objects: to_wire_all(&mut *tx, &rows).await? }))
 }
 
 async fn create_or_replace(caller: Caller, body: CreateRole, replace: bool) -> ApiResult<Written<Role>> {

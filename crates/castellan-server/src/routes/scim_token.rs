@@ -75,7 +75,14 @@ pub async fn list(
             owners_only(&caller, *o)?;
         }
     }
-    let filter = KeyFilter { kind: KeyKind::ScimToken, orgs: owned, user: None, ids: f.ids, name: f.scim_token_name };
+    let filter = KeyFilter {
+        kind: KeyKind::ScimToken,
+        orgs: owned,
+        user: None,
+        users: vec![],
+        ids: f.ids,
+        name: f.scim_token_name,
+    };
     let (limit, cursor) = (page.limit(), page.cursor()?);
     let mut tx = caller.state().read_scope(&scope).await?;
     let key = match cursor.id() {

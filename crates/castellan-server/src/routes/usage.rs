@@ -183,8 +183,8 @@ async fn current(caller: &Caller, org: OrgId, permit: &crate::access::Permit) ->
 
 fn wire(org: OrgId, plan: &Plan, stored: Option<&PlanRecord>) -> OrgPlan {
     match stored {
-        Some(r) => plan.wire(org, "api", Some(r.updated)),
-        None => plan.wire(org, "config", None),
+        Some(r) => plan.wire(org, "api", Some(r.updated), r.alert_secret.as_ref().and(r.alert_secret_updated)),
+        None => plan.wire(org, "config", None, None),
     }
 }
 
@@ -222,19 +222,41 @@ async fn set(caller: Caller, id: OrgId, body: PlanUpdate, base_is_default: bool)
     let permit = caller.require(Permission::Update, ObjectRef::new(ObjectType::OrgAccount, org.0)).await?;
     let (plan, stored) = current(&caller, org, &permit).await?;
     let base = if base_is_default { default_plan(caller.state()) } else { plan.clone() };
+    let rotate = body.rotate_alert_signing_secret == Some(true);
     let next = base.updated(body).map_err(ApiError::invalid_body)?;
+    if rotate && next.alert_webhook_url.is_none() {
+        return Err(ApiError::invalid_body(
+            "`rotate_alert_signing_secret` needs an `alert_webhook_url`: the plan has none to sign for",
+        ));
+    }
     let before = wire(org, &plan, stored.as_ref());
     let mut w = caller.state().write(&permit).await?;
+    let now = w.now();
+    // The webhook's signing secret: generated when a URL is first set or on request,
+    // kept while there is a URL, dropped with it. Sealed at rest, shown once.
+    let kept = stored.as_ref().filter(|r| r.alert_secret.is_some() && !rotate);
+    let (alert_secret, alert_secret_updated, fresh) = match (&next.alert_webhook_url, kept) {
+        (None, _) => (None, None, None),
+        (Some(_), Some(r)) => (r.alert_secret.clone(), r.alert_secret_updated, None),
+        (Some(_), None) => {
+            let secret = crate::webhook::new_signing_secret();
+            let sealed = caller.state().sealer()?.seal(crate::secrets::Binding::plan_alert(org), &secret);
+            (Some(sealed), Some(now), Some(secret))
+        }
+    };
     let record = PlanRecord {
         org_id: org,
         data: serde_json::to_value(&next).map_err(|e| ApiError::Internal(e.to_string()))?,
-        updated: w.now(),
+        updated: now,
         updated_by: Some(caller.user.id),
+        alert_secret,
+        alert_secret_updated,
     };
+    // Audited as answers show it: when the secret changed, never its value.
     let after = wire(org, &next, Some(&record));
     w.set_plan(&record, &before, &after).await?;
     let rev = w.commit().await?;
-    Ok(Written::at(rev, after))
+    Ok(Written::at(rev, OrgPlan { alert_signing_secret: fresh, ..after }))
 }
 
 /// Sets an organization's plan; every field left out takes the server's default

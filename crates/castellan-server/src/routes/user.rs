@@ -4,12 +4,12 @@ use super::OrgName;
 use crate::access::Caller;
 use crate::dto;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{without_empties, Page, Path, Query};
+use crate::extract::{empty_as_none, without_empties, Page, Path, Query};
 use crate::fill;
 use axum::Json;
 use castellan_api_types::{ListResponse, User};
 use castellan_core::{ObjectType, Permission, UserId};
-use castellan_store::{Paged, UserFilter};
+use castellan_store::{Paged, UserFilter, UserKind};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -37,6 +37,25 @@ pub struct UserFilters {
     /// Only users with one of these email addresses.
     #[serde(default, deserialize_with = "without_empties")]
     email: Vec<String>,
+    /// Castellan extension: only users whose email, given name, family name or full
+    /// name contains this text (ignoring the case of ASCII letters).
+    #[serde(default, deserialize_with = "empty_as_none")]
+    search: Option<String>,
+    /// Castellan extension: only people (`user`) or only service accounts
+    /// (`service_account`).
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(value_type = Option<String>)]
+    user_type: Option<UserType>,
+}
+
+/// A kind of user, as the `user_type` filter names it.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserType {
+    /// A person.
+    User,
+    /// A service account.
+    ServiceAccount,
 }
 
 /// Members of the caller's organizations (where it may read members), newest first.
@@ -55,6 +74,11 @@ pub async fn list(
         given_names: f.given_name,
         family_names: f.family_name,
         emails: f.email,
+        search: f.search,
+        kind: f.user_type.map(|t| match t {
+            UserType::User => UserKind::User,
+            UserType::ServiceAccount => UserKind::ServiceAccount,
+        }),
     };
     let (limit, cursor) = (page.limit(), page.cursor()?);
     let mut tx = caller.state().read_scope(&scope).await?;

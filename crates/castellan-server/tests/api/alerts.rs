@@ -6,10 +6,9 @@
 
 use crate::common;
 use crate::support;
-use support::Receiver;
+use support::{verify_signature as verify, Receiver};
 
 use common::{Backend, TestApp};
-use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -47,15 +46,6 @@ fn rows(level: &str, n: usize, tag: &str) -> Vec<Value> {
 fn alert(p: &str, name: &str, action: Value) -> Value {
     json!({"project_id": p, "name": name, "config": {
         "event_type": "logs", "btql_filter": "metadata.level = 'error'", "interval_seconds": 3600, "action": action}})
-}
-
-fn verify(secret: &str, header: &str, body: &[u8]) -> bool {
-    let Some((t, v1)) = header.split_once(',') else { return false };
-    let (Some(t), Some(v1)) = (t.strip_prefix("t="), v1.strip_prefix("v1=")) else { return false };
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
-    mac.update(format!("{t}.").as_bytes());
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes()) == v1
 }
 
 async fn logs_alerts_count_new_matching_spans_and_deliver_signed_webhooks(b: Backend) {

@@ -703,6 +703,7 @@ async fn sql_pushdown_agrees_with_the_evaluator_on_random_rows_and_filters(b: Ba
                 object: log,
                 project_id: project,
                 root_span_id: Some(castellan_server::dataplane::rows::root_span_id(&id, &row)),
+                span_id: (!deleted).then(|| castellan_server::dataplane::rows::span_id(&id, &row)),
                 is_root: castellan_server::dataplane::rows::is_root(&row),
                 deleted,
                 is_comment: false,

@@ -506,7 +506,18 @@ async fn a_project_changed_on_one_replica_is_served_changed_by_another(b: Backen
     let replica = TestApp::spawn_on(app.db.clone(), config, system_clock()).await;
     let (_, p) = app.post("/v1/project", &owner, json!({"name": "before"})).await;
     let path = format!("/v1/project/{}", p["id"].as_str().expect("id"));
-    assert_eq!(replica.get(&path, &owner).await.1["name"], "before");
+    // The replica learns of the new project from PostgreSQL's announcement, which may
+    // still be in flight on a loaded machine: wait for it (as below for the change).
+    let first = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut seen = Value::Null;
+    while std::time::Instant::now() < first {
+        seen = replica.get(&path, &owner).await.1;
+        if seen["name"] == "before" || b == Backend::Sqlite {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    assert_eq!(seen["name"], "before", "{seen}");
     assert_eq!(replica.get(&path, &owner).await.1["name"], "before", "served again (from memory)");
     let (s, v) = app.patch(&path, &owner, json!({"name": "after", "description": "d"})).await;
     assert_eq!(s, StatusCode::OK, "{v}");

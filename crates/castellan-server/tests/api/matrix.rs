@@ -197,6 +197,12 @@ impl World {
             let k = self.owner(Method::POST, "/v1/scim_token", Some(body)).await;
             t = t.replace("{FRESH_SCIM_TOKEN}", k["id"].as_str().expect("id"));
         }
+        if t.contains("{FRESH_SSO}") {
+            let body = json!({"name": format!("idp-{}", self.next()), "org_name": "acme",
+                "issuer": "https://idp.example", "client_id": "c", "client_secret": "s"});
+            let c = self.owner(Method::POST, "/v1/sso_config", Some(body)).await;
+            t = t.replace("{FRESH_SSO}", c["id"].as_str().expect("id"));
+        }
         if t.contains("{FRESH_ENG_KEY}") {
             let (s, k) = self.call(1, Method::POST, "/v1/api_key", Some(json!({"name": "eng"}))).await;
             assert_eq!(s, StatusCode::OK);
@@ -337,6 +343,17 @@ async fn every_endpoint_answers_each_principal_exactly_as_designed(b: Backend) {
         (Method::POST, "/v1/scim_token", Some(r#"{"name": "idp-{N}", "org_name": "acme"}"#), [200, 403, 403, 403, 403, 404, U, U]),
         (Method::GET, "/v1/scim_token/{FRESH_SCIM_TOKEN}", None, [200, 404, 404, 404, 404, 404, U, U]),
         (Method::DELETE, "/v1/scim_token/{FRESH_SCIM_TOKEN}", None, [200, 404, 404, 404, 404, 404, U, U]),
+        (Method::GET, "/v1/sso_config", None, [200, 200, 200, 200, 200, 200, U, U]),
+        (Method::GET, "/v1/sso_config?org_name=acme", None, [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::POST, "/v1/sso_config", Some(r#"{"name": "idp-{N}", "org_name": "acme", "issuer": "https://idp.example", "client_id": "c"}"#), [200, 403, 403, 403, 403, 404, U, U]),
+        (Method::GET, "/v1/sso_config/{FRESH_SSO}", None, [200, 404, 404, 404, 404, 404, U, U]),
+        (Method::PATCH, "/v1/sso_config/{FRESH_SSO}", Some(r#"{"jit": true}"#), [200, 404, 404, 404, 404, 404, U, U]),
+        (Method::DELETE, "/v1/sso_config/{FRESH_SSO}", None, [200, 404, 404, 404, 404, 404, U, U]),
+        // The sign-in flow answers every caller alike: credentials neither help nor leak.
+        (Method::GET, "/auth/sso/start?org=no-such-org", None, [404, 404, 404, 404, 404, 404, 404, 404]),
+        (Method::GET, "/auth/sso/start", None, [400, 400, 400, 400, 400, 400, 400, 400]),
+        (Method::GET, "/auth/sso/callback?code=c&state=s", None, [401, 401, 401, 401, 401, 401, 401, 401]),
+        (Method::POST, "/auth/sso/cli/token", Some(r#"{"code": "c{N}", "verifier": "vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"}"#), [401, 401, 401, 401, 401, 401, 401, 401]),
         // API keys never authorize SCIM (only an org's SCIM tokens do).
         (Method::GET, "/scim/v2/Users", None, [U, U, U, U, U, U, U, U]),
         (Method::GET, "/scim/v2/ServiceProviderConfig", None, [U, U, U, U, U, U, U, U]),

@@ -20,6 +20,8 @@ on_both_backends!(
     built_in_scorers_score_the_selected_sampled_and_filtered_spans_exactly_once,
     an_llm_judge_scores_through_the_projects_ai_provider_and_its_errors_are_recorded_and_retried,
     ingest_wakes_the_worker_and_is_never_held_up_by_it,
+    a_judge_that_keeps_failing_is_called_again_in_later_rounds_then_given_up_on,
+    claims_that_can_no_longer_matter_are_pruned_by_the_scheduler_in_batches,
 );
 
 async fn setup(app: &TestApp) -> (String, String) {
@@ -142,7 +144,7 @@ async fn built_in_scorers_score_the_selected_sampled_and_filtered_spans_exactly_
     let roots_id: uuid::Uuid = roots.parse().unwrap();
     let named_id: uuid::Uuid = named.parse().unwrap();
     let r = &report.rules[&roots_id];
-    assert_eq!((r.selected, r.sampled, r.already_scored), (5, 5, 0), "its own writes are not read as new spans: {r:?}");
+    assert_eq!((r.sampled, r.matched, r.already_scored), (5, 5, 0), "its own writes are not read as new spans: {r:?}");
     let got = fetch_all(&app, &key, &pid).await;
     let scores = |id: &str| row(&got, id)["scores"].clone();
     assert_eq!(scores("before"), Value::Null, "logged before the rule");
@@ -178,15 +180,18 @@ async fn built_in_scorers_score_the_selected_sampled_and_filtered_spans_exactly_
     assert_eq!(lev["output"]["score"], lev["scores"]["Levenshtein"]);
     // The named rule: `llm` spans only, in its sample (the documented hash), in prod.
     let nr = &report.rules[&named_id];
-    let mut expected_scored = 0;
+    let (mut expected_sampled, mut expected_scored) = (0, 0);
     for (id, env) in &llm {
         let s = scores(id);
-        let want = *env == "prod" && scoring::sampled(named_id, &format!("s-{id}"), 0.5);
+        let in_sample = scoring::sampled(named_id, &format!("s-{id}"), 0.5);
+        let want = *env == "prod" && in_sample;
+        expected_sampled += u64::from(in_sample);
         expected_scored += u64::from(want);
         assert_eq!(s["ExactMatch"] == 1.0, want, "{id} ({env}): {s}");
     }
     assert!(expected_scored > 0 && expected_scored < 16, "the sample is a real subset: {expected_scored}");
-    assert_eq!((nr.selected, nr.scored), (24, expected_scored), "{nr:?}");
+    assert_eq!((nr.sampled, nr.matched, nr.scored), (expected_sampled, expected_scored, expected_scored), "{nr:?}");
+    assert_eq!(nr.spans, r.spans, "every new version is read, by both rules");
     assert_eq!(scores("other"), Value::Null, "a span of another name");
     assert!(!got
         .iter()
@@ -301,6 +306,12 @@ impl Provider {
                                 .into_response()
                         }
                         "bad_json" => (axum::http::StatusCode::OK, "this is not json").into_response(),
+                        "500" => {
+                            (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "{\"error\": {\"message\": \"down\"}}")
+                                .into_response()
+                        }
+                        "400" => (axum::http::StatusCode::BAD_REQUEST, "{\"error\": {\"message\": \"bad model\"}}")
+                            .into_response(),
                         "slow" => {
                             tokio::time::sleep(Duration::from_secs(3)).await;
                             (axum::http::StatusCode::OK, "{}").into_response()
@@ -496,6 +507,165 @@ async fn a_judge_on_a_loopback_provider_is_refused_unless_allow_listed(b: Backen
     assert!(msg.contains("refused") && msg.contains("outbound_allow"), "{msg}");
     assert!(provider.seen().is_empty(), "nothing was sent");
     assert_eq!(scores_of(&app, &key, &pid, "q").await, Value::Null);
+}
+
+/// Rows of a table of the test's database, read straight from it.
+async fn table_rows(db: &common::Db, table: &str) -> i64 {
+    match db {
+        common::Db::Sqlite(path) => {
+            let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(path).read_only(true))
+                .await
+                .expect("open");
+            let n: i64 =
+                sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&pool).await.expect("count");
+            pool.close().await;
+            n
+        }
+        common::Db::Postgres { url, schema } => {
+            let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(url).await.expect("connect");
+            let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {schema}.{table}"))
+                .fetch_one(&pool)
+                .await
+                .expect("count");
+            pool.close().await;
+            n
+        }
+    }
+}
+
+async fn a_judge_that_keeps_failing_is_called_again_in_later_rounds_then_given_up_on(b: Backend) {
+    let Some(app) = spawn_allowing_loopback(b).await else { return };
+    let (key, pid) = setup(&app).await;
+    let provider = Provider::default();
+    let (_, rid) = judge_setup(&app, &key, &pid, &provider).await;
+    let rule_id: uuid::Uuid = rid.parse().unwrap();
+    let backoff = Duration::from_millis(100);
+    let opts = Options { attempts: 2, rounds: 3, requeue_backoff: backoff, ..quick() };
+    let worker = Worker::new(app.state.clone(), app.system.permit(), opts);
+    let calls = || provider.seen().len();
+    let question = json!({"input": {"question": "Capital of France?"}, "output": "Paris"});
+
+    // Round 1 fails (two calls, both 500): queued, and said so on the run.
+    provider.set("500");
+    logs3(&app, &key, vec![span(&pid, "q", question.clone())]).await;
+    let r = worker.pass().await.expect("pass");
+    let c = &r.rules[&rule_id];
+    assert_eq!((c.errors, c.requeued, c.scored, c.gave_up), (1, 1, 0, 0), "{c:?}");
+    assert_eq!(calls(), 2);
+    let run = r.runs.iter().find(|r| r.automation_id == rule_id).expect("run");
+    let msg = run.error.clone().unwrap_or_default();
+    assert!(msg.contains("500") && msg.contains("queued to be called again") && msg.contains("round 1 of 3"), "{msg}");
+    assert_eq!(table_rows(&app.db, "online_score_retries").await, 1);
+    // Not due yet: nothing is called.
+    worker.pass().await.expect("pass");
+    assert_eq!(calls(), 2, "the retry waits its turn");
+    // Round 2, once due: still failing; queued again, five times as long.
+    tokio::time::sleep(backoff + Duration::from_millis(20)).await;
+    let r = worker.pass().await.expect("pass");
+    let c = &r.rules[&rule_id];
+    assert_eq!((c.retried, c.requeued, c.scored), (1, 1, 0), "{c:?}");
+    assert_eq!(calls(), 4);
+    let msg = r.runs.iter().find(|r| r.automation_id == rule_id).and_then(|r| r.error.clone()).unwrap_or_default();
+    assert!(msg.contains("round 2 of 3"), "{msg}");
+    tokio::time::sleep(backoff + Duration::from_millis(20)).await;
+    worker.pass().await.expect("pass");
+    assert_eq!(calls(), 4, "round 3 waits five times as long as round 2 did");
+    // The provider recovers: round 3 scores the span, once, on the span as it is.
+    provider.set("ok");
+    tokio::time::sleep(backoff * 5).await;
+    let r = worker.pass().await.expect("pass");
+    let c = &r.rules[&rule_id];
+    assert_eq!((c.retried, c.scored, c.errors), (1, 1, 0), "{c:?}");
+    assert_eq!(scores_of(&app, &key, &pid, "q").await, json!({"Correctness": 1.0}));
+    assert_eq!(table_rows(&app.db, "online_score_retries").await, 0, "off the queue");
+    tokio::time::sleep(backoff * 6).await;
+    worker.pass().await.expect("pass");
+    assert_eq!(calls(), 5, "nothing is called again once scored");
+    let judged = fetch_all(&app, &key, &pid)
+        .await
+        .into_iter()
+        .filter(|r| r["span_attributes"]["name"] == "Correctness" && r["span_parents"] == json!(["s-q"]))
+        .count();
+    assert_eq!(judged, 1, "one scorer span");
+
+    // A provider that stays down: three rounds, then the worker gives up, says so,
+    // and calls no more.
+    provider.set("500");
+    logs3(&app, &key, vec![span(&pid, "down", question.clone())]).await;
+    worker.pass().await.expect("pass");
+    tokio::time::sleep(backoff + Duration::from_millis(20)).await;
+    worker.pass().await.expect("pass");
+    tokio::time::sleep(backoff * 5 + Duration::from_millis(20)).await;
+    let r = worker.pass().await.expect("pass");
+    let c = &r.rules[&rule_id];
+    assert_eq!((c.retried, c.gave_up, c.requeued), (1, 1, 0), "{c:?}");
+    let msg = r.runs.iter().find(|r| r.automation_id == rule_id).and_then(|r| r.error.clone()).unwrap_or_default();
+    assert!(msg.contains("gave up after 3 rounds") && msg.contains("500"), "{msg}");
+    assert_eq!(calls(), 5 + 3 * 2, "two calls in each of three rounds");
+    tokio::time::sleep(backoff * 30).await;
+    worker.pass().await.expect("pass");
+    assert_eq!(calls(), 11, "given up: never called again");
+    assert_eq!(scores_of(&app, &key, &pid, "down").await, Value::Null);
+    let (_, runs) = app.get(&format!("/v1/project_score/{rid}/runs"), &key).await;
+    let gave_up = runs["objects"].as_array().expect("runs").iter().any(|r| r["details"]["gave_up"] == 1);
+    assert!(gave_up, "the run says it gave up: {runs}");
+
+    // A failure no later call fixes (400): not queued.
+    provider.set("400");
+    logs3(&app, &key, vec![span(&pid, "bad", question)]).await;
+    let r = worker.pass().await.expect("pass");
+    let c = &r.rules[&rule_id];
+    assert_eq!((c.errors, c.requeued), (1, 0), "{c:?}");
+    assert_eq!(table_rows(&app.db, "online_score_retries").await, 0);
+}
+
+async fn claims_that_can_no_longer_matter_are_pruned_by_the_scheduler_in_batches(b: Backend) {
+    let Some((app, clock)) = TestApp::spawn_with_clock(b).await else { return };
+    let (key, pid) = setup(&app).await;
+    let rid = rule(
+        &app,
+        &key,
+        &pid,
+        "exact",
+        json!({"sampling_rate": 1, "skip_logging": true, "scorers": [{"type": "global", "name": "ExactMatch"}]}),
+    )
+    .await;
+    let rule_id: uuid::Uuid = rid.parse().unwrap();
+    let worker = Worker::new(
+        app.state.clone(),
+        app.system.permit(),
+        Options { min_interval: Duration::ZERO, ..Options::default() },
+    );
+    for chunk in 0..3 {
+        let rows =
+            (0..500).map(|i| span(&pid, &format!("old-{chunk}-{i}"), json!({"output": 1, "expected": 1}))).collect();
+        logs3(&app, &key, rows).await;
+    }
+    let r = worker.pass().await.expect("pass");
+    assert_eq!(r.rules[&rule_id].scored, 1500);
+    assert_eq!(table_rows(&app.db, "online_score_claims").await, 1500);
+    // A scheduler tick soon after prunes nothing: the claims may still matter.
+    let holder = "test-scheduler";
+    castellan_server::automation::tick_once(&app.state, &app.system, holder).await.expect("tick");
+    assert_eq!(table_rows(&app.db, "online_score_claims").await, 1500);
+    // Two span ages later they can no longer matter: the next tick prunes them all,
+    // in batches.
+    let age = i64::try_from(Options::default().max_span_age.as_micros()).unwrap();
+    clock.fetch_add(2 * age + 1_000_000, std::sync::atomic::Ordering::SeqCst);
+    logs3(&app, &key, vec![span(&pid, "new", json!({"output": 1, "expected": 2}))]).await;
+    castellan_server::automation::tick_once(&app.state, &app.system, holder).await.expect("tick");
+    assert_eq!(table_rows(&app.db, "online_score_claims").await, 0, "pruned");
+    // Read again (as after a lost cursor), the old spans are too old to be scored
+    // again; the new one is scored.
+    let jobs = app.state.jobs(&app.system.permit());
+    jobs.set_scoring_cursor(pid.parse().unwrap(), &(XactId(0), String::new()), app.state.now()).await.expect("rewind");
+    let r = worker.pass().await.expect("pass");
+    let c = &r.rules[&rule_id];
+    assert_eq!((c.sampled, c.scored), (1, 1), "only `new`: {c:?}");
+    assert_eq!(scores_of(&app, &key, &pid, "new").await, json!({"ExactMatch": 0.0}));
+    assert_eq!(table_rows(&app.db, "online_score_claims").await, 1);
 }
 
 mod official_clients {

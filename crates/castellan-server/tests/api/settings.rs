@@ -203,7 +203,7 @@ async fn project_scores_take_exactly_the_shape_of_their_type(b: Backend) {
     let owner = app.bootstrap("acme", "ada@acme.example").await;
     let p = project(&app, &owner, "p").await;
     let online = json!({"online": {"sampling_rate": 0.25, "scorers": [{"type": "global", "name": "Factuality"}, {"type": "function", "id": "f1"}],
-                        "btql_filter": "metadata.env = 'prod'", "scope": {"type": "group", "group_by": "metadata.session", "placement": "first", "max_traces": 8}}});
+                        "btql_filter": "metadata.env = 'prod'", "scope": {"type": "span"}}});
     let good = [
         ("slider", json!(null), json!({"destination": "expected", "object_types": ["experiment"]})),
         (
@@ -253,8 +253,16 @@ async fn project_scores_take_exactly_the_shape_of_their_type(b: Backend) {
             "a scorer of no type",
         ),
         (
-            json!({"score_type": "online", "config": {"online": {"sampling_rate": 1, "scorers": [], "scope": {"type": "group", "placement": "first"}}}}),
-            "a group scope without group_by",
+            json!({"score_type": "online", "config": {"online": {"sampling_rate": 1, "scorers": [], "scope": {"type": "group", "group_by": "metadata.session", "placement": "first"}}}}),
+            "a group scope (not run)",
+        ),
+        (
+            json!({"score_type": "online", "config": {"online": {"sampling_rate": 1, "scorers": [], "scope": {"type": "trace", "idle_seconds": 30}}}}),
+            "a trace scope (not run)",
+        ),
+        (
+            json!({"score_type": "online", "config": {"online": {"sampling_rate": 1, "scorers": [], "scope": {"type": "session"}}}}),
+            "an unknown scope",
         ),
         (json!({"score_type": "slider", "config": online}), "an online rule on a slider"),
         (json!({"score_type": "slider", "config": {"multi_select": true}}), "multi_select on a slider"),
@@ -268,7 +276,19 @@ async fn project_scores_take_exactly_the_shape_of_their_type(b: Backend) {
         let (s, v) = app.post("/v1/project_score", &owner, body).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{why}: {v}");
         common::assert_listed_error(s, &v);
+        if why.ends_with("(not run)") {
+            let m = v["message"].as_str().unwrap_or_default();
+            assert!(m.contains("`config.online.scope`") && m.contains("scope is not supported"), "{why}: {m}");
+        }
     }
+    // A PATCH cannot bring a trace scope into a rule either.
+    let (_, rule) = app.get(&format!("/v1/project_score?project_id={p}&score_type=online"), &owner).await;
+    let rid = rule["objects"][0]["id"].as_str().expect("the online rule").to_owned();
+    let patch = json!({"config": {"online": {"sampling_rate": 1, "scorers": [], "scope": {"type": "trace"}}}});
+    let (s, v) = app.patch(&format!("/v1/project_score/{rid}"), &owner, patch).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (_, kept) = app.get(&format!("/v1/project_score/{rid}"), &owner).await;
+    assert_eq!(kept["config"]["online"]["scope"], json!({"type": "span"}), "unchanged: {kept}");
     let (_, all) = app.get(&format!("/v1/project_score?project_id={p}"), &owner).await;
     assert_eq!(all["objects"].as_array().map(Vec::len), Some(7), "nothing bad was stored");
     let (_, some) = app.get("/v1/project_score?score_type=weighted&score_type=minimum&project_name=p", &owner).await;
@@ -704,6 +724,17 @@ async fn the_master_key_rotates_across_replicas_without_downtime(b: Backend) {
             json!({"object_type": "organization", "object_id": org_id, "name": "T", "value": ANTHROPIC}),
         )
         .await;
+    // A cost-alert signing secret on the plan (sealed on `org_plans`).
+    let rx = crate::support::Receiver::start().await;
+    let (s, plan) = old
+        .patch(
+            &format!("/v1/organization/{org_id}/plan"),
+            &owner,
+            json!({"alert_webhook_url": format!("{}/costs", rx.base), "limits": {"spans": 1}, "alert_thresholds": [100]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{plan}");
+    let alert_secret = plan["alert_signing_secret"].as_str().expect("shown once").to_owned();
     let old_key = common::test_config().secret_key.expect("key");
     let new_key = "0f".repeat(32);
     // A replica with only a different key refuses to start, naming the key it lacks.
@@ -732,7 +763,7 @@ async fn the_master_key_rotates_across_replicas_without_downtime(b: Backend) {
             .await
             .expect("rotate");
     let new_id = new.state.sealer().expect("sealer").key_id();
-    assert_eq!((out.key_id.as_str(), out.resealed, out.signing_key_resealed), (new_id.as_str(), 1, true), "{out:?}");
+    assert_eq!((out.key_id.as_str(), out.resealed, out.signing_key_resealed), (new_id.as_str(), 2, true), "{out:?}");
     assert_eq!(out.by_key.keys().collect::<Vec<_>>(), vec![&new_id], "everything under the new key: {out:?}");
     assert!(seen.lock().expect("lock").last().is_some_and(|(d, t)| d == t), "progress ends at the total");
     // Both replicas still serve reads; the values are the ones set, under the new key.
@@ -742,7 +773,14 @@ async fn the_master_key_rotates_across_replicas_without_downtime(b: Backend) {
     assert_eq!(audit["objects"][0]["after"]["resealed"], 1, "{audit}");
     // A second run has nothing to do.
     let again = castellan_server::rotation::rotate(&new.state, &new.system, |_, _| {}).await.expect("rotate");
-    assert_eq!((again.resealed, again.signing_key_resealed), (0, false));
+    assert_eq!((again.resealed, again.unchanged, again.signing_key_resealed), (0, 3, false), "{again:?}");
+    // The re-sealed signing secret still signs cost alerts (opened with the new key).
+    let (_, p) = new.post("/v1/project", &owner, json!({"name": "p"})).await;
+    let row = json!({"rows": [{"project_id": id(&p), "log_id": "g", "id": "a"}], "api_version": 2});
+    assert_eq!(new.post("/logs3", &owner, row).await.0, StatusCode::OK);
+    let hits = rx.wait_for(1).await;
+    let sig = hits[0].headers["x-castellan-signature"].to_str().expect("signed");
+    assert!(crate::support::verify_signature(&alert_secret, sig, &hits[0].raw), "{sig}");
     new.stop().await;
     old.stop().await;
 }

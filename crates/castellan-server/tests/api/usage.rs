@@ -21,6 +21,7 @@ on_both_backends!(
     usage_and_plans_are_the_org_account_and_plan_changes_are_audited,
     a_bad_plan_is_refused_with_the_field_named_and_put_resets_to_the_default,
     the_configured_default_plan_applies_until_the_api_sets_one,
+    cost_alerts_are_signed_with_a_secret_shown_once_and_never_again,
 );
 
 const DAY: i64 = 86_400 * 1_000_000;
@@ -400,6 +401,7 @@ async fn each_threshold_crossing_is_recorded_and_audited_once(b: Backend) {
     .await;
     assert_eq!(s, 200);
     assert_eq!(p["alert_thresholds"], json!([50, 100]), "{p}");
+    let secret = p["alert_signing_secret"].as_str().expect("a signing secret, shown once").to_owned();
     assert_eq!(logs3(&app, &key, log_rows(&pid, 4, "a")).await.0, 200); // 40 %
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(crossing_audits(&app, &key).await.is_empty(), "nothing crossed yet");
@@ -439,6 +441,8 @@ async fn each_threshold_crossing_is_recorded_and_audited_once(b: Backend) {
         .map(|h| {
             assert_eq!(h.path, "/costs");
             assert_eq!(h.headers["x-castellan-event"], "cost_alert");
+            let sig = h.headers["x-castellan-signature"].to_str().expect("signature");
+            assert!(crate::support::verify_signature(&secret, sig, &h.raw), "signed: {sig}");
             assert_eq!(h.body["alert"]["metric"], "spans");
             assert_eq!(h.body["details"]["limit"], 10);
             (
@@ -555,6 +559,95 @@ async fn the_configured_default_plan_applies_until_the_api_sets_one(b: Backend) 
     let (s, _) = plan(&app, &key, &org, Method::PATCH, json!({"limits": {"spans": 10}})).await;
     assert_eq!(s, 200);
     assert_eq!(logs3(&app, &key, log_rows(&pid, 3, "c")).await.0, 200, "the API's plan overrides the default");
+    app.stop().await;
+}
+
+async fn cost_alerts_are_signed_with_a_secret_shown_once_and_never_again(b: Backend) {
+    let Some(app) = TestApp::spawn(b).await else { return };
+    let (key, org, pid) = setup(&app).await;
+    let rx = crate::support::Receiver::start().await;
+    let url = format!("{}/costs", rx.base);
+    // Setting the first webhook URL generates the secret: in this answer only.
+    let (s, p) = plan(
+        &app,
+        &key,
+        &org,
+        Method::PATCH,
+        json!({"limits": {"spans": 4}, "alert_thresholds": [50, 100],
+        "alert_webhook_url": url}),
+    )
+    .await;
+    assert_eq!(s, 200, "{p}");
+    let first = p["alert_signing_secret"].as_str().expect("shown once").to_owned();
+    assert!(first.starts_with("whsec_") && first.len() == 6 + 64, "{first}");
+    let generated = p["alert_signing_secret_updated_at"].clone();
+    assert!(generated.is_string(), "{p}");
+    let (_, shown) = plan(&app, &key, &org, Method::GET, Value::Null).await;
+    assert!(shown.get("alert_signing_secret").is_none(), "never shown again: {shown}");
+    assert_eq!(shown["alert_signing_secret_updated_at"], generated);
+    // Other changes keep it (and do not show it).
+    let (_, p) = plan(&app, &key, &org, Method::PATCH, json!({"alert_thresholds": [50, 100, 150]})).await;
+    assert!(p.get("alert_signing_secret").is_none() && p["alert_signing_secret_updated_at"] == generated, "{p}");
+    // Rotation: a new one, shown once.
+    let (s, p) = plan(&app, &key, &org, Method::PATCH, json!({"rotate_alert_signing_secret": true})).await;
+    assert_eq!(s, 200, "{p}");
+    let secret = p["alert_signing_secret"].as_str().expect("the new one, shown once").to_owned();
+    assert_ne!(secret, first);
+    assert_ne!(p["alert_signing_secret_updated_at"], generated, "{p}");
+    // A crossing is delivered signed with the current secret, not the old one.
+    assert_eq!(logs3(&app, &key, log_rows(&pid, 2, "a")).await.0, 200); // 50 %
+    let hits = rx.wait_for(1).await;
+    let h = &hits[0];
+    let sig = h.headers["x-castellan-signature"].to_str().expect("signed").to_owned();
+    let (t, _) = sig.split_once(',').expect("t=…,v1=…");
+    let t: i64 = t.strip_prefix("t=").expect("t=").parse().expect("unix seconds");
+    assert!((t - chrono::Utc::now().timestamp()).abs() < 60, "{sig}");
+    assert!(crate::support::verify_signature(&secret, &sig, &h.raw), "verifies over the exact body: {sig}");
+    assert!(!crate::support::verify_signature(&first, &sig, &h.raw), "the rotated-out secret does not");
+    let mut tampered = h.raw.clone();
+    tampered.push(b' ');
+    assert!(!crate::support::verify_signature(&secret, &sig, &tampered));
+    assert_eq!(h.headers["x-castellan-event"], "cost_alert");
+    // The secret is in no answer, delivery record or audit record, nor stored open.
+    let mut ds = Value::Null;
+    for _ in 0..50 {
+        ds = app.get(&format!("/v1/organization/{org}/plan/alerts"), &key).await.1;
+        if ds["objects"][0]["status"] == "ok" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ds["objects"][0]["status"], "ok", "{ds}");
+    let (_, audit) = app.get("/v1/audit_log?limit=1000", &key).await;
+    let (_, plan_audit) = app.get("/v1/audit_log?event_type=plan.updated", &key).await;
+    let rotated = plan_audit["objects"].as_array().expect("records").iter().any(|r| {
+        r["before"]["alert_signing_secret_updated_at"] == generated
+            && r["after"]["alert_signing_secret_updated_at"] != generated
+    });
+    assert!(rotated, "the rotation is audited by its time: {plan_audit}");
+    let dump = common::dump_database(&app.db).await;
+    for (what, text) in [
+        ("deliveries", ds.to_string()),
+        ("audit log", audit.to_string()),
+        ("database", dump),
+        ("plan", shown.to_string()),
+    ] {
+        for s in [&first, &secret] {
+            assert!(!text.contains(s.as_str()) && !text.contains(&s[6..]), "a signing secret is in the {what}");
+        }
+    }
+    // No URL, no secret; rotating then is refused and changes nothing.
+    let (_, p) = plan(&app, &key, &org, Method::PATCH, json!({"alert_webhook_url": null})).await;
+    assert_eq!(p["alert_signing_secret_updated_at"], Value::Null, "{p}");
+    let (s, e) = plan(&app, &key, &org, Method::PATCH, json!({"rotate_alert_signing_secret": true})).await;
+    assert_eq!((s.as_u16(), e["code"].as_str()), (400, Some("invalid_body")), "{e}");
+    assert!(e["message"].as_str().is_some_and(|m| m.contains("`alert_webhook_url`")), "{e}");
+    let (_, after) = plan(&app, &key, &org, Method::GET, Value::Null).await;
+    assert_eq!(after["alert_webhook_url"], Value::Null, "{after}");
+    // A URL set again gets a new secret.
+    let (_, p) = plan(&app, &key, &org, Method::PATCH, json!({"alert_webhook_url": url})).await;
+    let third = p["alert_signing_secret"].as_str().expect("a new secret").to_owned();
+    assert!(third != secret && third != first);
     app.stop().await;
 }
 

@@ -89,7 +89,8 @@ pub(crate) fn spec(kind: AdminKind) -> Option<KindSpec> {
         | AdminKind::DatasetSnapshot
         | AdminKind::EnvironmentObject
         | AdminKind::ScimUser
-        | AdminKind::ScimGroup => None,
+        | AdminKind::ScimGroup
+        | AdminKind::SsoConfig => None,
     }
 }
 

@@ -5,7 +5,10 @@
 //! forms without JavaScript (plain HTTP form posts).
 
 mod browser;
+mod forms;
+mod lists;
 mod nojs;
+mod sso;
 
 use crate::common;
 use crate::common::{Backend, TestApp};
@@ -24,7 +27,7 @@ pub async fn app_with_owner(backend: Backend) -> (TestApp, String) {
     (app, key)
 }
 
-fn tag(backend: Backend) -> &'static str {
+pub(super) fn tag(backend: Backend) -> &'static str {
     match backend {
         Backend::Sqlite => "sqlite",
         Backend::Postgres => "postgres",
@@ -78,10 +81,21 @@ async fn seed_workflow_end_to_end(backend: Backend) {
     owner.wait_text("Permissions saved").await;
     assert!(owner.checked("input[value=read_audit_logs]").await, "the saved permission is shown checked");
     assert!(!owner.checked("input[value=manage_settings]").await);
+    let (_, acls) = app.get(&format!("/v1/acl/list_org?org_name=acme&group_id={group_id}"), &key).await;
+    let rows = acls.as_array().expect("acls");
+    assert_eq!(rows.len(), 1, "one ACL row: {acls}");
+    assert!(rows[0]["expires_at"].is_null(), "no expiry asked for: {acls}");
+    // Again with an expiry: granted until then, and shown by the permission.
+    owner.set_value("#group-expires", "2099-06-30T08:00").await;
+    owner.click("#group-permissions button.primary").await;
+    owner.wait_text("Permissions saved").await;
+    let badge = owner.wait_for("[data-expires=read_audit_logs]").await;
+    assert!(badge.contains("2099-06-30 08:00"), "{badge}");
     owner.check("group-permissions").await;
     let (_, acls) = app.get(&format!("/v1/acl/list_org?org_name=acme&group_id={group_id}"), &key).await;
     let rows = acls.as_array().expect("acls");
     assert_eq!(rows.len(), 1, "one ACL row: {acls}");
+    assert!(rows[0]["expires_at"].as_str().is_some_and(|t| t.starts_with("2099-06-30T08:00")), "{acls}");
     assert_eq!(rows[0]["object_type"], "org_audit_logs");
     assert_eq!(rows[0]["permission"], "read");
 
@@ -128,7 +142,25 @@ async fn seed_workflow_end_to_end(backend: Backend) {
     let text = owner.wait_text("Mia Member").await;
     assert!(text.contains("Reviewers"), "the member's group is listed: {text}");
     owner.check("members").await;
-    owner.go(&format!("/o/acme/p/{}/permissions?principal=group:{group_id}", id_of(&seed))).await;
+    // The members list is searched on the server (it is paged, 50 to a page).
+    owner.fill("#member-search", "mia").await;
+    owner.click("form[role=search] button").await;
+    owner.wait_path("/o/acme/settings/members?q=mia").await;
+    owner.wait_text("Clear").await;
+    let rows = owner.wait_for("#members-table tbody").await;
+    assert!(rows.contains("Mia Member") && !rows.contains("owner@acme.test"), "only the match: {rows}");
+    owner.check("members-search").await;
+    // Project permissions: find the group by name, then edit its permissions.
+    owner.go(&format!("/o/acme/p/{}/permissions", id_of(&seed))).await;
+    owner.fill("#find", "review").await;
+    owner.click("form[role=search] button").await;
+    owner.wait_path(&format!("/o/acme/p/{}/permissions?find=review", id_of(&seed))).await;
+    let found = owner.wait_for("#matches").await;
+    assert!(found.contains("Reviewers") && found.contains("Group"), "the group is found: {found}");
+    owner.check("project-permissions-find").await;
+    owner.click("#matches a[aria-label='Edit permissions of Reviewers']").await;
+    owner.wait_for("#grant-dialog").await;
+    assert!(owner.path().await.contains(&format!("principal=group:{group_id}")));
     owner.check("project-permissions-edit").await;
     owner.click("input[value='self:read']").await;
     owner.click("#grant-dialog button.primary").await;
@@ -317,6 +349,39 @@ async fn keys_tokens_audit_and_settings(backend: Backend) {
     owner.fill("#tags-name", "needs-review").await;
     owner.click("#new-tags button.primary").await;
     owner.wait_text("needs-review").await;
+    // An online scoring rule through its dialog: a filter that is not BTQL is refused
+    // next to the field, with what was typed kept; corrected, the rule is listed.
+    owner.click("button[commandfor=new-online-scoring]").await;
+    owner.fill("#online-name", "Quality").await;
+    owner.set_value("#online-rate", "0.5").await;
+    owner.click("input[value='global:ExactMatch']").await;
+    owner.fill("#online-filter", "metadata.env = ").await;
+    owner.click("#online-form button.primary").await;
+    let refusal = owner.wait_for("#online-filter-error").await;
+    assert!(refusal.contains("not a BTQL expression"), "{refusal}");
+    let typed = owner
+        .client
+        .find(fantoccini::Locator::Css("#online-name"))
+        .await
+        .expect("name")
+        .prop("value")
+        .await
+        .expect("value");
+    assert_eq!(typed.as_deref(), Some("Quality"), "the name typed is kept");
+    assert!(owner.checked("input[value='global:ExactMatch']").await, "the scorer picked stays picked");
+    owner.check("online-scoring-refused").await;
+    owner.fill("#online-filter", "metadata.env = 'prod'").await;
+    owner.click("#online-form button.primary").await;
+    let text = owner.wait_text("Created").await;
+    assert!(text.contains("Quality") && text.contains("50%") && text.contains("ExactMatch"), "listed: {text}");
+    owner
+        .client
+        .execute("document.getElementById('online-scoring').scrollIntoView(); return true;", vec![])
+        .await
+        .expect("scroll");
+    owner.check("online-scoring-rules").await;
+    let (_, rules) = app.get(&format!("/v1/project_score?project_id={}&score_type=online", id_of(&proj)), &key).await;
+    assert_eq!(rules["objects"][0]["config"]["online"]["btql_filter"], "metadata.env = 'prod'");
     owner.fill("#comparison_key", "input.question").await;
     owner.click("form[action$='/settings'] button").await;
     owner.wait_text("Comparison key saved").await;

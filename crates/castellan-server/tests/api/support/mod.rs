@@ -133,6 +133,18 @@ pub struct Hit {
     pub body: Value,
 }
 
+/// Whether `header` (`t=<unix seconds>,v1=<hex>`) is the HMAC-SHA256 of
+/// `"<t>.<body>"` under `secret`: what a receiver of Castellan's webhooks checks.
+pub fn verify_signature(secret: &str, header: &str, body: &[u8]) -> bool {
+    use hmac::{Hmac, Mac};
+    let Some((t, v1)) = header.split_once(',') else { return false };
+    let (Some(t), Some(v1)) = (t.strip_prefix("t="), v1.strip_prefix("v1=")) else { return false };
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes()) == v1
+}
+
 /// A webhook receiver (and Slack / PagerDuty stand-in) on loopback: it records
 /// every request and answers the statuses it is told to, then 200.
 #[derive(Clone, Default)]
