@@ -1,20 +1,30 @@
-//! Online scoring under load, against a real server over real HTTP: `/logs3`
-//! ingest with an online rule active (`sampling_rate` 0.1, built-in scorers) and
-//! the worker running, compared with ingest alone, and whether the worker keeps up.
+//! Online scoring under load, against a real server over real HTTP: whether the
+//! worker keeps up with a stream of `/logs3` ingest into a project with an online
+//! rule (`sampling_rate` 0.1, built-in scorers), and how much ingest capacity the
+//! scoring costs.
 //!
-//! Three measurements on one database:
+//! Phases on one database, each `--seconds` long:
 //!
-//! * ingest alone: spans/s into a project without rules;
-//! * the worker's own rate: spans logged into a project with a rule while no worker
-//!   runs, then scored by back-to-back passes (spans read and judged per second);
-//! * ingest with scoring: the worker running (woken by ingest) while spans are
-//!   logged into a project with a rule; the ingest rate as a ratio of the first, the
-//!   worker's lag when ingest stops, and so the rate it sustained.
+//! 1. **baseline**: a paced stream of `--rate` spans/s into a project without rules,
+//!    while other clients (`--concurrency` requests in flight) log as fast as the
+//!    server takes them into a second project: that second rate is the server's
+//!    spare ingest capacity;
+//! 2. **scoring**: the same, but the paced stream goes into a project with the rule
+//!    and the worker runs (as in `serve`, woken by ingest): the spare capacity as a
+//!    ratio of the baselines', and the worker's lag behind the stream, sampled every
+//!    100 ms as the age of the oldest stream write (by the transaction id `/logs3`
+//!    answered) that the worker's cursor has not passed yet;
+//! 3. **baseline again** (so that a drift over the run, a growing database, shows);
+//! 4. the worker's own rate on a backlog (spans logged with no worker running, then
+//!    scored by back-to-back passes);
+//! 5. the worst case: every client logging as fast as it can into the scored
+//!    project, the worker running, as a ratio of phase 1's total rate, and how long
+//!    the worker needs to catch up once ingest stops.
 //!
 //! A load script, not a test:
 //!
 //! ```sh
-//! cargo run --release -p castellan-server --example online_scoring_bench -- --backend sqlite --seconds 20
+//! cargo run --release -p castellan-server --example online_scoring_bench -- --backend sqlite --seconds 15 --rate 5000
 //! cargo run --release -p castellan-server --example online_scoring_bench -- --backend postgres \
 //!     --postgres-url postgres://postgres:postgres@localhost/castellan_test
 //! ```
@@ -24,6 +34,8 @@ use castellan_server::config::Config;
 use castellan_server::scoring::{Options, Worker};
 use castellan_server::serve::start_with_state;
 use castellan_store::{Store, XactId};
+#[allow(dead_code)]
+mod support;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,15 +46,17 @@ struct Args {
     seconds: u64,
     concurrency: usize,
     batch: usize,
+    rate: u64,
 }
 
 fn args() -> Result<Args, String> {
     let mut a = Args {
         backend: "sqlite".into(),
         postgres_url: std::env::var("CASTELLAN_TEST_POSTGRES_URL").unwrap_or_default(),
-        seconds: 20,
+        seconds: 15,
         concurrency: 8,
         batch: 100,
+        rate: 5000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -53,27 +67,14 @@ fn args() -> Result<Args, String> {
             "--seconds" => a.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?,
             "--concurrency" => a.concurrency = value()?.parse().map_err(|e| format!("--concurrency: {e}"))?,
             "--batch" => a.batch = value()?.parse().map_err(|e| format!("--batch: {e}"))?,
+            "--rate" => a.rate = value()?.parse().map_err(|e| format!("--rate: {e}"))?,
             other => return Err(format!("unknown flag `{other}`")),
         }
     }
-    Ok(a)
-}
-
-async fn open(a: &Args, dir: &std::path::Path) -> Result<Arc<dyn Store>, String> {
-    match a.backend.as_str() {
-        "sqlite" => Ok(Arc::new(
-            castellan_store_sqlite::SqliteStore::open(&dir.join("bench.sqlite")).await.map_err(|e| e.to_string())?,
-        )),
-        "postgres" => {
-            let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
-            Ok(Arc::new(
-                castellan_store_postgres::PgStore::connect(&a.postgres_url, Some(&schema))
-                    .await
-                    .map_err(|e| e.to_string())?,
-            ))
-        }
-        other => Err(format!("unknown backend `{other}`; use sqlite or postgres")),
+    if a.batch == 0 || a.rate < a.batch as u64 || a.seconds == 0 {
+        return Err("--batch and --seconds must be positive and --rate at least one batch a second".into());
     }
+    Ok(a)
 }
 
 /// One SDK-shaped root span with an `expected` (so every scorer has work); one in
@@ -92,15 +93,21 @@ fn body(first: u64, batch: usize, pid: &str) -> String {
     format!(r#"{{"rows":[{}],"api_version":2}}"#, rows.join(","))
 }
 
-/// Posts batches of spans into `pid` from `concurrency` tasks for `secs`; spans
-/// written.
-async fn ingest(http: &reqwest::Client, url: &str, key: &str, pid: &str, a: &Args, offset: u64) -> u64 {
+struct Target {
+    http: reqwest::Client,
+    url: String,
+    key: String,
+}
+
+/// Posts batches of spans into `pid` from `concurrency` tasks, as fast as they are
+/// taken, for `secs`; spans written.
+async fn flood(t: &Target, pid: &str, a: &Args, offset: u64) -> u64 {
     let counter = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(a.seconds);
     let mut tasks = Vec::new();
     for _ in 0..a.concurrency {
         let (h, url, key, pid, counter, batch) =
-            (http.clone(), url.to_owned(), key.to_owned(), pid.to_owned(), counter.clone(), a.batch);
+            (t.http.clone(), t.url.clone(), t.key.clone(), pid.to_owned(), counter.clone(), a.batch);
         tasks.push(tokio::spawn(async move {
             let mut spans = 0u64;
             while Instant::now() < deadline {
@@ -122,12 +129,76 @@ async fn ingest(http: &reqwest::Client, url: &str, key: &str, pid: &str, a: &Arg
     total
 }
 
-async fn rule(http: &reqwest::Client, base: &str, key: &str, pid: &str) -> Result<(), String> {
+/// What a paced stream did: spans written, request latencies, and when each write
+/// was answered with which transaction id.
+#[derive(Default)]
+struct Stream {
+    spans: u64,
+    latencies: Vec<Duration>,
+    writes: Vec<(Instant, XactId)>,
+}
+
+/// Posts one batch into `pid` every `batch / rate` seconds for `secs`, whatever the
+/// earlier requests are doing (an open loop, as independent clients would).
+async fn paced(t: &Target, pid: &str, a: &Args, offset: u64, log: Arc<std::sync::Mutex<Stream>>) {
+    let period = Duration::from_secs_f64(a.batch as f64 / a.rate as f64);
+    let mut every = tokio::time::interval(period);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let deadline = Instant::now() + Duration::from_secs(a.seconds);
+    let mut tasks = Vec::new();
+    let mut i = 0u64;
+    while Instant::now() < deadline {
+        every.tick().await;
+        let payload = body(offset + i * a.batch as u64, a.batch, pid);
+        i += 1;
+        let (h, url, key, log, batch) = (t.http.clone(), t.url.clone(), t.key.clone(), log.clone(), a.batch as u64);
+        tasks.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            match h.post(&url).bearer_auth(&key).body(payload).send().await {
+                Ok(r) if r.status().is_success() => {
+                    let answer: serde_json::Value = r.json().await.unwrap_or_default();
+                    let done = Instant::now();
+                    let xact = answer["xact_id"].as_str().and_then(XactId::parse);
+                    if let Ok(mut s) = log.lock() {
+                        s.spans += batch;
+                        s.latencies.push(done - sent);
+                        if let Some(x) = xact {
+                            s.writes.push((done, x));
+                        }
+                    }
+                }
+                Ok(r) => eprintln!("logs3 answered {}", r.status()),
+                Err(e) => eprintln!("logs3 failed: {e}"),
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// The worker's lag behind a stream: the age of the oldest answered write whose
+/// transaction its cursor has not passed (zero when it has passed them all).
+fn lag(stream: &Stream, cursor: Option<XactId>, now: Instant) -> Duration {
+    stream
+        .writes
+        .iter()
+        .filter(|(_, x)| cursor.is_none_or(|c| *x > c))
+        .map(|(at, _)| now.saturating_duration_since(*at))
+        .max()
+        .unwrap_or_default()
+}
+
+async fn cursor(store: &dyn Store, pid: uuid::Uuid) -> Option<XactId> {
+    store.scoring_cursor(pid).await.ok().flatten().map(|(x, _)| x)
+}
+
+async fn rule(t: &Target, base: &str, pid: &str) -> Result<(), String> {
     let scorers = serde_json::json!([{"type": "global", "name": "ExactMatch"}, {"type": "global", "name": "Levenshtein"},
                                      {"type": "global", "name": "JSONDiff"}, {"type": "global", "name": "ValidJSON"}]);
     let body = serde_json::json!({"project_id": pid, "name": "online", "score_type": "online",
                                   "config": {"online": {"sampling_rate": 0.1, "scorers": scorers}}});
-    let r = http.post(format!("{base}/v1/project_score")).bearer_auth(key).json(&body).send().await;
+    let r = t.http.post(format!("{base}/v1/project_score")).bearer_auth(&t.key).json(&body).send().await;
     match r {
         Ok(r) if r.status().is_success() => Ok(()),
         Ok(r) => Err(format!("creating the rule answered {}", r.status())),
@@ -135,19 +206,31 @@ async fn rule(http: &reqwest::Client, base: &str, key: &str, pid: &str) -> Resul
     }
 }
 
-/// Whether the worker has read every row version of a project's logs.
+/// Whether the worker has read every row version of a project's logs up to `head`.
 async fn caught_up(store: &dyn Store, pid: uuid::Uuid, head: XactId) -> bool {
-    match store.scoring_cursor(pid).await {
-        Ok(Some((x, _))) => x >= head,
-        _ => false,
-    }
+    cursor(store, pid).await.is_some_and(|x| x >= head)
 }
 
-async fn head(store: &dyn Store) -> XactId {
-    match store.read().await {
-        Ok(mut tx) => tx.current_xact_id().await.unwrap_or(XactId(0)),
-        Err(_) => XactId(0),
-    }
+fn pct(v: &mut [Duration], p: f64) -> f64 {
+    v.sort();
+    v.get(((v.len() as f64 - 1.0) * p) as usize).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)
+}
+
+/// Phase 1 or 3: the paced stream into `plain` beside a flood into `capacity`.
+async fn baseline(t: &Target, a: &Args, plain: &str, capacity: &str, offset: u64) -> (f64, Stream) {
+    let log = Arc::new(std::sync::Mutex::new(Stream::default()));
+    let (spare, ()) = tokio::join!(flood(t, capacity, a, offset), paced(t, plain, a, offset + (1 << 36), log.clone()));
+    let stream = std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner()));
+    (spare as f64 / a.seconds as f64, stream)
+}
+
+fn report(name: &str, spare: f64, stream: &mut Stream, a: &Args) {
+    println!(
+        "{name:<28} spare capacity {spare:>8.0} spans/s; stream {:>6.0} spans/s (p50 {:.1} ms, p99 {:.1} ms per request)",
+        stream.spans as f64 / a.seconds as f64,
+        pct(&mut stream.latencies, 0.5),
+        pct(&mut stream.latencies, 0.99),
+    );
 }
 
 fn machine() -> String {
@@ -178,12 +261,15 @@ async fn main() -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?
         .api_key;
-    let http = reqwest::Client::builder().pool_max_idle_per_host(a.concurrency).build().map_err(|e| e.to_string())?;
+    let http =
+        reqwest::Client::builder().pool_max_idle_per_host(a.concurrency + 64).build().map_err(|e| e.to_string())?;
+    let t = Target { http, url: format!("{base}/logs3"), key };
     let mut pids = Vec::new();
-    for name in ["alone", "backlog", "scored"] {
-        let p: serde_json::Value = http
+    for name in ["capacity", "plain", "scored", "backlog", "flooded"] {
+        let p: serde_json::Value = t
+            .http
             .post(format!("{base}/v1/project"))
-            .bearer_auth(&key)
+            .bearer_auth(&t.key)
             .json(&serde_json::json!({"name": name}))
             .send()
             .await
@@ -193,61 +279,119 @@ async fn main() -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         pids.push(p["id"].as_str().ok_or("no project id")?.to_owned());
     }
-    let url = format!("{base}/logs3");
+    let id = |i: usize| -> Result<uuid::Uuid, String> { pids[i].parse().map_err(|_| "bad project id".to_owned()) };
     println!("machine: {}", machine());
     println!(
-        "backend: {}; {} s per phase; concurrency {}; {} spans per request; rule: sampling_rate 0.1, \
-         ExactMatch + Levenshtein + JSONDiff + ValidJSON",
-        a.backend, a.seconds, a.concurrency, a.batch
+        "backend: {}; {} s per phase; stream {} spans/s; flood {} requests in flight; {} spans per request; \
+         rule: sampling_rate 0.1, ExactMatch + Levenshtein + JSONDiff + ValidJSON",
+        a.backend, a.seconds, a.rate, a.concurrency, a.batch
     );
 
-    // 1. Ingest alone.
-    let n = ingest(&http, &url, &key, &pids[0], &a, 0).await;
-    let alone = n as f64 / a.seconds as f64;
-    println!("ingest, no rule:                {alone:>9.0} spans/s");
+    // 1. Baseline.
+    let (spare1, mut s1) = baseline(&t, &a, &pids[1], &pids[0], 0).await;
+    report("1. baseline", spare1, &mut s1, &a);
 
-    // 2. The worker's own rate, on a backlog.
-    rule(&http, &base, &key, &pids[1]).await?;
-    let n = ingest(&http, &url, &key, &pids[1], &a, 1 << 40).await;
-    let worker = Worker::new(state.clone(), system.permit(), Options::default());
-    let pid1: uuid::Uuid = pids[1].parse().map_err(|_| "bad id")?;
-    let h = head(&*store).await;
-    let t = Instant::now();
-    let mut scored = 0;
-    while !caught_up(&*store, pid1, h).await {
-        let r = worker.pass().await.map_err(|e| e.to_string())?;
-        scored += r.rules.values().map(|c| c.scored).sum::<u64>();
-    }
-    let secs = t.elapsed().as_secs_f64();
-    println!(
-        "worker on a backlog:            {:>9.0} spans/s  ({n} spans in {secs:.2} s, {scored} scores written)",
-        n as f64 / secs
-    );
-
-    // 3. Ingest with the worker running.
-    rule(&http, &base, &key, &pids[2]).await?;
-    let opts = Options { min_interval: Duration::from_millis(200), ..Options::default() };
-    let handle = Worker::new(state.clone(), system.permit(), opts).spawn();
-    let n = ingest(&http, &url, &key, &pids[2], &a, 2 << 40).await;
-    let with = n as f64 / a.seconds as f64;
-    let pid2: uuid::Uuid = pids[2].parse().map_err(|_| "bad id")?;
-    let h = head(&*store).await;
-    let t = Instant::now();
-    while !caught_up(&*store, pid2, h).await {
-        state.scoring_wake().notify_one();
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        if t.elapsed() > Duration::from_secs(600) {
+    // 2. The stream into the scored project, the worker running.
+    rule(&t, &base, &pids[2]).await?;
+    let worker = Worker::new(state.clone(), system.permit(), Options::default()).spawn();
+    let log = Arc::new(std::sync::Mutex::new(Stream::default()));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (store, log, done, scored) = (store.clone(), log.clone(), done.clone(), id(2)?);
+        tokio::spawn(async move {
+            let mut lags = Vec::new();
+            while !done.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let c = cursor(&*store, scored).await;
+                let now = Instant::now();
+                if let Ok(s) = log.lock() {
+                    lags.push(lag(&s, c, now));
+                }
+            }
+            lags
+        })
+    };
+    let (spare2, ()) = tokio::join!(flood(&t, &pids[0], &a, 1 << 40), paced(&t, &pids[2], &a, 2 << 40, log.clone()));
+    let spare2 = spare2 as f64 / a.seconds as f64;
+    done.store(true, Ordering::Relaxed);
+    let mut lags = sampler.await.map_err(|e| e.to_string())?;
+    let stopped = Instant::now();
+    let last = log.lock().ok().and_then(|s| s.writes.iter().map(|w| w.1).max()).unwrap_or(XactId(0));
+    while !caught_up(&*store, id(2)?, last).await {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        if stopped.elapsed() > Duration::from_secs(600) {
             return Err("the worker did not catch up in 10 minutes".into());
         }
     }
-    let lag = t.elapsed().as_secs_f64();
-    handle.abort();
+    let catch_up = stopped.elapsed().as_secs_f64() * 1000.0;
+    let mut s2 = std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner()));
+    report("2. stream scored", spare2, &mut s2, &a);
+
+    // 3. Baseline again.
+    let (spare3, mut s3) = baseline(&t, &a, &pids[1], &pids[0], 3 << 40).await;
+    report("3. baseline again", spare3, &mut s3, &a);
+    let base_spare = (spare1 + spare3) / 2.0;
     println!(
-        "ingest, rule + worker running:  {with:>9.0} spans/s  (ratio {:.2} of ingest alone; the worker caught up \
-         {lag:.2} s after ingest stopped: it sustained {:.0} spans/s)",
-        with / alone,
-        n as f64 / (a.seconds as f64 + lag)
+        "   scoring the stream left {:.2}x of the baselines' spare capacity ({:.1}% less); the worker's lag behind \
+         the stream: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; caught up {catch_up:.0} ms after the stream stopped",
+        spare2 / base_spare,
+        (1.0 - spare2 / base_spare) * 100.0,
+        pct(&mut lags, 0.5),
+        pct(&mut lags, 0.99),
+        pct(&mut lags, 1.0),
+    );
+    worker.abort();
+
+    // 4. The worker's own rate, on a backlog.
+    rule(&t, &base, &pids[3]).await?;
+    let n = flood(&t, &pids[3], &a, 4 << 40).await;
+    let worker = Worker::new(state.clone(), system.permit(), Options::default());
+    let h = head(&*store).await;
+    let started = Instant::now();
+    let mut scored = 0;
+    while !caught_up(&*store, id(3)?, h).await {
+        let r = worker.pass().await.map_err(|e| e.to_string())?;
+        scored += r.rules.values().map(|c| c.scored).sum::<u64>();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "4. worker on a backlog       {:>8.0} spans/s ({n} spans in {secs:.2} s, {scored} scores written)",
+        n as f64 / secs
+    );
+
+    // 5. Everything into the scored project, as fast as it is taken.
+    rule(&t, &base, &pids[4]).await?;
+    let worker = Worker::new(state.clone(), system.permit(), Options::default()).spawn();
+    let n = flood(&t, &pids[4], &a, 5 << 40).await;
+    let with = n as f64 / a.seconds as f64;
+    let h = head(&*store).await;
+    let started = Instant::now();
+    while !caught_up(&*store, id(4)?, h).await {
+        state.scoring_wake().notify_one();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if started.elapsed() > Duration::from_secs(600) {
+            return Err("the worker did not catch up in 10 minutes".into());
+        }
+    }
+    let behind = started.elapsed().as_secs_f64();
+    worker.abort();
+    let total1 = spare1 + s1.spans as f64 / a.seconds as f64;
+    println!(
+        "5. flood into scored project {with:>8.0} spans/s ({:.2}x of phase 1's total; the worker caught up {behind:.2} s \
+         after ingest stopped)",
+        with / total1
     );
     running.stop().await.map_err(|e| e.to_string())?;
     Ok(())
+}
+
+async fn head(store: &dyn Store) -> XactId {
+    match store.read().await {
+        Ok(mut tx) => tx.current_xact_id().await.unwrap_or(XactId(0)),
+        Err(_) => XactId(0),
+    }
+}
+
+async fn open(a: &Args, dir: &std::path::Path) -> Result<Arc<dyn Store>, String> {
+    support::open(&a.backend, &a.postgres_url, dir).await
 }

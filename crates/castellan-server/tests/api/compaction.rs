@@ -97,10 +97,21 @@ async fn swept_rows_leave_the_database_files_after_compaction(b: Backend) {
     assert!(!done.is_empty() && done.iter().all(|c| c.bytes_before > 0 && c.bytes_after > 0), "{done:?}");
     if b == Backend::Postgres {
         let events = done.iter().find(|c| c.what == "events").expect("events compacted");
-        assert!(events.bytes_after < events.bytes_before, "the rewrite drops the dead tuples: {events:?}");
+        assert!(events.bytes_after <= events.bytes_before, "the rewrite does not grow the table: {events:?}");
+    }
+    // PostgreSQL's rewrite keeps a dead row that a transaction still open anywhere
+    // in the database could see (the other tests share the server): compacting
+    // again once those have ended drops it. Bounded: a row that stays fails.
+    let mut after = files(&app.db).await;
+    for _ in 0..40 {
+        if count(&after, old) == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        store.compact().await.expect("compact again");
+        after = files(&app.db).await;
     }
     store.close().await;
-    let after = files(&app.db).await;
     assert_eq!(count(&after, old), 0, "swept rows are gone from the files");
     assert!(count(&after, live) >= 20, "live rows are still there");
     // The server goes on serving after the rewrite.
