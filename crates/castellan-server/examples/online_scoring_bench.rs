@@ -143,7 +143,7 @@ struct Stream {
 async fn paced(t: &Target, pid: &str, a: &Args, offset: u64, log: Arc<std::sync::Mutex<Stream>>) {
     let period = Duration::from_secs_f64(a.batch as f64 / a.rate as f64);
     let mut every = tokio::time::interval(period);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let deadline = Instant::now() + Duration::from_secs(a.seconds);
     let mut tasks = Vec::new();
     let mut i = 0u64;
@@ -352,6 +352,9 @@ async fn main() -> Result<(), String> {
     while !caught_up(&*store, id(3)?, h).await {
         let r = worker.pass().await.map_err(|e| e.to_string())?;
         scored += r.rules.values().map(|c| c.scored).sum::<u64>();
+        if started.elapsed() > Duration::from_secs(600) {
+            return Err("the worker did not work through the backlog in 10 minutes".into());
+        }
     }
     let secs = started.elapsed().as_secs_f64();
     println!(

@@ -279,3 +279,30 @@ impl Store for SqliteStore {
         Some(h.finish())
     }
 }
+
+#[cfg(test)]
+mod plans {
+    /// Online scoring reads a log from its cursor in batches: the query must seek
+    /// the log's index to the cursor, not scan from the log's start (which made a
+    /// backlog's reading quadratic).
+    #[tokio::test]
+    async fn reading_a_log_after_a_cursor_seeks_the_index() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = super::SqliteStore::open(&dir.path().join("plan.sqlite")).await.expect("open");
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {}", crate::sql::jobs::HEADS_SINCE))
+                .bind("project_logs")
+                .bind(uuid::Uuid::nil())
+                .bind(1i64)
+                .bind("r")
+                .bind(10i64)
+                .fetch_all(&store.reader)
+                .await
+                .expect("plan");
+        let detail: Vec<&str> = plan.iter().map(|r| r.3.as_str()).collect();
+        assert!(
+            detail.iter().any(|d| d.contains("events_by_xact") && d.contains("xact_id>?")),
+            "the cursor's bound is an index range: {detail:?}"
+        );
+    }
+}
