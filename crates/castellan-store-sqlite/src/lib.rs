@@ -305,4 +305,31 @@ mod plans {
             "the cursor's bound is an index range: {detail:?}"
         );
     }
+
+    /// …and then reads the sampled versions by their keys, each one seek of the
+    /// primary key (a list of ORed pairs made SQLite read the whole log).
+    #[tokio::test]
+    async fn reading_named_versions_seeks_the_primary_key() {
+        use crate::sql::jobs::{VERSIONS_JOIN, VERSIONS_SELECT};
+        let dir = tempfile::tempdir().expect("dir");
+        let store = super::SqliteStore::open(&dir.path().join("plan.sqlite")).await.expect("open");
+        let sql =
+            format!("EXPLAIN QUERY PLAN {VERSIONS_SELECT}($1, $2), ($3, $4){VERSIONS_JOIN}$5 AND e.object_id = $6");
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&sql)
+            .bind("a")
+            .bind(1i64)
+            .bind("b")
+            .bind(2i64)
+            .bind("project_logs")
+            .bind(uuid::Uuid::nil())
+            .fetch_all(&store.reader)
+            .await
+            .expect("plan");
+        let detail: Vec<&str> = plan.iter().map(|r| r.3.as_str()).collect();
+        assert!(
+            detail.iter().any(|d| d.starts_with("SEARCH e") && d.contains("row_id=? AND xact_id=?")),
+            "each version is one seek: {detail:?}"
+        );
+        assert!(!detail.iter().any(|d| d.starts_with("SCAN e")), "the log is not scanned: {detail:?}");
+    }
 }

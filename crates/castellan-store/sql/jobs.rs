@@ -378,6 +378,9 @@ impl From<RawRow> for RawEvent {
     }
 }
 
+/// The versions a list names. Joined from a `VALUES` list, so that each is one seek
+/// of the log's primary key: with `(row_id = ? AND xact_id = ?) OR …` SQLite read
+/// the whole log for every call.
 pub(crate) async fn event_versions(
     pool: &Pool<Db>,
     object: EventObject,
@@ -385,23 +388,27 @@ pub(crate) async fn event_versions(
 ) -> StoreResult<Vec<RawEvent>> {
     let mut out = Vec::with_capacity(versions.len());
     for chunk in versions.chunks(200) {
-        let mut qb = sqlx::QueryBuilder::<Db>::new(
-            "SELECT e.row_id, e.xact_id, e.deleted, CAST(e.data AS TEXT) AS data FROM events e WHERE e.object_kind = ",
-        );
-        qb.push_bind(object.kind.as_str()).push(" AND e.object_id = ").push_bind(object.id);
-        qb.push(" AND (");
-        for (i, (x, row)) in chunk.iter().enumerate() {
-            if i > 0 {
-                qb.push(" OR ");
-            }
-            qb.push("(e.row_id = ").push_bind(row.as_str()).push(" AND e.xact_id = ").push_bind(x.0).push(")");
+        let mut qb = sqlx::QueryBuilder::<Db>::new(VERSIONS_SELECT);
+        let mut sep = qb.separated(", ");
+        for (x, row) in chunk {
+            sep.push("(").push_bind_unseparated(row.as_str()).push_unseparated(", ");
+            sep.push_bind_unseparated(x.0).push_unseparated(")");
         }
-        qb.push(")");
+        qb.push(VERSIONS_JOIN);
+        qb.push_bind(object.kind.as_str()).push(" AND e.object_id = ").push_bind(object.id);
         let rows: Vec<RawRow> = qb.build_query_as().fetch_all(pool).await.map_err(db_err)?;
         out.extend(rows.into_iter().map(RawEvent::from));
     }
     Ok(out)
 }
+
+pub(crate) const VERSIONS_SELECT: &str =
+    "SELECT e.row_id, e.xact_id, e.deleted, CAST(e.data AS TEXT) AS data FROM (VALUES ";
+/// `CROSS JOIN`: SQLite then keeps the list as the outer loop (without it, it may
+/// walk the log's index and look each row up in the list); PostgreSQL plans it as
+/// any inner join.
+pub(crate) const VERSIONS_JOIN: &str =
+    ") v CROSS JOIN events e WHERE e.row_id = v.column1 AND e.xact_id = v.column2 AND e.object_kind = ";
 
 pub(crate) async fn latest_raw_events(
     pool: &Pool<Db>,
