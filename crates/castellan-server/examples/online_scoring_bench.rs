@@ -14,11 +14,13 @@
 //!    ratio of the baselines', and the worker's lag behind the stream, sampled every
 //!    100 ms as the age of the oldest stream write (by the transaction id `/logs3`
 //!    answered) that the worker's cursor has not passed yet;
-//! 3. **baseline again** (so that a drift over the run, a growing database, shows);
+//! 3. **baseline again**; phases 2 and 3 repeat `--rounds` times (A B A B … A), each
+//!    scored phase compared with the mean of the baselines on either side of it, so
+//!    that a drift over the run (a growing database, a noisy neighbour) shows;
 //! 4. the worker's own rate on a backlog (spans logged with no worker running, then
 //!    scored by back-to-back passes);
 //! 5. the worst case: every client logging as fast as it can into the scored
-//!    project, the worker running, as a ratio of phase 1's total rate, and how long
+//!    project, the worker running, as a ratio of the last baseline's total rate, and how long
 //!    the worker needs to catch up once ingest stops.
 //!
 //! A load script, not a test:
@@ -47,6 +49,7 @@ struct Args {
     concurrency: usize,
     batch: usize,
     rate: u64,
+    rounds: usize,
 }
 
 fn args() -> Result<Args, String> {
@@ -57,6 +60,7 @@ fn args() -> Result<Args, String> {
         concurrency: 8,
         batch: 100,
         rate: 5000,
+        rounds: 3,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -68,6 +72,7 @@ fn args() -> Result<Args, String> {
             "--concurrency" => a.concurrency = value()?.parse().map_err(|e| format!("--concurrency: {e}"))?,
             "--batch" => a.batch = value()?.parse().map_err(|e| format!("--batch: {e}"))?,
             "--rate" => a.rate = value()?.parse().map_err(|e| format!("--rate: {e}"))?,
+            "--rounds" => a.rounds = value()?.parse().map_err(|e| format!("--rounds: {e}"))?,
             other => return Err(format!("unknown flag `{other}`")),
         }
     }
@@ -287,60 +292,79 @@ async fn main() -> Result<(), String> {
         a.backend, a.seconds, a.rate, a.concurrency, a.batch
     );
 
-    // 1. Baseline.
-    let (spare1, mut s1) = baseline(&t, &a, &pids[1], &pids[0], 0).await;
-    report("1. baseline", spare1, &mut s1, &a);
-
-    // 2. The stream into the scored project, the worker running.
+    // 1-3. Baselines and scored phases alternating (A B A B … A, `--rounds` scored
+    // phases), the worker running throughout as in `serve`: each scored phase's
+    // spare capacity against the mean of the baselines on either side of it.
     rule(&t, &base, &pids[2]).await?;
     let worker = Worker::new(state.clone(), system.permit(), Options::default()).spawn();
-    let log = Arc::new(std::sync::Mutex::new(Stream::default()));
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sampler = {
-        let (store, log, done, scored) = (store.clone(), log.clone(), done.clone(), id(2)?);
-        tokio::spawn(async move {
-            let mut lags = Vec::new();
-            while !done.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                let c = cursor(&*store, scored).await;
-                let now = Instant::now();
-                if let Ok(s) = log.lock() {
-                    lags.push(lag(&s, c, now));
+    let (mut before, mut s) = baseline(&t, &a, &pids[1], &pids[0], 0).await;
+    report("1. baseline", before, &mut s, &a);
+    let (mut ratios, mut all_lags, mut catch_ups) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..a.rounds {
+        let offset = (2 * round as u64 + 1) << 40;
+        let log = Arc::new(std::sync::Mutex::new(Stream::default()));
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sampler = {
+            let (store, log, done, scored) = (store.clone(), log.clone(), done.clone(), id(2)?);
+            tokio::spawn(async move {
+                let mut lags = Vec::new();
+                while !done.load(Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let c = cursor(&*store, scored).await;
+                    let now = Instant::now();
+                    if let Ok(s) = log.lock() {
+                        lags.push(lag(&s, c, now));
+                    }
                 }
+                lags
+            })
+        };
+        let (spare, ()) =
+            tokio::join!(flood(&t, &pids[0], &a, offset), paced(&t, &pids[2], &a, offset + (1 << 36), log.clone()));
+        let spare = spare as f64 / a.seconds as f64;
+        done.store(true, Ordering::Relaxed);
+        let mut lags = sampler.await.map_err(|e| e.to_string())?;
+        let stopped = Instant::now();
+        let last = log.lock().ok().and_then(|s| s.writes.iter().map(|w| w.1).max()).unwrap_or(XactId(0));
+        while !caught_up(&*store, id(2)?, last).await {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            if stopped.elapsed() > Duration::from_secs(600) {
+                return Err("the worker did not catch up in 10 minutes".into());
             }
-            lags
-        })
-    };
-    let (spare2, ()) = tokio::join!(flood(&t, &pids[0], &a, 1 << 40), paced(&t, &pids[2], &a, 2 << 40, log.clone()));
-    let spare2 = spare2 as f64 / a.seconds as f64;
-    done.store(true, Ordering::Relaxed);
-    let mut lags = sampler.await.map_err(|e| e.to_string())?;
-    let stopped = Instant::now();
-    let last = log.lock().ok().and_then(|s| s.writes.iter().map(|w| w.1).max()).unwrap_or(XactId(0));
-    while !caught_up(&*store, id(2)?, last).await {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        if stopped.elapsed() > Duration::from_secs(600) {
-            return Err("the worker did not catch up in 10 minutes".into());
         }
+        let catch_up = stopped.elapsed().as_secs_f64() * 1000.0;
+        let mut s = std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner()));
+        report("2. stream scored", spare, &mut s, &a);
+        let (after, mut s) = baseline(&t, &a, &pids[1], &pids[0], offset + (2 << 36)).await;
+        report("3. baseline", after, &mut s, &a);
+        let ratio = spare / ((before + after) / 2.0);
+        println!(
+            "   round {}: {ratio:.2}x of the baselines' spare capacity; the worker's lag behind the stream: p50 {:.0} ms, \
+             p99 {:.0} ms, max {:.0} ms; caught up {catch_up:.0} ms after the stream stopped",
+            round + 1,
+            pct(&mut lags, 0.5),
+            pct(&mut lags, 0.99),
+            pct(&mut lags, 1.0),
+        );
+        ratios.push(ratio);
+        all_lags.extend(lags);
+        catch_ups.push(catch_up);
+        before = after;
     }
-    let catch_up = stopped.elapsed().as_secs_f64() * 1000.0;
-    let mut s2 = std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner()));
-    report("2. stream scored", spare2, &mut s2, &a);
-
-    // 3. Baseline again.
-    let (spare3, mut s3) = baseline(&t, &a, &pids[1], &pids[0], 3 << 40).await;
-    report("3. baseline again", spare3, &mut s3, &a);
-    let base_spare = (spare1 + spare3) / 2.0;
+    let mean = ratios.iter().sum::<f64>() / ratios.len().max(1) as f64;
     println!(
-        "   scoring the stream left {:.2}x of the baselines' spare capacity ({:.1}% less); the worker's lag behind \
-         the stream: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; caught up {catch_up:.0} ms after the stream stopped",
-        spare2 / base_spare,
-        (1.0 - spare2 / base_spare) * 100.0,
-        pct(&mut lags, 0.5),
-        pct(&mut lags, 0.99),
-        pct(&mut lags, 1.0),
+        "   over {} rounds: {mean:.3}x of the spare capacity ({:.1}% less; rounds {}); lag p50 {:.0} ms, p99 {:.0} ms, \
+         max {:.0} ms; caught up at most {:.0} ms after a stream stopped",
+        ratios.len(),
+        (1.0 - mean) * 100.0,
+        ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(", "),
+        pct(&mut all_lags, 0.5),
+        pct(&mut all_lags, 0.99),
+        pct(&mut all_lags, 1.0),
+        catch_ups.iter().cloned().fold(0.0, f64::max),
     );
     worker.abort();
+    let last_total = before + a.rate as f64;
 
     // 4. The worker's own rate, on a backlog.
     rule(&t, &base, &pids[3]).await?;
@@ -378,11 +402,10 @@ async fn main() -> Result<(), String> {
     }
     let behind = started.elapsed().as_secs_f64();
     worker.abort();
-    let total1 = spare1 + s1.spans as f64 / a.seconds as f64;
     println!(
-        "5. flood into scored project {with:>8.0} spans/s ({:.2}x of phase 1's total; the worker caught up {behind:.2} s \
+        "5. flood into scored project {with:>8.0} spans/s ({:.2}x of the last baseline's total; the worker caught up {behind:.2} s \
          after ingest stopped)",
-        with / total1
+        with / last_total
     );
     running.stop().await.map_err(|e| e.to_string())?;
     Ok(())

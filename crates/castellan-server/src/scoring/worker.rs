@@ -150,6 +150,8 @@ pub struct Worker {
 
 /// How many of its own write transactions a worker remembers.
 const OWN_WRITES: usize = 100_000;
+/// How often a pass that goes on records its cursor.
+const CURSOR_EVERY: Duration = Duration::from_secs(2);
 /// The longest a worker pauses to give way to ingest after one batch.
 const MAX_PAUSE: Duration = Duration::from_secs(5);
 
@@ -267,6 +269,7 @@ impl Worker {
         self.retries(project, log, org, rules, &mut st).await?;
         let mut cursor = jobs.scoring_cursor(project.0).await?.unwrap_or((XactId(0), String::new()));
         let mut moved = false;
+        let mut saved = Instant::now();
         for _ in 0..self.opts.max_batches {
             let work = Instant::now();
             let heads = jobs.event_heads_since(log, &cursor, self.opts.batch).await?;
@@ -319,6 +322,14 @@ impl Worker {
             self.write(project, log, rules, &tasks, &outcomes, &mut st).await?;
             cursor = next;
             moved = true;
+            // A long pass (a backlog, or one that gives way to busy ingest) also
+            // records how far it got every few seconds, so that a restart or another
+            // replica resumes near there and the cursor says how far behind it is.
+            if saved.elapsed() >= CURSOR_EVERY {
+                jobs.set_scoring_cursor(project.0, &cursor, self.state.now()).await?;
+                saved = Instant::now();
+                moved = false;
+            }
             if !self.hold(project.0).await? {
                 break;
             }
@@ -327,8 +338,9 @@ impl Worker {
                 break;
             }
         }
-        // Once per pass: a crash before this re-reads the pass's spans, whose claims
-        // keep them from being scored (or paid for) twice.
+        // At the end of a pass (and every few seconds of a long one): a crash before
+        // this re-reads the spans read since, whose claims keep them from being
+        // scored (or paid for) twice.
         if moved {
             jobs.set_scoring_cursor(project.0, &cursor, self.state.now()).await?;
         }
