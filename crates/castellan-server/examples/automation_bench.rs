@@ -236,8 +236,16 @@ async fn main() -> Result<(), String> {
         pct(&during, 1.0),
         pct(&during, 0.5) / b50
     );
+    let over = |v: &[Duration]| v.iter().filter(|d| **d > Duration::from_millis(50)).count();
     println!(
-        "\nretention sweep of {} rows: {:.1} s ({:.0} rows/s)",
+        "\ningest requests over 50 ms: {} of {} before the sweep, {} of {} during it",
+        over(&baseline),
+        baseline.len(),
+        over(&during),
+        during.len()
+    );
+    println!(
+        "retention sweep of {} rows: {:.1} s ({:.0} rows/s)",
         a.rows,
         sweep.as_secs_f64(),
         a.rows as f64 / sweep.as_secs_f64()
