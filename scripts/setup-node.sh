@@ -19,14 +19,16 @@
 # asks for Node 22 but runs on 20 with a warning.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-if [ "${1:-}" = "--oidc" ]; then
-    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-        apt-get update -qq >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >&2
-    fi
-    pins="$root/scripts/oidc-node"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >&2
+fi
+
+# install PINS BASE: `npm ci` of PINS' package.json and lock file into BASE/<hash of
+# the two>, once per pinned set (older sets under BASE are removed); sets `cache`.
+install() {
+    local pins="$1" base="$2" key
     key="$(cat "$pins/package.json" "$pins/package-lock.json" | sha256sum | cut -c1-16)"
-    base="${CASTELLAN_OIDC_NODE_CACHE:-$root/target/oidc-node}"
     cache="$base/$key"
     if [ ! -f "$cache/.installed" ]; then
         rm -rf "$cache"
@@ -36,30 +38,19 @@ if [ "${1:-}" = "--oidc" ]; then
         touch "$cache/.installed"
     fi
     find "$base" -mindepth 1 -maxdepth 1 ! -name "$key" -exec rm -rf {} + >&2
+}
+
+if [ "${1:-}" = "--oidc" ]; then
+    install "$root/scripts/oidc-node" "${CASTELLAN_OIDC_NODE_CACHE:-$root/target/oidc-node}"
     (cd "$cache" && node --input-type=module -e 'await import("oidc-provider")' 2>/dev/null) >&2
     echo "$cache/node_modules"
     exit 0
-fi
-pins="$root/scripts/compat-node"
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >&2
 fi
 major="$(node -p 'process.versions.node.split(".")[0]')"
 if [ "$major" -lt 18 ]; then
     echo "node $(node --version) is too old: the Braintrust TypeScript SDK needs 18 or newer" >&2
     exit 1
 fi
-key="$(cat "$pins/package.json" "$pins/package-lock.json" | sha256sum | cut -c1-16)"
-base="${CASTELLAN_NODE_CACHE:-$root/target/compat-node}"
-cache="$base/$key"
-if [ ! -f "$cache/.installed" ]; then
-    rm -rf "$cache"
-    mkdir -p "$cache"
-    cp "$pins/package.json" "$pins/package-lock.json" "$cache/"
-    (cd "$cache" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) >&2
-    touch "$cache/.installed"
-fi
-find "$base" -mindepth 1 -maxdepth 1 ! -name "$key" -exec rm -rf {} + >&2
+install "$root/scripts/compat-node" "${CASTELLAN_NODE_CACHE:-$root/target/compat-node}"
 (cd "$cache" && node -e 'require("braintrust"); require("@braintrust/api")' && node_modules/.bin/bt --version) >&2
 echo "$cache/node_modules"
