@@ -19,6 +19,7 @@
 
 use castellan_server::access::system_clock;
 use castellan_server::config::Config;
+use castellan_server::load::SlowGroups;
 use castellan_server::serve::start_with_state;
 use castellan_store::{EventKind, EventObject};
 use serde_json::{json, Value};
@@ -183,8 +184,10 @@ async fn main() -> Result<(), String> {
             lat
         })
     };
+    let slow_at_start = state.ingest_load().slow();
     let baseline =
         ingest_for(Arc::new(AtomicBool::new(false)), Duration::from_secs(10)).await.map_err(|e| e.to_string())?;
+    let slow_before = state.ingest_load().slow();
     let (_, rule) = call(
         "/v1/project_automation".into(),
         json!({"project_id": pid, "name": "keep-30-days", "config": {"event_type": "retention", "object_type": "project_logs", "retention_days": 30}}),
@@ -196,6 +199,7 @@ async fn main() -> Result<(), String> {
     let (sweep, run) = call(format!("/v1/project_automation/{rid}/run"), json!({})).await?;
     stop.store(true, Ordering::SeqCst);
     let during = during.await.map_err(|e| e.to_string())?;
+    let slow_during = state.ingest_load().slow();
     if run["count"].as_u64() != Some(a.rows) {
         return Err(format!("the sweep deleted {} rows, {} expected: {run}", run["count"], a.rows));
     }
@@ -244,14 +248,68 @@ async fn main() -> Result<(), String> {
         over(&during),
         during.len()
     );
+    // Where the slow requests' time went: the data writer's group commits over
+    // 50 ms, by their longest part.
+    let parts = |a: SlowGroups, b: SlowGroups| {
+        format!(
+            "{} waiting for the writer's connection, {} writing, {} committing",
+            b.waiting - a.waiting,
+            b.writing - a.writing,
+            b.committing - a.committing
+        )
+    };
+    println!(
+        "group commits over 50 ms, by their longest part: before the sweep {}; during it {} (the slowest {:.0} ms)",
+        parts(slow_at_start, slow_before),
+        parts(slow_before, slow_during),
+        slow_during.slowest_micros as f64 / 1000.0
+    );
     println!(
         "retention sweep of {} rows: {:.1} s ({:.0} rows/s)",
         a.rows,
         sweep.as_secs_f64(),
         a.rows as f64 / sweep.as_secs_f64()
     );
+    let probe = dir.path().to_owned();
+    let fsyncs = tokio::task::spawn_blocking(move || fsync_loop(&probe, Duration::from_secs(20)))
+        .await
+        .map_err(|e| e.to_string())??;
+    println!(
+        "the disk alone (8 KiB appended and fsynced in the data directory, 2 ms apart, 20 s): p50 {:.2} ms, p99 {:.2} ms, \
+         max {:.0} ms; {} of {} over 50 ms",
+        pct(&fsyncs, 0.5),
+        pct(&fsyncs, 0.99),
+        pct(&fsyncs, 1.0),
+        fsyncs.iter().filter(|d| **d > Duration::from_millis(50)).count(),
+        fsyncs.len()
+    );
     running.stop().await.map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// How long fsync takes on the data directory's disk: 8 KiB appended and synced,
+/// every 2 ms, for `secs` (sorted latencies).
+fn fsync_loop(dir: &std::path::Path, secs: Duration) -> Result<Vec<Duration>, String> {
+    use std::io::{Seek, Write};
+    let path = dir.join("fsync-probe");
+    let mut f = std::fs::File::create(&path).map_err(|e| e.to_string())?;
+    let buf = [b'x'; 8192];
+    let mut lat = Vec::new();
+    let t0 = Instant::now();
+    while t0.elapsed() < secs {
+        f.write_all(&buf).map_err(|e| e.to_string())?;
+        let t = Instant::now();
+        f.sync_data().map_err(|e| e.to_string())?;
+        lat.push(t.elapsed());
+        if lat.len() % 5000 == 0 {
+            f.set_len(0).map_err(|e| e.to_string())?;
+            f.rewind().map_err(|e| e.to_string())?;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let _ = std::fs::remove_file(&path);
+    lat.sort();
+    Ok(lat)
 }
 
 /// Now as the SDK writes `created`.

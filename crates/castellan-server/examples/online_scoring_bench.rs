@@ -50,6 +50,7 @@ struct Args {
     batch: usize,
     rate: u64,
     rounds: usize,
+    phases: Vec<String>,
 }
 
 fn args() -> Result<Args, String> {
@@ -61,6 +62,7 @@ fn args() -> Result<Args, String> {
         batch: 100,
         rate: 5000,
         rounds: 3,
+        phases: vec!["rounds".into(), "backlog".into(), "flood".into()],
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -73,6 +75,7 @@ fn args() -> Result<Args, String> {
             "--batch" => a.batch = value()?.parse().map_err(|e| format!("--batch: {e}"))?,
             "--rate" => a.rate = value()?.parse().map_err(|e| format!("--rate: {e}"))?,
             "--rounds" => a.rounds = value()?.parse().map_err(|e| format!("--rounds: {e}"))?,
+            "--phases" => a.phases = value()?.split(',').map(str::to_owned).collect(),
             other => return Err(format!("unknown flag `{other}`")),
         }
     }
@@ -284,7 +287,6 @@ async fn main() -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         pids.push(p["id"].as_str().ok_or("no project id")?.to_owned());
     }
-    let id = |i: usize| -> Result<uuid::Uuid, String> { pids[i].parse().map_err(|_| "bad project id".to_owned()) };
     println!("machine: {}", machine());
     println!(
         "backend: {}; {} s per phase; stream {} spans/s; flood {} requests in flight; {} spans per request; \
@@ -295,10 +297,47 @@ async fn main() -> Result<(), String> {
     // 1-3. Baselines and scored phases alternating (A B A B … A, `--rounds` scored
     // phases), the worker running throughout as in `serve`: each scored phase's
     // spare capacity against the mean of the baselines on either side of it.
-    rule(&t, &base, &pids[2]).await?;
-    let worker = Worker::new(state.clone(), system.permit(), Options::default()).spawn();
-    let (mut before, mut s) = baseline(&t, &a, &pids[1], &pids[0], 0).await;
-    report("1. baseline", before, &mut s, &a);
+    let mut last_total = None;
+    if a.phases.iter().any(|p| p == "rounds") {
+        last_total = Some(rounds(&a, &t, &base, &pids, &store, &state, &system).await?);
+    }
+    if a.phases.iter().any(|p| p == "backlog") {
+        backlog(&a, &t, &base, &pids, &store, &state, &system).await?;
+    }
+    if a.phases.iter().any(|p| p == "flood") {
+        flooded(&a, &t, &base, &pids, &store, &state, &system, last_total).await?;
+    }
+    running.stop().await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+type State = castellan_server::access::AppState;
+type System = castellan_server::access::SystemKey;
+
+fn pid(pids: &[String], i: usize) -> Result<uuid::Uuid, String> {
+    pids[i].parse().map_err(|_| "bad project id".to_owned())
+}
+
+/// 1-3. Baselines and scored phases alternating (A B A B … A, `--rounds` scored
+/// phases), the worker running throughout as in `serve`: each scored phase's spare
+/// capacity against the mean of the baselines on either side of it. The last
+/// baseline's total rate (stream and spare capacity).
+async fn rounds(
+    a: &Args,
+    t: &Target,
+    base: &str,
+    pids: &[String],
+    store: &Arc<dyn Store>,
+    state: &State,
+    system: &System,
+) -> Result<f64, String> {
+    let id = |i: usize| pid(pids, i);
+    rule(t, base, &pids[2]).await?;
+    let worker = Worker::new(state.clone(), system.permit(), Options::default());
+    let timings = worker.timings();
+    let worker = worker.spawn();
+    let (mut before, mut s) = baseline(t, a, &pids[1], &pids[0], 0).await;
+    report("1. baseline", before, &mut s, a);
     let (mut ratios, mut all_lags, mut catch_ups) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..a.rounds {
         let offset = (2 * round as u64 + 1) << 40;
@@ -320,13 +359,13 @@ async fn main() -> Result<(), String> {
             })
         };
         let (spare, ()) =
-            tokio::join!(flood(&t, &pids[0], &a, offset), paced(&t, &pids[2], &a, offset + (1 << 36), log.clone()));
+            tokio::join!(flood(t, &pids[0], a, offset), paced(t, &pids[2], a, offset + (1 << 36), log.clone()));
         let spare = spare as f64 / a.seconds as f64;
         done.store(true, Ordering::Relaxed);
         let mut lags = sampler.await.map_err(|e| e.to_string())?;
         let stopped = Instant::now();
         let last = log.lock().ok().and_then(|s| s.writes.iter().map(|w| w.1).max()).unwrap_or(XactId(0));
-        while !caught_up(&*store, id(2)?, last).await {
+        while !caught_up(&**store, id(2)?, last).await {
             tokio::time::sleep(Duration::from_millis(10)).await;
             if stopped.elapsed() > Duration::from_secs(600) {
                 return Err("the worker did not catch up in 10 minutes".into());
@@ -334,9 +373,9 @@ async fn main() -> Result<(), String> {
         }
         let catch_up = stopped.elapsed().as_secs_f64() * 1000.0;
         let mut s = std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner()));
-        report("2. stream scored", spare, &mut s, &a);
-        let (after, mut s) = baseline(&t, &a, &pids[1], &pids[0], offset + (2 << 36)).await;
-        report("3. baseline", after, &mut s, &a);
+        report("2. stream scored", spare, &mut s, a);
+        let (after, mut s) = baseline(t, a, &pids[1], &pids[0], offset + (2 << 36)).await;
+        report("3. baseline", after, &mut s, a);
         let ratio = spare / ((before + after) / 2.0);
         println!(
             "   round {}: {ratio:.2}x of the baselines' spare capacity; the worker's lag behind the stream: p50 {:.0} ms, \
@@ -364,16 +403,28 @@ async fn main() -> Result<(), String> {
         catch_ups.iter().cloned().fold(0.0, f64::max),
     );
     worker.abort();
-    let last_total = before + a.rate as f64;
+    println!("   the worker's time: {}", timings.summary());
+    Ok(before + a.rate as f64)
+}
 
-    // 4. The worker's own rate, on a backlog.
-    rule(&t, &base, &pids[3]).await?;
-    let n = flood(&t, &pids[3], &a, 4 << 40).await;
+/// 4. The worker's own rate, on a backlog.
+async fn backlog(
+    a: &Args,
+    t: &Target,
+    base: &str,
+    pids: &[String],
+    store: &Arc<dyn Store>,
+    state: &State,
+    system: &System,
+) -> Result<(), String> {
+    let id = |i: usize| pid(pids, i);
+    rule(t, base, &pids[3]).await?;
+    let n = flood(t, &pids[3], a, 4 << 40).await;
     let worker = Worker::new(state.clone(), system.permit(), Options::default());
-    let h = head(&*store).await;
+    let h = head(&**store).await;
     let started = Instant::now();
     let mut scored = 0;
-    while !caught_up(&*store, id(3)?, h).await {
+    while !caught_up(&**store, id(3)?, h).await {
         let r = worker.pass().await.map_err(|e| e.to_string())?;
         scored += r.rules.values().map(|c| c.scored).sum::<u64>();
         if started.elapsed() > Duration::from_secs(600) {
@@ -385,15 +436,32 @@ async fn main() -> Result<(), String> {
         "4. worker on a backlog       {:>8.0} spans/s ({n} spans in {secs:.2} s, {scored} scores written)",
         n as f64 / secs
     );
+    println!("   the worker's time: {}", worker.timings().summary());
+    Ok(())
+}
 
-    // 5. Everything into the scored project, as fast as it is taken.
-    rule(&t, &base, &pids[4]).await?;
-    let worker = Worker::new(state.clone(), system.permit(), Options::default()).spawn();
-    let n = flood(&t, &pids[4], &a, 5 << 40).await;
+/// 5. Everything into the scored project, as fast as it is taken.
+#[allow(clippy::too_many_arguments)]
+async fn flooded(
+    a: &Args,
+    t: &Target,
+    base: &str,
+    pids: &[String],
+    store: &Arc<dyn Store>,
+    state: &State,
+    system: &System,
+    last_total: Option<f64>,
+) -> Result<(), String> {
+    let id = |i: usize| pid(pids, i);
+    rule(t, base, &pids[4]).await?;
+    let worker = Worker::new(state.clone(), system.permit(), Options::default());
+    let timings = worker.timings();
+    let worker = worker.spawn();
+    let n = flood(t, &pids[4], a, 5 << 40).await;
     let with = n as f64 / a.seconds as f64;
-    let h = head(&*store).await;
+    let h = head(&**store).await;
     let started = Instant::now();
-    while !caught_up(&*store, id(4)?, h).await {
+    while !caught_up(&**store, id(4)?, h).await {
         state.scoring_wake().notify_one();
         tokio::time::sleep(Duration::from_millis(20)).await;
         if started.elapsed() > Duration::from_secs(600) {
@@ -402,12 +470,11 @@ async fn main() -> Result<(), String> {
     }
     let behind = started.elapsed().as_secs_f64();
     worker.abort();
+    let ratio = last_total.map(|l| format!("{:.2}x of the last baseline's total; ", with / l)).unwrap_or_default();
     println!(
-        "5. flood into scored project {with:>8.0} spans/s ({:.2}x of the last baseline's total; the worker caught up {behind:.2} s \
-         after ingest stopped)",
-        with / last_total
+        "5. flood into scored project {with:>8.0} spans/s ({ratio}the worker caught up {behind:.2} s after ingest stopped)"
     );
-    running.stop().await.map_err(|e| e.to_string())?;
+    println!("   the worker's time: {}", timings.summary());
     Ok(())
 }
 

@@ -112,14 +112,18 @@ async fn write<'a>(
     state: &AppState,
     works: impl Iterator<Item = &'a Prepared>,
 ) -> ApiResult<Vec<ApiResult<Committed>>> {
+    let started = std::time::Instant::now();
     let mut tx = store.begin().await?;
+    let began = std::time::Instant::now();
     let mut meter = Meter::new(state);
     let mut done = Vec::new();
     for w in works {
         done.push((w, apply(&mut *tx, w, &mut meter).await?));
     }
     let flushed = meter.flush(&mut *tx).await?;
+    let written = std::time::Instant::now();
     tx.commit().await?;
+    state.ingest_load().record_parts(began - started, written - began, written.elapsed());
     crate::usage::crossed(state, &flushed.crossings).await;
     Ok(done
         .into_iter()

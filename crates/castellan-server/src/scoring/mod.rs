@@ -44,7 +44,7 @@ pub mod judge;
 mod rules;
 mod worker;
 
-pub use worker::{Counts, PassReport, Worker};
+pub use worker::{Counts, PassReport, Timings, Worker};
 
 use crate::access::{AppState, Permit};
 use crate::error::ApiResult;

@@ -14,6 +14,7 @@ use castellan_store::{
 };
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -132,6 +133,65 @@ impl PassState {
     }
 }
 
+/// Where a worker's time went since it started, in microseconds per phase: for
+/// load scripts and profiling (`examples/online_scoring_bench.rs` prints them).
+#[derive(Debug, Default)]
+pub struct Timings {
+    /// Reading the row versions after the cursor (without their contents).
+    pub heads: AtomicU64,
+    /// Reading the contents of the versions some rule may take.
+    pub versions: AtomicU64,
+    /// Parsing them, selecting, sampling, filtering: queuing the scorers' work.
+    pub select: AtomicU64,
+    /// Looking up what an earlier pass already scored.
+    pub claims: AtomicU64,
+    /// Running the scorers.
+    pub score: AtomicU64,
+    /// Waiting for the data writer's connection (ingest holds it meanwhile).
+    pub lock: AtomicU64,
+    /// Building the rows to write (scores, scorer spans, claims, retries).
+    pub build: AtomicU64,
+    /// Writing them (merges read the spans' latest versions).
+    pub apply: AtomicU64,
+    /// Committing.
+    pub commit: AtomicU64,
+    /// Pausing to give way to ingest.
+    pub paused: AtomicU64,
+    /// Row versions read (heads).
+    pub rows: AtomicU64,
+}
+
+impl Timings {
+    fn add(counter: &AtomicU64, since: Instant) -> Instant {
+        let now = Instant::now();
+        counter.fetch_add(u64::try_from((now - since).as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        now
+    }
+
+    /// `name: milliseconds` per phase, and the total.
+    pub fn summary(&self) -> String {
+        let phases = [
+            ("heads", &self.heads),
+            ("versions", &self.versions),
+            ("select", &self.select),
+            ("claims", &self.claims),
+            ("score", &self.score),
+            ("lock", &self.lock),
+            ("build", &self.build),
+            ("apply", &self.apply),
+            ("commit", &self.commit),
+        ];
+        let ms = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64 / 1000.0;
+        // Waiting for the writer is not work.
+        let total: f64 = phases.iter().filter(|(n, _)| *n != "lock").map(|(_, c)| ms(c)).sum();
+        let rows = self.rows.load(Ordering::Relaxed).max(1) as f64;
+        let mut out: Vec<String> = phases.iter().map(|(n, c)| format!("{n} {:.0} ms", ms(c))).collect();
+        out.push(format!("working {total:.0} ms ({:.1} us a row version read)", total * 1000.0 / rows));
+        out.push(format!("paused {:.0} ms", ms(&self.paused)));
+        out.join(", ")
+    }
+}
+
 /// The online-scoring worker.
 pub struct Worker {
     state: AppState,
@@ -146,6 +206,7 @@ pub struct Worker {
     /// When the worker last looked at the data writer's load, and the writer's
     /// busy time then (microseconds).
     load_mark: std::sync::Mutex<(Instant, u64)>,
+    timings: Arc<Timings>,
 }
 
 /// How many of its own write transactions a worker remembers.
@@ -167,7 +228,13 @@ impl Worker {
             own: Default::default(),
             leases: Default::default(),
             load_mark: std::sync::Mutex::new((Instant::now(), busy)),
+            timings: Default::default(),
         }
+    }
+
+    /// Where this worker's time went so far.
+    pub fn timings(&self) -> Arc<Timings> {
+        self.timings.clone()
     }
 
     /// Runs passes until the process ends: after each wake-up from ingest, and at
@@ -256,7 +323,9 @@ impl Worker {
             Err(_) => 0.0,
         };
         if fraction > self.opts.busy_threshold {
+            let t = Instant::now();
             tokio::time::sleep(work.mul_f64((1.0 - duty) / duty).min(MAX_PAUSE)).await;
+            Timings::add(&self.timings.paused, t);
         }
     }
 
@@ -273,6 +342,8 @@ impl Worker {
         for _ in 0..self.opts.max_batches {
             let work = Instant::now();
             let heads = jobs.event_heads_since(log, &cursor, self.opts.batch).await?;
+            let t = Timings::add(&self.timings.heads, work);
+            self.timings.rows.fetch_add(heads.len() as u64, Ordering::Relaxed);
             let Some(last) = heads.last() else { break };
             let next = (last.xact_id, last.row_id.clone());
             let full = heads.len() == self.opts.batch;
@@ -293,11 +364,14 @@ impl Worker {
                     wanted.push((h.xact_id, h.row_id.clone()));
                 }
             }
+            let t = Timings::add(&self.timings.select, t);
             let events = if wanted.is_empty() { Vec::new() } else { jobs.event_versions(log, &wanted).await? };
+            let t = Timings::add(&self.timings.versions, t);
             let mut tasks = Vec::new();
             for ev in events {
                 self.select(project, org, log, rules, ev, &mut st, &mut tasks).await;
             }
+            let t = Timings::add(&self.timings.select, t);
             // What an earlier pass scored (this span's earlier version, or the same
             // version before a crash) is not scored again, nor paid for again.
             if !tasks.is_empty() {
@@ -318,7 +392,9 @@ impl Worker {
                     tasks = kept;
                 }
             }
+            let t = Timings::add(&self.timings.claims, t);
             let outcomes = self.run_tasks(project, org, &tasks, &mut st.providers).await;
+            Timings::add(&self.timings.score, t);
             self.write(project, log, rules, &tasks, &outcomes, &mut st).await?;
             cursor = next;
             moved = true;
@@ -710,9 +786,11 @@ impl Worker {
         if tasks.is_empty() {
             return Ok(());
         }
+        let started = Instant::now();
         let now_micros = self.state.now();
         let now = format_time(now_micros);
         let mut tx = self.state.data_writer().begin().await?;
+        let started = Timings::add(&self.timings.lock, started);
         // New spans: one claim per rule and span, whatever its scorers came to (a
         // scorer that failed for good is not called again either).
         let mut keys: BTreeMap<usize, Vec<Vec<u8>>> = BTreeMap::new();
@@ -799,6 +877,7 @@ impl Worker {
             .map(OrgId)
             .ok_or_else(|| ApiError::Internal("a scored project has no organization".into()))?;
         let prepared = prepare_system(out_rows, project, org, &now)?;
+        let t = Timings::add(&self.timings.build, started);
         let mut meter = crate::usage::Meter::new(&self.state);
         let written = if prepared.is_empty() {
             None
@@ -812,7 +891,9 @@ impl Worker {
             )
         };
         let flushed = meter.flush(&mut *tx).await?;
+        let t = Timings::add(&self.timings.apply, t);
         tx.commit().await.map_err(ApiError::from)?;
+        Timings::add(&self.timings.commit, t);
         crate::usage::crossed(&self.state, &flushed.crossings).await;
         if let (Some(x), Ok(mut own)) = (written, self.own.lock()) {
             own.insert(x);
