@@ -265,10 +265,12 @@ async fn main() -> Result<(), String> {
         slow_during.slowest_micros as f64 / 1000.0
     );
     println!(
-        "retention sweep of {} rows: {:.1} s ({:.0} rows/s)",
+        "retention sweep of {} rows: {:.1} s ({:.0} rows/s); the slowest delete {:.1} ms, {} over 50 ms",
         a.rows,
         sweep.as_secs_f64(),
-        a.rows as f64 / sweep.as_secs_f64()
+        a.rows as f64 / sweep.as_secs_f64(),
+        run["details"]["slowest_batch_ms"].as_f64().unwrap_or(f64::NAN),
+        run["details"]["slow_batches"]
     );
     let probe = dir.path().to_owned();
     let fsyncs = tokio::task::spawn_blocking(move || fsync_loop(&probe, Duration::from_secs(20)))

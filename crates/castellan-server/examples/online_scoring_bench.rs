@@ -51,6 +51,8 @@ struct Args {
     rate: u64,
     rounds: usize,
     phases: Vec<String>,
+    /// The worker's options (`--max-lag-ms`, `--busy-duty`; otherwise `serve`'s).
+    opts: Options,
 }
 
 fn args() -> Result<Args, String> {
@@ -63,6 +65,7 @@ fn args() -> Result<Args, String> {
         rate: 5000,
         rounds: 3,
         phases: vec!["rounds".into(), "backlog".into(), "flood".into()],
+        opts: Options::default(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -76,6 +79,10 @@ fn args() -> Result<Args, String> {
             "--rate" => a.rate = value()?.parse().map_err(|e| format!("--rate: {e}"))?,
             "--rounds" => a.rounds = value()?.parse().map_err(|e| format!("--rounds: {e}"))?,
             "--phases" => a.phases = value()?.split(',').map(str::to_owned).collect(),
+            "--max-lag-ms" => {
+                a.opts.max_lag = Duration::from_millis(value()?.parse().map_err(|e| format!("--max-lag-ms: {e}"))?)
+            }
+            "--busy-duty" => a.opts.busy_duty = value()?.parse().map_err(|e| format!("--busy-duty: {e}"))?,
             other => return Err(format!("unknown flag `{other}`")),
         }
     }
@@ -333,7 +340,7 @@ async fn rounds(
 ) -> Result<f64, String> {
     let id = |i: usize| pid(pids, i);
     rule(t, base, &pids[2]).await?;
-    let worker = Worker::new(state.clone(), system.permit(), Options::default());
+    let worker = Worker::new(state.clone(), system.permit(), a.opts.clone());
     let timings = worker.timings();
     let worker = worker.spawn();
     let (mut before, mut s) = baseline(t, a, &pids[1], &pids[0], 0).await;
@@ -420,7 +427,7 @@ async fn backlog(
     let id = |i: usize| pid(pids, i);
     rule(t, base, &pids[3]).await?;
     let n = flood(t, &pids[3], a, 4 << 40).await;
-    let worker = Worker::new(state.clone(), system.permit(), Options::default());
+    let worker = Worker::new(state.clone(), system.permit(), a.opts.clone());
     let h = head(&**store).await;
     let started = Instant::now();
     let mut scored = 0;
@@ -454,7 +461,7 @@ async fn flooded(
 ) -> Result<(), String> {
     let id = |i: usize| pid(pids, i);
     rule(t, base, &pids[4]).await?;
-    let worker = Worker::new(state.clone(), system.permit(), Options::default());
+    let worker = Worker::new(state.clone(), system.permit(), a.opts.clone());
     let timings = worker.timings();
     let worker = worker.spawn();
     let n = flood(t, &pids[4], a, 5 << 40).await;

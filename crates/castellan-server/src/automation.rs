@@ -25,6 +25,9 @@ pub const BATCH: usize = 1000;
 const MIN_BATCH: usize = 50;
 /// How long one delete may hold the write lock before the next batch is smaller.
 const BATCH_BUDGET: std::time::Duration = std::time::Duration::from_millis(8);
+/// A delete slower than this is counted on the run (`details.slow_batches`) and
+/// logged: ingest waited about as long.
+const SLOW_BATCH: std::time::Duration = std::time::Duration::from_millis(50);
 /// How often a retention rule is swept.
 const SWEEP_EVERY_MICROS: i64 = 10 * 60 * 1_000_000;
 /// How far before a window's start the transaction-id mark it reads from must be.
@@ -475,6 +478,9 @@ pub async fn sweep(state: &AppState, permit: &Permit, a: &AdminRecord, holder: &
     let cutoff = format_time(now - days * 86_400 * 1_000_000);
     let mut objects = Vec::new();
     let (mut attachments, mut overflow) = (0u64, 0u64);
+    // The longest one delete took (holding the write lock), and how many took
+    // longer than ingest should ever wait.
+    let (mut slowest, mut slow) = (std::time::Duration::ZERO, 0u64);
     let outcome: ApiResult<()> = async {
         for (object_type, log) in logs(state, permit, a).await? {
             let mut rows = 0u64;
@@ -486,6 +492,16 @@ pub async fn sweep(state: &AppState, permit: &Permit, a: &AdminRecord, holder: &
                 let n = jobs.delete_events_before(log, &cutoff, batch).await?;
                 let took = t.elapsed();
                 rows += n;
+                slowest = slowest.max(took);
+                if took > SLOW_BATCH {
+                    slow += 1;
+                    tracing::warn!(
+                        automation = %a.id,
+                        rows = n,
+                        took_ms = took.as_millis() as u64,
+                        "a retention batch held the write lock long"
+                    );
+                }
                 // Keep the lease while a long sweep runs.
                 jobs.take_lease(&lease, holder, state.now(), state.now() + LEASE_MICROS).await?;
                 if n < batch as u64 {
@@ -515,8 +531,8 @@ pub async fn sweep(state: &AppState, permit: &Permit, a: &AdminRecord, holder: &
     let total: u64 = objects.iter().map(|t| t.rows).sum();
     record.finished = Some(state.now());
     record.count = i64::try_from(total).unwrap_or(i64::MAX);
-    record.details =
-        Some(json!({"cutoff": cutoff, "objects": objects, "attachments": attachments, "overflow": overflow}));
+    record.details = Some(json!({"cutoff": cutoff, "objects": objects, "attachments": attachments, "overflow": overflow,
+                                 "slowest_batch_ms": slowest.as_secs_f64() * 1000.0, "slow_batches": slow}));
     match &outcome {
         Ok(()) => record.status = "ok".into(),
         Err(e) => {

@@ -27,6 +27,50 @@ pub struct SqliteStore {
     path: PathBuf,
     /// The WAL file's path: every commit, by any process, writes to it.
     wal: PathBuf,
+    /// The connection that checkpoints the WAL, and its task.
+    checkpoints: SqlitePool,
+    _checkpointer: Checkpointer,
+}
+
+/// How often the WAL is checkpointed.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// The background task that checkpoints the WAL into the database file, ended
+/// when the store is dropped.
+struct Checkpointer(tokio::task::JoinHandle<()>);
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Checkpointer {
+    /// Checkpoints every [`CHECKPOINT_EVERY`] on a connection of its own, until the
+    /// pool closes. PASSIVE: it copies what no reader still needs, never waits for a
+    /// lock and never holds the write lock, so commits go on meanwhile (SQLite's
+    /// automatic checkpoint, turned off on the writer, runs inside the commit that
+    /// crosses its threshold, and every write waited for it: copying thousands of
+    /// pages and the database file's fsync, up to about a second under a retention
+    /// sweep).
+    fn start(pool: SqlitePool) -> Checkpointer {
+        Checkpointer(tokio::spawn(async move {
+            let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut failing = false;
+            while !pool.is_closed() {
+                every.tick().await;
+                match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+                    Ok(_) => failing = false,
+                    Err(e) if !failing && !pool.is_closed() => {
+                        failing = true;
+                        tracing::warn!(error = %e, "checkpointing the WAL failed; will retry");
+                    }
+                    Err(_) => {}
+                }
+            }
+        }))
+    }
 }
 
 pub(crate) use sql::store::{conflict_or, db_err, is_unique};
@@ -52,7 +96,8 @@ impl SqliteStore {
             // only adds a round trip to the connection's worker thread.
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(base.clone().create_if_missing(true))
+            // Checkpoints run beside the writer, not inside its commits.
+            .connect_with(base.clone().create_if_missing(true).pragma("wal_autocheckpoint", "0"))
             .await
             .map_err(db_err)?;
         let store_writer = writer.clone();
@@ -61,12 +106,25 @@ impl SqliteStore {
             .max_connections(8)
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(base.read_only(true))
+            .connect_with(base.clone().read_only(true))
+            .await
+            .map_err(db_err)?;
+        let checkpoints = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect_with(base)
             .await
             .map_err(db_err)?;
         let mut wal = path.to_owned().into_os_string();
         wal.push("-wal");
-        Ok(SqliteStore { writer, reader, path: path.to_owned(), wal: PathBuf::from(wal) })
+        Ok(SqliteStore {
+            writer,
+            reader,
+            path: path.to_owned(),
+            wal: PathBuf::from(wal),
+            _checkpointer: Checkpointer::start(checkpoints.clone()),
+            checkpoints,
+        })
     }
 
     /// The database file.
@@ -261,6 +319,7 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
+        self.checkpoints.close().await;
         self.reader.close().await;
         self.writer.close().await;
     }

@@ -231,9 +231,24 @@ pub async fn ingest(
 /// scores and scorer spans), each row id at most once. No caller: whoever calls
 /// this writes as the system, under its own permit.
 /// The rows are metered like anyone's (online scores count as scores).
-pub(crate) fn prepare_system(rows: Vec<Row>, project: ProjectId, org: OrgId, now: &str) -> ApiResult<Prepared> {
-    let (mut known, mut pending, mut attachments) = (Vec::new(), Vec::new(), HashMap::new());
+/// `built` are rows the caller serialized itself (each with the scores it holds),
+/// written as they are.
+pub(crate) fn prepare_system(
+    rows: Vec<Row>,
+    built: Vec<(EventWrite, i64)>,
+    project: ProjectId,
+    org: OrgId,
+    now: &str,
+) -> ApiResult<Prepared> {
+    let (mut known, mut pending, mut attachments) = (Vec::with_capacity(built.len()), Vec::new(), HashMap::new());
     let (mut orgs, mut usage) = (Vec::new(), Vec::new());
+    for (w, scores) in built {
+        if !orgs.iter().any(|(l, _)| *l == w.object) {
+            orgs.push((w.object, org));
+        }
+        add_to(&mut usage, org, row_usage(w.object.kind, w.deleted, w.data.len(), scores));
+        known.push(w);
+    }
     for Row { log, id, op } in rows {
         if !orgs.iter().any(|(l, _)| *l == log) {
             orgs.push((log, org));

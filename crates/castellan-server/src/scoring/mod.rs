@@ -33,7 +33,9 @@
 //! rounds in all; then the worker gives up on it and says so on the run.
 //!
 //! While ingest keeps the data writer busy, the worker gives way: after each batch
-//! it pauses so that it works at most `busy_duty` of the time.
+//! it pauses so that it works at most `busy_duty` of the time, unless it has been
+//! behind on the project for longer than `max_lag`: then it works at full speed
+//! until it has caught up, so that its lag stays bounded.
 //!
 //! Each pass that saw spans records a run per rule (`automation_runs`: spans read,
 //! sampled, matched, scored, errors, retries), readable at `GET
@@ -89,6 +91,11 @@ pub struct Options {
     /// Ingest is busy when the data writer was busy more than this share of the
     /// time since the worker last looked.
     pub busy_threshold: f64,
+    /// Once a project's scoring has been behind (each batch read full, more
+    /// waiting) this long, the worker stops giving way on it until it has caught
+    /// up: its lag stays bounded while ingest is busy, at the cost of the capacity
+    /// catching up takes.
+    pub max_lag: Duration,
 }
 
 impl Default for Options {
@@ -108,6 +115,7 @@ impl Default for Options {
             max_span_age: Duration::from_secs(86_400),
             busy_duty: 0.25,
             busy_threshold: 0.5,
+            max_lag: Duration::from_secs(3),
         }
     }
 }

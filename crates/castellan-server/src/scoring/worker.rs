@@ -10,7 +10,8 @@ use crate::error::{ApiError, ApiResult};
 use castellan_api_types::{format_time, parse_time};
 use castellan_core::{ObjectRef, ObjectType, OrgId, ProjectId};
 use castellan_store::{
-    AdminKind, AdminRecord, EventKind, EventObject, ObjectKind, RawEvent, RunRecord, ScoreRetry, StoredEvent, XactId,
+    AdminKind, AdminRecord, EventKind, EventObject, EventWrite, ObjectKind, RawEvent, RunRecord, ScoreRetry, StoredEvent,
+    XactId,
 };
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -82,7 +83,8 @@ struct Task {
     root_span_id: String,
     scorer: ScorerRef,
     resolved: Resolved,
-    vars: Value,
+    /// The scorers' arguments, shared by every scorer of the span.
+    vars: Arc<Value>,
     /// The queued retry this call is a round of (none: a new span's first call).
     retry: Option<ScoreRetry>,
 }
@@ -206,6 +208,8 @@ pub struct Worker {
     /// When the worker last looked at the data writer's load, and the writer's
     /// busy time then (microseconds).
     load_mark: std::sync::Mutex<(Instant, u64)>,
+    /// Since when each project's scoring has been behind (its batches read full).
+    behind: std::sync::Mutex<HashMap<Uuid, Instant>>,
     timings: Arc<Timings>,
 }
 
@@ -228,6 +232,7 @@ impl Worker {
             own: Default::default(),
             leases: Default::default(),
             load_mark: std::sync::Mutex::new((Instant::now(), busy)),
+            behind: Default::default(),
             timings: Default::default(),
         }
     }
@@ -301,14 +306,30 @@ impl Worker {
         Ok(held)
     }
 
-    /// After a batch that took `work`: while ingest keeps the data writer busy
-    /// (more than `busy_threshold` of the time since the last look), pauses so
-    /// that the worker works at most `busy_duty` of the time. Ingest that is not
-    /// busy is not held up by the worker anyway, so the worker then goes on at full
-    /// speed.
-    async fn give_way(&self, work: Duration) {
+    /// Notes whether a project's scoring is behind: its last batch was read full.
+    fn behind(&self, project: Uuid, full: bool) {
+        if let Ok(mut b) = self.behind.lock() {
+            if full {
+                b.entry(project).or_insert_with(Instant::now);
+            } else {
+                b.remove(&project);
+            }
+        }
+    }
+
+    /// After a batch of a project's that took `work`: while ingest keeps the data
+    /// writer busy (more than `busy_threshold` of the time since the last look),
+    /// pauses so that the worker works at most `busy_duty` of the time. Ingest
+    /// that is not busy is not held up by the worker anyway, so the worker then
+    /// goes on at full speed; and so it does on a project it has been behind on
+    /// for longer than `max_lag`, until it catches up.
+    async fn give_way(&self, project: Uuid, work: Duration) {
         let duty = self.opts.busy_duty;
         if !(duty > 0.0 && duty < 1.0) {
+            return;
+        }
+        let late = self.behind.lock().ok().and_then(|b| b.get(&project).copied());
+        if late.is_some_and(|since| since.elapsed() > self.opts.max_lag) {
             return;
         }
         let busy = self.state.ingest_load().totals().0;
@@ -344,9 +365,13 @@ impl Worker {
             let heads = jobs.event_heads_since(log, &cursor, self.opts.batch).await?;
             let t = Timings::add(&self.timings.heads, work);
             self.timings.rows.fetch_add(heads.len() as u64, Ordering::Relaxed);
-            let Some(last) = heads.last() else { break };
+            let Some(last) = heads.last() else {
+                self.behind(project.0, false);
+                break;
+            };
             let next = (last.xact_id, last.row_id.clone());
             let full = heads.len() == self.opts.batch;
+            self.behind(project.0, full);
             let own: HashSet<XactId> = match self.own.lock() {
                 Ok(o) => heads.iter().map(|e| e.xact_id).filter(|x| o.contains(x)).collect(),
                 Err(_) => Default::default(),
@@ -409,7 +434,7 @@ impl Worker {
             if !self.hold(project.0).await? {
                 break;
             }
-            self.give_way(work.elapsed()).await;
+            self.give_way(project.0, work.elapsed()).await;
             if !full {
                 break;
             }
@@ -540,6 +565,7 @@ impl Worker {
         }
         let Some(row) = Self::row(log, org, project, ev, whole) else { return };
         let root_span_id = row.get("root_span_id").and_then(Value::as_str).unwrap_or(&span_id).to_owned();
+        let mut vars: Option<Arc<Value>> = None;
         for i in picked {
             let rule = &rules[i];
             if let Some(msg) = &rule.unsupported {
@@ -555,7 +581,7 @@ impl Worker {
                 _ => {}
             }
             st.counts[i].matched += 1;
-            let vars = Self::vars(&row);
+            let vars = vars.get_or_insert_with(|| Arc::new(Self::vars(&row))).clone();
             for s in &rule.scorers {
                 let resolved = self.resolved(project, org, st, s).await;
                 tasks.push(Task {
@@ -619,7 +645,7 @@ impl Worker {
                 span_id,
                 scorer,
                 resolved,
-                vars: Self::vars(row),
+                vars: Arc::new(Self::vars(row)),
                 retry: Some(r),
             });
         }
@@ -806,7 +832,9 @@ impl Worker {
             }
         }
         let mut scores: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
-        let mut out_rows = Vec::new();
+        let mut built = Vec::new();
+        // Each span's arguments as JSON text, once for all its scorer spans.
+        let mut inputs: HashMap<usize, Arc<str>> = HashMap::new();
         for (t, o) in tasks.iter().zip(outcomes) {
             let rule = &rules[t.rule];
             match &t.retry {
@@ -825,7 +853,12 @@ impl Worker {
                     st.counts[t.rule].scored += 1;
                     scores.entry(t.row_id.clone()).or_default().insert(name.clone(), json!(score));
                     if !rule.skip_logging {
-                        out_rows.push(scorer_span(log, t, &name, *score, meta, rule.id, now_micros));
+                        let input = inputs
+                            .entry(Arc::as_ptr(&t.vars) as usize)
+                            .or_insert_with(|| Arc::from(serde_json::to_string(&*t.vars).unwrap_or_default()))
+                            .clone();
+                        let span = ScorerSpan { name: &name, score: *score, meta, rule: rule.id, input: &input };
+                        built.push((span.write(log, project, t, now_micros, &now), 1));
                     }
                 }
                 Ok(None) => st.counts[t.rule].skipped += 1,
@@ -864,6 +897,7 @@ impl Worker {
                 }
             }
         }
+        let mut out_rows = Vec::with_capacity(scores.len());
         for (row_id, s) in scores {
             let mut body = Map::new();
             body.insert("scores".into(), Value::Object(s));
@@ -876,7 +910,7 @@ impl Worker {
             .org_of(ObjectRef::new(ObjectType::Project, project.0))
             .map(OrgId)
             .ok_or_else(|| ApiError::Internal("a scored project has no organization".into()))?;
-        let prepared = prepare_system(out_rows, project, org, &now)?;
+        let prepared = prepare_system(out_rows, built, project, org, &now)?;
         let t = Timings::add(&self.timings.build, started);
         let mut meter = crate::usage::Meter::new(&self.state);
         let written = if prepared.is_empty() {
@@ -939,24 +973,100 @@ async fn judge_with_retries(
 /// its score). Its id is time-ordered (a UUIDv7), so the spans a pass writes land
 /// together in the log's index; the claim written with it keeps it from being
 /// written twice.
-fn scorer_span(log: EventObject, t: &Task, name: &str, score: f64, meta: &Value, rule: Uuid, now: i64) -> Row {
-    let id = Uuid::now_v7().to_string();
-    let secs = now as f64 / 1e6;
-    let mut output = json!({"score": score});
-    if !meta.is_null() {
-        output["metadata"] = meta.clone();
+struct ScorerSpan<'a> {
+    name: &'a str,
+    score: f64,
+    meta: &'a Value,
+    rule: Uuid,
+    /// The scorer's arguments as JSON text.
+    input: &'a str,
+}
+
+impl ScorerSpan<'_> {
+    /// The row, serialized here: the arguments are the scored span's contents, the
+    /// same for each of its scorers, and are serialized once for all of them.
+    fn write(&self, log: EventObject, project: ProjectId, t: &Task, now: i64, created: &str) -> EventWrite {
+        let id = Uuid::now_v7().to_string();
+        let text = |v: &str| serde_json::to_string(v).unwrap_or_default();
+        let (name, score) = (text(self.name), serde_json::to_string(&self.score).unwrap_or_default());
+        let secs = serde_json::to_string(&(now as f64 / 1e6)).unwrap_or_default();
+        let mut output = format!(r#"{{"score":{score}"#);
+        if !self.meta.is_null() {
+            output.push_str(r#","metadata":"#);
+            output.push_str(&serde_json::to_string(self.meta).unwrap_or_default());
+        }
+        output.push('}');
+        let data = format!(
+            r#"{{"created":{created},"input":{input},"metadata":{{"online_scoring_rule_id":"{rule}"}},"metrics":{{"end":{secs},"start":{secs}}},"output":{output},"root_span_id":{root},"scores":{{{name}:{score}}},"span_attributes":{{"name":{name},"purpose":"scorer","type":"score"}},"span_id":"{id}","span_parents":[{parent}]}}"#,
+            created = text(created),
+            input = self.input,
+            rule = self.rule,
+            root = text(&t.root_span_id),
+            parent = text(&t.span_id),
+        );
+        EventWrite {
+            object: log,
+            project_id: project,
+            root_span_id: Some(t.root_span_id.clone()),
+            span_id: Some(id.clone()),
+            is_root: false,
+            deleted: false,
+            is_comment: false,
+            data,
+            row_id: id,
+        }
     }
-    let body = json!({
-        "span_id": id,
-        "root_span_id": t.root_span_id,
-        "span_parents": [t.span_id],
-        "span_attributes": {"name": name, "type": "score", "purpose": "scorer"},
-        "input": t.vars,
-        "output": output,
-        "scores": {name: score},
-        "metadata": {"online_scoring_rule_id": rule.to_string()},
-        "metrics": {"start": secs, "end": secs},
-    });
-    let Value::Object(m) = body else { unreachable!("a JSON object literal") };
-    Row { log, id, op: Op::Replace(m) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(vars: Value) -> Task {
+        Task {
+            rule: 0,
+            row_id: "row-1".into(),
+            span_id: "span \"1\"".into(),
+            root_span_id: "root\n1".into(),
+            scorer: ScorerRef::Global("Levenshtein".into()),
+            resolved: Resolved::Builtin("Levenshtein".into()),
+            vars: Arc::new(vars),
+            retry: None,
+        }
+    }
+
+    #[test]
+    fn scorer_spans_are_the_json_braintrust_logs() {
+        let log = EventObject { kind: EventKind::ProjectLogs, id: Uuid::from_u128(9) };
+        let vars = json!({"input": {"q": "é \"x\""}, "output": "a\\b", "expected": null, "metadata": {"k": [1, 2.5]}});
+        let t = task(vars.clone());
+        let rule = Uuid::from_u128(5);
+        let input = serde_json::to_string(&vars).unwrap();
+        let meta = json!({"choice": "A", "rationale": "line\nbreak"});
+        for (meta, score) in [(Value::Null, 0.25), (meta, 1.0)] {
+            let span = ScorerSpan { name: "Lev \"en\"", score, meta: &meta, rule, input: &input };
+            let w = span.write(log, ProjectId(Uuid::from_u128(3)), &t, 1_700_000_000_500_000, "2023-11-14T22:13:20Z");
+            let got: Value = serde_json::from_str(&w.data).expect("valid JSON");
+            let mut output = json!({"score": score});
+            if !meta.is_null() {
+                output["metadata"] = meta.clone();
+            }
+            let want = json!({
+                "created": "2023-11-14T22:13:20Z",
+                "span_id": w.row_id,
+                "root_span_id": "root\n1",
+                "span_parents": ["span \"1\""],
+                "span_attributes": {"name": "Lev \"en\"", "type": "score", "purpose": "scorer"},
+                "input": vars,
+                "output": output,
+                "scores": {"Lev \"en\"": score},
+                "metadata": {"online_scoring_rule_id": rule.to_string()},
+                "metrics": {"start": 1_700_000_000.5, "end": 1_700_000_000.5},
+            });
+            assert_eq!(got, want);
+            assert_eq!(w.span_id.as_deref(), Some(w.row_id.as_str()));
+            assert_eq!(w.root_span_id.as_deref(), Some("root\n1"));
+            assert!(!w.is_root && !w.deleted && !w.is_comment);
+        }
+    }
 }
