@@ -485,7 +485,9 @@ pub async fn sweep(state: &AppState, permit: &Permit, a: &AdminRecord, holder: &
         for (object_type, log) in logs(state, permit, a).await? {
             let mut rows = 0u64;
             // Batches sized so that one holds the write lock for about BATCH_BUDGET,
-            // with a pause as long between them: ingest never waits long behind a sweep.
+            // with a pause twice as long between them: ingest never waits long behind
+            // a sweep, and the sweep's writes (and the fsyncs and checkpoints they
+            // cost) take at most a third of the disk's time.
             let mut batch = 200usize;
             loop {
                 let t = std::time::Instant::now();
@@ -514,7 +516,7 @@ pub async fn sweep(state: &AppState, permit: &Permit, a: &AdminRecord, holder: &
                 } else {
                     batch
                 };
-                tokio::time::sleep(took.min(BATCH_BUDGET * 4)).await;
+                tokio::time::sleep((took * 2).min(BATCH_BUDGET * 8)).await;
             }
             if rows > 0 {
                 // Attachments no remaining row of this log names go with the rows.

@@ -9,6 +9,12 @@ pub(crate) type SqlTx = crate::tx::PgTx;
 
 use crate::sql::btql::{Arg, JsonSql, Kind, Sql};
 
+/// The rows of `w` (`row_id, xact_id, is_root, span_id`) as one JSON array of
+/// arrays, by transaction id then row id (online scoring's heads: one row to
+/// decode, not one per version).
+pub(crate) const HEADS_JSON: &str = "(SELECT COALESCE(json_agg(json_build_array(row_id, xact_id, is_root, span_id) \
+     ORDER BY xact_id, row_id), '[]'::json)::text FROM w)";
+
 /// PostgreSQL's JSON operators, for the BTQL SQL (`castellan-store/sql/btql.rs`).
 /// Event data is `json` (kept as sent): `->` walks it, `json_typeof` tells types,
 /// `#>> '{}'` reads a scalar; text compares under `COLLATE "C"` (code point order, as

@@ -229,8 +229,9 @@ impl Store for PgStore {
         object: EventObject,
         after: &(XactId, String),
         limit: usize,
-    ) -> StoreResult<Vec<castellan_store::EventHead>> {
-        sql::jobs::event_heads_since(&self.pool, object, after, limit).await
+        skip: &[XactId],
+    ) -> StoreResult<castellan_store::HeadBatch> {
+        sql::jobs::event_heads_since(&self.pool, object, after, limit, skip).await
     }
 
     async fn event_versions(

@@ -9,6 +9,11 @@ pub(crate) type SqlTx = crate::tx::SqliteTx;
 
 use crate::sql::btql::{Arg, JsonSql, Kind, Sql};
 
+/// The rows of `w` (`row_id, xact_id, is_root, span_id`) as one JSON array of
+/// arrays, in `w`'s order (online scoring's heads: one row to decode, not one per
+/// version).
+pub(crate) const HEADS_JSON: &str = "(SELECT json_group_array(json_array(row_id, xact_id, is_root, span_id)) FROM w)";
+
 /// SQLite's JSON functions, for the BTQL SQL (`castellan-store/sql/btql.rs`).
 pub(crate) struct Dialect;
 

@@ -243,8 +243,9 @@ impl Store for SqliteStore {
         object: EventObject,
         after: &(XactId, String),
         limit: usize,
-    ) -> StoreResult<Vec<castellan_store::EventHead>> {
-        sql::jobs::event_heads_since(&self.reader, object, after, limit).await
+        skip: &[XactId],
+    ) -> StoreResult<castellan_store::HeadBatch> {
+        sql::jobs::event_heads_since(&self.reader, object, after, limit, skip).await
     }
 
     async fn event_versions(
@@ -348,21 +349,25 @@ mod plans {
     async fn reading_a_log_after_a_cursor_seeks_the_index() {
         let dir = tempfile::tempdir().expect("dir");
         let store = super::SqliteStore::open(&dir.path().join("plan.sqlite")).await.expect("open");
-        let plan: Vec<(i64, i64, i64, String)> =
-            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {}", crate::sql::jobs::HEADS_SINCE))
+        for skip in [0usize, 2] {
+            let sql = format!("EXPLAIN QUERY PLAN {}", crate::sql::jobs::heads_sql(skip));
+            let mut q = sqlx::query_as::<_, (i64, i64, i64, String)>(&sql)
                 .bind("project_logs")
                 .bind(uuid::Uuid::nil())
                 .bind(1i64)
                 .bind("r")
-                .bind(10i64)
-                .fetch_all(&store.reader)
-                .await
-                .expect("plan");
-        let detail: Vec<&str> = plan.iter().map(|r| r.3.as_str()).collect();
-        assert!(
-            detail.iter().any(|d| d.contains("events_by_xact") && d.contains("xact_id>?")),
-            "the cursor's bound is an index range: {detail:?}"
-        );
+                .bind(10i64);
+            for x in 0..skip {
+                q = q.bind(x as i64);
+            }
+            let plan = q.fetch_all(&store.reader).await.expect("plan");
+            let detail: Vec<&str> = plan.iter().map(|r| r.3.as_str()).collect();
+            assert!(
+                detail.iter().any(|d| d.contains("events_by_xact") && d.contains("xact_id>?")),
+                "the cursor's bound is an index range: {detail:?}"
+            );
+            assert!(!detail.iter().any(|d| d.starts_with("SCAN e")), "the log is not scanned: {detail:?}");
+        }
     }
 
     /// …and then reads the sampled versions by their keys, each one seek of the

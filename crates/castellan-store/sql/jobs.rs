@@ -318,50 +318,81 @@ pub(crate) async fn set_scoring_cursor(
 }
 
 #[derive(sqlx::FromRow)]
-struct HeadRow {
-    row_id: String,
-    xact_id: i64,
-    deleted: bool,
-    is_root: bool,
-    is_comment: bool,
-    span_id: Option<String>,
+struct HeadsRow {
+    n: i64,
+    last_xact: Option<i64>,
+    last_row: Option<String>,
+    heads: Option<String>,
 }
 
-/// The row versions of a log after a cursor. `xact_id >= $3` first: both planners
-/// then seek the log's index to the cursor (an `a > x OR (a = x AND b > y)` alone
-/// makes SQLite scan the whole log from its start on every batch, so that reading a
-/// backlog took time quadratic in its length).
+/// The next versions of a log after a cursor (`$1` kind, `$2` id, `$3`/`$4` the
+/// cursor, `$5` how many). `xact_id >= $3` first: both planners then seek the log's
+/// index to the cursor (an `a > x OR (a = x AND b > y)` alone makes SQLite scan the
+/// whole log from its start on every batch, so that reading a backlog took time
+/// quadratic in its length).
 pub(crate) const HEADS_SINCE: &str =
     "SELECT e.row_id, e.xact_id, e.deleted, e.is_root, e.is_comment, e.span_id FROM events e \
      WHERE e.object_kind = $1 AND e.object_id = $2 \
      AND e.xact_id >= $3 AND (e.xact_id > $3 OR e.row_id > $4) ORDER BY e.xact_id, e.row_id LIMIT $5";
+
+/// One batch of heads as one row: how many versions, the last one's position, and
+/// the spans among them as JSON (decoding a row per version cost SQLite's driver
+/// several times what reading it did). `$6…` are the `skip` transactions.
+pub(crate) fn heads_sql(skip: usize) -> String {
+    let skipped = if skip == 0 {
+        String::new()
+    } else {
+        let list: Vec<String> = (6..6 + skip).map(|i| format!("${i}")).collect();
+        format!(" AND b.xact_id NOT IN ({})", list.join(", "))
+    };
+    format!(
+        "WITH b AS ({HEADS_SINCE}), l AS (SELECT xact_id, row_id FROM b ORDER BY xact_id DESC, row_id DESC LIMIT 1), \
+         w AS (SELECT row_id, xact_id, is_root, span_id FROM b WHERE NOT b.deleted AND NOT b.is_comment{skipped}) \
+         SELECT (SELECT COUNT(*) FROM b) AS n, (SELECT xact_id FROM l) AS last_xact, (SELECT row_id FROM l) AS last_row, \
+         {} AS heads",
+        crate::backend::HEADS_JSON
+    )
+}
 
 pub(crate) async fn event_heads_since(
     pool: &Pool<Db>,
     object: EventObject,
     after: &(XactId, String),
     limit: usize,
-) -> StoreResult<Vec<EventHead>> {
-    let rows: Vec<HeadRow> = sqlx::query_as(HEADS_SINCE)
+    skip: &[XactId],
+) -> StoreResult<HeadBatch> {
+    let sql = heads_sql(skip.len());
+    let mut q = sqlx::query_as::<_, HeadsRow>(&sql)
         .bind(object.kind.as_str())
         .bind(object.id)
         .bind(after.0 .0)
         .bind(after.1.as_str())
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(pool)
-        .await
-        .map_err(db_err)?;
-    Ok(rows
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX));
+    for x in skip {
+        q = q.bind(x.0);
+    }
+    let r = q.fetch_one(pool).await.map_err(db_err)?;
+    let parsed: Vec<(String, i64, serde_json::Value, Option<String>)> = match r.heads.as_deref() {
+        Some(text) => serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("heads: {e}")))?,
+        None => Vec::new(),
+    };
+    let heads = parsed
         .into_iter()
-        .map(|r| EventHead {
-            row_id: r.row_id,
-            xact_id: XactId(r.xact_id),
-            deleted: r.deleted,
-            is_root: r.is_root,
-            is_comment: r.is_comment,
-            span_id: r.span_id,
+        .map(|(row_id, xact_id, is_root, span_id)| EventHead {
+            row_id,
+            xact_id: XactId(xact_id),
+            deleted: false,
+            // SQLite answers 0 or 1, PostgreSQL a boolean.
+            is_root: is_root.as_bool().unwrap_or_else(|| is_root.as_i64().is_some_and(|i| i != 0)),
+            is_comment: false,
+            span_id,
         })
-        .collect())
+        .collect();
+    Ok(HeadBatch {
+        read: usize::try_from(r.n).unwrap_or(0),
+        last: r.last_xact.zip(r.last_row).map(|(x, row)| (XactId(x), row)),
+        heads,
+    })
 }
 
 #[derive(sqlx::FromRow)]

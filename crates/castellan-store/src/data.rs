@@ -254,6 +254,19 @@ pub struct EventHead {
     pub span_id: Option<String>,
 }
 
+/// A batch of a log's row versions read after a position (online scoring reads
+/// these for every new version, and the contents only of the few it samples).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeadBatch {
+    /// How many versions the batch holds (those left out included).
+    pub read: usize,
+    /// The position (transaction id, row id) of its last version.
+    pub last: Option<(XactId, String)>,
+    /// Its spans (not tombstones, comments or versions of skipped transactions),
+    /// oldest first.
+    pub heads: Vec<EventHead>,
+}
+
 /// An online-scoring scorer to call again (its last call failed in a way a later
 /// one may not), as `online_score_retries` keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]

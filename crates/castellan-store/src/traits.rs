@@ -84,15 +84,18 @@ pub trait Store: Send + Sync + 'static {
         now: Micros,
         limit: usize,
     ) -> StoreResult<Vec<crate::ScoreRetry>>;
-    /// What every version (tombstones and comments included) of a log's rows after
-    /// position `after` is, without its contents, oldest first (by transaction id,
-    /// then row id), at most `limit`.
+    /// The next `limit` versions of a log's rows after position `after`, oldest
+    /// first (by transaction id, then row id): how many there were, the position of
+    /// the last, and what those of them that are spans are (not tombstones or
+    /// comments, nor written at one of the transactions `skip` names), without
+    /// their contents.
     async fn event_heads_since(
         &self,
         object: crate::EventObject,
         after: &(crate::XactId, String),
         limit: usize,
-    ) -> StoreResult<Vec<crate::EventHead>>;
+        skip: &[crate::XactId],
+    ) -> StoreResult<crate::HeadBatch>;
     /// These versions (transaction id, row id) of a log's rows, with their
     /// contents; those that are gone are left out.
     async fn event_versions(

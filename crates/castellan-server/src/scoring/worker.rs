@@ -215,6 +215,8 @@ pub struct Worker {
 
 /// How many of its own write transactions a worker remembers.
 const OWN_WRITES: usize = 100_000;
+/// The most of its own write transactions a batch's query leaves out.
+const OWN_SKIPPED: usize = 500;
 /// How often a pass that goes on records its cursor.
 const CURSOR_EVERY: Duration = Duration::from_secs(2);
 /// The longest a worker pauses to give way to ingest after one batch.
@@ -362,28 +364,27 @@ impl Worker {
         let mut saved = Instant::now();
         for _ in 0..self.opts.max_batches {
             let work = Instant::now();
-            let heads = jobs.event_heads_since(log, &cursor, self.opts.batch).await?;
+            // The worker's own writes since the cursor (its scores and scorer spans)
+            // are not new spans: left out by the query (the first few hundred, more
+            // than a batch can reach; any missed are found claimed already).
+            let own: Vec<XactId> = match self.own.lock() {
+                Ok(o) => o.range(cursor.0..).take(OWN_SKIPPED).copied().collect(),
+                Err(_) => Vec::new(),
+            };
+            let batch = jobs.event_heads_since(log, &cursor, self.opts.batch, &own).await?;
             let t = Timings::add(&self.timings.heads, work);
-            self.timings.rows.fetch_add(heads.len() as u64, Ordering::Relaxed);
-            let Some(last) = heads.last() else {
+            self.timings.rows.fetch_add(batch.read as u64, Ordering::Relaxed);
+            let Some(next) = batch.last else {
                 self.behind(project.0, false);
                 break;
             };
-            let next = (last.xact_id, last.row_id.clone());
-            let full = heads.len() == self.opts.batch;
+            let full = batch.read == self.opts.batch;
             self.behind(project.0, full);
-            let own: HashSet<XactId> = match self.own.lock() {
-                Ok(o) => heads.iter().map(|e| e.xact_id).filter(|x| o.contains(x)).collect(),
-                Err(_) => Default::default(),
-            };
             // Most spans are sampled out: read the contents only of the versions
             // some rule may take (by the span id, stored apart), and parse only the
             // fields that decide it before the whole row.
             let mut wanted = Vec::new();
-            for h in &heads {
-                if h.deleted || h.is_comment || own.contains(&h.xact_id) {
-                    continue;
-                }
+            for h in &batch.heads {
                 st.counts.iter_mut().for_each(|c| c.spans += 1);
                 if rules.iter().any(|r| r.may_take(h)) {
                     wanted.push((h.xact_id, h.row_id.clone()));
