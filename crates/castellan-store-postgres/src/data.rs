@@ -52,6 +52,27 @@ impl DataTx for PgDataTx {
         Ok(x)
     }
 
+    async fn latest_xacts(&mut self, object: EventObject, row_ids: &[String]) -> StoreResult<Vec<(String, XactId)>> {
+        // INVARIANT: as in `latest_events`, the counter row is locked first.
+        if self.xact.is_none() {
+            sqlx::query("SELECT value FROM xact_counter WHERE id = 1 FOR UPDATE")
+                .execute(&mut *self.tx)
+                .await
+                .map_err(db_err)?;
+        }
+        let rs: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT row_id, MAX(xact_id) FROM events WHERE object_kind = $1 AND object_id = $2 \
+             AND row_id = ANY($3) GROUP BY row_id",
+        )
+        .bind(object.kind.as_str())
+        .bind(object.id)
+        .bind(row_ids)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(db_err)?;
+        Ok(rs.into_iter().map(|(r, x)| (r, XactId(x))).collect())
+    }
+
     async fn latest_events(&mut self, object: EventObject, row_ids: &[String]) -> StoreResult<Vec<StoredEvent>> {
         // INVARIANT: the counter row is locked first; in READ COMMITTED the reads below
         // then see every data write committed before this one.

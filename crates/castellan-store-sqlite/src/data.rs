@@ -70,6 +70,20 @@ impl DataTx for SqliteDataTx {
         Ok(out)
     }
 
+    async fn latest_xacts(&mut self, object: EventObject, row_ids: &[String]) -> StoreResult<Vec<(String, XactId)>> {
+        // The transaction began IMMEDIATE: it holds the database's write lock already.
+        let mut out = Vec::with_capacity(row_ids.len());
+        for chunk in row_ids.chunks(IN_CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new("SELECT row_id, MAX(xact_id) FROM events WHERE object_kind = ");
+            qb.push_bind(object.kind.as_str()).push(" AND object_id = ").push_bind(object.id);
+            rows::push_texts(&mut qb, "row_id", chunk);
+            qb.push(" GROUP BY row_id");
+            let rs: Vec<(String, i64)> = qb.build_query_as().fetch_all(&mut *self.tx).await.map_err(db_err)?;
+            out.extend(rs.into_iter().map(|(r, x)| (r, XactId(x))));
+        }
+        Ok(out)
+    }
+
     async fn insert_events(&mut self, xact: XactId, rows: &[EventWrite]) -> StoreResult<()> {
         if rows.is_empty() {
             return Ok(());

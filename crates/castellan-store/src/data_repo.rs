@@ -87,6 +87,11 @@ pub trait DataTx: Send {
     /// transaction's own writes included. Data writes that read rows serialize
     /// with each other, so each sees the one committed before it.
     async fn latest_events(&mut self, object: EventObject, row_ids: &[String]) -> StoreResult<Vec<StoredEvent>>;
+    /// The transaction id of the newest version of each of these rows of one log
+    /// that has one, as [`DataTx::latest_events`] sees them, without reading their
+    /// contents (a writer that merged onto versions it read before this
+    /// transaction checks they are still the newest).
+    async fn latest_xacts(&mut self, object: EventObject, row_ids: &[String]) -> StoreResult<Vec<(String, XactId)>>;
     /// Appends row versions written at `xact` (an id of this transaction). A row
     /// may appear once per id.
     async fn insert_events(&mut self, xact: XactId, rows: &[EventWrite]) -> StoreResult<()>;

@@ -268,6 +268,29 @@ pub(crate) fn prepare_system(
     Ok(Prepared { known, pending, attachments, opts: IngestOptions::default(), now: now.to_owned(), orgs, usage })
 }
 
+/// A merge of `body` (`scores`, say) onto a row version as stored (`stored`, its
+/// JSON text), as the write path would merge it onto that version: the row to
+/// write and the scores the body holds. For a system writer that read the version
+/// before its transaction and checks, inside it, that the version is still the
+/// newest ([`DataTx::latest_xacts`]); a row that changed meanwhile goes through
+/// [`prepare_system`]'s merges instead.
+pub(crate) fn merged_system_row(
+    log: EventObject,
+    project: ProjectId,
+    id: String,
+    stored: &str,
+    body: Map<String, Value>,
+    now: &str,
+) -> ApiResult<(EventWrite, i64)> {
+    let cur = match serde_json::from_str(stored) {
+        Ok(Value::Object(m)) => Some(m),
+        _ => None,
+    };
+    let scores = count_scores(&body);
+    let row = with_created(rows::apply_merge(cur, body, &[]), now);
+    Ok((write_of(log, project, id, Some(row), false, &mut HashMap::new())?, scores))
+}
+
 /// Writes one prepared request inside `tx` at a new transaction id, metered by
 /// `meter`; `Ok(Err(refusal))` when the meter refuses it (a hard plan limit), with
 /// nothing of it written. Runs again, in a transaction of its own, if the shared

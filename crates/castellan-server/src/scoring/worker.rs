@@ -4,14 +4,14 @@
 use super::rules::{rule_of, Head, Rule, ScorerRef};
 use super::{builtin, claim_key, judge, sampled, Options};
 use crate::access::{AppState, Permit};
-use crate::dataplane::ingest::{apply, prepare_system};
+use crate::dataplane::ingest::{apply, merged_system_row, prepare_system};
 use crate::dataplane::rows::{event_json, Op, Row};
 use crate::error::{ApiError, ApiResult};
 use castellan_api_types::{format_time, parse_time};
 use castellan_core::{ObjectRef, ObjectType, OrgId, ProjectId};
 use castellan_store::{
-    AdminKind, AdminRecord, EventKind, EventObject, EventWrite, ObjectKind, RawEvent, RunRecord, ScoreRetry, StoredEvent,
-    XactId,
+    AdminKind, AdminRecord, EventKind, EventObject, EventWrite, ObjectKind, RawEvent, RunRecord, ScoreRetry,
+    StoredEvent, XactId,
 };
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -75,6 +75,20 @@ pub struct PassReport {
     pub runs: Vec<RunRecord>,
 }
 
+/// A span's version as stored: its transaction id and JSON text.
+type Base = Arc<(XactId, String)>;
+
+/// A scored span's merge, built before the write's transaction.
+struct Premerged {
+    /// The scores it writes.
+    scores: Map<String, Value>,
+    /// The version it merges onto.
+    base: XactId,
+    /// The row, and how many scores it holds.
+    row: EventWrite,
+    count: i64,
+}
+
 /// One scorer's work on one span.
 struct Task {
     rule: usize,
@@ -85,6 +99,10 @@ struct Task {
     resolved: Resolved,
     /// The scorers' arguments, shared by every scorer of the span.
     vars: Arc<Value>,
+    /// The version of the span they were read from, as stored (its transaction
+    /// id and JSON text): the scores are merged onto it before the write's
+    /// transaction if it is still the newest then.
+    base: Base,
     /// The queued retry this call is a round of (none: a new span's first call).
     retry: Option<ScoreRetry>,
 }
@@ -564,6 +582,7 @@ impl Worker {
         if picked.is_empty() {
             return;
         }
+        let base = Arc::new((ev.xact_id, ev.data.clone()));
         let Some(row) = Self::row(log, org, project, ev, whole) else { return };
         let root_span_id = row.get("root_span_id").and_then(Value::as_str).unwrap_or(&span_id).to_owned();
         let mut vars: Option<Arc<Value>> = None;
@@ -593,6 +612,7 @@ impl Worker {
                     scorer: s.clone(),
                     resolved,
                     vars: vars.clone(),
+                    base: base.clone(),
                     retry: None,
                 });
             }
@@ -618,14 +638,14 @@ impl Worker {
         let mut ids: Vec<String> = due.iter().map(|r| r.row_id.clone()).collect();
         ids.sort_unstable();
         ids.dedup();
-        let mut latest: HashMap<String, Map<String, Value>> = HashMap::new();
+        let mut latest: HashMap<String, (Map<String, Value>, Base)> = HashMap::new();
         for ev in jobs.latest_raw_events(log, &ids).await? {
             if ev.deleted {
                 continue;
             }
-            let id = ev.row_id.clone();
+            let (id, base) = (ev.row_id.clone(), Arc::new((ev.xact_id, ev.data.clone())));
             if let Some(row) = Self::row(log, org, project, ev, None) {
-                latest.insert(id, row);
+                latest.insert(id, (row, base));
             }
         }
         let mut tasks = Vec::new();
@@ -633,7 +653,7 @@ impl Worker {
         for r in due {
             let rule = rules.iter().position(|x| x.id == r.rule_id);
             let scorer = ScorerRef::parse(&r.scorer).filter(|s| rule.is_some_and(|i| rules[i].scorers.contains(s)));
-            let (Some(i), Some(scorer), Some(row)) = (rule, scorer, latest.get(&r.row_id)) else {
+            let (Some(i), Some(scorer), Some((row, base))) = (rule, scorer, latest.get(&r.row_id)) else {
                 dropped.push(r);
                 continue;
             };
@@ -647,6 +667,7 @@ impl Worker {
                 scorer,
                 resolved,
                 vars: Arc::new(Self::vars(row)),
+                base: base.clone(),
                 retry: Some(r),
             });
         }
@@ -816,6 +837,48 @@ impl Worker {
         let started = Instant::now();
         let now_micros = self.state.now();
         let now = format_time(now_micros);
+        // Built before the transaction, so that the data writer (which ingest waits
+        // for) is held only to write: each score's scorer span, and each scored
+        // span's merge onto the version the pass read, as if every claim succeeds
+        // (checked in the transaction: a span whose scores or newest version differ
+        // by then is merged there instead).
+        let mut spans: Vec<Option<EventWrite>> = Vec::with_capacity(tasks.len());
+        let mut expected: BTreeMap<&str, (Map<String, Value>, &Base)> = BTreeMap::new();
+        // Each span's arguments as JSON text, once for all its scorer spans.
+        let mut inputs: HashMap<usize, Arc<str>> = HashMap::new();
+        let mut mixed: HashSet<&str> = HashSet::new();
+        for (t, o) in tasks.iter().zip(outcomes) {
+            let rule = &rules[t.rule];
+            let Ok(Some((score, meta))) = o else {
+                spans.push(None);
+                continue;
+            };
+            let name = t.resolved.name(&t.scorer);
+            let e = expected.entry(&t.row_id).or_insert_with(|| (Map::new(), &t.base));
+            if e.1 .0 != t.base.0 {
+                mixed.insert(&t.row_id);
+            }
+            e.0.insert(name.clone(), json!(score));
+            spans.push((!rule.skip_logging).then(|| {
+                let input = inputs
+                    .entry(Arc::as_ptr(&t.vars) as usize)
+                    .or_insert_with(|| Arc::from(serde_json::to_string(&*t.vars).unwrap_or_default()))
+                    .clone();
+                ScorerSpan { name: &name, score: *score, meta, rule: rule.id, input: &input }
+                    .write(log, project, t, now_micros, &now)
+            }));
+        }
+        let mut merged: HashMap<&str, Premerged> = HashMap::new();
+        for (row_id, (s, base)) in expected {
+            if mixed.contains(row_id) {
+                continue;
+            }
+            let mut body = Map::new();
+            body.insert("scores".into(), Value::Object(s.clone()));
+            let (row, count) = merged_system_row(log, project, row_id.to_owned(), &base.1, body, &now)?;
+            merged.insert(row_id, Premerged { scores: s, base: base.0, row, count });
+        }
+        let started = Timings::add(&self.timings.build, started);
         let mut tx = self.state.data_writer().begin().await?;
         let started = Timings::add(&self.timings.lock, started);
         // New spans: one claim per rule and span, whatever its scorers came to (a
@@ -834,9 +897,7 @@ impl Worker {
         }
         let mut scores: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
         let mut built = Vec::new();
-        // Each span's arguments as JSON text, once for all its scorer spans.
-        let mut inputs: HashMap<usize, Arc<str>> = HashMap::new();
-        for (t, o) in tasks.iter().zip(outcomes) {
+        for ((t, o), span) in tasks.iter().zip(outcomes).zip(spans.iter_mut()) {
             let rule = &rules[t.rule];
             match &t.retry {
                 None if !claimed.contains(&(t.rule, claim_key(rule.id, &t.row_id))) => {
@@ -850,16 +911,11 @@ impl Worker {
             }
             let name = t.resolved.name(&t.scorer);
             match o {
-                Ok(Some((score, meta))) => {
+                Ok(Some((score, _))) => {
                     st.counts[t.rule].scored += 1;
                     scores.entry(t.row_id.clone()).or_default().insert(name.clone(), json!(score));
-                    if !rule.skip_logging {
-                        let input = inputs
-                            .entry(Arc::as_ptr(&t.vars) as usize)
-                            .or_insert_with(|| Arc::from(serde_json::to_string(&*t.vars).unwrap_or_default()))
-                            .clone();
-                        let span = ScorerSpan { name: &name, score: *score, meta, rule: rule.id, input: &input };
-                        built.push((span.write(log, project, t, now_micros, &now), 1));
+                    if let Some(w) = span.take() {
+                        built.push((w, 1));
                     }
                 }
                 Ok(None) => st.counts[t.rule].skipped += 1,
@@ -898,11 +954,25 @@ impl Worker {
                 }
             }
         }
-        let mut out_rows = Vec::with_capacity(scores.len());
+        // Merges built before the transaction stand if they hold the scores written
+        // and the version they were built on is still the newest.
+        let ready: Vec<String> = scores
+            .iter()
+            .filter(|(r, s)| merged.get(r.as_str()).is_some_and(|m| m.scores == **s))
+            .map(|(r, _)| r.clone())
+            .collect();
+        let newest: HashMap<String, XactId> =
+            if ready.is_empty() { HashMap::new() } else { tx.latest_xacts(log, &ready).await?.into_iter().collect() };
+        let mut out_rows = Vec::new();
         for (row_id, s) in scores {
-            let mut body = Map::new();
-            body.insert("scores".into(), Value::Object(s));
-            out_rows.push(Row { log, id: row_id, op: Op::Merge { body, paths: Vec::new() } });
+            match merged.remove(row_id.as_str()) {
+                Some(m) if newest.get(&row_id) == Some(&m.base) => built.push((m.row, m.count)),
+                _ => {
+                    let mut body = Map::new();
+                    body.insert("scores".into(), Value::Object(s));
+                    out_rows.push(Row { log, id: row_id, op: Op::Merge { body, paths: Vec::new() } });
+                }
+            }
         }
         let org = self
             .state
@@ -912,7 +982,7 @@ impl Worker {
             .map(OrgId)
             .ok_or_else(|| ApiError::Internal("a scored project has no organization".into()))?;
         let prepared = prepare_system(out_rows, built, project, org, &now)?;
-        let t = Timings::add(&self.timings.build, started);
+        let t = started;
         let mut meter = crate::usage::Meter::new(&self.state);
         let written = if prepared.is_empty() {
             None
@@ -1032,6 +1102,7 @@ mod tests {
             scorer: ScorerRef::Global("Levenshtein".into()),
             resolved: Resolved::Builtin("Levenshtein".into()),
             vars: Arc::new(vars),
+            base: Arc::new((XactId(1), "{}".into())),
             retry: None,
         }
     }
