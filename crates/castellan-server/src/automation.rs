@@ -533,9 +533,10 @@ pub async fn sweep(state: &AppState, permit: &Permit, a: &AdminRecord, holder: &
     let total: u64 = objects.iter().map(|t| t.rows).sum();
     record.finished = Some(state.now());
     record.count = i64::try_from(total).unwrap_or(i64::MAX);
-    record.details =
-        Some(json!({"cutoff": cutoff, "objects": objects, "attachments": attachments, "overflow": overflow,
-                                 "slowest_batch_ms": slowest.as_secs_f64() * 1000.0, "slow_batches": slow}));
+    record.details = Some(json!({
+        "cutoff": cutoff, "objects": objects, "attachments": attachments, "overflow": overflow,
+        "slowest_batch_ms": slowest.as_secs_f64() * 1000.0, "slow_batches": slow,
+    }));
     match &outcome {
         Ok(()) => record.status = "ok".into(),
         Err(e) => {

@@ -86,3 +86,27 @@ impl IngestLoad {
         (self.busy_micros.load(Relaxed), self.rows.load(Relaxed))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn slow_group_commits_are_counted_by_their_longest_part() {
+        let load = IngestLoad::default();
+        let ms = Duration::from_millis;
+        load.record_parts(ms(10), ms(10), ms(20));
+        assert_eq!(load.slow(), SlowGroups::default(), "40 ms is not slow");
+        load.record_parts(ms(5), ms(5), ms(60));
+        load.record_parts(ms(70), ms(5), ms(5));
+        load.record_parts(ms(45), ms(5), ms(10));
+        load.record_parts(ms(1), ms(200), ms(3));
+        assert_eq!(
+            load.slow(),
+            SlowGroups { waiting: 2, writing: 1, committing: 1, slowest_micros: 204_000 },
+            "{:?}",
+            load.slow()
+        );
+    }
+}

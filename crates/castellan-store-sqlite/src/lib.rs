@@ -50,9 +50,8 @@ impl Checkpointer {
     /// pool closes. PASSIVE: it copies what no reader still needs, never waits for a
     /// lock and never holds the write lock, so commits go on meanwhile (SQLite's
     /// automatic checkpoint, turned off on the writer, runs inside the commit that
-    /// crosses its threshold, and every write waited for it: copying thousands of
-    /// pages and the database file's fsync, up to about a second under a retention
-    /// sweep).
+    /// crosses its threshold, and every write queued behind that commit waits
+    /// while it copies thousands of pages and fsyncs the database file).
     fn start(pool: SqlitePool) -> Checkpointer {
         Checkpointer(tokio::spawn(async move {
             let mut every = tokio::time::interval(CHECKPOINT_EVERY);

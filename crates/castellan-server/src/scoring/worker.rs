@@ -169,9 +169,9 @@ pub struct Timings {
     pub score: AtomicU64,
     /// Waiting for the data writer's connection (ingest holds it meanwhile).
     pub lock: AtomicU64,
-    /// Building the rows to write (scores, scorer spans, claims, retries).
+    /// Building the rows to write before the transaction: scorer spans, merges.
     pub build: AtomicU64,
-    /// Writing them (merges read the spans' latest versions).
+    /// In the transaction: claims, retries, checking the merges' versions, writing.
     pub apply: AtomicU64,
     /// Committing.
     pub commit: AtomicU64,

@@ -22,6 +22,7 @@ on_both_backends!(
     ingest_wakes_the_worker_and_is_never_held_up_by_it,
     a_judge_that_keeps_failing_is_called_again_in_later_rounds_then_given_up_on,
     claims_that_can_no_longer_matter_are_pruned_by_the_scheduler_in_batches,
+    a_batch_of_heads_counts_every_version_read_and_hands_back_only_new_spans,
 );
 
 async fn setup(app: &TestApp) -> (String, String) {
@@ -739,4 +740,44 @@ print(json.dumps({"rows": rows}, default=str))
         });
         assert_eq!(scorer["root_span_id"], answer["root_span_id"], "the scorer span sits in the scored trace");
     }
+}
+
+/// The worker reads a log in batches of heads: each batch counts every version it
+/// read and says where the last one is (so the cursor passes them all), and hands
+/// back only spans, not tombstones, comments or the versions of the transactions
+/// it is told to skip (the worker's own writes).
+async fn a_batch_of_heads_counts_every_version_read_and_hands_back_only_new_spans(b: Backend) {
+    use castellan_store::{EventKind, EventObject};
+    let Some(app) = TestApp::spawn(b).await else { return };
+    let (key, pid) = setup(&app).await;
+    logs3(&app, &key, vec![span(&pid, "a", json!({})), span(&pid, "b", json!({}))]).await;
+    logs3(&app, &key, vec![span(&pid, "c", json!({}))]).await;
+    logs3(&app, &key, vec![json!({"id": "b", "project_id": pid, "log_id": "g", "_object_delete": true})]).await;
+    let (s, v) = app
+        .post(&format!("/v1/project_logs/{pid}/feedback"), &key, json!({"feedback": [{"id": "a", "comment": "nice"}]}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let store = app.state.jobs(&app.system.permit());
+    let log = EventObject { kind: EventKind::ProjectLogs, id: pid.parse().expect("project id") };
+    let start = (XactId(0), String::new());
+    let all = store.event_heads_since(log, &start, 1000, &[]).await.expect("heads");
+    let ids = |b: &castellan_store::HeadBatch| b.heads.iter().map(|h| h.row_id.clone()).collect::<Vec<_>>();
+    // The feedback wrote a new version of `a` and the comment beside it.
+    assert_eq!(ids(&all), ["a", "b", "c", "a"], "the spans, oldest first: {all:?}");
+    assert_eq!(all.read, 6, "the tombstone and the comment were read too: {all:?}");
+    assert!(all.heads.iter().all(|h| h.is_root && h.span_id.as_deref() == Some(&*format!("s-{}", h.row_id))));
+    // Leaving out the second transaction (as the worker leaves out its own writes).
+    let c = all.heads[2].xact_id;
+    let skipped = store.event_heads_since(log, &start, 1000, &[c, XactId(c.0 + 1_000_000)]).await.expect("heads");
+    assert_eq!(ids(&skipped), ["a", "b", "a"]);
+    assert_eq!((skipped.read, &skipped.last), (all.read, &all.last), "skipped versions still count as read");
+    // Batches: the first two versions, then the rest from where the first ended.
+    let first = store.event_heads_since(log, &start, 2, &[]).await.expect("heads");
+    assert_eq!((first.read, ids(&first)), (2, vec!["a".to_owned(), "b".to_owned()]));
+    let last = first.last.clone().expect("a position");
+    let rest = store.event_heads_since(log, &last, 1000, &[]).await.expect("heads");
+    assert_eq!((rest.read, ids(&rest)), (4, vec!["c".to_owned(), "a".to_owned()]));
+    assert_eq!(rest.last, all.last);
+    let end = store.event_heads_since(log, &all.last.clone().expect("a position"), 1000, &[]).await.expect("heads");
+    assert_eq!((end.read, end.last, end.heads.len()), (0, None, 0), "nothing after the last version");
 }
