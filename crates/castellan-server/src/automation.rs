@@ -481,6 +481,7 @@ pub async fn sweep(state: &AppState, permit: &Permit, a: &AdminRecord, holder: &
     // The longest one delete took (holding the write lock), and how many took
     // longer than ingest should ever wait.
     let (mut slowest, mut slow) = (std::time::Duration::ZERO, 0u64);
+    let mut renewed = now;
     let outcome: ApiResult<()> = async {
         for (object_type, log) in logs(state, permit, a).await? {
             let mut rows = 0u64;
@@ -504,8 +505,18 @@ pub async fn sweep(state: &AppState, permit: &Permit, a: &AdminRecord, holder: &
                         "a retention batch held the write lock long"
                     );
                 }
-                // Keep the lease while a long sweep runs.
-                jobs.take_lease(&lease, holder, state.now(), state.now() + LEASE_MICROS).await?;
+                // Keep the lease while a long sweep runs (renewed once a quarter of it
+                // has passed: a commit per batch would cost ingest a disk flush each);
+                // a sweep that lost it to another replica stops.
+                if state.now() - renewed > LEASE_MICROS / 4 {
+                    renewed = state.now();
+                    if !jobs.take_lease(&lease, holder, renewed, renewed + LEASE_MICROS).await? {
+                        return Err(ApiError::bad_request(
+                            "this sweep lost its lease to another replica (it ran longer than the lease); that \
+                             replica goes on with it",
+                        ));
+                    }
+                }
                 if n < batch as u64 {
                     break;
                 }

@@ -195,8 +195,16 @@ impl Store for PgStore {
         sql::jobs::count_events_before(&self.pool, object, cutoff).await
     }
 
+    /// Retention's deletes commit without waiting for the WAL flush
+    /// (`synchronous_commit = off` for their transaction): a delete lost to a crash
+    /// is redone by the next sweep, and the synchronous commits after it (the run's
+    /// record among them) flush the WAL up to and past it.
     async fn delete_events_before(&self, object: EventObject, cutoff: &str, limit: usize) -> StoreResult<u64> {
-        sql::jobs::delete_events_before(&self.pool, object, cutoff, limit).await
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await.map_err(db_err)?;
+        let deleted = sql::jobs::delete_events_before(&mut tx, object, cutoff, limit).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(deleted)
     }
 
     async fn scoring_cursor(&self, project: uuid::Uuid) -> StoreResult<Option<(XactId, String)>> {

@@ -72,6 +72,23 @@ impl Checkpointer {
     }
 }
 
+/// The writer's connection while a statement runs with `synchronous = NORMAL`:
+/// unless it was set back to FULL (an error, or the future dropped, in between),
+/// it is closed instead of going back to the pool, which opens a new one with the
+/// writer's settings.
+struct Relaxed {
+    conn: sqlx::pool::PoolConnection<sqlx::Sqlite>,
+    restored: bool,
+}
+
+impl Drop for Relaxed {
+    fn drop(&mut self) {
+        if !self.restored {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
 pub(crate) use sql::store::{conflict_or, db_err, is_unique};
 use sql::{objects, rows, sessions, store};
 
@@ -208,8 +225,18 @@ impl Store for SqliteStore {
         sql::jobs::count_events_before(&self.writer, object, cutoff).await
     }
 
+    /// Retention's deletes commit without waiting for the disk (`synchronous =
+    /// NORMAL` for their statement): a delete lost to a power cut is redone by the
+    /// next sweep, and the commits after it that do wait (ingest's, the run's
+    /// record) fsync the WAL, which is written in order, with it. Ingest queued
+    /// behind a delete so waits for its statement, not for its fsync too.
     async fn delete_events_before(&self, object: EventObject, cutoff: &str, limit: usize) -> StoreResult<u64> {
-        sql::jobs::delete_events_before(&self.writer, object, cutoff, limit).await
+        let mut relaxed = Relaxed { conn: self.writer.acquire().await.map_err(db_err)?, restored: false };
+        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *relaxed.conn).await.map_err(db_err)?;
+        let deleted = sql::jobs::delete_events_before(&mut relaxed.conn, object, cutoff, limit).await;
+        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *relaxed.conn).await.map_err(db_err)?;
+        relaxed.restored = true;
+        deleted
     }
 
     async fn scoring_cursor(&self, project: uuid::Uuid) -> StoreResult<Option<(XactId, String)>> {
@@ -336,6 +363,50 @@ impl Store for SqliteStore {
             }
         }
         Some(h.finish())
+    }
+}
+
+#[cfg(test)]
+mod checkpoints {
+    /// With SQLite's automatic checkpoint off on the writer, the background
+    /// checkpointer is what keeps the WAL from growing without end: commits of 1 MiB
+    /// each, a little apart, keep reusing the WAL from its start.
+    #[tokio::test]
+    async fn the_wal_is_checkpointed_beside_the_writer_and_reused() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("wal.sqlite");
+        let store = super::SqliteStore::open(&path).await.expect("open");
+        sqlx::query("CREATE TABLE scratch (b BLOB)").execute(&store.writer).await.expect("table");
+        for _ in 0..24 {
+            sqlx::query("INSERT INTO scratch VALUES (randomblob(1048576))")
+                .execute(&store.writer)
+                .await
+                .expect("insert");
+            tokio::time::sleep(super::CHECKPOINT_EVERY + std::time::Duration::from_millis(50)).await;
+        }
+        let wal = std::fs::metadata(&store.wal).expect("the WAL").len();
+        assert!(wal < 8 << 20, "24 MiB were committed; the WAL holds {wal} bytes");
+        let db = std::fs::metadata(&path).expect("the database").len();
+        assert!(db > 20 << 20, "the commits reached the database file ({db} bytes)");
+    }
+}
+
+#[cfg(test)]
+mod durability {
+    use castellan_store::{EventKind, EventObject, Store};
+
+    /// Retention's deletes commit with `synchronous = NORMAL`; the writer is back at
+    /// FULL after each, so ingest's commits still wait for the disk.
+    #[tokio::test]
+    async fn a_retention_delete_leaves_the_writer_syncing_fully() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = super::SqliteStore::open(&dir.path().join("d.sqlite")).await.expect("open");
+        let full: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&store.writer).await.expect("pragma");
+        assert_eq!(full, 2, "the writer syncs fully");
+        let log = EventObject { kind: EventKind::ProjectLogs, id: uuid::Uuid::new_v4() };
+        assert_eq!(store.delete_events_before(log, "2030-01-01T00:00:00Z", 100).await.expect("delete"), 0);
+        let after: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&store.writer).await.expect("pragma");
+        assert_eq!(after, 2, "the writer is back at FULL after a retention delete");
     }
 }
 

@@ -128,8 +128,10 @@ pub(crate) async fn count_events_before(pool: &Pool<Db>, object: EventObject, cu
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
+/// Deletes up to `limit` row versions of `object` created before `cutoff`, on
+/// `conn` (the backend decides how durable its commit must be); how many.
 pub(crate) async fn delete_events_before(
-    pool: &Pool<Db>,
+    conn: &mut <Db as sqlx::Database>::Connection,
     object: EventObject,
     cutoff: &str,
     limit: usize,
@@ -143,7 +145,7 @@ pub(crate) async fn delete_events_before(
         .bind(object.id)
         .bind(cutoff)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .execute(pool)
+        .execute(conn)
         .await
         .map_err(db_err)?;
     Ok(done.rows_affected())

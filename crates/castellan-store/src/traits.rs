@@ -57,7 +57,9 @@ pub trait Store: Send + Sync + 'static {
     /// RFC 3339 time).
     async fn count_events_before(&self, object: crate::EventObject, cutoff: &str) -> StoreResult<u64>;
     /// Deletes up to `limit` event versions of a log created before `cutoff`, in one
-    /// short transaction of its own; how many.
+    /// short transaction of its own, whose commit need not wait for the disk (a lost
+    /// delete is redone by the next sweep; later synchronous commits make it
+    /// durable); how many.
     async fn delete_events_before(&self, object: crate::EventObject, cutoff: &str, limit: usize) -> StoreResult<u64>;
     /// Online scoring: how far a project's logs have been read (the position
     /// `(transaction id, row id)` of the last row version), if the worker has
