@@ -9,7 +9,8 @@
 //!   time, read from the scheduler's transaction-id mark of 20 minutes before);
 //! * a retention sweep deleting every one of the `--rows` spans while a client
 //!   ingests 10 spans per request one request at a time — the ingest latencies
-//!   during the sweep against the same client's before it.
+//!   during the sweep against the same client's before it, and after it for as
+//!   long as the sweep took.
 //!
 //! A load script, not a test:
 //!
@@ -200,6 +201,11 @@ async fn main() -> Result<(), String> {
     stop.store(true, Ordering::SeqCst);
     let during = during.await.map_err(|e| e.to_string())?;
     let slow_during = state.ingest_load().slow();
+    // As long again after the sweep: a second baseline, as long as the sweep, so
+    // that the rare slow request (a slow fsync of the disk's) is counted over as
+    // many requests with and without a sweep.
+    let after = ingest_for(Arc::new(AtomicBool::new(false)), sweep).await.map_err(|e| e.to_string())?;
+    let slow_after = state.ingest_load().slow();
     if run["count"].as_u64() != Some(a.rows) {
         return Err(format!("the sweep deleted {} rows, {} expected: {run}", run["count"], a.rows));
     }
@@ -240,13 +246,23 @@ async fn main() -> Result<(), String> {
         pct(&during, 1.0),
         pct(&during, 0.5) / b50
     );
+    println!(
+        "| ingest of 10 spans after the sweep, as long as it ({} requests) | {:.1} | {:.1} | {:.1} | {:.2}× |",
+        after.len(),
+        pct(&after, 0.5),
+        pct(&after, 0.99),
+        pct(&after, 1.0),
+        pct(&after, 0.5) / b50
+    );
     let over = |v: &[Duration]| v.iter().filter(|d| **d > Duration::from_millis(50)).count();
     println!(
-        "\ningest requests over 50 ms: {} of {} before the sweep, {} of {} during it",
+        "\ningest requests over 50 ms: {} of {} before the sweep, {} of {} during it, {} of {} after it",
         over(&baseline),
         baseline.len(),
         over(&during),
-        during.len()
+        during.len(),
+        over(&after),
+        after.len()
     );
     // Where the slow requests' time went: the data writer's group commits over
     // 50 ms, by their longest part.
@@ -259,10 +275,12 @@ async fn main() -> Result<(), String> {
         )
     };
     println!(
-        "group commits over 50 ms, by their longest part: before the sweep {}; during it {} (the slowest {:.0} ms)",
+        "group commits over 50 ms, by their longest part: before the sweep {}; during it {}; after it {} (the slowest of the run \
+         {:.0} ms)",
         parts(slow_at_start, slow_before),
         parts(slow_before, slow_during),
-        slow_during.slowest_micros as f64 / 1000.0
+        parts(slow_during, slow_after),
+        slow_after.slowest_micros as f64 / 1000.0
     );
     println!(
         "retention sweep of {} rows: {:.1} s ({:.0} rows/s); the slowest delete {:.1} ms, {} over 50 ms",

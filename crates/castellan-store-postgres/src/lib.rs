@@ -171,6 +171,12 @@ impl Store for PgStore {
         Ok(Box::new(PgDataTx::new(tx)))
     }
 
+    async fn data_write_relaxed(&self) -> StoreResult<Box<dyn DataTx>> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await.map_err(db_err)?;
+        Ok(Box::new(PgDataTx::new(tx)))
+    }
+
     async fn take_lease(&self, name: &str, holder: &str, now: Micros, until: Micros) -> StoreResult<bool> {
         sql::jobs::take_lease(&self.pool, name, holder, now, until).await
     }

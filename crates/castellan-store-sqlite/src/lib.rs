@@ -13,6 +13,8 @@ use castellan_core::KeyId;
 use castellan_store::*;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use data::SqliteDataTx;
@@ -30,6 +32,9 @@ pub struct SqliteStore {
     /// The connection that checkpoints the WAL, and its task.
     checkpoints: SqlitePool,
     _checkpointer: Checkpointer,
+    /// Set while the writer's connection commits with `synchronous = NORMAL`; the
+    /// pool sets it back to FULL when the connection is released.
+    relaxed: Arc<AtomicBool>,
 }
 
 /// How often the WAL is checkpointed.
@@ -72,23 +77,6 @@ impl Checkpointer {
     }
 }
 
-/// The writer's connection while a statement runs with `synchronous = NORMAL`:
-/// unless it was set back to FULL (an error, or the future dropped, in between),
-/// it is closed instead of going back to the pool, which opens a new one with the
-/// writer's settings.
-struct Relaxed {
-    conn: sqlx::pool::PoolConnection<sqlx::Sqlite>,
-    restored: bool,
-}
-
-impl Drop for Relaxed {
-    fn drop(&mut self) {
-        if !self.restored {
-            self.conn.close_on_drop();
-        }
-    }
-}
-
 pub(crate) use sql::store::{conflict_or, db_err, is_unique};
 use sql::{objects, rows, sessions, store};
 
@@ -105,9 +93,24 @@ impl SqliteStore {
             .pragma("temp_store", "memory")
             // Deleted rows (retention) are overwritten, not left in free space.
             .pragma("secure_delete", "on");
+        let relaxed = Arc::new(AtomicBool::new(false));
+        let restore = relaxed.clone();
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            // A connection released after a relaxed write syncs fully again before
+            // anyone else takes it (or is closed, and the pool opens a new one with
+            // the settings below): a relaxed write's future dropped half-way, or
+            // its error, leaves nothing behind.
+            .after_release(move |conn, _| {
+                let restore = restore.clone();
+                Box::pin(async move {
+                    if !restore.swap(false, Ordering::SeqCst) {
+                        return Ok(true);
+                    }
+                    Ok(sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await.is_ok())
+                })
+            })
             // A local file cannot drop the connection; pinging it before every write
             // only adds a round trip to the connection's worker thread.
             .test_before_acquire(false)
@@ -140,12 +143,24 @@ impl SqliteStore {
             wal: PathBuf::from(wal),
             _checkpointer: Checkpointer::start(checkpoints.clone()),
             checkpoints,
+            relaxed,
         })
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The writer's connection, committing with `synchronous = NORMAL` (the WAL
+    /// written, not fsynced) until it is released, when it is set back to FULL.
+    /// For background work that is redone if lost: its commits become durable with
+    /// the next one that syncs, since the WAL is written in order.
+    async fn relaxed_writer(&self) -> StoreResult<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
+        let mut conn = self.writer.acquire().await.map_err(db_err)?;
+        self.relaxed.store(true, Ordering::SeqCst);
+        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await.map_err(db_err)?;
+        Ok(conn)
     }
 }
 
@@ -201,6 +216,12 @@ impl Store for SqliteStore {
         Ok(Box::new(SqliteDataTx::new(tx)))
     }
 
+    async fn data_write_relaxed(&self) -> StoreResult<Box<dyn DataTx>> {
+        let conn = self.relaxed_writer().await?;
+        let tx = sqlx::Transaction::begin(conn, Some("BEGIN IMMEDIATE".into())).await.map_err(db_err)?;
+        Ok(Box::new(SqliteDataTx::new(tx)))
+    }
+
     async fn take_lease(&self, name: &str, holder: &str, now: Micros, until: Micros) -> StoreResult<bool> {
         sql::jobs::take_lease(&self.writer, name, holder, now, until).await
     }
@@ -225,18 +246,14 @@ impl Store for SqliteStore {
         sql::jobs::count_events_before(&self.writer, object, cutoff).await
     }
 
-    /// Retention's deletes commit without waiting for the disk (`synchronous =
-    /// NORMAL` for their statement): a delete lost to a power cut is redone by the
-    /// next sweep, and the commits after it that do wait (ingest's, the run's
+    /// Retention's deletes commit without waiting for the disk (on a
+    /// [`SqliteStore::relaxed_writer`]): a delete lost to a power cut is redone by
+    /// the next sweep, and the commits after it that do wait (ingest's, the run's
     /// record) fsync the WAL, which is written in order, with it. Ingest queued
     /// behind a delete so waits for its statement, not for its fsync too.
     async fn delete_events_before(&self, object: EventObject, cutoff: &str, limit: usize) -> StoreResult<u64> {
-        let mut relaxed = Relaxed { conn: self.writer.acquire().await.map_err(db_err)?, restored: false };
-        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *relaxed.conn).await.map_err(db_err)?;
-        let deleted = sql::jobs::delete_events_before(&mut relaxed.conn, object, cutoff, limit).await;
-        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *relaxed.conn).await.map_err(db_err)?;
-        relaxed.restored = true;
-        deleted
+        let mut conn = self.relaxed_writer().await?;
+        sql::jobs::delete_events_before(&mut conn, object, cutoff, limit).await
     }
 
     async fn scoring_cursor(&self, project: uuid::Uuid) -> StoreResult<Option<(XactId, String)>> {
@@ -395,18 +412,32 @@ mod checkpoints {
 mod durability {
     use castellan_store::{EventKind, EventObject, Store};
 
-    /// Retention's deletes commit with `synchronous = NORMAL`; the writer is back at
-    /// FULL after each, so ingest's commits still wait for the disk.
+    /// Retention's deletes and online scoring's writes commit with `synchronous =
+    /// NORMAL`; the writer is back at FULL after each (committed, failed or
+    /// dropped), so ingest's commits still wait for the disk.
     #[tokio::test]
-    async fn a_retention_delete_leaves_the_writer_syncing_fully() {
+    async fn relaxed_writes_leave_the_writer_syncing_fully() {
         let dir = tempfile::tempdir().expect("dir");
         let store = super::SqliteStore::open(&dir.path().join("d.sqlite")).await.expect("open");
         let full: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&store.writer).await.expect("pragma");
         assert_eq!(full, 2, "the writer syncs fully");
         let log = EventObject { kind: EventKind::ProjectLogs, id: uuid::Uuid::new_v4() };
         assert_eq!(store.delete_events_before(log, "2030-01-01T00:00:00Z", 100).await.expect("delete"), 0);
-        let after: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&store.writer).await.expect("pragma");
-        assert_eq!(after, 2, "the writer is back at FULL after a retention delete");
+        let sync = || async { sqlx::query_scalar::<_, i64>("PRAGMA synchronous").fetch_one(&store.writer).await };
+        assert_eq!(sync().await.expect("pragma"), 2, "the writer is back at FULL after a retention delete");
+        // Inside a relaxed transaction the writer does not sync; committed, or
+        // dropped unfinished, it does again.
+        let tx = store.data_write_relaxed().await.expect("relaxed");
+        tx.commit().await.expect("commit");
+        assert_eq!(sync().await.expect("pragma"), 2, "back at FULL after a relaxed commit");
+        let tx = store.data_write_relaxed().await.expect("relaxed");
+        drop(tx);
+        assert_eq!(sync().await.expect("pragma"), 2, "back at FULL after a relaxed transaction dropped");
+        let mut conn = store.relaxed_writer().await.expect("relaxed");
+        let inside: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *conn).await.expect("pragma");
+        assert_eq!(inside, 1, "NORMAL while relaxed");
+        drop(conn);
+        assert_eq!(sync().await.expect("pragma"), 2, "back at FULL once released");
     }
 }
 

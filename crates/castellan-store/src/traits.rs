@@ -39,6 +39,13 @@ pub trait Store: Send + Sync + 'static {
     /// Starts a data-plane write transaction (events, blobs). It does not take the
     /// admin write lock; see [`DataTx`].
     async fn data_write(&self) -> StoreResult<Box<dyn DataTx>>;
+    /// Starts a data-plane write transaction whose commit does not wait for the
+    /// disk (SQLite `synchronous = NORMAL`, PostgreSQL `synchronous_commit = off`):
+    /// it stays atomic, and becomes durable with the next commit that does wait.
+    /// For background work that is redone if a crash loses it (online scoring: the
+    /// claims go with the scores, and the cursor that moves past them is committed
+    /// synchronously after), never for anything acknowledged to a client.
+    async fn data_write_relaxed(&self) -> StoreResult<Box<dyn DataTx>>;
     /// The server secret called `name`: the stored one, or `candidate`, stored now,
     /// if there is none yet (so every replica agrees on one value).
     async fn server_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>>;

@@ -106,6 +106,13 @@ impl DataWriter {
     pub async fn begin(&self) -> castellan_store::StoreResult<Box<dyn DataTx>> {
         self.0.data_write().await
     }
+
+    /// A data-plane write transaction whose commit does not wait for the disk
+    /// ([`castellan_store::Store::data_write_relaxed`]): for background work that is
+    /// redone if lost, never for a client's write.
+    pub async fn begin_relaxed(&self) -> castellan_store::StoreResult<Box<dyn DataTx>> {
+        self.0.data_write_relaxed().await
+    }
 }
 
 impl AppState {

@@ -879,7 +879,12 @@ impl Worker {
             merged.insert(row_id, Premerged { scores: s, base: base.0, row, count });
         }
         let started = Timings::add(&self.timings.build, started);
-        let mut tx = self.state.data_writer().begin().await?;
+        // Its commit does not wait for the disk: the claims go with the scores, so
+        // a power cut that loses them loses both, and the cursor that moves past
+        // these spans is committed (synchronously) after, making them durable first
+        // (the write-ahead log is written in order): lost, they are scored again,
+        // never twice.
+        let mut tx = self.state.data_writer().begin_relaxed().await?;
         let started = Timings::add(&self.timings.lock, started);
         // New spans: one claim per rule and span, whatever its scorers came to (a
         // scorer that failed for good is not called again either).
