@@ -5,6 +5,8 @@
 //!
 //! Phases on one database, each `--seconds` long:
 //!
+//! 0. **warm-up** (`--no-warmup` leaves it out): a baseline phase, not compared, so
+//!    that the first baseline is not measured on an empty database;
 //! 1. **baseline**: a paced stream of `--rate` spans/s into a project without rules,
 //!    while other clients (`--concurrency` requests in flight) log as fast as the
 //!    server takes them into a second project: that second rate is the server's
@@ -51,6 +53,8 @@ struct Args {
     rate: u64,
     rounds: usize,
     phases: Vec<String>,
+    /// A baseline phase before the first, not compared (`--no-warmup` leaves it out).
+    warmup: bool,
     /// The worker's options (`--max-lag-ms`, `--busy-duty`; otherwise `serve`'s).
     opts: Options,
 }
@@ -65,6 +69,7 @@ fn args() -> Result<Args, String> {
         rate: 5000,
         rounds: 3,
         phases: vec!["rounds".into(), "backlog".into(), "flood".into()],
+        warmup: true,
         opts: Options::default(),
     };
     let mut it = std::env::args().skip(1);
@@ -79,6 +84,7 @@ fn args() -> Result<Args, String> {
             "--rate" => a.rate = value()?.parse().map_err(|e| format!("--rate: {e}"))?,
             "--rounds" => a.rounds = value()?.parse().map_err(|e| format!("--rounds: {e}"))?,
             "--phases" => a.phases = value()?.split(',').map(str::to_owned).collect(),
+            "--no-warmup" => a.warmup = false,
             "--max-lag-ms" => {
                 a.opts.max_lag = Duration::from_millis(value()?.parse().map_err(|e| format!("--max-lag-ms: {e}"))?)
             }
@@ -343,6 +349,14 @@ async fn rounds(
     let worker = Worker::new(state.clone(), system.permit(), a.opts.clone());
     let timings = worker.timings();
     let worker = worker.spawn();
+    if a.warmup {
+        // Ingest into an empty database runs faster than into one holding a few
+        // phases' spans, and not linearly slower after: compared against a first
+        // baseline on an empty database, the first round would be compared against
+        // a rate the database no longer allows.
+        let (spare, mut s) = baseline(t, a, &pids[1], &pids[0], 60 << 40).await;
+        report("0. warm-up (not compared)", spare, &mut s, a);
+    }
     let (mut before, mut s) = baseline(t, a, &pids[1], &pids[0], 0).await;
     report("1. baseline", before, &mut s, a);
     let (mut ratios, mut all_lags, mut catch_ups) = (Vec::new(), Vec::new(), Vec::new());
