@@ -30,6 +30,20 @@ impl PgDataTx {
     pub(crate) fn new(tx: Transaction<'static, Postgres>) -> Self {
         PgDataTx { tx, xact: None }
     }
+
+    /// Before reading the newest versions of rows: locks the transaction-id counter
+    /// row (unless this transaction already holds it, having taken its id). In READ
+    /// COMMITTED the reads after it then see every data write committed before this
+    /// one, and none can commit in between.
+    async fn lock_counter(&mut self) -> StoreResult<()> {
+        if self.xact.is_none() {
+            sqlx::query("SELECT value FROM xact_counter WHERE id = 1 FOR UPDATE")
+                .execute(&mut *self.tx)
+                .await
+                .map_err(db_err)?;
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -53,13 +67,8 @@ impl DataTx for PgDataTx {
     }
 
     async fn latest_xacts(&mut self, object: EventObject, row_ids: &[String]) -> StoreResult<Vec<(String, XactId)>> {
-        // INVARIANT: as in `latest_events`, the counter row is locked first.
-        if self.xact.is_none() {
-            sqlx::query("SELECT value FROM xact_counter WHERE id = 1 FOR UPDATE")
-                .execute(&mut *self.tx)
-                .await
-                .map_err(db_err)?;
-        }
+        // INVARIANT: the counter row is locked first (see `lock_counter`).
+        self.lock_counter().await?;
         let rs: Vec<(String, i64)> = sqlx::query_as(
             "SELECT row_id, MAX(xact_id) FROM events WHERE object_kind = $1 AND object_id = $2 \
              AND row_id = ANY($3) GROUP BY row_id",
@@ -74,14 +83,8 @@ impl DataTx for PgDataTx {
     }
 
     async fn latest_events(&mut self, object: EventObject, row_ids: &[String]) -> StoreResult<Vec<StoredEvent>> {
-        // INVARIANT: the counter row is locked first; in READ COMMITTED the reads below
-        // then see every data write committed before this one.
-        if self.xact.is_none() {
-            sqlx::query("SELECT value FROM xact_counter WHERE id = 1 FOR UPDATE")
-                .execute(&mut *self.tx)
-                .await
-                .map_err(db_err)?;
-        }
+        // INVARIANT: the counter row is locked first (see `lock_counter`).
+        self.lock_counter().await?;
         let sql = format!(
             "SELECT {EVENT_COLS} FROM events e WHERE e.object_kind = $1 AND e.object_id = $2 \
              AND e.row_id = ANY($3) AND NOT EXISTS (SELECT 1 FROM events n WHERE n.object_kind = e.object_kind \

@@ -116,6 +116,16 @@ impl PgStore {
         let listener = tokio::spawn(listen(pool.clone(), channel(&current), commits.clone()));
         Ok(PgStore { pool, commits, listener })
     }
+
+    /// A transaction whose commit does not wait for the WAL flush
+    /// (`synchronous_commit = off`, for this transaction only): for background work
+    /// that is redone if a crash loses it; the synchronous commits after it flush
+    /// the WAL up to and past it.
+    async fn relaxed_tx(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await.map_err(db_err)?;
+        Ok(tx)
+    }
 }
 
 #[async_trait]
@@ -172,9 +182,7 @@ impl Store for PgStore {
     }
 
     async fn data_write_relaxed(&self) -> StoreResult<Box<dyn DataTx>> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
-        sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await.map_err(db_err)?;
-        Ok(Box::new(PgDataTx::new(tx)))
+        Ok(Box::new(PgDataTx::new(self.relaxed_tx().await?)))
     }
 
     async fn take_lease(&self, name: &str, holder: &str, now: Micros, until: Micros) -> StoreResult<bool> {
@@ -206,8 +214,7 @@ impl Store for PgStore {
     /// is redone by the next sweep, and the synchronous commits after it (the run's
     /// record among them) flush the WAL up to and past it.
     async fn delete_events_before(&self, object: EventObject, cutoff: &str, limit: usize) -> StoreResult<u64> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
-        sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await.map_err(db_err)?;
+        let mut tx = self.relaxed_tx().await?;
         let deleted = sql::jobs::delete_events_before(&mut tx, object, cutoff, limit).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(deleted)
