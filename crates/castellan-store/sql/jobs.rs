@@ -383,10 +383,8 @@ pub(crate) async fn event_heads_since(
         .map(|(row_id, xact_id, is_root, span_id)| EventHead {
             row_id,
             xact_id: XactId(xact_id),
-            deleted: false,
             // SQLite answers 0 or 1, PostgreSQL a boolean.
             is_root: is_root.as_bool().unwrap_or_else(|| is_root.as_i64().is_some_and(|i| i != 0)),
-            is_comment: false,
             span_id,
         })
         .collect();

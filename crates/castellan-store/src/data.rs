@@ -236,20 +236,17 @@ pub struct EventWrite {
     pub data: String,
 }
 
-/// What a row version is, without its contents (online scoring reads these for
-/// every new version and the contents only of the few it samples).
+/// What a span's row version is, without its contents (online scoring reads these
+/// for every new version, tombstones and comments left out, and the contents only
+/// of the few it samples).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventHead {
     /// The row's id.
     pub row_id: String,
     /// The transaction that wrote this version.
     pub xact_id: XactId,
-    /// A tombstone.
-    pub deleted: bool,
     /// A root span (or a row without spans).
     pub is_root: bool,
-    /// A comment on another row.
-    pub is_comment: bool,
     /// The span's id; `None` for versions written before it was stored apart.
     pub span_id: Option<String>,
 }

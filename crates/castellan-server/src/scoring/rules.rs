@@ -240,9 +240,7 @@ mod tests {
         let head = |span: Option<&str>, is_root: bool| EventHead {
             row_id: "r".into(),
             xact_id: castellan_store::XactId(1),
-            deleted: false,
             is_root,
-            is_comment: false,
             span_id: span.map(str::to_owned),
         };
         let (inn, out) =
