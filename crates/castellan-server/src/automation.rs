@@ -23,6 +23,9 @@ use uuid::Uuid;
 pub const BATCH: usize = 1000;
 /// The smallest batch a sweep shrinks to.
 const MIN_BATCH: usize = 50;
+/// How many versions a sweep reads at a time (without the write lock) to find
+/// those to delete.
+const WINDOW: usize = 2000;
 /// How long one delete may hold the write lock before the next batch is smaller.
 const BATCH_BUDGET: std::time::Duration = std::time::Duration::from_millis(8);
 /// A delete slower than this is counted on the run (`details.slow_batches`) and
@@ -482,52 +485,79 @@ pub async fn sweep(state: &AppState, permit: &Permit, a: &AdminRecord, holder: &
     // longer than ingest should ever wait.
     let (mut slowest, mut slow) = (std::time::Duration::ZERO, 0u64);
     let mut renewed = now;
+    // Keeps the lease while a long sweep runs (renewed once a quarter of it has
+    // passed: a commit per batch would cost ingest a disk flush each); a sweep that
+    // lost it to another replica stops.
+    let renew = |renewed: &mut i64| {
+        let due = state.now() - *renewed > LEASE_MICROS / 4;
+        if due {
+            *renewed = state.now();
+        }
+        let (lease, until) = (lease.clone(), *renewed + LEASE_MICROS);
+        let at = *renewed;
+        async move {
+            if due && !jobs.take_lease(&lease, holder, at, until).await? {
+                return Err(ApiError::bad_request(
+                    "this sweep lost its lease to another replica (it ran longer than the lease); that replica goes \
+                     on with it",
+                ));
+            }
+            Ok::<(), ApiError>(())
+        }
+    };
     let outcome: ApiResult<()> = async {
         for (object_type, log) in logs(state, permit, a).await? {
             let mut rows = 0u64;
-            // Batches sized so that one holds the write lock for about BATCH_BUDGET,
-            // with a pause twice as long between them: ingest never waits long behind
-            // a sweep, and the sweep's writes (and the fsyncs and checkpoints they
-            // cost) take at most a third of the disk's time.
+            // The log is read in windows of versions, by transaction id, without the
+            // write lock; the old versions of a window are deleted in batches, each a
+            // range of the log (bounded on both sides, so no delete reads past its
+            // batch) in a short transaction of its own. Batches are sized so that one
+            // holds the write lock for about BATCH_BUDGET, with a pause twice as long
+            // between them: ingest never waits long behind a sweep, and the sweep's
+            // writes (and the fsyncs and checkpoints they cost) take at most a third
+            // of the disk's time. Reads pause as long as they took.
             let mut batch = 200usize;
+            let mut after = (castellan_store::XactId(i64::MIN), String::new());
             loop {
                 let t = std::time::Instant::now();
-                let n = jobs.delete_events_before(log, &cutoff, batch).await?;
-                let took = t.elapsed();
-                rows += n;
-                slowest = slowest.max(took);
-                if took > SLOW_BATCH {
-                    slow += 1;
-                    tracing::warn!(
-                        automation = %a.id,
-                        rows = n,
-                        took_ms = took.as_millis() as u64,
-                        "a retention batch held the write lock long"
-                    );
-                }
-                // Keep the lease while a long sweep runs (renewed once a quarter of it
-                // has passed: a commit per batch would cost ingest a disk flush each);
-                // a sweep that lost it to another replica stops.
-                if state.now() - renewed > LEASE_MICROS / 4 {
-                    renewed = state.now();
-                    if !jobs.take_lease(&lease, holder, renewed, renewed + LEASE_MICROS).await? {
-                        return Err(ApiError::bad_request(
-                            "this sweep lost its lease to another replica (it ran longer than the lease); that \
-                             replica goes on with it",
-                        ));
+                let window = jobs.retention_window(log, &cutoff, &after, WINDOW).await?;
+                let read = t.elapsed();
+                let mut from = after.clone();
+                let mut old = window.old.as_slice();
+                while !old.is_empty() {
+                    let (this, rest) = old.split_at(batch.min(old.len()));
+                    let Some(through) = this.last().cloned() else { break };
+                    let t = std::time::Instant::now();
+                    let n = jobs.delete_events_between(log, &cutoff, &from, &through).await?;
+                    let took = t.elapsed();
+                    rows += n;
+                    slowest = slowest.max(took);
+                    if took > SLOW_BATCH {
+                        slow += 1;
+                        tracing::warn!(
+                            automation = %a.id,
+                            rows = n,
+                            took_ms = took.as_millis() as u64,
+                            "a retention batch held the write lock long"
+                        );
                     }
+                    renew(&mut renewed).await?;
+                    (from, old) = (through, rest);
+                    batch = if took > BATCH_BUDGET {
+                        (batch / 2).max(MIN_BATCH)
+                    } else if took < BATCH_BUDGET / 2 {
+                        (batch * 3 / 2).min(BATCH)
+                    } else {
+                        batch
+                    };
+                    tokio::time::sleep((took * 2).min(BATCH_BUDGET * 8)).await;
                 }
-                if n < batch as u64 {
-                    break;
+                match window.last {
+                    Some(last) if window.read >= WINDOW => after = last,
+                    _ => break,
                 }
-                batch = if took > BATCH_BUDGET {
-                    (batch / 2).max(MIN_BATCH)
-                } else if took < BATCH_BUDGET / 2 {
-                    (batch * 3 / 2).min(BATCH)
-                } else {
-                    batch
-                };
-                tokio::time::sleep((took * 2).min(BATCH_BUDGET * 8)).await;
+                renew(&mut renewed).await?;
+                tokio::time::sleep(read.min(BATCH_BUDGET * 8)).await;
             }
             if rows > 0 {
                 // Attachments no remaining row of this log names go with the rows.

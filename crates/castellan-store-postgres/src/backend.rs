@@ -15,6 +15,11 @@ use crate::sql::btql::{Arg, JsonSql, Kind, Sql};
 pub(crate) const HEADS_JSON: &str = "(SELECT COALESCE(json_agg(json_build_array(row_id, xact_id, is_root, span_id) \
      ORDER BY xact_id, row_id), '[]'::json)::text FROM w)";
 
+/// The positions in `o` (`xact_id, row_id`) as one JSON array of pairs, in order
+/// (a retention window's old versions).
+pub(crate) const POSITIONS_JSON: &str =
+    "(SELECT COALESCE(json_agg(json_build_array(xact_id, row_id) ORDER BY xact_id, row_id), '[]'::json)::text FROM o)";
+
 /// PostgreSQL's JSON operators, for the BTQL SQL (`castellan-store/sql/btql.rs`).
 /// Event data is `json` (kept as sent): `->` walks it, `json_typeof` tells types,
 /// `#>> '{}'` reads a scalar; text compares under `COLLATE "C"` (code point order, as

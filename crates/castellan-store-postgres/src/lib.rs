@@ -213,11 +213,27 @@ impl Store for PgStore {
     /// (`synchronous_commit = off` for their transaction): a delete lost to a crash
     /// is redone by the next sweep, and the synchronous commits after it (the run's
     /// record among them) flush the WAL up to and past it.
-    async fn delete_events_before(&self, object: EventObject, cutoff: &str, limit: usize) -> StoreResult<u64> {
+    async fn delete_events_between(
+        &self,
+        object: EventObject,
+        cutoff: &str,
+        after: &(XactId, String),
+        through: &(XactId, String),
+    ) -> StoreResult<u64> {
         let mut tx = self.relaxed_tx().await?;
-        let deleted = sql::jobs::delete_events_before(&mut tx, object, cutoff, limit).await?;
+        let deleted = sql::jobs::delete_events_between(&mut tx, object, cutoff, after, through).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(deleted)
+    }
+
+    async fn retention_window(
+        &self,
+        object: EventObject,
+        cutoff: &str,
+        after: &(XactId, String),
+        scan: usize,
+    ) -> StoreResult<castellan_store::RetentionWindow> {
+        sql::jobs::retention_window(&self.pool, object, cutoff, after, scan).await
     }
 
     async fn scoring_cursor(&self, project: uuid::Uuid) -> StoreResult<Option<(XactId, String)>> {

@@ -14,6 +14,10 @@ use crate::sql::btql::{Arg, JsonSql, Kind, Sql};
 /// version).
 pub(crate) const HEADS_JSON: &str = "(SELECT json_group_array(json_array(row_id, xact_id, is_root, span_id)) FROM w)";
 
+/// The positions in `o` (`xact_id, row_id`) as one JSON array of pairs (a
+/// retention window's old versions).
+pub(crate) const POSITIONS_JSON: &str = "(SELECT json_group_array(json_array(xact_id, row_id)) FROM o)";
+
 /// SQLite's JSON functions, for the BTQL SQL (`castellan-store/sql/btql.rs`).
 pub(crate) struct Dialect;
 

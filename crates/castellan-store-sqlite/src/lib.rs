@@ -282,9 +282,25 @@ impl Store for SqliteStore {
     /// the next sweep, and the commits after it that do wait (ingest's, the run's
     /// record) fsync the WAL, which is written in order, with it. Ingest queued
     /// behind a delete so waits for its statement, not for its fsync too.
-    async fn delete_events_before(&self, object: EventObject, cutoff: &str, limit: usize) -> StoreResult<u64> {
+    async fn retention_window(
+        &self,
+        object: EventObject,
+        cutoff: &str,
+        after: &(XactId, String),
+        scan: usize,
+    ) -> StoreResult<castellan_store::RetentionWindow> {
+        sql::jobs::retention_window(&self.reader, object, cutoff, after, scan).await
+    }
+
+    async fn delete_events_between(
+        &self,
+        object: EventObject,
+        cutoff: &str,
+        after: &(XactId, String),
+        through: &(XactId, String),
+    ) -> StoreResult<u64> {
         let mut conn = self.relaxed_writer().await?;
-        sql::jobs::delete_events_before(&mut conn, object, cutoff, limit).await
+        sql::jobs::delete_events_between(&mut conn, object, cutoff, after, through).await
     }
 
     async fn scoring_cursor(&self, project: uuid::Uuid) -> StoreResult<Option<(XactId, String)>> {
@@ -466,7 +482,8 @@ mod durability {
         let full: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&store.writer).await.expect("pragma");
         assert_eq!(full, 2, "the writer syncs fully");
         let log = EventObject { kind: EventKind::ProjectLogs, id: uuid::Uuid::new_v4() };
-        assert_eq!(store.delete_events_before(log, "2030-01-01T00:00:00Z", 100).await.expect("delete"), 0);
+        let (first, last) = ((castellan_store::XactId(i64::MIN), String::new()), (castellan_store::XactId(i64::MAX), String::new()));
+        assert_eq!(store.delete_events_between(log, "2030-01-01T00:00:00Z", &first, &last).await.expect("delete"), 0);
         let sync = || async { sqlx::query_scalar::<_, i64>("PRAGMA synchronous").fetch_one(&store.writer).await };
         assert_eq!(sync().await.expect("pragma"), 2, "the writer is back at FULL after a retention delete");
         // Inside a relaxed transaction the writer does not sync; committed, or
@@ -513,6 +530,51 @@ mod plans {
             );
             assert!(!detail.iter().any(|d| d.starts_with("SCAN e")), "the log is not scanned: {detail:?}");
         }
+    }
+
+    /// A retention sweep reads the log in windows after a position, and deletes a
+    /// batch as a range bounded on both sides: both seek the log's transaction
+    /// index, neither reads the log from its start nor past the batch's end (an
+    /// unbounded `created < cutoff … LIMIT` scanned every newer version under the
+    /// write lock on its last batch).
+    #[tokio::test]
+    async fn retention_reads_windows_and_deletes_ranges_of_the_index() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = super::SqliteStore::open(&dir.path().join("plan.sqlite")).await.expect("open");
+        let window = format!("EXPLAIN QUERY PLAN {}", crate::sql::jobs::window_sql());
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&window)
+            .bind("project_logs")
+            .bind(uuid::Uuid::nil())
+            .bind(1i64)
+            .bind("r")
+            .bind("2026-01-01T00:00:00Z")
+            .bind(10i64)
+            .fetch_all(&store.reader)
+            .await
+            .expect("plan");
+        let detail: Vec<&str> = plan.iter().map(|r| r.3.as_str()).collect();
+        assert!(
+            detail.iter().any(|d| d.contains("events_by_xact") && d.contains("xact_id>?")),
+            "the window starts at an index position: {detail:?}"
+        );
+        assert!(!detail.iter().any(|d| d.starts_with("SCAN e")), "the log is not scanned: {detail:?}");
+        let delete = format!("EXPLAIN QUERY PLAN {}", crate::sql::jobs::delete_between_sql());
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&delete)
+            .bind("project_logs")
+            .bind(uuid::Uuid::nil())
+            .bind(1i64)
+            .bind("r")
+            .bind(5i64)
+            .bind("s")
+            .bind("2026-01-01T00:00:00Z")
+            .fetch_all(&store.reader)
+            .await
+            .expect("plan");
+        let detail: Vec<&str> = plan.iter().map(|r| r.3.as_str()).collect();
+        assert!(
+            detail.iter().any(|d| d.contains("events_by_xact") && d.contains("xact_id>? AND xact_id<?")),
+            "a batch is an index range bounded on both sides: {detail:?}"
+        );
     }
 
     /// …and then reads the sampled versions by their keys, each one seek of the

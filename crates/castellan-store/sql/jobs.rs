@@ -128,23 +128,88 @@ pub(crate) async fn count_events_before(pool: &Pool<Db>, object: EventObject, cu
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-/// Deletes up to `limit` row versions of `object` created before `cutoff`, on
-/// `conn` (the backend decides how durable its commit must be); how many.
-pub(crate) async fn delete_events_before(
+#[derive(sqlx::FromRow)]
+struct WindowRow {
+    n: i64,
+    last_xact: Option<i64>,
+    last_row: Option<String>,
+    old: Option<String>,
+}
+
+/// Retention's window: up to `scan` versions after a position (`$1` kind, `$2` id,
+/// `$3`/`$4` the position, `$5` the cutoff, `$6` how many), where it ends, and
+/// the positions of those created before the cutoff as one JSON array (`o`).
+pub(crate) fn window_sql() -> String {
+    format!(
+        "WITH b AS (SELECT e.xact_id, e.row_id, {CREATED} < $5 AS old FROM events e \
+         WHERE e.object_kind = $1 AND e.object_id = $2 AND e.xact_id >= $3 AND (e.xact_id > $3 OR e.row_id > $4) \
+         ORDER BY e.xact_id, e.row_id LIMIT $6), \
+         l AS (SELECT xact_id, row_id FROM b ORDER BY xact_id DESC, row_id DESC LIMIT 1), \
+         o AS (SELECT xact_id, row_id FROM b WHERE b.old) \
+         SELECT (SELECT COUNT(*) FROM b) AS n, (SELECT xact_id FROM l) AS last_xact, (SELECT row_id FROM l) AS last_row, \
+         {} AS old",
+        crate::backend::POSITIONS_JSON
+    )
+}
+
+pub(crate) async fn retention_window(
+    pool: &Pool<Db>,
+    object: EventObject,
+    cutoff: &str,
+    after: &(XactId, String),
+    scan: usize,
+) -> StoreResult<RetentionWindow> {
+    let r: WindowRow = sqlx::query_as(&window_sql())
+        .bind(object.kind.as_str())
+        .bind(object.id)
+        .bind(after.0 .0)
+        .bind(after.1.as_str())
+        .bind(cutoff)
+        .bind(i64::try_from(scan).unwrap_or(i64::MAX))
+        .fetch_one(pool)
+        .await
+        .map_err(db_err)?;
+    let mut old: Vec<(i64, String)> = match r.old.as_deref() {
+        Some(text) => serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("retention window: {e}")))?,
+        None => Vec::new(),
+    };
+    old.sort();
+    Ok(RetentionWindow {
+        read: usize::try_from(r.n).unwrap_or(0),
+        last: r.last_xact.zip(r.last_row).map(|(x, row)| (XactId(x), row)),
+        old: old.into_iter().map(|(x, row)| (XactId(x), row)).collect(),
+    })
+}
+
+/// Retention's delete of one batch (`$1` kind, `$2` id, `$3`/`$4` after, `$5`/`$6`
+/// through, `$7` the cutoff).
+pub(crate) fn delete_between_sql() -> String {
+    format!(
+        "DELETE FROM events WHERE object_kind = $1 AND object_id = $2 \
+         AND xact_id >= $3 AND (xact_id > $3 OR row_id > $4) AND xact_id <= $5 AND (xact_id < $5 OR row_id <= $6) \
+         AND {CREATED} < $7"
+    )
+}
+
+/// Deletes the versions of `object` after `after`, up to and including `through`,
+/// created before `cutoff`, on `conn` (the backend decides how durable its commit
+/// must be); how many. The range bounds `xact_id` on both sides, so both planners
+/// walk the log's transaction index between them and no further.
+pub(crate) async fn delete_events_between(
     conn: &mut <Db as sqlx::Database>::Connection,
     object: EventObject,
     cutoff: &str,
-    limit: usize,
+    after: &(XactId, String),
+    through: &(XactId, String),
 ) -> StoreResult<u64> {
-    let sql = format!(
-        "DELETE FROM events WHERE object_kind = $1 AND object_id = $2 AND (row_id, xact_id) IN \
-         (SELECT row_id, xact_id FROM events WHERE object_kind = $1 AND object_id = $2 AND {CREATED} < $3 LIMIT $4)"
-    );
-    let done = sqlx::query(&sql)
+    let done = sqlx::query(&delete_between_sql())
         .bind(object.kind.as_str())
         .bind(object.id)
+        .bind(after.0 .0)
+        .bind(after.1.as_str())
+        .bind(through.0 .0)
+        .bind(through.1.as_str())
         .bind(cutoff)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .execute(conn)
         .await
         .map_err(db_err)?;

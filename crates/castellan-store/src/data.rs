@@ -264,6 +264,18 @@ pub struct HeadBatch {
     pub heads: Vec<EventHead>,
 }
 
+/// A window of a log's row versions, as a retention sweep reads it (without the
+/// write lock) before it deletes any of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionWindow {
+    /// How many versions the window holds.
+    pub read: usize,
+    /// The position (transaction id, row id) of its last version.
+    pub last: Option<(XactId, String)>,
+    /// The positions of its versions created before the cutoff, in order.
+    pub old: Vec<(XactId, String)>,
+}
+
 /// An online-scoring scorer to call again (its last call failed in a way a later
 /// one may not), as `online_score_retries` keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -63,11 +63,27 @@ pub trait Store: Send + Sync + 'static {
     /// How many rows (all their versions) of a log were created before `cutoff` (an
     /// RFC 3339 time).
     async fn count_events_before(&self, object: crate::EventObject, cutoff: &str) -> StoreResult<u64>;
-    /// Deletes up to `limit` event versions of a log created before `cutoff`, in one
-    /// short transaction of its own, whose commit need not wait for the disk (a lost
-    /// delete is redone by the next sweep; later synchronous commits make it
-    /// durable); how many.
-    async fn delete_events_before(&self, object: crate::EventObject, cutoff: &str, limit: usize) -> StoreResult<u64>;
+    /// Retention: the next `scan` versions of a log after `after` (by transaction id,
+    /// then row id), read without the write lock; those created before `cutoff`
+    /// among them.
+    async fn retention_window(
+        &self,
+        object: crate::EventObject,
+        cutoff: &str,
+        after: &(crate::XactId, String),
+        scan: usize,
+    ) -> StoreResult<crate::RetentionWindow>;
+    /// Retention: deletes the versions of a log after `after`, up to and including
+    /// `through`, created before `cutoff`, in one short transaction of its own
+    /// whose commit need not wait for the disk (a lost delete is redone by the next
+    /// sweep; later synchronous commits make it durable); how many.
+    async fn delete_events_between(
+        &self,
+        object: crate::EventObject,
+        cutoff: &str,
+        after: &(crate::XactId, String),
+        through: &(crate::XactId, String),
+    ) -> StoreResult<u64>;
     /// Online scoring: how far a project's logs have been read (the position
     /// `(transaction id, row id)` of the last row version), if the worker has
     /// started on them.

@@ -24,7 +24,8 @@ on_both_backends!(
     the_org_api_key_list_is_the_owners_view,
     the_master_key_rotates_across_replicas_without_downtime,
     automations_validate_their_rules_and_seal_webhook_secrets,
-    retention_sweeps_old_rows_under_a_lease_and_leaves_nothing_behind
+    retention_sweeps_old_rows_under_a_lease_and_leaves_nothing_behind,
+    a_sweep_deletes_old_versions_among_new_ones_window_by_window
 );
 
 const OPENAI: &str = "sk-proj-0123456789abcdefghijklmnopqrstuvwxyzABCD";
@@ -994,6 +995,53 @@ async fn retention_sweeps_old_rows_under_a_lease_and_leaves_nothing_behind(b: Ba
         assert!(text.contains("kept-by-its-project-rule"), "the scan sees live rows");
         assert_eq!(text.matches(marker).count(), 0, "swept rows are gone from the database files");
     }
+    app.stop().await;
+}
+
+/// A log longer than a sweep's window, its old versions scattered among new ones
+/// in every transaction: the sweep reads it window by window and deletes exactly
+/// the old versions, none of the new ones, and nothing of another project's log.
+async fn a_sweep_deletes_old_versions_among_new_ones_window_by_window(b: Backend) {
+    use castellan_store::{EventKind, EventObject};
+    let Some(app) = TestApp::spawn(b).await else { return };
+    let owner = app.bootstrap("acme", "ada@acme.example").await;
+    let p = project(&app, &owner, "p").await;
+    let q = project(&app, &owner, "q").await;
+    let rows = |tag: &str, batch: usize| -> Vec<Value> {
+        (0..500)
+            .map(|i| {
+                let id = format!("{tag}{batch}-{i:03}");
+                if i % 3 == 0 {
+                    json!({"id": id, "input": "old", "created": "2020-01-01T00:00:00Z"})
+                } else {
+                    json!({"id": id, "input": "new"})
+                }
+            })
+            .collect()
+    };
+    // 4,500 versions in 9 transactions (a window is 2,000), a third of them old.
+    for batch in 0..9 {
+        insert_rows(&app, &owner, &format!("/v1/project_logs/{p}/insert"), rows("r", batch)).await;
+    }
+    insert_rows(&app, &owner, &format!("/v1/project_logs/{q}/insert"), rows("q", 0)).await;
+    let system = app.system.permit();
+    let jobs = app.state.jobs(&system);
+    let log = |id: &str| EventObject { kind: EventKind::ProjectLogs, id: id.parse().expect("project id") };
+    let all = "9999-01-01T00:00:00Z";
+    assert_eq!(jobs.count_events_before(log(&p), all).await.expect("count"), 4500);
+    let (_, rule) = app
+        .post("/v1/project_automation", &owner, json!({"project_id": p, "name": "keep-30", "config": {"event_type": "retention", "object_type": "project_logs", "retention_days": 30}}))
+        .await;
+    let rid = id(&rule);
+    let (s, pv) = app.get(&format!("/v1/project_automation/{rid}/preview"), &owner).await;
+    assert_eq!((s, pv["total"].as_u64()), (StatusCode::OK, Some(9 * 167)), "{pv}");
+    let (s, run) = app.post(&format!("/v1/project_automation/{rid}/run"), &owner, json!({})).await;
+    assert_eq!((s, run["status"].as_str(), run["count"].as_i64()), (StatusCode::OK, Some("ok"), Some(9 * 167)), "{run}");
+    assert_eq!(jobs.count_events_before(log(&p), all).await.expect("count"), 4500 - 9 * 167, "the new versions stay");
+    assert_eq!(jobs.count_events_before(log(&p), "2021-01-01T00:00:00Z").await.expect("count"), 0, "no old one does");
+    assert_eq!(jobs.count_events_before(log(&q), all).await.expect("count"), 500, "another log is not touched");
+    let (_, pv) = app.get(&format!("/v1/project_automation/{rid}/preview"), &owner).await;
+    assert_eq!(pv["total"].as_u64(), Some(0), "{pv}");
     app.stop().await;
 }
 
