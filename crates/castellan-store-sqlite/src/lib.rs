@@ -38,7 +38,7 @@ pub struct SqliteStore {
 }
 
 /// How often the WAL is checkpointed.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 /// The background task that checkpoints the WAL into the database file, ended
 /// when the store is dropped.
@@ -64,7 +64,7 @@ impl Checkpointer {
     /// page cache and go to the disk in that one sync, and a commit's WAL sync
     /// that comes during a burst of tens of megabytes waits for it. So after a
     /// checkpoint that copied anything, the checkpointer syncs the file itself
-    /// ([`write_back`]): a quarter second's pages at a time.
+    /// ([`write_back`]): a tenth of a second's pages at a time.
     fn start(pool: SqlitePool, db: PathBuf) -> Checkpointer {
         Checkpointer(tokio::spawn(async move {
             let mut every = tokio::time::interval(CHECKPOINT_EVERY);
