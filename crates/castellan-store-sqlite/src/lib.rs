@@ -277,11 +277,7 @@ impl Store for SqliteStore {
         sql::jobs::count_events_before(&self.writer, object, cutoff).await
     }
 
-    /// Retention's deletes commit without waiting for the disk (on a
-    /// [`SqliteStore::relaxed_writer`]): a delete lost to a power cut is redone by
-    /// the next sweep, and the commits after it that do wait (ingest's, the run's
-    /// record) fsync the WAL, which is written in order, with it. Ingest queued
-    /// behind a delete so waits for its statement, not for its fsync too.
+    /// Read on a reader connection: the write lock is not taken.
     async fn retention_window(
         &self,
         object: EventObject,
@@ -292,6 +288,11 @@ impl Store for SqliteStore {
         sql::jobs::retention_window(&self.reader, object, cutoff, after, scan).await
     }
 
+    /// Retention's deletes commit without waiting for the disk (on a
+    /// [`SqliteStore::relaxed_writer`]): a delete lost to a power cut is redone by
+    /// the next sweep, and the commits after it that do wait (ingest's, the run's
+    /// record) fsync the WAL, which is written in order, with it. Ingest queued
+    /// behind a delete so waits for its statement, not for its fsync too.
     async fn delete_events_between(
         &self,
         object: EventObject,
@@ -482,7 +483,8 @@ mod durability {
         let full: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&store.writer).await.expect("pragma");
         assert_eq!(full, 2, "the writer syncs fully");
         let log = EventObject { kind: EventKind::ProjectLogs, id: uuid::Uuid::new_v4() };
-        let (first, last) = ((castellan_store::XactId(i64::MIN), String::new()), (castellan_store::XactId(i64::MAX), String::new()));
+        let (first, last) =
+            ((castellan_store::XactId(i64::MIN), String::new()), (castellan_store::XactId(i64::MAX), String::new()));
         assert_eq!(store.delete_events_between(log, "2030-01-01T00:00:00Z", &first, &last).await.expect("delete"), 0);
         let sync = || async { sqlx::query_scalar::<_, i64>("PRAGMA synchronous").fetch_one(&store.writer).await };
         assert_eq!(sync().await.expect("pragma"), 2, "the writer is back at FULL after a retention delete");

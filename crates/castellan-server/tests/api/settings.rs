@@ -1036,7 +1036,11 @@ async fn a_sweep_deletes_old_versions_among_new_ones_window_by_window(b: Backend
     let (s, pv) = app.get(&format!("/v1/project_automation/{rid}/preview"), &owner).await;
     assert_eq!((s, pv["total"].as_u64()), (StatusCode::OK, Some(9 * 167)), "{pv}");
     let (s, run) = app.post(&format!("/v1/project_automation/{rid}/run"), &owner, json!({})).await;
-    assert_eq!((s, run["status"].as_str(), run["count"].as_i64()), (StatusCode::OK, Some("ok"), Some(9 * 167)), "{run}");
+    assert_eq!(
+        (s, run["status"].as_str(), run["count"].as_i64()),
+        (StatusCode::OK, Some("ok"), Some(9 * 167)),
+        "{run}"
+    );
     assert_eq!(jobs.count_events_before(log(&p), all).await.expect("count"), 4500 - 9 * 167, "the new versions stay");
     assert_eq!(jobs.count_events_before(log(&p), "2021-01-01T00:00:00Z").await.expect("count"), 0, "no old one does");
     assert_eq!(jobs.count_events_before(log(&q), all).await.expect("count"), 500, "another log is not touched");
