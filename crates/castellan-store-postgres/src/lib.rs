@@ -308,7 +308,7 @@ impl Store for PgStore {
     }
 
     async fn sweep_attachments(&self, object: EventObject, org: castellan_core::OrgId) -> StoreResult<u64> {
-        sql::jobs::sweep_attachments(&self.pool, object, org).await
+        sql::jobs::sweep_attachments(&self.pool, &self.pool, object, org).await
     }
 
     async fn delete_stale_overflow(&self, org: castellan_core::OrgId, before: Micros) -> StoreResult<u64> {

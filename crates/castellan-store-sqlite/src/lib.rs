@@ -274,7 +274,7 @@ impl Store for SqliteStore {
     }
 
     async fn count_events_before(&self, object: EventObject, cutoff: &str) -> StoreResult<u64> {
-        sql::jobs::count_events_before(&self.writer, object, cutoff).await
+        sql::jobs::count_events_before(&self.reader, object, cutoff).await
     }
 
     /// Read on a reader connection: the write lock is not taken.
@@ -376,7 +376,7 @@ impl Store for SqliteStore {
     }
 
     async fn sweep_attachments(&self, object: EventObject, org: castellan_core::OrgId) -> StoreResult<u64> {
-        sql::jobs::sweep_attachments(&self.writer, object, org).await
+        sql::jobs::sweep_attachments(&self.reader, &self.writer, object, org).await
     }
 
     async fn delete_stale_overflow(&self, org: castellan_core::OrgId, before: Micros) -> StoreResult<u64> {

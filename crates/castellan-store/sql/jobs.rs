@@ -291,31 +291,55 @@ pub(crate) async fn list_deliveries(
 /// After rows of `object` went: its references to attachments that no row of it
 /// still names are dropped, then every attachment no log references any more is
 /// deleted (bytes and record); how many attachments were deleted.
-pub(crate) async fn sweep_attachments(pool: &Pool<Db>, object: EventObject, org: OrgId) -> StoreResult<u64> {
+///
+/// Each key's search of the log runs on `reader` (it may read every row: on SQLite
+/// the writer's one connection would keep ingest waiting meanwhile); the
+/// transaction that drops the reference looks again only at the versions written
+/// since, through the log's transaction index, so a row naming the key that came
+/// in between keeps it.
+pub(crate) async fn sweep_attachments(
+    reader: &Pool<Db>,
+    writer: &Pool<Db>,
+    object: EventObject,
+    org: OrgId,
+) -> StoreResult<u64> {
     let keys: Vec<String> =
         sqlx::query_scalar("SELECT key FROM attachment_refs WHERE object_kind = $1 AND object_id = $2")
             .bind(object.kind.as_str())
             .bind(object.id)
-            .fetch_all(pool)
+            .fetch_all(reader)
             .await
             .map_err(db_err)?;
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    // The log's newest version before its rows are searched: whatever the searches
+    // did not see is newer.
+    let seen: Option<i64> =
+        sqlx::query_scalar("SELECT MAX(xact_id) FROM events WHERE object_kind = $1 AND object_id = $2")
+            .bind(object.kind.as_str())
+            .bind(object.id)
+            .fetch_one(reader)
+            .await
+            .map_err(db_err)?;
+    let names = <Dialect as JsonSql>::contains("CAST(data AS TEXT)", "$3");
+    let search = format!("SELECT 1 FROM events WHERE object_kind = $1 AND object_id = $2 AND {names} LIMIT 1");
+    let since =
+        format!("SELECT 1 FROM events WHERE object_kind = $1 AND object_id = $2 AND xact_id > $4 AND {names} LIMIT 1");
     let mut deleted = 0;
     for key in keys {
-        let sql = format!(
-            "SELECT 1 FROM events WHERE object_kind = $1 AND object_id = $2 AND {} LIMIT 1",
-            <Dialect as JsonSql>::contains("CAST(data AS TEXT)", "$3")
-        );
-        let still: Option<i32> = sqlx::query_scalar(&sql)
+        let still: Option<i32> = sqlx::query_scalar(&search)
             .bind(object.kind.as_str())
             .bind(object.id)
             .bind(&key)
-            .fetch_optional(pool)
+            .fetch_optional(reader)
             .await
             .map_err(db_err)?;
         if still.is_some() {
             continue;
         }
-        let mut tx = pool.begin().await.map_err(db_err)?;
+        // The write first: the transaction holds the write lock before it looks.
+        let mut tx = writer.begin().await.map_err(db_err)?;
         sqlx::query("DELETE FROM attachment_refs WHERE key = $1 AND object_kind = $2 AND object_id = $3")
             .bind(&key)
             .bind(object.kind.as_str())
@@ -323,6 +347,18 @@ pub(crate) async fn sweep_attachments(pool: &Pool<Db>, object: EventObject, org:
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+        let named_since: Option<i32> = sqlx::query_scalar(&since)
+            .bind(object.kind.as_str())
+            .bind(object.id)
+            .bind(&key)
+            .bind(seen.unwrap_or(i64::MIN))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if named_since.is_some() {
+            tx.rollback().await.map_err(db_err)?;
+            continue;
+        }
         // References are by the client's key (no org: another org's log naming the
         // same key keeps the bytes, never the other way round); blobs by the org's.
         let done = sqlx::query(
