@@ -505,6 +505,59 @@ mod durability {
 }
 
 #[cfg(test)]
+mod attachments {
+    /// The attachment sweep searches a log for each key on a reader; a row naming
+    /// the key written after that search (here: a reader on a copy of the file taken
+    /// before it) keeps the key's reference, since the deleting transaction looks
+    /// again at the versions newer than the search saw.
+    #[tokio::test]
+    async fn a_key_named_after_the_search_is_kept() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("a.sqlite");
+        let store = super::SqliteStore::open(&path).await.expect("open");
+        let log = uuid::Uuid::new_v4();
+        let row = |row_id: &'static str, xact: i64, data: &'static str| {
+            sqlx::query(
+                "INSERT INTO events (object_kind, object_id, row_id, xact_id, project_id, is_root, deleted, \
+                 is_comment, data) VALUES ('project_logs', $1, $2, $3, $1, 1, 0, 0, $4)",
+            )
+            .bind(log)
+            .bind(row_id)
+            .bind(xact)
+            .bind(data)
+        };
+        row("r1", 10, r#"{"input": "plain"}"#).execute(&store.writer).await.expect("r1");
+        for key in ["kept-key", "gone-key"] {
+            sqlx::query("INSERT INTO attachment_refs (key, object_kind, object_id) VALUES ($1, 'project_logs', $2)")
+                .bind(key)
+                .bind(log)
+                .execute(&store.writer)
+                .await
+                .expect("ref");
+        }
+        let stale = dir.path().join("stale.sqlite");
+        sqlx::query("VACUUM INTO $1")
+            .bind(stale.to_string_lossy().into_owned())
+            .execute(&store.writer)
+            .await
+            .expect("copy");
+        row("r2", 20, r#"{"input": {"key": "kept-key"}}"#).execute(&store.writer).await.expect("r2");
+        let reader = sqlx::sqlite::SqlitePoolOptions::new()
+            .connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(&stale).read_only(true))
+            .await
+            .expect("stale reader");
+        let object = castellan_store::EventObject { kind: castellan_store::EventKind::ProjectLogs, id: log };
+        let org = castellan_core::OrgId(uuid::Uuid::new_v4());
+        crate::sql::jobs::sweep_attachments(&reader, &store.writer, object, org).await.expect("sweep");
+        let refs: Vec<String> = sqlx::query_scalar("SELECT key FROM attachment_refs ORDER BY key")
+            .fetch_all(&store.writer)
+            .await
+            .expect("refs");
+        assert_eq!(refs, vec!["kept-key".to_owned()], "the key named since the search stays; the other goes");
+    }
+}
+
+#[cfg(test)]
 mod plans {
     /// Online scoring reads a log from its cursor in batches: the query must seek
     /// the log's index to the cursor, not scan from the log's start (which made a
