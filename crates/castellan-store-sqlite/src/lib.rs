@@ -602,8 +602,8 @@ mod plans {
             .bind(uuid::Uuid::nil())
             .bind(1i64)
             .bind("r")
-            .bind("2026-01-01T00:00:00Z")
             .bind(10i64)
+            .bind("2026-01-01T00:00:00Z")
             .fetch_all(&store.reader)
             .await
             .expect("plan");

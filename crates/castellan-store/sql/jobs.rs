@@ -128,27 +128,14 @@ pub(crate) async fn count_events_before(pool: &Pool<Db>, object: EventObject, cu
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-#[derive(sqlx::FromRow)]
-struct WindowRow {
-    n: i64,
-    last_xact: Option<i64>,
-    last_row: Option<String>,
-    old: Option<String>,
-}
-
 /// Retention's window: up to `scan` versions after a position (`$1` kind, `$2` id,
-/// `$3`/`$4` the position, `$5` the cutoff, `$6` how many), where it ends, and
-/// the positions of those created before the cutoff as one JSON array (`o`).
+/// `$3`/`$4` the position, `$5` how many, `$6` the cutoff), with the positions of
+/// those created before the cutoff as the batch's items.
 pub(crate) fn window_sql() -> String {
-    format!(
-        "WITH b AS (SELECT e.xact_id, e.row_id, {CREATED} < $5 AS old FROM events e \
-         WHERE e.object_kind = $1 AND e.object_id = $2 AND e.xact_id >= $3 AND (e.xact_id > $3 OR e.row_id > $4) \
-         ORDER BY e.xact_id, e.row_id LIMIT $6), \
-         l AS (SELECT xact_id, row_id FROM b ORDER BY xact_id DESC, row_id DESC LIMIT 1), \
-         o AS (SELECT xact_id, row_id FROM b WHERE b.old) \
-         SELECT (SELECT COUNT(*) FROM b) AS n, (SELECT xact_id FROM l) AS last_xact, (SELECT row_id FROM l) AS last_row, \
-         {} AS old",
-        crate::backend::POSITIONS_JSON
+    batch_after_sql(
+        &format!("e.xact_id, e.row_id, {CREATED} < $6 AS old"),
+        "o AS (SELECT xact_id, row_id FROM b WHERE b.old)",
+        crate::backend::POSITIONS_JSON,
     )
 }
 
@@ -159,24 +146,21 @@ pub(crate) async fn retention_window(
     after: &(XactId, String),
     scan: usize,
 ) -> StoreResult<RetentionWindow> {
-    let r: WindowRow = sqlx::query_as(&window_sql())
+    let r: BatchRow = sqlx::query_as(&window_sql())
         .bind(object.kind.as_str())
         .bind(object.id)
         .bind(after.0 .0)
         .bind(after.1.as_str())
-        .bind(cutoff)
         .bind(i64::try_from(scan).unwrap_or(i64::MAX))
+        .bind(cutoff)
         .fetch_one(pool)
         .await
         .map_err(db_err)?;
-    let mut old: Vec<(i64, String)> = match r.old.as_deref() {
-        Some(text) => serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("retention window: {e}")))?,
-        None => Vec::new(),
-    };
+    let mut old: Vec<(i64, String)> = r.items("retention window")?;
     old.sort();
     Ok(RetentionWindow {
-        read: usize::try_from(r.n).unwrap_or(0),
-        last: r.last_xact.zip(r.last_row).map(|(x, row)| (XactId(x), row)),
+        read: r.read(),
+        last: r.last(),
         old: old.into_iter().map(|(x, row)| (XactId(x), row)).collect(),
     })
 }
@@ -420,27 +404,54 @@ pub(crate) async fn set_scoring_cursor(
     Ok(())
 }
 
+/// A batch of a log's versions read as one row (decoding a row per version cost
+/// SQLite's driver several times what reading it did): how many versions, the last
+/// one's position, and the batch's items as one JSON array.
 #[derive(sqlx::FromRow)]
-struct HeadsRow {
+struct BatchRow {
     n: i64,
     last_xact: Option<i64>,
     last_row: Option<String>,
-    heads: Option<String>,
+    items: Option<String>,
 }
 
-/// The next versions of a log after a cursor (`$1` kind, `$2` id, `$3`/`$4` the
-/// cursor, `$5` how many). `xact_id >= $3` first: both planners then seek the log's
-/// index to the cursor (an `a > x OR (a = x AND b > y)` alone makes SQLite scan the
+impl BatchRow {
+    fn read(&self) -> usize {
+        usize::try_from(self.n).unwrap_or(0)
+    }
+
+    fn last(&self) -> Option<(XactId, String)> {
+        self.last_xact.zip(self.last_row.clone()).map(|(x, row)| (XactId(x), row))
+    }
+
+    /// The items, decoded (`what` names the batch in an error).
+    fn items<T: serde::de::DeserializeOwned>(&self, what: &str) -> StoreResult<Vec<T>> {
+        match self.items.as_deref() {
+            Some(text) => serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("{what}: {e}"))),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+/// The next versions of a log after a position (`$1` kind, `$2` id, `$3`/`$4` the
+/// position, `$5` how many) as a [`BatchRow`]: `b` is the batch (reading
+/// `columns` of `events e`), `selected` defines the table the aggregate `json`
+/// reads from `b`. `xact_id >= $3` first: both planners then seek the log's index
+/// to the position (an `a > x OR (a = x AND b > y)` alone makes SQLite scan the
 /// whole log from its start on every batch, so that reading a backlog took time
 /// quadratic in its length).
-pub(crate) const HEADS_SINCE: &str =
-    "SELECT e.row_id, e.xact_id, e.deleted, e.is_root, e.is_comment, e.span_id FROM events e \
-     WHERE e.object_kind = $1 AND e.object_id = $2 \
-     AND e.xact_id >= $3 AND (e.xact_id > $3 OR e.row_id > $4) ORDER BY e.xact_id, e.row_id LIMIT $5";
+fn batch_after_sql(columns: &str, selected: &str, json: &str) -> String {
+    format!(
+        "WITH b AS (SELECT {columns} FROM events e WHERE e.object_kind = $1 AND e.object_id = $2 \
+         AND e.xact_id >= $3 AND (e.xact_id > $3 OR e.row_id > $4) ORDER BY e.xact_id, e.row_id LIMIT $5), \
+         l AS (SELECT xact_id, row_id FROM b ORDER BY xact_id DESC, row_id DESC LIMIT 1), {selected} \
+         SELECT (SELECT COUNT(*) FROM b) AS n, (SELECT xact_id FROM l) AS last_xact, (SELECT row_id FROM l) AS last_row, \
+         {json} AS items"
+    )
+}
 
-/// One batch of heads as one row: how many versions, the last one's position, and
-/// the spans among them as JSON (decoding a row per version cost SQLite's driver
-/// several times what reading it did). `$6…` are the `skip` transactions.
+/// One batch of heads: the spans among the versions (`$6…` are the `skip`
+/// transactions).
 pub(crate) fn heads_sql(skip: usize) -> String {
     let skipped = if skip == 0 {
         String::new()
@@ -448,12 +459,12 @@ pub(crate) fn heads_sql(skip: usize) -> String {
         let list: Vec<String> = (6..6 + skip).map(|i| format!("${i}")).collect();
         format!(" AND b.xact_id NOT IN ({})", list.join(", "))
     };
-    format!(
-        "WITH b AS ({HEADS_SINCE}), l AS (SELECT xact_id, row_id FROM b ORDER BY xact_id DESC, row_id DESC LIMIT 1), \
-         w AS (SELECT row_id, xact_id, is_root, span_id FROM b WHERE NOT b.deleted AND NOT b.is_comment{skipped}) \
-         SELECT (SELECT COUNT(*) FROM b) AS n, (SELECT xact_id FROM l) AS last_xact, (SELECT row_id FROM l) AS last_row, \
-         {} AS heads",
-        crate::backend::HEADS_JSON
+    batch_after_sql(
+        "e.row_id, e.xact_id, e.deleted, e.is_root, e.is_comment, e.span_id",
+        &format!(
+            "w AS (SELECT row_id, xact_id, is_root, span_id FROM b WHERE NOT b.deleted AND NOT b.is_comment{skipped})"
+        ),
+        crate::backend::HEADS_JSON,
     )
 }
 
@@ -465,7 +476,7 @@ pub(crate) async fn event_heads_since(
     skip: &[XactId],
 ) -> StoreResult<HeadBatch> {
     let sql = heads_sql(skip.len());
-    let mut q = sqlx::query_as::<_, HeadsRow>(&sql)
+    let mut q = sqlx::query_as::<_, BatchRow>(&sql)
         .bind(object.kind.as_str())
         .bind(object.id)
         .bind(after.0 .0)
@@ -475,10 +486,7 @@ pub(crate) async fn event_heads_since(
         q = q.bind(x.0);
     }
     let r = q.fetch_one(pool).await.map_err(db_err)?;
-    let parsed: Vec<(String, i64, serde_json::Value, Option<String>)> = match r.heads.as_deref() {
-        Some(text) => serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("heads: {e}")))?,
-        None => Vec::new(),
-    };
+    let parsed: Vec<(String, i64, serde_json::Value, Option<String>)> = r.items("heads")?;
     let heads = parsed
         .into_iter()
         .map(|(row_id, xact_id, is_root, span_id)| EventHead {
@@ -489,11 +497,7 @@ pub(crate) async fn event_heads_since(
             span_id,
         })
         .collect();
-    Ok(HeadBatch {
-        read: usize::try_from(r.n).unwrap_or(0),
-        last: r.last_xact.zip(r.last_row).map(|(x, row)| (XactId(x), row)),
-        heads,
-    })
+    Ok(HeadBatch { read: r.read(), last: r.last(), heads })
 }
 
 #[derive(sqlx::FromRow)]
