@@ -70,7 +70,7 @@ impl Checkpointer {
             let mut every = tokio::time::interval(CHECKPOINT_EVERY);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut failing = false;
-            let file = Arc::new(std::fs::File::open(&db).ok());
+            let file = std::fs::File::open(&db).ok().map(Arc::new);
             // The WAL's frames and how many of them are in the database file, as
             // of the last checkpoint.
             let mut last = (0i64, 0i64);
@@ -83,9 +83,8 @@ impl Checkpointer {
                         // its answer is as of when the checkpoint began).
                         let moved = copied > 0 && (frames, copied) != last;
                         last = (frames, copied);
-                        if moved && file.is_some() {
-                            let file = file.clone();
-                            let _ = tokio::task::spawn_blocking(move || file.as_ref().as_ref().map(write_back)).await;
+                        if let Some(file) = file.clone().filter(|_| moved) {
+                            let _ = tokio::task::spawn_blocking(move || write_back(&file)).await;
                         }
                     }
                     Err(e) if !failing && !pool.is_closed() => {
