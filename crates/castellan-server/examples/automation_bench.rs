@@ -9,8 +9,11 @@
 //!   time, read from the scheduler's transaction-id mark of 20 minutes before);
 //! * a retention sweep deleting every one of the `--rows` spans while a client
 //!   ingests 10 spans per request one request at a time — the ingest latencies
-//!   during the sweep against the same client's before it, and after it for as
-//!   long as the sweep took.
+//!   during the sweep against the same client's before it (`--before-seconds`,
+//!   10), and after it for as long as the sweep took.
+//!
+//! On PostgreSQL the filled log is vacuumed and checkpointed before anything is
+//! measured, as a log written over weeks would have been by autovacuum.
 //!
 //! A load script, not a test:
 //!
@@ -27,7 +30,7 @@ use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{fill, open, pct, span};
+use support::{fill, open, pct, settle_postgres, span};
 
 mod support;
 
@@ -36,6 +39,7 @@ struct Args {
     postgres_url: String,
     rows: u64,
     iterations: usize,
+    before_seconds: u64,
 }
 
 fn args() -> Result<Args, String> {
@@ -44,6 +48,7 @@ fn args() -> Result<Args, String> {
         postgres_url: std::env::var("CASTELLAN_TEST_POSTGRES_URL").unwrap_or_default(),
         rows: 1_000_000,
         iterations: 20,
+        before_seconds: 10,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -53,6 +58,7 @@ fn args() -> Result<Args, String> {
             "--postgres-url" => a.postgres_url = value()?,
             "--rows" => a.rows = value()?.parse().map_err(|e| format!("--rows: {e}"))?,
             "--iterations" => a.iterations = value()?.parse().map_err(|e| format!("--iterations: {e}"))?,
+            "--before-seconds" => a.before_seconds = value()?.parse().map_err(|e| format!("--before-seconds: {e}"))?,
             other => return Err(format!("unknown flag `{other}`")),
         }
     }
@@ -84,7 +90,7 @@ fn ms(d: Duration) -> f64 {
 async fn main() -> Result<(), String> {
     let a = args()?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let store = open(&a.backend, &a.postgres_url, dir.path()).await?;
+    let (store, schema) = open(&a.backend, &a.postgres_url, dir.path()).await?;
     let config = Config {
         listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
         data_dir: dir.path().to_owned(),
@@ -120,6 +126,11 @@ async fn main() -> Result<(), String> {
     let started = Instant::now();
     fill(&*store, log, 0, a.rows, old).await?;
     eprintln!("wrote {} rows in {:.1} s", a.rows, started.elapsed().as_secs_f64());
+    if let Some(schema) = &schema {
+        let t = Instant::now();
+        settle_postgres(&a.postgres_url, schema).await?;
+        eprintln!("vacuumed and checkpointed in {:.1} s", t.elapsed().as_secs_f64());
+    }
     // As a server that has run for a while has: the scheduler's transaction-id mark
     // from 20 minutes ago (these rows were written before it).
     let xact = store.read().await.map_err(|e| e.to_string())?.current_xact_id().await.map_err(|e| e.to_string())?;
@@ -177,7 +188,12 @@ async fn main() -> Result<(), String> {
                     .await
                     .is_ok_and(|r| r.status().is_success());
                 if ok {
-                    lat.push(t.elapsed());
+                    let took = t.elapsed();
+                    if took > Duration::from_millis(50) {
+                        // When, to set beside the database's own log.
+                        eprintln!("slow ingest request: {:.1} ms, ended {}", ms(took), chrono_now());
+                    }
+                    lat.push(took);
                 }
                 i += 1;
             }
@@ -186,8 +202,10 @@ async fn main() -> Result<(), String> {
         })
     };
     let slow_at_start = state.ingest_load().slow();
-    let baseline =
-        ingest_for(Arc::new(AtomicBool::new(false)), Duration::from_secs(10)).await.map_err(|e| e.to_string())?;
+    eprintln!("baseline starts {}", chrono_now());
+    let baseline = ingest_for(Arc::new(AtomicBool::new(false)), Duration::from_secs(a.before_seconds))
+        .await
+        .map_err(|e| e.to_string())?;
     let slow_before = state.ingest_load().slow();
     let (_, rule) = call(
         "/v1/project_automation".into(),
@@ -197,7 +215,9 @@ async fn main() -> Result<(), String> {
     let rid = rule["id"].as_str().ok_or("no rule id")?.to_owned();
     let stop = Arc::new(AtomicBool::new(false));
     let during = ingest_for(stop.clone(), Duration::from_secs(3600));
+    eprintln!("sweep starts {}", chrono_now());
     let (sweep, run) = call(format!("/v1/project_automation/{rid}/run"), json!({})).await?;
+    eprintln!("sweep ends {}", chrono_now());
     stop.store(true, Ordering::SeqCst);
     let during = during.await.map_err(|e| e.to_string())?;
     let slow_during = state.ingest_load().slow();
@@ -205,6 +225,7 @@ async fn main() -> Result<(), String> {
     // that the rare slow request (a slow fsync of the disk's) is counted over as
     // many requests with and without a sweep.
     let after = ingest_for(Arc::new(AtomicBool::new(false)), sweep).await.map_err(|e| e.to_string())?;
+    eprintln!("after-sweep baseline ends {}", chrono_now());
     let slow_after = state.ingest_load().slow();
     if run["count"].as_u64() != Some(a.rows) {
         return Err(format!("the sweep deleted {} rows, {} expected: {run}", run["count"], a.rows));

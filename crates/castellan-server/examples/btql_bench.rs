@@ -23,6 +23,8 @@ use serde_json::{json, Value};
 use std::time::Instant;
 use support::{fill, open, pct, span};
 
+// Not every script uses every part of the shared module.
+#[allow(dead_code)]
 mod support;
 
 struct Args {
@@ -57,7 +59,7 @@ fn args() -> Result<Args, String> {
 async fn main() -> Result<(), String> {
     let a = args()?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let store = open(&a.backend, &a.postgres_url, dir.path()).await?;
+    let (store, _) = open(&a.backend, &a.postgres_url, dir.path()).await?;
     let config = Config {
         listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
         data_dir: dir.path().to_owned(),

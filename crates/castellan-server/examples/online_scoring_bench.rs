@@ -507,5 +507,5 @@ async fn head(store: &dyn Store) -> XactId {
 }
 
 async fn open(a: &Args, dir: &std::path::Path) -> Result<Arc<dyn Store>, String> {
-    support::open(&a.backend, &a.postgres_url, dir).await
+    support::open(&a.backend, &a.postgres_url, dir).await.map(|(store, _)| store)
 }

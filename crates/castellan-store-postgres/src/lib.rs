@@ -103,6 +103,16 @@ impl PgStore {
             setup.close().await;
             opts = opts.options([("search_path", s)]);
         }
+        // Each session hands the kernel what it writes out every 256 kB
+        // (`backend_flush_after`, off by default on Linux). A session that evicts
+        // pages it changed (a retention sweep's deletes above all) otherwise leaves
+        // them in the page cache until the checkpoint's fsync or the kernel's own
+        // flush sends hundreds of megabytes out at once, and every commit's WAL
+        // flush waits behind that. A URL that sets it (`options=-c
+        // backend_flush_after=…`) is left to decide.
+        if !url.contains("backend_flush_after") {
+            opts = opts.options([("backend_flush_after", "256kB")]);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(30))
@@ -358,5 +368,41 @@ impl Store for PgStore {
 
     fn commit_notifications(&self) -> Option<std::sync::Arc<CommitSignal>> {
         Some(self.commits.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PgStore;
+
+    fn url() -> String {
+        std::env::var("CASTELLAN_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+            panic!("needs PostgreSQL: set CASTELLAN_TEST_POSTGRES_URL, or run scripts/test, which sets it up")
+        })
+    }
+
+    /// A setting's value and where it came from (`client` for a connection's own).
+    async fn setting(store: &PgStore, name: &str) -> (String, String) {
+        sqlx::query_as("SELECT current_setting($1), source FROM pg_settings WHERE name = $1")
+            .bind(name)
+            .fetch_one(&store.pool)
+            .await
+            .expect("setting")
+    }
+
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: scripts/test runs it"]
+    async fn sessions_write_back_what_they_evict_unless_the_url_says_otherwise() {
+        let url = url();
+        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let store = PgStore::connect(&url, Some(&schema)).await.expect("connect");
+        assert_eq!(setting(&store, "backend_flush_after").await, ("256kB".into(), "client".into()));
+        store.pool.close().await;
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let own = format!("{url}{sep}options=-c%20backend_flush_after%3D64kB");
+        let store = PgStore::connect(&own, Some(&schema)).await.expect("connect with options");
+        assert_eq!(setting(&store, "backend_flush_after").await.0, "64kB", "the URL's own setting stands");
+        assert_eq!(setting(&store, "search_path").await.0, schema, "and the schema still applies");
+        store.pool.close().await;
     }
 }

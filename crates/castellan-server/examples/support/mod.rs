@@ -35,21 +35,45 @@ pub fn span(n: u64) -> String {
     )
 }
 
-pub async fn open(backend: &str, postgres_url: &str, dir: &std::path::Path) -> Result<Arc<dyn Store>, String> {
+/// Opens the bench database: a SQLite file in `dir`, or a fresh schema on the
+/// PostgreSQL server at `postgres_url` (returned with the store).
+pub async fn open(
+    backend: &str,
+    postgres_url: &str,
+    dir: &std::path::Path,
+) -> Result<(Arc<dyn Store>, Option<String>), String> {
     match backend {
-        "sqlite" => Ok(Arc::new(
-            castellan_store_sqlite::SqliteStore::open(&dir.join("bench.sqlite")).await.map_err(|e| e.to_string())?,
+        "sqlite" => Ok((
+            Arc::new(
+                castellan_store_sqlite::SqliteStore::open(&dir.join("bench.sqlite"))
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+            None,
         )),
         "postgres" => {
             let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
-            Ok(Arc::new(
-                castellan_store_postgres::PgStore::connect(postgres_url, Some(&schema))
-                    .await
-                    .map_err(|e| e.to_string())?,
-            ))
+            let store = castellan_store_postgres::PgStore::connect(postgres_url, Some(&schema))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok((Arc::new(store), Some(schema)))
         }
         other => Err(format!("unknown backend `{other}`; use sqlite or postgres")),
     }
+}
+
+/// Brings a PostgreSQL schema just filled in bulk to the state a server that
+/// wrote those rows over weeks is in: vacuumed (autovacuum has long since set the
+/// pages all-visible and frozen them) and checkpointed. Without it the first
+/// minutes after a bulk fill are autovacuum rewriting every page of it and
+/// checkpoints writing them out, which is the fill's cost, not what comes next.
+pub async fn settle_postgres(postgres_url: &str, schema: &str) -> Result<(), String> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(postgres_url).await.map_err(|e| e.to_string())?;
+    for stmt in [format!("VACUUM (FREEZE, ANALYZE) {schema}.events"), "CHECKPOINT".to_owned()] {
+        sqlx::query(&stmt).execute(&mut conn).await.map_err(|e| format!("{stmt}: {e}"))?;
+    }
+    Ok(())
 }
 
 pub fn pct(lat: &[Duration], p: f64) -> f64 {
