@@ -108,14 +108,21 @@ impl PgStore {
         // pages it changed (a retention sweep's deletes above all) otherwise leaves
         // them in the page cache until the checkpoint's fsync or the kernel's own
         // flush sends hundreds of megabytes out at once, and every commit's WAL
-        // flush waits behind that. A URL that sets it (`options=-c
-        // backend_flush_after=…`) is left to decide.
-        if !url.contains("backend_flush_after") {
-            opts = opts.options([("backend_flush_after", "256kB")]);
-        }
+        // flush waits behind that. Set once a connection is open, not as a startup
+        // option, which connection poolers such as PgBouncer refuse by default. A
+        // URL that sets it (`options=-c backend_flush_after=…`) is left to decide.
+        let flush_after = !url.contains("backend_flush_after");
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if flush_after {
+                        sqlx::query("SET backend_flush_after = '256kB'").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(opts)
             .await
             .map_err(db_err)?;
@@ -381,7 +388,8 @@ mod tests {
         })
     }
 
-    /// A setting's value and where it came from (`client` for a connection's own).
+    /// A setting's value and where it came from (`session` for a `SET`, `client`
+    /// for a startup option).
     async fn setting(store: &PgStore, name: &str) -> (String, String) {
         sqlx::query_as("SELECT current_setting($1), source FROM pg_settings WHERE name = $1")
             .bind(name)
@@ -396,7 +404,7 @@ mod tests {
         let url = url();
         let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
         let store = PgStore::connect(&url, Some(&schema)).await.expect("connect");
-        assert_eq!(setting(&store, "backend_flush_after").await, ("256kB".into(), "client".into()));
+        assert_eq!(setting(&store, "backend_flush_after").await, ("256kB".into(), "session".into()));
         store.pool.close().await;
         let sep = if url.contains('?') { '&' } else { '?' };
         let own = format!("{url}{sep}options=-c%20backend_flush_after%3D64kB");
