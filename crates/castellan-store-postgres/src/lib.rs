@@ -104,7 +104,7 @@ impl PgStore {
             opts = opts.options([("search_path", s)]);
         }
         // Each session hands the kernel what it writes out every 256 kB
-        // (`backend_flush_after`, off by default on Linux). A session that evicts
+        // (`backend_flush_after`; PostgreSQL's default, 0, never). A session that evicts
         // pages it changed (a retention sweep's deletes above all) otherwise leaves
         // them in the page cache until the checkpoint's fsync or the kernel's own
         // flush sends hundreds of megabytes out at once, and every commit's WAL
