@@ -306,10 +306,15 @@ pub(crate) async fn sweep_attachments(
             .fetch_one(reader)
             .await
             .map_err(db_err)?;
-    let names = <Dialect as JsonSql>::contains("CAST(data AS TEXT)", "$3");
-    let search = format!("SELECT 1 FROM events WHERE object_kind = $1 AND object_id = $2 AND {names} LIMIT 1");
-    let since =
-        format!("SELECT 1 FROM events WHERE object_kind = $1 AND object_id = $2 AND xact_id > $4 AND {names} LIMIT 1");
+    // Whether a version of the log (`$1`, `$2`) names the key (`$3`), among those
+    // that `newer` admits.
+    let names = |newer: &str| {
+        format!(
+            "SELECT 1 FROM events WHERE object_kind = $1 AND object_id = $2{newer} AND {} LIMIT 1",
+            <Dialect as JsonSql>::contains("CAST(data AS TEXT)", "$3")
+        )
+    };
+    let (search, since) = (names(""), names(" AND xact_id > $4"));
     let mut deleted = 0;
     for key in keys {
         let still: Option<i32> = sqlx::query_scalar(&search)
